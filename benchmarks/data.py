@@ -1,0 +1,202 @@
+"""Collected data: how fast 100-byte records get in, and get to the server.
+
+``run(report)`` is what ``make bench`` calls; it also returns the figures as
+text lines (``python -m benchmarks.data`` prints them). Everything is real:
+a real server and agent (process runtime), the agent's HTTP endpoint with
+durability on (SQLite WAL, ``synchronous=FULL``: a 2xx only after fsync).
+
+1. Accepted by the local endpoint, records/s: keep-alive clients POSTing one
+   record per request (many clients: group commit at work), and JSON lines
+   of 100 records per request.
+2. Uploaded end to end, records/s: records buffered while the server is down,
+   then the time until the server has committed all of them (the upload path
+   alone); and posting while connected, first POST to last record committed.
+3. The agent's RSS, idle, with the endpoint up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+
+from benchmarks.harness import Report
+from tests.support.procs import ADMIN_TOKEN, AgentProc, ServerProc, wait_for
+
+RECORD_BYTES = 100
+
+
+def record(n: int) -> bytes:
+    head = json.dumps({"n": n, "pad": ""}, separators=(",", ":"))
+    return json.dumps(
+        {"n": n, "pad": "x" * (RECORD_BYTES - len(head))}, separators=(",", ":")
+    ).encode()
+
+
+async def _client(url: str, bodies: list[bytes], counts: list[int], per_body: int) -> None:
+    """One keep-alive HTTP/1.1 connection, requests back to back."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    target = f"{parts.path}?stream=bench"
+    try:
+        for body in bodies:
+            writer.write(
+                f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            if status // 100 != 2:
+                raise RuntimeError(f"endpoint answered {status}")
+            counts[0] += per_body
+    finally:
+        writer.close()
+
+
+async def _load(url: str, clients: int, requests: int, per_request: int) -> float:
+    """Records/s over ``clients`` connections sending ``requests`` each."""
+    counts = [0]
+    n = 0
+
+    def body() -> bytes:
+        nonlocal n
+        n += per_request
+        return b"\n".join(record(i) for i in range(n - per_request, n))
+
+    plans = [[body() for _ in range(requests)] for _ in range(clients)]
+    begin = time.perf_counter()
+    await asyncio.gather(*(_client(url, plan, counts, per_request) for plan in plans))
+    return counts[0] / (time.perf_counter() - begin)
+
+
+def _summary(http: httpx.Client, job: str) -> dict[str, Any]:
+    result: dict[str, Any] = http.get(f"/api/v1/jobs/{job}/data/summary").json()
+    return result
+
+
+def run(report: Report | None = None, quick: bool = False) -> list[str]:
+    lines: list[str] = []
+
+    def add(name: str, value: float, unit: str, note: str = "") -> None:
+        lines.append(f"data: {name}: {value:,.0f} {unit}" + (f" ({note})" if note else ""))
+        print(lines[-1], flush=True)
+        if report is not None:
+            report.add("data", "1 agent", name, value, unit, "", note)
+
+    scale = 0.2 if quick else 1.0
+    with tempfile.TemporaryDirectory(prefix="ef-bench-data-") as tmp:
+        workdir = Path(tmp)
+        server = ServerProc(workdir, heartbeat=2, extra_args=["--log-level", "warning"])
+        server.start()
+        agent: AgentProc | None = None
+        try:
+            with httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+            ) as http:
+                key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
+                agent = AgentProc(
+                    workdir,
+                    [server.url],
+                    key=key,
+                    name="bench",
+                    runtime="process",
+                    extra_args=["--log-level", "warning", "--data-quota-mb", "2048"],
+                )
+                agent.start()
+                device = agent.wait_enrolled()
+                out = workdir / "url"
+                spec = {
+                    "services": {
+                        "w": {
+                            "x-edgefleet-runtime": "process",
+                            "command": [
+                                "sh",
+                                "-c",
+                                f'echo "$$EDGEFLEET_DATA_URL" > {out}; exec sleep 100000',
+                            ],
+                        }
+                    }
+                }
+                http.post("/api/v1/applications", json={"name": "w", "version": "1", "spec": spec})
+                job = http.post("/api/v1/jobs", json={"application": "w", "devices": [device]})
+                job_id = job.json()["id"]
+                wait_for(out.exists, 60, what="workload")
+                url = out.read_text().strip()
+                time.sleep(3)
+                assert agent.process is not None
+                rss = psutil.Process(agent.process.pid).memory_info().rss / 2**20
+                add("agent RSS, idle, data endpoint up", rss, "MiB")
+
+                # 1. The local endpoint alone (uploads run alongside, as in life).
+                singles = asyncio.run(_load(url, 32, int(200 * scale), 1))
+                add("endpoint, 1 record/POST, 32 clients", singles, "records/s", "durable")
+                one = asyncio.run(_load(url, 1, int(500 * scale), 1))
+                add("endpoint, 1 record/POST, 1 client", one, "records/s", "durable")
+                lines_rate = asyncio.run(_load(url, 4, int(100 * scale), 100))
+                add("endpoint, 100 records/POST, 4 clients", lines_rate, "records/s", "durable")
+                sent = 32 * int(200 * scale) + int(500 * scale) + 4 * int(100 * scale) * 100
+                wait_for(lambda: _summary(http, job_id)["records"] >= sent, 300, what="first drain")
+
+                # 2a. Upload alone: buffered while the server is away, then drained.
+                server.stop()
+                batch = int(100_000 * scale)
+                asyncio.run(_load(url, 4, batch // 400, 100))
+                begin = time.perf_counter()
+                server.start()
+                wait_for(
+                    lambda: _summary(http, job_id)["records"] >= sent + batch,
+                    600,
+                    interval=0.1,
+                    what="drained",
+                )
+                drain = batch / (time.perf_counter() - begin)
+                add(
+                    "upload of a backlog, server restart to all committed",
+                    drain,
+                    "records/s",
+                    f"{batch:,} records; includes the server's start and the agent's reconnect",
+                )
+
+                # 2b. End to end while connected.
+                total = sent + batch
+                more = int(50_000 * scale)
+                begin = time.perf_counter()
+                asyncio.run(_load(url, 4, more // 400, 100))
+                wait_for(
+                    lambda: _summary(http, job_id)["records"] >= total + more,
+                    600,
+                    interval=0.05,
+                    what="end to end",
+                )
+                add(
+                    "end to end, POST to committed on the server",
+                    more / (time.perf_counter() - begin),
+                    "records/s",
+                    f"{more:,} records, 100 per POST",
+                )
+        finally:
+            if agent is not None:
+                agent.stop()
+            server.stop()
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    run(quick="--quick" in sys.argv)

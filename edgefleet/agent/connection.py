@@ -1,0 +1,233 @@
+"""The agent's one outbound connection, kept up forever.
+
+Reconnects use exponential backoff with full jitter (delay drawn uniformly
+from 0..min(cap, base * 2^attempt)), so 10,000 agents that lost the same
+server do not come back in lockstep. The attempt count resets once a
+connection is welcomed. With several ``--server`` URLs the agent moves to
+the next one after each failure. Only :class:`DeviceRevoked` ends the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from edgefleet.agent.errors import DeviceRevoked
+from edgefleet.agent.state import Identity
+from edgefleet.wire.link import Link, TransportClosed
+from edgefleet.wire.messages import Heartbeat, Hello, Message, Revoked, Welcome
+from edgefleet.wire.mux import AcceptHandler
+
+log = logging.getLogger(__name__)
+
+REVOKED_CODE = 4401
+
+
+class Backoff:
+    def __init__(
+        self, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return self._rng.uniform(0, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def ws_url(server: str) -> str:
+    if server.startswith("https://"):
+        server = "wss://" + server[8:]
+    elif server.startswith("http://"):
+        server = "ws://" + server[7:]
+    return server.rstrip("/") + "/api/v1/agent/connect"
+
+
+class WebSocketTransport:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send_text(self, data: str) -> None:
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def send_bytes(self, data: bytes) -> None:
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self.ws.recv()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, reason)
+
+
+def _closed(exc: ConnectionClosed) -> TransportClosed:
+    frame = exc.rcvd
+    return TransportClosed(
+        frame.code if frame else 1006, frame.reason if frame else "connection lost"
+    )
+
+
+class Connection:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        hello: Callable[[], Hello],
+        on_message: Callable[[Message], Awaitable[None]],
+        on_stream: AcceptHandler | None,
+        heartbeat: Callable[[], Heartbeat],
+        heartbeat_interval: float | None,
+        reconnect_cap: float,
+        ssl_context: ssl.SSLContext | None,
+        on_up: Callable[[], Awaitable[None]] | None = None,
+        on_down: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.identity = identity
+        self._hello = hello
+        self._on_message = on_message
+        self._on_stream = on_stream
+        self._heartbeat = heartbeat
+        self._forced_interval = heartbeat_interval
+        self.interval = heartbeat_interval or 10.0
+        self.backoff = Backoff(cap=reconnect_cap)
+        self._ssl = ssl_context
+        self._on_up = on_up
+        self._on_down = on_down
+        self.link: Link | None = None
+        self.welcome: Welcome | None = None
+        self.connected = asyncio.Event()
+        self._interval_changed = asyncio.Event()
+        self._revoked: str | None = None
+        self._server_index = 0
+
+    @property
+    def server(self) -> str:
+        return self.identity.servers[self._server_index % len(self.identity.servers)]
+
+    async def send(self, message: Message) -> bool:
+        """Send if connected; returns False otherwise (callers keep their own state
+        and resend everything after reconnecting)."""
+        link = self.link
+        if link is None or link.closed.is_set():
+            return False
+        try:
+            await link.send(message)
+        except TransportClosed:
+            return False
+        return True
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except DeviceRevoked:
+                raise
+            except (
+                OSError,
+                TimeoutError,
+                InvalidStatus,
+                websockets.InvalidHandshake,
+                TransportClosed,
+            ) as exc:
+                log.warning("cannot reach %s: %s", self.server, exc)
+            except Exception:
+                log.exception("connection to %s failed", self.server)
+            if self._revoked:
+                raise DeviceRevoked(self._revoked)
+            self._server_index += 1
+            delay = self.backoff.next_delay()
+            log.info("reconnecting to %s in %.1f s", self.server, delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        headers = {"Authorization": f"Bearer {self.identity.credential}"}
+        async with connect(
+            ws_url(self.server),
+            additional_headers=headers,
+            ssl=self._ssl if self.server.startswith(("https://", "wss://")) else None,
+            open_timeout=15,
+            ping_interval=20,
+            ping_timeout=20,
+            max_size=8 * 1024 * 1024,
+            close_timeout=5,
+        ) as ws:
+            transport = WebSocketTransport(ws)
+            link = Link(transport, odd=False, on_message=self._dispatch, on_stream=self._on_stream)
+            await link.send(self._hello())
+            self.link = link
+            beat = asyncio.create_task(self._beat(link))
+            try:
+                await link.run()
+            finally:
+                beat.cancel()
+                self.link = None
+                self.connected.clear()
+                if self._on_down is not None:
+                    await self._on_down()
+            if link.close_code == REVOKED_CODE and not self._revoked:
+                self._revoked = link.close_reason or "device credential revoked"
+            log.warning(
+                "disconnected from %s (%s %s)", self.server, link.close_code, link.close_reason
+            )
+
+    async def _dispatch(self, message: Message) -> None:
+        if isinstance(message, Welcome):
+            self.welcome = message
+            if self._forced_interval is None and self.interval != message.heartbeat_interval:
+                self.interval = message.heartbeat_interval
+                self._interval_changed.set()
+            self.backoff.reset()
+            self.connected.set()
+            log.info("connected to %s as %s (%s)", self.server, message.name, message.device_id)
+            if self._on_up is not None:
+                await self._on_up()
+            return
+        if isinstance(message, Revoked):
+            self._revoked = message.reason
+            if self.link is not None:
+                await self.link.close(1000, "revoked")
+            return
+        await self._on_message(message)
+
+    async def _beat(self, link: Link) -> None:
+        """Heartbeat every ``interval``. One wake-up per beat (the simulator runs
+        10,000 of these loops); the server's Welcome, which may change the
+        interval after this task started, wakes it early."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while not link.closed.is_set():
+            self._interval_changed.clear()
+            due = last + self.interval - loop.time()
+            if due > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._interval_changed.wait(), due)
+                continue
+            last = loop.time()
+            try:
+                await link.send(self._heartbeat())
+            except TransportClosed:
+                return

@@ -1,0 +1,477 @@
+"""The device's durable buffer of collected records and files (SQLite, WAL,
+``synchronous=FULL``: a commit returns only once the WAL is fsync'd).
+
+Tables::
+
+    records  id (upload order) | job | stream | seq | time | rid | payload | size
+    streams  job | stream | next_seq | accepted | uploaded | evicted | rejected | last_time
+    ids      job | stream | rid -> seq            (idempotency; kept RID_RETENTION)
+    files    id | job | seq | name | size | sha256 | time | path
+
+A record gets its ``seq`` (per job and stream, never reused: ``next_seq``
+survives the deletion of every record) in the same transaction that stores
+it, so a record the workload was told about is on disk with its number, and
+a crash between server commit and local delete only makes the uploader send
+it again (the server drops the duplicate). Everything here is synchronous and
+called from one worker thread (:mod:`edgefleet.agent.data.service`); unit
+tests drive it directly.
+
+Quota: the sum of record payload sizes plus a fixed overhead per record and
+the sizes of buffered files, against ``quota_bytes``. When full, a write is
+refused (:class:`QuotaFull`), or with ``evict_oldest`` the oldest records
+are deleted and counted per stream (reported to the server as ``evicted``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RECORD_OVERHEAD = 64  # bytes counted per record on top of its payload
+RID_RETENTION = 24 * 3600.0
+FILES = "#files"  # the seq counter of files; no stream name can start with "#"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+    time REAL NOT NULL, rid TEXT, payload TEXT NOT NULL, size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (
+    job TEXT NOT NULL, stream TEXT NOT NULL, next_seq INTEGER NOT NULL DEFAULT 1,
+    accepted INTEGER NOT NULL DEFAULT 0, uploaded INTEGER NOT NULL DEFAULT 0,
+    evicted INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+    last_time REAL, PRIMARY KEY (job, stream)
+);
+CREATE TABLE IF NOT EXISTS ids (
+    job TEXT NOT NULL, stream TEXT NOT NULL, rid TEXT NOT NULL, seq INTEGER NOT NULL,
+    time REAL NOT NULL, PRIMARY KEY (job, stream, rid)
+);
+CREATE INDEX IF NOT EXISTS ids_time ON ids (time);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, seq INTEGER NOT NULL,
+    name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, time REAL NOT NULL,
+    path TEXT NOT NULL
+);
+"""
+
+
+class BufferError(Exception):
+    """Errors of the buffer, each with a message for the workload::
+
+    BufferError
+     +-- QuotaFull    the device's data quota is used up (HTTP 507)
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QuotaFull(BufferError):
+    pass
+
+
+@dataclass
+class Incoming:
+    """Records of one request, for one job and stream; ``rid`` per record or None."""
+
+    job: str
+    stream: str
+    records: list[tuple[str | None, str]]
+
+
+@dataclass
+class Stored:
+    """What happened to each record of an :class:`Incoming`: its seq, and
+    whether it was already there (same record id)."""
+
+    seqs: list[int] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
+class Row:
+    id: int
+    job: str
+    stream: str
+    seq: int
+    time: float
+    rid: str | None
+    payload: str
+
+
+@dataclass
+class PendingFile:
+    id: int
+    job: str
+    seq: int
+    name: str
+    size: int
+    sha256: str
+    time: float
+    path: Path
+
+
+@dataclass
+class StreamStats:
+    job: str
+    stream: str
+    pending: int
+    pending_bytes: int
+    oldest: float | None
+    accepted: int
+    uploaded: int
+    evicted: int
+    rejected: int
+    last_time: float | None
+
+
+class Buffer:
+    def __init__(self, path: Path, quota_bytes: int, evict_oldest: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.files_dir = path.parent / "files"
+        self.files_dir.mkdir(exist_ok=True)
+        self.quota_bytes = quota_bytes
+        self.evict_oldest = evict_oldest
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA cache_size=-512")  # 512 KiB: the agent must stay small
+        self.db.executescript(_SCHEMA)
+        self._next: dict[tuple[str, str], int] = {
+            (j, s): n for j, s, n in self.db.execute("SELECT job, stream, next_seq FROM streams")
+        }
+        records = self.db.execute("SELECT count(*), coalesce(sum(size), 0) FROM records").fetchone()
+        files = self.db.execute("SELECT coalesce(sum(size), 0) FROM files").fetchone()
+        self.used = int(records[1]) + RECORD_OVERHEAD * int(records[0]) + int(files[0])
+        self.pending = int(records[0])
+        self._drop_orphan_files()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, requests: list[Incoming]) -> list[Stored | BufferError]:
+        """Store several requests in one transaction (one fsync for all: group
+        commit). Each request is stored whole or refused whole."""
+        now = time.time()
+        results: list[Stored | BufferError] = []
+        used, pending = self.used, self.pending
+        next_seq = dict(self._next)
+        try:
+            with self._tx() as db:
+                for request in requests:
+                    try:
+                        results.append(self._write_one(db, request, now, next_seq))
+                    except BufferError as exc:
+                        results.append(exc)
+        except BaseException:
+            self.used, self.pending = used, pending
+            raise
+        self._next = next_seq
+        return results
+
+    def _write_one(
+        self,
+        db: sqlite3.Connection,
+        request: Incoming,
+        now: float,
+        next_seq: dict[tuple[str, str], int],
+    ) -> Stored:
+        key = (request.job, request.stream)
+        result = Stored()
+        seqs: list[int | None] = []
+        fresh: list[int] = []
+        seen: dict[str, int | None] = {}  # record id -> seq (None: new in this request)
+        for i, (rid, _) in enumerate(request.records):
+            if rid is None:
+                fresh.append(i)
+                seqs.append(None)
+            elif rid in seen:
+                result.duplicates += 1
+                seqs.append(seen[rid])
+            else:
+                row = db.execute(
+                    "SELECT seq FROM ids WHERE job=? AND stream=? AND rid=?", (*key, rid)
+                ).fetchone()
+                if row is not None:
+                    result.duplicates += 1
+                    seen[rid] = int(row[0])
+                else:
+                    seen[rid] = None
+                    fresh.append(i)
+                seqs.append(seen[rid])
+        if fresh:
+            sizes = {i: len(request.records[i][1].encode()) for i in fresh}
+            need = sum(sizes.values()) + RECORD_OVERHEAD * len(fresh)
+            self._make_room(db, need)
+            seq = next_seq.get(key)
+            if seq is None:
+                db.execute("INSERT OR IGNORE INTO streams (job, stream) VALUES (?, ?)", key)
+                seq = 1
+            rows = []
+            for i in fresh:
+                rid, payload = request.records[i]
+                rows.append((request.job, request.stream, seq, now, rid, payload, sizes[i]))
+                seqs[i] = seq
+                if rid is not None:
+                    seen[rid] = seq
+                seq += 1
+            db.executemany(
+                "INSERT INTO records (job, stream, seq, time, rid, payload, size) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO ids (job, stream, rid, seq, time) VALUES (?, ?, ?, ?, ?)",
+                [(r[0], r[1], r[4], r[2], now) for r in rows if r[4] is not None],
+            )
+            db.execute(
+                "UPDATE streams SET next_seq=?, accepted=accepted+?, last_time=? "
+                "WHERE job=? AND stream=?",
+                (seq, len(rows), now, *key),
+            )
+            next_seq[key] = seq
+            self.used += need
+            self.pending += len(rows)
+        result.seqs = [
+            s if s is not None else int(seen[str(request.records[i][0])] or 0)
+            for i, s in enumerate(seqs)
+        ]
+        return result
+
+    def _make_room(self, db: sqlite3.Connection, need: int) -> None:
+        if self.used + need <= self.quota_bytes:
+            return
+        if need > self.quota_bytes:
+            raise QuotaFull(
+                f"these records need {need} bytes, more than the device's whole data quota "
+                f"({self.quota_bytes} bytes)"
+            )
+        if not self.evict_oldest:
+            raise QuotaFull(
+                f"the device's data buffer is full ({self.used} of {self.quota_bytes} bytes "
+                "waiting for upload); retry later, or the operator can raise --data-quota-mb "
+                "or allow --data-evict-oldest"
+            )
+        while self.used + need > self.quota_bytes:
+            victims = db.execute(
+                "SELECT id, job, stream, size FROM records ORDER BY id LIMIT 500"
+            ).fetchall()
+            if not victims:
+                raise QuotaFull(
+                    f"the device's data buffer is full of files ({self.used} of "
+                    f"{self.quota_bytes} bytes) waiting for upload; retry later"
+                )
+            freed, cut = 0, 0
+            counts: dict[tuple[str, str], int] = {}
+            for record_id, job, stream, size in victims:
+                freed += size + RECORD_OVERHEAD
+                counts[(job, stream)] = counts.get((job, stream), 0) + 1
+                cut = record_id
+                if self.used - freed + need <= self.quota_bytes:
+                    break
+            db.execute("DELETE FROM records WHERE id <= ?", (cut,))
+            db.executemany(
+                "UPDATE streams SET evicted=evicted+? WHERE job=? AND stream=?",
+                [(n, j, s) for (j, s), n in counts.items()],
+            )
+            self.used -= freed
+            self.pending -= sum(counts.values())
+
+    # -- files ----------------------------------------------------------------------------
+
+    def file_path(self, name: str) -> Path:
+        return self.files_dir / name
+
+    def reserve(self, size: int) -> None:
+        """Check (before receiving a file) that ``size`` more bytes fit. Files
+        never evict records: they are refused when the buffer is full."""
+        if self.used + size > self.quota_bytes:
+            raise QuotaFull(
+                f"the device's data buffer has no room for a {size}-byte file "
+                f"({self.used} of {self.quota_bytes} bytes used); retry later"
+            )
+
+    def add_file(self, job: str, name: str, path: Path, size: int, sha256: str) -> int:
+        """Register a file already written and fsync'd at ``path``; returns its seq."""
+        self.reserve(size)
+        key = (job, FILES)
+        with self._tx() as db:
+            seq = self._next.get(key)
+            if seq is None:
+                db.execute("INSERT OR IGNORE INTO streams (job, stream) VALUES (?, ?)", key)
+                seq = 1
+            db.execute(
+                "INSERT INTO files (job, seq, name, size, sha256, time, path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job, seq, name, size, sha256, time.time(), path.name),
+            )
+            db.execute(
+                "UPDATE streams SET next_seq=?, accepted=accepted+1, last_time=? "
+                "WHERE job=? AND stream=?",
+                (seq + 1, time.time(), *key),
+            )
+        self._next[key] = seq + 1
+        self.used += size
+        return seq
+
+    def pending_files(self, limit: int = 10) -> list[PendingFile]:
+        rows = self.db.execute(
+            "SELECT id, job, seq, name, size, sha256, time, path FROM files ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            PendingFile(
+                id=r[0],
+                job=r[1],
+                seq=r[2],
+                name=r[3],
+                size=r[4],
+                sha256=r[5],
+                time=r[6],
+                path=self.files_dir / r[7],
+            )
+            for r in rows
+        ]
+
+    def file_done(self, file: PendingFile, rejected: bool = False) -> None:
+        with self._tx() as db:
+            gone = db.execute("DELETE FROM files WHERE id=?", (file.id,)).rowcount
+            column = "rejected" if rejected else "uploaded"
+            db.execute(
+                f"UPDATE streams SET {column}={column}+? WHERE job=? AND stream=?",
+                (gone, file.job, FILES),
+            )
+        if gone:
+            self.used -= file.size
+        with contextlib.suppress(FileNotFoundError):
+            file.path.unlink()
+
+    def _drop_orphan_files(self) -> None:
+        """Files written but never registered (a crash in between) are garbage."""
+        known = {r[0] for r in self.db.execute("SELECT path FROM files")}
+        for entry in self.files_dir.iterdir():
+            if entry.name not in known:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+    # -- uploading ------------------------------------------------------------------------
+
+    def batch(self, max_records: int, max_bytes: int) -> list[Row]:
+        """The oldest records, at least one, up to the limits."""
+        rows = self.db.execute(
+            "SELECT id, job, stream, seq, time, rid, payload, size FROM records "
+            "ORDER BY id LIMIT ?",
+            (max_records,),
+        ).fetchall()
+        batch: list[Row] = []
+        total = 0
+        for r in rows:
+            total += r[7] + RECORD_OVERHEAD
+            if batch and total > max_bytes:
+                break
+            batch.append(Row(*r[:7]))
+        return batch
+
+    def acknowledge(self, rows: list[Row], discarded: set[str] | None = None) -> None:
+        """The server committed ``rows`` (or refuses the jobs in ``discarded``
+        for good): delete them, count them."""
+        if not rows:
+            return
+        discarded = discarded or set()
+        first, last = rows[0].id, rows[-1].id
+        uploaded: dict[tuple[str, str], int] = {}
+        rejected: dict[tuple[str, str], int] = {}
+        for row in rows:
+            into = rejected if row.job in discarded else uploaded
+            into[(row.job, row.stream)] = into.get((row.job, row.stream), 0) + 1
+        with self._tx() as db:
+            count, size = db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM records WHERE id BETWEEN ? AND ?",
+                (first, last),
+            ).fetchone()
+            db.execute("DELETE FROM records WHERE id BETWEEN ? AND ?", (first, last))
+            db.executemany(
+                "UPDATE streams SET uploaded=uploaded+? WHERE job=? AND stream=?",
+                [(n, j, s) for (j, s), n in uploaded.items()],
+            )
+            db.executemany(
+                "UPDATE streams SET rejected=rejected+? WHERE job=? AND stream=?",
+                [(n, j, s) for (j, s), n in rejected.items()],
+            )
+            if discarded:
+                marks = ",".join("?" * len(discarded))
+                more = db.execute(
+                    f"SELECT job, stream, count(*), coalesce(sum(size), 0) FROM records "
+                    f"WHERE job IN ({marks}) GROUP BY job, stream",
+                    tuple(discarded),
+                ).fetchall()
+                db.execute(f"DELETE FROM records WHERE job IN ({marks})", tuple(discarded))
+                for job, stream, n, s in more:
+                    db.execute(
+                        "UPDATE streams SET rejected=rejected+? WHERE job=? AND stream=?",
+                        (n, job, stream),
+                    )
+                    count += n
+                    size += s
+        self.used -= int(size) + RECORD_OVERHEAD * int(count)
+        self.pending -= int(count)
+
+    # -- upkeep and reporting ---------------------------------------------------------------
+
+    def prune_ids(self, now: float | None = None) -> int:
+        cutoff = (now or time.time()) - RID_RETENTION
+        with self._tx() as db:
+            return db.execute("DELETE FROM ids WHERE time < ?", (cutoff,)).rowcount
+
+    def stats(self) -> list[StreamStats]:
+        pending = {
+            (j, s): (n, b, o)
+            for j, s, n, b, o in self.db.execute(
+                "SELECT job, stream, count(*), sum(size), min(time) FROM records "
+                "GROUP BY job, stream"
+            )
+        }
+        result = []
+        for job, stream, accepted, uploaded, evicted, rejected, last in self.db.execute(
+            "SELECT job, stream, accepted, uploaded, evicted, rejected, last_time FROM streams "
+            "WHERE stream != ? ORDER BY job, stream",
+            (FILES,),
+        ):
+            n, b, oldest = pending.get((job, stream), (0, 0, None))
+            result.append(
+                StreamStats(
+                    job, stream, n, int(b or 0), oldest, accepted, uploaded, evicted, rejected, last
+                )
+            )
+        return result
+
+    def files_pending(self) -> dict[str, int]:
+        return {j: n for j, n in self.db.execute("SELECT job, count(*) FROM files GROUP BY job")}
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

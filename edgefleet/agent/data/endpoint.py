@@ -1,0 +1,202 @@
+"""What workloads may send to ``EDGEFLEET_DATA_URL``, and the answers they get.
+
+    POST {url}?stream=NAME          one JSON object, or JSON lines (one object a line)
+                                    -> 201 {"stream", "accepted", "duplicates", "seqs"}
+                                       (200 when every record was already there)
+    POST {url}/files?name=FILE      the raw bytes of one file -> 201 {"name", "seq", "size"}
+    GET  {url}                      this job's backlog on the device
+
+``url`` is ``http://HOST:PORT/v1/JOB/TOKEN``: TOKEN is an HMAC of the job id
+under the agent's secret, so a workload can only write as its own job.
+
+Limits (each refusal is a 4xx naming the line and the problem; nothing of a
+refused request is stored, and nothing refused ever blocks the upload queue):
+
+- a record: a JSON object, at most ``MAX_RECORD_BYTES`` (256 KiB) once
+  compacted; NaN/Infinity are not JSON;
+- a request: at most ``MAX_BODY_BYTES`` (16 MiB) and ``MAX_RECORDS`` lines;
+- a stream name: 1-63 letters, digits, ``.``, ``_``, ``-`` (default ``default``);
+- a record id (``X-Record-Id`` for a single record, or a string/integer
+  ``"id"`` field): at most 128 characters; the same id in the same stream is
+  stored once and answers with the first copy's seq;
+- a file: at most ``MAX_FILE_BYTES`` (256 MiB) and the room left in the quota.
+
+A full buffer answers 507 with ``Retry-After`` (backpressure), unless the
+agent runs with ``--data-evict-oldest``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+from edgefleet.agent.data.buffer import Incoming, Stored
+from edgefleet.agent.data.http import HttpError, Request, Response
+
+MAX_RECORD_BYTES = 256 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_RECORDS = 10_000
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_ID_CHARS = 128
+STREAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
+
+
+class Store(Protocol):
+    """What the endpoint needs from the data service."""
+
+    def job_for(self, job: str, token: str) -> bool:
+        """Whether ``token`` is this agent's token for ``job``."""
+
+    async def store(self, incoming: Incoming) -> Stored:
+        """Write durably (raises BufferError when the quota is full)."""
+
+    async def store_file(self, job: str, name: str, body: AsyncIterator[bytes], size: int) -> int:
+        """Write a file durably; returns its seq."""
+
+    async def backlog(self, job: str) -> dict[str, Any]:
+        """This job's streams on the device."""
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse(text: bytes) -> Any:
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def _compact(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def _record_id(record: dict[str, Any]) -> str | None:
+    value = record.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def parse_records(body: bytes, header_id: str | None) -> list[tuple[str | None, str]]:
+    """The body as ``(record id, compact JSON)`` pairs; raises HttpError naming
+    the first problem."""
+    if not body.strip():
+        raise HttpError(400, "empty body: send one JSON object, or JSON lines")
+    records: list[tuple[str | None, str]] = []
+    try:
+        whole = _parse(body)
+    except (ValueError, UnicodeDecodeError):
+        whole = None
+        lines = body.split(b"\n")
+    else:
+        if isinstance(whole, list):
+            raise HttpError(
+                422, "the body is a JSON array: send one JSON object, or JSON lines (one a line)"
+            )
+        lines = [body]
+    if len(lines) > 1 and header_id is not None:
+        raise HttpError(
+            400, 'X-Record-Id names a single record; for JSON lines give each an "id" field'
+        )
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = whole if len(lines) == 1 and whole is not None else _parse(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            where = f"line {number}" if len(lines) > 1 else "the body"
+            raise HttpError(400, f"{where} is not valid JSON: {exc}") from None
+        if not isinstance(record, dict):
+            where = f"line {number}" if len(lines) > 1 else "the body"
+            raise HttpError(422, f"{where}: a record must be a JSON object, not {_kind(record)}")
+        text = _compact(record)
+        size = len(text.encode())
+        if size > MAX_RECORD_BYTES:
+            where = f"the record on line {number}" if len(lines) > 1 else "the record"
+            raise HttpError(
+                413, f"{where} is {size} bytes; the limit is {MAX_RECORD_BYTES} bytes per record"
+            )
+        rid = header_id if header_id is not None else _record_id(record)
+        if rid is not None and len(rid) > MAX_ID_CHARS:
+            raise HttpError(422, f"record id on line {number} is over {MAX_ID_CHARS} characters")
+        records.append((rid, text))
+        if len(records) > MAX_RECORDS:
+            raise HttpError(413, f"more than {MAX_RECORDS} records in one request; split it")
+    if not records:
+        raise HttpError(400, "empty body: send one JSON object, or JSON lines")
+    return records
+
+
+def check_stream(name: str) -> str:
+    if not STREAM_RE.match(name):
+        raise HttpError(
+            400,
+            f"stream name {name!r} is invalid: use 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
+    return name
+
+
+def make_handler(store: Store) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "v1":
+            raise HttpError(404, "not found: use the URL in $EDGEFLEET_DATA_URL")
+        job, token, rest = parts[1], parts[2], parts[3:]
+        if not store.job_for(job, token):
+            raise HttpError(404, "unknown job or token: use the URL in $EDGEFLEET_DATA_URL")
+        if not rest:
+            if request.method == "POST":
+                return await _records(store, job, request)
+            if request.method == "GET":
+                return Response(200, await store.backlog(job))
+            raise HttpError(405, f"{request.method} is not allowed here: POST records")
+        if rest == ["files"]:
+            if request.method != "POST":
+                raise HttpError(405, "POST a file's bytes to files?name=NAME")
+            return await _file(store, job, request)
+        raise HttpError(404, f"no such path {'/'.join(rest)!r}: POST records, or files?name=")
+
+    return handle
+
+
+async def _records(store: Store, job: str, request: Request) -> Response:
+    stream = check_stream(request.query.get("stream") or "default")
+    body = await request.read(MAX_BODY_BYTES)
+    records = parse_records(body, request.headers.get("x-record-id"))
+    stored = await store.store(Incoming(job, stream, records))
+    accepted = len(records) - stored.duplicates
+    return Response(
+        201 if accepted else 200,
+        {
+            "stream": stream,
+            "accepted": accepted,
+            "duplicates": stored.duplicates,
+            "seqs": stored.seqs,
+        },
+    )
+
+
+async def _file(store: Store, job: str, request: Request) -> Response:
+    name = request.query.get("name") or ""
+    if not FILE_RE.match(name):
+        raise HttpError(
+            400,
+            f"file name {name!r} is invalid: give ?name= with 1-200 letters, digits, "
+            "spaces, '.', '_' or '-'",
+        )
+    size = request.content_length
+    if size is None:
+        raise HttpError(411, "send the file with a Content-Length header")
+    if size > MAX_FILE_BYTES:
+        raise HttpError(413, f"file of {size} bytes is over the limit of {MAX_FILE_BYTES} bytes")
+    seq = await store.store_file(job, name, request.chunks(), size)
+    return Response(201, {"name": name, "seq": seq, "size": size})

@@ -1,0 +1,313 @@
+"""The agent's data part: the local endpoint, the buffer, the uploader.
+
+    workload --POST--> listener (127.0.0.1, job-network gateways) --> endpoint
+        --> group commit (one thread, one transaction for all waiting requests)
+        --> buffer (SQLite, fsync'd) --> 2xx to the workload
+    uploader --DataBatch--> server --commit--> DataAck --> buffer deletes
+
+The port is chosen once (``--data-port``, or a free one on first start) and
+kept in the state dir: URLs are baked into running containers' environment,
+so it must not change across agent restarts. Listeners on gateway addresses
+are opened lazily, because a bridge's address exists only while a container
+runs on it; a pass every ``LISTEN_EVERY`` seconds binds new ones and closes
+those whose network is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from edgefleet.agent.changes.plan import revision_of
+from edgefleet.agent.data import networks
+from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored, fsync_dir
+from edgefleet.agent.data.endpoint import make_handler
+from edgefleet.agent.data.http import HttpError, Server
+from edgefleet.agent.data.uploader import Uploader
+from edgefleet.agent.runtimes.base import network_name
+from edgefleet.agent.state import atomic_write
+
+if TYPE_CHECKING:
+    from edgefleet.agent.agent import Agent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LISTEN_EVERY = 2.0
+GROUP_MAX = 256  # requests per group commit
+RETRY_AFTER = "10"
+PRUNE_EVERY = 1800  # listener passes between prunings of old record ids (an hour)
+
+
+def _loopback(peer: str) -> bool:
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
+def _within(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Callable[[str], bool]:
+    def allow(peer: str) -> bool:
+        try:
+            return ipaddress.ip_address(peer) in subnet
+        except ValueError:
+            return False
+
+    return allow
+
+
+class DataService:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        settings = agent.settings
+        self.dir = agent.state.root / "data"
+        self.dir.mkdir(mode=0o700, exist_ok=True)
+        self.secret = self._load_secret()
+        self.port = self._load_port(settings.data_port)
+        self.buffer = Buffer(
+            self.dir / "buffer.db", settings.data_quota_mb * 1024 * 1024, settings.data_evict_oldest
+        )
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="data-buffer")
+        self._queue: list[tuple[Incoming, asyncio.Future[Stored]]] = []
+        self._wake = asyncio.Event()
+        self._listeners: dict[str, Server] = {}
+        self._gateways: dict[str, str] = {}  # network name -> gateway
+        self._tasks: list[asyncio.Task[None]] = []
+        self.uploader = Uploader(self)
+        self.handler = make_handler(self)
+
+    # -- identity of URLs -----------------------------------------------------------------
+
+    def _load_secret(self) -> bytes:
+        path = self.dir / "secret"
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            secret = secrets.token_bytes(32)
+            atomic_write(path, secret.hex().encode(), 0o600)
+            return secret
+
+    def _load_port(self, configured: int) -> int:
+        if configured:
+            return configured
+        path = self.dir / "port"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return int(path.read_text().strip())
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        atomic_write(path, str(port).encode(), 0o600)
+        return port
+
+    def token(self, job: str) -> str:
+        digest = hmac.new(self.secret, job.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode()
+
+    def job_for(self, job: str, token: str) -> bool:
+        return hmac.compare_digest(self.token(job), token)
+
+    def url(self, job: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/v1/{job}/{self.token(job)}"
+
+    def env(self, job_id: str, service: str) -> dict[str, str]:
+        """Env hook: ``EDGEFLEET_DATA_URL`` for one workload."""
+        return {"EDGEFLEET_DATA_URL": self.url(job_id, self._host_for(job_id, service))}
+
+    def _host_for(self, job_id: str, service: str) -> str:
+        jobs = self.agent.jobs
+        assignment = jobs.assignments().get(job_id) if jobs is not None else None
+        if assignment is None or service not in assignment.spec.services:
+            return "127.0.0.1"
+        spec = assignment.spec.services[service]
+        if spec.runtime == "process" or spec.network_mode == "host":
+            return "127.0.0.1"
+        first = next(iter(spec.networks or {"default": []}))
+        device = jobs.device_id if jobs is not None else ""
+        name = network_name(job_id, device, revision_of(assignment), first)
+        if name not in self._gateways:
+            runtime = self.agent.runtimes.container if self.agent.runtimes else None
+            gateway = networks.gateway_now(runtime, name)
+            if gateway is None:
+                return networks.FALLBACK_HOST
+            self._gateways[name] = gateway
+        return self._gateways[name]
+
+    # -- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._writer(), name="data-writer"),
+            asyncio.create_task(self._listen_loop(), name="data-listeners"),
+            asyncio.create_task(self.uploader.run(), name="data-uploader"),
+            asyncio.create_task(self.uploader.report_loop(), name="data-backlog"),
+        ]
+        await self._listen_once()
+        log.info(
+            "data endpoint on port %d (buffer: %d records waiting)", self.port, self.buffer.pending
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for server in self._listeners.values():
+            await server.close()
+        self._listeners.clear()
+        await self.call(self.buffer.close)
+        self._thread.shutdown(wait=True)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a buffer method on the buffer's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    # -- listeners ------------------------------------------------------------------------
+
+    async def _listen_loop(self) -> None:
+        passes = 0
+        while True:
+            await asyncio.sleep(LISTEN_EVERY)
+            try:
+                await self._listen_once()
+                passes += 1
+                if passes % PRUNE_EVERY == 0:
+                    await self.call(self.buffer.prune_ids)
+            except Exception:
+                log.exception("data endpoint: listener pass failed")
+
+    async def _listen_once(self) -> None:
+        runtime = self.agent.runtimes.container if self.agent.runtimes else None
+        device = self.agent.jobs.device_id if self.agent.jobs is not None else ""
+        found = await networks.job_networks(runtime, device)
+        wanted: dict[str, Callable[[str], bool]] = {"127.0.0.1": _loopback}
+        for net in found:
+            self._gateways[net.name] = net.gateway
+            wanted[net.gateway] = _within(net.subnet)
+        for address in list(self._listeners):
+            if address not in wanted:
+                await self._listeners.pop(address).close()
+                log.info("data endpoint: closed %s:%d", address, self.port)
+        for address, allow in wanted.items():
+            if address in self._listeners:
+                continue
+            server = Server(self.handler, allow)
+            try:
+                await server.listen(address, self.port)
+            except OSError as exc:
+                # The bridge has no address until a container runs on it: next pass.
+                log.debug("data endpoint: cannot listen on %s:%d yet: %s", address, self.port, exc)
+                continue
+            self._listeners[address] = server
+            log.info("data endpoint: listening on %s:%d", address, self.port)
+        known = {net.name for net in found}
+        for name in list(self._gateways):
+            if name not in known:
+                self._gateways.pop(name, None)
+
+    # -- writing (Store) ------------------------------------------------------------------
+
+    async def store(self, incoming: Incoming) -> Stored:
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queue.append((incoming, future))
+        self._wake.set()
+        return await future
+
+    async def _writer(self) -> None:
+        """Group commit: whatever queued while the last commit ran goes in the next."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+                try:
+                    results = await self.call(self.buffer.write, [i for i, _ in group])
+                except sqlite3.Error as exc:
+                    error = _disk_error(exc)
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), result in zip(group, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BufferError):
+                        future.set_exception(
+                            HttpError(507, result.message, {"retry-after": RETRY_AFTER})
+                        )
+                    else:
+                        future.set_result(result)
+                self.uploader.kick()
+
+    async def store_file(self, job: str, name: str, body: AsyncIterator[bytes], size: int) -> int:
+        try:
+            await self.call(self.buffer.reserve, size)
+        except BufferError as exc:
+            raise HttpError(507, exc.message, {"retry-after": RETRY_AFTER}) from None
+        path = self.buffer.file_path(uuid.uuid4().hex)
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            with open(path, "wb") as out:
+                async for chunk in body:
+                    received += len(chunk)
+                    if received > size:
+                        raise HttpError(400, "the body is longer than its Content-Length")
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                await self.call(os.fsync, out.fileno())
+            if received != size:
+                raise HttpError(400, f"the body ended after {received} of {size} bytes")
+            await self.call(fsync_dir, path.parent)
+            seq = await self.call(self.buffer.add_file, job, name, path, size, digest.hexdigest())
+        except BufferError as exc:
+            path.unlink(missing_ok=True)
+            raise HttpError(507, exc.message, {"retry-after": RETRY_AFTER}) from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self.uploader.kick()
+        return seq
+
+    async def backlog(self, job: str) -> dict[str, Any]:
+        stats = await self.call(self.buffer.stats)
+        files = await self.call(self.buffer.files_pending)
+        return {
+            "job": job,
+            "streams": [
+                {
+                    "stream": s.stream,
+                    "pending": s.pending,
+                    "accepted": s.accepted,
+                    "uploaded": s.uploaded,
+                    "evicted": s.evicted,
+                    "rejected": s.rejected,
+                }
+                for s in stats
+                if s.job == job
+            ],
+            "files_pending": files.get(job, 0),
+        }
+
+
+def _disk_error(exc: sqlite3.Error) -> HttpError:
+    text = str(exc)
+    if "full" in text or "disk" in text:
+        return HttpError(507, f"the device's disk is full: {text}", {"retry-after": RETRY_AFTER})
+    return HttpError(500, f"the device could not store the records: {text}")

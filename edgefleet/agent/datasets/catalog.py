@@ -1,0 +1,99 @@
+"""The datasets as the running agent knows them.
+
+:meth:`Catalog.refresh` is called on a timer: it stats the registry and every
+declared file, and re-reads only what changed (a new modification time or size),
+so an owner's ``datasets add``, an edit of the file or a growing CSV show up
+within one tick without a restart. What it reports is schema, rounded size and
+policy; the values are read only by :meth:`Catalog.values`, for one computation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from edgefleet.agent.datasets import registry
+from edgefleet.agent.datasets.registry import DatasetSpec, RegistryError
+from edgefleet.agent.datasets.sources import DatasetError, open_source
+from edgefleet.agent.datasets.sources.base import approximate
+from edgefleet.wire.messages import DatasetInfo
+
+log = logging.getLogger("edgefleet.agent.datasets")
+
+Stamp = tuple[int, int] | None
+
+
+def _stamp(path: Path | str | None) -> Stamp:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class Catalog:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.specs: dict[str, DatasetSpec] = {}
+        self.infos: list[DatasetInfo] = []
+        self._registry_stamp: Stamp | bool = False  # False: never read
+        self._described: dict[str, tuple[str, Stamp, DatasetInfo]] = {}
+
+    def spec(self, name: str) -> DatasetSpec | None:
+        return self.specs.get(name)
+
+    def idle(self) -> bool:
+        """No registry and nothing known: the owner never declared a dataset here.
+        One stat, cheap enough for thousands of simulated agents in one process."""
+        return not self.specs and not registry.path_of(self.state_dir).exists()
+
+    def refresh(self) -> bool:
+        """Re-read the registry and changed files; True if the report changed."""
+        stamp = _stamp(registry.path_of(self.state_dir))
+        if stamp != self._registry_stamp:
+            self._registry_stamp = stamp
+            try:
+                self.specs = registry.load(self.state_dir).datasets
+            except RegistryError as exc:
+                log.warning("%s; keeping the datasets known before", exc)
+        infos = [self._describe(spec) for spec in self.specs.values()]
+        self._described = {
+            name: entry for name, entry in self._described.items() if name in self.specs
+        }
+        changed = infos != self.infos
+        self.infos = infos
+        return changed
+
+    def _describe(self, spec: DatasetSpec) -> DatasetInfo:
+        key, stamp = spec.model_dump_json(), _stamp(spec.path)
+        cached = self._described.get(spec.name)
+        if cached is not None and cached[:2] == (key, stamp):
+            return cached[2]
+        info = DatasetInfo(
+            name=spec.name,
+            source=spec.source,
+            allow_projects=spec.allow_projects,
+            allow_ops=list(spec.allow_ops),
+            min_parties=spec.min_parties,
+        )
+        try:
+            description = open_source(spec).describe()
+        except DatasetError as exc:
+            info.error = str(exc)[:1000]
+            log.warning("dataset %s cannot be read: %s", spec.name, info.error)
+        else:
+            info.columns = description.columns
+            info.rows_approx = approximate(description.rows)
+            info.bytes_approx = approximate(description.bytes)
+        self._described[spec.name] = (key, stamp, info)
+        return info
+
+    def values(self, name: str, column: str) -> list[float]:
+        """Every value of one column, read now (the file may have changed)."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise DatasetError(f"no dataset named {name!r}")
+        return open_source(spec).column(column)

@@ -1,0 +1,60 @@
+"""The owner's rules, checked by the device against every invitation before it
+reads a single value. Pure: the invitation and the declaration in, a reason out.
+
+The server checks the same rules from what devices reported, to refuse early
+with a clear error; this check is the one that counts, because the device is
+the custodian and the server may be stale or wrong.
+
+- the invitation carries a task, and the task names a dataset declared here;
+- the project asking is allowed: one named in ``allow_projects`` (name or id),
+  or, when the owner named none, the device's own project;
+- the operation is allowed (``allow_ops``; empty: all of them);
+- the aggregate covers at least ``min_parties`` devices: at least that many are
+  invited *and* the threshold t is at least that (a party never unmasks with
+  fewer than t survivors, so the released sum covers >= t devices);
+- the encoding fits the operation (vector length), and a histogram has bins.
+"""
+
+from __future__ import annotations
+
+from edgefleet.agent.datasets.registry import DatasetSpec
+from edgefleet.fed.messages import Invitation
+from edgefleet.fed.stats import vector_length
+
+
+def refusal(
+    spec: DatasetSpec | None, invitation: Invitation, device_id: str, own_project: str
+) -> str | None:
+    """Why this device declines the invitation, or None if it takes part."""
+    task = invitation.task
+    if task is None:
+        return "the invitation names no task"
+    if device_id not in invitation.parties:
+        return "this device is not among the invited parties"
+    if spec is None:
+        return f"no dataset named {task.dataset!r} is declared on this device"
+    allowed = spec.allow_projects or [own_project]
+    if task.project not in allowed and task.project_id not in allowed:
+        return f"dataset {spec.name!r} does not allow project {task.project!r}"
+    if spec.allow_ops and task.op not in spec.allow_ops:
+        return f"dataset {spec.name!r} does not allow {task.op}"
+    parties, t = len(invitation.parties), invitation.threshold
+    if parties < spec.min_parties:
+        return (
+            f"dataset {spec.name!r} needs at least {spec.min_parties} parties; "
+            f"{parties} are invited"
+        )
+    if t < spec.min_parties:
+        return (
+            f"dataset {spec.name!r} needs at least {spec.min_parties} parties in the result; "
+            f"the threshold is {t}"
+        )
+    if task.op == "histogram" and not task.bins:
+        return "a histogram needs bin edges"
+    try:
+        expected = vector_length(task.op, task.bins)
+    except ValueError as exc:
+        return f"invalid task: {exc}"
+    if invitation.params.length != expected:
+        return f"the encoding has {invitation.params.length} elements; {task.op} needs {expected}"
+    return None

@@ -1,0 +1,282 @@
+"""Interactive exec sessions: a command with stdin, stdout/stderr, optional TTY.
+
+One small protocol, :class:`ExecSession`, with two implementations: a host
+process (device-level exec, and workloads of the process runtime) and a
+Docker Engine exec (workloads in containers). :mod:`tunnels` carries either
+over a stream without knowing which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import termios
+from typing import Any, Protocol
+
+STDOUT, STDERR = 1, 2
+
+
+class ExecSession(Protocol):
+    async def read(self) -> tuple[int, bytes] | None:
+        """Next output chunk as (channel, bytes); None once all output is read."""
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes to the command's stdin."""
+
+    async def close_stdin(self) -> None:
+        """No more input (EOF)."""
+
+    async def resize(self, cols: int, rows: int) -> None:
+        """Resize the TTY (no-op without one)."""
+
+    async def interrupt(self, name: str) -> None:
+        """Deliver a signal to the command (INT, TERM, KILL)."""
+
+    async def wait(self) -> int:
+        """Exit code, once the command ended."""
+
+
+def _set_size(fd: int, cols: int, rows: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class HostExec:
+    """A local process, with a pseudo-terminal when ``tty`` (so ``sh`` is
+    interactive and Ctrl-C reaches the foreground job through the line
+    discipline), or plain pipes otherwise."""
+
+    def __init__(self, process: subprocess.Popen[bytes], master: int | None) -> None:
+        self.process = process
+        self.master = master
+        self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=64)
+        self._open = 0
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def start(
+        cls,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str | None,
+        tty: bool,
+        cols: int = 80,
+        rows: int = 24,
+    ) -> HostExec:
+        if tty:
+            master, slave = os.openpty()
+            _set_size(slave, cols, rows)
+
+            def controlling_tty() -> None:
+                os.setsid()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+            try:
+                process = subprocess.Popen(  # noqa: ASYNC220 (a pty needs Popen's preexec_fn)
+                    argv,
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    env=env,
+                    cwd=cwd,
+                    preexec_fn=controlling_tty,
+                    close_fds=True,
+                )
+            finally:
+                os.close(slave)
+            session = cls(process, master)
+            session._watch(master, STDOUT)
+        else:
+            process = subprocess.Popen(  # noqa: ASYNC220 (same reader machinery as the pty)
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+            session = cls(process, None)
+            assert process.stdout is not None and process.stderr is not None
+            session._watch(process.stdout.fileno(), STDOUT)
+            session._watch(process.stderr.fileno(), STDERR)
+        return session
+
+    def _watch(self, fd: int, channel: int) -> None:
+        os.set_blocking(fd, False)
+        self._open += 1
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 32 * 1024)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""  # EIO: the pty's other side closed
+            if data:
+                try:
+                    self.queue.put_nowait((channel, data))
+                except asyncio.QueueFull:
+                    # Backpressure: stop reading until the consumer catches up.
+                    self._loop.remove_reader(fd)
+                    self._loop.create_task(self._resume(fd, channel, data))
+                return
+            self._loop.remove_reader(fd)
+            self._open -= 1
+            if self._open == 0:
+                self.queue.put_nowait(None)
+
+        self._loop.add_reader(fd, readable)
+
+    async def _resume(self, fd: int, channel: int, data: bytes) -> None:
+        await self.queue.put((channel, data))
+        self._open -= 1
+        self._watch(fd, channel)
+
+    async def read(self) -> tuple[int, bytes] | None:
+        return await self.queue.get()
+
+    async def write(self, data: bytes) -> None:
+        if self.master is not None:
+            fd = self.master
+        elif self.process.stdin is not None and not self.process.stdin.closed:
+            fd = self.process.stdin.fileno()
+        else:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(fd, view)
+                view = view[written:]
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+            except OSError:
+                return
+
+    async def close_stdin(self) -> None:
+        if self.master is not None:
+            await self.write(b"\x04")
+        elif self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+    async def resize(self, cols: int, rows: int) -> None:
+        if self.master is not None:
+            _set_size(self.master, cols, rows)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGWINCH)
+
+    async def interrupt(self, name: str) -> None:
+        sig = getattr(signal, f"SIG{name.upper().removeprefix('SIG')}", signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    async def wait(self) -> int:
+        code = await asyncio.to_thread(self.process.wait)
+        if self.master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.master)
+            self.master = None
+        return code if code >= 0 else 128 - code
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+class DockerExec:
+    """An Engine API exec with a hijacked connection (Docker and Podman)."""
+
+    def __init__(self, api: Any, exec_id: str, sock: Any, tty: bool) -> None:
+        self.api = api
+        self.exec_id = exec_id
+        self.sock = sock
+        self.tty = tty
+        self._buffer = b""
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def start(
+        cls,
+        api: Any,
+        container: str,
+        argv: list[str],
+        env: dict[str, str],
+        tty: bool,
+        cols: int,
+        rows: int,
+    ) -> DockerExec:
+        def open_exec() -> tuple[str, Any]:
+            created = api.exec_create(container, argv, stdin=True, tty=tty, environment=env or None)
+            raw = api.exec_start(created["Id"], tty=tty, socket=True)
+            sock = getattr(raw, "_sock", raw)
+            if tty:
+                with contextlib.suppress(Exception):
+                    api.exec_resize(created["Id"], height=rows, width=cols)
+            return created["Id"], sock
+
+        exec_id, sock = await asyncio.to_thread(open_exec)
+        sock.setblocking(False)
+        return cls(api, exec_id, sock, tty)
+
+    async def _recv(self) -> bytes:
+        try:
+            return bytes(await self._loop.sock_recv(self.sock, 64 * 1024))
+        except OSError:
+            return b""
+
+    async def read(self) -> tuple[int, bytes] | None:
+        if self.tty:
+            data = await self._recv()
+            return (STDOUT, data) if data else None
+        while True:
+            if len(self._buffer) >= 8:
+                kind, size = self._buffer[0], struct.unpack(">I", self._buffer[4:8])[0]
+                if len(self._buffer) >= 8 + size:
+                    payload = self._buffer[8 : 8 + size]
+                    self._buffer = self._buffer[8 + size :]
+                    return (STDERR if kind == 2 else STDOUT, payload)
+            data = await self._recv()
+            if not data:
+                return None
+            self._buffer += data
+
+    async def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            await self._loop.sock_sendall(self.sock, data)
+
+    async def close_stdin(self) -> None:
+        import socket
+
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        if self.tty:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.api.exec_resize, self.exec_id, height=rows, width=cols)
+
+    async def interrupt(self, name: str) -> None:
+        if self.tty and name.upper() in ("INT", "SIGINT"):
+            await self.write(b"\x03")
+
+    async def wait(self) -> int:
+        for _ in range(100):
+            info = await asyncio.to_thread(self.api.exec_inspect, self.exec_id)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                with contextlib.suppress(OSError):
+                    self.sock.close()
+                return int(code) if code is not None else -1
+            await asyncio.sleep(0.05)
+        return -1
+
+    async def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()

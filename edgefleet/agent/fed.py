@@ -1,0 +1,239 @@
+"""The agent's part in federated computations: it holds the owner's datasets,
+reports them (schema, rounded size, policy; never a value), and takes part in
+secure aggregation as one :class:`~edgefleet.fed.party.Party` per computation.
+
+::
+
+    server                          FederatedPart                     Party (pure)
+    fed.invite ------------------>  policy.refusal? --yes--> fed.abort(reason)
+                                    read column -> stats.local_vector -> Party(...)
+               <-- fed.advertise -----------------------------------  advertise()
+    fed.roster / fed.inbox / fed.unmask_request --> party.handle() --> reply
+    fed.abort  ------------------>  party.abort(); forget it
+
+Only the masked vector and encrypted shares leave the device; the values, the
+local vector and the party's secrets stay in this process and are dropped when
+the computation ends. Log lines name computations, datasets and reasons, never
+a value.
+
+Test aid (off unless set): ``EDGEFLEET_FED_FAULT`` injects faults at moments a
+test cannot hit from outside. A comma-separated list of ``ACTION[@DATASET]``:
+``exit-before-masked`` (the process dies when the inbox arrives, before its
+masked input), ``exit-after-masked`` (dies right after sending it),
+``delay-masked:SECONDS`` (waits before masking). ``@DATASET`` limits a fault to
+computations on that dataset. Never set it on a real device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from edgefleet.agent.datasets.catalog import Catalog
+from edgefleet.agent.datasets.policy import refusal
+from edgefleet.agent.datasets.sources import DatasetError
+from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
+from edgefleet.fed.messages import Abort, FedMessage, Invitation, MaskedInput, ShareInbox, Task
+from edgefleet.fed.stats import local_vector
+from edgefleet.wire.messages import DatasetsReport, FedRelay, Message
+
+if TYPE_CHECKING:
+    from edgefleet.agent.agent import Agent
+    from edgefleet.fed.party import Party
+
+log = logging.getLogger("edgefleet.agent.fed")
+
+FAULT_ENV = "EDGEFLEET_FED_FAULT"
+POLL_INTERVAL = 2.0  # seconds between looks at the registry and the dataset files
+FORGET_AFTER = 3600.0  # a computation the server never finished is dropped after this
+
+
+@dataclass(frozen=True)
+class Fault:
+    action: str
+    seconds: float = 0.0
+    dataset: str | None = None
+
+
+def parse_faults(text: str) -> list[Fault]:
+    faults = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        spec, _, dataset = item.partition("@")
+        action, _, seconds = spec.partition(":")
+        if action not in ("exit-before-masked", "exit-after-masked", "delay-masked"):
+            raise ValueError(f"{FAULT_ENV}: unknown fault {action!r}")
+        faults.append(Fault(action, float(seconds or 0), dataset or None))
+    return faults
+
+
+@dataclass
+class Running:
+    party: Party
+    task: Task
+    started: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class FederatedPart:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.catalog = Catalog(agent.settings.state_dir)
+        self.running: dict[str, Running] = {}
+        self.faults = parse_faults(os.environ.get(FAULT_ENV, ""))
+        self._task: asyncio.Task[None] | None = None
+        agent.message_handlers[FedRelay] = self.on_relay
+        agent.on_connected.append(self.report)
+
+    # -- life -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.faults:
+            log.warning("TEST FAULTS ARE ENABLED (%s): not for real devices", FAULT_ENV)
+        if not self.catalog.idle():
+            await asyncio.to_thread(self.catalog.refresh)
+        self._task = asyncio.create_task(self._watch(), name="datasets-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for running in self.running.values():
+            running.party.abort()
+        self.running.clear()
+
+    async def _watch(self) -> None:
+        while True:
+            # As slow as the agent's supervisor (the simulator slows it for 10,000 agents),
+            # and jittered so that agents started together do not tick together.
+            interval = max(POLL_INTERVAL, float(getattr(self.agent, "supervise_every", 0.0)))
+            await asyncio.sleep(interval * random.uniform(0.75, 1.25))
+            try:
+                if not self.catalog.idle() and await asyncio.to_thread(self.catalog.refresh):
+                    log.info("datasets changed: %s", ", ".join(self.catalog.specs) or "none")
+                    await self.report()
+            except Exception:
+                log.exception("looking at the datasets failed")
+            now = time.monotonic()
+            for cid, running in list(self.running.items()):
+                if now - running.started > FORGET_AFTER:
+                    running.party.abort()
+                    del self.running[cid]
+
+    async def report(self) -> None:
+        """Tell the server which datasets this device holds (on connect, on change).
+        A device that never declared one says nothing: the server has no rows for it."""
+        if not self.catalog.idle():
+            await self._send(DatasetsReport(datasets=self.catalog.infos))
+
+    # -- the protocol -------------------------------------------------------------------
+
+    async def on_relay(self, message: FedRelay) -> None:
+        payload = message.payload
+        if isinstance(payload, Invitation):
+            await self._join(payload)
+            return
+        running = self.running.get(payload.computation_id)
+        if running is None:
+            log.debug("%s for unknown computation %s", payload.type, payload.computation_id)
+            return
+        async with running.lock:
+            await self._step(running, payload)
+
+    async def _join(self, invitation: Invitation) -> None:
+        cid, task, identity = invitation.computation_id, invitation.task, self.agent.identity
+        if cid in self.running or identity is None:
+            return
+        welcome = self.agent.connection.welcome if self.agent.connection else None
+        own_project = welcome.project if welcome else identity.project
+        spec = self.catalog.spec(task.dataset) if task else None
+        reason = refusal(spec, invitation, identity.device_id, own_project)
+        if reason is None and identity.private_key is None:
+            reason = "this device has no long-term key"
+        if reason is not None or task is None or identity.private_key is None:
+            await self._decline(cid, reason or "no task")
+            return
+        try:
+            vector = await asyncio.to_thread(self._vector, task)
+            from edgefleet.fed.party import Party  # the crypto loads only when a device computes
+
+            party = Party(
+                invitation, identity.device_id, base64.b64decode(identity.private_key), vector
+            )
+            advert = party.advertise()
+        except (DatasetError, ValueError, ProtocolViolation, ProtocolAborted) as exc:
+            await self._decline(cid, str(exc))
+            return
+        self.running[cid] = Running(party, task)
+        log.info(
+            "computation %s: taking part (%s of %s.%s, %d parties, threshold %d)",
+            cid,
+            task.op,
+            task.dataset,
+            task.column,
+            len(invitation.parties),
+            invitation.threshold,
+        )
+        await self._send(FedRelay(payload=advert))
+
+    def _vector(self, task: Task) -> list[float]:
+        values = self.catalog.values(task.dataset, task.column)
+        return local_vector(task.op, values, task.bins)
+
+    async def _step(self, running: Running, payload: FedMessage) -> None:
+        party, cid = running.party, running.party.computation_id
+        if isinstance(payload, ShareInbox):
+            await self._fault("before-masked", running)
+        try:
+            reply = await asyncio.to_thread(party.handle, payload)
+        except ProtocolAborted as exc:
+            self.running.pop(cid, None)
+            log.warning("computation %s: aborting: %s", cid, exc.reason)
+            await self._send(FedRelay(payload=Abort(computation_id=cid, reason=exc.reason)))
+            return
+        except ProtocolViolation as exc:
+            log.warning("computation %s: ignored a %s: %s", cid, payload.type, exc.reason)
+            return
+        if isinstance(payload, Abort):
+            log.info("computation %s: ended by the server: %s", cid, payload.reason)
+        if reply is not None:
+            await self._send(FedRelay(payload=reply))
+            if isinstance(reply, MaskedInput):
+                log.info("computation %s: masked input sent", cid)
+                await self._fault("after-masked", running)
+        if party.phase in ("done", "aborted"):
+            self.running.pop(cid, None)
+            if party.phase == "done":
+                log.info("computation %s: done (unmask shares sent)", cid)
+
+    async def _decline(self, computation_id: str, reason: str) -> None:
+        log.info("computation %s: declined: %s", computation_id, reason)
+        abort = Abort(computation_id=computation_id, reason=reason[:1000])
+        await self._send(FedRelay(payload=abort))
+
+    async def _send(self, message: Message) -> None:
+        connection = self.agent.connection
+        if connection is None or not await connection.send(message):
+            log.debug("not connected; %s not sent", message.__class__.__name__)
+
+    async def _fault(self, moment: str, running: Running) -> None:
+        """Test aid: the faults of ``EDGEFLEET_FED_FAULT`` that apply here and now."""
+        for fault in self.faults:
+            if fault.dataset not in (None, running.task.dataset):
+                continue
+            if fault.action == "delay-masked" and moment == "before-masked":
+                log.warning("TEST FAULT: waiting %.1f s before the masked input", fault.seconds)
+                await asyncio.sleep(fault.seconds)
+            elif fault.action == f"exit-{moment}":
+                log.warning("TEST FAULT: the agent process dies now (%s)", fault.action)
+                if moment == "after-masked":
+                    await asyncio.sleep(0.5)  # let the writer put the masked input on the wire
+                logging.shutdown()
+                os._exit(70)

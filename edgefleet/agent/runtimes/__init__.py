@@ -1,0 +1,1 @@
+"""Runtimes: the contract in :mod:`base`, implementations side by side."""

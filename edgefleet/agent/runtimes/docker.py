@@ -1,0 +1,478 @@
+"""The ``docker`` runtime: the Docker Engine API through the ``docker`` SDK.
+
+Works unchanged against Docker, Podman's compatible socket and balenaEngine.
+The SDK is synchronous, so every call runs in a worker thread; docker's own
+errors are translated here, once, into :class:`RuntimeFailure` with a
+sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from edgefleet.agent.errors import RuntimeFailure
+from edgefleet.agent.execs import DockerExec
+from edgefleet.agent.runtimes import docker_config
+from edgefleet.agent.runtimes.base import (
+    LABEL_DEVICE,
+    LABEL_JOB,
+    LABEL_MANAGED,
+    LogLine,
+    Workload,
+    WorkloadSpec,
+    WorkloadState,
+)
+from edgefleet.spec.images import registry_of, split_reference
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_STATES: dict[str, WorkloadState] = {
+    "created": "created",
+    "configured": "created",
+    "running": "running",
+    "restarting": "restarting",
+    "paused": "paused",
+    "exited": "exited",
+    "stopped": "exited",
+    "dead": "dead",
+    "removing": "dead",
+}
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-"):
+        return None
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value)
+    if not match:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
+    return None
+
+
+def _pull_errors(progress: Any) -> str | None:
+    """The registry's answer when a pull failed: engines report it inside the
+    progress stream of a 200 response, not as an HTTP error."""
+    for item in progress:
+        if isinstance(item, dict) and (item.get("error") or item.get("errorDetail")):
+            detail = item.get("errorDetail") or {}
+            return str(item.get("error") or detail.get("message") or item)
+    return None
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._client: docker.DockerClient | None = None
+        self.allowed_host_paths: list[str] = []
+        self.allow_published_ports = False
+        self.allow_privileged = False
+        self.allowed_devices: list[str] = []  # device paths of the reported peripherals
+        self.device_id = ""
+        self._podman: bool | None = None
+        # Awaited after a job network is created or removed, before any container
+        # joins it: the isolation firewall (runtimes/isolation.py) follows at once.
+        self.network_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.base_url, timeout=120)
+        return self._client
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except NotFound:
+            raise
+        except APIError as exc:
+            explanation = exc.explanation or str(exc)
+            raise RuntimeFailure(f"{what}: the engine said: {explanation}") from exc
+        except DockerException as exc:
+            raise RuntimeFailure(f"{what}: {exc}") from exc
+        except OSError as exc:
+            raise RuntimeFailure(f"{what}: cannot reach the container engine ({exc})") from exc
+
+    # -- Runtime --------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.to_thread(self.client.ping))
+        except Exception:
+            return False
+
+    async def workloads(self, job_id: str | None = None) -> list[Workload]:
+        filters = [f"{LABEL_MANAGED}=true"]
+        if self.device_id:
+            filters.append(f"{LABEL_DEVICE}={self.device_id}")
+        if job_id is not None:
+            filters.append(f"{LABEL_JOB}={job_id}")
+        api = self.client.api
+        summaries = await self._call(
+            "listing containers", api.containers, all=True, filters={"label": filters}
+        )
+        workloads = []
+        for summary in summaries:
+            try:
+                info = await self._call(
+                    "inspecting a container", api.inspect_container, summary["Id"]
+                )
+            except NotFound:
+                continue
+            workloads.append(self._workload(info))
+        return workloads
+
+    def _workload(self, info: dict[str, Any]) -> Workload:
+        labels = info["Config"].get("Labels") or {}
+        state = info.get("State") or {}
+        status = _STATES.get(str(state.get("Status", "")).lower(), "exited")
+        if state.get("Restarting"):
+            status = "restarting"
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        addresses = [n["IPAddress"] for n in networks.values() if n.get("IPAddress")]
+        exit_code = state.get("ExitCode")
+        return Workload(
+            id=info["Id"],
+            name=info.get("Name", "").lstrip("/"),
+            job_id=labels.get(LABEL_JOB, ""),
+            service=labels.get("io.edgefleet.service", ""),
+            revision=labels.get("io.edgefleet.revision", ""),
+            version=labels.get("io.edgefleet.version", ""),
+            state=status,
+            exit_code=exit_code if status not in ("running", "created") else None,
+            restarts=int(info.get("RestartCount") or 0),
+            image=info["Config"].get("Image"),
+            started_at=_time(state.get("StartedAt")),
+            finished_at=_time(state.get("FinishedAt")),
+            addresses=addresses,
+            error=state.get("Error") or None,
+        )
+
+    async def prepare(self, spec: WorkloadSpec, auth: dict[str, dict[str, str]]) -> None:
+        image = spec.service.image
+        if not image:
+            raise RuntimeFailure(f"service {spec.service_name}: no image")
+        api = self.client.api
+        present = True
+        try:
+            await asyncio.to_thread(api.inspect_image, image)
+        except ImageNotFound:
+            present = False
+        except (APIError, OSError, DockerException) as exc:
+            raise RuntimeFailure(f"checking image {image}: {exc}") from exc
+        policy = spec.service.pull_policy
+        if policy == "never":
+            if not present:
+                raise RuntimeFailure(
+                    f"image {image} is not on this device and pull_policy is 'never'"
+                )
+            return
+        if present and policy != "always":
+            return
+        registry = registry_of(image)
+        credentials = auth.get(registry)
+        repository, tag = split_reference(image)
+        try:
+            answer = await asyncio.to_thread(
+                lambda: _pull_errors(
+                    api.pull(
+                        repository,
+                        tag=tag,
+                        auth_config=credentials,
+                        platform=spec.service.platform,
+                        stream=True,
+                        decode=True,
+                    )
+                )
+            )
+        except (APIError, DockerException, OSError) as exc:
+            answer = getattr(exc, "explanation", None) or str(exc)
+        if answer is None:
+            return
+        if present:
+            log.warning("pulling %s failed, using the copy on this device: %s", image, answer)
+            return
+        hint = ""
+        if "unauthorized" in answer.lower() or "denied" in answer.lower():
+            hint = (
+                f" (the credentials for {registry} were refused)"
+                if credentials
+                else f" (no credentials for {registry}: add them with `edgefleet registries add`)"
+            )
+        raise RuntimeFailure(f"cannot pull image {image} from {registry}: {answer}{hint}")
+
+    async def is_podman(self) -> bool:
+        """Podman's compatible API needs a few things said differently."""
+        if self._podman is None:
+            try:
+                version = await asyncio.to_thread(self.client.api.version)
+            except (APIError, DockerException, OSError):
+                return False
+            names = [str(c.get("Name", "")) for c in version.get("Components") or []]
+            self._podman = any("podman" in n.lower() for n in names)
+        return self._podman
+
+    async def ensure_network(self, name: str, job_id: str, internal: bool = False) -> None:
+        api = self.client.api
+        existing = await self._call("listing networks", api.networks, names=[name])
+        if any(n.get("Name") == name for n in existing):
+            return
+        # Jobs never reach each other: Docker isolates bridge networks by itself,
+        # Podman's netavark only when asked to.
+        options = {"isolate": "true"} if await self.is_podman() else None
+        await self._call(
+            f"creating network {name}",
+            api.create_network,
+            name,
+            driver="bridge",
+            internal=internal,
+            options=options,
+            labels=self._labels(job_id),
+        )
+        for hook in self.network_hooks:
+            await hook()
+
+    def _labels(self, job_id: str) -> dict[str, str]:
+        labels = {LABEL_MANAGED: "true", LABEL_JOB: job_id}
+        if self.device_id:
+            labels[LABEL_DEVICE] = self.device_id
+        return labels
+
+    def _job_filter(self, job_id: str) -> list[str]:
+        found = [f"{LABEL_JOB}={job_id}"]
+        if self.device_id:
+            found.append(f"{LABEL_DEVICE}={self.device_id}")
+        return found
+
+    async def remove_network(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(f"removing network {name}", self.client.api.remove_network, name)
+        for hook in self.network_hooks:
+            await hook()
+
+    async def list_networks(self, job_id: str) -> list[str]:
+        networks = await self._call(
+            "listing networks",
+            self.client.api.networks,
+            filters={"label": self._job_filter(job_id)},
+        )
+        return sorted(n["Name"] for n in networks)
+
+    async def ensure_volume(self, name: str, job_id: str) -> None:
+        api = self.client.api
+        try:
+            await asyncio.to_thread(api.inspect_volume, name)
+            return
+        except NotFound:
+            pass
+        except (APIError, DockerException, OSError):
+            pass
+        await self._call(
+            f"creating volume {name}",
+            api.create_volume,
+            name,
+            labels=self._labels(job_id),
+        )
+
+    async def remove_volumes(self, job_id: str) -> None:
+        api = self.client.api
+        found = await self._call(
+            "listing volumes", api.volumes, filters={"label": self._job_filter(job_id)}
+        )
+        for volume in (found or {}).get("Volumes") or []:
+            with contextlib.suppress(NotFound, RuntimeFailure):
+                await self._call(
+                    f"removing volume {volume['Name']}",
+                    api.remove_volume,
+                    volume["Name"],
+                    force=True,
+                )
+
+    async def create(self, spec: WorkloadSpec) -> str:
+        api = self.client.api
+        try:
+            existing = await asyncio.to_thread(api.inspect_container, spec.name)
+            return str(existing["Id"])
+        except NotFound:
+            pass
+        except (APIError, OSError, DockerException) as exc:
+            raise RuntimeFailure(f"inspecting {spec.name}: {exc}") from exc
+        kwargs = docker_config.create_args(self, spec, host_gateway=await self._host_gateway(spec))
+        networks = list(spec.networks.items())
+        networking = None
+        if networks:
+            first, aliases = networks[0]
+            networking = api.create_networking_config(
+                {first: api.create_endpoint_config(aliases=aliases)}  # type: ignore[arg-type]
+            )
+        created = await self._call(
+            f"creating service {spec.service_name}",
+            api.create_container,
+            networking_config=networking,
+            **kwargs,
+        )
+        container_id = str(created["Id"])
+        for net, aliases in networks[1:]:
+            await self._call(
+                f"connecting {spec.service_name} to {net}",
+                api.connect_container_to_network,
+                container_id,
+                net,
+                aliases=aliases,
+            )
+        return container_id
+
+    async def _host_gateway(self, spec: WorkloadSpec) -> str | None:
+        """``extra_hosts: [name:host-gateway]`` on Podman before 4.7, which does not know
+        it: the gateway of the service's first network is the device, seen from there."""
+        if not any(h.endswith(":host-gateway") for h in spec.service.extra_hosts):
+            return None
+        if not await self.is_podman():
+            return None
+        mode = docker_config.network_mode(spec)
+        if mode in (None, "host", "none", "bridge"):
+            return "127.0.0.1" if mode == "host" else None
+        info = await self._call(f"inspecting network {mode}", self.client.api.inspect_network, mode)
+        for config in (info.get("IPAM") or {}).get("Config") or []:
+            if config.get("Gateway"):
+                return str(config["Gateway"])
+        return None
+
+    async def start(self, workload_id: str) -> None:
+        await self._call("starting a container", self.client.api.start, workload_id)
+
+    async def stop(self, workload_id: str, timeout: float) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "stopping a container", self.client.api.stop, workload_id, timeout=int(timeout)
+            )
+
+    async def remove(self, workload_id: str) -> None:
+        api = self.client.api
+        try:
+            info = await asyncio.to_thread(api.inspect_container, workload_id)
+        except NotFound:
+            return
+        except (APIError, OSError, DockerException) as exc:
+            raise RuntimeFailure(f"inspecting a container: {exc}") from exc
+        grace = int(float((info["Config"].get("Labels") or {}).get("io.edgefleet.grace", "10")))
+        if (info.get("State") or {}).get("Running"):
+            with contextlib.suppress(NotFound):
+                await self._call("stopping a container", api.stop, workload_id, timeout=grace)
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "removing a container", api.remove_container, workload_id, v=True, force=True
+            )
+
+    async def logs(
+        self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool
+    ) -> AsyncIterator[LogLine]:
+        api = self.client.api
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
+        kwargs: dict[str, Any] = {
+            "stdout": True,
+            "stderr": True,
+            "timestamps": True,
+            "stream": True,
+            "follow": follow,
+            "tail": "all" if tail is None else tail,
+        }
+        if since is not None:
+            kwargs["since"] = since
+        try:
+            stream: Any = await asyncio.to_thread(api.logs, workload_id, **kwargs)  # type: ignore[arg-type]
+        except NotFound:
+            return
+        except (APIError, OSError, DockerException) as exc:
+            raise RuntimeFailure(f"reading logs: {exc}") from exc
+
+        def pump() -> None:
+            try:
+                for chunk in stream:
+                    asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+            except Exception:
+                pass
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+
+        thread = loop.run_in_executor(None, pump)
+        buffer = b""
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is None:
+                    break
+                buffer += chunk
+                while b"\n" in buffer:
+                    raw, buffer = buffer.split(b"\n", 1)
+                    yield _log_line(raw)
+            if buffer:
+                yield _log_line(buffer)
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(thread), 2)
+
+    # -- Execer ---------------------------------------------------------------------------
+
+    async def exec(
+        self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float
+    ) -> tuple[int, bytes, bytes]:
+        api = self.client.api
+
+        def run() -> tuple[int, bytes, bytes]:
+            created = api.exec_create(workload_id, argv, environment=env or None)
+            out, err = api.exec_start(created["Id"], demux=True)
+            code = api.exec_inspect(created["Id"]).get("ExitCode")
+            return int(code if code is not None else -1), out or b"", err or b""
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), timeout)
+        except (APIError, DockerException) as exc:
+            raise RuntimeFailure(
+                f"exec failed: {getattr(exc, 'explanation', None) or exc}"
+            ) from exc
+
+    async def exec_session(
+        self,
+        workload_id: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        tty: bool,
+        cols: int,
+        rows: int,
+    ) -> DockerExec:
+        try:
+            return await DockerExec.start(self.client.api, workload_id, argv, env, tty, cols, rows)
+        except (APIError, DockerException) as exc:
+            raise RuntimeFailure(
+                f"exec failed: {getattr(exc, 'explanation', None) or exc}"
+            ) from exc
+
+
+def _log_line(raw: bytes) -> LogLine:
+    text = raw.decode(errors="replace")
+    stamp, _, rest = text.partition(" ")
+    parsed = _time(stamp)
+    if parsed is None:
+        return LogLine(stream="stdout", time=None, text=text)
+    return LogLine(stream="stdout", time=parsed, text=rest)
+
+
+def build_create_args(runtime: DockerRuntime, spec: WorkloadSpec) -> dict[str, Any]:
+    """Compose semantics to Engine API arguments (see :mod:`docker_config`)."""
+    return docker_config.create_args(runtime, spec)

@@ -1,0 +1,416 @@
+"""The ``process`` runtime: supervised child processes, for devices with no
+container engine (like Nomad's exec driver, without the isolation).
+
+Each workload lives in ``<root>/<name>/``: ``meta.json`` (what to run, the
+pid and its kernel start time, restarts), ``stdout.log``, ``stderr.log`` and
+``exit_code``. Processes run in their own session and write to files, not
+pipes, so they survive the agent being killed; a restarted agent adopts them
+by pid + start time (so a recycled pid is never mistaken for ours). A small
+``sh`` wrapper records the exit code, since an adopted process is not our
+child and cannot be waited on.
+
+The runtime also plays the engine's part for restart policies: its monitor
+restarts exited processes per ``restart`` with a growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgefleet.agent.errors import RuntimeFailure
+from edgefleet.agent.execs import HostExec
+from edgefleet.agent.runtimes.base import (
+    LABEL_JOB,
+    LogLine,
+    Workload,
+    WorkloadSpec,
+    WorkloadState,
+)
+from edgefleet.agent.state import atomic_write
+
+WRAPPER = 'trap "" HUP; "$@"; code=$?; echo $code > "$EF_EXIT_FILE.tmp"; mv "$EF_EXIT_FILE.tmp" "$EF_EXIT_FILE"; exit $code'
+SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER")
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _signal_number(name: str | None) -> int:
+    if not name:
+        return signal.SIGTERM
+    name = name.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    return int(getattr(signal, name, signal.SIGTERM))
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def __init__(self, root: Path, monitor_every: float = 1.0) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._monitor: asyncio.Task[None] | None = None
+        self._monitor_every = monitor_every
+        self._lock = asyncio.Lock()
+        self.device_id = ""
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _dir(self, workload_id: str) -> Path:
+        if "/" in workload_id or workload_id.startswith("."):
+            raise RuntimeFailure(f"invalid workload id {workload_id!r}")
+        return self.root / workload_id
+
+    def _meta(self, workload_id: str) -> dict[str, Any] | None:
+        try:
+            meta: dict[str, Any] = json.loads((self._dir(workload_id) / "meta.json").read_text())
+            return meta
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, workload_id: str, meta: dict[str, Any]) -> None:
+        atomic_write(self._dir(workload_id) / "meta.json", json.dumps(meta).encode(), 0o600)
+
+    def _alive(self, meta: dict[str, Any]) -> bool:
+        pid = meta.get("pid")
+        if not pid:
+            return False
+        child = self._children.get(meta["id"])
+        if child is not None and child.poll() is not None:
+            return False
+        return _start_ticks(pid) == meta.get("ticks")
+
+    def _exit_code(self, workload_id: str) -> int | None:
+        try:
+            return int((self._dir(workload_id) / "exit_code").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _workload(self, meta: dict[str, Any]) -> Workload:
+        labels = meta["labels"]
+        state: WorkloadState
+        if self._alive(meta):
+            state = "running"
+        elif meta.get("pid"):
+            state = "restarting" if meta.get("restart_due") else "exited"
+        else:
+            state = "created"
+        exit_code = None if state in ("running", "created") else self._exit_code(meta["id"])
+        if state in ("exited", "restarting") and exit_code is None:
+            exit_code = meta.get("killed_code", 137)
+        return Workload(
+            id=meta["id"],
+            name=meta["id"],
+            job_id=labels[LABEL_JOB],
+            service=labels["io.edgefleet.service"],
+            revision=labels["io.edgefleet.revision"],
+            version=labels["io.edgefleet.version"],
+            state=state,
+            exit_code=exit_code,
+            restarts=meta.get("restarts", 0),
+            image=None,
+            started_at=datetime.fromtimestamp(meta["started"], UTC)
+            if meta.get("started")
+            else None,
+            addresses=["127.0.0.1"],
+            error=meta.get("error"),
+        )
+
+    # -- Runtime --------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        self._ensure_monitor()
+        return True
+
+    async def workloads(self, job_id: str | None = None) -> list[Workload]:
+        self._ensure_monitor()
+        result = []
+        for path in sorted(self.root.glob("*/meta.json")):
+            meta = self._meta(path.parent.name)
+            if meta is None:
+                continue
+            if job_id is not None and meta["labels"].get(LABEL_JOB) != job_id:
+                continue
+            result.append(self._workload(meta))
+        return result
+
+    async def prepare(self, spec: WorkloadSpec, auth: dict[str, dict[str, str]]) -> None:
+        argv = self._argv(spec)
+        program = argv[0]
+        if "/" in program:
+            found = os.access(program, os.X_OK)
+        else:
+            found = (
+                shutil.which(program, path=spec.environment.get("PATH") or os.environ.get("PATH"))
+                is not None
+            )
+        if not found:
+            raise RuntimeFailure(
+                f"service {spec.service_name}: command {program!r} not found on this device"
+            )
+
+    def _argv(self, spec: WorkloadSpec) -> list[str]:
+        argv = [*(spec.service.entrypoint or []), *(spec.service.command or [])]
+        if not argv:
+            raise RuntimeFailure(f"service {spec.service_name}: a process service needs a command")
+        return argv
+
+    async def ensure_network(self, name: str, job_id: str, internal: bool = False) -> None:
+        return None
+
+    async def remove_network(self, name: str) -> None:
+        return None
+
+    async def ensure_volume(self, name: str, job_id: str) -> None:
+        return None
+
+    async def remove_volumes(self, job_id: str) -> None:
+        return None
+
+    async def list_networks(self, job_id: str) -> list[str]:
+        return []
+
+    async def create(self, spec: WorkloadSpec) -> str:
+        workload_id = spec.name
+        if self._meta(workload_id) is not None:
+            return workload_id
+        directory = self._dir(workload_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        cwd = spec.service.working_dir or str(spec.workdir or directory)
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+        env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
+        env.update(spec.environment)
+        self._save(
+            workload_id,
+            {
+                "id": workload_id,
+                "labels": spec.labels,
+                "argv": self._argv(spec),
+                "env": env,
+                "cwd": cwd,
+                "restart": spec.service.restart,
+                "max_attempts": spec.service.restart_max_attempts,
+                "stop_signal": spec.service.stop_signal,
+                "grace": spec.service.stop_grace_period,
+                "restarts": 0,
+                "pid": None,
+            },
+        )
+        return workload_id
+
+    async def start(self, workload_id: str) -> None:
+        self._ensure_monitor()
+        async with self._lock:
+            meta = self._meta(workload_id)
+            if meta is None:
+                raise RuntimeFailure(f"no such workload {workload_id}")
+            if self._alive(meta):
+                return
+            self._spawn(meta)
+
+    def _spawn(self, meta: dict[str, Any]) -> None:
+        directory = self._dir(meta["id"])
+        with contextlib.suppress(FileNotFoundError):
+            (directory / "exit_code").unlink()
+        env = dict(meta["env"], EF_EXIT_FILE=str(directory / "exit_code"))
+        with (
+            open(directory / "stdout.log", "ab") as out,
+            open(directory / "stderr.log", "ab") as err,
+        ):
+            try:
+                child = subprocess.Popen(
+                    ["/bin/sh", "-c", WRAPPER, "sh", *meta["argv"]],
+                    cwd=meta["cwd"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot start {meta['argv'][0]}: {exc}") from exc
+        self._children[meta["id"]] = child
+        meta.update(
+            pid=child.pid, ticks=_start_ticks(child.pid), started=time.time(), stopped=False
+        )
+        meta.pop("restart_due", None)
+        self._save(meta["id"], meta)
+
+    async def stop(self, workload_id: str, timeout: float) -> None:
+        meta = self._meta(workload_id)
+        if meta is None:
+            return
+        meta["stopped"] = True
+        meta.pop("restart_due", None)
+        self._save(workload_id, meta)
+        if not self._alive(meta):
+            return
+        pid = meta["pid"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, _signal_number(meta.get("stop_signal")))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._alive(meta):
+            await asyncio.sleep(0.05)
+        if self._alive(meta):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while self._alive(meta):
+                await asyncio.sleep(0.02)
+        self._reap(workload_id)
+
+    def _reap(self, workload_id: str) -> None:
+        child = self._children.pop(workload_id, None)
+        if child is not None:
+            with contextlib.suppress(Exception):
+                child.wait(timeout=1)
+
+    async def remove(self, workload_id: str) -> None:
+        meta = self._meta(workload_id)
+        if meta is None:
+            return
+        await self.stop(workload_id, float(meta.get("grace") or 10))
+        shutil.rmtree(self._dir(workload_id), ignore_errors=True)
+
+    async def logs(
+        self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool
+    ) -> AsyncIterator[LogLine]:
+        directory = self._dir(workload_id)
+        files = {"stdout": directory / "stdout.log", "stderr": directory / "stderr.log"}
+        offsets: dict[str, int] = {}
+        lines: list[LogLine] = []
+        for stream, path in files.items():
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            offsets[stream] = len(data)
+            for text in data.decode(errors="replace").splitlines():
+                lines.append(LogLine(stream=stream, time=None, text=text))  # type: ignore[arg-type]
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        for line in lines:
+            yield line
+        while follow:
+            await asyncio.sleep(0.2)
+            for stream, path in files.items():
+                try:
+                    with open(path, "rb") as handle:
+                        handle.seek(offsets[stream])
+                        chunk = handle.read()
+                except OSError:
+                    if self._meta(workload_id) is None:
+                        return
+                    continue
+                if not chunk:
+                    continue
+                complete, newline, _rest = chunk.rpartition(b"\n")
+                if not newline:
+                    continue
+                offsets[stream] += len(complete) + 1
+                for text in complete.decode(errors="replace").split("\n"):
+                    yield LogLine(stream=stream, time=datetime.now(UTC), text=text)  # type: ignore[arg-type]
+
+    # -- Execer ---------------------------------------------------------------------------
+
+    async def exec(
+        self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float
+    ) -> tuple[int, bytes, bytes]:
+        meta = self._meta(workload_id)
+        if meta is None:
+            raise RuntimeFailure(f"no such workload {workload_id}")
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=meta["cwd"],
+            env={**meta["env"], **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise
+        return process.returncode or 0, out, err
+
+    async def exec_session(
+        self,
+        workload_id: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        tty: bool,
+        cols: int,
+        rows: int,
+    ) -> HostExec:
+        meta = self._meta(workload_id)
+        if meta is None:
+            raise RuntimeFailure(f"no such workload {workload_id}")
+        try:
+            return await HostExec.start(
+                argv, env={**meta["env"], **env}, cwd=meta["cwd"], tty=tty, cols=cols, rows=rows
+            )
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot run {argv[0]}: {exc}") from exc
+
+    # -- restart policies -----------------------------------------------------------------
+
+    def _ensure_monitor(self) -> None:
+        if self._monitor is None or self._monitor.done():
+            with contextlib.suppress(RuntimeError):
+                self._monitor = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._monitor_every)
+            for path in list(self.root.glob("*/meta.json")):
+                with contextlib.suppress(Exception):
+                    await self._check(path.parent.name)
+
+    async def _check(self, workload_id: str) -> None:
+        async with self._lock:
+            meta = self._meta(workload_id)
+            if meta is None or not meta.get("pid") or meta.get("stopped") or self._alive(meta):
+                return
+            self._reap(workload_id)
+            code = self._exit_code(workload_id)
+            policy = meta.get("restart", "no")
+            wants = policy in ("always", "unless-stopped") or (policy == "on-failure" and code != 0)
+            limit = meta.get("max_attempts")
+            if not wants or (limit is not None and meta.get("restarts", 0) >= limit):
+                return
+            due = meta.get("restart_due")
+            now = time.time()
+            if due is None:
+                delay = min(30.0, 0.5 * 2 ** min(meta.get("restarts", 0), 6))
+                meta["restart_due"] = now + delay
+                self._save(workload_id, meta)
+                return
+            if now < due:
+                return
+            meta["restarts"] = meta.get("restarts", 0) + 1
+            self._spawn(meta)

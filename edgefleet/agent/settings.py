@@ -1,0 +1,136 @@
+"""Settings of one ``edgefleet agent`` process; CLI flags are derived from these fields.
+
+Every field is also read from ``EDGEFLEET_<NAME>``, like the server's settings.
+Unlike the server, the agent does this with a few lines of its own instead of
+pydantic-settings: that package costs the agent 4-5 MB of memory, and an
+idle agent must stay under 40 MB on small devices.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edgefleet.labels import LabelError, parse_assignments
+
+
+def _split(value: Any) -> Any:
+    """Lists from the environment: ``EDGEFLEET_SERVER=http://a,http://b``."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+StrList = list[str]
+ENV_PREFIX = "EDGEFLEET_"
+
+
+def default_state_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "edgefleet" / "agent"
+
+
+class AgentSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, values: Any) -> Any:
+        """Fields not given explicitly come from ``EDGEFLEET_<NAME>`` when set."""
+        if not isinstance(values, dict):
+            return values
+        merged = dict(values)
+        for name in cls.model_fields:
+            if name in merged:
+                continue
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                merged[name] = raw
+        return merged
+
+    server: StrList = Field(
+        default_factory=list,
+        description="server URL (repeat for several replicas, or give one load balancer)",
+    )
+    provisioning_key: str | None = Field(None, description="enrolls the device on first start")
+    state_dir: Path = Field(
+        default_factory=default_state_dir, description="credentials, desired state, buffered data"
+    )
+    name: str | None = Field(None, description="device name at enrollment (default: hostname)")
+    label: StrList = Field(default_factory=list, description="k=v label at enrollment (repeat)")
+    runtime: Literal["auto", "docker", "process", "sim"] = Field(
+        "auto", description="docker (containers and processes), process, or auto"
+    )
+    docker_host: str | None = Field(
+        None, description="Docker Engine API socket (default: DOCKER_HOST, then the usual sockets)"
+    )
+    peripheral: StrList = Field(
+        default_factory=list, description="declare a peripheral: KIND or KIND=/dev/PATH (repeat)"
+    )
+    heartbeat_interval: float | None = Field(
+        None, gt=0, description="seconds between heartbeats (default: what the server says, 10)"
+    )
+    reconnect_max_delay: float = Field(
+        60.0, gt=0, description="cap of the reconnect backoff, seconds"
+    )
+    allow_host_path: StrList = Field(
+        default_factory=list, description="host path prefix workloads may bind-mount (repeat)"
+    )
+    allow_published_ports: bool = Field(
+        False, description="let workloads publish ports on the device"
+    )
+    allow_privileged: bool = Field(
+        False, description="let workloads run privileged / host network / host pid"
+    )
+    isolation_firewall: bool = Field(
+        True,
+        description="keep jobs' networks apart with the agent's own nftables table (root only; turn off where the operator manages the firewall)",
+    )
+    data_quota_mb: int = Field(512, gt=0, description="disk budget for buffered records, MiB")
+    data_evict_oldest: bool = Field(
+        False,
+        description="when the data buffer is full, drop the oldest records (counted) instead of refusing new ones",
+    )
+    data_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="port of the local data endpoint for workloads (0: pick a free one on first start and keep it)",
+    )
+    ca_file: Path | None = Field(None, description="CA bundle to trust for https/wss servers")
+    log_level: str = Field("info", description="debug, info, warning, error")
+
+    @field_validator("server", "label", "peripheral", "allow_host_path", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("label")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        try:
+            parse_assignments(value)
+        except LabelError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("server")
+    @classmethod
+    def _servers(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://", "ws://", "wss://")):
+                raise ValueError(f"server URL {url!r} must start with http:// or https://")
+        return [u.rstrip("/") for u in value]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return parse_assignments(self.label)
+
+
+def load(**overrides: object) -> AgentSettings:
+    return AgentSettings(**{k: v for k, v in overrides.items() if v not in (None, [], ())})

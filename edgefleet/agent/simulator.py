@@ -1,0 +1,163 @@
+"""``edgefleet sim``: many virtual devices in one process.
+
+Each virtual device is a real :class:`~edgefleet.agent.agent.Agent` — the same
+enrollment, connection, change queue, status reporting and command code as
+``edgefleet agent`` — with the ``sim`` runtime, whose workloads start at once.
+So the server sees exactly the traffic of N real agents, and what the
+simulator measures is the server and the protocol, not a reimplementation.
+
+Identities are kept under ``--state-dir`` (one folder per device), so a second
+run reconnects the same fleet without enrolling again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgefleet.agent.agent import Agent
+from edgefleet.agent.errors import AgentError
+from edgefleet.agent.runtimes.base import RuntimeSet
+from edgefleet.agent.runtimes.sim import SimRuntime
+from edgefleet.agent.settings import AgentSettings
+
+log = logging.getLogger("edgefleet.sim")
+
+
+def spread_labels(specs: list[str], count: int) -> list[dict[str, str]]:
+    """``["site=a,b,c", "tier=x"]`` -> device i gets site a/b/c round-robin, tier x."""
+    axes: list[tuple[str, list[str]]] = []
+    for spec in specs:
+        key, _, values = spec.partition("=")
+        axes.append((key.strip(), [v.strip() for v in values.split(",") if v.strip()] or [""]))
+    return [{key: values[i % len(values)] for key, values in axes} for i in range(count)]
+
+
+@dataclass
+class SimStats:
+    started: float = field(default_factory=time.monotonic)
+    enrolled: int = 0
+    failed: int = 0
+    agents: list[Agent] = field(default_factory=list)
+
+    def connected(self) -> int:
+        return sum(
+            1 for a in self.agents if a.connection is not None and a.connection.connected.is_set()
+        )
+
+
+async def _run_one(agent: Agent, stats: SimStats) -> None:
+    try:
+        await agent.run()
+    except AgentError as exc:
+        stats.failed += 1
+        log.warning("%s stopped: %s", agent.settings.name, exc.message)
+
+
+async def simulate(
+    servers: list[str],
+    devices: int,
+    *,
+    key: str | None,
+    state_dir: Path,
+    labels: list[str],
+    heartbeat: float | None,
+    rate: float,
+    supervise_every: float,
+    stop: asyncio.Event,
+    report_every: float = 2.0,
+    name_prefix: str = "sim",
+) -> SimStats:
+    stats = SimStats()
+    label_sets = spread_labels(labels, devices)
+    tasks: list[asyncio.Task[None]] = []
+    reporter = asyncio.create_task(_report(stats, devices, report_every, stop))
+    interval = 1.0 / rate if rate > 0 else 0.0
+    for i in range(devices):
+        if stop.is_set():
+            break
+        settings = AgentSettings(
+            server=servers,
+            provisioning_key=key,
+            state_dir=state_dir / f"{name_prefix}-{i:05d}",
+            name=f"{name_prefix}-{i:05d}",
+            label=[f"{k}={v}" for k, v in label_sets[i].items()],
+            runtime="sim",
+            heartbeat_interval=heartbeat,
+            reconnect_max_delay=10,
+        )
+        sim = SimRuntime()
+        agent = Agent(settings, runtimes=RuntimeSet(container=sim, process=sim))
+        agent.supervise_every = supervise_every
+        agent.with_parts = False
+        agent.state.durable = False
+        stats.agents.append(agent)
+        tasks.append(asyncio.create_task(_run_one(agent, stats)))
+        if interval:
+            await asyncio.sleep(interval)
+        elif i % 200 == 199:
+            await asyncio.sleep(0)
+    await stop.wait()
+    for agent in stats.agents:
+        agent.stopping.set()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    reporter.cancel()
+    return stats
+
+
+async def _report(stats: SimStats, total: int, every: float, stop: asyncio.Event) -> None:
+    for tick in itertools.count():
+        await asyncio.sleep(every)
+        connected = stats.connected()
+        elapsed = time.monotonic() - stats.started
+        print(f"[{elapsed:7.1f}s] {connected}/{total} connected, {stats.failed} failed", flush=True)
+        if connected == total and tick > 0 and stop.is_set():
+            return
+
+
+def run(
+    servers: list[str],
+    devices: int,
+    *,
+    key: str | None,
+    state_dir: Path,
+    labels: list[str],
+    heartbeat: float | None,
+    rate: float,
+    supervise_every: float,
+    duration: float | None,
+) -> int:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> SimStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        if duration:
+            loop.call_later(duration, stop.set)
+        return await simulate(
+            servers,
+            devices,
+            key=key,
+            state_dir=state_dir,
+            labels=labels,
+            heartbeat=heartbeat,
+            rate=rate,
+            supervise_every=supervise_every,
+            stop=stop,
+        )
+
+    stats = asyncio.run(main())
+    return 1 if stats.failed else 0

@@ -1,0 +1,107 @@
+"""The process verbs: ``server``, ``agent``, ``up`` (and ``sim``). Their flags
+are derived from the settings classes (see settings_command); the heavy
+modules are imported only when the verb runs."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from edgefleet.agent.settings import AgentSettings
+from edgefleet.cli.output import fail
+from edgefleet.cli.settings_command import given, register, register_group, settings_error
+
+
+def _settings(factory: Any, values: dict[str, Any]) -> Any:
+    try:
+        return factory(**given(values))
+    except ValidationError as exc:
+        raise fail(settings_error(exc), 2) from exc
+
+
+def _run_server(**values: Any) -> None:
+    from edgefleet.server.main import run as run_server
+    from edgefleet.server.settings import ServerSettings
+
+    run_server(_settings(ServerSettings, values))
+
+
+def _run_agent(**values: Any) -> None:
+    from edgefleet.agent.main import run as run_agent
+
+    settings = _settings(AgentSettings, values)
+    if not settings.server and not (settings.state_dir / "device.json").exists():
+        raise fail("--server is required (the URL of the edgefleet server)", 2)
+    sys.exit(run_agent(settings))
+
+
+def _run_up(**values: Any) -> None:
+    from edgefleet.embedded import run_up
+    from edgefleet.server.settings import ServerSettings
+
+    demo = values.pop("demo")
+    runtime = values.pop("runtime")
+    settings = _settings(ServerSettings, values)
+    sys.exit(run_up(settings, demo=demo is not False, runtime=runtime or "auto"))
+
+
+def register_agent(app: typer.Typer) -> None:
+    from edgefleet.cli import agent_datasets
+
+    register_group(
+        app,
+        "agent",
+        AgentSettings,
+        _run_agent,
+        help="Run the device daemon: enroll, connect out to the server, run the device's jobs.",
+        commands=[(agent_datasets.app, "datasets")],
+    )
+
+
+def register_all(app: typer.Typer) -> None:
+    from edgefleet.server.settings import ServerSettings  # not on the agent's path
+
+    register(
+        app,
+        "server",
+        ServerSettings,
+        _run_server,
+        help="Run the controller: REST API, portal, agents' gateway and app proxy.",
+    )
+    register_agent(app)
+    register(
+        app,
+        "up",
+        ServerSettings,
+        _run_up,
+        help="Start a server and one local agent on this machine, with a demo job.",
+        exclude={"bus", "replica_id", "tls_cert", "tls_key", "object_store"},
+        extra=[
+            inspect.Parameter(
+                "demo",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    bool | None,
+                    typer.Option(
+                        "--demo/--no-demo", help="deploy the demo application (default: yes)"
+                    ),
+                ],
+            ),
+            inspect.Parameter(
+                "runtime",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    str | None,
+                    typer.Option(
+                        "--runtime", help="runtime of the local agent: auto, docker or process"
+                    ),
+                ],
+            ),
+        ],
+    )

@@ -1,0 +1,596 @@
+"""A thin, typed-enough client over the REST API: JSON in, dicts out.
+
+Every method maps to one endpoint and raises :mod:`edgefleet.client.errors`
+exceptions; list methods follow the ``next`` cursor for you unless you ask
+for one page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+import httpx
+
+from edgefleet.client.errors import ConnectionFailed, from_response
+
+JSON = dict[str, Any]
+
+
+class Client:
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(
+            base_url=self.server, headers=headers, timeout=timeout, verify=verify
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = path if path.startswith(("/api/", "/proxy/")) else f"/api/v1{path}"
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ConnectionFailed(
+                f"{self.server} did not answer in time ({exc.__class__.__name__})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"cannot reach {self.server}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = response.text
+            raise from_response(response.status_code, body)
+        if response.status_code == 204 or not response.content:
+            return None
+        if "json" in response.headers.get("content-type", ""):
+            return response.json()
+        return response.content
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.request("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def paged(self, path: str, *, limit: int | None = None, **params: Any) -> Iterator[JSON]:
+        """Every item of a list endpoint, following ``next``; stops after ``limit`` items."""
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = self.get(path, cursor=cursor, limit=min(limit or 500, 500), **params)
+            for item in page["items"]:
+                yield item
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    # -- server ---------------------------------------------------------------------------
+
+    def health(self) -> JSON:
+        result: JSON = self.get("/health")
+        return result
+
+    def me(self) -> JSON:
+        result: JSON = self.get("/users/me")
+        return result
+
+    # -- users and tokens -----------------------------------------------------------------
+
+    def users(self) -> list[JSON]:
+        return list(self.paged("/users"))
+
+    def create_user(self, name: str, password: str | None = None, admin: bool = False) -> JSON:
+        result: JSON = self.post("/users", {"name": name, "password": password, "admin": admin})
+        return result
+
+    def set_password(self, user: str, password: str) -> None:
+        self.put(f"/users/{user}/password", {"password": password})
+
+    def delete_user(self, user: str) -> None:
+        self.delete(f"/users/{user}")
+
+    def tokens(self, user: str | None = None, all_users: bool = False) -> list[JSON]:
+        return list(self.paged("/tokens", user=user, all=all_users or None))
+
+    def create_token(
+        self, name: str = "", *, user: str | None = None, expires_in: int | None = None
+    ) -> JSON:
+        result: JSON = self.post("/tokens", {"name": name, "user": user, "expires_in": expires_in})
+        return result
+
+    def revoke_token(self, token_id: str) -> JSON:
+        result: JSON = self.delete(f"/tokens/{token_id}")
+        return result
+
+    # -- projects -------------------------------------------------------------------------
+
+    def projects(self) -> list[JSON]:
+        return list(self.paged("/projects"))
+
+    def project(self, ref: str) -> JSON:
+        result: JSON = self.get(f"/projects/{ref}")
+        return result
+
+    def create_project(self, name: str, description: str = "") -> JSON:
+        result: JSON = self.post("/projects", {"name": name, "description": description})
+        return result
+
+    def delete_project(self, ref: str) -> None:
+        self.delete(f"/projects/{ref}")
+
+    def add_member(self, project: str, user: str, role: str) -> JSON:
+        result: JSON = self.post(f"/projects/{project}/members", {"user": user, "role": role})
+        return result
+
+    def remove_member(self, project: str, user: str) -> None:
+        self.delete(f"/projects/{project}/members/{user}")
+
+    # -- provisioning keys ----------------------------------------------------------------
+
+    def keys(self, project: str | None = None) -> list[JSON]:
+        return list(self.paged("/provisioning-keys", project=project))
+
+    def create_key(
+        self,
+        project: str = "default",
+        *,
+        labels: dict[str, str] | None = None,
+        name: str = "",
+        expires_in: int | None = None,
+        max_uses: int | None = None,
+    ) -> JSON:
+        body = {
+            "project": project,
+            "labels": labels or {},
+            "name": name,
+            "expires_in": expires_in,
+            "max_uses": max_uses,
+        }
+        result: JSON = self.post("/provisioning-keys", body)
+        return result
+
+    def revoke_key(self, key_id: str) -> JSON:
+        result: JSON = self.delete(f"/provisioning-keys/{key_id}")
+        return result
+
+    # -- private registries ---------------------------------------------------------------
+
+    def registries(self, project: str = "default") -> list[JSON]:
+        """The project's registry credentials: host and username, never the password."""
+        return list(self.paged(f"/projects/{project}/registries"))
+
+    def add_registry(
+        self, registry: str, username: str, password: str, *, project: str = "default"
+    ) -> JSON:
+        """Store (or replace) the project's login to a registry; devices pull with it."""
+        body = {"registry": registry, "username": username, "password": password}
+        result: JSON = self.post(f"/projects/{project}/registries", body)
+        return result
+
+    def remove_registry(self, registry: str, *, project: str = "default") -> None:
+        """Forget the project's login to a registry (by host or id)."""
+        self.delete(f"/projects/{project}/registries/{registry}")
+
+    # -- devices --------------------------------------------------------------------------
+
+    def devices(
+        self,
+        *,
+        selector: str | None = None,
+        online: bool | None = None,
+        project: str | None = None,
+        limit: int | None = None,
+    ) -> list[JSON]:
+        params: dict[str, Any] = {"selector": selector, "project": project}
+        if online is not None:
+            params["online"] = "true" if online else "false"
+        return list(self.paged("/devices", limit=limit, **params))
+
+    def device(self, ref: str) -> JSON:
+        result: JSON = self.get(f"/devices/{ref}")
+        return result
+
+    def update_device(
+        self,
+        ref: str,
+        *,
+        name: str | None = None,
+        labels: dict[str, str | None] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> JSON:
+        body: JSON = {}
+        if name is not None:
+            body["name"] = name
+        if labels is not None:
+            body["labels"] = labels
+        if metadata is not None:
+            body["metadata"] = metadata
+        result: JSON = self.patch(f"/devices/{ref}", body)
+        return result
+
+    def delete_device(self, ref: str) -> None:
+        self.delete(f"/devices/{ref}")
+
+    # -- events ---------------------------------------------------------------------------
+
+    def events(self, **filters: Any) -> list[JSON]:
+        limit = filters.pop("limit", None)
+        return list(self.paged("/events", limit=limit, **filters))
+
+    # -- applications ---------------------------------------------------------------------
+
+    def applications(self, project: str | None = None) -> list[JSON]:
+        return list(self.paged("/applications", project=project))
+
+    def application(self, ref: str) -> JSON:
+        result: JSON = self.get(f"/applications/{ref}")
+        return result
+
+    def create_application(
+        self,
+        name: str,
+        version: str,
+        *,
+        compose: str | None = None,
+        spec: JSON | None = None,
+        project: str = "default",
+        description: str = "",
+    ) -> JSON:
+        body: JSON = {
+            "project": project,
+            "name": name,
+            "version": version,
+            "description": description,
+        }
+        body.update({"compose": compose} if compose is not None else {"spec": spec or {}})
+        result: JSON = self.post("/applications", body)
+        return result
+
+    def add_version(
+        self, app: str, version: str, *, compose: str | None = None, spec: JSON | None = None
+    ) -> JSON:
+        body: JSON = {"version": version}
+        body.update({"compose": compose} if compose is not None else {"spec": spec or {}})
+        result: JSON = self.post(f"/applications/{app}/versions", body)
+        return result
+
+    def versions(self, app: str) -> list[JSON]:
+        return list(self.paged(f"/applications/{app}/versions"))
+
+    def version(self, app: str, version: str) -> JSON:
+        result: JSON = self.get(f"/applications/{app}/versions/{version}")
+        return result
+
+    def validate(self, *, compose: str | None = None, spec: JSON | None = None) -> JSON:
+        body: JSON = {"compose": compose} if compose is not None else {"spec": spec or {}}
+        result: JSON = self.post("/applications/validate", body)
+        return result
+
+    def delete_application(self, app: str) -> None:
+        self.delete(f"/applications/{app}")
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def jobs(self, **filters: Any) -> list[JSON]:
+        return list(self.paged("/jobs", **filters))
+
+    def job(self, job_id: str, devices: bool = True) -> JSON:
+        result: JSON = self.get(f"/jobs/{job_id}", devices=None if devices else "false")
+        return result
+
+    def create_job(
+        self,
+        application: str,
+        *,
+        version: str | None = None,
+        devices: list[str] | None = None,
+        selector: JSON | str | None = None,
+        environment: dict[str, str] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        name: str = "",
+        project: str | None = None,
+    ) -> JSON:
+        body: JSON = {"application": application, "name": name}
+        for key, value in (
+            ("version", version),
+            ("devices", devices),
+            ("selector", selector),
+            ("environment", environment),
+            ("start", start),
+            ("end", end),
+            ("project", project),
+        ):
+            if value is not None:
+                body[key] = value
+        result: JSON = self.post("/jobs", body)
+        return result
+
+    def update_job(self, job_id: str, **changes: Any) -> JSON:
+        result: JSON = self.patch(
+            f"/jobs/{job_id}", {k: v for k, v in changes.items() if v is not None}
+        )
+        return result
+
+    def cancel_job(self, job_id: str) -> JSON:
+        result: JSON = self.post(f"/jobs/{job_id}/cancel")
+        return result
+
+    def delete_job(self, job_id: str) -> None:
+        self.delete(f"/jobs/{job_id}")
+
+    # -- federated computations -----------------------------------------------------------
+
+    def datasets(
+        self,
+        *,
+        project: str | None = None,
+        dataset: str | None = None,
+        device: str | None = None,
+    ) -> list[JSON]:
+        """Datasets declared on devices, one item per (device, dataset): columns with
+        types, approximate rows and bytes, the owner's policy. Never a value."""
+        return list(self.paged("/datasets", project=project, dataset=dataset, device=device))
+
+    def compute(
+        self,
+        dataset: str,
+        op: str,
+        column: str,
+        *,
+        devices: list[str] | None = None,
+        selector: JSON | str | None = None,
+        bins: list[float] | None = None,
+        project: str | None = None,
+        round_timeout: float | None = None,
+        wait: bool = False,
+        timeout: float = 600.0,
+    ) -> JSON:
+        """Ask for a secure aggregate (``count``, ``sum``, ``mean``, ``variance`` or
+        ``histogram`` with ``bins`` edges) of ``column`` of ``dataset`` over ``devices``
+        (ids or names) or a label ``selector``. Returns the computation (``id``,
+        ``state``); with ``wait``, polls until it is ``done`` or ``failed``. A refused
+        request raises :class:`~edgefleet.client.errors.ApiError` (4xx)."""
+        body: JSON = {"dataset": dataset, "op": op, "column": column}
+        for key, value in (
+            ("devices", devices),
+            ("selector", selector),
+            ("bins", bins),
+            ("project", project),
+            ("round_timeout", round_timeout),
+        ):
+            if value is not None:
+                body[key] = value
+        created: JSON = self.post("/computations", body)
+        return self.wait_computation(created["id"], timeout) if wait else created
+
+    def computation(self, computation_id: str) -> JSON:
+        """One computation: ``state`` (running, done, failed, refused), ``result``,
+        ``participants``, ``dropped``, per-device ``parties`` and ``error``."""
+        result: JSON = self.get(f"/computations/{computation_id}")
+        return result
+
+    def computations(self, **filters: Any) -> list[JSON]:
+        """Computations of the caller's projects (filters: project, dataset, state)."""
+        return list(self.paged("/computations", **filters))
+
+    def wait_computation(
+        self, computation_id: str, timeout: float = 600.0, interval: float = 0.5
+    ) -> JSON:
+        """Poll until the computation is no longer running (or ``timeout`` passes)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.computation(computation_id)
+            if found["state"] != "running" or time.monotonic() >= deadline:
+                return found
+            time.sleep(interval)
+
+    # -- collected data -------------------------------------------------------------------
+
+    def data(
+        self,
+        job: str,
+        *,
+        device: str | None = None,
+        stream: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JSON]:
+        """A job's records (``device, stream, seq, time, id, record``) in the order
+        the server stored them, following pages; ``since``/``until`` are ISO times."""
+        return self.paged(
+            f"/jobs/{job}/data", limit=limit, device=device, stream=stream, since=since, until=until
+        )
+
+    def data_summary(self, job: str) -> JSON:
+        """Per device and stream: records held, last record time, device backlog, evictions."""
+        result: JSON = self.get(f"/jobs/{job}/data/summary")
+        return result
+
+    def download_data(
+        self,
+        job: str,
+        sink: BinaryIO,
+        *,
+        format: str = "jsonl",
+        device: str | None = None,
+        stream: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        progress: Callable[[bytes, int | None], None] | None = None,
+    ) -> int:
+        """Write a job's records to ``sink`` as ``jsonl``, ``csv`` or ``parquet``;
+        ``progress(chunk, total_records)`` is called per chunk. Returns the bytes written."""
+        params = {"format": format, "device": device, "stream": stream}
+        params.update(since=since, until=until)
+        return self._download(f"/api/v1/jobs/{job}/data", params, sink, progress, "x-record-count")
+
+    def data_files(self, job: str, *, device: str | None = None) -> list[JSON]:
+        """Files the job's workloads handed to their agents (metadata)."""
+        return list(self.paged(f"/jobs/{job}/files", device=device))
+
+    def data_file(self, job: str, file_id: str) -> JSON:
+        result: JSON = self.get(f"/jobs/{job}/files/{file_id}")
+        return result
+
+    def download_file(
+        self,
+        job: str,
+        file_id: str,
+        sink: BinaryIO,
+        progress: Callable[[bytes, int | None], None] | None = None,
+    ) -> int:
+        """Write one uploaded file's bytes to ``sink``; ``progress(chunk, size)``."""
+        path = f"/api/v1/jobs/{job}/files/{file_id}/content"
+        return self._download(path, {}, sink, progress, "content-length")
+
+    def _download(
+        self,
+        path: str,
+        params: dict[str, Any],
+        sink: BinaryIO,
+        progress: Callable[[bytes, int | None], None] | None,
+        total_header: str,
+    ) -> int:
+        query = {k: v for k, v in params.items() if v is not None}
+        written = 0
+        try:
+            with self.http.stream(
+                "GET", path, params=query, timeout=httpx.Timeout(30, read=300)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        body: Any = response.json()
+                    except ValueError:
+                        body = response.text
+                    raise from_response(response.status_code, body)
+                declared = response.headers.get(total_header)
+                total = int(declared) if declared and declared.isdigit() else None
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(chunk, total)
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"cannot reach {self.server}: {exc}") from exc
+        return written
+
+    # -- reaching devices -----------------------------------------------------------------
+
+    def exec(
+        self,
+        device: str,
+        command: list[str],
+        *,
+        timeout: float = 30,
+        env: dict[str, str] | None = None,
+    ) -> JSON:
+        """Run a command on a device (not in a workload); returns exit_code/stdout/stderr."""
+        body = {"command": command, "timeout": timeout, "env": env or {}}
+        result: JSON = self.request(
+            "POST", f"/devices/{device}/exec", json=body, timeout=timeout + 30
+        )
+        return result
+
+    def workload_exec(
+        self, job: str, device: str, service: str, command: list[str], *, timeout: float = 30
+    ) -> JSON:
+        body = {"device": device, "service": service, "command": command, "timeout": timeout}
+        result: JSON = self.request("POST", f"/jobs/{job}/exec", json=body, timeout=timeout + 30)
+        return result
+
+    def stream_lines(self, path: str, **params: Any) -> Iterator[str]:
+        """Lines of a streaming endpoint (logs, follow) as they arrive."""
+        url = path if path.startswith("/api/") else f"/api/v1{path}"
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            with self.http.stream(
+                "GET", url, params=query, timeout=httpx.Timeout(30, read=None)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        body: Any = response.json()
+                    except ValueError:
+                        body = response.text
+                    raise from_response(response.status_code, body)
+                yield from response.iter_lines()
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"cannot reach {self.server}: {exc}") from exc
+
+    def logs(
+        self,
+        job: str,
+        *,
+        device: str | None = None,
+        service: str | None = None,
+        tail: int | None = None,
+        since: str | None = None,
+        follow: bool = False,
+        format: str = "text",
+    ) -> Iterator[str]:
+        return self.stream_lines(
+            f"/jobs/{job}/logs",
+            device=device,
+            service=service,
+            tail=tail,
+            since=since,
+            follow="true" if follow else None,
+            format=format,
+        )
+
+    def agent_logs(self, device: str, *, tail: int = 200, follow: bool = False) -> Iterator[str]:
+        return self.stream_lines(
+            f"/devices/{device}/logs", tail=tail, follow="true" if follow else None
+        )
+
+    def device_action(
+        self, device: str, action: str, *, confirm: bool = False, message: str = ""
+    ) -> JSON:
+        result: JSON = self.post(
+            f"/devices/{device}/actions/{action}", {"confirm": confirm, "message": message}
+        )
+        return result
+
+    def websocket_url(self, path: str, **params: Any) -> str:
+        from urllib.parse import urlencode
+
+        base = self.server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        query = urlencode([(k, v) for k, v in params.items() if v is not None], doseq=True)
+        return f"{base}{path}" + (f"?{query}" if query else "")

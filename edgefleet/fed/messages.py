@@ -1,0 +1,309 @@
+"""Messages of one secure-aggregation computation.
+
+Every message is a frozen pydantic model with a literal ``type`` (all start with
+``fed.``) and ``extra="forbid"``; binary fields travel as strict base64 text, and
+keys and shares have fixed sizes checked at the boundary. :data:`FedMessage` is
+the discriminated union a transport decodes with :func:`decode`. Nothing a peer
+sends is unpickled or evaluated: the only parser is pydantic's JSON validator.
+
+Direction, round by round (``P`` = a device's :class:`~edgefleet.fed.party.Party`,
+``A`` = the server's :class:`~edgefleet.fed.aggregator.Aggregator`)::
+
+    A -> P  Invitation       who takes part (long-term keys), threshold, Params
+    P -> A  AdvertiseKeys    round 0: ephemeral s/c public keys + HMAC tag per peer
+    A -> P  Roster           everyone's advertisement (tags addressed to the recipient)
+    P -> A  ShareBundle      round 1: one EncryptedShare per peer + self-mask commitment
+    A -> P  ShareInbox       the EncryptedShares addressed to the recipient
+    P -> A  MaskedInput      round 2: y_u as packed ring elements
+    A -> P  UnmaskRequest    round 3: who survived (U3), who dropped
+    P -> A  UnmaskResponse   s-key shares of dropped peers, self-mask shares of survivors
+    either  Abort            the computation is over, with a reason
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
+
+KEY_BYTES = 32  # X25519 public keys, self-mask seeds
+SHARE_BYTES = 32  # two 16-byte Shamir shares (a 32-byte secret is shared as two halves)
+TAG_BYTES = 32  # HMAC-SHA256
+NONCE_BYTES = 12  # AES-GCM
+MAX_PARTIES = 10_000
+
+
+def _from_b64(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected base64 text")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error) as exc:
+        raise ValueError("invalid base64") from exc
+
+
+def _to_b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+B64 = Annotated[
+    bytes,
+    PlainValidator(_from_b64),
+    PlainSerializer(_to_b64, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+def _exactly(size: int) -> AfterValidator:
+    def check(value: bytes) -> bytes:
+        if len(value) != size:
+            raise ValueError(f"expected {size} bytes, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _at_most(size: int) -> AfterValidator:
+    def check(value: bytes) -> bytes:
+        if len(value) > size:
+            raise ValueError(f"at most {size} bytes, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+Key = Annotated[B64, _exactly(KEY_BYTES)]
+Share = Annotated[B64, _exactly(SHARE_BYTES)]
+Tag = Annotated[B64, _exactly(TAG_BYTES)]
+Nonce = Annotated[B64, _exactly(NONCE_BYTES)]
+PartyId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
+]
+ComputationId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Params(Strict):
+    """How vectors are encoded. Every element x is sent as round(x * 2**frac_bits)
+    in the ring Z_{2**ring_bits}; the default (128-bit ring, scale 2**40, |x| <= 2**60)
+    keeps 12 decimal digits after the point and leaves room for 2**26 parties."""
+
+    length: int = Field(ge=1, le=10_000_000, description="elements per vector")
+    ring_bits: int = Field(128, ge=64, le=512, multiple_of=8)
+    frac_bits: int = Field(40, ge=0)
+    bound: float = Field(2.0**60, gt=0, description="largest |x| a party may submit")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Params:
+        if not math.isfinite(self.bound):
+            raise ValueError("bound must be finite")
+        if self.max_parties() < 1:
+            raise ValueError("bound * 2**frac_bits leaves no room in the ring")
+        return self
+
+    def max_parties(self) -> int:
+        """How many bounded inputs sum without wrapping around the signed ring."""
+        per_party = Fraction(self.bound) * 2**self.frac_bits + Fraction(1, 2)  # + rounding
+        return int((2 ** (self.ring_bits - 1) - 1) // per_party)
+
+
+class Message(Strict):
+    computation_id: ComputationId
+
+
+Op = Literal["count", "sum", "mean", "variance", "histogram"]
+
+
+class Task(Strict):
+    """What each party computes its input from: the statistic over one column of a
+    dataset its device holds, on behalf of a project. Checked by every device
+    against its owner's policy; bound into round 0 with the rest of the invitation."""
+
+    project: str = Field(min_length=1, max_length=128, description="project name")
+    project_id: str = Field("", max_length=64)
+    dataset: str = Field(min_length=1, max_length=128)
+    op: Op
+    column: str = Field(min_length=1, max_length=256)
+    bins: list[float] | None = Field(None, max_length=10_001, description="histogram edges")
+    requested_by: str = Field("", max_length=64)
+
+
+class Invitation(Message):
+    """server -> device: the computation, its parties' long-term X25519 public keys
+    (from enrollment), the threshold t, the encoding and (optionally) the task."""
+
+    type: Literal["fed.invite"] = "fed.invite"
+    parties: dict[PartyId, Key] = Field(min_length=2, max_length=MAX_PARTIES)
+    threshold: int = Field(ge=2)
+    params: Params
+    task: Task | None = None
+
+    @model_validator(mode="after")
+    def _sane(self) -> Invitation:
+        n = len(self.parties)
+        if not n // 2 < self.threshold <= n:
+            raise ValueError(f"threshold must be a majority of the {n} parties: {n // 2 + 1}..{n}")
+        if n > self.params.max_parties():
+            raise ValueError(
+                f"{n} parties could overflow the ring; at most {self.params.max_parties()}"
+            )
+        return self
+
+    def order(self) -> list[str]:
+        """Parties in the canonical order: Shamir index = position + 1, mask signs."""
+        return sorted(self.parties)
+
+    def digest(self) -> bytes:
+        """SHA-256 of the invitation in canonical JSON (keys sorted). Every party puts
+        it under its round-0 tags, so two parties holding different invitations (other
+        peers, threshold, encoding or task) refuse each other's keys."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).digest()
+
+
+class AdvertiseKeys(Message):
+    """device -> server, round 0: ephemeral public keys; ``tags[v]`` is
+    HMAC(ECDH(long-term u, long-term v), keys) so that v can check them."""
+
+    type: Literal["fed.advertise"] = "fed.advertise"
+    sender: PartyId
+    s_public: Key
+    c_public: Key
+    tags: dict[PartyId, Tag] = Field(max_length=MAX_PARTIES)
+
+
+class RosterEntry(Strict):
+    party: PartyId
+    s_public: Key
+    c_public: Key
+    tag: Tag | None = Field(
+        None, description="the party's tag for the recipient; none on its own entry"
+    )
+
+
+class Roster(Message):
+    """server -> device: every advertisement that arrived in round 0."""
+
+    type: Literal["fed.roster"] = "fed.roster"
+    recipient: PartyId
+    threshold: int
+    entries: list[RosterEntry] = Field(max_length=MAX_PARTIES)
+
+
+class EncryptedShare(Strict):
+    """AES-GCM(HKDF(ECDH(c_sender, c_recipient)), SharePayload), bound to
+    (computation, sender, recipient) as associated data. The server cannot read it."""
+
+    sender: PartyId
+    recipient: PartyId
+    nonce: Nonce
+    ciphertext: Annotated[B64, _at_most(1024)]
+
+
+class SharePayload(Strict):
+    """The plaintext inside an :class:`EncryptedShare` (never seen by the server)."""
+
+    sender: PartyId
+    recipient: PartyId
+    s_share: Share
+    b_share: Share
+
+
+class ShareBundle(Message):
+    """device -> server, round 1: one encrypted share per advertised peer, and
+    SHA-256 commitment to the self-mask seed b_u (checked after reconstruction)."""
+
+    type: Literal["fed.shares"] = "fed.shares"
+    sender: PartyId
+    shares: list[EncryptedShare] = Field(max_length=MAX_PARTIES)
+    self_mask_commitment: Key
+
+
+class ShareInbox(Message):
+    """server -> device: the shares addressed to the recipient by parties that sent theirs."""
+
+    type: Literal["fed.inbox"] = "fed.inbox"
+    recipient: PartyId
+    shares: list[EncryptedShare] = Field(max_length=MAX_PARTIES)
+
+
+class MaskedInput(Message):
+    """device -> server, round 2: y_u, ``length`` ring elements of ``ring_bits/8``
+    bytes each, little-endian, concatenated."""
+
+    type: Literal["fed.masked"] = "fed.masked"
+    sender: PartyId
+    vector: B64
+
+
+class UnmaskRequest(Message):
+    """server -> surviving devices, round 3."""
+
+    type: Literal["fed.unmask_request"] = "fed.unmask_request"
+    survivors: list[PartyId] = Field(max_length=MAX_PARTIES, description="U3: sent a masked input")
+    dropped: list[PartyId] = Field(max_length=MAX_PARTIES, description="shared keys, sent no input")
+
+
+class UnmaskResponse(Message):
+    """device -> server, round 3: shares held by the sender. Never both kinds for one peer."""
+
+    type: Literal["fed.unmask_response"] = "fed.unmask_response"
+    sender: PartyId
+    s_shares: dict[PartyId, Share] = Field(max_length=MAX_PARTIES, description="of dropped peers")
+    b_shares: dict[PartyId, Share] = Field(max_length=MAX_PARTIES, description="of survivors")
+
+
+class Abort(Message):
+    """either direction: the computation is over; nothing will be released."""
+
+    type: Literal["fed.abort"] = "fed.abort"
+    reason: str = Field(max_length=1000)
+
+
+FedMessage = Annotated[
+    Invitation
+    | AdvertiseKeys
+    | Roster
+    | ShareBundle
+    | ShareInbox
+    | MaskedInput
+    | UnmaskRequest
+    | UnmaskResponse
+    | Abort,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[FedMessage] = TypeAdapter(FedMessage)
+
+
+def decode(data: str | bytes) -> FedMessage:
+    """Parse one JSON message; raises pydantic's ``ValidationError`` on anything else."""
+    return _ADAPTER.validate_json(data)
+
+
+def encode(message: FedMessage) -> str:
+    return message.model_dump_json()

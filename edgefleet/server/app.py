@@ -1,0 +1,226 @@
+"""Build the server: the FastAPI app and everything it starts and stops.
+
+Start-up order (lifespan): data dir -> migrations -> engine -> bus -> event
+log -> hub -> feature modules (each registers its routes and hooks) ->
+bootstrap (admin, default project). Shutdown runs it backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet import __version__
+from edgefleet.server.auth import service as auth_service
+from edgefleet.server.auth.routes import router as auth_router
+from edgefleet.server.bus.base import create_bus
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db import engine as db_engine
+from edgefleet.server.db import migrate
+from edgefleet.server.devices.routes import router as devices_router
+from edgefleet.server.devices.summary import router as summary_router
+from edgefleet.server.errors import install_handlers
+from edgefleet.server.events.routes import router as events_router
+from edgefleet.server.events.service import EventLog
+from edgefleet.server.gateway.endpoint import router as agent_ws_router
+from edgefleet.server.gateway.enroll import router as enroll_router
+from edgefleet.server.gateway.hub import Hub
+from edgefleet.server.keys.routes import router as keys_router
+from edgefleet.server.limits import BodyLimit
+from edgefleet.server.projects.routes import router as projects_router
+from edgefleet.server.settings import ServerSettings
+from edgefleet.wire.messages import DesiredState
+
+log = logging.getLogger("edgefleet.server")
+
+API = "/api/v1"
+
+# Feature modules add themselves here: (routers, start hook). Keeping the list
+# in one place makes the server's shape readable at a glance.
+Feature = tuple[list[APIRouter], Callable[[ServerContext], Any] | None]
+
+
+async def _start_jobs(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+    """Jobs: status ingestion, desired state on connect, the scheduler."""
+    from edgefleet.server.jobs import desired
+    from edgefleet.server.jobs.status import StatusSink
+    from edgefleet.server.scheduler.loop import Scheduler
+
+    sink = StatusSink(ctx)
+    await sink.start()
+
+    async def desired_state(db: AsyncSession, device_pk: int) -> DesiredState:
+        return await desired.for_device(ctx, db, device_pk)
+
+    ctx.hub.desired_state = desired_state
+    scheduler = Scheduler(ctx)
+    ctx.scheduler = scheduler
+    await scheduler.start()
+
+    async def stop() -> None:
+        await scheduler.stop()
+        await sink.stop()
+
+    return stop
+
+
+async def _start_computations(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+    """Federated computations: dataset reports, the relay of fed messages, orchestrators."""
+    from edgefleet.server.computations.relay import Relay
+
+    relay = Relay(ctx)
+    ctx.computations = relay
+    await relay.start()
+    return relay.stop
+
+
+def _features() -> list[Feature]:
+    from edgefleet.server.applications.routes import router as applications_router
+    from edgefleet.server.computations.routes import router as computations_router
+    from edgefleet.server.data import ingest as data_ingest
+    from edgefleet.server.data.routes import router as data_router
+    from edgefleet.server.jobs.routes import router as jobs_router
+    from edgefleet.server.registries import service as registries
+    from edgefleet.server.registries.routes import router as registries_router
+    from edgefleet.server.remote.actions import router as actions_router
+    from edgefleet.server.remote.exec import router as exec_router
+    from edgefleet.server.remote.logs import router as logs_router
+
+    return [
+        (
+            [
+                auth_router,
+                projects_router,
+                keys_router,
+                summary_router,
+                devices_router,
+                events_router,
+            ],
+            None,
+        ),
+        ([enroll_router], None),
+        ([registries_router], registries.start),
+        ([applications_router, jobs_router], _start_jobs),
+        ([exec_router, logs_router, actions_router], None),
+        ([computations_router], _start_computations),
+        ([data_router], data_ingest.start),
+    ]
+
+
+async def _bootstrap(ctx: ServerContext, admin_token: str | None) -> auth_service.Bootstrap:
+    """Replicas starting together race to create the admin and the default
+    project; the losers see the unique constraint fail and simply try again."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(5):
+        try:
+            async with ctx.session() as db:
+                return await auth_service.bootstrap(db, admin_token)
+        except IntegrityError:
+            await asyncio.sleep(0.2 * (attempt + 1))
+    async with ctx.session() as db:
+        return await auth_service.bootstrap(db, admin_token)
+
+
+def create_app(
+    settings: ServerSettings, *, announce: Callable[[str], None] | None = None
+) -> FastAPI:
+    announce = announce or (lambda line: print(line, file=sys.stderr, flush=True))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = db_engine.async_url(settings.database_url, settings.data_dir)
+    features = _features()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate.upgrade, url)
+        engine = db_engine.create_engine(url)
+        bus = create_bus(settings.bus)
+        await bus.start()
+        ctx = ServerContext(
+            settings=settings, engine=engine, sessions=db_engine.sessionmaker(engine), bus=bus
+        )
+        ctx.events = EventLog(ctx.sessions, bus)
+        ctx.hub = Hub(ctx)
+        app.state.ctx = ctx
+        stoppers: list[Any] = []
+        for _routers, start in features:
+            if start is not None:
+                stopper = await start(ctx)
+                if stopper is not None:
+                    stoppers.append(stopper)
+        await ctx.events.start()
+        await ctx.hub.start()
+        boot = await _bootstrap(ctx, settings.admin_token)
+        if boot.admin_token:
+            announce(f"admin token (shown once, store it): {boot.admin_token}")
+        log.info("edgefleet server %s ready (replica %s)", __version__, ctx.replica)
+        try:
+            yield
+        finally:
+            await ctx.hub.stop()
+            for stopper in reversed(stoppers):
+                await stopper()
+            await ctx.events.stop()
+            await bus.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="edgefleet",
+        version=__version__,
+        description="Run containerized applications on fleets of edge devices behind NAT.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+
+    @app.get(f"{API}/health", tags=["server"])
+    async def health() -> dict[str, Any]:
+        ctx: ServerContext = app.state.ctx
+        database = "ok"
+        try:
+            async with ctx.session() as db:
+                await db.execute(text("SELECT 1"))
+        except Exception as exc:
+            database = f"error: {exc.__class__.__name__}"
+        return {
+            "status": "ok" if database == "ok" else "degraded",
+            "version": __version__,
+            "replica": ctx.replica,
+            "database": database,
+            "bus": "memory" if settings.bus == "memory" else "nats",
+            "agents_connected": len(ctx.hub.sessions),
+        }
+
+    for routers, _start in features:
+        for router in routers:
+            app.include_router(router, prefix=API)
+    from edgefleet.server.proxy.hosts import HostRouter
+    from edgefleet.server.proxy.hosts import router as proxy_auth_router
+    from edgefleet.server.proxy.routes import router as proxy_router
+    from edgefleet.server.remote.forward import router as forward_router
+
+    app.include_router(agent_ws_router)
+    app.include_router(forward_router)
+    app.include_router(proxy_router)
+    app.include_router(proxy_auth_router)
+    from edgefleet.server import portal
+
+    portal.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        exempt=("/proxy/", f"{API}/agent/data", "/portal/static"),
+    )
+    if settings.apps_domain:
+        app.add_middleware(HostRouter, domain=settings.apps_domain)
+    return app

@@ -1,0 +1,197 @@
+"""Applications and their immutable versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.applications.tables import Application, AppVersion
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.db.base import new_id
+from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.projects.tables import Project
+from edgefleet.spec import compose
+from edgefleet.spec.model import AppSpec
+
+
+def describe(finding: compose.Finding) -> str:
+    where = f"line {finding.line}: " if finding.line else ""
+    key = f"{finding.key}: " if finding.key else ""
+    return f"{where}{key}{finding.message}"
+
+
+def check_source(
+    spec: dict[str, Any] | None, text: str | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Validate at upload; returns the parsed source and the warnings, or 422
+    with every finding (nothing is stored)."""
+    field = "compose" if text is not None else "spec"
+    source: str | dict[str, Any] = text if text is not None else (spec or {})
+    try:
+        raw = compose.load_yaml(source) if isinstance(source, str) else source
+        _, warnings = compose.parse(source)
+    except compose.SpecInvalid as exc:
+        findings = [f.to_dict() for f in exc.findings]
+        first = next((f for f in exc.findings if f.level == "error"), None)
+        message = describe(first) if first else str(exc)
+        raise Invalid(
+            f"invalid application spec: {message}", field=field, findings=findings
+        ) from exc
+    return raw, [w.to_dict() for w in warnings]
+
+
+def resolve(version: AppVersion, environment: dict[str, str]) -> AppSpec:
+    """The spec as one job runs it: interpolated with the job's environment,
+    which also overrides every service's environment."""
+    source: str | dict[str, Any] = version.compose if version.compose is not None else version.spec
+    try:
+        spec, _ = compose.parse(source, environment=environment)
+    except compose.SpecInvalid as exc:
+        first = next((f for f in exc.findings if f.level == "error"), None)
+        message = describe(first) if first else str(exc)
+        raise Invalid(
+            f"version {version.version} cannot run with this environment: {message}",
+            field="environment",
+            findings=[f.to_dict() for f in exc.findings],
+        ) from exc
+    for service in spec.services.values():
+        service.environment.update(environment)
+    return spec
+
+
+async def find(
+    db: AsyncSession, caller: Caller, ref: str, project_pk: int | None = None
+) -> Application:
+    query = select(Application).where((Application.id == ref) | (Application.name == ref))
+    if project_pk is not None:
+        query = query.where(Application.project_pk == project_pk)
+    visible = caller.visible_projects()
+    if visible is not None:
+        query = query.where(Application.project_pk.in_(visible))
+    rows = list(await db.scalars(query.limit(3)))
+    exact = [a for a in rows if a.id == ref]
+    if exact:
+        return exact[0]
+    if not rows:
+        raise NotFound(f"application {ref!r} not found", field="application")
+    if len(rows) > 1:
+        raise Conflict(
+            f"application name {ref!r} exists in several projects; use its id or ?project="
+        )
+    return rows[0]
+
+
+async def find_version(db: AsyncSession, app: Application, version: str) -> AppVersion:
+    found = await db.scalar(
+        select(AppVersion).where(
+            AppVersion.application_pk == app.pk,
+            (AppVersion.version == version) | (AppVersion.id == version),
+        )
+    )
+    if found is None:
+        raise NotFound(f"application {app.name} has no version {version!r}", field="version")
+    return found
+
+
+async def versions(db: AsyncSession, app: Application) -> list[AppVersion]:
+    return list(
+        await db.scalars(
+            select(AppVersion).where(AppVersion.application_pk == app.pk).order_by(AppVersion.pk)
+        )
+    )
+
+
+async def create(
+    db: AsyncSession,
+    caller: Caller,
+    project: Project,
+    *,
+    name: str,
+    description: str,
+    version: str,
+    raw: dict[str, Any],
+    text: str | None,
+    warnings: list[dict[str, Any]],
+) -> Application:
+    caller.require(project.pk, Permission.MANAGE_APPS, f"project {project.name!r}")
+    exists = await db.scalar(
+        select(Application.pk).where(Application.project_pk == project.pk, Application.name == name)
+    )
+    if exists is not None:
+        raise Conflict(
+            f"application {name!r} already exists in {project.name}; "
+            f"add a version with POST /applications/{name}/versions",
+            field="name",
+        )
+    app = Application(id=new_id("a"), project_pk=project.pk, name=name, description=description)
+    db.add(app)
+    await db.flush()
+    db.add(_version_row(app, version, raw, text, warnings, caller))
+    await db.commit()
+    return app
+
+
+def _version_row(
+    app: Application,
+    version: str,
+    raw: dict[str, Any],
+    text: str | None,
+    warnings: list[dict[str, Any]],
+    caller: Caller,
+) -> AppVersion:
+    return AppVersion(
+        id=new_id("v"),
+        application_pk=app.pk,
+        version=version,
+        compose=text,
+        spec=raw,
+        warnings=warnings,
+        created_by=caller.name,
+    )
+
+
+async def add_version(
+    db: AsyncSession,
+    caller: Caller,
+    app: Application,
+    *,
+    version: str,
+    raw: dict[str, Any],
+    text: str | None,
+    warnings: list[dict[str, Any]],
+) -> AppVersion:
+    caller.require(app.project_pk, Permission.MANAGE_APPS, f"application {app.name!r}")
+    exists = await db.scalar(
+        select(AppVersion.pk).where(
+            AppVersion.application_pk == app.pk, AppVersion.version == version
+        )
+    )
+    if exists is not None:
+        raise Conflict(
+            f"version {version!r} of {app.name} already exists; versions are immutable, "
+            "upload a new version",
+            field="version",
+        )
+    row = _version_row(app, version, raw, text, warnings, caller)
+    db.add(row)
+    await db.commit()
+    return row
+
+
+async def delete(db: AsyncSession, caller: Caller, app: Application) -> None:
+    caller.require(app.project_pk, Permission.MANAGE_APPS, f"application {app.name!r}")
+    from edgefleet.server.jobs.tables import Job
+
+    active = await db.scalar(
+        select(func.count()).where(
+            Job.application_pk == app.pk,
+            Job.state.not_in(("cancelled", "expired", "completed", "failed")),
+        )
+    )
+    if active:
+        raise Conflict(f"application {app.name} has {active} active job(s); cancel them first")
+    await db.delete(app)
+    await db.commit()

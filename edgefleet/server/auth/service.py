@@ -1,0 +1,234 @@
+"""Users, API tokens and the first-start bootstrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.auth import secrets
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.passwords import hash_password, verify_password
+from edgefleet.server.auth.roles import Role
+from edgefleet.server.auth.tables import ApiToken, User
+from edgefleet.server.db.base import new_id, utcnow
+from edgefleet.server.errors import Conflict, Invalid, NotFound, Unauthorized
+from edgefleet.server.projects.tables import Membership, Project
+
+ADMIN = "admin"
+DEFAULT_PROJECT = "default"
+SESSION_TTL = timedelta(hours=12)
+
+
+@dataclass
+class Bootstrap:
+    admin_created: bool
+    admin_token: str | None
+
+
+async def bootstrap(db: AsyncSession, admin_token: str | None) -> Bootstrap:
+    """Create ``admin`` and project ``default`` on first start.
+
+    With ``admin_token`` set, that exact string is (or becomes) a valid admin
+    token on every start, so automation can rely on it. Otherwise a token is
+    generated once, on first start, and returned for printing.
+    """
+    admin = await db.scalar(select(User).where(User.name == ADMIN))
+    created = admin is None
+    if admin is None:
+        admin = User(id=new_id("u"), name=ADMIN, is_admin=True)
+        db.add(admin)
+        await db.flush()
+    project = await db.scalar(select(Project).where(Project.name == DEFAULT_PROJECT))
+    if project is None:
+        project = Project(
+            id=new_id("p"), name=DEFAULT_PROJECT, description="created on first start"
+        )
+        db.add(project)
+        await db.flush()
+        db.add(Membership(project_pk=project.pk, user_pk=admin.pk, role=Role.OWNER.value))
+    printed: str | None = None
+    if admin_token:
+        if len(admin_token) < 16:
+            raise Invalid(
+                "EDGEFLEET_ADMIN_TOKEN must be at least 16 characters", field="admin_token"
+            )
+        existing = await db.scalar(
+            select(ApiToken).where(ApiToken.token_hash == secrets.digest(admin_token))
+        )
+        if existing is None:
+            db.add(_token_row(admin.pk, admin_token, "bootstrap (EDGEFLEET_ADMIN_TOKEN)", None))
+        elif existing.revoked_at is not None or existing.user_pk != admin.pk:
+            existing.revoked_at = None
+            existing.user_pk = admin.pk
+    elif created:
+        printed = secrets.generate(secrets.TOKEN_PREFIX)
+        db.add(_token_row(admin.pk, printed, "bootstrap", None))
+    await db.commit()
+    return Bootstrap(admin_created=created, admin_token=printed)
+
+
+def _token_row(
+    user_pk: int, secret: str, name: str, expires_at: datetime | None, kind: str = "api"
+) -> ApiToken:
+    return ApiToken(
+        id=new_id("t"),
+        user_pk=user_pk,
+        name=name,
+        kind=kind,
+        token_hash=secrets.digest(secret),
+        prefix=secrets.display_prefix(secret),
+        expires_at=expires_at,
+    )
+
+
+async def caller_for(db: AsyncSession, user: User, token: ApiToken | None, via: str) -> Caller:
+    rows = await db.execute(
+        select(Membership.project_pk, Membership.role).where(Membership.user_pk == user.pk)
+    )
+    return Caller(
+        user_pk=user.pk,
+        user_id=user.id,
+        name=user.name,
+        is_admin=user.is_admin,
+        roles={pk: Role(role) for pk, role in rows.all()},
+        token_id=token.id if token else None,
+        via=via,
+    )
+
+
+async def authenticate(
+    db: AsyncSession, secret: str, via: str = "token", kind: str | None = None
+) -> Caller:
+    """The caller a secret stands for. ``kind``: which kind of token is acceptable
+    here (``None``: API tokens and portal sessions, never app-scoped cookies)."""
+    row = (
+        await db.execute(
+            select(ApiToken, User)
+            .join(User, User.pk == ApiToken.user_pk)
+            .where(ApiToken.token_hash == secrets.digest(secret))
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("invalid token")
+    token, user = row
+    now = utcnow()
+    if kind is None and token.kind not in ("api", "session"):
+        raise Unauthorized("invalid token")
+    if kind is not None and token.kind != kind:
+        raise Unauthorized("invalid token")
+    if token.revoked_at is not None:
+        raise Unauthorized("this token was revoked")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise Unauthorized(f"this token expired at {token.expires_at.isoformat()}")
+    if user.disabled:
+        raise Unauthorized(f"user {user.name!r} is disabled")
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        await db.commit()
+    return await caller_for(db, user, token, via)
+
+
+async def authenticate_session(
+    db: AsyncSession, secret: str, kind: str = "session"
+) -> Caller | None:
+    try:
+        return await authenticate(db, secret, via="cookie", kind=kind)
+    except Unauthorized:
+        return None
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+async def find_user(db: AsyncSession, ref: str) -> User:
+    user = await db.scalar(select(User).where((User.id == ref) | (User.name == ref)))
+    if user is None:
+        raise NotFound(f"user {ref!r} not found")
+    return user
+
+
+async def create_user(db: AsyncSession, name: str, *, password: str | None, is_admin: bool) -> User:
+    if await db.scalar(select(User.pk).where(User.name == name)) is not None:
+        raise Conflict(f"user {name!r} already exists", field="name")
+    user = User(
+        id=new_id("u"),
+        name=name,
+        is_admin=is_admin,
+        password_hash=hash_password(password) if password else None,
+    )
+    db.add(user)
+    await db.commit()
+    return user
+
+
+async def set_password(db: AsyncSession, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    await db.commit()
+
+
+async def check_password(db: AsyncSession, name: str, password: str) -> User:
+    user = await db.scalar(select(User).where(User.name == name))
+    if user is None or user.disabled or not verify_password(user.password_hash, password):
+        raise Unauthorized("wrong username or password")
+    return user
+
+
+# --- tokens --------------------------------------------------------------------------
+
+
+async def create_token(
+    db: AsyncSession,
+    user: User,
+    *,
+    name: str,
+    expires_at: datetime | None,
+    kind: str = "api",
+) -> tuple[ApiToken, str]:
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid("expires_at is in the past", field="expires_at")
+    secret = secrets.generate(secrets.TOKEN_PREFIX)
+    token = _token_row(user.pk, secret, name, expires_at, kind)
+    db.add(token)
+    await db.commit()
+    return token, secret
+
+
+async def create_session(db: AsyncSession, user: User, kind: str = "session") -> str:
+    """A short-lived token for a cookie: the portal's (``session``) or one app
+    host's (``app:<route>``), which is good for nothing else."""
+    _, secret = await create_token(
+        db,
+        user,
+        name="portal session" if kind == "session" else kind,
+        expires_at=utcnow() + SESSION_TTL,
+        kind=kind,
+    )
+    return secret
+
+
+async def revoke_secret(db: AsyncSession, secret: str) -> None:
+    token = await db.scalar(select(ApiToken).where(ApiToken.token_hash == secrets.digest(secret)))
+    if token is not None and token.revoked_at is None:
+        token.revoked_at = utcnow()
+        await db.commit()
+
+
+async def list_tokens(db: AsyncSession, user_pk: int | None) -> list[tuple[ApiToken, str]]:
+    query = select(ApiToken, User.name).join(User, User.pk == ApiToken.user_pk)
+    if user_pk is not None:
+        query = query.where(ApiToken.user_pk == user_pk)
+    query = query.where(ApiToken.kind == "api").order_by(ApiToken.pk)
+    return [(token, user) for token, user in (await db.execute(query)).all()]
+
+
+async def revoke_token(db: AsyncSession, caller: Caller, token_id: str) -> ApiToken:
+    token = await db.scalar(select(ApiToken).where(ApiToken.id == token_id))
+    if token is None or (not caller.is_admin and token.user_pk != caller.user_pk):
+        raise NotFound(f"token {token_id!r} not found")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        await db.commit()
+    return token

@@ -1,0 +1,233 @@
+"""This replica's running computations, and how federated messages reach them.
+
+::
+
+    agent --FedRelay--> hub.on(FedRelay) --> Relay.from_device
+        computation runs here:   Orchestrator.deliver(device, payload)
+        runs on another replica: bus ef.fed.<computation> -> that replica's Relay
+    Orchestrator --> Relay.to_device --> hub.deliver(device, FedRelay)   (any replica)
+
+Each message is forwarded as the agent sent it (parsed and re-encoded by the
+strict wire models); the server holds no key that opens a share or a masked
+input. A device disconnecting mid-round is dropped at once, not at the timeout.
+
+Test aid: with the server setting ``test_fed_transcript`` every relayed
+message is appended to ``<data-dir>/fed-transcript.jsonl`` so a test can show
+what the server saw. Off by default; never for production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from edgefleet.fed.messages import FedMessage, Invitation, Task
+from edgefleet.server.bus.base import BusMessage, Subscription
+from edgefleet.server.computations import datasets, service
+from edgefleet.server.computations.orchestrator import Orchestrator
+from edgefleet.server.computations.plan import Plan
+from edgefleet.server.computations.schemas import ComputationIn
+from edgefleet.server.context import ServerContext
+from edgefleet.server.gateway.session import AgentSession
+from edgefleet.server.projects.tables import Project
+from edgefleet.wire.messages import DatasetsReport, FedRelay, Hello
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY = 60.0
+TRANSCRIPT = "fed-transcript.jsonl"
+
+
+def subject(computation_id: str) -> str:
+    return f"ef.fed.{computation_id}"
+
+
+class Relay:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.running: dict[str, Orchestrator] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._subs: dict[str, Subscription] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        recording = ctx.settings.test_fed_transcript
+        self.transcript: Path | None = ctx.settings.data_dir / TRANSCRIPT if recording else None
+
+    async def start(self) -> None:
+        hub = self.ctx.hub
+        hub.on(FedRelay, self.from_device)
+        hub.on(DatasetsReport, self._datasets)
+        hub.disconnect_hooks.append(self._disconnected)
+        if self.transcript is not None:
+            log.warning("TEST AID: recording relayed federated messages in %s", self.transcript)
+        self._sweeper = asyncio.create_task(self._sweep(), name="computations-sweep")
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._sweeper, *self._tasks.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- launching --------------------------------------------------------------------------
+
+    def launch(
+        self, computation_id: str, plan: Plan, project: Project, body: ComputationIn, actor: str
+    ) -> None:
+        task = Task(
+            project=project.name,
+            project_id=project.id,
+            dataset=body.dataset,
+            op=body.op,
+            column=body.column,
+            bins=body.bins,
+            requested_by=actor,
+        )
+        invitation = Invitation(
+            computation_id=computation_id,
+            parties=plan.keys,
+            threshold=plan.threshold,
+            params=plan.params,
+            task=task,
+        )
+        orchestrator = Orchestrator(
+            invitation, body.op, body.bins, plan.names, body.round_timeout, self.to_device
+        )
+        for device in plan.offline:
+            orchestrator.gone[device] = ("advertise", "offline")
+        self.running[computation_id] = orchestrator
+        self._tasks[computation_id] = asyncio.create_task(
+            self._run(orchestrator, project.pk, actor), name=f"computation-{computation_id}"
+        )
+
+    async def _run(self, orchestrator: Orchestrator, project_pk: int, actor: str) -> None:
+        cid = orchestrator.computation_id
+        try:
+            if self.ctx.hub.remote_bus:
+                self._subs[cid] = await self.ctx.bus.subscribe(subject(cid), self._from_bus)
+            outcome = await orchestrator.run()
+        except asyncio.CancelledError:
+            await service.finish(
+                self.ctx,
+                cid,
+                state="failed",
+                result=None,
+                participants=[],
+                parties=orchestrator.parties(),
+                error="the server stopped during the computation; nothing was released",
+            )
+            raise
+        except Exception:
+            log.exception("computation %s failed", cid)
+            outcome = None
+        finally:
+            self.running.pop(cid, None)
+            self._tasks.pop(cid, None)
+            sub = self._subs.pop(cid, None)
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        if outcome is None:
+            await service.finish(
+                self.ctx,
+                cid,
+                state="failed",
+                result=None,
+                participants=[],
+                parties=orchestrator.parties(),
+                error="internal error; nothing was released",
+            )
+            return
+        recorded = await service.finish(
+            self.ctx,
+            cid,
+            state=outcome.state,
+            result=outcome.result,
+            participants=outcome.participants,
+            parties=outcome.parties,
+            error=outcome.error,
+        )
+        if not recorded:
+            return
+        if outcome.state == "done":
+            log.info("computation %s done over %d devices", cid, len(outcome.participants))
+            count = len(outcome.participants)
+            message = f"computation {cid} released its {orchestrator.op} over {count} devices"
+        else:
+            log.info("computation %s failed: %s", cid, outcome.error)
+            message = f"computation {cid} failed: {outcome.error}"
+        self.ctx.events.record(
+            f"computation.{outcome.state}",
+            project_pk,
+            message,
+            actor=actor,
+            data={
+                "computation": cid,
+                "participants": outcome.participants,
+                "released": outcome.result,
+                "error": outcome.error,
+            },
+        )
+
+    # -- messages ----------------------------------------------------------------------------
+
+    async def to_device(self, device_id: str, payload: FedMessage) -> bool:
+        message = FedRelay(payload=payload)
+        self._record("to", device_id, message)
+        return await self.ctx.hub.deliver(device_id, message)
+
+    async def from_device(self, session: AgentSession, message: FedRelay) -> None:
+        self._record("from", session.device.id, message)
+        await self._route(session.device.id, message.payload)
+
+    async def _route(self, device_id: str, payload: FedMessage | None, cid: str = "") -> None:
+        cid = payload.computation_id if payload is not None else cid
+        orchestrator = self.running.get(cid)
+        if orchestrator is not None:
+            orchestrator.deliver(device_id, payload)
+        elif self.ctx.hub.remote_bus and payload is not None:
+            body = {"device": device_id, "payload": json.loads(payload.model_dump_json())}
+            await self.ctx.bus.publish(subject(cid), json.dumps(body).encode())
+
+    async def _from_bus(self, message: BusMessage) -> None:
+        body = json.loads(message.data)
+        payload = FedRelay.model_validate({"payload": body["payload"]}).payload
+        orchestrator = self.running.get(payload.computation_id)
+        if orchestrator is not None:
+            orchestrator.deliver(str(body["device"]), payload)
+
+    async def _disconnected(self, session: AgentSession, _hello: Hello | None) -> None:
+        for cid, orchestrator in list(self.running.items()):
+            if session.device.id in orchestrator.invitation.parties:
+                await self._route(session.device.id, None, cid)
+
+    async def _datasets(self, session: AgentSession, report: DatasetsReport) -> None:
+        await datasets.ingest(self.ctx, session, report)
+
+    def _record(self, direction: str, device_id: str, message: FedRelay) -> None:
+        if self.transcript is None:
+            return
+        line: dict[str, Any] = {
+            "time": time.time(),
+            "direction": direction,
+            "device": device_id,
+            "message": json.loads(message.model_dump_json()),
+        }
+        with open(self.transcript, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    async def _sweep(self) -> None:
+        # One process: nothing that was running before this start can still run.
+        everything = not self.ctx.hub.remote_bus
+        while True:
+            try:
+                await service.sweep(self.ctx, set(self.running), everything=everything)
+                everything = False
+            except Exception:
+                log.exception("sweeping computations failed")
+            await asyncio.sleep(SWEEP_EVERY)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from edgefleet.server.computations import datasets, service
+from edgefleet.server.computations.schemas import ComputationIn, ComputationOut, DatasetOut
+from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
+from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.projects import service as projects
+
+router = APIRouter(tags=["federated"])
+
+
+@router.post("/computations", status_code=201, response_model=ComputationOut)
+async def create_computation(
+    body: ComputationIn, caller: CallerDep, db: Db, ctx: Ctx
+) -> ComputationOut:
+    """Start a secure aggregate over devices' datasets. Answers at once (``running``);
+    poll ``GET /computations/{id}``. Refused requests answer 4xx and are audited."""
+    return await service.output(db, await service.create(ctx, db, caller, body))
+
+
+@router.get("/computations", response_model=Page[ComputationOut])
+async def list_computations(
+    caller: CallerDep,
+    db: Db,
+    page: Paging,
+    project: str | None = None,
+    dataset: str | None = None,
+    state: str | None = Query(None, description="comma-separated: running,done,failed,refused"),
+) -> Page[ComputationOut]:
+    rows = await service.listing(
+        db,
+        caller,
+        after=page.after,
+        limit=page.limit,
+        project_pk=(await projects.find(db, caller, project)).pk if project else None,
+        dataset=dataset,
+        states=[s.strip() for s in state.split(",")] if state else None,
+    )
+    items = [await service.output(db, row) for row in rows[: page.limit]]
+    return Page(items=items, next=next_cursor([r.pk for r in rows], page.limit))
+
+
+@router.get("/computations/{computation}", response_model=ComputationOut)
+async def show_computation(computation: str, caller: CallerDep, db: Db) -> ComputationOut:
+    return await service.output(db, await service.find(db, caller, computation))
+
+
+@router.get("/datasets", response_model=Page[DatasetOut])
+async def list_datasets(
+    caller: CallerDep,
+    db: Db,
+    page: Paging,
+    project: str | None = None,
+    dataset: str | None = None,
+    device: str | None = None,
+) -> Page[DatasetOut]:
+    """Datasets declared on the caller's projects' devices, one item per device:
+    schema, rounded size and the owner's policy. Never a value."""
+    project_pk = (await projects.find(db, caller, project)).pk if project else None
+    items, pks = await datasets.listing(
+        db,
+        caller,
+        after=page.after,
+        limit=page.limit,
+        project_pk=project_pk,
+        dataset=dataset,
+        device=device,
+    )
+    return Page(items=items, next=next_cursor(pks, page.limit))

@@ -1,0 +1,328 @@
+"""Records, backlog reports and files arriving from agents.
+
+A :class:`DataBatch` is stored in one transaction with ``INSERT ... ON
+CONFLICT DO NOTHING`` (unique per job, device, stream and seq, and per record
+id): a batch sent twice inserts once. The :class:`DataAck` goes out only
+after the commit, and the agent deletes only after the ack, so every record
+is on the server before it leaves the device. Each batch is stored in its own
+task, so a slow database never stalls the agent's connection (heartbeats).
+
+A device may write only for jobs it has (had) a ``job_devices`` row for;
+records of other jobs are *discarded* (the ack says so, and the agent drops
+them) so they never block its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.context import ServerContext
+from edgefleet.server.data.objects import ObjectStoreError, open_store
+from edgefleet.server.data.tables import DataFile, DataRecordRow, DataStream
+from edgefleet.server.db.base import new_id, utcnow
+from edgefleet.server.db.upsert import insert_for
+from edgefleet.server.gateway.session import AgentSession
+from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.wire.messages import (
+    DATA_FILE_STREAM,
+    DataAck,
+    DataBacklog,
+    DataBatch,
+    DataRecord,
+)
+from edgefleet.wire.mux import Stream, StreamError
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 1024 * 1024 * 1024
+
+
+def _when(seconds: float | None) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
+
+
+async def _jobs_of(
+    db: AsyncSession, session: AgentSession, job_ids: set[str]
+) -> tuple[dict[str, Job], dict[str, str]]:
+    """The jobs this device may write for, and why the others are refused."""
+    jobs = {j.id: j for j in await db.scalars(select(Job).where(Job.id.in_(job_ids)))}
+    linked = set(
+        await db.scalars(
+            select(JobDevice.job_pk).where(
+                JobDevice.device_pk == session.device.pk,
+                JobDevice.job_pk.in_([j.pk for j in jobs.values()]),
+            )
+        )
+    )
+    allowed: dict[str, Job] = {}
+    refused: dict[str, str] = {}
+    for job_id in job_ids:
+        job = jobs.get(job_id)
+        if job is None:
+            refused[job_id] = "the job does not exist on the server (deleted?)"
+        elif job.pk not in linked:
+            refused[job_id] = "the job was never assigned to this device"
+        else:
+            allowed[job_id] = job
+    return allowed, refused
+
+
+class Ingest:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.spool = ctx.settings.data_dir / "spool"
+
+    def register(self) -> None:
+        self.ctx.hub.on(DataBatch, self.on_batch)
+        self.ctx.hub.on(DataBacklog, self.on_backlog)
+        self.ctx.hub.stream_acceptors[DATA_FILE_STREAM] = self.on_file
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+
+    # -- records --------------------------------------------------------------------------
+
+    async def on_batch(self, session: AgentSession, batch: DataBatch) -> None:
+        task = asyncio.create_task(self._answer(session, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, session: AgentSession, batch: DataBatch) -> None:
+        begin = time.perf_counter()
+        try:
+            refused = await self.store(session, batch.records)
+            ack = DataAck(batch=batch.batch, discarded=refused)
+            log.debug(
+                "stored batch %d of %d records from %s in %.0f ms",
+                batch.batch,
+                len(batch.records),
+                session.device.id,
+                (time.perf_counter() - begin) * 1000,
+            )
+        except Exception as exc:
+            log.exception("storing data batch from %s failed", session.device.id)
+            ack = DataAck(batch=batch.batch, ok=False, error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            await session.send(ack)
+
+    async def store(self, session: AgentSession, records: list[DataRecord]) -> dict[str, str]:
+        """Insert what is new, update the counters, commit. Returns refused jobs."""
+        device_id = session.device.id
+        async with self.ctx.session() as db:
+            allowed, refused = await _jobs_of(db, session, {r.job for r in records})
+            now = utcnow()
+            rows: list[dict[str, Any]] = []
+            sizes: dict[tuple[int, str, int], int] = {}
+            for r in records:
+                job = allowed.get(r.job)
+                if job is None:
+                    continue
+                rows.append(
+                    {
+                        "job_pk": job.pk,
+                        "device_id": device_id,
+                        "stream": r.stream,
+                        "seq": r.seq,
+                        "time": _when(r.time),
+                        "received_at": now,
+                        "record_id": r.id,
+                        "payload": r.record,
+                    }
+                )
+                sizes[(job.pk, r.stream, r.seq)] = len(r.record.encode())
+            counts: dict[tuple[int, str], dict[str, Any]] = {}
+            # Core table (not the ORM class) and unordered RETURNING, so SQLAlchemy
+            # sends the rows in a few multi-row statements instead of one per row.
+            table = DataRecordRow.__table__
+            stmt = (
+                insert_for(db, table)
+                .on_conflict_do_nothing()
+                .returning(table.c.job_pk, table.c.stream, table.c.seq, table.c.time)
+            )
+            inserted = (await db.execute(stmt, rows)).all() if rows else []
+            for job_pk, stream, seq, when in inserted:
+                c = counts.setdefault(
+                    (job_pk, stream),
+                    {"records": 0, "bytes": 0, "last_seq": 0, "first": when, "last": when},
+                )
+                c["records"] += 1
+                c["bytes"] += sizes.get((job_pk, stream, seq), 0)
+                c["last_seq"] = max(c["last_seq"], seq)
+                c["first"], c["last"] = min(c["first"], when), max(c["last"], when)
+            for (job_pk, stream), c in counts.items():
+                stmt = insert_for(db, DataStream).values(
+                    job_pk=job_pk,
+                    device_id=device_id,
+                    stream=stream,
+                    records=c["records"],
+                    bytes=c["bytes"],
+                    last_seq=c["last_seq"],
+                    first_time=c["first"],
+                    last_time=c["last"],
+                )
+                await db.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["job_pk", "device_id", "stream"],
+                        set_={
+                            "records": DataStream.records + stmt.excluded.records,
+                            "bytes": DataStream.bytes + stmt.excluded.bytes,
+                            "last_seq": stmt.excluded.last_seq,
+                            "last_time": stmt.excluded.last_time,
+                        },
+                    )
+                )
+            await db.commit()
+        return refused
+
+    # -- backlog reports ------------------------------------------------------------------
+
+    async def on_backlog(self, session: AgentSession, report: DataBacklog) -> None:
+        if not report.streams:
+            return
+        device_id = session.device.id
+        async with self.ctx.session() as db:
+            allowed, _ = await _jobs_of(db, session, {s.job for s in report.streams})
+            pks = [j.pk for j in allowed.values()]
+            before = {
+                (row.job_pk, row.stream): row.evicted
+                for row in await db.scalars(
+                    select(DataStream).where(
+                        DataStream.job_pk.in_(pks), DataStream.device_id == device_id
+                    )
+                )
+            }
+            now = utcnow()
+            for s in report.streams:
+                job = allowed.get(s.job)
+                if job is None:
+                    continue
+                device_side = {
+                    "pending": s.pending,
+                    "pending_bytes": s.pending_bytes,
+                    "oldest_pending": _when(s.oldest),
+                    "accepted": s.accepted,
+                    "evicted": s.evicted,
+                    "rejected": s.rejected,
+                    "reported_at": now,
+                }
+                stmt = insert_for(db, DataStream).values(
+                    job_pk=job.pk, device_id=device_id, stream=s.stream, **device_side
+                )
+                await db.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["job_pk", "device_id", "stream"],
+                        set_={k: getattr(stmt.excluded, k) for k in device_side},
+                    )
+                )
+                lost = s.evicted - before.get((job.pk, s.stream), 0)
+                if lost > 0:
+                    self.ctx.events.record(
+                        "data.evicted",
+                        job.project_pk,
+                        f"device {session.device.name} dropped {lost} buffered records of job "
+                        f"{job.id} stream {s.stream}: its data quota was full "
+                        f"({s.evicted} dropped so far)",
+                        device_id=device_id,
+                        job_id=job.id,
+                        data={"stream": s.stream, "evicted": s.evicted, "new": lost},
+                    )
+            await db.commit()
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def on_file(self, session: AgentSession, stream: Stream) -> None:
+        header = stream.header
+        try:
+            job_id, seq = str(header["job"]), int(header["seq"])
+            name, size, sha = str(header["name"])[:255], int(header["size"]), str(header["sha256"])
+            when = _when(float(header["time"])) or utcnow()
+        except (KeyError, TypeError, ValueError):
+            await stream.refuse("a data-file stream needs job, seq, name, size, sha256, time")
+            return
+        async with self.ctx.session() as db:
+            allowed, refused = await _jobs_of(db, session, {job_id})
+        await stream.accept()
+        if job_id in refused:
+            await _reply(stream, {"discarded": True, "error": refused[job_id]})
+            return
+        if size > MAX_FILE_BYTES:
+            await _reply(stream, {"discarded": True, "error": f"over {MAX_FILE_BYTES} bytes"})
+            return
+        self.spool.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.spool)
+        path = Path(tmp)
+        try:
+            digest = hashlib.sha256()
+            received = 0
+            with os.fdopen(fd, "wb") as out:
+                while (chunk := await stream.recv()) is not None:
+                    received += len(chunk)
+                    if received > size:
+                        break
+                    digest.update(chunk)
+                    out.write(chunk)
+            if received != size or digest.hexdigest() != sha:
+                await _reply(stream, {"error": f"got {received} of {size} bytes, or a bad sha256"})
+                return
+            job = allowed[job_id]
+            key = f"{job.id}/{session.device.id}/{seq:08d}-{name.replace('/', '_')}"
+            await open_store(self.ctx.settings.object_store, self.ctx.settings.data_dir).put(
+                key, path
+            )
+            async with self.ctx.session() as db:
+                await db.execute(
+                    insert_for(db, DataFile)
+                    .values(
+                        id=new_id("f"),
+                        created_at=utcnow(),
+                        job_pk=job.pk,
+                        device_id=session.device.id,
+                        seq=seq,
+                        name=name,
+                        size=size,
+                        sha256=sha,
+                        time=when,
+                        key=key,
+                    )
+                    .on_conflict_do_nothing()
+                )
+                await db.commit()
+            await _reply(stream, {"ok": True})
+        except ObjectStoreError as exc:
+            log.warning("file %s from %s not stored: %s", name, session.device.id, exc.message)
+            await _reply(stream, {"error": exc.message})
+        except StreamError:
+            pass
+        finally:
+            path.unlink(missing_ok=True)
+
+
+async def _reply(stream: Stream, body: dict[str, Any]) -> None:
+    with contextlib.suppress(StreamError):
+        await stream.send(json.dumps(body).encode())
+        await stream.close()
+
+
+async def start(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+    """Feature start hook: take data from agents; fail fast on a bad object store."""
+    open_store(ctx.settings.object_store, ctx.settings.data_dir)
+    ingest = Ingest(ctx)
+    ingest.register()
+    return ingest.stop

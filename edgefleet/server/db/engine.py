@@ -1,0 +1,67 @@
+"""Engines and sessions. The user gives ``postgresql://`` or nothing; drivers
+are chosen here, once (psycopg 3 for PostgreSQL, aiosqlite for SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def async_url(database_url: str | None, data_dir: Path) -> str:
+    if not database_url:
+        return f"sqlite+aiosqlite:///{data_dir / 'edgefleet.db'}"
+    try:
+        url = make_url(database_url)
+    except Exception as exc:
+        raise DatabaseUrlError(f"--database-url is not a valid URL: {exc}") from exc
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return str(url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    if backend == "sqlite":
+        return str(url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False))
+    raise DatabaseUrlError(f"--database-url: unsupported database {backend!r} (use postgresql://)")
+
+
+def sync_url(async_database_url: str) -> str:
+    url = make_url(async_database_url)
+    if url.get_backend_name() == "sqlite":
+        url = url.set(drivername="sqlite")
+    return str(url.render_as_string(hide_password=False))
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if is_sqlite(url):
+        engine = create_async_engine(url, pool_size=5, max_overflow=10)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,17 @@
+"""Import every table module so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from edgefleet.server.applications import tables as _applications  # noqa: F401
+from edgefleet.server.auth import tables as _auth  # noqa: F401
+from edgefleet.server.computations import tables as _computations  # noqa: F401
+from edgefleet.server.data import tables as _data  # noqa: F401
+from edgefleet.server.db.base import Base
+from edgefleet.server.devices import tables as _devices  # noqa: F401
+from edgefleet.server.events import tables as _events  # noqa: F401
+from edgefleet.server.jobs import tables as _jobs  # noqa: F401
+from edgefleet.server.keys import tables as _keys  # noqa: F401
+from edgefleet.server.projects import tables as _projects  # noqa: F401
+from edgefleet.server.registries import tables as _registries  # noqa: F401
+from edgefleet.server.remote import tables as _remote  # noqa: F401
+from edgefleet.server.scheduler import tables as _scheduler  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,148 @@
+"""Devices as users see them: list, show, change, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.labels import Selector
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices import query as q
+from edgefleet.server.devices.schemas import DeviceOut, DevicePatch
+from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.errors import Conflict, NotFound
+from edgefleet.server.projects import service as projects
+from edgefleet.wire.messages import DeviceFacts
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7396: ``null`` removes, objects merge recursively, anything else replaces."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def to_out(
+    device: Device, presence: Presence | None, project_name: str, project_id: str
+) -> DeviceOut:
+    facts = DeviceFacts.model_validate(device.facts or {})
+    online = presence is not None and presence.expires_at > utcnow()
+    return DeviceOut(
+        id=device.id,
+        name=device.name,
+        project=project_name,
+        project_id=project_id,
+        labels=device.labels,
+        metadata=device.meta,
+        peripherals=facts.peripherals,
+        resources=facts.resources,
+        runtimes=facts.runtimes,
+        policy=facts.policy,
+        agent_version=device.agent_version,
+        is_online=online,
+        is_ready=online
+        and device.runtime_healthy
+        and device.applied_generation >= device.desired_generation,
+        last_seen=device.last_seen,
+        created_at=device.created_at,
+        desired_generation=device.desired_generation,
+        applied_generation=device.applied_generation,
+        replica=presence.replica if online and presence else None,
+    )
+
+
+async def outputs(db: AsyncSession, rows: list[tuple[Device, Presence | None]]) -> list[DeviceOut]:
+    names = await projects.names(db, {d.project_pk for d, _ in rows})
+    return [to_out(d, p, names[d.project_pk].name, names[d.project_pk].id) for d, p in rows]
+
+
+async def list_devices(
+    db: AsyncSession,
+    caller: Caller,
+    *,
+    after: int,
+    limit: int,
+    selector: Selector | None = None,
+    online: bool | None = None,
+    project_pk: int | None = None,
+) -> list[tuple[Device, Presence | None]]:
+    query = q.visible(q.with_presence(), caller).where(Device.pk > after)
+    if selector is not None:
+        query = query.where(q.selector_clause(selector))
+    if project_pk is not None:
+        query = query.where(Device.project_pk == project_pk)
+    if online is not None:
+        clause = q.online_clause(utcnow())
+        query = query.where(clause if online else ~clause)
+    rows = await db.execute(query.order_by(Device.pk).limit(limit + 1))
+    return [(d, p) for d, p in rows.all()]
+
+
+async def find(db: AsyncSession, caller: Caller, ref: str) -> tuple[Device, Presence | None]:
+    """By id, or by name among the devices the caller can see."""
+    by_id = (await db.execute(q.visible(q.with_presence(), caller).where(Device.id == ref))).first()
+    if by_id is not None:
+        return by_id[0], by_id[1]
+    by_name = (
+        await db.execute(q.visible(q.with_presence(), caller).where(Device.name == ref).limit(2))
+    ).all()
+    if not by_name:
+        raise NotFound(f"device {ref!r} not found")
+    if len(by_name) > 1:
+        raise Conflict(f"device name {ref!r} is used in several projects; use the device id")
+    return by_name[0][0], by_name[0][1]
+
+
+async def patch(db: AsyncSession, caller: Caller, device: Device, body: DevicePatch) -> Device:
+    caller.require(device.project_pk, Permission.MANAGE_DEVICES, f"device {device.id!r}")
+    if body.name is not None and body.name != device.name:
+        taken = await db.scalar(
+            select(Device.pk).where(
+                Device.project_pk == device.project_pk, Device.name == body.name
+            )
+        )
+        if taken is not None:
+            raise Conflict(f"another device in this project is named {body.name!r}", field="name")
+        device.name = body.name
+    if body.labels is not None:
+        device.labels = merge_patch(device.labels, body.labels)
+    if body.metadata is not None:
+        device.meta = merge_patch(device.meta, body.metadata)
+    await db.commit()
+    return device
+
+
+async def delete_device(db: AsyncSession, caller: Caller, device: Device) -> None:
+    caller.require(device.project_pk, Permission.MANAGE_DEVICES, f"device {device.id!r}")
+    await db.execute(delete(Presence).where(Presence.device_pk == device.pk))
+    await db.delete(device)
+    await db.commit()
+
+
+async def count_status(db: AsyncSession, caller: Caller) -> dict[str, int]:
+    """How many devices the caller sees are online, ready and offline, in one
+    query (the portal's dashboard asks on every fleet change)."""
+    online = q.online_clause(utcnow())
+    ready = and_(
+        online,
+        Device.runtime_healthy.is_(True),
+        Device.applied_generation >= Device.desired_generation,
+    )
+    query = q.visible(
+        select(func.count(Device.pk), func.count(case((online, 1))), func.count(case((ready, 1))))
+        .select_from(Device)
+        .outerjoin(Presence, Presence.device_pk == Device.pk),
+        caller,
+    )
+    total, on, rdy = (await db.execute(query)).one()
+    return {"total": total, "online": on, "ready": rdy, "offline": total - on}

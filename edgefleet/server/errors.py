@@ -1,0 +1,139 @@
+"""Domain errors of the server, each mapped to one HTTP status in one place
+(:func:`install_handlers`)::
+
+    ApiError (500)
+     +-- BadRequest (400)
+     +-- Unauthorized (401)      no or bad credentials
+     +-- Forbidden (403)         a member, but the role does not allow it
+     +-- NotFound (404)          absent, or outside the caller's projects
+     +-- Conflict (409)          name taken, state does not allow it
+     +-- PayloadTooLarge (413)
+     +-- Invalid (422)           a field's value is wrong; ``field`` names it
+     +-- TooManyRequests (429)
+     +-- BadGateway (502)        the device or the app answered badly
+     +-- Unavailable (503)       the device is offline, the service not running
+     +-- GatewayTimeout (504)    the device or the app did not answer in time
+
+Services raise these; routes never build error responses themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        error.update(self.extra)
+        body: dict[str, Any] = {"detail": self.message, "error": error}
+        if "findings" in self.extra:
+            body["findings"] = self.extra["findings"]
+        return body
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class Invalid(ApiError):
+    status, code = 422, "invalid"
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "too_many_requests"
+
+
+class BadGateway(ApiError):
+    status, code = 502, "bad_gateway"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+class GatewayTimeout(ApiError):
+    status, code = 504, "gateway_timeout"
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    messages = []
+    for error in errors[:5]:
+        where = _location(error.get("loc", ()))
+        kind = error.get("type", "")
+        msg = error.get("msg", "invalid")
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        messages.append(f"{where}: {msg}")
+    return "; ".join(messages)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        message = validation_message(errors)
+        field = _location(errors[0]["loc"]) if errors else None
+        return JSONResponse(
+            {
+                "detail": errors,
+                "message": message,
+                "error": {"code": "invalid", "message": message, "field": field},
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        return JSONResponse(
+            {"detail": message, "error": {"code": f"http_{exc.status_code}", "message": message}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

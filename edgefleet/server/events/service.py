@@ -1,0 +1,132 @@
+"""The event log: what happened, for people (events API, portal feed, audit).
+
+Recording never waits for the database: events are queued and written in
+batches (a connect storm of 10,000 devices is 10,000 events), then published
+on the bus as ``ef.events.<project_pk>`` for live views on every replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.bus.base import Bus
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.events.tables import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingEvent:
+    kind: str
+    project_pk: int | None
+    message: str = ""
+    device_id: str | None = None
+    job_id: str | None = None
+    actor: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    time: datetime = field(default_factory=utcnow)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "project_pk": self.project_pk,
+            "kind": self.kind,
+            "device_id": self.device_id,
+            "job_id": self.job_id,
+            "actor": self.actor,
+            "message": self.message[:1024],
+            "data": self.data,
+        }
+
+    def wire(self) -> bytes:
+        row = self.row()
+        row["time"] = self.time.isoformat().replace("+00:00", "Z")
+        return json.dumps(row, default=str).encode()
+
+
+def events_subject(project_pk: int | None) -> str:
+    return f"ef.events.{project_pk if project_pk is not None else 'system'}"
+
+
+class EventLog:
+    def __init__(self, sessions: Any, bus: Bus, flush_every: float = 0.25) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._queue: list[PendingEvent] = []
+        self._wake = asyncio.Event()
+        self._flush_every = flush_every
+        self._task: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Event()
+
+    def record(self, kind: str, project_pk: int | None, message: str = "", **fields: Any) -> None:
+        self._queue.append(
+            PendingEvent(kind=kind, project_pk=project_pk, message=message, **fields)
+        )
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self._flush_every)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing events failed; will retry")
+                await asyncio.sleep(1)
+
+    async def flush(self) -> None:
+        if not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        try:
+            async with self._sessions() as db:
+                await db.execute(insert(Event), [e.row() for e in batch])
+                await db.commit()
+        except Exception:
+            self._queue[:0] = batch
+            raise
+        for event in batch:
+            with contextlib.suppress(Exception):
+                await self._bus.publish(events_subject(event.project_pk), event.wire())
+
+
+async def recent(
+    db: AsyncSession,
+    caller: Caller,
+    *,
+    device_id: str | None = None,
+    job_id: str | None = None,
+    limit: int = 20,
+) -> list[Event]:
+    """The latest events the caller may see, newest first (the portal's feeds)."""
+    query = select(Event)
+    visible = caller.visible_projects()
+    if visible is not None:
+        query = query.where(Event.project_pk.in_(visible))
+    if device_id is not None:
+        query = query.where(Event.device_id == device_id)
+    if job_id is not None:
+        query = query.where(Event.job_id == job_id)
+    return list(await db.scalars(query.order_by(Event.pk.desc()).limit(limit)))

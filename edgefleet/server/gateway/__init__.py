@@ -1,0 +1,2 @@
+"""The agents' gateway: enrollment, the WebSocket every agent holds, presence,
+and reaching any device from any replica (see :mod:`hub`)."""

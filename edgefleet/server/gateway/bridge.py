@@ -1,0 +1,173 @@
+"""Streams to a device whose connection another replica holds.
+
+The requesting replica and the holding replica each run a one-stream
+:class:`~edgefleet.wire.mux.Mux` whose frames travel over the bus, so the
+bridged stream has exactly the semantics (accept/refuse, half-close, reset,
+per-stream flow control) of a local one::
+
+    requester (API call here)                      holder (agent connected here)
+    Mux(odd) --frames--> ef.stream.<sid>.h --> Mux(acceptor) --pump--> agent stream
+             <--frames-- ef.stream.<sid>.r <--                <--pump--
+
+Set-up is a bus request on the device's subject (``op: open_stream``), so
+"nobody holds this device" is answered at once. The holder sends a keepalive
+every few seconds; a requester that hears nothing for a while (the holder
+died) resets the stream instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from edgefleet.server.bus.base import BusMessage, BusTimeout, NoResponders, Subscription
+from edgefleet.server.errors import GatewayTimeout, Unavailable
+from edgefleet.wire.mux import Mux, Stream, StreamError
+
+if TYPE_CHECKING:
+    from edgefleet.server.gateway.hub import Hub
+    from edgefleet.server.gateway.session import AgentSession
+
+log = logging.getLogger(__name__)
+
+PING = b"ping"
+KEEPALIVE_EVERY = 5.0
+SILENCE_LIMIT = 20.0
+
+
+class StreamBridge:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.bus = hub.ctx.bus
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- requester side -------------------------------------------------------------------
+
+    async def open(self, device_id: str, header: dict[str, Any]) -> Stream:
+        from edgefleet.server.gateway.hub import device_subject
+
+        sid = uuid.uuid4().hex
+        last_heard = time.monotonic()
+
+        async def on_frame(message: BusMessage) -> None:
+            nonlocal last_heard
+            last_heard = time.monotonic()
+            if message.data != PING:
+                mux.feed(message.data)
+
+        async def send(frame: bytes) -> None:
+            await self.bus.publish(f"ef.stream.{sid}.h", frame)
+
+        mux = Mux(send, odd=True)
+        sub = await self.bus.subscribe(f"ef.stream.{sid}.r", on_frame)
+        try:
+            reply = await self.bus.request(
+                device_subject(device_id),
+                json.dumps({"op": "open_stream", "sid": sid}).encode(),
+                10,
+            )
+        except NoResponders:
+            await sub.unsubscribe()
+            raise Unavailable(f"device {device_id} is offline") from None
+        except BusTimeout:
+            await sub.unsubscribe()
+            raise GatewayTimeout(f"the replica holding device {device_id} did not answer") from None
+        answer = json.loads(reply)
+        if answer.get("error"):
+            await sub.unsubscribe()
+            raise Unavailable(str(answer["error"]))
+        stream = await mux.open(header)
+
+        async def watch() -> None:
+            try:
+                while not stream.closed:
+                    await asyncio.sleep(KEEPALIVE_EVERY)
+                    if time.monotonic() - last_heard > SILENCE_LIMIT:
+                        mux.close("the server replica holding this device went away")
+                        return
+                while len(mux):
+                    await asyncio.sleep(0.5)
+            finally:
+                await sub.unsubscribe()
+
+        self._spawn(watch())
+        return stream
+
+    # -- holder side ----------------------------------------------------------------------
+
+    async def accept(self, session: AgentSession, body: dict[str, Any], reply: str | None) -> None:
+        sid = str(body.get("sid", ""))
+        if not sid or reply is None:
+            return
+        done = asyncio.Event()
+        opened = asyncio.Event()
+
+        async def send(frame: bytes) -> None:
+            await self.bus.publish(f"ef.stream.{sid}.r", frame)
+
+        async def relay(bridged: Stream) -> None:
+            opened.set()
+            try:
+                agent_stream = await session.link.mux.open(bridged.header)
+                try:
+                    meta = await agent_stream.wait_accepted(15)
+                except StreamError as exc:
+                    await bridged.refuse(exc.reason)
+                    return
+                await bridged.accept(meta)
+                await asyncio.gather(_pump(bridged, agent_stream), _pump(agent_stream, bridged))
+            finally:
+                done.set()
+
+        mux = Mux(send, odd=False, accept=relay)
+        sub: Subscription = await self.bus.subscribe(
+            f"ef.stream.{sid}.h", lambda message: _feed(mux, message)
+        )
+        await self.bus.publish(reply, json.dumps({"ok": True}).encode())
+
+        async def keepalive() -> None:
+            started = time.monotonic()
+            try:
+                while not done.is_set():
+                    if not opened.is_set() and time.monotonic() - started > 15:
+                        return  # the requester never followed up
+                    with contextlib.suppress(Exception):
+                        await self.bus.publish(f"ef.stream.{sid}.r", PING)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(done.wait(), KEEPALIVE_EVERY)
+                    if session.link.closed.is_set():
+                        mux.close("the device disconnected")
+                        return
+            finally:
+                await sub.unsubscribe()
+
+        self._spawn(keepalive())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def _feed(mux: Mux, message: BusMessage) -> None:
+    mux.feed(message.data)
+
+
+async def _pump(source: Stream, target: Stream) -> None:
+    """Copy one direction; half-close and reset propagate."""
+    try:
+        while (chunk := await source.recv()) is not None:
+            await target.send(chunk)
+        await target.close()
+    except StreamError as exc:
+        with contextlib.suppress(Exception):
+            await target.reset(exc.reason)

@@ -1,0 +1,182 @@
+"""The WebSocket every agent holds open: ``/api/v1/agent/connect``.
+
+Handshake: the agent authenticates with its device credential (Bearer), the
+server accepts, the agent sends :class:`Hello`, the server answers
+:class:`Welcome` and the device's :class:`DesiredState`. A credential that
+is unknown (device deleted) gets :class:`Revoked` and close code 4401, which
+the agent treats as final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket
+from sqlalchemy import select, update
+
+from edgefleet.server.auth import secrets
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.gateway.session import AgentSession, DeviceRef
+from edgefleet.server.gateway.transport import StarletteTransport
+from edgefleet.server.projects.tables import Project
+from edgefleet.wire.link import Link, TransportClosed
+from edgefleet.wire.messages import (
+    Applied,
+    CommandResult,
+    FactsChanged,
+    Heartbeat,
+    Hello,
+    Message,
+    ProtocolError,
+    Revoked,
+    Welcome,
+    decode,
+    encode,
+)
+from edgefleet.wire.mux import Stream
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+HELLO_TIMEOUT = 15.0
+REVOKED_CODE = 4401
+
+
+def _credential(websocket: WebSocket) -> str | None:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+@router.websocket("/api/v1/agent/connect")
+async def agent_connect(websocket: WebSocket) -> None:
+    ctx: ServerContext = websocket.app.state.ctx
+    credential = _credential(websocket)
+    async with ctx.session() as db:
+        row = (
+            await db.execute(
+                select(Device, Project)
+                .join(Project, Project.pk == Device.project_pk)
+                .where(Device.credential_hash == secrets.digest(credential or ""))
+            )
+        ).first()
+    await websocket.accept()
+    transport = StarletteTransport(websocket)
+    if row is None:
+        reason = (
+            "this device's credential is not valid: the device was deleted from the server "
+            "or never enrolled there; enroll again with a provisioning key"
+        )
+        with contextlib.suppress(TransportClosed):
+            await transport.send_text(encode(Revoked(reason=reason)))
+        await transport.close(REVOKED_CODE, "credential revoked")
+        return
+    device, project = row
+    try:
+        first = await asyncio.wait_for(transport.receive(), HELLO_TIMEOUT)
+        hello = decode(first)
+        if not isinstance(hello, Hello):
+            raise ProtocolError("expected hello")
+    except (TimeoutError, TransportClosed, ProtocolError) as exc:
+        log.info("agent %s failed the handshake: %s", device.id, exc)
+        await transport.close(4002, "handshake failed")
+        return
+
+    changes = _hello_changes(device, hello)
+    ref = DeviceRef(pk=device.pk, id=device.id, name=device.name, project_pk=device.project_pk)
+
+    async def on_message(message: Message) -> None:
+        await _on_message(ctx, session, message)
+
+    async def on_stream(stream: Stream) -> None:
+        await ctx.hub.accept_stream(session, stream)
+
+    link = Link(transport, odd=True, on_message=on_message, on_stream=on_stream)
+    session = AgentSession(ctx.hub, ref, link)
+    session.applied_generation = hello.applied_generation
+    session.runtime_healthy = hello.runtime_healthy
+    await session.send(
+        Welcome(
+            device_id=device.id,
+            name=device.name,
+            project=project.name,
+            heartbeat_interval=ctx.settings.heartbeat_interval,
+            server_time=utcnow(),
+            replica=ctx.replica,
+        )
+    )
+    await ctx.hub.attach(session, hello, device_changes=changes)
+    async with ctx.session() as db:
+        # Read after attach: a change committed from now on is pushed to this
+        # session; one committed before shows here. Skipping the snapshot when
+        # the agent already applied the latest generation makes a reconnect
+        # storm of 10,000 devices cheap.
+        generation = await db.scalar(
+            select(Device.desired_generation).where(Device.pk == device.pk)
+        )
+        if generation != hello.applied_generation:
+            await session.send(await ctx.hub.desired_state(db, device.pk))
+    try:
+        await link.run()
+    finally:
+        reason = f"connection closed ({link.close_code})"
+        await ctx.hub.detach(session, reason)
+
+
+def _hello_changes(device: Device, hello: Hello) -> dict[str, object]:
+    """Columns of the device row to update from its hello (written together with
+    its presence, in one transaction)."""
+    facts = hello.facts.model_dump(mode="json")
+    values: dict[str, object] = {
+        "applied_generation": hello.applied_generation,
+        "runtime_healthy": hello.runtime_healthy,
+    }
+    if facts != device.facts:
+        values["facts"] = facts
+    if hello.facts.agent_version != device.agent_version:
+        values["agent_version"] = hello.facts.agent_version
+    if hello.public_key and hello.public_key != device.public_key:
+        values["public_key"] = hello.public_key
+    return values
+
+
+async def _on_message(ctx: ServerContext, session: AgentSession, message: Message) -> None:
+    session.touch()
+    if isinstance(message, Heartbeat):
+        await _note_generation(ctx, session, message.applied_generation, message.runtime_healthy)
+    elif isinstance(message, Applied):
+        await _note_generation(ctx, session, message.generation, session.runtime_healthy)
+    elif isinstance(message, CommandResult):
+        session.resolve(message)
+    elif isinstance(message, FactsChanged):
+        async with ctx.session() as db:
+            await db.execute(
+                update(Device)
+                .where(Device.pk == session.device.pk)
+                .values(
+                    facts=message.facts.model_dump(mode="json"),
+                    agent_version=message.facts.agent_version,
+                )
+            )
+            await db.commit()
+    else:
+        await ctx.hub.dispatch(session, message)
+
+
+async def _note_generation(
+    ctx: ServerContext, session: AgentSession, generation: int, healthy: bool
+) -> None:
+    if generation == session.applied_generation and healthy == session.runtime_healthy:
+        return
+    session.applied_generation = generation
+    session.runtime_healthy = healthy
+    async with ctx.session() as db:
+        await db.execute(
+            update(Device)
+            .where(Device.pk == session.device.pk)
+            .values(applied_generation=generation, runtime_healthy=healthy)
+        )
+        await db.commit()

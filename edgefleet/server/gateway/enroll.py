@@ -1,0 +1,103 @@
+"""Enrollment: a provisioning key in, a device and its credential out."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.labels import LabelError, check_labels
+from edgefleet.server.auth import secrets
+from edgefleet.server.db.base import new_id
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.devices.schemas import EnrollIn, EnrollOut
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import Conflict, Invalid
+from edgefleet.server.keys import service as keys
+from edgefleet.server.projects.tables import Project
+from edgefleet.wire.messages import DeviceFacts
+
+router = APIRouter(tags=["agents"])
+
+
+async def _free_name(db: AsyncSession, project_pk: int, wanted: str) -> str:
+    taken = set(
+        await db.scalars(
+            select(Device.name).where(
+                Device.project_pk == project_pk, Device.name.like(f"{wanted}%")
+            )
+        )
+    )
+    if wanted not in taken:
+        return wanted
+    n = 2
+    while f"{wanted}-{n}" in taken:
+        n += 1
+    return f"{wanted}-{n}"
+
+
+def _default_name(facts: DeviceFacts) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", facts.resources.hostname or "device").strip("-._")
+    return (name or "device")[:50]
+
+
+@router.post("/agent/enroll", status_code=201, response_model=EnrollOut)
+async def enroll(body: EnrollIn, db: Db, ctx: Ctx) -> EnrollOut:
+    try:
+        agent_labels = check_labels(dict(body.labels))
+    except LabelError as exc:
+        raise Invalid(str(exc), field="labels") from exc
+    try:
+        facts = DeviceFacts.model_validate(body.facts)
+    except ValueError as exc:
+        raise Invalid(f"facts: {exc}", field="facts") from exc
+    key = await keys.consume(db, body.provisioning_key)
+    project = await db.scalar(select(Project).where(Project.pk == key.project_pk))
+    assert project is not None
+    if body.name is not None:
+        exists = await db.scalar(
+            select(Device.pk).where(Device.project_pk == project.pk, Device.name == body.name)
+        )
+        if exists is not None:
+            message = (
+                f"a device named {body.name!r} already exists in project {project.name!r}; "
+                "pick another --name or delete the old device"
+            )
+            await db.rollback()  # gives the key's use back
+            raise Conflict(message, field="name")
+        name = body.name
+    else:
+        name = await _free_name(db, project.pk, _default_name(facts))
+    credential = secrets.generate(secrets.DEVICE_PREFIX)
+    device = Device(
+        id=new_id("d"),
+        project_pk=project.pk,
+        name=name,
+        labels={**key.labels, **agent_labels},
+        meta={},
+        facts=facts.model_dump(mode="json"),
+        agent_version=facts.agent_version,
+        credential_hash=secrets.digest(credential),
+        public_key=body.public_key,
+        enrolled_with=key.id,
+    )
+    db.add(device)
+    await db.commit()
+    ctx.events.record(
+        "device.enrolled",
+        project.pk,
+        f"device {name} enrolled with key {key.prefix}…",
+        device_id=device.id,
+        data={"labels": device.labels},
+    )
+    await ctx.hub.fleet_changed(project.pk)
+    return EnrollOut(
+        device_id=device.id,
+        name=name,
+        project=project.name,
+        project_id=project.id,
+        credential=credential,
+        heartbeat_interval=ctx.settings.heartbeat_interval,
+    )

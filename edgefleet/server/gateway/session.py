@@ -1,0 +1,64 @@
+"""One connected agent, as this replica sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edgefleet.wire.link import Link
+from edgefleet.wire.messages import Command, CommandResult, Message
+
+if TYPE_CHECKING:
+    from edgefleet.server.gateway.hub import Hub
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    pk: int
+    id: str
+    name: str
+    project_pk: int
+
+
+class AgentSession:
+    def __init__(self, hub: Hub, device: DeviceRef, link: Link) -> None:
+        self.hub = hub
+        self.device = device
+        self.link = link
+        self.id = uuid.uuid4().hex[:12]
+        self.connected_at = time.monotonic()
+        self.last_heartbeat = time.monotonic()
+        self.seen_since_flush = True
+        self.applied_generation = 0
+        self.runtime_healthy = True
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+
+    async def send(self, message: Message) -> None:
+        await self.link.send(message)
+
+    def touch(self) -> None:
+        self.last_heartbeat = time.monotonic()
+        self.seen_since_flush = True
+
+    async def command(self, name: str, args: dict[str, object], timeout: float) -> CommandResult:
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.send(Command(request_id=request_id, name=name, args=dict(args)))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+
+    def resolve(self, result: CommandResult) -> None:
+        future = self._pending.get(result.request_id)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    def fail_pending(self, reason: str) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError(reason))

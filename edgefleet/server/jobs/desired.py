@@ -1,0 +1,116 @@
+"""What each device should run, built from the database in one query for many
+devices (a fan-out to 1,000 devices is one query, not 1,000), and pushed
+through the hub the moment it changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.applications.tables import Application, AppVersion
+from edgefleet.server.context import ServerContext
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.projects.tables import Project
+from edgefleet.spec.images import registry_of
+from edgefleet.spec.model import AppSpec
+from edgefleet.wire.messages import DesiredState
+from edgefleet.wire.workload import JobAssignment
+
+INACTIVE = ("cancelled", "expired")
+CHUNK = 500
+
+# Optional: registry credentials per project (private registries), filled in by
+# the registries module when present: (db, project_pks) -> {project_pk: {host: {...}}}
+RegistryAuth = Any
+
+
+def _pulled_from(spec: AppSpec, auth: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Only the credentials of registries this job's images come from: a device
+    never receives a login it does not need."""
+    if not auth:
+        return {}
+    hosts = {registry_of(s.image) for s in spec.services.values() if s.image}
+    return {host: login for host, login in auth.items() if host in hosts}
+
+
+async def bump(db: AsyncSession, device_pks: Iterable[int]) -> None:
+    pks = sorted(set(device_pks))
+    for start in range(0, len(pks), CHUNK):
+        chunk = pks[start : start + CHUNK]
+        await db.execute(
+            update(Device)
+            .where(Device.pk.in_(chunk))
+            .values(desired_generation=Device.desired_generation + 1)
+        )
+
+
+async def desired_for(
+    db: AsyncSession, device_pks: Iterable[int], registry_auth: RegistryAuth = None
+) -> dict[int, tuple[str, DesiredState]]:
+    """{device_pk: (device_id, DesiredState)} for every device given."""
+    pks = sorted(set(device_pks))
+    result: dict[int, tuple[str, DesiredState]] = {}
+    specs: dict[int, AppSpec] = {}
+    for start in range(0, len(pks), CHUNK):
+        chunk = pks[start : start + CHUNK]
+        devices = await db.execute(
+            select(Device.pk, Device.id, Device.desired_generation).where(Device.pk.in_(chunk))
+        )
+        for pk, device_id, generation in devices.all():
+            result[pk] = (device_id, DesiredState(generation=generation, jobs=[]))
+        rows = await db.execute(
+            select(JobDevice.device_pk, Job, Application.name, AppVersion.version, Project.id)
+            .join(Job, Job.pk == JobDevice.job_pk)
+            .join(Application, Application.pk == Job.application_pk)
+            .join(AppVersion, AppVersion.pk == Job.version_pk)
+            .join(Project, Project.pk == Job.project_pk)
+            .where(
+                JobDevice.device_pk.in_(chunk),
+                JobDevice.assigned.is_(True),
+                JobDevice.eligible.is_(True),
+                Job.state.not_in(INACTIVE),
+            )
+            .order_by(Job.pk)
+        )
+        auth: dict[int, dict[str, dict[str, str]]] = {}
+        all_rows = rows.all()
+        if registry_auth is not None and all_rows:
+            auth = await registry_auth(db, {job.project_pk for _, job, _, _, _ in all_rows})
+        for device_pk, job, app_name, version, project_id in all_rows:
+            if job.pk not in specs:
+                specs[job.pk] = AppSpec.model_validate(job.resolved)
+            result[device_pk][1].jobs.append(
+                JobAssignment(
+                    job_id=job.id,
+                    project_id=project_id,
+                    application=app_name,
+                    version=version,
+                    spec=specs[job.pk],
+                    end=job.end,
+                    registry_auth=_pulled_from(specs[job.pk], auth.get(job.project_pk, {})),
+                )
+            )
+    return result
+
+
+async def push(ctx: ServerContext, device_pks: Iterable[int]) -> int:
+    """Send fresh desired state to the given devices; returns how many were online."""
+    pks = list(device_pks)
+    if not pks:
+        return 0
+    async with ctx.session() as db:
+        states = await desired_for(db, pks, getattr(ctx, "registry_auth", None))
+    delivered = 0
+    for device_id, state in states.values():
+        if await ctx.hub.deliver(device_id, state):
+            delivered += 1
+    return delivered
+
+
+async def for_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> DesiredState:
+    states = await desired_for(db, [device_pk], getattr(ctx, "registry_auth", None))
+    return states[device_pk][1] if device_pk in states else DesiredState(generation=0)

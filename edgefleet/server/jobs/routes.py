@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import select
+
+from edgefleet.server.applications import service as applications
+from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
+from edgefleet.server.jobs import service
+from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
+from edgefleet.server.jobs.tables import Job
+from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.projects import service as projects
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut)
+async def create_job(body: JobIn, caller: CallerDep, db: Db, ctx: Ctx) -> JobOut:
+    job = await service.create(ctx, db, caller, body)
+    return await service.output(db, job)
+
+
+@router.get("/jobs", response_model=Page[JobOut])
+async def list_jobs(
+    caller: CallerDep,
+    db: Db,
+    page: Paging,
+    project: str | None = None,
+    application: str | None = None,
+    state: str | None = Query(None, description="comma-separated states"),
+    devices: bool = Query(True, description="include per-device status"),
+) -> Page[JobOut]:
+    query = service.filters(select(Job).where(Job.pk > page.after), caller)
+    project_pk = None
+    if project:
+        project_pk = (await projects.find(db, caller, project)).pk
+        query = query.where(Job.project_pk == project_pk)
+    if application:
+        app = await applications.find(db, caller, application, project_pk)
+        query = query.where(Job.application_pk == app.pk)
+    if state:
+        query = query.where(Job.state.in_([s.strip() for s in state.split(",")]))
+    rows = list(await db.scalars(query.order_by(Job.pk).limit(page.limit + 1)))
+    items = [await service.output(db, j, with_devices=devices) for j in rows[: page.limit]]
+    return Page(items=items, next=next_cursor([j.pk for j in rows], page.limit))
+
+
+@router.get("/jobs/{job}", response_model=JobOut)
+async def show_job(
+    job: str,
+    caller: CallerDep,
+    db: Db,
+    devices: bool = Query(True, description="include per-device status"),
+) -> Response:
+    found = await service.find(db, caller, job)
+    body = await service.output_json(db, found, with_devices=devices)
+    return Response(content=body, media_type="application/json")
+
+
+@router.patch("/jobs/{job}", response_model=JobOut)
+async def patch_job(job: str, body: JobPatch, caller: CallerDep, db: Db, ctx: Ctx) -> JobOut:
+    found = await service.find(db, caller, job)
+    return await service.output(db, await service.patch(ctx, db, caller, found, body))
+
+
+@router.post("/jobs/{job}/cancel", response_model=JobOut)
+async def cancel_job(job: str, caller: CallerDep, db: Db, ctx: Ctx) -> JobOut:
+    found = await service.find(db, caller, job)
+    return await service.output(db, await service.cancel(ctx, db, caller, found))
+
+
+@router.delete("/jobs/{job}", status_code=204)
+async def delete_job(job: str, caller: CallerDep, db: Db, ctx: Ctx) -> None:
+    await service.delete(ctx, db, caller, await service.find(db, caller, job))

@@ -1,0 +1,278 @@
+"""Jobs: create, upgrade, cancel, delete, and their views."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.applications import service as applications
+from edgefleet.server.applications.tables import Application, AppVersion
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import new_id
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.jobs import desired
+from edgefleet.server.jobs.assign import assign
+from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
+from edgefleet.server.jobs.status import refresh_jobs
+from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.projects import service as projects
+from edgefleet.server.projects.tables import Project
+
+TERMINAL = ("cancelled", "expired")
+
+
+async def find(db: AsyncSession, caller: Caller, ref: str) -> Job:
+    job = await db.scalar(select(Job).where(Job.id == ref))
+    if job is None or not caller.can(job.project_pk, Permission.READ):
+        raise NotFound(f"job {ref!r} not found")
+    return job
+
+
+async def _resolve_devices(db: AsyncSession, project: Project, refs: list[str]) -> list[str]:
+    rows = await db.execute(
+        select(Device.id, Device.name).where(
+            Device.project_pk == project.pk, (Device.id.in_(refs)) | (Device.name.in_(refs))
+        )
+    )
+    by_ref: dict[str, str] = {}
+    for device_id, name in rows.all():
+        by_ref[device_id] = device_id
+        by_ref.setdefault(name, device_id)
+    missing = [r for r in refs if r not in by_ref]
+    if missing:
+        raise Invalid(
+            f"devices: no device {', '.join(repr(m) for m in missing)} in project {project.name}",
+            field="devices",
+        )
+    return list(dict.fromkeys(by_ref[r] for r in refs))
+
+
+async def apply(ctx: ServerContext, db: AsyncSession, job: Job, *, upgraded: bool = False) -> None:
+    """Assign, bump, commit, push, refresh: the one path every change takes."""
+    version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
+    changed = await assign(db, job, version or "", upgraded=upgraded)
+    await desired.bump(db, changed)
+    await db.commit()
+    await desired.push(ctx, changed)
+    await refresh_jobs(ctx, db, [job])
+
+
+async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: JobIn) -> Job:
+    project_pk = None
+    if body.project:
+        project_pk = (await projects.find(db, caller, body.project)).pk
+    app = await applications.find(db, caller, body.application, project_pk)
+    caller.require(app.project_pk, Permission.MANAGE_APPS, f"application {app.name!r}")
+    project = (await projects.names(db, {app.project_pk}))[app.project_pk]
+    if body.version is None:
+        versions = await applications.versions(db, app)
+        version = versions[-1]
+    else:
+        version = await applications.find_version(db, app, body.version)
+    spec = applications.resolve(version, body.environment)
+    targets = await _resolve_devices(db, project, body.devices) if body.devices else None
+    job = Job(
+        id=new_id("j"),
+        project_pk=app.project_pk,
+        application_pk=app.pk,
+        version_pk=version.pk,
+        name=body.name,
+        target_devices=targets,
+        selector=body.selector if isinstance(body.selector, str) else None,
+        environment=body.environment,
+        resolved=spec.model_dump(mode="json"),
+        start=body.start,
+        end=body.end,
+        state="pending",
+        created_by=caller.name,
+    )
+    db.add(job)
+    await db.flush()
+    ctx.events.record(
+        "job.created",
+        job.project_pk,
+        f"job {job.id}: {app.name} {version.version} created by {caller.name}",
+        job_id=job.id,
+        actor=caller.name,
+    )
+    await apply(ctx, db, job)
+    return job
+
+
+async def patch(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job, body: JobPatch
+) -> Job:
+    caller.require(job.project_pk, Permission.MANAGE_APPS, f"job {job.id!r}")
+    if job.state in TERMINAL:
+        raise Conflict(f"job {job.id} is {job.state}; create a new job instead")
+    app = await db.scalar(select(Application).where(Application.pk == job.application_pk))
+    assert app is not None
+    version = await db.scalar(select(AppVersion).where(AppVersion.pk == job.version_pk))
+    assert version is not None
+    if body.version is not None:
+        version = await applications.find_version(db, app, body.version)
+    environment = body.environment if body.environment is not None else job.environment
+    spec = applications.resolve(version, environment)
+    upgraded = version.pk != job.version_pk or environment != job.environment
+    job.version_pk = version.pk
+    job.environment = environment
+    job.resolved = spec.model_dump(mode="json")
+    if body.end is not None:
+        job.end = body.end
+    if upgraded:
+        ctx.events.record(
+            "job.upgraded",
+            job.project_pk,
+            f"job {job.id} rolling to {app.name} {version.version} ({caller.name})",
+            job_id=job.id,
+            actor=caller.name,
+        )
+        if job.state in ("running", "completed", "failed"):
+            job.state = "deploying"
+    await apply(ctx, db, job, upgraded=upgraded)
+    return job
+
+
+async def cancel(ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job) -> Job:
+    caller.require(job.project_pk, Permission.MANAGE_APPS, f"job {job.id!r}")
+    if job.state not in TERMINAL:
+        job.state = "cancelled"
+        job.error = None
+        ctx.events.record(
+            "job.cancelled",
+            job.project_pk,
+            f"job {job.id} cancelled by {caller.name}",
+            job_id=job.id,
+            actor=caller.name,
+        )
+        await apply(ctx, db, job)
+    return job
+
+
+async def expire(ctx: ServerContext, db: AsyncSession, job: Job) -> None:
+    job.state = "expired"
+    ctx.events.record("job.expired", job.project_pk, f"job {job.id} reached its end", job_id=job.id)
+    await apply(ctx, db, job)
+
+
+async def delete(ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job) -> None:
+    await cancel(ctx, db, caller, job)
+    await db.delete(job)
+    await db.commit()
+
+
+async def output(db: AsyncSession, job: Job, *, with_devices: bool = True) -> JobOut:
+    """The job as the API shows it (a model, for callers that want one)."""
+    return JobOut.model_validate(json.loads(await output_json(db, job, with_devices=with_devices)))
+
+
+async def output_json(db: AsyncSession, job: Job, *, with_devices: bool = True) -> bytes:
+    """The job as JSON, built for size: a job on 10,000 devices is 10,000 rows,
+    so they are read as plain columns and written straight to JSON (their
+    ``services`` are stored already in the API's shape), and the counts come
+    from a GROUP BY rather than from the rows."""
+    app = await db.scalar(select(Application).where(Application.pk == job.application_pk))
+    version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
+    project = (await projects.names(db, {job.project_pk}))[job.project_pk]
+    assert app is not None
+    grouped = await db.execute(
+        select(JobDevice.state, func.count())
+        .where(
+            JobDevice.job_pk == job.pk,
+            or_(JobDevice.assigned.is_(True), JobDevice.state != "removed"),
+        )
+        .group_by(JobDevice.state)
+    )
+    head = JobOut(
+        id=job.id,
+        name=job.name,
+        application=app.name,
+        application_id=app.id,
+        version=version or "",
+        project=project.name,
+        project_id=project.id,
+        state=job.state,
+        error=job.error,
+        targets=job.target_devices,
+        selector=job.selector,
+        environment=job.environment,
+        start=job.start,
+        end=job.end,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        created_by=job.created_by,
+        services=sorted((job.resolved or {}).get("services", {})),
+        counts={state: int(n) for state, n in grouped.all()},
+        devices=[],
+    ).model_dump(mode="json")
+    if with_devices:
+        rows = await db.execute(
+            select(
+                Device.id,
+                Device.name,
+                JobDevice.state,
+                JobDevice.error,
+                JobDevice.eligible,
+                JobDevice.assigned,
+                JobDevice.version,
+                JobDevice.target_version,
+                JobDevice.services,
+                JobDevice.updated_at,
+            )
+            .join(Device, Device.pk == JobDevice.device_pk)
+            .where(JobDevice.job_pk == job.pk)
+            .order_by(JobDevice.pk)
+        )
+        head["devices"] = [
+            {
+                "device": device_id,
+                "name": name,
+                "state": state,
+                "error": error,
+                "eligible": bool(eligible),
+                "assigned": bool(assigned),
+                "version": row_version,
+                "target_version": target,
+                "services": services or {},
+                "updated_at": _iso(updated),
+            }
+            for device_id, name, state, error, eligible, assigned, row_version, target, services, updated in rows.all()
+        ]
+    return json.dumps(head, separators=(",", ":")).encode()
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def filters(query: Any, caller: Caller) -> Any:
+    visible = caller.visible_projects()
+    return query if visible is None else query.where(Job.project_pk.in_(visible))
+
+
+async def count_states(db: AsyncSession, caller: Caller) -> dict[str, int]:
+    """Jobs the caller sees, by state (one GROUP BY)."""
+    query = filters(select(Job.state, func.count()).group_by(Job.state), caller)
+    return {state: int(count) for state, count in (await db.execute(query)).all()}
+
+
+async def for_device(db: AsyncSession, device_pk: int) -> list[tuple[Job, JobDevice, str]]:
+    """The jobs assigned to one device, newest first: (job, its row there, application name).
+    The caller has already been allowed to see the device, hence its project's jobs."""
+    rows = await db.execute(
+        select(Job, JobDevice, Application.name)
+        .join(JobDevice, JobDevice.job_pk == Job.pk)
+        .join(Application, Application.pk == Job.application_pk)
+        .where(JobDevice.device_pk == device_pk)
+        .order_by(Job.pk.desc())
+    )
+    return [(job, row, name) for job, row, name in rows.all()]

@@ -1,0 +1,194 @@
+"""Per-device job status from agents, written in batches.
+
+Agents report whenever something changes; during a fan-out that is a few
+thousand reports a second. Reports are coalesced per (device, job) in
+memory and flushed every ``flush_every`` seconds in one transaction; each
+affected job's overall state is then recomputed with one GROUP BY query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.applications.tables import AppVersion
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.gateway.session import AgentSession
+from edgefleet.server.jobs import rollout
+from edgefleet.server.jobs.assign import active
+from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.wire.messages import Hello, JobStatusReport
+from edgefleet.wire.status import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+class StatusSink:
+    def __init__(self, ctx: ServerContext, flush_every: float = 0.1) -> None:
+        self.ctx = ctx
+        self.flush_every = flush_every
+        self._pending: dict[tuple[int, str], tuple[AgentSession, JobStatus]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.ctx.hub.on(JobStatusReport, self.on_report)
+        self.ctx.hub.connect_hooks.append(self.on_hello)
+        self._task = asyncio.create_task(self._run(), name="job-status")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def on_report(self, session: AgentSession, report: JobStatusReport) -> None:
+        self.add(session, report.statuses)
+
+    async def on_hello(self, session: AgentSession, hello: Hello | None) -> None:
+        if hello is not None:
+            self.add(session, hello.jobs)
+
+    def add(self, session: AgentSession, statuses: Iterable[JobStatus]) -> None:
+        for status in statuses:
+            self._pending[(session.device.pk, status.job_id)] = (session, status)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.flush_every)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing job statuses failed")
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        async with self.ctx.session() as db:
+            job_ids = {job_id for _, job_id in batch}
+            jobs = {j.id: j for j in await db.scalars(select(Job).where(Job.id.in_(job_ids)))}
+            keys = [(jobs[j].pk, d) for d, j in batch if j in jobs]
+            if not keys:
+                return
+            rows: dict[tuple[int, int], Any] = {}  # plain rows: cheaper than ORM objects
+            job_pks = {k[0] for k in keys}
+            device_pks = sorted({k[1] for k in keys})
+            for start in range(0, len(device_pks), 900):  # stay under SQL parameter limits
+                found = await db.execute(
+                    select(
+                        JobDevice.pk,
+                        JobDevice.job_pk,
+                        JobDevice.device_pk,
+                        JobDevice.state,
+                        JobDevice.error,
+                        JobDevice.eligible,
+                    ).where(
+                        JobDevice.job_pk.in_(job_pks),
+                        JobDevice.device_pk.in_(device_pks[start : start + 900]),
+                    )
+                )
+                rows.update({(r.job_pk, r.device_pk): r for r in found.all()})
+            now = utcnow()
+            changes: list[dict[str, Any]] = []
+            touched: set[int] = set()
+            for (device_pk, job_id), (session, status) in batch.items():
+                job = jobs.get(job_id)
+                row = rows.get((job.pk, device_pk)) if job else None
+                if job is None or row is None or not row.eligible:
+                    continue
+                services = {k: v.model_dump(mode="json") for k, v in status.services.items()}
+                state = status.state
+                if state != row.state or status.error != row.error:
+                    self._event(job, session, state, status.error)
+                changes.append(
+                    {
+                        "pk": row.pk,
+                        "state": state,
+                        "error": status.error,
+                        "services": services,
+                        "version": status.version,
+                        "updated_at": now,
+                    }
+                )
+                touched.add(job.pk)
+            if changes:
+                await db.execute(update(JobDevice), changes)
+            await db.commit()
+            await refresh_jobs(self.ctx, db, [j for j in jobs.values() if j.pk in touched])
+
+    def _event(self, job: Job, session: AgentSession, state: str, error: str | None) -> None:
+        message = f"job {job.id} on {session.device.name}: {state}"
+        if error:
+            message += f" ({error})"
+        self.ctx.events.record(
+            "job.device",
+            job.project_pk,
+            message,
+            device_id=session.device.id,
+            job_id=job.id,
+            data={"state": state, "error": error},
+        )
+
+
+async def refresh_jobs(ctx: ServerContext, db: AsyncSession, jobs: Iterable[Job]) -> None:
+    """Recompute each job's overall state from its devices (one GROUP BY each)."""
+    for job in jobs:
+        version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
+        has_error = JobDevice.error.is_not(None)
+        grouped = await db.execute(
+            select(
+                JobDevice.state,
+                JobDevice.eligible,
+                JobDevice.assigned,
+                JobDevice.version,
+                has_error,
+                func.count(),
+            )
+            .where(JobDevice.job_pk == job.pk)
+            .group_by(
+                JobDevice.state,
+                JobDevice.eligible,
+                JobDevice.assigned,
+                JobDevice.version,
+                has_error,
+            )
+        )
+        views = [
+            rollout.DeviceView(
+                state=state,
+                eligible=bool(eligible),
+                assigned=bool(assigned),
+                version=row_version,
+                error="error" if errored else None,
+                count=int(count),
+            )
+            for state, eligible, assigned, row_version, errored, count in grouped.all()
+        ]
+        waiting = job.start is not None and not active(job) and job.state not in rollout.TERMINAL
+        state, error = rollout.aggregate(job.state, views, version or "", waiting)
+        if (state, error) != (job.state, job.error):
+            old = job.state
+            await db.execute(update(Job).where(Job.pk == job.pk).values(state=state, error=error))
+            await db.commit()
+            job.state, job.error = state, error
+            if state != old:
+                ctx.events.record(
+                    "job.state",
+                    job.project_pk,
+                    f"job {job.id} is {state}" + (f": {error}" if error else ""),
+                    job_id=job.id,
+                    data={"state": state, "previous": old},
+                )

@@ -1,0 +1,100 @@
+"""Provisioning keys: how devices join a project."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.auth import secrets
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.db.base import new_id, utcnow
+from edgefleet.server.errors import Invalid, NotFound, Unauthorized
+from edgefleet.server.keys.tables import ProvisioningKey
+from edgefleet.server.projects.tables import Project
+
+
+async def create(
+    db: AsyncSession,
+    caller: Caller,
+    project: Project,
+    *,
+    name: str,
+    labels: dict[str, str],
+    expires_at: datetime | None,
+    max_uses: int | None,
+) -> tuple[ProvisioningKey, str]:
+    caller.require(project.pk, Permission.MANAGE_KEYS, f"project {project.name!r}")
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid("expires_at is in the past", field="expires_at")
+    secret = secrets.generate(secrets.KEY_PREFIX)
+    key = ProvisioningKey(
+        id=new_id("k"),
+        project_pk=project.pk,
+        name=name,
+        key_hash=secrets.digest(secret),
+        prefix=secrets.display_prefix(secret),
+        labels=labels,
+        expires_at=expires_at,
+        max_uses=max_uses,
+        created_by=caller.name,
+    )
+    db.add(key)
+    await db.commit()
+    return key, secret
+
+
+async def list_visible(
+    db: AsyncSession, caller: Caller, project_pk: int | None, after: int, limit: int
+) -> list[ProvisioningKey]:
+    query = (
+        select(ProvisioningKey)
+        .where(ProvisioningKey.pk > after)
+        .order_by(ProvisioningKey.pk)
+        .limit(limit + 1)
+    )
+    visible = caller.visible_projects()
+    if visible is not None:
+        query = query.where(ProvisioningKey.project_pk.in_(visible))
+    if project_pk is not None:
+        query = query.where(ProvisioningKey.project_pk == project_pk)
+    return list(await db.scalars(query))
+
+
+async def find(db: AsyncSession, caller: Caller, key_id: str) -> ProvisioningKey:
+    key = await db.scalar(select(ProvisioningKey).where(ProvisioningKey.id == key_id))
+    if key is None or not caller.can(key.project_pk, Permission.READ):
+        raise NotFound(f"provisioning key {key_id!r} not found")
+    return key
+
+
+async def revoke(db: AsyncSession, caller: Caller, key: ProvisioningKey) -> ProvisioningKey:
+    caller.require(key.project_pk, Permission.MANAGE_KEYS, "provisioning key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await db.commit()
+    return key
+
+
+async def consume(db: AsyncSession, secret: str) -> ProvisioningKey:
+    """Check a key an agent presents and count one use (atomically, so a
+    single-use key cannot enroll two devices racing each other).
+    The caller commits, together with the device it creates."""
+    key = await db.scalar(
+        select(ProvisioningKey).where(ProvisioningKey.key_hash == secrets.digest(secret))
+    )
+    if key is None:
+        raise Unauthorized("provisioning key is not valid")
+    if key.revoked_at is not None:
+        raise Unauthorized("provisioning key was revoked")
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        raise Unauthorized(f"provisioning key expired at {key.expires_at.isoformat()}")
+    query = update(ProvisioningKey).where(ProvisioningKey.pk == key.pk)
+    if key.max_uses is not None:
+        query = query.where(ProvisioningKey.uses < key.max_uses)
+    result = await db.execute(query.values(uses=ProvisioningKey.uses + 1))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise Unauthorized(f"provisioning key was already used {key.max_uses} time(s), its limit")
+    return key

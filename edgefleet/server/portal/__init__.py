@@ -1,0 +1,37 @@
+"""The web portal, served by ``edgefleet server`` at ``/`` from the same process.
+
+Server-rendered pages (Jinja2) made live with htmx and one server-sent event
+stream; no Node build. How a request flows::
+
+    browser --GET /devices--> devices.py --service calls--> HTML page (templates/)
+            <-- SSE /portal/live: "devices changed" (live.py, from the event bus)
+            --GET /portal/fragments/devices--> the table body again (htmx swap)
+            --POST form + csrf--> handler --service / API handler call--> 303 to a page
+
+Pages, one module each: ``auth`` (sign in/out), ``dashboard``, ``devices``,
+``apps``, ``jobs``, ``admin`` (provisioning keys, API tokens, projects).
+``web`` holds what they share: the signed-in viewer, CSRF-checked forms,
+rendering, and the route class that turns errors into pages. Handlers call
+the server's services in-process, or the API's own handler functions where
+those carry the side effects (events, pushes to agents), so the portal and
+the API cannot drift apart. Logs, agent logs and the exec console are read
+by the browser straight from the API with the session cookie.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Add the portal's routes and static files to the server's app."""
+    from edgefleet.server.portal import admin, apps, auth, dashboard, devices, jobs, live
+
+    for module in (auth, dashboard, devices, apps, jobs, admin, live):
+        app.include_router(module.router)
+    app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

@@ -1,0 +1,218 @@
+"""Provisioning keys (shown once, with the exact ``edgefleet agent …`` command),
+API tokens (shown once), projects and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.server.auth import routes as auth_api
+from edgefleet.server.auth.roles import Permission, Role
+from edgefleet.server.auth.schemas import TokenIn
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.keys import routes as key_api
+from edgefleet.server.keys.schemas import KeyIn
+from edgefleet.server.pagination import PageParams
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    field,
+    forget_once,
+    parse_pairs,
+    read_once,
+    redirect,
+    render,
+    show_once,
+)
+from edgefleet.server.projects import routes as project_api
+from edgefleet.server.projects import service as projects
+from edgefleet.server.projects.schemas import MemberIn, ProjectIn, RoleIn
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+ALL = PageParams(limit=1000, after=0)
+
+
+def _https(request: Request, ctx: Ctx) -> bool:
+    return request.url.scheme == "https" or ctx.settings.tls_cert is not None
+
+
+def _seconds(value: str, name: str, unit: str, per: int) -> int | None:
+    """A duration typed as a number of ``unit`` (hours, days), in seconds."""
+    if not value:
+        return None
+    try:
+        amount = float(value)
+    except ValueError:
+        raise Invalid(f"{name}: a number of {unit}, not {value!r}", field=name) from None
+    if amount <= 0:
+        raise Invalid(f"{name} must be more than 0 {unit}", field=name)
+    return max(1, int(amount * per))
+
+
+# --- provisioning keys ----------------------------------------------------------------------
+
+
+async def _keys_page(
+    request: Request, viewer: Viewer, db: Db, status: int = 200, **extra: Any
+) -> Response:
+    visible = await projects.list_visible(db, viewer.caller, 0, 1000)
+    context: dict[str, Any] = {
+        "keys": list(reversed((await key_api.list_keys(viewer.caller, db, ALL, None)).items)),
+        "projects": [p for p in visible if viewer.can(p.pk, Permission.MANAGE_KEYS)],
+        "created": None,
+        "error": "",
+        "form": {},
+    }
+    context.update(extra)
+    return render(request, "keys.html", context, status=status)
+
+
+@router.get("/keys")
+async def key_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    created = read_once(request)
+    return forget_once(await _keys_page(request, viewer, db, created=created), "/keys")
+
+
+@router.post("/keys")
+async def create_key(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    values = {k: field(form, k) for k in ("project", "name", "labels", "expires_in", "max_uses")}
+    try:
+        body = build(
+            KeyIn,
+            project=values["project"] or "default",
+            name=values["name"],
+            labels=parse_pairs(values["labels"], "labels"),
+            expires_in=_seconds(values["expires_in"], "expires in", "hours", 3600),
+            max_uses=values["max_uses"] or None,
+        )
+        created = await key_api.create_key(body, viewer.caller, db, ctx)
+    except ApiError as exc:
+        return await _keys_page(request, viewer, db, error=exc.message, form=values)
+    return show_once("/keys", created.model_dump(mode="json"), _https(request, ctx))
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(key_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
+    await key_api.revoke_key(key_id, viewer.caller, db)
+    return redirect("/keys")
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+async def _tokens_page(
+    request: Request, viewer: Viewer, db: Db, status: int = 200, **extra: Any
+) -> Response:
+    tokens = await auth_api.list_tokens(viewer.caller, db, None, False)
+    context: dict[str, Any] = {
+        "tokens": list(reversed(tokens.items)),
+        "created": None,
+        "error": "",
+        "form": {},
+    }
+    context.update(extra)
+    return render(request, "tokens.html", context, status=status)
+
+
+@router.get("/tokens")
+async def token_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    created = read_once(request)
+    return forget_once(await _tokens_page(request, viewer, db, created=created), "/tokens")
+
+
+@router.post("/tokens")
+async def create_token(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    values = {k: field(form, k) for k in ("name", "expires_in")}
+    try:
+        seconds = _seconds(values["expires_in"], "expires in", "days", 86400)
+        body = build(TokenIn, name=values["name"], expires_in=seconds)
+        created = await auth_api.create_token(body, viewer.caller, db)
+    except ApiError as exc:
+        return await _tokens_page(request, viewer, db, error=exc.message, form=values)
+    return show_once("/tokens", created.model_dump(mode="json"), _https(request, ctx))
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_token(token_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
+    await auth_api.revoke_token(token_id, viewer.caller, db)
+    return redirect("/tokens")
+
+
+# --- projects and members ---------------------------------------------------------------------
+
+
+@router.get("/projects")
+async def project_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    page = await project_api.list_projects(viewer.caller, db, ALL)
+    return render(request, "projects.html", {"projects": page.items, "error": "", "form": {}})
+
+
+@router.post("/projects")
+async def create_project(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db
+) -> Response:
+    values = {k: field(form, k) for k in ("name", "description")}
+    try:
+        created = await project_api.create_project(build(ProjectIn, **values), viewer.caller, db)
+    except ApiError as exc:
+        page = await project_api.list_projects(viewer.caller, db, ALL)
+        context = {"projects": page.items, "error": exc.message, "form": values}
+        return render(request, "projects.html", context)
+    return redirect(f"/projects/{created.name}")
+
+
+async def _project_page(
+    request: Request, viewer: Viewer, db: Db, ref: str, error: str = "", status: int = 200
+) -> Response:
+    found = await projects.find(db, viewer.caller, ref)
+    context = {
+        "project": await project_api.show_project(found.id, viewer.caller, db),
+        "can_manage": viewer.can(found.pk, Permission.MANAGE_MEMBERS),
+        "roles": [r.value for r in Role],
+        "error": error,
+    }
+    return render(request, "project.html", context, status=status)
+
+
+@router.get("/projects/{project}")
+async def project_page(request: Request, project: str, viewer: ViewerDep, db: Db) -> Response:
+    return await _project_page(request, viewer, db, project)
+
+
+@router.post("/projects/{project}/members")
+async def add_member(
+    request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db
+) -> Response:
+    found = await projects.find(db, viewer.caller, project)
+    try:
+        body = build(MemberIn, user=field(form, "user"), role=field(form, "role"))
+        await project_api.add_member(found.id, body, viewer.caller, db)
+    except ApiError as exc:
+        return await _project_page(request, viewer, db, project, exc.message)
+    return redirect(f"/projects/{found.name}")
+
+
+@router.post("/projects/{project}/members/{user}")
+async def change_member(
+    request: Request, project: str, user: str, viewer: ViewerDep, form: CheckedForm, db: Db
+) -> Response:
+    found = await projects.find(db, viewer.caller, project)
+    try:
+        if field(form, "action") == "remove":
+            await project_api.remove_member(found.id, user, viewer.caller, db)
+        else:
+            body = build(RoleIn, role=field(form, "role"))
+            await project_api.set_role(found.id, user, body, viewer.caller, db)
+    except ApiError as exc:
+        return await _project_page(request, viewer, db, project, exc.message)
+    return redirect(f"/projects/{found.name}")

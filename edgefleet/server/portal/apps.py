@@ -1,0 +1,199 @@
+"""Applications: the list, one application's versions, a new application or
+version from a pasted or uploaded Compose file. Findings (errors and
+warnings, with line and key) are shown under the offending line of the
+source, while typing (``/portal/fragments/validate``) and after a refused
+upload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.server.applications import routes as app_api
+from edgefleet.server.applications import service as applications
+from edgefleet.server.applications.schemas import ApplicationIn, VersionIn
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.errors import ApiError
+from edgefleet.server.pagination import PageParams
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    redirect,
+    render,
+    text_or_upload,
+)
+from edgefleet.server.portal.web import (
+    field as form_field,
+)
+from edgefleet.server.projects import service as projects
+from edgefleet.spec import compose
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+EXAMPLE = """services:
+  web:
+    image: localhost/dashboard:1.0
+    ports: ["8080"]
+"""
+
+
+@dataclass
+class Line:
+    number: int
+    text: str
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def annotate(
+    source: str, findings: list[dict[str, Any]]
+) -> tuple[list[Line], list[dict[str, Any]]]:
+    """The source as numbered lines, each with the findings on it; and the
+    findings that have no line (shown above the listing)."""
+    lines = [Line(n, text) for n, text in enumerate(source.splitlines(), 1)]
+    loose = []
+    for finding in findings:
+        number = finding.get("line")
+        if isinstance(number, int) and 1 <= number <= len(lines):
+            lines[number - 1].findings.append(finding)
+        else:
+            loose.append(finding)
+    return lines, loose
+
+
+def check(source: str) -> dict[str, Any]:
+    """Findings of a Compose text, for the live check and the refused upload."""
+    findings = [f.to_dict() for f in compose.validate(source)] if source.strip() else []
+    lines, loose = annotate(source, findings)
+    errors = sum(1 for f in findings if f["level"] == "error")
+    return {
+        "findings": findings,
+        "lines": lines,
+        "loose": loose,
+        "errors": errors,
+        "warnings": len(findings) - errors,
+        "checked": bool(source.strip()),
+    }
+
+
+async def _projects_for(db: Db, viewer: Viewer) -> list[Any]:
+    visible = await projects.list_visible(db, viewer.caller, 0, 1000)
+    return [p for p in visible if viewer.can(p.pk, Permission.MANAGE_APPS)]
+
+
+async def _list_page(
+    request: Request, viewer: Viewer, db: Db, form: dict[str, str], status: int = 200, **extra: Any
+) -> Response:
+    page = await app_api.list_applications(viewer.caller, db, PageParams(limit=1000, after=0), None)
+    context = {
+        "apps": page.items,
+        "projects": await _projects_for(db, viewer),
+        "form": form,
+        "example": EXAMPLE,
+        "error": "",
+        "check": check(form.get("compose", "")),
+    }
+    context.update(extra)
+    return render(request, "apps.html", context, status=status)
+
+
+@router.get("/apps")
+async def app_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    return await _list_page(request, viewer, db, {})
+
+
+@router.post("/apps")
+async def create_app(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    source = await text_or_upload(form, "compose", "file")
+    values = {
+        "project": form_field(form, "project", "default"),
+        "name": form_field(form, "name"),
+        "version": form_field(form, "version"),
+        "description": form_field(form, "description"),
+        "compose": source,
+    }
+    try:
+        body = build(ApplicationIn, **values)
+        created = await app_api.create_application(body, viewer.caller, db, ctx)
+    except ApiError as exc:
+        return await _list_page(request, viewer, db, values, error=exc.message)
+    return redirect(f"/apps/{created.id}")
+
+
+async def _app_page(
+    request: Request,
+    viewer: Viewer,
+    db: Db,
+    ref: str,
+    form: dict[str, str] | None = None,
+    status: int = 200,
+    error: str = "",
+) -> Response:
+    app = await applications.find(db, viewer.caller, ref)
+    out = await app_api.show_application(app.id, viewer.caller, db)
+    versions = (await app_api.list_versions(app.id, viewer.caller, db)).items
+    form = form or {}
+    context = {
+        "app": out,
+        "versions": list(reversed(versions)),
+        "can_manage": viewer.can(app.project_pk, Permission.MANAGE_APPS),
+        "form": form,
+        "error": error,
+        "check": check(form.get("compose", "")),
+        "example": EXAMPLE,
+    }
+    return render(request, "app.html", context, status=status)
+
+
+@router.get("/apps/{app}")
+async def app_page(request: Request, app: str, viewer: ViewerDep, db: Db) -> Response:
+    return await _app_page(request, viewer, db, app)
+
+
+@router.post("/apps/{app}/versions")
+async def create_version(
+    request: Request, app: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found = await applications.find(db, viewer.caller, app)
+    source = await text_or_upload(form, "compose", "file")
+    values = {"version": form_field(form, "version"), "compose": source}
+    try:
+        body = build(VersionIn, **values)
+        version = await app_api.create_version(found.id, body, viewer.caller, db, ctx)
+    except ApiError as exc:
+        return await _app_page(request, viewer, db, app, values, error=exc.message)
+    return redirect(f"/apps/{found.id}/versions/{version.version}")
+
+
+@router.get("/apps/{app}/versions/{version}")
+async def version_page(
+    request: Request, app: str, version: str, viewer: ViewerDep, db: Db
+) -> Response:
+    found = await applications.find(db, viewer.caller, app)
+    out = await app_api.show_version(found.id, version, viewer.caller, db)
+    source = out.compose
+    if source is None:
+        source = yaml.safe_dump(out.spec or {}, sort_keys=False)
+    lines, _ = annotate(source, [w.model_dump() for w in out.warnings])
+    context = {
+        "app": await app_api.show_application(found.id, viewer.caller, db),
+        "version": out,
+        "lines": lines,
+        "can_deploy": viewer.can(found.project_pk, Permission.MANAGE_APPS),
+    }
+    return render(request, "version.html", context)
+
+
+@router.post("/portal/fragments/validate")
+async def validate(request: Request, viewer: ViewerDep, form: CheckedForm) -> Response:
+    source = await text_or_upload(form, "compose", "file")
+    return render(request, "fragments/findings.html", {"check": check(source)})

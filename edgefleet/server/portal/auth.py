@@ -1,0 +1,111 @@
+"""Sign in (password or API token) and sign out.
+
+A portal session is an API token of kind ``session`` (12 h) held in an
+HTTP-only, SameSite=Lax cookie; signing out revokes it. Signing in with an
+API token makes a fresh session for its user: the token itself never sits in
+a cookie. The sign-in form has no session yet, so it carries a double-submit
+token instead: a random value in a short-lived SameSite=Strict cookie and in
+the form, which a foreign page cannot read.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.server.auth import secrets
+from edgefleet.server.auth import service as auth_service
+from edgefleet.server.auth.tables import User
+from edgefleet.server.deps import SESSION_COOKIE, Ctx, Db
+from edgefleet.server.errors import Unauthorized
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    ViewerDep,
+    field,
+    redirect,
+    render,
+    safe_next,
+)
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+LOGIN_COOKIE = "edgefleet_login"
+
+
+def _secure(request: Request, ctx: Ctx) -> bool:
+    return request.url.scheme == "https" or ctx.settings.tls_cert is not None
+
+
+def _login_page(
+    request: Request, ctx: Ctx, next_url: str, error: str = "", name: str = "", status: int = 200
+) -> Response:
+    token = pysecrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        {"next": next_url, "error": error, "login_csrf": token, "username": name},
+        status=status,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, ctx),
+        path="/login",
+    )
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, ctx: Ctx, db: Db, next: str = "/") -> Response:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret and await auth_service.authenticate_session(db, secret) is not None:
+        return redirect(safe_next(next))
+    return _login_page(request, ctx, safe_next(next))
+
+
+@router.post("/login")
+async def login(request: Request, ctx: Ctx, db: Db) -> Response:
+    form = await request.form()
+    next_url = safe_next(field(form, "next"))
+    name = field(form, "username")
+    sent, expected = field(form, "csrf"), request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not secrets.same(sent, expected):
+        return _login_page(
+            request, ctx, next_url, "The sign-in form expired: please try again.", name
+        )
+    user: User
+    try:
+        if field(form, "method") == "token":
+            caller = await auth_service.authenticate(db, field(form, "token"))
+            user = await auth_service.find_user(db, caller.user_id)
+        else:
+            user = await auth_service.check_password(db, name, field(form, "password"))
+    except Unauthorized as exc:
+        return _login_page(request, ctx, next_url, exc.message, name)
+    session = await auth_service.create_session(db, user)
+    response = redirect(next_url)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        max_age=int(auth_service.SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, ctx),
+        path="/",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
+    await auth_service.revoke_secret(db, viewer.session)
+    response = redirect("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,227 @@
+"""Devices: the table with filters, and one device's page (resources,
+peripherals, labels and metadata, jobs, events, agent logs, actions, console).
+
+Agent logs and the console run in the browser against the API itself
+(``/api/v1/devices/{id}/logs``, ``/api/v1/devices/{id}/exec/ws``) with the
+session cookie, so the portal adds no second path to the device.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.labels import LabelError, parse_selector
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.devices import routes as device_api
+from edgefleet.server.devices import service as devices
+from edgefleet.server.devices.schemas import DevicePatch
+from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.events import service as events
+from edgefleet.server.jobs import service as jobs
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    field,
+    format_pairs,
+    parse_pairs,
+    redirect,
+    render,
+)
+from edgefleet.server.projects import service as projects
+from edgefleet.server.remote import actions as action_api
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+LIST_LIMIT = 500
+NOTICES = {
+    "saved": "Labels and metadata saved.",
+    "identify": "The device was asked to identify itself (see its agent log).",
+    "restart": "The agent is restarting; the device will be back online in a few seconds.",
+    "reboot": "The device is rebooting.",
+}
+
+
+async def _table(
+    db: Db, viewer: Viewer, selector: str, online: str, project: str
+) -> dict[str, Any]:
+    error = ""
+    parsed = None
+    try:
+        parsed = parse_selector(selector) if selector else None
+    except LabelError as exc:
+        error = str(exc)
+    project_pk = (await projects.find(db, viewer.caller, project)).pk if project else None
+    rows = []
+    if not error:
+        rows = await devices.list_devices(
+            db,
+            viewer.caller,
+            after=0,
+            limit=LIST_LIMIT,
+            selector=parsed,
+            online={"yes": True, "no": False}.get(online),
+            project_pk=project_pk,
+        )
+    items = await devices.outputs(db, rows[:LIST_LIMIT])
+    return {
+        "devices": items,
+        "more": len(rows) > LIST_LIMIT,
+        "selector": selector,
+        "online": online,
+        "project": project,
+        "error": error,
+    }
+
+
+@router.get("/devices")
+async def device_list(
+    request: Request,
+    viewer: ViewerDep,
+    db: Db,
+    selector: str = "",
+    online: str = "",
+    project: str = "",
+) -> Response:
+    context = await _table(db, viewer, selector.strip(), online, project)
+    context["projects"] = await projects.list_visible(db, viewer.caller, 0, 1000)
+    context["query"] = request.url.query
+    return render(request, "devices.html", context)
+
+
+@router.get("/portal/fragments/devices")
+async def device_rows(
+    request: Request,
+    viewer: ViewerDep,
+    db: Db,
+    selector: str = "",
+    online: str = "",
+    project: str = "",
+) -> Response:
+    context = await _table(db, viewer, selector.strip(), online, project)
+    return render(request, "fragments/device_rows.html", context)
+
+
+async def _device(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
+    found = await devices.find(db, viewer.caller, ref)
+    device = (await devices.outputs(db, [found]))[0]
+    pk = found[0].project_pk
+    return {
+        "device": device,
+        "jobs": await jobs.for_device(db, found[0].pk),
+        "events": await events.recent(db, viewer.caller, device_id=device.id, limit=20),
+        "can_manage": viewer.can(pk, Permission.MANAGE_DEVICES),
+        "can_exec": viewer.can(pk, Permission.EXEC_DEVICE),
+    }
+
+
+async def _device_page(
+    request: Request,
+    viewer: Viewer,
+    db: Db,
+    ref: str,
+    *,
+    error: str = "",
+    notice: str = "",
+    labels_text: str | None = None,
+    metadata_text: str | None = None,
+    status: int = 200,
+) -> Response:
+    context = await _device(db, viewer, ref)
+    device = context["device"]
+    context.update(
+        error=error,
+        notice=NOTICES.get(notice, ""),
+        labels_text=format_pairs(device.labels) if labels_text is None else labels_text,
+        metadata_text=json.dumps(device.metadata, indent=2, sort_keys=True)
+        if metadata_text is None
+        else metadata_text,
+    )
+    return render(request, "device.html", context, status=status)
+
+
+@router.get("/devices/{device}")
+async def device_page(
+    request: Request, device: str, viewer: ViewerDep, db: Db, notice: str = ""
+) -> Response:
+    return await _device_page(request, viewer, db, device, notice=notice)
+
+
+@router.get("/portal/fragments/devices/{device}")
+async def device_live(request: Request, device: str, viewer: ViewerDep, db: Db) -> Response:
+    return render(request, "fragments/device_live.html", await _device(db, viewer, device))
+
+
+def diff_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The RFC 7396 merge patch that turns ``old`` into ``new`` (``null`` removes)."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = diff_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+@router.post("/devices/{device}/edit")
+async def edit_device(
+    request: Request, device: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    labels_text, metadata_text = field(form, "labels"), field(form, "metadata") or "{}"
+    found, _ = await devices.find(db, viewer.caller, device)
+    try:
+        labels = parse_pairs(labels_text, "labels")
+        try:
+            metadata = json.loads(metadata_text)
+        except json.JSONDecodeError as exc:
+            raise Invalid(f"metadata is not valid JSON: {exc}", field="metadata") from None
+        if not isinstance(metadata, dict):
+            raise Invalid("metadata must be a JSON object", field="metadata")
+        body = build(
+            DevicePatch,
+            labels=diff_patch(found.labels, labels),
+            metadata=diff_patch(found.meta, metadata),
+        )
+        await device_api.patch_device(found.id, body, viewer.caller, db, ctx)
+    except ApiError as exc:
+        return await _device_page(
+            request,
+            viewer,
+            db,
+            device,
+            error=exc.message,
+            labels_text=labels_text,
+            metadata_text=metadata_text,
+        )
+    return redirect(f"/devices/{found.id}?notice=saved")
+
+
+@router.post("/devices/{device}/actions/{action}")
+async def device_action(
+    request: Request,
+    device: str,
+    action: str,
+    viewer: ViewerDep,
+    form: CheckedForm,
+    db: Db,
+    ctx: Ctx,
+) -> Response:
+    found, _ = await devices.find(db, viewer.caller, device)
+    if action not in action_api.COMMANDS:
+        raise Invalid(f"no action {action!r}", field="action")
+    body = action_api.ActionIn(confirm=field(form, "confirm") == "yes")
+    try:
+        await action_api.device_action(found.id, action, viewer.caller, db, ctx, body)  # type: ignore[arg-type]
+    except ApiError as exc:
+        return await _device_page(request, viewer, db, device, error=exc.message)
+    return redirect(f"/devices/{found.id}?notice={action}")

@@ -1,0 +1,253 @@
+"""Jobs: the list, the create form (devices picked by hand, or a selector with
+a live preview of the devices it matches), and one job's page: a per-device
+status grid that follows the fleet live, logs with follow, and an "Open"
+link to every service port through the app proxy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.datastructures import FormData
+from fastapi.responses import Response
+
+from edgefleet.labels import LabelError, parse_selector
+from edgefleet.server.applications import routes as app_api
+from edgefleet.server.applications import service as applications
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.devices import service as devices
+from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.jobs import routes as job_api
+from edgefleet.server.jobs import service as jobs
+from edgefleet.server.jobs.schemas import JobIn, JobPatch
+from edgefleet.server.pagination import PageParams
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    field,
+    parse_pairs,
+    redirect,
+    render,
+)
+from edgefleet.server.projects import service as projects
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+PREVIEW_LIMIT = 200
+
+
+async def _jobs(db: Db, viewer: Viewer) -> dict[str, Any]:
+    page = await job_api.list_jobs(
+        viewer.caller, db, PageParams(limit=1000, after=0), None, None, None, False
+    )
+    return {"jobs": list(reversed(page.items))}
+
+
+@router.get("/jobs")
+async def job_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    context = await _jobs(db, viewer)
+    context["can_create"] = viewer.can_any(Permission.MANAGE_APPS)
+    return render(request, "jobs.html", context)
+
+
+@router.get("/portal/fragments/jobs")
+async def job_rows(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    return render(request, "fragments/job_rows.html", await _jobs(db, viewer))
+
+
+async def _deployable(db: Db, viewer: Viewer) -> list[Any]:
+    """Applications the viewer may deploy (developer or owner of their project)."""
+    page = await app_api.list_applications(viewer.caller, db, PageParams(limit=1000, after=0), None)
+    visible = await projects.list_visible(db, viewer.caller, 0, 1000)
+    allowed = {p.id for p in visible if viewer.can(p.pk, Permission.MANAGE_APPS)}
+    return [a for a in page.items if a.project_id in allowed]
+
+
+async def _versions(db: Db, viewer: Viewer, application: str) -> list[str]:
+    if not application:
+        return []
+    app = await applications.find(db, viewer.caller, application)
+    return [v.version for v in reversed(await applications.versions(db, app))]
+
+
+async def _form_page(
+    request: Request,
+    viewer: Viewer,
+    db: Db,
+    values: dict[str, Any],
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    apps = await _deployable(db, viewer)
+    if not values.get("application") and apps:
+        values["application"] = apps[0].id
+    rows = await devices.list_devices(db, viewer.caller, after=0, limit=1000)
+    context = {
+        "apps": apps,
+        "versions": await _versions(db, viewer, values.get("application", "")),
+        "devices": await devices.outputs(db, rows),
+        "values": values,
+        "error": error,
+        "preview": await _preview(
+            db, viewer, values.get("application", ""), values.get("selector", "")
+        ),
+    }
+    return render(request, "job_new.html", context, status=status)
+
+
+@router.get("/jobs/new")
+async def new_job(
+    request: Request, viewer: ViewerDep, db: Db, application: str = "", version: str = ""
+) -> Response:
+    values = {"application": application, "version": version, "target": "selector", "selector": ""}
+    return await _form_page(request, viewer, db, values)
+
+
+@router.get("/portal/fragments/versions")
+async def version_options(
+    request: Request, viewer: ViewerDep, db: Db, application: str = ""
+) -> Response:
+    context = {"versions": await _versions(db, viewer, application), "values": {}}
+    return render(request, "fragments/version_options.html", context)
+
+
+async def _preview(db: Db, viewer: Viewer, application: str, selector: str) -> dict[str, Any]:
+    selector = selector.strip()
+    if not selector:
+        return {"selector": "", "devices": [], "error": "", "more": False}
+    try:
+        parsed = parse_selector(selector)
+    except LabelError as exc:
+        return {"selector": selector, "devices": [], "error": str(exc), "more": False}
+    project_pk = None
+    if application:
+        project_pk = (await applications.find(db, viewer.caller, application)).project_pk
+    rows = await devices.list_devices(
+        db, viewer.caller, after=0, limit=PREVIEW_LIMIT, selector=parsed, project_pk=project_pk
+    )
+    return {
+        "selector": selector,
+        "devices": await devices.outputs(db, rows[:PREVIEW_LIMIT]),
+        "error": "",
+        "more": len(rows) > PREVIEW_LIMIT,
+    }
+
+
+@router.get("/portal/fragments/preview")
+async def preview(
+    request: Request, viewer: ViewerDep, db: Db, application: str = "", selector: str = ""
+) -> Response:
+    context = {"preview": await _preview(db, viewer, application, selector)}
+    return render(request, "fragments/preview.html", context)
+
+
+def _time(value: str, name: str) -> datetime | None:
+    """``<input type=datetime-local>`` values, read as UTC (the form says so)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{name}: not a date and time: {value!r}", field=name) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _values(form: FormData) -> dict[str, Any]:
+    return {
+        "application": field(form, "application"),
+        "version": field(form, "version"),
+        "name": field(form, "name"),
+        "target": field(form, "target", "selector"),
+        "selector": field(form, "selector"),
+        "devices": [d for d in form.getlist("devices") if isinstance(d, str)],
+        "environment": field(form, "environment"),
+        "start": field(form, "start"),
+        "end": field(form, "end"),
+    }
+
+
+@router.post("/jobs")
+async def create_job(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    values = _values(form)
+    try:
+        by_devices = values["target"] == "devices"
+        if by_devices and not values["devices"]:
+            raise Invalid("pick at least one device, or target a selector", field="devices")
+        if not by_devices and not values["selector"]:
+            raise Invalid("give a selector, or pick devices", field="selector")
+        body = build(
+            JobIn,
+            application=values["application"],
+            version=values["version"] or None,
+            name=values["name"],
+            devices=values["devices"] if by_devices else None,
+            selector=None if by_devices else values["selector"],
+            environment=parse_pairs(values["environment"], "environment"),
+            start=_time(values["start"], "start"),
+            end=_time(values["end"], "end"),
+        )
+        job = await jobs.create(ctx, db, viewer.caller, body)
+    except ApiError as exc:
+        return await _form_page(request, viewer, db, values, exc.message)
+    return redirect(f"/jobs/{job.id}")
+
+
+async def _job(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
+    found = await jobs.find(db, viewer.caller, ref)
+    out = await jobs.output(db, found)
+    services = (found.resolved or {}).get("services", {})
+    ports = {
+        name: [int(p["target"]) for p in spec.get("ports", []) if p.get("protocol", "tcp") == "tcp"]
+        for name, spec in services.items()
+    }
+    app = await applications.find(db, viewer.caller, out.application_id)
+    return {
+        "job": out,
+        "versions": [v.version for v in reversed(await applications.versions(db, app))],
+        "ports": ports,
+        "can_manage": viewer.can(found.project_pk, Permission.MANAGE_APPS),
+        "active": out.state not in jobs.TERMINAL,
+        "error": "",
+    }
+
+
+@router.get("/jobs/{job}")
+async def job_page(request: Request, job: str, viewer: ViewerDep, db: Db) -> Response:
+    return render(request, "job.html", await _job(db, viewer, job))
+
+
+@router.get("/portal/fragments/jobs/{job}")
+async def job_grid(request: Request, job: str, viewer: ViewerDep, db: Db) -> Response:
+    return render(request, "fragments/job_grid.html", await _job(db, viewer, job))
+
+
+@router.post("/jobs/{job}/cancel")
+async def cancel_job(
+    request: Request, job: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found = await jobs.find(db, viewer.caller, job)
+    await jobs.cancel(ctx, db, viewer.caller, found)
+    return redirect(f"/jobs/{found.id}")
+
+
+@router.post("/jobs/{job}/version")
+async def roll_job(
+    request: Request, job: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    """Roll the job to another version on every device (old runs until new is up)."""
+    found = await jobs.find(db, viewer.caller, job)
+    try:
+        body = build(JobPatch, version=field(form, "version"))
+        await jobs.patch(ctx, db, viewer.caller, found, body)
+    except ApiError as exc:
+        context = await _job(db, viewer, job)
+        context["error"] = exc.message
+        return render(request, "job.html", context)
+    return redirect(f"/jobs/{found.id}")

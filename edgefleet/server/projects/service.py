@@ -1,0 +1,109 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission, Role
+from edgefleet.server.auth.tables import User
+from edgefleet.server.db.base import new_id
+from edgefleet.server.errors import Conflict, Forbidden, NotFound
+from edgefleet.server.projects.tables import Membership, Project
+
+
+async def find(db: AsyncSession, caller: Caller, ref: str, *, field: str = "project") -> Project:
+    """A project by id or name, or 404 if absent or not visible to the caller."""
+    project = await db.scalar(select(Project).where((Project.id == ref) | (Project.name == ref)))
+    if project is None or not caller.can(project.pk, Permission.READ):
+        raise NotFound(f"project {ref!r} not found", field=field)
+    return project
+
+
+async def names(db: AsyncSession, pks: set[int]) -> dict[int, Project]:
+    if not pks:
+        return {}
+    rows = await db.scalars(select(Project).where(Project.pk.in_(pks)))
+    return {p.pk: p for p in rows}
+
+
+async def list_visible(db: AsyncSession, caller: Caller, after: int, limit: int) -> list[Project]:
+    query = select(Project).where(Project.pk > after).order_by(Project.pk).limit(limit + 1)
+    visible = caller.visible_projects()
+    if visible is not None:
+        query = query.where(Project.pk.in_(visible))
+    return list(await db.scalars(query))
+
+
+async def create(db: AsyncSession, caller: Caller, name: str, description: str) -> Project:
+    if await db.scalar(select(Project.pk).where(Project.name == name)) is not None:
+        raise Conflict(f"project {name!r} already exists", field="name")
+    project = Project(id=new_id("p"), name=name, description=description)
+    db.add(project)
+    await db.flush()
+    db.add(Membership(project_pk=project.pk, user_pk=caller.user_pk, role=Role.OWNER.value))
+    await db.commit()
+    return project
+
+
+async def delete(db: AsyncSession, caller: Caller, project: Project) -> None:
+    caller.require(project.pk, Permission.MANAGE_MEMBERS, f"project {project.name!r}")
+    from edgefleet.server.devices.tables import Device
+
+    devices = await db.scalar(select(func.count()).where(Device.project_pk == project.pk))
+    if devices:
+        raise Conflict(f"project {project.name!r} still has {devices} device(s); remove them first")
+    await db.delete(project)
+    await db.commit()
+
+
+async def members(db: AsyncSession, project: Project) -> list[tuple[str, str, str]]:
+    rows = await db.execute(
+        select(User.id, User.name, Membership.role)
+        .join(Membership, Membership.user_pk == User.pk)
+        .where(Membership.project_pk == project.pk)
+        .order_by(User.name)
+    )
+    return [(uid, name, role) for uid, name, role in rows.all()]
+
+
+async def set_member(
+    db: AsyncSession, caller: Caller, project: Project, user: User, role: Role
+) -> None:
+    caller.require(project.pk, Permission.MANAGE_MEMBERS, f"project {project.name!r}")
+    membership = await db.scalar(
+        select(Membership).where(Membership.project_pk == project.pk, Membership.user_pk == user.pk)
+    )
+    if membership is None:
+        db.add(Membership(project_pk=project.pk, user_pk=user.pk, role=role.value))
+    else:
+        if membership.role == Role.OWNER.value and role != Role.OWNER:
+            await _keep_an_owner(db, project, user)
+        membership.role = role.value
+    await db.commit()
+
+
+async def remove_member(db: AsyncSession, caller: Caller, project: Project, user: User) -> None:
+    caller.require(project.pk, Permission.MANAGE_MEMBERS, f"project {project.name!r}")
+    membership = await db.scalar(
+        select(Membership).where(Membership.project_pk == project.pk, Membership.user_pk == user.pk)
+    )
+    if membership is None:
+        raise NotFound(f"user {user.name!r} is not a member of {project.name!r}")
+    if membership.role == Role.OWNER.value:
+        await _keep_an_owner(db, project, user)
+    await db.delete(membership)
+    await db.commit()
+
+
+async def _keep_an_owner(db: AsyncSession, project: Project, leaving: User) -> None:
+    owners = await db.scalar(
+        select(func.count()).where(
+            Membership.project_pk == project.pk,
+            Membership.role == Role.OWNER.value,
+            Membership.user_pk != leaving.pk,
+        )
+    )
+    if not owners:
+        raise Forbidden(f"project {project.name!r} must keep at least one owner")

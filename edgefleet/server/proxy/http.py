@@ -1,0 +1,223 @@
+"""HTTP/1.1 to the app over a stream, with streaming bodies both ways.
+
+One stream per request (``Connection: close``): simple, no pooling state to
+go stale when a device reconnects, and the per-stream flow control keeps a
+large download from starving anything else on the agent's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+
+import h11
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket
+
+from edgefleet.server.errors import BadGateway, GatewayTimeout
+from edgefleet.wire.mux import Stream, StreamError
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+RESPONSE_TIMEOUT = 120.0
+
+
+WEBSOCKET_OWN = {
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "sec-websocket-accept",
+}
+
+
+def request_headers(
+    request: Request, prefix: str, *, strip_cookies: set[str], strip_authorization: bool
+) -> list[tuple[str, str]]:
+    client = request.client.host if request.client else ""
+    headers = forward_headers(
+        request.headers.items(),
+        client,
+        request.url.scheme,
+        prefix,
+        strip_cookies=strip_cookies,
+        strip_authorization=strip_authorization,
+    )
+    return [
+        *headers,
+        ("Host", request.headers.get("host", "") or "localhost"),
+        ("Connection", "close"),
+    ]
+
+
+def request_headers_ws(
+    websocket: WebSocket, prefix: str, *, strip_cookies: set[str], strip_authorization: bool
+) -> list[tuple[str, str]]:
+    """Headers for the app's WebSocket handshake (wsproto adds Host, Upgrade and the keys)."""
+    client = websocket.client.host if websocket.client else ""
+    scheme = "https" if websocket.url.scheme == "wss" else "http"
+    items = [(k, v) for k, v in websocket.headers.items() if k.lower() not in WEBSOCKET_OWN]
+    return forward_headers(
+        items,
+        client,
+        scheme,
+        prefix,
+        strip_cookies=strip_cookies,
+        strip_authorization=strip_authorization,
+    )
+
+
+def forward_headers(
+    items: Iterable[tuple[str, str]],
+    client: str,
+    scheme: str,
+    prefix: str,
+    *,
+    strip_cookies: set[str],
+    strip_authorization: bool,
+) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop ones and edgefleet's own
+    credentials, plus the usual X-Forwarded-* set."""
+    headers: list[tuple[str, str]] = []
+    host = ""
+    forwarded_for = None
+    for name, value in items:
+        lower = name.lower()
+        if lower == "host":
+            host = value
+        if lower == "x-forwarded-for":
+            forwarded_for = value
+            continue
+        if lower in HOP_BY_HOP:
+            continue
+        if lower == "authorization" and strip_authorization:
+            continue
+        if lower == "cookie":
+            kept = [
+                part.strip()
+                for part in value.split(";")
+                if part.strip() and part.split("=", 1)[0].strip() not in strip_cookies
+            ]
+            if not kept:
+                continue
+            value = "; ".join(kept)
+        headers.append((name, value))
+    headers += [
+        ("X-Forwarded-For", f"{forwarded_for}, {client}" if forwarded_for else client),
+        ("X-Forwarded-Proto", scheme),
+        ("X-Forwarded-Host", host),
+    ]
+    if prefix:
+        headers.append(("X-Forwarded-Prefix", prefix))
+    return headers
+
+
+def _rewrite_location(value: str, prefix: str) -> str:
+    if (
+        prefix
+        and value.startswith("/")
+        and not value.startswith("//")
+        and not value.startswith(prefix + "/")
+    ):
+        return prefix + value
+    return value
+
+
+async def forward(
+    request: Request,
+    stream: Stream,
+    target: str,
+    prefix: str,
+    *,
+    strip_cookies: set[str],
+    strip_authorization: bool,
+) -> Response:
+    conn = h11.Connection(h11.CLIENT)
+    headers = request_headers(
+        request, prefix, strip_cookies=strip_cookies, strip_authorization=strip_authorization
+    )
+    length = request.headers.get("content-length")
+    has_body = request.method not in ("GET", "HEAD", "OPTIONS") or bool(length)
+    if length is not None:
+        headers.append(("Content-Length", length))
+    elif has_body:
+        headers.append(("Transfer-Encoding", "chunked"))
+    head = h11.Request(method=request.method, target=target, headers=headers)
+    await stream.send(conn.send(head) or b"")
+
+    async def send_body() -> None:
+        with contextlib.suppress(StreamError, h11.LocalProtocolError):
+            if has_body:
+                async for chunk in request.stream():
+                    if chunk:
+                        await stream.send(conn.send(h11.Data(data=chunk)) or b"")
+            await stream.send(conn.send(h11.EndOfMessage()) or b"")
+
+    sender = asyncio.create_task(send_body())
+
+    async def next_event() -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await stream.recv()
+            conn.receive_data(data or b"")
+
+    try:
+        event = await asyncio.wait_for(next_event(), RESPONSE_TIMEOUT)
+    except TimeoutError:
+        sender.cancel()
+        await stream.reset("no response")
+        raise GatewayTimeout(f"the app did not answer within {RESPONSE_TIMEOUT:g} s") from None
+    except (h11.RemoteProtocolError, StreamError) as exc:
+        sender.cancel()
+        await stream.reset("bad response")
+        raise BadGateway(f"the app's answer was not valid HTTP: {exc}") from None
+    if not isinstance(event, h11.Response):
+        sender.cancel()
+        await stream.reset("bad response")
+        raise BadGateway("the app closed the connection without answering")
+
+    response_headers: list[tuple[str, str]] = []
+    for raw_name, raw_value in event.headers:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        if name.lower() in HOP_BY_HOP - {"content-length"}:
+            continue
+        if name.lower() == "location":
+            value = _rewrite_location(value, prefix)
+        response_headers.append((name, value))
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                item = await next_event()
+                if isinstance(item, h11.Data):
+                    yield bytes(item.data)
+                elif isinstance(item, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    return
+        except (StreamError, h11.RemoteProtocolError):
+            return
+        finally:
+            sender.cancel()
+            if not stream.closed:
+                with contextlib.suppress(Exception):
+                    await stream.reset("done")
+
+    response = StreamingResponse(body(), status_code=event.status_code)
+    response.raw_headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
+    ]
+    return response

@@ -1,0 +1,332 @@
+"""Running commands on devices and in workloads, every one audited.
+
+- ``POST /devices/{id}/exec`` and ``POST /jobs/{id}/exec``: run to completion,
+  answer exit code and (size-limited) output.
+- ``WS /devices/{id}/exec/ws`` and ``WS /jobs/{id}/exec/ws``: interactive, with
+  a TTY if asked; binary messages use the channel framing of
+  :mod:`edgefleet.agent.tunnels` (0 stdin, 1 stdout, 2 stderr, 3 control).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query, WebSocket
+from pydantic import Field
+from sqlalchemy import select, update
+from starlette.websockets import WebSocketDisconnect
+
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.deps import CallerDep, Ctx, Db, Paging, websocket_caller
+from edgefleet.server.errors import ApiError, BadGateway
+from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.remote import targets
+from edgefleet.server.remote.tables import ExecAudit
+from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.wire.mux import StreamError
+
+router = APIRouter(tags=["exec"])
+MAX_OUTPUT = 1024 * 1024
+CONTROL = 3
+
+
+class ExecIn(Input):
+    command: list[str] = Field(min_length=1, max_length=256)
+    timeout: float = Field(30, gt=0, le=3600)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    max_output: int = Field(MAX_OUTPUT, gt=0, le=16 * 1024 * 1024)
+
+
+class WorkloadExecIn(ExecIn):
+    device: str
+    service: str
+
+
+class ExecOut(Output):
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    truncated: bool = False
+
+
+class AuditOut(Output):
+    id: int
+    time: Timestamp
+    finished_at: Timestamp | None = None
+    user: str
+    device: str
+    job: str | None = None
+    service: str | None = None
+    command: list[str]
+    interactive: bool
+    exit_code: int | None = None
+    error: str | None = None
+
+
+async def _audit_start(
+    ctx: ServerContext,
+    user: str,
+    project_pk: int,
+    device: str,
+    command: list[str],
+    *,
+    job: str | None = None,
+    service: str | None = None,
+    interactive: bool = False,
+) -> int:
+    async with ctx.session() as db:
+        row = ExecAudit(
+            user=user,
+            project_pk=project_pk,
+            device_id=device,
+            job_id=job,
+            service=service,
+            command=command,
+            interactive=interactive,
+        )
+        db.add(row)
+        await db.commit()
+        where = f"{job}/{service} on {device}" if job else device
+        ctx.events.record(
+            "exec",
+            project_pk,
+            f"{user} ran {' '.join(command)[:200]} on {where}",
+            device_id=device,
+            job_id=job,
+            actor=user,
+            data={"command": command, "interactive": interactive},
+        )
+        return row.pk
+
+
+async def _audit_end(ctx: ServerContext, pk: int, exit_code: int | None, error: str | None) -> None:
+    async with ctx.session() as db:
+        await db.execute(
+            update(ExecAudit)
+            .where(ExecAudit.pk == pk)
+            .values(exit_code=exit_code, error=error, finished_at=utcnow())
+        )
+        await db.commit()
+
+
+async def _run(
+    ctx: ServerContext, device_id: str, name: str, args: dict[str, Any], timeout: float, audit: int
+) -> ExecOut:
+    try:
+        result = await ctx.hub.command(device_id, name, args, timeout + 10)
+    except ApiError as exc:
+        await _audit_end(ctx, audit, None, exc.message)
+        raise
+    if not result.ok:
+        await _audit_end(ctx, audit, None, result.error)
+        raise BadGateway(f"the device could not run the command: {result.error}")
+    out = ExecOut.model_validate(result.result)
+    await _audit_end(ctx, audit, out.exit_code, "timed out" if out.timed_out else None)
+    return out
+
+
+@router.post("/devices/{device}/exec", response_model=ExecOut)
+async def exec_on_device(device: str, body: ExecIn, caller: CallerDep, db: Db, ctx: Ctx) -> ExecOut:
+    target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
+    audit = await _audit_start(ctx, caller.name, target.project_pk, target.id, body.command)
+    return await _run(ctx, target.id, "exec", body.model_dump(), body.timeout, audit)
+
+
+@router.post("/jobs/{job}/exec", response_model=ExecOut)
+async def exec_in_workload(
+    job: str, body: WorkloadExecIn, caller: CallerDep, db: Db, ctx: Ctx
+) -> ExecOut:
+    target = await targets.workload(
+        db, caller, job, body.device, body.service, Permission.EXEC_WORKLOAD
+    )
+    audit = await _audit_start(
+        ctx,
+        caller.name,
+        target.job.project_pk,
+        target.device.id,
+        body.command,
+        job=target.job.id,
+        service=body.service,
+    )
+    args = body.model_dump() | {"job": target.job.id}
+    return await _run(ctx, target.device.id, "workload-exec", args, body.timeout, audit)
+
+
+@router.get("/audit/exec", response_model=Page[AuditOut])
+async def exec_audit(
+    caller: CallerDep, db: Db, page: Paging, device: str | None = None, job: str | None = None
+) -> Page[AuditOut]:
+    query = select(ExecAudit).where(ExecAudit.pk > page.after)
+    visible = caller.visible_projects()
+    if visible is not None:
+        query = query.where(ExecAudit.project_pk.in_(visible))
+    if device:
+        query = query.where(ExecAudit.device_id == device)
+    if job:
+        query = query.where(ExecAudit.job_id == job)
+    rows = list(await db.scalars(query.order_by(ExecAudit.pk).limit(page.limit + 1)))
+    items = [
+        AuditOut(
+            id=r.pk,
+            time=r.time,
+            finished_at=r.finished_at,
+            user=r.user,
+            device=r.device_id,
+            job=r.job_id,
+            service=r.service,
+            command=r.command,
+            interactive=r.interactive,
+            exit_code=r.exit_code,
+            error=r.error,
+        )
+        for r in rows[: page.limit]
+    ]
+    return Page(items=items, next=next_cursor([r.pk for r in rows], page.limit))
+
+
+# --- interactive ----------------------------------------------------------------------------
+
+
+@router.websocket("/devices/{device}/exec/ws")
+async def exec_device_ws(
+    websocket: WebSocket,
+    device: str,
+    command: list[str] = Query(["/bin/sh"]),
+    tty: bool = True,
+    cols: int = 80,
+    rows: int = 24,
+) -> None:
+    ctx: ServerContext = websocket.app.state.ctx
+    async with ctx.session() as db:
+        caller = await websocket_caller(websocket, db)
+        if caller is None:
+            return
+        try:
+            target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
+        except ApiError as exc:
+            await _deny(websocket, exc)
+            return
+    header = {"kind": "exec", "command": command, "tty": tty, "cols": cols, "rows": rows}
+    audit = await _audit_start(
+        ctx, caller.name, target.project_pk, target.id, command, interactive=True
+    )
+    await _bridge_exec(ctx, websocket, target.id, header, audit)
+
+
+@router.websocket("/jobs/{job}/exec/ws")
+async def exec_workload_ws(
+    websocket: WebSocket,
+    job: str,
+    device: str,
+    service: str,
+    command: list[str] = Query(["/bin/sh"]),
+    tty: bool = True,
+    cols: int = 80,
+    rows: int = 24,
+) -> None:
+    ctx: ServerContext = websocket.app.state.ctx
+    async with ctx.session() as db:
+        caller = await websocket_caller(websocket, db)
+        if caller is None:
+            return
+        try:
+            target = await targets.workload(
+                db, caller, job, device, service, Permission.EXEC_WORKLOAD
+            )
+        except ApiError as exc:
+            await _deny(websocket, exc)
+            return
+    header = {
+        "kind": "exec",
+        "command": command,
+        "tty": tty,
+        "cols": cols,
+        "rows": rows,
+        "job": target.job.id,
+        "service": service,
+    }
+    audit = await _audit_start(
+        ctx,
+        caller.name,
+        target.job.project_pk,
+        target.device.id,
+        command,
+        job=target.job.id,
+        service=service,
+        interactive=True,
+    )
+    await _bridge_exec(ctx, websocket, target.device.id, header, audit)
+
+
+async def _deny(websocket: WebSocket, exc: ApiError) -> None:
+    await websocket.accept()
+    await websocket.send_bytes(
+        bytes([CONTROL]) + json.dumps({"error": exc.message, "status": exc.status}).encode()
+    )
+    await websocket.close(4000 + exc.status, exc.message[:100])
+
+
+async def _bridge_exec(
+    ctx: ServerContext, websocket: WebSocket, device_id: str, header: dict[str, Any], audit: int
+) -> None:
+    await websocket.accept()
+    try:
+        stream = await ctx.hub.open_stream(device_id, header)
+    except ApiError as exc:
+        await _audit_end(ctx, audit, None, exc.message)
+        await _deny_accepted(websocket, exc)
+        return
+    exit_code: int | None = None
+    error: str | None = None
+
+    async def to_device() -> None:
+        with contextlib.suppress(WebSocketDisconnect, StreamError, RuntimeError):
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None and message.get("text") is not None:
+                    data = bytes([0]) + str(message["text"]).encode()
+                if data:
+                    await stream.send(data)
+        with contextlib.suppress(StreamError):
+            await stream.reset("client went away")
+
+    async def to_client() -> None:
+        nonlocal exit_code, error
+        with contextlib.suppress(StreamError, WebSocketDisconnect, RuntimeError):
+            while (chunk := await stream.recv()) is not None:
+                if chunk[:1] == bytes([CONTROL]):
+                    status = json.loads(chunk[1:] or b"{}")
+                    exit_code = status.get("exit_code", exit_code)
+                    error = status.get("error", error)
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                    await websocket.send_bytes(chunk)
+
+    reader = asyncio.create_task(to_device())
+    try:
+        await to_client()
+    finally:
+        reader.cancel()
+        if not stream.closed:
+            with contextlib.suppress(Exception):
+                await stream.reset("client went away")
+        await _audit_end(ctx, audit, exit_code, error)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(1000)
+
+
+async def _deny_accepted(websocket: WebSocket, exc: ApiError) -> None:
+    with contextlib.suppress(RuntimeError):
+        await websocket.send_bytes(
+            bytes([CONTROL]) + json.dumps({"error": exc.message, "status": exc.status}).encode()
+        )
+        await websocket.close(4000 + exc.status, exc.message[:100])

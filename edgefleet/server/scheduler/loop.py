@@ -1,0 +1,174 @@
+"""The scheduler's clock and fleet-following.
+
+- Selector jobs follow the fleet: a device that enrolls, is relabeled or
+  deleted triggers a reconcile of that project's selector jobs (debounced),
+  and a periodic pass catches anything missed.
+- Time-boxed jobs: a job whose ``start`` has come is assigned; one whose
+  ``end`` has passed is expired (its workloads removed).
+
+- Pushes that never arrived (the replica that accepted a change died before
+  delivering it) are repeated: devices online but behind their desired
+  generation get their desired state again.
+
+Every pass is idempotent (see :mod:`edgefleet.server.jobs.assign`). With
+several replicas, the clock runs only on the holder of the ``scheduler``
+lease (:mod:`lease`); fleet-change reconciles run wherever the change
+happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import or_, select
+
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.jobs import desired
+from edgefleet.server.jobs import service as jobs
+from edgefleet.server.jobs.tables import Job
+from edgefleet.server.scheduler import lease
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0
+FULL_PASS_EVERY = 30.0
+TERMINAL = ("cancelled", "expired")
+
+LEASE = "scheduler"
+LEASE_TTL = 10.0
+RESEND_AFTER = 15.0
+
+Lease = Callable[[], Awaitable[bool]]
+
+
+class Scheduler:
+    def __init__(self, ctx: ServerContext, lease: Lease | None = None) -> None:
+        self.ctx = ctx
+        self.lease = lease or self._database_lease
+        self.leader = False
+        self._resent: dict[int, float] = {}
+        self._dirty: set[int] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.passes = 0
+
+    async def start(self) -> None:
+        self.ctx.hub.fleet_hooks.append(self.fleet_changed)
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="scheduler-follow"),
+            asyncio.create_task(self._clock(), name="scheduler-clock"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.leader:
+            with contextlib.suppress(Exception):
+                async with self.ctx.session() as db:
+                    await lease.release(db, LEASE, self.ctx.replica)
+
+    async def _database_lease(self) -> bool:
+        async with self.ctx.session() as db:
+            held = await lease.acquire(db, LEASE, self.ctx.replica, LEASE_TTL)
+        if held != self.leader:
+            log.info(
+                "replica %s %s the scheduler lease", self.ctx.replica, "took" if held else "lost"
+            )
+            self.leader = held
+        return held
+
+    async def fleet_changed(self, project_pk: int) -> None:
+        self._dirty.add(project_pk)
+        self._wake.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.05)  # debounce a burst of enrollments
+            dirty, self._dirty = self._dirty, set()
+            try:
+                await self.reconcile_projects(dirty)
+            except Exception:
+                log.exception("following the fleet failed")
+                self._dirty |= dirty
+
+    async def reconcile_projects(self, project_pks: set[int] | None) -> None:
+        async with self.ctx.session() as db:
+            query = select(Job).where(Job.state.not_in(TERMINAL), Job.selector.is_not(None))
+            if project_pks is not None:
+                query = query.where(Job.project_pk.in_(project_pks))
+            for job in list(await db.scalars(query)):
+                await jobs.apply(self.ctx, db, job)
+
+    async def _clock(self) -> None:
+        last_full = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK)
+            try:
+                if not await self.lease():
+                    continue
+                await self.tick()
+                await self.resend_stale()
+                if loop.time() - last_full > FULL_PASS_EVERY:
+                    last_full = loop.time()
+                    await self.reconcile_projects(None)
+            except Exception:
+                log.exception("scheduler pass failed")
+
+    async def resend_stale(self) -> None:
+        """Devices online but behind their desired generation get it again."""
+        now = utcnow()
+        loop = asyncio.get_running_loop()
+        async with self.ctx.session() as db:
+            stale = list(
+                await db.scalars(
+                    select(Device.pk)
+                    .join(Presence, Presence.device_pk == Device.pk)
+                    .where(
+                        Presence.expires_at > now,
+                        Device.applied_generation < Device.desired_generation,
+                    )
+                )
+            )
+        due = [pk for pk in stale if loop.time() - self._resent.get(pk, 0) > RESEND_AFTER]
+        for pk in due:
+            self._resent[pk] = loop.time()
+        if due:
+            await desired.push(self.ctx, due)
+
+    async def tick(self) -> None:
+        """Start jobs whose start has come; expire jobs whose end has passed."""
+        self.passes += 1
+        now = utcnow()
+        async with self.ctx.session() as db:
+            ended = list(
+                await db.scalars(
+                    select(Job).where(
+                        Job.state.not_in(TERMINAL), Job.end.is_not(None), Job.end <= now
+                    )
+                )
+            )
+            for job in ended:
+                await jobs.expire(self.ctx, db, job)
+            starting = list(
+                await db.scalars(
+                    select(Job).where(
+                        Job.state == "pending",
+                        Job.start.is_not(None),
+                        Job.start <= now,
+                        or_(Job.end.is_(None), Job.end > now),
+                    )
+                )
+            )
+            for job in starting:
+                await jobs.apply(self.ctx, db, job)

@@ -1,0 +1,104 @@
+"""Settings of one ``edgefleet server`` process.
+
+One class, built by :func:`load` (never at import time). The CLI derives its
+flags from the fields here; every field is also read from ``EDGEFLEET_<NAME>``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "edgefleet"
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGEFLEET_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8400, description="port to listen on", ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir, description="where state lives")
+    database_url: str | None = Field(
+        None, description="postgresql://user:pass@host/db (default: SQLite in the data dir)"
+    )
+    admin_token: str | None = Field(
+        None, description="bootstrap: this exact string becomes the admin's API token"
+    )
+    bus: str = Field("memory", description="'memory' (one process) or nats://host:4222")
+    public_url: str | None = Field(
+        None, description="URL users and agents reach this server at (for printed commands)"
+    )
+    apps_domain: str | None = Field(
+        None, description="serve apps at <job>-<device>-<service>-<port>.<domain> too"
+    )
+    heartbeat_interval: float = Field(10.0, gt=0, description="seconds between agent heartbeats")
+    offline_after_heartbeats: float = Field(
+        3.0, gt=1, description="a device is offline after this many missed heartbeats"
+    )
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024, gt=0, description="largest JSON request body the API accepts"
+    )
+    tls_cert: Path | None = Field(None, description="serve HTTPS (and wss for agents)")
+    tls_key: Path | None = Field(None, description="private key for --tls-cert")
+    replica_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+        description="name of this replica (scale-out)",
+    )
+    object_store: str | None = Field(
+        None, description="where uploaded files go: a directory (default) or s3://bucket/prefix"
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="key that encrypts stored secrets (registry passwords): a Fernet key or a "
+        "16+ character passphrase; default: generated once into the data dir. Give every "
+        "replica the same one",
+    )
+    log_level: str = Field("info", description="debug, info, warning, error")
+    test_fed_transcript: bool = Field(
+        False,
+        description="TEST AID, not for production: append every relayed federated message "
+        "to <data-dir>/fed-transcript.jsonl",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value:
+            from edgefleet.server.db.engine import DatabaseUrlError, async_url
+
+            try:
+                async_url(value, Path("."))
+            except DatabaseUrlError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("bus")
+    @classmethod
+    def _bus_scheme(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("nats://", "tls://")):
+            raise ValueError("bus must be 'memory' or a nats:// URL")
+        return value
+
+    @property
+    def offline_after(self) -> float:
+        return self.heartbeat_interval * self.offline_after_heartbeats
+
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+def load(**overrides: object) -> ServerSettings:
+    """Environment first, then explicit overrides (CLI flags that were given)."""
+    return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,304 @@
+"""Control messages on the agent connection.
+
+Every control message is a pydantic model with a literal ``type`` and travels
+as one WebSocket *text* frame of JSON. Binary frames belong to the stream
+multiplexer (:mod:`edgefleet.wire.mux`). Each side decodes with
+:func:`decode` and dispatches through one table keyed by message class, so an
+unknown or malformed message is rejected at the boundary instead of deep in a
+handler.
+
+Direction is part of the name's docstring, not of the type system: both sides
+share one union so that a relay (the server's bus bridge) can carry any
+message without knowing it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from edgefleet.fed.messages import FedMessage
+from edgefleet.wire.status import JobStatus
+from edgefleet.wire.workload import JobAssignment
+
+PROTOCOL_VERSION = 1
+
+
+class Message(BaseModel):
+    """Base of every control message: strict about unknown fields on purpose,
+    so that a typo in a new field fails loudly in tests instead of being dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- facts the agent reports about its device ------------------------------------
+
+
+class Resources(BaseModel):
+    cpus: int = 0
+    memory: int = Field(0, description="total memory in bytes")
+    disk: int = Field(0, description="total bytes of the filesystem holding the state dir")
+    disk_free: int = 0
+    arch: str = ""
+    os: str = ""
+    kernel: str = ""
+    hostname: str = ""
+
+
+class Peripheral(BaseModel):
+    kind: str = Field(description="camera | serial | gpu | wifi | declared")
+    name: str
+    path: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class DeviceFacts(BaseModel):
+    resources: Resources = Field(default_factory=Resources)
+    runtimes: list[str] = Field(default_factory=list)
+    peripherals: list[Peripheral] = Field(default_factory=list)
+    agent_version: str = ""
+    policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the device's owner allows (host paths, published ports, ...)",
+    )
+
+
+# --- agent -> server ---------------------------------------------------------------
+
+
+class Hello(Message):
+    """agent -> server, first message after connecting: who I am and where I stand."""
+
+    type: Literal["hello"] = "hello"
+    protocol: int = PROTOCOL_VERSION
+    facts: DeviceFacts
+    applied_generation: int = 0
+    runtime_healthy: bool = True
+    jobs: list[JobStatus] = Field(default_factory=list)
+    public_key: str | None = None
+
+
+class Heartbeat(Message):
+    """agent -> server, every heartbeat interval; cheap on purpose (10k/10 s)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    applied_generation: int = 0
+    runtime_healthy: bool = True
+
+
+class FactsChanged(Message):
+    """agent -> server, when resources, peripherals or runtimes change."""
+
+    type: Literal["facts"] = "facts"
+    facts: DeviceFacts
+
+
+class JobStatusReport(Message):
+    """agent -> server, one or more jobs changed state on the device."""
+
+    type: Literal["job_status"] = "job_status"
+    statuses: list[JobStatus]
+
+
+class Applied(Message):
+    """agent -> server, the desired state of this generation is in place."""
+
+    type: Literal["applied"] = "applied"
+    generation: int
+
+
+class CommandResult(Message):
+    """agent -> server, the answer to a :class:`Command`."""
+
+    type: Literal["command_result"] = "command_result"
+    request_id: str
+    ok: bool = True
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+# --- collected data (agent -> server, except DataAck) --------------------------------
+
+DATA_FILE_STREAM = "data-file"
+"""Header ``kind`` of the mux stream an agent opens to upload one buffered file
+(header: job, seq, name, size, sha256, time; body: the bytes; the server answers
+one JSON chunk ``{"ok": true}`` or ``{"error": "..."}`` once the file is stored)."""
+
+
+class DataRecord(BaseModel):
+    """One buffered record: ``record`` is the workload's JSON object as text, so
+    neither side re-encodes it; ``seq`` is per (job, stream) on this device."""
+
+    job: str
+    stream: str
+    seq: int
+    time: float = Field(description="when the agent stored it, seconds since the epoch")
+    id: str | None = Field(None, description="the workload's record id, if it gave one")
+    record: str
+
+
+class DataBatch(Message):
+    """agent -> server: the oldest buffered records; answered by :class:`DataAck`."""
+
+    type: Literal["data_batch"] = "data_batch"
+    batch: int
+    records: list[DataRecord]
+
+
+class DataAck(Message):
+    """server -> agent: the batch is committed (``ok``), or failed for now
+    (``error``: the agent retries). ``discarded`` names jobs whose records the
+    server will never take (job deleted, not this device's): the agent drops them."""
+
+    type: Literal["data_ack"] = "data_ack"
+    batch: int
+    ok: bool = True
+    error: str | None = None
+    discarded: dict[str, str] = Field(default_factory=dict)
+
+
+class StreamBacklog(BaseModel):
+    job: str
+    stream: str
+    pending: int = 0
+    pending_bytes: int = 0
+    oldest: float | None = None
+    accepted: int = 0
+    evicted: int = 0
+    rejected: int = 0
+    last_time: float | None = None
+
+
+class DataBacklog(Message):
+    """agent -> server, every few seconds while something changes: what waits on
+    the device per (job, stream), and what was evicted (never silently)."""
+
+    type: Literal["data_backlog"] = "data_backlog"
+    streams: list[StreamBacklog] = Field(default_factory=list)
+    files_pending: dict[str, int] = Field(default_factory=dict, description="job -> files")
+    used_bytes: int = 0
+    quota_bytes: int = 0
+
+
+class DatasetColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=256)
+    type: Literal["integer", "number", "boolean", "string", "other"]
+
+
+class DatasetInfo(BaseModel):
+    """A dataset as its device describes it: schema, approximate size, owner's policy.
+    Never a value (see ``edgefleet.agent.datasets``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=128)
+    source: Literal["csv", "jsonl", "parquet", "stream"]
+    columns: list[DatasetColumn] = Field(default_factory=list, max_length=1000)
+    rows_approx: int = Field(0, ge=0, description="row count rounded to one significant digit")
+    bytes_approx: int = Field(0, ge=0)
+    allow_projects: list[str] = Field(default_factory=list, max_length=100)
+    allow_ops: list[str] = Field(default_factory=list, max_length=10)
+    min_parties: int = Field(3, ge=2)
+    error: str | None = Field(None, max_length=1000, description="why it cannot be read now")
+
+
+class DatasetsReport(Message):
+    """agent -> server: every dataset declared on the device (a full snapshot),
+    on connect and whenever the owner adds, removes or changes one."""
+
+    type: Literal["datasets"] = "datasets"
+    datasets: list[DatasetInfo] = Field(default_factory=list, max_length=100)
+
+
+class FedRelay(Message):
+    """either way: one message of a federated computation
+    (:mod:`edgefleet.fed.messages`). The server relays these between its aggregator
+    and the devices' parties; it cannot read the shares or unmask an input."""
+
+    type: Literal["fed"] = "fed"
+    payload: FedMessage
+
+
+# --- server -> agent ---------------------------------------------------------------
+
+
+class Welcome(Message):
+    """server -> agent, answer to :class:`Hello`."""
+
+    type: Literal["welcome"] = "welcome"
+    device_id: str
+    name: str
+    project: str
+    heartbeat_interval: float
+    server_time: datetime
+    replica: str = ""
+
+
+class DesiredState(Message):
+    """server -> agent: the complete set of jobs this device should run.
+
+    Always a full snapshot, never a delta: the agent can apply it after any
+    gap, and an older snapshot (lower generation) arriving late is ignored.
+    """
+
+    type: Literal["desired"] = "desired"
+    generation: int
+    jobs: list[JobAssignment] = Field(default_factory=list)
+
+
+class Command(Message):
+    """server -> agent: do one thing now and answer with :class:`CommandResult`."""
+
+    type: Literal["command"] = "command"
+    request_id: str
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Revoked(Message):
+    """server -> agent: this device's credential is no longer valid. The agent exits."""
+
+    type: Literal["revoked"] = "revoked"
+    reason: str
+
+
+AnyMessage = Annotated[
+    Hello
+    | Heartbeat
+    | FactsChanged
+    | JobStatusReport
+    | Applied
+    | CommandResult
+    | DatasetsReport
+    | FedRelay
+    | Welcome
+    | DesiredState
+    | Command
+    | Revoked
+    | DataBatch
+    | DataAck
+    | DataBacklog,
+    Field(discriminator="type"),
+]
+
+_adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a valid message of this protocol version."""
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse one text frame into its message class."""
+    try:
+        return _adapter.validate_json(text)
+    except ValueError as exc:
+        raise ProtocolError(f"invalid control message: {exc}") from exc
+
+
+def encode(message: Message) -> str:
+    return message.model_dump_json(exclude_defaults=False)

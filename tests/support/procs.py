@@ -1,0 +1,242 @@
+"""Real processes for end-to-end tests: ``edgefleet server`` and ``edgefleet agent``.
+
+Each runs as a child process of the test with its own data dir and log file;
+``kill()`` is a real SIGKILL. Logs are printed when a test fails (see conftest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from edgefleet.client import Client
+
+ADMIN_TOKEN = "eft_test-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition"
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the last error."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except Exception as exc:  # keep polling; report the last failure
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class ServerProc(Proc):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str | None = None,
+        port: int | None = None,
+        heartbeat: float = 1.0,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "server",
+    ) -> None:
+        self.port = port or free_port()
+        self.data_dir = workdir / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "edgefleet",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--heartbeat-interval",
+            str(heartbeat),
+            "--log-level",
+            "info",
+        ]
+        if database_url:
+            argv += ["--database-url", database_url]
+        argv += extra_args or []
+        super().__init__(
+            name,
+            argv,
+            workdir / f"{name}.log",
+            base_env(EDGEFLEET_ADMIN_TOKEN=ADMIN_TOKEN, **(env or {})),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> None:
+        super().start()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        def ready() -> bool:
+            if not self.running:
+                raise AssertionError(f"server exited:\n{self.log()[-3000:]}")
+            return httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200
+
+        wait_for(ready, timeout, what="server health")
+
+    def client(self, token: str = ADMIN_TOKEN) -> Client:
+        return Client(self.url, token)
+
+    def http(self, token: str | None = ADMIN_TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+class AgentProc(Proc):
+    def __init__(
+        self,
+        workdir: Path,
+        servers: list[str],
+        *,
+        key: str | None,
+        name: str,
+        runtime: str = "process",
+        labels: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        netns: str | None = None,
+    ) -> None:
+        self.state_dir = workdir / f"agent-{name}"
+        argv = [sys.executable, "-m", "edgefleet", "agent"]
+        for server in servers:
+            argv += ["--server", server]
+        argv += [
+            "--state-dir",
+            str(self.state_dir),
+            "--runtime",
+            runtime,
+            "--reconnect-max-delay",
+            "2",
+        ]
+        if key:
+            argv += ["--provisioning-key", key, "--name", name]
+        for k, v in (labels or {}).items():
+            argv += ["--label", f"{k}={v}"]
+        argv += extra_args or []
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        super().__init__(
+            f"agent-{name}", argv, workdir / f"agent-{name}.log", base_env(**(env or {}))
+        )
+
+    def device_id(self) -> str:
+        import json
+
+        return str(json.loads((self.state_dir / "device.json").read_text())["device_id"])
+
+    def wait_enrolled(self, timeout: float = 30) -> str:
+        def enrolled() -> str | None:
+            if not self.running and not (self.state_dir / "device.json").exists():
+                raise AssertionError(f"agent exited:\n{self.log()[-3000:]}")
+            return self.device_id() if (self.state_dir / "device.json").exists() else None
+
+        result: str = wait_for(enrolled, timeout, what=f"{self.name} enrolled")
+        return result
+
+
+def stop_all(procs: list[Proc]) -> None:
+    for proc in reversed(procs):
+        with contextlib.suppress(Exception):
+            proc.stop(5)
+
+
+def kill_process_workloads(root: Path) -> None:
+    """Workloads of the process runtime outlive their agent on purpose; a test
+    must not leave them behind on the machine."""
+    import json
+
+    for meta in root.glob("**/processes/*/meta.json"):
+        try:
+            pid = json.loads(meta.read_text()).get("pid")
+        except (OSError, ValueError):
+            continue
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
