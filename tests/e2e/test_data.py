@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
-import pytest
 
 from tests.conftest import Fleet
 from tests.support.procs import ADMIN_TOKEN, AgentProc, wait_for
@@ -238,9 +237,8 @@ def test_agent_keeps_records_while_the_server_is_away(fleet: Fleet, tmp_path: Pa
 
 def test_files_go_to_an_s3_compatible_store(fleet: Fleet, tmp_path: Path) -> None:
     """``--object-store s3://bucket/prefix`` against moto's S3 server."""
-    pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
     import boto3
+    import moto.server as moto_server
 
     from tests.support.procs import free_port
 

@@ -27,9 +27,9 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        import pytest
-
-        pytest.skip("Debian's chromium is not installed (scripts/install-test-deps.sh)")
+        raise RuntimeError(
+            "Debian's chromium is not installed: run scripts/install-test-deps.sh (make test does)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
