@@ -2,8 +2,9 @@
 
 - :meth:`Jobs.desired` takes a snapshot from the server (ignoring stale
   generations), persists it, and queues every job it touches.
-- The worker takes one job at a time from the :class:`ChangeQueue`, plans
-  against the engine's actual state and executes (with rollback).
+- Workers take jobs from the :class:`ChangeQueue` (one change per job at a
+  time, different jobs side by side), plan against the engine's actual
+  state and execute (with rollback).
 - The supervisor looks at the engine every few seconds: it queues drift
   (a removed container, an orphan, an ended job, a retry that is due) and
   reports status changes. It never needs the server: after a reboot with no
@@ -122,7 +123,10 @@ class Jobs:
         for job_id in set(self.assignments()) | {w.job_id for w in self.workloads}:
             self.queue.want(job_id)
         self._tasks = [
-            asyncio.create_task(self._work(), name="change-queue"),
+            *(
+                asyncio.create_task(self._work(), name=f"change-worker-{n}")
+                for n in range(self.queue.limit)
+            ),
             asyncio.create_task(self._supervise(), name="supervisor"),
         ]
 

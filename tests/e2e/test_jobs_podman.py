@@ -290,6 +290,16 @@ x-edgefleet:
     assert devices["plain"]["state"] == "failed"
     assert "camera" in devices["plain"]["error"] and not devices["plain"]["eligible"]
     assert set(ids.values()) == set(devices)
+    # The plain device gets a camera (its agent restarts declaring one): its new
+    # facts are judged when it reconnects, not at the scheduler's next full pass.
+    plain.stop()
+    fleet.start_agent("plain", key=key, extra_args=["--peripheral", "camera=/dev/video7"])
+    wait_for(
+        lambda: {d["name"]: d for d in job(server, job_id)["devices"]}["plain"]["state"]
+        == "running",
+        30,
+        what="the plain device runs it once it has a camera",
+    )
     # A device that later gets the label receives the job: the selector follows the fleet.
     late = fleet.start_agent(
         "late", key=fleet.key(labels={"site": "b"}), extra_args=["--peripheral", "camera"]

@@ -106,13 +106,13 @@ def test_removed_job_removes_everything() -> None:
     assert p.plan_job("j1", None, [], []).kind == "noop"
 
 
-async def test_queue_runs_one_change_at_a_time_and_coalesces() -> None:
-    queue = ChangeQueue()
+async def test_queue_runs_one_change_per_job_and_coalesces() -> None:
+    queue = ChangeQueue(limit=1)
     queue.want("a")
     queue.want("b")
     queue.want("a")
     assert await queue.wait() == "a"
-    assert queue.take() is None  # one at a time
+    assert queue.take() is None  # at the limit
     queue.want("a")  # wanted again while running: runs again afterwards
     queue.done("a")
     assert await queue.wait() == "b"
@@ -124,6 +124,31 @@ async def test_queue_runs_one_change_at_a_time_and_coalesces() -> None:
     await asyncio.sleep(0)
     queue.want("c")
     assert await asyncio.wait_for(waiter, 1) == "c"
+
+
+async def test_queue_runs_different_jobs_side_by_side() -> None:
+    queue = ChangeQueue(limit=2)
+    for job in ("a", "b", "c"):
+        queue.want(job)
+    first, second = await queue.wait(), await queue.wait()
+    assert {first, second} == {"a", "b"} and queue.running == {"a", "b"}
+    assert queue.take() is None  # two at once, no more
+    queue.want("a")  # never twice at once: "a" again only after it is done
+    queue.done("b")
+    assert await queue.wait() == "c"
+    assert queue.take() is None
+    queue.done("a")
+    assert await queue.wait() == "a"
+    queue.done("a")
+    queue.done("c")
+    assert queue.idle and "a" not in queue
+    # Two workers waiting: each wakes for its own job.
+    workers = [asyncio.create_task(queue.wait()) for _ in range(2)]
+    await asyncio.sleep(0)
+    queue.want("x")
+    queue.want("y")
+    got = await asyncio.wait_for(asyncio.gather(*workers), 1)
+    assert sorted(got) == ["x", "y"]
 
 
 def test_retry_book_backs_off() -> None:

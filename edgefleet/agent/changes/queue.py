@@ -1,11 +1,16 @@
-"""One change at a time, coalesced per job; failed revisions retried with backoff.
+"""One change at a time per job, several jobs at once; failed revisions retried with backoff.
 
     want(job) --> [pending, FIFO, one entry per job] --take()--> [running] --done()--> idle
                           ^                                         |
                           '------- want(job) while running ---------'  (runs again after)
 
-Pure bookkeeping: the :class:`~edgefleet.agent.jobs.Jobs` worker awaits
-:meth:`ChangeQueue.wait` and does the I/O.
+A job's changes never overlap (a second ``want`` while it runs queues it
+again), but different jobs do not wait for each other, up to ``limit`` at
+once: a five-minute image pull or a deploy's settle window for one job must
+not hold up another job's deploy or removal on the same device.
+
+Pure bookkeeping: the :class:`~edgefleet.agent.jobs.Jobs` workers await
+:meth:`ChangeQueue.wait` and do the I/O.
 """
 
 from __future__ import annotations
@@ -14,31 +19,33 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 
+PARALLEL_JOBS = 4
+
 
 class ChangeQueue:
-    def __init__(self) -> None:
+    def __init__(self, limit: int = PARALLEL_JOBS) -> None:
+        self.limit = max(1, limit)
         self._pending: OrderedDict[str, None] = OrderedDict()
-        self._running: str | None = None
+        self._running: set[str] = set()
         self._again: set[str] = set()
         self._ready = asyncio.Event()
 
     def want(self, job_id: str) -> None:
-        if job_id == self._running:
+        if job_id in self._running:
             self._again.add(job_id)
             return
         self._pending.setdefault(job_id, None)
         self._ready.set()
 
     def take(self) -> str | None:
-        if self._running is not None or not self._pending:
+        if len(self._running) >= self.limit or not self._pending:
             return None
         job_id, _ = self._pending.popitem(last=False)
-        self._running = job_id
+        self._running.add(job_id)
         return job_id
 
     def done(self, job_id: str) -> None:
-        if self._running == job_id:
-            self._running = None
+        self._running.discard(job_id)
         if job_id in self._again:
             self._again.discard(job_id)
             self._pending.setdefault(job_id, None)
@@ -55,14 +62,14 @@ class ChangeQueue:
 
     @property
     def idle(self) -> bool:
-        return self._running is None and not self._pending
+        return not self._running and not self._pending
 
     @property
-    def running(self) -> str | None:
-        return self._running
+    def running(self) -> frozenset[str]:
+        return frozenset(self._running)
 
     def __contains__(self, job_id: str) -> bool:
-        return job_id in self._pending or job_id == self._running
+        return job_id in self._pending or job_id in self._running
 
 
 @dataclass

@@ -22,6 +22,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.gateway.session import AgentSession, DeviceRef
 from edgefleet.server.gateway.transport import StarletteTransport
+from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.projects.tables import Project
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
@@ -109,6 +110,11 @@ async def agent_connect(websocket: WebSocket) -> None:
         )
     )
     await ctx.hub.attach(session, hello, device_changes=changes)
+    new_facts = changes.get("facts")
+    if isinstance(new_facts, dict) and facts_key(device.facts or {}) != facts_key(new_facts):
+        # New capabilities (a camera plugged in, a runtime installed): selector
+        # jobs may now take this device, or rule it out.
+        await ctx.hub.fleet_changed(device.project_pk)
     async with ctx.session() as db:
         # Read after attach: a change committed from now on is pushed to this
         # session; one committed before shows here. Skipping the snapshot when
@@ -162,6 +168,7 @@ async def _on_message(ctx: ServerContext, session: AgentSession, message: Messag
                 )
             )
             await db.commit()
+        await ctx.hub.fleet_changed(session.device.project_pk)
     else:
         await ctx.hub.dispatch(session, message)
 

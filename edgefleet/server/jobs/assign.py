@@ -8,18 +8,17 @@ makes it safe to run from any replica.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import parse_selector
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device
-from edgefleet.server.jobs.eligibility import why_not
+from edgefleet.server.jobs.eligibility import facts_key, why_not
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DeviceFacts
@@ -47,37 +46,40 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
     return [(pk, facts or {}) for pk, facts in (await db.execute(query.order_by(Device.pk))).all()]
 
 
-def _facts_key(facts: dict[str, Any]) -> str:
-    """What eligibility depends on, as a cache key: devices of one kind share it."""
-    resources = facts.get("resources") or {}
-    relevant = {
-        "runtimes": facts.get("runtimes"),
-        "arch": resources.get("arch"),
-        "memory": resources.get("memory"),
-        "peripherals": sorted(
-            (p.get("kind", ""), p.get("name", "")) for p in facts.get("peripherals") or []
-        ),
-        "policy": facts.get("policy"),
-    }
-    return json.dumps(relevant, sort_keys=True, default=str)
-
-
 async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = False) -> set[int]:
     """Bring job_devices in line with the job; returns the device pks whose
-    desired state changed (the caller bumps and pushes them). New rows go in
-    as one bulk insert, and devices with the same capabilities are judged once."""
+    desired state changed (the caller bumps and pushes them).
+
+    Runs on every fleet change and on the scheduler's periodic pass, for jobs
+    on 10,000 devices: existing rows are read as plain columns (no ORM
+    objects), devices with the same capabilities are judged once, new rows go
+    in as one bulk insert and only rows that really change are updated, in
+    one executemany. A pass that finds nothing to do writes nothing."""
     spec = AppSpec.model_validate(job.resolved)
     existing = {
         row.device_pk: row
-        for row in await db.scalars(select(JobDevice).where(JobDevice.job_pk == job.pk))
+        for row in (
+            await db.execute(
+                select(
+                    JobDevice.pk,
+                    JobDevice.device_pk,
+                    JobDevice.assigned,
+                    JobDevice.eligible,
+                    JobDevice.state,
+                    JobDevice.error,
+                    JobDevice.target_version,
+                ).where(JobDevice.job_pk == job.pk)
+            )
+        ).all()
     }
     wanted = dict(await targets(db, job)) if active(job) else {}
     changed: set[int] = set()
     now = utcnow()
     verdicts: dict[str, str | None] = {}
     new_rows: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for pk, facts in wanted.items():
-        key = _facts_key(facts)
+        key = facts_key(facts)
         if key not in verdicts:
             verdicts[key] = why_not(spec, DeviceFacts.model_validate(facts))
         reason = verdicts[key]
@@ -101,23 +103,63 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
             if eligible:
                 changed.add(pk)
             continue
-        was = (row.assigned, row.eligible)
-        row.assigned = True
-        row.eligible = eligible
+        state, row_error = row.state, row.error
         if not eligible:
-            row.state, row.error = "failed", error
-        elif not was[1]:
-            row.state, row.error = "pending", None
-        if row.target_version != version:
-            row.target_version = version
-            upgraded = True
-        if was != (True, eligible) or (upgraded and eligible):
+            state, row_error = "failed", error
+        elif not row.eligible:
+            state, row_error = "pending", None
+        retarget = row.target_version != version
+        if (bool(row.assigned), bool(row.eligible)) != (True, eligible) or (
+            (upgraded or retarget) and eligible
+        ):
             changed.add(pk)
+        after = (True, eligible, state, row_error, version)
+        if after != (
+            bool(row.assigned),
+            bool(row.eligible),
+            row.state,
+            row.error,
+            row.target_version,
+        ):
+            updates.append(_update(row, after, now))
     for pk, row in existing.items():
         if pk not in wanted and row.assigned:
-            row.assigned = False
+            updates.append(
+                _update(row, (False, row.eligible, row.state, row.error, row.target_version), now)
+            )
             if row.eligible:
                 changed.add(pk)
     for start in range(0, len(new_rows), 1000):
         await db.execute(insert(JobDevice), new_rows[start : start + 1000])
+    if updates:
+        table = cast(Table, JobDevice.__table__)
+        statement = (
+            update(table)
+            .where(table.c.pk == bindparam("row_pk"))
+            .values(
+                assigned=bindparam("new_assigned"),
+                eligible=bindparam("new_eligible"),
+                state=bindparam("new_state"),
+                error=bindparam("new_error"),
+                target_version=bindparam("new_target_version"),
+                updated_at=bindparam("new_updated_at"),
+            )
+        )
+        for start in range(0, len(updates), 1000):
+            await db.execute(statement, updates[start : start + 1000])
     return changed
+
+
+def _update(
+    row: Any, after: tuple[bool, bool, str, str | None, str | None], now: datetime
+) -> dict[str, Any]:
+    assigned, eligible, state, error, target_version = after
+    return {
+        "row_pk": row.pk,
+        "new_assigned": assigned,
+        "new_eligible": eligible,
+        "new_state": state,
+        "new_error": error,
+        "new_target_version": target_version,
+        "new_updated_at": now,
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from edgefleet.spec.model import AppSpec
 from edgefleet.spec.policy import DevicePolicy, refusals
 from edgefleet.wire.messages import DeviceFacts
@@ -16,6 +19,24 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n = n / 1024  # type: ignore[assignment]
     return str(n)
+
+
+def facts_key(facts: dict[str, Any]) -> str:
+    """Everything :func:`why_not` looks at, as a key: devices of one kind share
+    it (judged once per kind), and a device whose key is unchanged (only its
+    free disk moved, say) needs no new judgement."""
+    resources = facts.get("resources") or {}
+    relevant = {
+        "runtimes": facts.get("runtimes"),
+        "arch": resources.get("arch"),
+        "memory": resources.get("memory"),
+        "peripherals": sorted(
+            (p.get("kind", ""), p.get("name", ""), p.get("path") or "")
+            for p in facts.get("peripherals") or []
+        ),
+        "policy": facts.get("policy"),
+    }
+    return json.dumps(relevant, sort_keys=True, default=str)
 
 
 def why_not(spec: AppSpec, facts: DeviceFacts) -> str | None:

@@ -36,7 +36,7 @@ from edgefleet.server.scheduler import lease
 log = logging.getLogger(__name__)
 
 TICK = 1.0
-FULL_PASS_EVERY = 30.0
+FULL_PASS_EVERY = 120.0  # fleet changes reconcile at once; this only catches misses
 TERMINAL = ("cancelled", "expired")
 
 LEASE = "scheduler"
