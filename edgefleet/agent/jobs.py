@@ -260,7 +260,9 @@ class Jobs:
                 continue
             revision = revision_of(assignment)
             services = {
-                w.service for w in self.workloads if w.job_id == job_id and w.revision == revision
+                w.service
+                for w in self.workloads
+                if w.job_id == job_id and w.revision == revision and w.state != "created"
             }
             missing = services != set(assignment.spec.services)
             if missing and self.retries.blocked(job_id, revision, now) is None:

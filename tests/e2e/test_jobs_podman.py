@@ -295,8 +295,9 @@ x-edgefleet:
     plain.stop()
     fleet.start_agent("plain", key=key, extra_args=["--peripheral", "camera=/dev/video7"])
     wait_for(
-        lambda: {d["name"]: d for d in job(server, job_id)["devices"]}["plain"]["state"]
-        == "running",
+        lambda: (
+            {d["name"]: d for d in job(server, job_id)["devices"]}["plain"]["state"] == "running"
+        ),
         30,
         what="the plain device runs it once it has a camera",
     )

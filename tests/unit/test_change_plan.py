@@ -54,6 +54,23 @@ def test_fresh_deploy_starts_dependencies_first_then_verifies() -> None:
     assert kinds(plan)[-1] == "Verify"
 
 
+def test_a_container_created_but_never_started_is_replaced() -> None:
+    """The agent was killed between create and start: the leftover is removed
+    and the service started afresh, never taken for a running one."""
+    rev = p.revision_of(assignment())
+    have = [workload("db", rev), workload("web", rev, state="created")]
+    plan = p.plan_job("j1", assignment(), have, [f"ef-j1-{rev}"])
+    assert plan.kind == "repair"
+    assert plan.steps[0] == p.RemoveWorkloads((f"web-{rev}",))
+    assert [s.service for s in plan.steps if isinstance(s, p.CreateAndStart)] == ["web"]
+    # Mid-upgrade, with the old revision still serving: the new one starts over.
+    old = [workload("db", "old"), workload("web", "old")]
+    plan = p.plan_job("j1", assignment(), [*old, workload("db", rev, state="created")], [])
+    assert plan.kind == "upgrade"
+    assert plan.steps[0] == p.RemoveWorkloads((f"db-{rev}",))
+    assert plan.steps[-2] == p.RemoveWorkloads(("db-old", "web-old"))
+
+
 def test_nothing_to_do_when_everything_runs() -> None:
     rev = p.revision_of(assignment())
     have = [workload("db", rev), workload("web", rev)]

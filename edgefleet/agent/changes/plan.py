@@ -164,6 +164,10 @@ def plan_job(
         )
     revision = revision_of(want)
     order = want.spec.start_order()
+    # Created but never started: the agent died between create and start (or
+    # a start failed before its undo ran). Not a running service: replace it.
+    unstarted = [w for w in have if w.revision == revision and w.state == "created"]
+    have = [w for w in have if w not in unstarted]
     current = [w for w in have if w.revision == revision]
     others = [w for w in have if w.revision != revision]
     present = {w.service for w in current}
@@ -179,8 +183,12 @@ def plan_job(
                 return Plan("finish", job_id, revision, [RemoveNetworks(keep_revision=revision)])
             return Plan("noop", job_id, revision)
         kind: PlanKind = "deploy" if not current else "repair"
+        clear: list[Step] = [RemoveWorkloads(tuple(w.id for w in unstarted))] if unstarted else []
         return Plan(
-            kind, job_id, revision, _start_steps(job_id, device_id, revision, want.spec, missing)
+            kind,
+            job_id,
+            revision,
+            clear + _start_steps(job_id, device_id, revision, want.spec, missing),
         )
     if not missing:
         return Plan(
@@ -190,9 +198,9 @@ def plan_job(
             [RemoveWorkloads(tuple(w.id for w in others)), RemoveNetworks(keep_revision=revision)],
         )
     steps: list[Step] = []
-    if current:
+    if current or unstarted:
         # A half-started new revision (crash mid-upgrade): start it over cleanly.
-        steps.append(RemoveWorkloads(tuple(w.id for w in current)))
+        steps.append(RemoveWorkloads(tuple(w.id for w in current + unstarted)))
     steps += _start_steps(job_id, device_id, revision, want.spec, order)
     steps.append(RemoveWorkloads(tuple(w.id for w in others)))
     steps.append(RemoveNetworks(keep_revision=revision))
