@@ -55,6 +55,10 @@ def run(report: Report, podman: Any | None = None) -> None:
                 )
                 agent.start()
                 device = agent.wait_enrolled()
+                # Measured as a device runs day to day: restarted with its stored
+                # credential, not in the run that enrolled it.
+                agent.stop()
+                agent.start()
                 wait_for(
                     lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"],
                     30,
@@ -65,15 +69,25 @@ def run(report: Report, podman: Any | None = None) -> None:
                 process.cpu_percent(None)
                 time.sleep(30)
                 cpu = process.cpu_percent(None)
-                rss = process.memory_info().rss / 1e6
+                memory = process.memory_full_info()
                 report.add(
                     "agent footprint",
                     "1 idle agent",
                     "RSS",
-                    rss,
+                    memory.rss / 1e6,
                     "MB",
                     "< 40 MB",
-                    "process runtime, 10 s heartbeat",
+                    "process runtime, 10 s heartbeat; RSS counts shared libraries whole",
+                )
+                report.add(
+                    "agent footprint",
+                    "1 idle agent",
+                    "PSS (shared pages split among their users)",
+                    memory.pss / 1e6,
+                    "MB",
+                )
+                report.add(
+                    "agent footprint", "1 idle agent", "USS (its own pages)", memory.uss / 1e6, "MB"
                 )
                 report.add("agent footprint", "1 idle agent", "CPU over 30 s", cpu, "% of one core")
 

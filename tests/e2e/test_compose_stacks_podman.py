@@ -376,6 +376,8 @@ def check_stack(stack: Stack, server: Any, job_id: str, devices: list[str]) -> N
 def test_stacks_deploy_unchanged_on_two_agents(engine: Any, fleet: Fleet, group: str) -> None:
     stacks = [s for s in STACKS if s.file in GROUPS[group]]
     if any(s.file == "nextcloud.yaml" for s in stacks):
+        # Left over by an interrupted run? Start from a fresh one.
+        podman("volume", "rm", "-f", "ef-test-shared-media", check=False)
         podman("volume", "create", "--label", "purpose=edgefleet-test", "ef-test-shared-media")
         mountpoint = podman(
             "volume", "inspect", "--format", "{{.Mountpoint}}", "ef-test-shared-media"

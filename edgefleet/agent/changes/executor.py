@@ -34,7 +34,9 @@ SETTLE_SECONDS = 2.0
 START_TIMEOUT = 120.0
 
 Phase = Callable[[str, str], None]  # (job_id, phase)
-EnvHook = Callable[[str, str], dict[str, str]]  # (job_id, service) -> extra env
+# (job_id, service) -> extra env; async, as it may ask the engine (never
+# synchronously: a slow engine must not stall the agent's event loop).
+EnvHook = Callable[[str, str], Awaitable[dict[str, str]]]
 
 
 def job_networks(
@@ -91,6 +93,10 @@ class Executor:
         self.env_hooks = env_hooks
         self.workdir = workdir
         self.settle = settle
+        # Jobs change side by side, but the engine is changed one step at a time:
+        # Podman 4.3 loses networks and hangs under concurrent creates and
+        # removes. Pulls and the waits (dependencies, settle windows) overlap.
+        self._engine = asyncio.Lock()
 
     # -- building workload specs --------------------------------------------------------
 
@@ -104,11 +110,13 @@ class Executor:
             )
         return runtime
 
-    def workload_spec(self, assignment: JobAssignment, revision: str, name: str) -> WorkloadSpec:
+    async def workload_spec(
+        self, assignment: JobAssignment, revision: str, name: str
+    ) -> WorkloadSpec:
         service = assignment.spec.services[name]
         env = dict(service.environment)
         for hook in self.env_hooks:
-            env.update(hook(assignment.job_id, name))
+            env.update(await hook(assignment.job_id, name))
         env.update(
             EDGEFLEET_JOB_ID=assignment.job_id,
             EDGEFLEET_DEVICE_ID=self.device_id,
@@ -143,13 +151,18 @@ class Executor:
         run = Execution(plan, assignment)
         try:
             for step in plan.steps:
-                await self._do(run, step)
+                if isinstance(step, p.Prepare | p.AwaitDependencies | p.Verify):
+                    await self._do(run, step)
+                else:
+                    async with self._engine:
+                        await self._do(run, step)
         except (ChangeFailed, RuntimeFailure) as exc:
             message = exc.message
             log.warning("change %s failed: %s; rolling back", plan, message)
             for undo in reversed(run.undo):
                 try:
-                    await undo()
+                    async with self._engine:
+                        await undo()
                 except Exception:
                     log.exception("rollback step failed for %s", plan)
             raise ChangeFailed(message) from exc
@@ -166,7 +179,7 @@ class Executor:
         elif isinstance(step, p.Prepare):
             assert run.assignment is not None and run.plan.revision is not None
             self.phase(job_id, "pulling")
-            spec = self.workload_spec(run.assignment, run.plan.revision, step.service)
+            spec = await self.workload_spec(run.assignment, run.plan.revision, step.service)
             await self.runtime_for(run.assignment, step.service).prepare(
                 spec, run.assignment.registry_auth
             )
@@ -176,7 +189,7 @@ class Executor:
             await self._await_dependencies(run, step.service)
         elif isinstance(step, p.CreateAndStart):
             assert run.assignment is not None and run.plan.revision is not None
-            spec = self.workload_spec(run.assignment, run.plan.revision, step.service)
+            spec = await self.workload_spec(run.assignment, run.plan.revision, step.service)
             runtime = self.runtime_for(run.assignment, step.service)
             workload_id = await runtime.create(spec)
             run.undo.append(functools.partial(runtime.remove, workload_id))

@@ -75,8 +75,8 @@ async def job_networks(runtime: Runtime | None, device_id: str) -> list[JobNetwo
 
 
 def gateway_now(runtime: Runtime | None, network: str) -> str | None:
-    """The gateway of one network, asked synchronously (env hooks are synchronous;
-    called once per workload created, after the network was made)."""
+    """The gateway of one network, asked right away (blocking: call it in a
+    thread); once per workload created, after the network was made."""
     api = _api(runtime)
     if api is None:
         return None

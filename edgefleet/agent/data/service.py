@@ -123,11 +123,11 @@ class DataService:
     def url(self, job: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/v1/{job}/{self.token(job)}"
 
-    def env(self, job_id: str, service: str) -> dict[str, str]:
+    async def env(self, job_id: str, service: str) -> dict[str, str]:
         """Env hook: ``EDGEFLEET_DATA_URL`` for one workload."""
-        return {"EDGEFLEET_DATA_URL": self.url(job_id, self._host_for(job_id, service))}
+        return {"EDGEFLEET_DATA_URL": self.url(job_id, await self._host_for(job_id, service))}
 
-    def _host_for(self, job_id: str, service: str) -> str:
+    async def _host_for(self, job_id: str, service: str) -> str:
         jobs = self.agent.jobs
         assignment = jobs.assignments().get(job_id) if jobs is not None else None
         if assignment is None or service not in assignment.spec.services:
@@ -140,7 +140,7 @@ class DataService:
         name = network_name(job_id, device, revision_of(assignment), first)
         if name not in self._gateways:
             runtime = self.agent.runtimes.container if self.agent.runtimes else None
-            gateway = networks.gateway_now(runtime, name)
+            gateway = await asyncio.to_thread(networks.gateway_now, runtime, name)
             if gateway is None:
                 return networks.FALLBACK_HOST
             self._gateways[name] = gateway
