@@ -365,3 +365,33 @@ def test_api_errors_name_the_field(fleet: Fleet) -> None:
     server = fleet.start_server()
     with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer x"}) as http:
         assert http.get("/api/v1/jobs").status_code == 401
+
+
+FIRST_BREATH = f"""
+services:
+  report:
+    image: {IMAGE}
+    restart: "no"
+    command:
+      - sh
+      - -c
+      - 'wget -q -O- --post-data "{{\\"hello\\": 1}}" "$$EDGEFLEET_DATA_URL?stream=boot"'
+"""
+
+
+def test_a_workload_can_post_data_the_moment_it_starts(engine: Any, fleet: Fleet) -> None:
+    """The agent listens on a job network's gateway before its first container
+    runs (the bridge has no address until then): one try, no retry loop, is
+    enough. A refused post would exit 1 and fail the deploy."""
+    server, _agents, ids = start_pair(fleet, engine)
+    with server.client() as client:
+        client.create_application("boot", "1", compose=FIRST_BREATH)
+        job_id = client.create_job("boot", selector={"role": "probe"})["id"]
+
+        def posted_everywhere() -> bool:
+            return {r["device"] for r in client.data(job_id, stream="boot")} == set(ids)
+
+        wait_for(posted_everywhere, 90, interval=1, what="a record from each device")
+        devices = client.get(f"/jobs/{job_id}")["devices"]
+    assert all(d["error"] is None for d in devices), devices
+    assert all(d["services"]["report"]["exit_code"] == 0 for d in devices), devices

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
 
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # Linux; Python names it from 3.12
+
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 60.0
@@ -98,8 +100,23 @@ class Server:
         self._conns: set[asyncio.Task[Any]] = set()
 
     async def listen(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
-        sock = self.server.sockets[0]
+        """Listen on ``host``; an IPv4 address not on any interface yet is fine
+        (IP_FREEBIND): a job network's bridge gets its gateway address only when
+        its first container starts, and that container may post at once."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+            self.server = await asyncio.start_server(self._accept, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return int(sock.getsockname()[1])
 
     async def close(self) -> None:

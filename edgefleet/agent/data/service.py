@@ -83,6 +83,7 @@ class DataService:
         self._queue: list[tuple[Incoming, asyncio.Future[Stored]]] = []
         self._wake = asyncio.Event()
         self._listeners: dict[str, Server] = {}
+        self._listening = asyncio.Lock()  # one pass at a time: hooks and the loop
         self._gateways: dict[str, str] = {}  # network name -> gateway
         self._tasks: list[asyncio.Task[None]] = []
         self.uploader = Uploader(self)
@@ -124,8 +125,12 @@ class DataService:
         return f"http://{host}:{self.port}/v1/{job}/{self.token(job)}"
 
     async def env(self, job_id: str, service: str) -> dict[str, str]:
-        """Env hook: ``EDGEFLEET_DATA_URL`` for one workload."""
-        return {"EDGEFLEET_DATA_URL": self.url(job_id, await self._host_for(job_id, service))}
+        """Env hook: ``EDGEFLEET_DATA_URL`` for one workload, listened on before
+        the workload starts (it may post the moment it runs)."""
+        host = await self._host_for(job_id, service)
+        if host not in self._listeners and host != networks.FALLBACK_HOST:
+            await self._listen_once()
+        return {"EDGEFLEET_DATA_URL": self.url(job_id, host)}
 
     async def _host_for(self, job_id: str, service: str) -> str:
         jobs = self.agent.jobs
@@ -192,6 +197,10 @@ class DataService:
                 log.exception("data endpoint: listener pass failed")
 
     async def _listen_once(self) -> None:
+        async with self._listening:
+            await self._listen_pass()
+
+    async def _listen_pass(self) -> None:
         runtime = self.agent.runtimes.container if self.agent.runtimes else None
         device = self.agent.jobs.device_id if self.agent.jobs is not None else ""
         found = await networks.job_networks(runtime, device)
@@ -210,7 +219,7 @@ class DataService:
             try:
                 await server.listen(address, self.port)
             except OSError as exc:
-                # The bridge has no address until a container runs on it: next pass.
+                # Should not happen with IP_FREEBIND; an engine oddity: next pass.
                 log.debug("data endpoint: cannot listen on %s:%d yet: %s", address, self.port, exc)
                 continue
             self._listeners[address] = server
