@@ -207,8 +207,8 @@ def assert_refusals(server: ServerProc, devices: list[Device], tmp_path: Path) -
         assert ok["state"] == "done" and ok["result"]["n"] == sum(len(d.values) for d in devices)
         audit = client.computations(state="refused")
         assert len(audit) == 5 and all(a["result"] is None for a in audit)
-        events = client.events(kind="computation.refused")
-        assert len(events) == 5
+        # Events are written in batches (every 0.25 s): they follow shortly.
+        wait_for(lambda: len(client.events(kind="computation.refused")) == 5, 10, what="5 events")
 
 
 def secrets_of(devices: list[Device]) -> tuple[list[str], list[int], int]:

@@ -51,8 +51,13 @@ def test_agents_enroll_stay_online_and_recover(fleet: Fleet, database_url: str |
 
     # Each device has its events.
     with server.http() as http:
-        kinds = [e["kind"] for e in http.get(f"/api/v1/devices/{id_a}/events").json()["items"]]
-        assert "device.enrolled" in kinds and "device.connected" in kinds
+
+        def kinds() -> set[str]:
+            items = http.get(f"/api/v1/devices/{id_a}/events").json()["items"]
+            return {e["kind"] for e in items}
+
+        # Written in batches every 0.25 s: wait for them, then they must be there.
+        wait_for(lambda: {"device.enrolled", "device.connected"} <= kinds(), 10, what="events")
         assert http.get("/api/v1/devices/nope/events").status_code == 404
 
     # The credential file is private.
