@@ -89,14 +89,19 @@ def run_tier(report: Report, count: int, devices: int, workdir: Path) -> None:
             report.add(
                 "replicas", size, "connect storm until all online", time.monotonic() - started, "s"
             )
-            held = http.get("/api/v1/devices", params={"limit": 1000}).json()["items"]
-            spread = {}
-            for d in held:
-                spread[d["replica"]] = spread.get(d["replica"], 0) + 1
+            spread: dict[str, int] = {}
+            cursor = None
+            while True:  # every device, page by page
+                page = http.get("/api/v1/devices", params={"limit": 1000, "cursor": cursor}).json()
+                for d in page["items"]:
+                    spread[d["replica"]] = spread.get(d["replica"], 0) + 1
+                cursor = page["next"]
+                if not cursor:
+                    break
             report.add(
                 "replicas",
                 size,
-                "devices held per replica (first 1000 listed)",
+                "devices held per replica",
                 str(dict(sorted(spread.items()))),
                 "",
             )

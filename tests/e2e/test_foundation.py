@@ -220,6 +220,14 @@ def test_tokens_hashed_listed_revoked_and_expiring(fleet: Fleet) -> None:
             "/api/v1/devices", headers={"Authorization": f"Bearer {created['token']}"}
         )
         assert ok.status_code == 200
+    with server.client() as admin:
+        # Its last use is noted (off the request's path, so shortly after).
+        wait_for(
+            lambda: next(t for t in admin.tokens() if t["id"] == created["id"])["last_used_at"],
+            10,
+            what="last_used_at",
+        )
+    with httpx.Client(base_url=server.url) as anonymous:
         time.sleep(2.5)
         late = anonymous.get(
             "/api/v1/devices", headers={"Authorization": f"Bearer {created['token']}"}

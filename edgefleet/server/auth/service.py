@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth import secrets
@@ -16,6 +18,8 @@ from edgefleet.server.auth.tables import ApiToken, User
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import Conflict, Invalid, NotFound, Unauthorized
 from edgefleet.server.projects.tables import Membership, Project
+
+log = logging.getLogger(__name__)
 
 ADMIN = "admin"
 DEFAULT_PROJECT = "default"
@@ -126,9 +130,35 @@ async def authenticate(
     if user.disabled:
         raise Unauthorized(f"user {user.name!r} is disabled")
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-        await db.commit()
+        _touch_later(db, token.pk, now)
     return await caller_for(db, user, token, via)
+
+
+_touching: set[asyncio.Task[None]] = set()
+
+
+def _touch_later(db: AsyncSession, token_pk: int, now: datetime) -> None:
+    """Note when a token was last used, off the request's path: on SQLite that
+    write queues behind the one writer (a presence flush of 10,000 devices,
+    say), and a read must not wait seconds for it. Best effort by design."""
+    bind = db.bind
+
+    async def touch() -> None:
+        async with AsyncSession(bind) as session:
+            await session.execute(
+                update(ApiToken).where(ApiToken.pk == token_pk).values(last_used_at=now)
+            )
+            await session.commit()
+
+    task = asyncio.ensure_future(touch())
+    _touching.add(task)
+    task.add_done_callback(_touched)
+
+
+def _touched(task: asyncio.Task[None]) -> None:
+    _touching.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("noting a token's last use failed: %s", task.exception())
 
 
 async def authenticate_session(
