@@ -392,6 +392,12 @@ def test_a_workload_can_post_data_the_moment_it_starts(engine: Any, fleet: Fleet
             return {r["device"] for r in client.data(job_id, stream="boot")} == set(ids)
 
         wait_for(posted_everywhere, 90, interval=1, what="a record from each device")
-        devices = client.get(f"/jobs/{job_id}")["devices"]
+
+        def exited() -> list[Any] | None:
+            devices: list[Any] = client.get(f"/jobs/{job_id}")["devices"]
+            done = all(d["services"].get("report", {}).get("state") == "exited" for d in devices)
+            return devices if done else None
+
+        devices = wait_for(exited, 30, interval=0.5, what="the one-shot reported exited")
     assert all(d["error"] is None for d in devices), devices
     assert all(d["services"]["report"]["exit_code"] == 0 for d in devices), devices
