@@ -1,0 +1,1 @@
+"""Unit tests for edgefleet.server.jobs, laid out like the package."""
