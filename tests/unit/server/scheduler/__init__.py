@@ -1,0 +1,1 @@
+"""Unit tests for edgefleet.server.scheduler, laid out like the package."""
