@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -24,6 +25,7 @@ from edgefleet.agent.settings import AgentSettings
 from edgefleet.client import Client, ClientError
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.context import ServerContext
+from edgefleet.server.errors import Unauthorized
 from edgefleet.server.main import configure_logging, uvicorn_config
 from edgefleet.server.settings import ServerSettings
 
@@ -67,16 +69,62 @@ def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
+LOGIN_FILE = "up-login.json"
+
+
+def _saved_token(settings: ServerSettings) -> str | None:
+    try:
+        data = json.loads((settings.data_dir / LOGIN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    token = data.get("token") if isinstance(data, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def _save_token(settings: ServerSettings, token: str) -> None:
+    """Keep ``up``'s login in its own data dir (mode 0600), beside the database
+    it is valid for: the CLI's config may meanwhile point at another server."""
+    path = settings.data_dir / LOGIN_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"token": token}, handle)
+    os.replace(tmp, path)
+
+
+async def _still_admin(ctx: ServerContext, token: str) -> bool:
+    async with ctx.session() as db:
+        try:
+            caller = await auth_service.authenticate(db, token)
+        except Unauthorized:
+            return False
+    return caller.is_admin
+
+
 async def _admin_token(ctx: ServerContext, settings: ServerSettings, first: str | None) -> str:
+    """The token ``up`` logs the CLI in with, minted at most once per data dir:
+    ``EDGEFLEET_ADMIN_TOKEN``, else the bootstrap token of the first start, else
+    the login saved by an earlier start (while it is valid and still an
+    admin's). Only when that is gone (revoked, data dir copied without it) is a
+    new token minted, named so the token list says where it came from."""
     if settings.admin_token:
         return settings.admin_token
     if first:
+        _save_token(settings, first)
         return first
+    saved = _saved_token(settings)
+    if saved and await _still_admin(ctx, saved):
+        return saved
     async with ctx.session() as db:
         admin = await auth_service.find_user(db, auth_service.ADMIN)
+        reason = "saved login revoked" if saved else "no saved login"
         _, secret = await auth_service.create_token(
-            db, admin, name=f"edgefleet up on {socket.gethostname()}", expires_at=None
+            db,
+            admin,
+            name=f"edgefleet up on {socket.gethostname()} ({reason})"[:128],
+            expires_at=None,
         )
+    _save_token(settings, secret)
     return secret
 
 

@@ -124,15 +124,25 @@ def users_create(
 
 @users.command("passwd")
 def users_passwd(
-    user: str,
+    user: str = typer.Argument("me", help="whose password (default: your own)"),
     password: str = typer.Option(
-        ..., "--password", prompt=True, hide_input=True, confirmation_prompt=True
+        ..., "--password", prompt="new password", hide_input=True, confirmation_prompt=True
+    ),
+    current_password: str | None = typer.Option(
+        None,
+        "--current-password",
+        help="your current password (asked for when you change your own)",
     ),
 ) -> None:
-    """Set a user's portal password."""
+    """Set a portal password: your own (needs the current one) or, for
+    administrators, another user's."""
     with config.client() as client:
-        client.set_password(user, password)
-    typer.echo(f"password of {user} set")
+        me = client.me()
+        own = user in ("me", me["id"], me["name"])
+        if own and current_password is None and me.get("has_password"):
+            current_password = typer.prompt("current password", hide_input=True)
+        client.set_password(me["name"] if user == "me" else user, password, current_password)
+    typer.echo(f"password of {me['name'] if user == 'me' else user} set")
 
 
 @users.command("rm")

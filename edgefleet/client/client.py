@@ -115,8 +115,14 @@ class Client:
         result: JSON = self.post("/users", {"name": name, "password": password, "admin": admin})
         return result
 
-    def set_password(self, user: str, password: str) -> None:
-        self.put(f"/users/{user}/password", {"password": password})
+    def set_password(self, user: str, password: str, current_password: str | None = None) -> None:
+        """Set a user's portal password. Your own needs ``current_password`` (the
+        server answers 403 when it is wrong); administrators reset others' without
+        it. The user's other portal sessions end."""
+        body = {"password": password}
+        if current_password is not None:
+            body["current_password"] = current_password
+        self.put(f"/users/{user}/password", body)
 
     def delete_user(self, user: str) -> None:
         self.delete(f"/users/{user}")

@@ -32,8 +32,8 @@ def uvicorn_config(
         ws_max_size=8 * 1024 * 1024,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips,  # whose X-Forwarded-* to believe
         timeout_graceful_shutdown=5,
         **extra,  # type: ignore[arg-type]
     )

@@ -46,6 +46,12 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         2 * 1024 * 1024, gt=0, description="largest JSON request body the API accepts"
     )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="comma-separated addresses or networks of reverse proxies (HAProxy, "
+        "nginx) whose X-Forwarded-For/-Proto headers are believed; '' trusts none, '*' "
+        "everyone (only when nothing else can reach the port)",
+    )
     tls_cert: Path | None = Field(None, description="serve HTTPS (and wss for agents)")
     tls_key: Path | None = Field(None, description="private key for --tls-cert")
     replica_id: str = Field(
@@ -79,6 +85,25 @@ class ServerSettings(BaseSettings):
             except DatabaseUrlError as exc:
                 raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: str) -> str:
+        import ipaddress
+
+        items = [part.strip() for part in value.split(",") if part.strip()]
+        if "*" in items:
+            return "*"
+        for item in items:
+            if item.startswith("unix:"):
+                continue
+            try:
+                ipaddress.ip_network(item)  # strict, as uvicorn reads it
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return ",".join(items)
 
     @field_validator("bus")
     @classmethod

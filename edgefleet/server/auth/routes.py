@@ -84,7 +84,10 @@ async def show_user(user: str, caller: CallerDep, db: Db) -> UserOut:
 
 @router.put("/users/{user}/password", status_code=204)
 async def set_password(user: str, body: PasswordIn, caller: CallerDep, db: Db) -> None:
-    await service.set_password(db, await _visible_user(db, caller, user), body.password)
+    """Your own password needs ``current_password`` (403 when wrong); administrators
+    reset others' without it. The user's other portal sessions end."""
+    target = await _visible_user(db, caller, caller.user_id if user == "me" else user)
+    await service.set_password(db, caller, target, body.password, body.current_password)
 
 
 @router.delete("/users/{user}", status_code=204)

@@ -13,6 +13,12 @@ class UserIn(Input):
 
 class PasswordIn(Input):
     password: str = Field(min_length=8, max_length=256)
+    current_password: str | None = Field(
+        None,
+        max_length=256,
+        description="your current password: needed to change your own (not for an "
+        "administrator resetting someone else's)",
+    )
 
 
 class UserOut(Output):

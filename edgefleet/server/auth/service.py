@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth import secrets
@@ -16,7 +16,7 @@ from edgefleet.server.auth.passwords import hash_password, verify_password
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.auth.tables import ApiToken, User
 from edgefleet.server.db.base import new_id, utcnow
-from edgefleet.server.errors import Conflict, Invalid, NotFound, Unauthorized
+from edgefleet.server.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from edgefleet.server.projects.tables import Membership, Project
 
 log = logging.getLogger(__name__)
@@ -194,9 +194,42 @@ async def create_user(db: AsyncSession, name: str, *, password: str | None, is_a
     return user
 
 
-async def set_password(db: AsyncSession, user: User, password: str) -> None:
-    user.password_hash = hash_password(password)
+async def set_password(
+    db: AsyncSession,
+    caller: Caller,
+    user: User,
+    password: str,
+    current_password: str | None,
+) -> int:
+    """Set ``user``'s password; answer how many portal sessions were ended.
+
+    Changing one's own password needs the current one (when there is one): a
+    token or session left open on a shared machine must not be enough to lock
+    its owner out. Administrators reset other users' passwords without it.
+    The user's portal sessions (and app-host cookies) other than the caller's
+    own end, so a thief signed in with the old password is thrown out; API
+    tokens are untouched (revoke them separately)."""
+    own = user.pk == caller.user_pk
+    if own and user.password_hash is not None:
+        if not current_password:
+            raise Invalid(
+                "changing your own password needs your current one", field="current_password"
+            )
+        if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
+            raise Forbidden("the current password is wrong", field="current_password")
+    user.password_hash = await asyncio.to_thread(hash_password, password)
+    ended = await db.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.user_pk == user.pk,
+            ApiToken.kind != "api",
+            ApiToken.revoked_at.is_(None),
+            ApiToken.id != (caller.token_id or "") if own else true(),
+        )
+        .values(revoked_at=utcnow())
+    )
     await db.commit()
+    return int(getattr(ended, "rowcount", 0) or 0)
 
 
 async def check_password(db: AsyncSession, name: str, password: str) -> User:

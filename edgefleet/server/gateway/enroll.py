@@ -43,6 +43,14 @@ def _default_name(facts: DeviceFacts) -> str:
     return (name or "device")[:50]
 
 
+def _label_clashes(key_labels: dict[str, str], agent_labels: dict[str, str]) -> list[str]:
+    """Labels the agent asks for that contradict its key's. The key was made by a
+    project member and says what the device is for (``tier=test``); the agent is run
+    by whoever holds the device, so it may add labels but never change the key's:
+    otherwise a volunteer could join prod jobs and receive their secrets."""
+    return sorted(k for k, v in agent_labels.items() if k in key_labels and key_labels[k] != v)
+
+
 @router.post("/agent/enroll", status_code=201, response_model=EnrollOut)
 async def enroll(body: EnrollIn, db: Db, ctx: Ctx) -> EnrollOut:
     try:
@@ -54,6 +62,17 @@ async def enroll(body: EnrollIn, db: Db, ctx: Ctx) -> EnrollOut:
     except ValueError as exc:
         raise Invalid(f"facts: {exc}", field="facts") from exc
     key = await keys.consume(db, body.provisioning_key)
+    clashes = _label_clashes(key.labels, agent_labels)
+    if clashes:
+        await db.rollback()  # gives the key's use back
+        first = clashes[0]
+        raise Invalid(
+            f"label {first!r} is set by the provisioning key to {key.labels[first]!r}; "
+            f"the agent asked for {agent_labels[first]!r}. Key labels cannot be overridden: "
+            "drop --label " + ", ".join(f"{k}=…" for k in clashes),
+            field=f"labels.{first}",
+            labels=clashes,
+        )
     project = await db.scalar(select(Project).where(Project.pk == key.project_pk))
     assert project is not None
     if body.name is not None:
@@ -75,7 +94,7 @@ async def enroll(body: EnrollIn, db: Db, ctx: Ctx) -> EnrollOut:
         id=new_id("d"),
         project_pk=project.pk,
         name=name,
-        labels={**key.labels, **agent_labels},
+        labels={**agent_labels, **key.labels},  # the key's labels win
         meta={},
         facts=facts.model_dump(mode="json"),
         agent_version=facts.agent_version,
