@@ -47,9 +47,19 @@ class Finding:
     key: str
     line: int | None
     message: str
+    column: int | None = None
+    """Only where it says more than the line: YAML syntax errors."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "key": self.key, "line": self.line, "message": self.message}
+        out: dict[str, Any] = {
+            "level": self.level,
+            "key": self.key,
+            "line": self.line,
+            "message": self.message,
+        }
+        if self.column is not None:
+            out["column"] = self.column
+        return out
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}" if self.key else self.message
