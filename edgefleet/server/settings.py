@@ -68,6 +68,12 @@ class ServerSettings(BaseSettings):
         "replica the same one",
     )
     log_level: str = Field("info", description="debug, info, warning, error")
+    data_record_max_bytes: int = Field(
+        256 * 1024, gt=0, description="largest collected record the server stores (bytes)"
+    )
+    data_record_max_depth: int = Field(
+        64, gt=0, le=500, description="deepest nesting of a collected record's JSON"
+    )
     test_fed_transcript: bool = Field(
         False,
         description="TEST AID, not for production: append every relayed federated message "

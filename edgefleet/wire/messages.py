@@ -150,13 +150,16 @@ class DataBatch(Message):
 class DataAck(Message):
     """server -> agent: the batch is committed (``ok``), or failed for now
     (``error``: the agent retries). ``discarded`` names jobs whose records the
-    server will never take (job deleted, not this device's): the agent drops them."""
+    server will never take (job deleted, not this device's): the agent drops them.
+    ``rejected`` names single records (``job/stream/seq``) the server refused as
+    invalid; the rest of the batch is stored, and the agent drops those too."""
 
     type: Literal["data_ack"] = "data_ack"
     batch: int
     ok: bool = True
     error: str | None = None
     discarded: dict[str, str] = Field(default_factory=dict)
+    rejected: dict[str, str] = Field(default_factory=dict)
 
 
 class StreamBacklog(BaseModel):

@@ -120,6 +120,8 @@ class Uploader:
             return False
         for job, why in ack.discarded.items():
             log.warning("server discards the buffered records of job %s: %s", job, why)
+        for where, why in list(ack.rejected.items())[:10]:
+            log.warning("server rejected record %s: %s", where, why)
         await self.service.call(self.service.buffer.acknowledge, rows, set(ack.discarded))
         self._delay = 0.0
         return True

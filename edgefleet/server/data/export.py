@@ -8,6 +8,14 @@ per top-level key of the records (a key that clashes with those gets a
 ``record.`` prefix). The columns are found by a first pass over the matching
 records; Parquet types a column int64, float64, bool or string from what it
 holds (objects and arrays are JSON text).
+
+Every record is read back through :func:`records.decode` and written by the
+encoder of its format, never copied from the stored text. CSV cells that a
+spreadsheet would run as a formula (OWASP's list: a leading ``=``, ``+``,
+``-``, ``@``, tab or carriage return) get a leading ``'``, in the header too:
+record keys and ids come from workloads. Numbers stay numbers — a JSON number
+is written as is; only strings are neutralized, so the *string* ``"-1"``
+becomes ``'-1`` while the number ``-1`` stays ``-1``.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from edgefleet.server.data import query
+from edgefleet.server.data import query, records
 from edgefleet.server.data.query import Filters
 from edgefleet.server.schemas import _iso
 
@@ -49,7 +57,9 @@ async def _pages(sessions: Sessions, filters: Filters) -> AsyncIterator[list[Any
 
 async def jsonl(sessions: Sessions, filters: Filters) -> AsyncIterator[bytes]:
     async for page in _pages(sessions, filters):
-        yield b"\n".join(query.line(r) for r in page) + b"\n"
+        lines = [x for x in (records.line(r) for r in page) if x is not None]
+        if lines:
+            yield b"\n".join(lines) + b"\n"
 
 
 def _kind(value: Any) -> str:
@@ -74,7 +84,7 @@ async def _columns(sessions: Sessions, filters: Filters) -> dict[str, str]:
     kinds: dict[str, str] = {}
     async for page in _pages(sessions, filters):
         for row in page:
-            for key, value in json.loads(row.payload).items():
+            for key, value in (records.decode(row.payload) or {}).items():
                 kind = _kind(value)
                 have = kinds.get(key)
                 if have is None or have == "null":
@@ -88,9 +98,21 @@ def _names(keys: dict[str, str]) -> dict[str, str]:
     return {k: f"record.{k}" if k in FIXED else k for k in keys}
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(text: str) -> str:
+    """A string a spreadsheet will show as text, not evaluate (OWASP CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _cell(value: Any) -> Any:
+    """A CSV cell: numbers and booleans as they are, strings neutralized, objects
+    and arrays as compact JSON (which starts with ``{`` or ``[``, never a formula)."""
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, str):
+        return neutralize(value)
     return value
 
 
@@ -99,20 +121,22 @@ async def csv_rows(sessions: Sessions, filters: Filters) -> AsyncIterator[bytes]
     names = _names(keys)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*FIXED, *names.values()])
+    writer.writerow([*FIXED, *(neutralize(n) for n in names.values())])
     yield out.getvalue().encode()
     async for page in _pages(sessions, filters):
         out.seek(0)
         out.truncate()
         for row in page:
-            record = json.loads(row.payload)
+            record = records.decode(row.payload)
+            if record is None:
+                continue
             writer.writerow(
                 [
-                    row.device_id,
-                    row.stream,
+                    neutralize(row.device_id),
+                    neutralize(row.stream),
                     row.seq,
                     _iso(row.time),
-                    row.record_id or "",
+                    neutralize(row.record_id or ""),
                     *(_cell(record.get(k, "")) for k in keys),
                 ]
             )
@@ -166,7 +190,9 @@ async def parquet(sessions: Sessions, filters: Filters) -> AsyncIterator[bytes]:
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
     try:
         async for page in _pages(sessions, filters):
-            records = [json.loads(r.payload) for r in page]
+            pairs = [(r, records.decode(r.payload)) for r in page]
+            page = [r for r, rec in pairs if rec is not None]
+            decoded = [rec for _, rec in pairs if rec is not None]
             columns: list[list[Any]] = [
                 [r.device_id for r in page],
                 [r.stream for r in page],
@@ -175,7 +201,7 @@ async def parquet(sessions: Sessions, filters: Filters) -> AsyncIterator[bytes]:
                 [r.record_id for r in page],
             ]
             for key, kind in keys.items():
-                values = [rec.get(key) for rec in records]
+                values = [rec.get(key) for rec in decoded]
                 if kind in ("json", "string"):
                     values = [
                         v if v is None or isinstance(v, str) else json.dumps(v) for v in values

@@ -10,6 +10,13 @@ task, so a slow database never stalls the agent's connection (heartbeats).
 A device may write only for jobs it has (had) a ``job_devices`` row for;
 records of other jobs are *discarded* (the ack says so, and the agent drops
 them) so they never block its queue.
+
+Nothing in a batch but the connection says who sent it: rows get the device
+id of the authenticated session, and every record is checked and re-encoded
+(:mod:`edgefleet.server.data.records`). A record that fails is *rejected*
+alone — the rest of its batch is stored and acknowledged, the ack names the
+rejected ones with the reason, and a ``data.rejected`` event records it — so
+a bad record can neither wedge the agent's uploader nor forge another's data.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.context import ServerContext
 from edgefleet.server.data.objects import ObjectStoreError, open_store
+from edgefleet.server.data.records import RecordError
+from edgefleet.server.data.records import check as records_check
 from edgefleet.server.data.tables import DataFile, DataRecordRow, DataStream
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.db.upsert import insert_for
@@ -107,8 +116,8 @@ class Ingest:
     async def _answer(self, session: AgentSession, batch: DataBatch) -> None:
         begin = time.perf_counter()
         try:
-            refused = await self.store(session, batch.records)
-            ack = DataAck(batch=batch.batch, discarded=refused)
+            refused, rejected = await self.store(session, batch.records)
+            ack = DataAck(batch=batch.batch, discarded=refused, rejected=rejected)
             log.debug(
                 "stored batch %d of %d records from %s in %.0f ms",
                 batch.batch,
@@ -122,17 +131,34 @@ class Ingest:
         with contextlib.suppress(Exception):
             await session.send(ack)
 
-    async def store(self, session: AgentSession, records: list[DataRecord]) -> dict[str, str]:
-        """Insert what is new, update the counters, commit. Returns refused jobs."""
+    async def store(
+        self, session: AgentSession, records: list[DataRecord]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Insert what is new, update the counters, commit. Returns the refused
+        jobs, and the rejected records (``job/stream/seq`` -> why)."""
         device_id = session.device.id
+        limits = self.ctx.settings
         async with self.ctx.session() as db:
             allowed, refused = await _jobs_of(db, session, {r.job for r in records})
             now = utcnow()
             rows: list[dict[str, Any]] = []
             sizes: dict[tuple[int, str, int], int] = {}
+            rejected: dict[str, str] = {}
+            bad: dict[str, list[str]] = {}
             for r in records:
                 job = allowed.get(r.job)
                 if job is None:
+                    continue
+                try:
+                    payload = records_check(
+                        r,
+                        max_bytes=limits.data_record_max_bytes,
+                        max_depth=limits.data_record_max_depth,
+                    )
+                except RecordError as exc:
+                    where = f"{r.job}/{r.stream[:64]}/{r.seq}"
+                    rejected[where] = str(exc)
+                    bad.setdefault(r.job, []).append(f"{where}: {exc}")
                     continue
                 rows.append(
                     {
@@ -143,10 +169,10 @@ class Ingest:
                         "time": _when(r.time),
                         "received_at": now,
                         "record_id": r.id,
-                        "payload": r.record,
+                        "payload": payload,
                     }
                 )
-                sizes[(job.pk, r.stream, r.seq)] = len(r.record.encode())
+                sizes[(job.pk, r.stream, r.seq)] = len(payload.encode())
             counts: dict[tuple[int, str], dict[str, Any]] = {}
             # Core table (not the ORM class) and unordered RETURNING, so SQLAlchemy
             # sends the rows in a few multi-row statements instead of one per row.
@@ -189,7 +215,27 @@ class Ingest:
                     )
                 )
             await db.commit()
-        return refused
+        for job_id, reasons in bad.items():
+            self._rejected(session, allowed[job_id], reasons)
+        return refused, rejected
+
+    def _rejected(self, session: AgentSession, job: Job, reasons: list[str]) -> None:
+        log.warning(
+            "rejected %d records of job %s from device %s: %s",
+            len(reasons),
+            job.id,
+            session.device.id,
+            reasons[0],
+        )
+        self.ctx.events.record(
+            "data.rejected",
+            job.project_pk,
+            f"device {session.device.name} sent {len(reasons)} record(s) of job {job.id} "
+            f"the server will not store: {reasons[0]}",
+            device_id=session.device.id,
+            job_id=job.id,
+            data={"rejected": len(reasons), "reasons": reasons[:10]},
+        )
 
     # -- backlog reports ------------------------------------------------------------------
 

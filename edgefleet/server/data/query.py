@@ -8,7 +8,6 @@ agent sends its oldest records first and one batch at a time), with the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,6 @@ from edgefleet.server.data.tables import DataFile, DataRecordRow, DataStream
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import NotFound
 from edgefleet.server.jobs.tables import Job
-from edgefleet.server.schemas import _iso
 
 
 @dataclass
@@ -75,21 +73,6 @@ async def rows(db: AsyncSession, filters: Filters, after: int, limit: int) -> li
 
 async def count(db: AsyncSession, filters: Filters) -> int:
     return int(await db.scalar(filters.apply(select(func.count(DataRecordRow.pk)))) or 0)
-
-
-def line(row: Any) -> bytes:
-    """One record as a JSON object, the payload spliced in as stored (no re-encoding)."""
-    head = json.dumps(
-        {
-            "device": row.device_id,
-            "stream": row.stream,
-            "seq": row.seq,
-            "time": _iso(row.time),
-            "id": row.record_id,
-        }
-    )
-    payload: str = row.payload
-    return (head[:-1] + ', "record": ' + payload + "}").encode()
 
 
 async def summary(db: AsyncSession, job: Job) -> list[dict[str, Any]]:

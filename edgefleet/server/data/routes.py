@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from edgefleet.server.data import export, query
+from edgefleet.server.data import export, query, records
 from edgefleet.server.data.objects import ObjectStoreError, open_store
 from edgefleet.server.data.schemas import FileOut, RecordPage, StreamSummary, Summary
 from edgefleet.server.data.tables import DataFile
@@ -60,7 +60,8 @@ async def job_data(
     if format == "json":
         rows = await query.rows(db, filters, page.after, page.limit + 1)
         cursor = next_cursor([r.pk for r in rows], page.limit)
-        body = b'{"items": [' + b", ".join(query.line(r) for r in rows[: page.limit])
+        lines = (records.line(r) for r in rows[: page.limit])
+        body = b'{"items": [' + b", ".join(x for x in lines if x is not None)
         body += b'], "next": ' + json.dumps(cursor).encode() + b"}"
         return Response(body, media_type="application/json")
     total = await query.count(db, filters)

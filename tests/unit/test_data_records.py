@@ -1,0 +1,90 @@
+"""What the server stores of an uploaded record, and how it writes it out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from edgefleet.server.data.records import RecordError, canonical, check, decode, line
+from edgefleet.wire.messages import DataRecord
+
+LIMITS = {"max_bytes": 1024, "max_depth": 8}
+
+
+def record(text: str, **fields: object) -> DataRecord:
+    base: dict[str, object] = {"job": "j1", "stream": "s", "seq": 1, "time": 1.7e9, "record": text}
+    base.update(fields)
+    return DataRecord.model_validate(base)
+
+
+def test_a_valid_object_is_stored_as_the_servers_own_encoding() -> None:
+    assert check(record('{ "b" : 1, "a": "x" }'), **LIMITS) == '{"b":1,"a":"x"}'
+    # Duplicate keys collapse to one: no reader can see another value than ours.
+    assert canonical('{"device": "d1", "device": "d2"}', **LIMITS) == '{"device":"d2"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"a": 1}, "device": "other"', "not valid JSON"),
+        ('{"a": 1}}\n{"device": "other", "record": {}}', "not valid JSON"),
+        ("[1, 2]", "must be a JSON object, not an array"),
+        ('"text"', "must be a JSON object, not str"),
+        ('{"a": NaN}', "NaN is not valid JSON"),
+        ('{"a": "\\ud800"}', "lone surrogate"),
+        ('{"a": "' + "x" * 2000 + '"}', "over 1024 bytes"),
+        ('{"a":' * 20 + "1" + "}" * 20, "nests deeper than 8"),
+        ("[" * 100_000 + "]" * 100_000, "over 1024 bytes"),
+    ],
+)
+def test_bad_records_are_refused_with_the_reason(text: str, why: str) -> None:
+    with pytest.raises(RecordError, match=why.replace("(", r"\(")):
+        check(record(text), **LIMITS)
+
+
+def test_deep_nesting_within_the_size_limit_is_refused_not_a_crash() -> None:
+    with pytest.raises(RecordError, match="nests deeper"):
+        canonical("[" * 5000 + "]" * 5000, max_bytes=100_000, max_depth=64)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"stream": "a/b"}, "stream name"),
+        ({"stream": "x" * 64}, "stream name"),
+        ({"seq": 0}, "seq 0 is out of range"),
+        ({"time": float("nan")}, "not a time"),
+        ({"time": 1e300}, "not a time"),
+        ({"id": "x" * 129}, "1 to 128 characters"),
+        ({"id": "a\x00b"}, "NUL"),
+    ],
+)
+def test_bad_fields_are_refused(fields: dict[str, object], why: str) -> None:
+    with pytest.raises(RecordError, match=why):
+        check(record('{"a": 1}', **fields), **LIMITS)
+
+
+@dataclass
+class Row:
+    device_id: str
+    stream: str
+    seq: int
+    time: datetime
+    record_id: str | None
+    payload: str
+
+
+def test_output_is_re_encoded_from_the_parsed_value() -> None:
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    # A row stored before ingest checked records: spliced text must not pass.
+    forged = Row("d1", "s", 1, when, None, '{"a":1}, "device": "d2"')
+    assert line(forged) is None and decode(forged.payload) is None
+    nasty = Row("d1", "s", 2, when, "r", '{"device":"d2","x":"a\\n{\\"device\\":\\"d2\\"}"}')
+    out = line(nasty)
+    assert out is not None and b"\n" not in out
+    parsed = json.loads(out)
+    assert parsed["device"] == "d1" and parsed["seq"] == 2
+    assert parsed["record"] == {"device": "d2", "x": 'a\n{"device":"d2"}'}
