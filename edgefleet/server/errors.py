@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -109,10 +110,47 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(messages)
 
 
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """What every 4xx/5xx answers. ``detail`` is a string, or FastAPI's list of
+    validation errors when the request did not match its declared model."""
+
+    detail: str | list[dict[str, Any]]
+    message: str | None = None
+    error: ErrorInfo
+
+
+def _document_error_shape(app: FastAPI) -> None:
+    """FastAPI documents a 422 as its own ``HTTPValidationError`` (``detail``: a
+    list), but our handlers answer :class:`ErrorResponse`; generated clients and
+    schema checks must read the shape the server really sends."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            body = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas["HTTPValidationError"] = body
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_handlers(app: FastAPI) -> None:
+    _document_error_shape(app)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 429 and "retry_after" in exc.extra:
+            headers = {"Retry-After": str(exc.extra["retry_after"])}
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
