@@ -237,13 +237,38 @@ def port_forward_command(
         raise fail("ports: LOCAL:PORT (job service) or LOCAL:HOST:PORT (device)") from None
     with config.client() as client:
         url = client.websocket_url(path, **params)
+        check_url = client.websocket_url(path, **params, check="true")
         token = client.token
+    refused = _refusal(check_url, token)
+    if refused is not None:
+        raise fail(refused)
     try:
         asyncio.run(_forward(address, local, url, token, where))
     except KeyboardInterrupt:
         return
     except OSError as exc:
         raise fail(f"cannot listen on {address}:{local}: {exc}") from exc
+
+
+def _refusal(url: str, token: str | None) -> str | None:
+    """Ask the server whether this forward is allowed before listening (it opens
+    nothing on the device), so a refusal is an error now, not at first use."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with connect(url, additional_headers=headers, open_timeout=30) as ws:
+            ws.recv(timeout=30)
+    except ConnectionClosed as exc:
+        if exc.rcvd is not None and exc.rcvd.code >= 4000:
+            return exc.rcvd.reason or f"refused (code {exc.rcvd.code})"
+        return None
+    except InvalidStatus as exc:
+        return f"the server refused the forward (HTTP {exc.response.status_code})"
+    except (OSError, InvalidURI, TimeoutError) as exc:
+        return f"cannot reach the server: {exc}"
+    return None
 
 
 async def _forward(address: str, local: int, url: str, token: str | None, where: str) -> None:

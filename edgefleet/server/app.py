@@ -221,6 +221,7 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         exempt=("/proxy/", f"{API}/agent/data", "/portal/static"),
     )
-    if settings.apps_domain:
-        app.add_middleware(HostRouter, domain=settings.apps_domain)
+    apps_domain = settings.resolved_apps_domain()
+    if apps_domain:
+        app.add_middleware(HostRouter, domain=apps_domain)
     return app

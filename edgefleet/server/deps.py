@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from edgefleet.server.auth import secrets
 from edgefleet.server.auth import service as auth_service
@@ -17,6 +18,10 @@ from edgefleet.server.errors import Forbidden, Unauthorized
 from edgefleet.server.pagination import PageParams, page_params
 
 SESSION_COOKIE = "edgefleet_session"
+SECURE_SESSION_COOKIE = "__Host-edgefleet_session"
+"""Over https the portal's cookie carries the ``__Host-`` prefix: the browser then
+keeps it host-only, Secure and Path=/, so no other host (an app on a sibling
+name) can set a cookie of that name that the portal would read."""
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -37,6 +42,21 @@ async def get_db(ctx: Ctx) -> AsyncIterator[AsyncSession]:
 Db = Annotated[AsyncSession, Depends(get_db)]
 
 
+def session_cookie_name(secure: bool) -> str:
+    """The portal session cookie's name on an https (``__Host-``) or http origin."""
+    return SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
+
+
+def is_secure(conn: HTTPConnection) -> bool:
+    return conn.url.scheme in ("https", "wss")
+
+
+def session_secret(conn: HTTPConnection) -> str | None:
+    """The portal session from the cookie of the right name. Over https only the
+    ``__Host-`` one counts: a plain-named cookie there may come from a sibling host."""
+    return conn.cookies.get(session_cookie_name(is_secure(conn))) or None
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -49,7 +69,7 @@ async def current_caller(request: Request, db: Db) -> Caller:
     token = bearer_token(request)
     if token is not None:
         return await auth_service.authenticate(db, token)
-    session_id = request.cookies.get(SESSION_COOKIE)
+    session_id = session_secret(request)
     if session_id:
         caller = await auth_service.authenticate_session(db, session_id)
         if caller is not None:
@@ -89,7 +109,7 @@ async def websocket_caller(websocket: WebSocket, db: AsyncSession) -> Caller | N
     try:
         if scheme.lower() == "bearer" and value.strip():
             return await auth_service.authenticate(db, value.strip())
-        session_id = websocket.cookies.get(SESSION_COOKIE)
+        session_id = session_secret(websocket)
         if session_id:
             caller = await auth_service.authenticate_session(db, session_id)
             if caller is not None:

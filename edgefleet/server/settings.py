@@ -37,7 +37,10 @@ class ServerSettings(BaseSettings):
         None, description="URL users and agents reach this server at (for printed commands)"
     )
     apps_domain: str | None = Field(
-        None, description="serve apps at <job>-<device>-<service>-<port>.<domain> too"
+        None,
+        description="serve apps on their own origin, <job>-<device>-<service>-<port>.<domain> "
+        "(default: 'localhost' when the server is reached on loopback; 'off': path mode only, "
+        "sandboxed)",
     )
     heartbeat_interval: float = Field(10.0, gt=0, description="seconds between agent heartbeats")
     offline_after_heartbeats: float = Field(
@@ -121,6 +124,26 @@ class ServerSettings(BaseSettings):
     @property
     def offline_after(self) -> float:
         return self.heartbeat_interval * self.offline_after_heartbeats
+
+    def resolved_apps_domain(self) -> str | None:
+        """The domain apps are served under, so no app shares the portal's origin.
+
+        Unset, and with the server reached on loopback (``make run``), apps live
+        at ``http://<label>.localhost:<port>/``: browsers resolve ``*.localhost``
+        to loopback, so this needs no DNS. Elsewhere a wildcard DNS name is the
+        operator's to give; without one, path mode serves apps sandboxed.
+        """
+        value = (self.apps_domain or "").strip().strip(".").lower()
+        if value == "off" or (self.apps_domain is not None and not value):
+            return None
+        if value:
+            return value
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.public_url).hostname or "") if self.public_url else self.host
+        host = host.lower()
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        return "localhost" if loopback else None
 
     def resolved_public_url(self) -> str:
         if self.public_url:

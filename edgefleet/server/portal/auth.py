@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from edgefleet.server.auth import secrets
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.tables import User
-from edgefleet.server.deps import SESSION_COOKIE, Ctx, Db
+from edgefleet.server.deps import Ctx, Db, is_secure, session_cookie_name, session_secret
 from edgefleet.server.errors import Unauthorized
 from edgefleet.server.portal.web import (
     CheckedForm,
@@ -63,7 +63,7 @@ def _login_page(
 
 @router.get("/login")
 async def login_form(request: Request, ctx: Ctx, db: Db, next: str = "/") -> Response:
-    secret = request.cookies.get(SESSION_COOKIE)
+    secret = session_secret(request)
     if secret and await auth_service.authenticate_session(db, secret) is not None:
         return redirect(safe_next(next))
     return _login_page(request, ctx, safe_next(next))
@@ -91,7 +91,7 @@ async def login(request: Request, ctx: Ctx, db: Db) -> Response:
     session = await auth_service.create_session(db, user)
     response = redirect(next_url)
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie_name(_secure(request, ctx)),
         session,
         max_age=int(auth_service.SESSION_TTL.total_seconds()),
         httponly=True,
@@ -104,8 +104,10 @@ async def login(request: Request, ctx: Ctx, db: Db) -> Response:
 
 
 @router.post("/logout")
-async def logout(viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
+async def logout(request: Request, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
     await auth_service.revoke_secret(db, viewer.session)
     response = redirect("/login")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(
+        session_cookie_name(is_secure(request)), path="/", secure=is_secure(request)
+    )
     return response

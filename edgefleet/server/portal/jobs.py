@@ -5,6 +5,7 @@ link to every service port through the app proxy."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,8 @@ from edgefleet.server.portal.web import (
     render,
 )
 from edgefleet.server.projects import service as projects
+from edgefleet.server.proxy import origins
+from edgefleet.server.settings import ServerSettings
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
@@ -199,7 +202,7 @@ async def create_job(
     return redirect(f"/jobs/{job.id}")
 
 
-async def _job(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
+async def _job(db: Db, viewer: Viewer, ref: str, settings: ServerSettings) -> dict[str, Any]:
     found = await jobs.find(db, viewer.caller, ref)
     out = await jobs.output(db, found)
     services = (found.resolved or {}).get("services", {})
@@ -212,6 +215,8 @@ async def _job(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
         "job": out,
         "versions": [v.version for v in reversed(await applications.versions(db, app))],
         "ports": ports,
+        # "Open" links go to the app's own origin, never a page on the portal's
+        "app_url": functools.partial(origins.app_url, settings, found.id),
         "can_manage": viewer.can(found.project_pk, Permission.MANAGE_APPS),
         "active": out.state not in jobs.TERMINAL,
         "error": "",
@@ -219,13 +224,13 @@ async def _job(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job}")
-async def job_page(request: Request, job: str, viewer: ViewerDep, db: Db) -> Response:
-    return render(request, "job.html", await _job(db, viewer, job))
+async def job_page(request: Request, job: str, viewer: ViewerDep, db: Db, ctx: Ctx) -> Response:
+    return render(request, "job.html", await _job(db, viewer, job, ctx.settings))
 
 
 @router.get("/portal/fragments/jobs/{job}")
-async def job_grid(request: Request, job: str, viewer: ViewerDep, db: Db) -> Response:
-    return render(request, "fragments/job_grid.html", await _job(db, viewer, job))
+async def job_grid(request: Request, job: str, viewer: ViewerDep, db: Db, ctx: Ctx) -> Response:
+    return render(request, "fragments/job_grid.html", await _job(db, viewer, job, ctx.settings))
 
 
 @router.post("/jobs/{job}/cancel")
@@ -247,7 +252,7 @@ async def roll_job(
         body = build(JobPatch, version=field(form, "version"))
         await jobs.patch(ctx, db, viewer.caller, found, body)
     except ApiError as exc:
-        context = await _job(db, viewer, job)
+        context = await _job(db, viewer, job, ctx.settings)
         context["error"] = exc.message
         return render(request, "job.html", context)
     return redirect(f"/jobs/{found.id}")

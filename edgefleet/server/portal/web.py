@@ -39,7 +39,7 @@ from edgefleet.server.auth import secrets
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
-from edgefleet.server.deps import CSRF_HEADER, SESSION_COOKIE, Db
+from edgefleet.server.deps import CSRF_HEADER, Db, session_secret
 from edgefleet.server.errors import ApiError, Forbidden, Invalid, validation_message
 
 HERE = Path(__file__).parent
@@ -89,7 +89,7 @@ class Viewer:
 
 
 async def get_viewer(request: Request, db: Db) -> Viewer:
-    secret = request.cookies.get(SESSION_COOKIE)
+    secret = session_secret(request)
     if secret:
         caller = await auth_service.authenticate_session(db, secret)
         if caller is not None:

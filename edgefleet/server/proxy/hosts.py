@@ -11,6 +11,10 @@ host's ``/proxy-auth``, which checks the portal session and redirects back to
 ``/__edgefleet/auth`` on the app host with a short-lived app-scoped token,
 which becomes a host-only, HttpOnly cookie. The token is good for that one
 route and nothing else, and is stripped before the request reaches the app.
+
+With no ``--apps-domain`` and a server reached on loopback, the domain is
+``localhost`` (``settings.resolved_apps_domain``): ``make run`` gives every app
+an origin of its own with no DNS set-up.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from starlette.websockets import WebSocket
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
-from edgefleet.server.deps import SESSION_COOKIE, bearer_token
+from edgefleet.server.deps import bearer_token, session_secret
 from edgefleet.server.errors import ApiError, NotFound, Unauthorized
 from edgefleet.server.proxy.routes import APP_COOKIE, Route, serve_http, serve_websocket
 from edgefleet.server.remote import targets
@@ -114,7 +118,7 @@ async def proxy_auth(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
     host = request.query_params.get("host", "")
     next_path = request.query_params.get("next", "/")
-    domain = ctx.settings.apps_domain
+    domain = ctx.settings.resolved_apps_domain()
     route = parse_host(host, domain) if domain else None
     if route is None:
         return JSONResponse(NotFound("not an app host of this server").body(), status_code=404)
@@ -123,16 +127,16 @@ async def proxy_auth(request: Request) -> Response:
         token = bearer_token(request)
         if token is not None:
             caller = await auth_service.authenticate(db, token)
-        elif request.cookies.get(SESSION_COOKIE):
-            caller = await auth_service.authenticate_session(db, request.cookies[SESSION_COOKIE])
+        elif secret := session_secret(request):
+            caller = await auth_service.authenticate_session(db, secret)
         if caller is None:
             here = f"/proxy-auth?host={quote(host, safe='')}&next={quote(next_path, safe='')}"
             if "text/html" in request.headers.get("accept", ""):
                 return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=302)
             return JSONResponse(Unauthorized("sign in first").body(), status_code=401)
         try:
-            await targets.workload(
-                db, caller, route.job, route.device, route.service, Permission.READ
+            await targets.service_port(
+                db, caller, route.job, route.device, route.service, route.port, Permission.READ
             )
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)

@@ -34,6 +34,35 @@ HOP_BY_HOP = {
 }
 RESPONSE_TIMEOUT = 120.0
 
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+"""Added to every response served on the portal's origin (path mode): the page
+runs in an opaque origin (no ``allow-same-origin``), so its script can neither
+read the portal nor send requests that carry the portal's cookies."""
+
+PORTAL_ORIGIN_DROPPED = {
+    "set-cookie",
+    "set-cookie2",
+    "clear-site-data",
+    "service-worker-allowed",
+    "strict-transport-security",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-headers",
+    "access-control-allow-methods",
+    "access-control-allow-private-network",
+    "access-control-expose-headers",
+    "access-control-max-age",
+}
+"""Headers an app may not send on the portal's origin: they would set or clear
+the portal's cookies and storage, or open it to other origins."""
+
+APP_HOST_DROPPED = {"set-cookie2", "clear-site-data"}
+"""On an app's own host: ``Clear-Site-Data: "cookies"`` reaches the whole site."""
+
+RESERVED_COOKIE = "edgefleet_"
+"""Cookies named like edgefleet's own (``edgefleet_session``, ``__Host-edgefleet_…``)
+are never set by an app, whatever its host."""
+
 
 WEBSOCKET_OWN = {
     "sec-websocket-key",
@@ -136,6 +165,48 @@ def _rewrite_location(value: str, prefix: str) -> str:
     return value
 
 
+def response_headers_for(
+    headers: Iterable[tuple[str, str]], prefix: str, *, portal_origin: bool
+) -> list[tuple[str, str]]:
+    """The app's response headers as the browser may see them.
+
+    On the portal's origin: no cookies, no storage clearing, no CORS grants, and
+    a ``sandbox`` CSP so the page's script runs in an opaque origin. On an app's
+    own host: its cookies pass, except those with a ``Domain`` (which could cover
+    the portal's host) or an edgefleet cookie's name.
+    """
+    kept: list[tuple[str, str]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP - {"content-length"}:
+            continue
+        if portal_origin and lower in PORTAL_ORIGIN_DROPPED:
+            continue
+        if not portal_origin and lower in APP_HOST_DROPPED:
+            continue
+        if lower == "set-cookie" and not app_cookie_allowed(value):
+            continue
+        if lower == "location":
+            value = _rewrite_location(value, prefix)
+        kept.append((name, value))
+    if portal_origin:
+        kept.append(("Content-Security-Policy", SANDBOX))
+    return kept
+
+
+def app_cookie_allowed(set_cookie: str) -> bool:
+    """A ``Set-Cookie`` an app on its own host may send: host-only, not edgefleet's."""
+    pair, _, attributes = set_cookie.partition(";")
+    name = pair.split("=", 1)[0].strip().lower()
+    if name.startswith(("__host-", "__secure-")):
+        name = name.split("-", 1)[1]
+    if name.startswith(RESERVED_COOKIE):
+        return False
+    return not any(
+        part.split("=", 1)[0].strip().lower() == "domain" for part in attributes.split(";")
+    )
+
+
 async def forward(
     request: Request,
     stream: Stream,
@@ -144,7 +215,10 @@ async def forward(
     *,
     strip_cookies: set[str],
     strip_authorization: bool,
+    portal_origin: bool,
 ) -> Response:
+    """Relay one request; ``portal_origin`` when it is served on the portal's
+    own host (path mode), which sandboxes the answer (:func:`response_headers_for`)."""
     conn = h11.Connection(h11.CLIENT)
     headers = request_headers(
         request, prefix, strip_cookies=strip_cookies, strip_authorization=strip_authorization
@@ -191,14 +265,11 @@ async def forward(
         await stream.reset("bad response")
         raise BadGateway("the app closed the connection without answering")
 
-    response_headers: list[tuple[str, str]] = []
-    for raw_name, raw_value in event.headers:
-        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-        if name.lower() in HOP_BY_HOP - {"content-length"}:
-            continue
-        if name.lower() == "location":
-            value = _rewrite_location(value, prefix)
-        response_headers.append((name, value))
+    response_headers = response_headers_for(
+        [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers],
+        prefix,
+        portal_origin=portal_origin,
+    )
 
     async def body() -> AsyncIterator[bytes]:
         try:

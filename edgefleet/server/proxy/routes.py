@@ -1,7 +1,15 @@
 """``/proxy/<job>/<device>/<service>/<port>/…``: authorize, open a ``tcp``
 stream to the service through its device's agent, then speak HTTP or
-WebSocket over it. Only members of the job's project get through; their
-edgefleet credentials (bearer token, session cookies) are never forwarded."""
+WebSocket over it. Only members of the job's project get through, and only to
+a port the service declares; their edgefleet credentials (bearer token,
+session cookies) are never forwarded.
+
+Origins (see :mod:`origins`): on the portal's host, a browser (a request with
+the portal's cookie, not a bearer token) asking for a page is redirected to the
+app's own host when there is one; whatever path mode still serves is
+sandboxed (:func:`http.response_headers_for`). Bearer clients keep path mode
+unchanged: they carry no ambient credential a page could borrow. WebSockets
+authenticated by a cookie must come from the app's own origin."""
 
 from __future__ import annotations
 
@@ -9,30 +17,39 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
-from edgefleet.server.deps import SESSION_COOKIE, bearer_token
+from edgefleet.server.deps import (
+    SECURE_SESSION_COOKIE,
+    SESSION_COOKIE,
+    bearer_token,
+    session_secret,
+)
 from edgefleet.server.errors import (
     ApiError,
     BadGateway,
+    Forbidden,
     GatewayTimeout,
     Invalid,
     Unauthorized,
     Unavailable,
 )
 from edgefleet.server.proxy import http as proxy_http
+from edgefleet.server.proxy import origins
 from edgefleet.server.proxy import websocket as proxy_ws
 from edgefleet.server.remote import targets
+from edgefleet.server.remote.targets import WorkloadTarget
 from edgefleet.wire.mux import Stream
 
 router = APIRouter(include_in_schema=False)
 
 APP_COOKIE = "edgefleet_app"
-STRIP_COOKIES = {SESSION_COOKIE, APP_COOKIE}
+STRIP_COOKIES = {SESSION_COOKIE, SECURE_SESSION_COOKIE, APP_COOKIE}
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -49,24 +66,31 @@ class Route:
     def app_scope(self) -> str:
         return f"app:{self.job}-{self.device}-{self.service}-{self.port}"
 
+    @property
+    def portal_origin(self) -> bool:
+        """Path mode is served on the portal's own host."""
+        return bool(self.prefix)
+
 
 async def authenticate(
-    ctx: ServerContext, headers: dict[str, str], cookies: dict[str, str], route: Route
+    ctx: ServerContext, conn: HTTPConnection, route: Route
 ) -> tuple[Caller, bool]:
-    """(caller, used_bearer). Bearer token, portal session cookie, or the
-    app-host cookie minted for exactly this route."""
+    """(caller, used_bearer). Bearer token, portal session cookie (path mode), or
+    the app-host cookie minted for exactly this route."""
     async with ctx.session() as db:
-        token = bearer_token_from(headers)
+        token = bearer_token_from(dict(conn.headers))
         if token is not None:
             return await auth_service.authenticate(db, token), True
-        for name in (SESSION_COOKIE, APP_COOKIE):
-            secret = cookies.get(name)
-            if secret:
-                caller = await auth_service.authenticate_session(
-                    db, secret, kind=route.app_scope if name == APP_COOKIE else "session"
-                )
-                if caller is not None:
-                    return caller, False
+        secret = session_secret(conn) if route.portal_origin else None
+        if secret:
+            caller = await auth_service.authenticate_session(db, secret, kind="session")
+            if caller is not None:
+                return caller, False
+        secret = conn.cookies.get(APP_COOKIE)
+        if secret:
+            caller = await auth_service.authenticate_session(db, secret, kind=route.app_scope)
+            if caller is not None:
+                return caller, False
     raise Unauthorized("sign in to the portal or send 'Authorization: Bearer <token>'")
 
 
@@ -75,13 +99,17 @@ def bearer_token_from(headers: dict[str, str]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def open_service(ctx: ServerContext, caller: Caller, route: Route) -> Stream:
-    async with ctx.session() as db:
-        target = await targets.workload(
-            db, caller, route.job, route.device, route.service, Permission.READ
-        )
+async def authorize(ctx: ServerContext, caller: Caller, route: Route) -> WorkloadTarget:
+    """A member of the job's project, and a port its service declares (404 otherwise)."""
     if not 0 < route.port < 65536:
-        raise Invalid(f"invalid port {route.port}", field="port")
+        raise Invalid(f"port {route.port} is out of range: ports are 1 to 65535", field="port")
+    async with ctx.session() as db:
+        return await targets.service_port(
+            db, caller, route.job, route.device, route.service, route.port, Permission.READ
+        )
+
+
+async def open_service(ctx: ServerContext, target: WorkloadTarget, route: Route) -> Stream:
     header = {
         "kind": "tcp",
         "target": "workload",
@@ -104,19 +132,26 @@ def _error(exc: ApiError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
+def own_origin(ctx: ServerContext, target: WorkloadTarget, route: Route) -> str | None:
+    """Where a browser on the portal's host is sent for this app (None: stay, sandboxed)."""
+    return origins.app_origin(
+        ctx.settings, target.job.id, target.device.id, route.service, route.port
+    )
+
+
 async def serve_http(request: Request, route: Route) -> Response:
     ctx: ServerContext = request.app.state.ctx
     try:
-        caller, used_bearer = await authenticate(
-            ctx, dict(request.headers), dict(request.cookies), route
-        )
+        caller, used_bearer = await authenticate(ctx, request, route)
     except Unauthorized as exc:
         return unauthenticated(request, route, exc)
     try:
-        stream = await open_service(ctx, caller, route)
-    except ApiError as exc:
-        return _error(exc)
-    try:
+        target = await authorize(ctx, caller, route)
+        if route.portal_origin and not used_bearer and request.method in ("GET", "HEAD"):
+            origin = own_origin(ctx, target, route)
+            if origin is not None:
+                return RedirectResponse(origin + route.path, status_code=302)
+        stream = await open_service(ctx, target, route)
         return await proxy_http.forward(
             request,
             stream,
@@ -124,6 +159,7 @@ async def serve_http(request: Request, route: Route) -> Response:
             route.prefix,
             strip_cookies=STRIP_COOKIES,
             strip_authorization=used_bearer,
+            portal_origin=route.portal_origin,
         )
     except ApiError as exc:
         return _error(exc)
@@ -150,15 +186,42 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
+def check_origin(websocket: WebSocket, used_bearer: bool) -> None:
+    """A WebSocket authenticated by a cookie may come only from a page of the
+    origin it talks to (browsers send cookies with cross-site handshakes; only
+    ``Origin`` tells); without an ``Origin`` (not a browser) a bearer token is needed."""
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host", "")
+    if origin is None:
+        if not used_bearer:
+            raise Forbidden(
+                "a WebSocket without an Origin header needs 'Authorization: Bearer <token>'"
+            )
+        return
+    if not origins.same_origin(origin, host):
+        raise Forbidden(
+            f"cross-origin WebSocket refused: a page of {origin} may not open this app's WebSockets"
+        )
+
+
+async def refuse_websocket(websocket: WebSocket, exc: ApiError) -> None:
+    """Refuse the handshake with the HTTP status and the error body where the
+    server can (the ASGI denial response), else a bare 403."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(_error(exc))
+    else:
+        await websocket.close(1008, exc.message[:120])
+
+
 async def serve_websocket(websocket: WebSocket, route: Route) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     try:
-        caller, used_bearer = await authenticate(
-            ctx, dict(websocket.headers), dict(websocket.cookies), route
-        )
-        stream = await open_service(ctx, caller, route)
+        caller, used_bearer = await authenticate(ctx, websocket, route)
+        check_origin(websocket, used_bearer)
+        target = await authorize(ctx, caller, route)
+        stream = await open_service(ctx, target, route)
     except ApiError as exc:
-        await websocket.close(4000 + exc.status, exc.message[:100])
+        await refuse_websocket(websocket, exc)
         return
     headers = proxy_http.request_headers_ws(
         websocket, route.prefix, strip_cookies=STRIP_COOKIES, strip_authorization=used_bearer

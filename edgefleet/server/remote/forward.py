@@ -1,6 +1,12 @@
-"""Port-forward: raw TCP to a service of a job (members) or to any host:port
-as seen from a device (operators), as binary WebSocket messages.
-``edgefleet port-forward`` listens locally and opens one socket per connection."""
+"""Port-forward: raw TCP to a declared port of a service of a job (members) or
+to any host:port as seen from a device (those who may run commands on the
+device: a raw port is as good as a shell), as binary WebSocket messages.
+``edgefleet port-forward`` listens locally and opens one socket per connection;
+it first asks with ``check=true`` (authorize, open nothing), so a refusal shows
+at once rather than at the first connection.
+
+A refusal is told after the handshake (close code 4000 + HTTP status, the
+reason in plain words): closing before it would leave the client a bare 403."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from starlette.websockets import WebSocketDisconnect
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.deps import websocket_caller
-from edgefleet.server.errors import ApiError, BadGateway, Unavailable
+from edgefleet.server.errors import ApiError, BadGateway, Invalid, Unavailable
 from edgefleet.server.remote import targets
 from edgefleet.wire.mux import Stream, StreamError
 
@@ -49,9 +55,18 @@ async def _relay(websocket: WebSocket, stream: Stream) -> None:
             await websocket.close(1000)
 
 
+async def _refuse(websocket: WebSocket, error: ApiError) -> None:
+    await websocket.accept()
+    await websocket.close(4000 + error.status, error.message[:120])
+
+
 async def _open(
-    ctx: ServerContext, websocket: WebSocket, device_id: str, header: dict[str, Any]
+    ctx: ServerContext, websocket: WebSocket, device_id: str, header: dict[str, Any], check: bool
 ) -> None:
+    if check:
+        await websocket.accept()
+        await websocket.close(1000, "allowed")
+        return
     try:
         stream = await ctx.hub.open_stream(device_id, header)
     except ApiError as exc:
@@ -60,7 +75,7 @@ async def _open(
             if isinstance(exc, Unavailable) and "refused" in exc.message
             else exc
         )
-        await websocket.close(4000 + error.status, error.message[:100])
+        await _refuse(websocket, error)
         return
     await websocket.accept()
     await _relay(websocket, stream)
@@ -68,7 +83,7 @@ async def _open(
 
 @router.websocket("/api/v1/devices/{device}/forward/ws")
 async def forward_device(
-    websocket: WebSocket, device: str, port: int, host: str = "127.0.0.1"
+    websocket: WebSocket, device: str, port: int, host: str = "127.0.0.1", check: bool = False
 ) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     async with ctx.session() as db:
@@ -77,9 +92,13 @@ async def forward_device(
             return
         try:
             target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
+            _valid_port(port)
         except ApiError as exc:
-            await websocket.close(4000 + exc.status, exc.message[:100])
+            await _refuse(websocket, exc)
             return
+    if check:
+        await _open(ctx, websocket, target.id, {}, check)
+        return
     ctx.events.record(
         "device.forward",
         target.project_pk,
@@ -88,13 +107,17 @@ async def forward_device(
         actor=caller.name,
     )
     await _open(
-        ctx, websocket, target.id, {"kind": "tcp", "target": "host", "host": host, "port": port}
+        ctx,
+        websocket,
+        target.id,
+        {"kind": "tcp", "target": "host", "host": host, "port": port},
+        check,
     )
 
 
 @router.websocket("/api/v1/jobs/{job}/forward/ws")
 async def forward_service(
-    websocket: WebSocket, job: str, device: str, service: str, port: int
+    websocket: WebSocket, job: str, device: str, service: str, port: int, check: bool = False
 ) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     async with ctx.session() as db:
@@ -102,9 +125,11 @@ async def forward_service(
         if caller is None:
             return
         try:
-            target = await targets.workload(db, caller, job, device, service, Permission.READ)
+            target = await targets.service_port(
+                db, caller, job, device, service, port, Permission.READ
+            )
         except ApiError as exc:
-            await websocket.close(4000 + exc.status, exc.message[:100])
+            await _refuse(websocket, exc)
             return
     header = {
         "kind": "tcp",
@@ -113,4 +138,9 @@ async def forward_service(
         "service": service,
         "port": port,
     }
-    await _open(ctx, websocket, target.device.id, header)
+    await _open(ctx, websocket, target.device.id, header, check)
+
+
+def _valid_port(port: int) -> None:
+    if not 0 < port < 65536:
+        raise Invalid(f"port {port} is out of range: ports are 1 to 65535", field="port")

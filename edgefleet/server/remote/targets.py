@@ -2,8 +2,10 @@
 
 Device-level operations need the operator role; workload-level ones need a
 role that may run commands in workloads (developer, operator, owner); the
-proxy and logs only need membership. Anything outside the caller's projects
-is 404, as everywhere.
+proxy and logs only need membership, and the proxy and a job's port-forward
+reach only the ports its services declare (:func:`service_port`): any other
+port is a raw device port, which needs the right to run commands on the
+device. Anything outside the caller's projects is 404, as everywhere.
 """
 
 from __future__ import annotations
@@ -73,6 +75,43 @@ async def workload(
             field="service",
         )
     return WorkloadTarget(job, DeviceTarget(row.pk, row.id, row.name, row.project_pk), service)
+
+
+def declared_ports(job: Job, service: str) -> list[int]:
+    """The TCP ports a service of the job's current version declares (``ports:``
+    targets and ``expose:``): the only ones the proxy and a job port-forward reach."""
+    spec = (job.resolved or {}).get("services", {}).get(service) or {}
+    found = {
+        int(port["target"])
+        for port in spec.get("ports", [])
+        if port.get("protocol", "tcp") == "tcp"
+    }
+    found.update(int(port) for port in spec.get("expose", []))
+    return sorted(found)
+
+
+async def service_port(
+    db: AsyncSession,
+    caller: Caller,
+    job_ref: str,
+    device_ref: str,
+    service: str,
+    port: int,
+    permission: Permission,
+) -> WorkloadTarget:
+    """:func:`workload`, and the port must be one the service declares: anything
+    else on the device is a raw device port, an exec-level right (``device``
+    with :attr:`Permission.EXEC_DEVICE`), whatever the caller's role."""
+    target = await workload(db, caller, job_ref, device_ref, service, permission)
+    declared = declared_ports(target.job, service)
+    if port not in declared:
+        listed = ", ".join(map(str, declared)) or "none"
+        raise NotFound(
+            f"service {service} of job {target.job.id} declares no port {port} "
+            f"(declared in its ports/expose: {listed})",
+            field="port",
+        )
+    return target
 
 
 async def job_devices(db: AsyncSession, job: Job, device_ref: str | None) -> list[DeviceTarget]:
