@@ -142,7 +142,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate.upgrade, url)
         engine = db_engine.create_engine(url)
-        bus = create_bus(settings.bus)
+        bus = create_bus(settings.bus, settings.bus_options())
         await bus.start()
         ctx = ServerContext(
             settings=settings, engine=engine, sessions=db_engine.sessionmaker(engine), bus=bus

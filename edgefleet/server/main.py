@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import Callable
 
 import uvicorn
 
 from edgefleet.server.app import create_app
+from edgefleet.server.bus.base import BusError, create_bus
 from edgefleet.server.settings import ServerSettings
 
 
@@ -29,7 +32,7 @@ def uvicorn_config(
         log_level=settings.log_level.lower(),
         ws="websockets-sansio",
         ws_ping_interval=None,  # agents heartbeat; the server does not ping 10k sockets
-        ws_max_size=8 * 1024 * 1024,
+        ws_max_size=settings.max_websocket_message_bytes,  # larger: closed with 1009
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=bool(settings.forwarded_allow_ips.strip()),
@@ -39,6 +42,21 @@ def uvicorn_config(
     )
 
 
+async def _check_bus(settings: ServerSettings) -> None:
+    bus = create_bus(settings.bus, settings.bus_options())
+    await bus.start()
+    await bus.close()
+
+
 def run(settings: ServerSettings) -> None:
+    """Serve until stopped. A bus that cannot be reached or refuses our
+    credentials is reported in one line before anything starts (inside the
+    app's start-up it would come out as a traceback)."""
     configure_logging(settings.log_level)
+    if settings.bus != "memory":
+        try:
+            asyncio.run(_check_bus(settings))
+        except BusError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
     uvicorn.Server(uvicorn_config(settings)).run()

@@ -32,7 +32,21 @@ class ServerSettings(BaseSettings):
     admin_token: str | None = Field(
         None, description="bootstrap: this exact string becomes the admin's API token"
     )
-    bus: str = Field("memory", description="'memory' (one process) or nats://host:4222")
+    bus: str = Field(
+        "memory",
+        description="'memory' (one process) or nats://[user:pass@]host:4222 "
+        "(tls://host:4222 for TLS; several URLs comma-separated)",
+    )
+    bus_token: SecretStr | None = Field(None, description="NATS authentication token")
+    bus_creds_file: Path | None = Field(
+        None, description="NATS credentials file (JWT + nkey seed, from nsc)"
+    )
+    bus_ca_file: Path | None = Field(None, description="CA bundle that signed the NATS server")
+    bus_cert_file: Path | None = Field(None, description="client certificate for NATS mTLS")
+    bus_key_file: Path | None = Field(None, description="private key of --bus-cert-file")
+    bus_connect_timeout: float = Field(
+        15.0, gt=0, description="seconds to reach NATS at start before giving up"
+    )
     public_url: str | None = Field(
         None, description="URL users and agents reach this server at (for printed commands)"
     )
@@ -120,6 +134,17 @@ class ServerSettings(BaseSettings):
         if value != "memory" and not value.startswith(("nats://", "tls://")):
             raise ValueError("bus must be 'memory' or a nats:// URL")
         return value
+
+    def bus_options(self) -> dict[str, object]:
+        """What the NATS bus needs besides its URL (credentials, TLS files)."""
+        return {
+            "token": self.bus_token.get_secret_value() if self.bus_token else None,
+            "creds_file": self.bus_creds_file,
+            "ca_file": self.bus_ca_file,
+            "cert_file": self.bus_cert_file,
+            "key_file": self.bus_key_file,
+            "connect_timeout": self.bus_connect_timeout,
+        }
 
     @property
     def offline_after(self) -> float:

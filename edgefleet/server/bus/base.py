@@ -21,9 +21,9 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class BusError(Exception):
@@ -91,13 +91,14 @@ BUSES: dict[str, str] = {
 }
 
 
-def create_bus(url: str) -> Bus:
+def create_bus(url: str, options: Mapping[str, Any] | None = None) -> Bus:
     """Pick the implementation by URL scheme and import it only then, so
-    nats-py loads only when a NATS URL is given."""
+    nats-py loads only when a NATS URL is given. ``options``: the NATS
+    credentials and TLS files (see ``nats.NatsOptions``); unused in memory."""
     import importlib
 
     scheme = "memory" if url == "memory" else url.split("://", 1)[0]
     module_name, _, class_name = BUSES[scheme].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    bus: Bus = cls(url)
+    bus: Bus = cls(url) if scheme == "memory" else cls(url, options)
     return bus
