@@ -17,7 +17,7 @@ router = APIRouter(tags=["jobs"])
 @router.post("/jobs", status_code=201, response_model=JobOut)
 async def create_job(body: JobIn, caller: CallerDep, db: Db, ctx: Ctx) -> JobOut:
     job = await service.create(ctx, db, caller, body)
-    return await service.output(db, job)
+    return await service.output(db, job, caller)
 
 
 @router.get("/jobs", response_model=Page[JobOut])
@@ -41,7 +41,7 @@ async def list_jobs(
     if state:
         query = query.where(Job.state.in_([s.strip() for s in state.split(",")]))
     rows = list(await db.scalars(query.order_by(Job.pk).limit(page.limit + 1)))
-    items = [await service.output(db, j, with_devices=devices) for j in rows[: page.limit]]
+    items = [await service.output(db, j, caller, with_devices=devices) for j in rows[: page.limit]]
     return Page(items=items, next=next_cursor([j.pk for j in rows], page.limit))
 
 
@@ -53,20 +53,20 @@ async def show_job(
     devices: bool = Query(True, description="include per-device status"),
 ) -> Response:
     found = await service.find(db, caller, job)
-    body = await service.output_json(db, found, with_devices=devices)
+    body = await service.output_json(db, found, caller, with_devices=devices)
     return Response(content=body, media_type="application/json")
 
 
 @router.patch("/jobs/{job}", response_model=JobOut)
 async def patch_job(job: str, body: JobPatch, caller: CallerDep, db: Db, ctx: Ctx) -> JobOut:
     found = await service.find(db, caller, job)
-    return await service.output(db, await service.patch(ctx, db, caller, found, body))
+    return await service.output(db, await service.patch(ctx, db, caller, found, body), caller)
 
 
 @router.post("/jobs/{job}/cancel", response_model=JobOut)
 async def cancel_job(job: str, caller: CallerDep, db: Db, ctx: Ctx) -> JobOut:
     found = await service.find(db, caller, job)
-    return await service.output(db, await service.cancel(ctx, db, caller, found))
+    return await service.output(db, await service.cancel(ctx, db, caller, found), caller)
 
 
 @router.delete("/jobs/{job}", status_code=204)

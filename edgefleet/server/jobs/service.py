@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server import redact
 from edgefleet.server.applications import service as applications
 from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.auth.caller import Caller
@@ -76,7 +77,7 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
         version = versions[-1]
     else:
         version = await applications.find_version(db, app, body.version)
-    spec = applications.resolve(version, body.environment)
+    spec = await applications.resolve(ctx.limits, version, body.environment)
     targets = await _resolve_devices(db, project, body.devices) if body.devices else None
     job = Job(
         id=new_id("j"),
@@ -118,8 +119,10 @@ async def patch(
     assert version is not None
     if body.version is not None:
         version = await applications.find_version(db, app, body.version)
-    environment = body.environment if body.environment is not None else job.environment
-    spec = applications.resolve(version, environment)
+    environment = job.environment
+    if body.environment is not None:
+        environment = redact.keep_masked(body.environment, job.environment)
+    spec = await applications.resolve(ctx.limits, version, environment)
     upgraded = version.pk != job.version_pk or environment != job.environment
     job.version_pk = version.pk
     job.environment = environment
@@ -168,16 +171,22 @@ async def delete(ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job)
     await db.commit()
 
 
-async def output(db: AsyncSession, job: Job, *, with_devices: bool = True) -> JobOut:
-    """The job as the API shows it (a model, for callers that want one)."""
-    return JobOut.model_validate(json.loads(await output_json(db, job, with_devices=with_devices)))
+async def output(
+    db: AsyncSession, job: Job, caller: Caller, *, with_devices: bool = True
+) -> JobOut:
+    """The job as ``caller`` may see it (a model, for callers that want one)."""
+    body = await output_json(db, job, caller, with_devices=with_devices)
+    return JobOut.model_validate(json.loads(body))
 
 
-async def output_json(db: AsyncSession, job: Job, *, with_devices: bool = True) -> bytes:
+async def output_json(
+    db: AsyncSession, job: Job, caller: Caller, *, with_devices: bool = True
+) -> bytes:
     """The job as JSON, built for size: a job on 10,000 devices is 10,000 rows,
     so they are read as plain columns and written straight to JSON (their
     ``services`` are stored already in the API's shape), and the counts come
-    from a GROUP BY rather than from the rows."""
+    from a GROUP BY rather than from the rows. Environment values are masked
+    for callers below operator in the job's project (:mod:`..redact`)."""
     app = await db.scalar(select(Application).where(Application.pk == job.application_pk))
     version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
     project = (await projects.names(db, {job.project_pk}))[job.project_pk]
@@ -202,7 +211,9 @@ async def output_json(db: AsyncSession, job: Job, *, with_devices: bool = True) 
         error=job.error,
         targets=job.target_devices,
         selector=job.selector,
-        environment=job.environment,
+        environment=job.environment
+        if redact.sees_secrets(caller, job.project_pk)
+        else redact.masked(job.environment),
         start=job.start,
         end=job.end,
         created_at=job.created_at,

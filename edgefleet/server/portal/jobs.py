@@ -204,7 +204,7 @@ async def create_job(
 
 async def _job(db: Db, viewer: Viewer, ref: str, settings: ServerSettings) -> dict[str, Any]:
     found = await jobs.find(db, viewer.caller, ref)
-    out = await jobs.output(db, found)
+    out = await jobs.output(db, found, viewer.caller)
     services = (found.resolved or {}).get("services", {})
     ports = {
         name: [int(p["target"]) for p in spec.get("ports", []) if p.get("protocol", "tcp") == "tcp"]
