@@ -34,7 +34,7 @@ from edgefleet.server.gateway.endpoint import router as agent_ws_router
 from edgefleet.server.gateway.enroll import router as enroll_router
 from edgefleet.server.gateway.hub import Hub
 from edgefleet.server.keys.routes import router as keys_router
-from edgefleet.server.limits import BodyLimit
+from edgefleet.server.limits import BodyLimit, Limits
 from edgefleet.server.projects.routes import router as projects_router
 from edgefleet.server.settings import ServerSettings
 from edgefleet.wire.messages import DesiredState
@@ -149,6 +149,7 @@ def create_app(
         )
         ctx.events = EventLog(ctx.sessions, bus)
         ctx.hub = Hub(ctx)
+        ctx.limits = Limits(settings)
         app.state.ctx = ctx
         stoppers: list[Any] = []
         for _routers, start in features:

@@ -17,6 +17,7 @@ from edgefleet.server.settings import ServerSettings
 if TYPE_CHECKING:
     from edgefleet.server.events.service import EventLog
     from edgefleet.server.gateway.hub import Hub
+    from edgefleet.server.limits import Limits
 
 
 @dataclass
@@ -29,6 +30,7 @@ class ServerContext:
     # Set during start-up, once the pieces that need the context exist.
     events: EventLog = field(init=False)
     hub: Hub = field(init=False)
+    limits: Limits = field(init=False)  # throttles, stream slots, worker threads
     scheduler: Any = field(init=False, default=None)
     registry_auth: Any = field(init=False, default=None)
     computations: Any = field(init=False, default=None)  # computations.relay.Relay

@@ -63,6 +63,44 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         2 * 1024 * 1024, gt=0, description="largest JSON request body the API accepts"
     )
+    # -- bounded work per request (see edgefleet/server/limits.py) --
+    max_websocket_message_bytes: int = Field(
+        8 * 1024 * 1024,
+        gt=0,
+        description="largest WebSocket message accepted (agents, exec, port-forward, proxy); "
+        "a larger one closes the socket with 1009",
+    )
+    compose_max_expanded_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="bytes a Compose file may expand to (YAML aliases)"
+    )
+    compose_max_values: int = Field(
+        100_000, gt=0, description="values a Compose file may expand to (YAML aliases)"
+    )
+    compose_max_depth: int = Field(32, gt=0, description="nesting depth of a Compose file")
+    compose_parse_seconds: float = Field(
+        2.0, gt=0, description="time one Compose file may take to read"
+    )
+    compose_parse_concurrency: int = Field(
+        2, gt=0, description="Compose files read at once (in worker threads); others wait"
+    )
+    password_hash_concurrency: int = Field(
+        2, gt=0, description="password hashes computed at once (64 MiB each); others wait"
+    )
+    login_failures_per_user: int = Field(
+        5, gt=0, description="failed sign-ins per username per minute before 429 (per replica)"
+    )
+    login_failures_per_ip: int = Field(
+        20, gt=0, description="failed sign-ins per client address per minute before 429"
+    )
+    enroll_failures_per_ip: int = Field(
+        20, gt=0, description="refused enrollments per client address per minute before 429"
+    )
+    max_streams_per_user: int = Field(
+        32, gt=0, description="event, log, exec, port-forward and proxy streams one user holds"
+    )
+    max_streams_per_device: int = Field(
+        64, gt=0, description="exec, log, port-forward and proxy streams open to one device"
+    )
     forwarded_allow_ips: str = Field(
         "127.0.0.1",
         description="comma-separated addresses or networks of reverse proxies (HAProxy, "

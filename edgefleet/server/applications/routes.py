@@ -16,7 +16,6 @@ from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
-from edgefleet.spec import compose
 
 router = APIRouter(tags=["applications"])
 
@@ -50,14 +49,11 @@ def _version_out(version: AppVersion, full: bool) -> VersionOut:
 
 
 @router.post("/applications/validate", response_model=ValidateOut)
-async def validate(body: SpecSource, caller: CallerDep) -> ValidateOut:
-    """Check a spec without storing anything: every finding, with line numbers."""
+async def validate(body: SpecSource, caller: CallerDep, ctx: Ctx) -> ValidateOut:
+    """Check a spec without storing anything: every finding, with line numbers.
+    A file that cannot be read at all (bad YAML, a YAML bomb) answers 422."""
     source = body.compose if body.compose is not None else (body.spec or {})
-    findings = compose.validate(source)
-    services: list[str] = []
-    if not any(f.level == "error" for f in findings):
-        spec, _ = compose.parse(source)
-        services = sorted(spec.services)
+    findings, services = await service.validate_source(ctx.limits, source)
     return ValidateOut(
         valid=not any(f.level == "error" for f in findings),
         findings=[f.to_dict() for f in findings],
@@ -70,7 +66,7 @@ async def create_application(
     body: ApplicationIn, caller: CallerDep, db: Db, ctx: Ctx
 ) -> ApplicationOut:
     project = await projects.find(db, caller, body.project)
-    raw, warnings = service.check_source(body.spec, body.compose)
+    raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose)
     app = await service.create(
         db,
         caller,
@@ -131,7 +127,7 @@ async def create_version(
     app: str, body: VersionIn, caller: CallerDep, db: Db, ctx: Ctx
 ) -> VersionOut:
     found = await service.find(db, caller, app)
-    raw, warnings = service.check_source(body.spec, body.compose)
+    raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose)
     version = await service.add_version(
         db, caller, found, version=body.version, raw=raw, text=body.compose, warnings=warnings
     )

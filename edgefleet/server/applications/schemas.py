@@ -37,6 +37,7 @@ class Finding(Output):
     level: str
     key: str
     line: int | None = None
+    column: int | None = None
     message: str
 
 

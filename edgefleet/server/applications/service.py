@@ -12,8 +12,11 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.limits import Limits
 from edgefleet.server.projects.tables import Project
 from edgefleet.spec import compose
+from edgefleet.spec.findings import Finding
+from edgefleet.spec.loader import load_with_lines
 from edgefleet.spec.model import AppSpec
 
 
@@ -23,39 +26,90 @@ def describe(finding: compose.Finding) -> str:
     return f"{where}{key}{finding.message}"
 
 
-def check_source(
-    spec: dict[str, Any] | None, text: str | None
+async def check_source(
+    limits: Limits, spec: dict[str, Any] | None, text: str | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Validate at upload; returns the parsed source and the warnings, or 422
-    with every finding (nothing is stored)."""
+    """Validate at upload, in a worker thread within the server's Compose
+    budget; returns the parsed source and the warnings, or 422 with every
+    finding (nothing is stored). The text itself is what gets stored."""
     field = "compose" if text is not None else "spec"
     source: str | dict[str, Any] = text if text is not None else (spec or {})
-    try:
+
+    def work() -> tuple[dict[str, Any], list[Finding]]:
         raw = compose.load_yaml(source) if isinstance(source, str) else source
         _, warnings = compose.parse(source)
+        return raw, warnings
+
+    try:
+        raw, warnings = await limits.parse(work)
     except compose.SpecInvalid as exc:
-        findings = [f.to_dict() for f in exc.findings]
-        first = next((f for f in exc.findings if f.level == "error"), None)
-        message = describe(first) if first else str(exc)
-        raise Invalid(
-            f"invalid application spec: {message}", field=field, findings=findings
-        ) from exc
+        raise _refused("invalid application spec", field, exc) from exc
     return raw, [w.to_dict() for w in warnings]
 
 
-def resolve(version: AppVersion, environment: dict[str, str]) -> AppSpec:
-    """The spec as one job runs it: interpolated with the job's environment,
-    which also overrides every service's environment."""
-    source: str | dict[str, Any] = version.compose if version.compose is not None else version.spec
+async def validate_source(
+    limits: Limits, source: str | dict[str, Any]
+) -> tuple[list[Finding], list[str]]:
+    """Every finding and the services, for ``POST /applications/validate``. A
+    file that cannot even be read within the budget (a YAML bomb, a
+    non-printable character, broken syntax) is refused with 422 naming the
+    problem, like an upload; a readable one answers its findings."""
+
+    def work() -> tuple[list[Finding], list[str]]:
+        if isinstance(source, str):
+            load_with_lines(source)  # raises: nothing more to check
+        findings = compose.validate(source)
+        if any(f.level == "error" for f in findings):
+            return findings, []
+        spec, _ = compose.parse(source)
+        return findings, sorted(spec.services)
+
     try:
-        spec, _ = compose.parse(source, environment=environment)
+        return await limits.parse(work)
     except compose.SpecInvalid as exc:
-        first = next((f for f in exc.findings if f.level == "error"), None)
-        message = describe(first) if first else str(exc)
+        raise _refused("the file cannot be read", "compose", exc) from exc
+
+
+def _refused(what: str, field: str, exc: compose.SpecInvalid) -> Invalid:
+    first = next((f for f in exc.findings if f.level == "error"), None)
+    message = describe(first) if first else str(exc)
+    return Invalid(f"{what}: {message}", field=field, findings=[f.to_dict() for f in exc.findings])
+
+
+def _check_expansion(limits: Limits, version: AppVersion, environment: dict[str, str]) -> None:
+    """A job's environment is substituted into every ``${VAR}`` of the file and
+    added to every service: a 1 MiB value used a thousand times would be a
+    bomb of its own. Refuse when the worst case passes the Compose budget."""
+    budget = limits.compose_budget.max_bytes
+    text = version.compose or ""
+    uses = sum(text.count(name) * len(value) for name, value in environment.items() if name)
+    env_bytes = sum(len(k) + len(v) for k, v in environment.items())
+    services = len((version.spec or {}).get("services") or {}) or 1
+    if len(text) + uses > budget or env_bytes * services > budget:
         raise Invalid(
-            f"version {version.version} cannot run with this environment: {message}",
+            f"the environment's values, substituted into version {version.version} and given "
+            f"to its {services} service(s), could expand past {budget} bytes "
+            "(compose_max_expanded_bytes); use shorter values",
             field="environment",
-            findings=[f.to_dict() for f in exc.findings],
+        )
+
+
+async def resolve(limits: Limits, version: AppVersion, environment: dict[str, str]) -> AppSpec:
+    """The spec as one job runs it: interpolated with the job's environment,
+    which also overrides every service's environment. Parsed in a worker
+    thread within the Compose budget."""
+    _check_expansion(limits, version, environment)
+    source: str | dict[str, Any] = version.compose if version.compose is not None else version.spec
+
+    def work() -> AppSpec:
+        spec, _ = compose.parse(source, environment=environment)
+        return spec
+
+    try:
+        spec = await limits.parse(work)
+    except compose.SpecInvalid as exc:
+        raise _refused(
+            f"version {version.version} cannot run with this environment", "environment", exc
         ) from exc
     for service in spec.services.values():
         service.environment.update(environment)

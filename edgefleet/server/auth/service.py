@@ -16,7 +16,15 @@ from edgefleet.server.auth.passwords import hash_password, verify_password
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.auth.tables import ApiToken, User
 from edgefleet.server.db.base import new_id, utcnow
-from edgefleet.server.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from edgefleet.server.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from edgefleet.server.limits import Limits
 from edgefleet.server.projects.tables import Membership, Project
 
 log = logging.getLogger(__name__)
@@ -232,10 +240,43 @@ async def set_password(
     return int(getattr(ended, "rowcount", 0) or 0)
 
 
-async def check_password(db: AsyncSession, name: str, password: str) -> User:
+async def check_password(
+    db: AsyncSession, limits: Limits, name: str, password: str, client: str
+) -> User:
+    """Sign-in with a password, from ``client`` (its address), throttled.
+
+    Each attempt spends one token of the client's bucket and one of the
+    username's (existing or not) and a success gives both back, so only
+    failures count: past ``login_failures_per_ip`` or
+    ``login_failures_per_user`` a minute, :class:`TooManyRequests` with the
+    seconds to wait, before any hashing. The hash is checked in a worker
+    thread, against a dummy when there is no such user, so the event loop
+    never stalls and unknown users answer as slowly as known ones."""
+    user_key = name[:256]
+    waits = [
+        wait
+        for wait in (
+            limits.login_per_ip.retry_after(client),
+            limits.login_per_user.retry_after(user_key),
+        )
+        if wait is not None
+    ]
+    if waits:
+        wait = max(waits)
+        raise TooManyRequests(
+            f"too many failed sign-ins from this address or for this account; "
+            f"try again in {wait} s",
+            field="username",
+            retry_after=wait,
+        )
+    limits.login_per_ip.spend(client)
+    limits.login_per_user.spend(user_key)
     user = await db.scalar(select(User).where(User.name == name))
-    if user is None or user.disabled or not verify_password(user.password_hash, password):
+    stored = user.password_hash if user is not None and not user.disabled else None
+    if user is None or not await limits.hash(lambda: verify_password(stored, password)):
         raise Unauthorized("wrong username or password")
+    limits.login_per_ip.refund(client)
+    limits.login_per_user.refund(user_key)
     return user
 
 

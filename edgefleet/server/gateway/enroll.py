@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import LabelError, check_labels
 from edgefleet.server.auth import secrets
+from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.devices.schemas import EnrollIn, EnrollOut
 from edgefleet.server.devices.tables import Device
-from edgefleet.server.errors import Conflict, Invalid
+from edgefleet.server.errors import Conflict, Invalid, TooManyRequests, Unauthorized
 from edgefleet.server.keys import service as keys
 from edgefleet.server.projects.tables import Project
 from edgefleet.wire.messages import DeviceFacts
@@ -51,8 +52,23 @@ def _label_clashes(key_labels: dict[str, str], agent_labels: dict[str, str]) -> 
     return sorted(k for k, v in agent_labels.items() if k in key_labels and key_labels[k] != v)
 
 
+def _throttled(request: Request, ctx: ServerContext) -> str:
+    """The client's address, once it may try a provisioning key again: past
+    ``enroll_failures_per_ip`` refused keys a minute, 429 with Retry-After."""
+    client = request.client.host if request.client else "unknown"
+    wait = ctx.limits.enroll_per_ip.retry_after(client)
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many refused enrollments from this address; try again in {wait} s",
+            field="provisioning_key",
+            retry_after=wait,
+        )
+    return client
+
+
 @router.post("/agent/enroll", status_code=201, response_model=EnrollOut)
-async def enroll(body: EnrollIn, db: Db, ctx: Ctx) -> EnrollOut:
+async def enroll(body: EnrollIn, db: Db, ctx: Ctx, request: Request) -> EnrollOut:
+    client = _throttled(request, ctx)
     try:
         agent_labels = check_labels(dict(body.labels))
     except LabelError as exc:
@@ -61,7 +77,11 @@ async def enroll(body: EnrollIn, db: Db, ctx: Ctx) -> EnrollOut:
         facts = DeviceFacts.model_validate(body.facts)
     except ValueError as exc:
         raise Invalid(f"facts: {exc}", field="facts") from exc
-    key = await keys.consume(db, body.provisioning_key)
+    try:
+        key = await keys.consume(db, body.provisioning_key)
+    except Unauthorized:
+        ctx.limits.enroll_per_ip.spend(client)  # only refused keys count
+        raise
     clashes = _label_clashes(key.labels, agent_labels)
     if clashes:
         await db.rollback()  # gives the key's use back

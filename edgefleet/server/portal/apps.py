@@ -68,9 +68,13 @@ def annotate(
     return lines, loose
 
 
-def check(source: str) -> dict[str, Any]:
-    """Findings of a Compose text, for the live check and the refused upload."""
-    findings = [f.to_dict() for f in compose.validate(source)] if source.strip() else []
+async def check(request: Request, source: str) -> dict[str, Any]:
+    """Findings of a Compose text, for the live check and the refused upload;
+    read in a worker thread within the server's Compose budget."""
+    limits = request.app.state.ctx.limits
+    findings: list[dict[str, Any]] = []
+    if source.strip():
+        findings = [f.to_dict() for f in await limits.parse(lambda: compose.validate(source))]
     lines, loose = annotate(source, findings)
     errors = sum(1 for f in findings if f["level"] == "error")
     return {
@@ -98,7 +102,7 @@ async def _list_page(
         "form": form,
         "example": EXAMPLE,
         "error": "",
-        "check": check(form.get("compose", "")),
+        "check": await check(request, form.get("compose", "")),
     }
     context.update(extra)
     return render(request, "apps.html", context, status=status)
@@ -148,7 +152,7 @@ async def _app_page(
         "can_manage": viewer.can(app.project_pk, Permission.MANAGE_APPS),
         "form": form,
         "error": error,
-        "check": check(form.get("compose", "")),
+        "check": await check(request, form.get("compose", "")),
         "example": EXAMPLE,
     }
     return render(request, "app.html", context, status=status)
@@ -196,4 +200,4 @@ async def version_page(
 @router.post("/portal/fragments/validate")
 async def validate(request: Request, viewer: ViewerDep, form: CheckedForm) -> Response:
     source = await text_or_upload(form, "compose", "file")
-    return render(request, "fragments/findings.html", {"check": check(source)})
+    return render(request, "fragments/findings.html", {"check": await check(request, source)})

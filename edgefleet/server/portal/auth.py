@@ -19,7 +19,7 @@ from edgefleet.server.auth import secrets
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.tables import User
 from edgefleet.server.deps import Ctx, Db, is_secure, session_cookie_name, session_secret
-from edgefleet.server.errors import Unauthorized
+from edgefleet.server.errors import TooManyRequests, Unauthorized
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -85,9 +85,15 @@ async def login(request: Request, ctx: Ctx, db: Db) -> Response:
             caller = await auth_service.authenticate(db, field(form, "token"))
             user = await auth_service.find_user(db, caller.user_id)
         else:
-            user = await auth_service.check_password(db, name, field(form, "password"))
+            client = request.client.host if request.client else "unknown"
+            password = field(form, "password")
+            user = await auth_service.check_password(db, ctx.limits, name, password, client)
     except Unauthorized as exc:
         return _login_page(request, ctx, next_url, exc.message, name)
+    except TooManyRequests as exc:  # the page, with the seconds to wait, and 429
+        page = _login_page(request, ctx, next_url, exc.message, name, status=429)
+        page.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return page
     session = await auth_service.create_session(db, user)
     response = redirect(next_url)
     response.set_cookie(
