@@ -4,19 +4,19 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.bus.base import BusMessage
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
+from edgefleet.server.events import audit, service
 from edgefleet.server.events.tables import Event
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
-from edgefleet.server.schemas import Output, Timestamp
+from edgefleet.server.schemas import Output, Timestamp, _aware
 
 router = APIRouter(tags=["events"])
 
@@ -33,6 +33,22 @@ class EventOut(Output):
     data: dict[str, Any]
 
 
+def event_out(caller: Caller, event: Event, names: dict[int, Any]) -> EventOut:
+    """One event as ``caller`` may read it (private data dropped, see :mod:`.audit`)."""
+    project = names.get(event.project_pk) if event.project_pk is not None else None
+    return EventOut(
+        id=event.pk,
+        time=event.time,
+        kind=event.kind,
+        project=project.name if project is not None else None,
+        device=event.device_id,
+        job=event.job_id,
+        actor=event.actor,
+        message=event.message,
+        data=audit.shown_data(caller, event.project_pk, event.kind, event.data),
+    )
+
+
 @router.get("/events", response_model=Page[EventOut])
 async def list_events(
     caller: CallerDep,
@@ -43,45 +59,30 @@ async def list_events(
     job: str | None = None,
     kind: str | None = Query(None, description="exact kind, or a prefix ending in '.'"),
     since: datetime | None = None,
+    until: Annotated[datetime | None, Query(description="events before this time")] = None,
+    actor: Annotated[str | None, Query(description="who did it (user name)")] = None,
 ) -> Page[EventOut]:
-    query = select(Event).where(Event.pk > page.after)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Event.project_pk.in_(visible))
-    if project:
-        query = query.where(Event.project_pk == (await projects.find(db, caller, project)).pk)
-    if device:
-        query = query.where(Event.device_id == device)
-    if job:
-        query = query.where(Event.job_id == job)
-    if kind:
-        query = query.where(
-            Event.kind.startswith(kind) if kind.endswith(".") else Event.kind == kind
-        )
-    if since:
-        query = query.where(Event.time >= since)
-    rows = list(await db.scalars(query.order_by(Event.pk).limit(page.limit + 1)))
+    """Events of the caller's projects, oldest first. Audit kinds (users, tokens,
+    logins, members, keys) only for the project's owners; those without a
+    project, and failed logins, only for admins. Exec argv only for owners,
+    operators and admins."""
+    where = service.EventFilter(
+        project_pk=(await projects.find(db, caller, project)).pk if project else None,
+        device_id=device or None,
+        job_id=job or None,
+        kind=kind,
+        actor=actor,
+        since=_aware(since) if since else None,
+        until=_aware(until) if until else None,
+    )
+    rows = await service.search(db, caller, where, after=page.after, limit=page.limit + 1)
     names = await projects.names(db, {e.project_pk for e in rows if e.project_pk is not None})
-    items = [
-        EventOut(
-            id=e.pk,
-            time=e.time,
-            kind=e.kind,
-            project=names[e.project_pk].name if e.project_pk in names else None,
-            device=e.device_id,
-            job=e.job_id,
-            actor=e.actor,
-            message=e.message,
-            data=e.data,
-        )
-        for e in rows[: page.limit]
-    ]
+    items = [event_out(caller, e, names) for e in rows[: page.limit]]
     return Page(items=items, next=next_cursor([e.pk for e in rows], page.limit))
 
 
 def _visible(caller: Caller, event: dict[str, Any]) -> bool:
-    project_pk = event.get("project_pk")
-    return caller.is_admin or (project_pk is not None and project_pk in caller.roles)
+    return audit.visible(caller, event.get("project_pk"), str(event.get("kind", "")))
 
 
 @router.get("/events/stream")
@@ -120,7 +121,10 @@ async def stream_events(
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                event.pop("project_pk", None)
+                project_pk = event.pop("project_pk", None)
+                event["data"] = audit.shown_data(
+                    caller, project_pk, str(event.get("kind", "")), event.get("data") or {}
+                )
                 yield f"event: {event['kind']}\ndata: {json.dumps(event)}\n\n".encode()
         finally:
             await subscription.unsubscribe()

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.bus.base import Bus
 from edgefleet.server.db.base import utcnow
+from edgefleet.server.events import audit
 from edgefleet.server.events.tables import Event
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,64 @@ class EventLog:
                 await self._bus.publish(events_subject(event.project_pk), event.wire())
 
 
+@dataclass
+class EventFilter:
+    """What to look for in the log; every field optional."""
+
+    project_pk: int | None = None
+    device_id: str | None = None
+    job_id: str | None = None
+    kind: str | None = None  # exact, or a prefix ending in "."
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    owned_only: bool = False  # only projects the caller owns (the Audit page)
+
+    def apply(self, query: Any, caller: Caller) -> Any:
+        condition = audit.where_visible(caller)
+        if condition is not None:
+            query = query.where(condition)
+        if self.owned_only and not caller.is_admin:
+            query = query.where(Event.project_pk.in_(audit.owned(caller)))
+        if self.project_pk is not None:
+            query = query.where(Event.project_pk == self.project_pk)
+        if self.device_id is not None:
+            query = query.where(Event.device_id == self.device_id)
+        if self.job_id is not None:
+            query = query.where(Event.job_id == self.job_id)
+        if self.kind:
+            kind = self.kind
+            query = query.where(
+                Event.kind.startswith(kind) if kind.endswith(".") else Event.kind == kind
+            )
+        if self.actor:
+            query = query.where(Event.actor == self.actor)
+        if self.since is not None:
+            query = query.where(Event.time >= self.since)
+        if self.until is not None:
+            query = query.where(Event.time < self.until)
+        return query
+
+
+async def search(
+    db: AsyncSession,
+    caller: Caller,
+    where: EventFilter,
+    *,
+    after: int = 0,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[Event]:
+    """Events the caller may see, matching ``where``: oldest first after ``after``,
+    or newest first below ``before`` (the Audit page reads backwards)."""
+    query = where.apply(select(Event), caller)
+    if before is not None:
+        query = query.where(Event.pk < before).order_by(Event.pk.desc())
+    else:
+        query = query.where(Event.pk > after).order_by(Event.pk)
+    return list(await db.scalars(query.limit(limit)))
+
+
 async def recent(
     db: AsyncSession,
     caller: Caller,
@@ -121,12 +180,5 @@ async def recent(
     limit: int = 20,
 ) -> list[Event]:
     """The latest events the caller may see, newest first (the portal's feeds)."""
-    query = select(Event)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Event.project_pk.in_(visible))
-    if device_id is not None:
-        query = query.where(Event.device_id == device_id)
-    if job_id is not None:
-        query = query.where(Event.job_id == job_id)
-    return list(await db.scalars(query.order_by(Event.pk.desc()).limit(limit)))
+    where = EventFilter(device_id=device_id, job_id=job_id)
+    return await search(db, caller, where, before=2**62, limit=limit)

@@ -16,9 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket
 from pydantic import Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
+from edgefleet.server import redact
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
@@ -64,7 +65,9 @@ class AuditOut(Output):
     device: str
     job: str | None = None
     service: str | None = None
-    command: list[str]
+    command: list[str] | None = Field(
+        None, description="the argv; only for owners, operators and admins"
+    )
     interactive: bool
     exit_code: int | None = None
     error: str | None = None
@@ -93,27 +96,40 @@ async def _audit_start(
         )
         db.add(row)
         await db.commit()
+        # The argv may hold secrets: it goes in ``data.command`` only, which the
+        # events API shows to operators and up (events/audit.PRIVATE_DATA).
         where = f"{job}/{service} on {device}" if job else device
+        what = "opened a shell" if interactive else "ran a command"
         ctx.events.record(
             "exec",
             project_pk,
-            f"{user} ran {' '.join(command)[:200]} on {where}",
+            f"{user} {what} on {where}",
             device_id=device,
             job_id=job,
             actor=user,
-            data={"command": command, "interactive": interactive},
+            data={"command": command, "interactive": interactive, "exec": row.pk},
         )
         return row.pk
 
 
 async def _audit_end(ctx: ServerContext, pk: int, exit_code: int | None, error: str | None) -> None:
     async with ctx.session() as db:
-        await db.execute(
-            update(ExecAudit)
-            .where(ExecAudit.pk == pk)
-            .values(exit_code=exit_code, error=error, finished_at=utcnow())
-        )
+        row = await db.get(ExecAudit, pk)
+        if row is None:
+            return
+        row.exit_code, row.error, row.finished_at = exit_code, error, utcnow()
         await db.commit()
+    where = f"{row.job_id}/{row.service} on {row.device_id}" if row.job_id else row.device_id
+    ended = f"exit code {exit_code}" if exit_code is not None else (error or "no exit code")
+    ctx.events.record(
+        "exec.finished",
+        row.project_pk,
+        f"{row.user}'s command on {where} ended: {ended}"[:1024],
+        device_id=row.device_id,
+        job_id=row.job_id,
+        actor=row.user,
+        data={"exec": pk, "exit_code": exit_code, "error": error},
+    )
 
 
 async def _run(
@@ -181,7 +197,7 @@ async def exec_audit(
             device=r.device_id,
             job=r.job_id,
             service=r.service,
-            command=r.command,
+            command=r.command if redact.sees_secrets(caller, r.project_pk) else None,
             interactive=r.interactive,
             exit_code=r.exit_code,
             error=r.error,

@@ -1,0 +1,112 @@
+"""The audit trail: every change becomes an event, and who may read which.
+
+Events are one log (``events`` table) read by the events API, its stream, the
+portal's feeds and its Audit page. Most kinds are for every member of the
+event's project. Some are *audit* kinds, about people and credentials:
+
+=====================  ==========================================================
+kind                   who sees it
+=====================  ==========================================================
+``user.*``             admins (no project)
+``token.*``            admins (no project)
+``login.*``            admins (no project): successes and failures, client IP
+``member.*``           the project's owners, and admins
+``key.*``              the project's owners, and admins
+``exec``               every member; the argv (``data.command``) only owners,
+                       operators and admins (:mod:`edgefleet.server.redact`)
+=====================  ==========================================================
+
+Audit events of a change are written in the *same transaction* as the change
+(:func:`record`): a change cannot be committed without its event, and an
+event is never written for a change that was rolled back. Events about
+devices' reports (policy changes) go through the batched
+:class:`~edgefleet.server.events.service.EventLog` like other fleet events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, false, not_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from edgefleet.server import redact
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Role
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.events.tables import Event
+
+OWNERS_ONLY = ("user.", "token.", "login.", "member.", "key.")
+"""Kinds (prefixes) only a project's owners and admins read; with no project, admins."""
+
+PRIVATE_DATA: dict[str, tuple[str, ...]] = {"exec": ("command",)}
+"""Per kind, the ``data`` keys shown only to callers who see secrets."""
+
+
+def record(
+    db: AsyncSession,
+    kind: str,
+    project_pk: int | None,
+    message: str,
+    *,
+    actor: str | None,
+    device_id: str | None = None,
+    job_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Add an audit event to ``db``'s transaction; the caller's commit writes it."""
+    db.add(
+        Event(
+            time=utcnow(),
+            project_pk=project_pk,
+            kind=kind,
+            device_id=device_id,
+            job_id=job_id,
+            actor=actor[:64] if actor else actor,
+            message=message[:1024],
+            data=data or {},
+        )
+    )
+
+
+def _restricted(kind: str) -> bool:
+    return kind.startswith(OWNERS_ONLY)
+
+
+def owned(caller: Caller) -> list[int]:
+    """Projects the caller owns."""
+    return [pk for pk, role in caller.roles.items() if Role(role) is Role.OWNER]
+
+
+def visible(caller: Caller, project_pk: int | None, kind: str) -> bool:
+    """Whether ``caller`` may read an event of this project and kind."""
+    if caller.is_admin:
+        return True
+    if project_pk is None or project_pk not in caller.roles:
+        return False
+    return not _restricted(kind) or project_pk in owned(caller)
+
+
+def where_visible(caller: Caller) -> ColumnElement[bool] | None:
+    """The SQL condition for :func:`visible` (None: everything, for admins)."""
+    if caller.is_admin:
+        return None
+    members = list(caller.roles)
+    if not members:
+        return false()
+    restricted = or_(*(Event.kind.startswith(prefix) for prefix in OWNERS_ONLY))
+    owners = owned(caller)
+    allowed = Event.project_pk.in_(owners) if owners else false()
+    return and_(Event.project_pk.in_(members), or_(not_(restricted), allowed))
+
+
+def shown_data(
+    caller: Caller, project_pk: int | None, kind: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """An event's ``data`` as ``caller`` may read it: private keys dropped, and
+    ``hidden`` naming them, for callers below operator."""
+    private = [key for key in PRIVATE_DATA.get(kind, ()) if key in data]
+    if not private or redact.sees_secrets(caller, project_pk):
+        return data
+    return {k: v for k, v in data.items() if k not in private} | {"hidden": private}
