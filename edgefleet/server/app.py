@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet import __version__
 from edgefleet.server.auth import service as auth_service
+from edgefleet.server.auth.freshness import StreamGuard
+from edgefleet.server.auth.freshness_asgi import FreshStreams
 from edgefleet.server.auth.routes import router as auth_router
 from edgefleet.server.bus.base import create_bus
 from edgefleet.server.context import ServerContext
@@ -137,6 +139,7 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = db_engine.async_url(settings.database_url, settings.data_dir)
     features = _features()
+    guard = StreamGuard(settings.stream_recheck_interval)  # streams end with their rights
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -159,6 +162,7 @@ def create_app(
                     stoppers.append(stopper)
         await ctx.events.start()
         await ctx.hub.start()
+        await guard.start(ctx)
         boot = await _bootstrap(ctx, settings.admin_token)
         if boot.admin_token:
             announce(f"admin token (shown once, store it): {boot.admin_token}")
@@ -166,6 +170,7 @@ def create_app(
         try:
             yield
         finally:
+            await guard.stop()
             await ctx.hub.stop()
             for stopper in reversed(stoppers):
                 await stopper()
@@ -225,4 +230,5 @@ def create_app(
     apps_domain = settings.resolved_apps_domain()
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)
+    app.add_middleware(FreshStreams, guard=guard)  # outermost: sees app hosts too
     return app

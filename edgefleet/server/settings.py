@@ -63,6 +63,13 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         2 * 1024 * 1024, gt=0, description="largest JSON request body the API accepts"
     )
+    stream_recheck_interval: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="seconds between re-checks of open streams' tokens and memberships (a "
+        "revocation is also announced at once on the bus)",
+    )
     # -- bounded work per request (see edgefleet/server/limits.py) --
     max_websocket_message_bytes: int = Field(
         8 * 1024 * 1024,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
+_EPSILON = 1e-9
 
 MAX_KEYS = 100_000
 """Buckets kept per throttle. Past this, full buckets (no recent failures)
@@ -76,7 +77,7 @@ class Throttle:
     def retry_after(self, key: str) -> int | None:
         """Whole seconds until ``key`` may try again, or None if it may now."""
         bucket = self._bucket(key)
-        if bucket.tokens >= 1.0:
+        if bucket.tokens >= 1.0 - _EPSILON:  # refills are float sums
             return None
         return max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
 

@@ -19,6 +19,7 @@ from edgefleet.server.auth.tables import ApiToken, User
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.deps import CallerDep, Db, Paging
 from edgefleet.server.errors import Forbidden, Invalid, NotFound
+from edgefleet.server.events import audit
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects.tables import Membership, Project
 
@@ -68,7 +69,9 @@ async def list_users(caller: CallerDep, db: Db, page: Paging) -> Page[UserOut]:
 @router.post("/users", status_code=201, response_model=UserOut)
 async def create_user(body: UserIn, caller: CallerDep, db: Db) -> UserOut:
     _require_admin(caller)
-    user = await service.create_user(db, body.name, password=body.password, is_admin=body.admin)
+    user = await service.create_user(
+        db, body.name, password=body.password, is_admin=body.admin, actor=caller.name
+    )
     return await _user_out(db, user)
 
 
@@ -97,6 +100,8 @@ async def delete_user(user: str, caller: CallerDep, db: Db) -> None:
     if target.name == service.ADMIN:
         raise Forbidden("the bootstrap admin cannot be deleted")
     await db.delete(target)
+    what = f"{caller.name} deleted user {target.name}"
+    audit.record(db, "user.deleted", None, what, actor=caller.name)
     await db.commit()
 
 
@@ -144,7 +149,9 @@ async def create_token(body: TokenIn, caller: CallerDep, db: Db) -> TokenOut:
     expires = body.expires_at
     if body.expires_in:
         expires = utcnow() + timedelta(seconds=body.expires_in)
-    token, secret = await service.create_token(db, target, name=body.name, expires_at=expires)
+    token, secret = await service.create_token(
+        db, target, name=body.name, expires_at=expires, actor=caller.name
+    )
     return _token_out(token, target.name, secret)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from edgefleet.server.auth import secrets
+from edgefleet.server.auth import freshness, secrets
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.passwords import hash_password, verify_password
 from edgefleet.server.auth.roles import Role
@@ -24,6 +24,7 @@ from edgefleet.server.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from edgefleet.server.events import audit
 from edgefleet.server.limits import Limits
 from edgefleet.server.projects.tables import Membership, Project
 
@@ -188,7 +189,9 @@ async def find_user(db: AsyncSession, ref: str) -> User:
     return user
 
 
-async def create_user(db: AsyncSession, name: str, *, password: str | None, is_admin: bool) -> User:
+async def create_user(
+    db: AsyncSession, name: str, *, password: str | None, is_admin: bool, actor: str | None = None
+) -> User:
     if await db.scalar(select(User.pk).where(User.name == name)) is not None:
         raise Conflict(f"user {name!r} already exists", field="name")
     user = User(
@@ -198,6 +201,7 @@ async def create_user(db: AsyncSession, name: str, *, password: str | None, is_a
         password_hash=hash_password(password) if password else None,
     )
     db.add(user)
+    audit.record(db, "user.created", None, f"{actor} created user {name}", actor=actor)
     await db.commit()
     return user
 
@@ -226,6 +230,8 @@ async def set_password(
         if not await asyncio.to_thread(verify_password, user.password_hash, current_password):
             raise Forbidden("the current password is wrong", field="current_password")
     user.password_hash = await asyncio.to_thread(hash_password, password)
+    what = "changed their password" if own else f"reset the password of {user.name}"
+    audit.record(db, "user.password_changed", None, f"{caller.name} {what}", actor=caller.name)
     ended = await db.execute(
         update(ApiToken)
         .where(
@@ -236,6 +242,7 @@ async def set_password(
         )
         .values(revoked_at=utcnow())
     )
+    freshness.mark(db, user.pk)  # the ended sessions' streams close at once
     await db.commit()
     return int(getattr(ended, "rowcount", 0) or 0)
 
@@ -274,7 +281,9 @@ async def check_password(
     user = await db.scalar(select(User).where(User.name == name))
     stored = user.password_hash if user is not None and not user.disabled else None
     if user is None or not await limits.hash(lambda: verify_password(stored, password)):
+        await audit.login_failed(db, name, client)
         raise Unauthorized("wrong username or password")
+    audit.login_succeeded(db, user.name, client)
     limits.login_per_ip.refund(client)
     limits.login_per_user.refund(user_key)
     return user
@@ -290,12 +299,16 @@ async def create_token(
     name: str,
     expires_at: datetime | None,
     kind: str = "api",
+    actor: str | None = None,
 ) -> tuple[ApiToken, str]:
     if expires_at is not None and expires_at <= utcnow():
         raise Invalid("expires_at is in the past", field="expires_at")
     secret = secrets.generate(secrets.TOKEN_PREFIX)
     token = _token_row(user.pk, secret, name, expires_at, kind)
     db.add(token)
+    if kind == "api":
+        what = f"API token {token.prefix}… ({name or 'unnamed'}) for {user.name}"
+        audit.record(db, "token.created", None, what, actor=actor or user.name)
     await db.commit()
     return token, secret
 
@@ -334,5 +347,7 @@ async def revoke_token(db: AsyncSession, caller: Caller, token_id: str) -> ApiTo
         raise NotFound(f"token {token_id!r} not found")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        what = f"{caller.name} revoked API token {token.prefix}…"
+        audit.record(db, "token.revoked", None, what, actor=caller.name, data={"token": token.id})
         await db.commit()
     return token
