@@ -23,10 +23,11 @@ class _MemorySubscription:
         self.handler = handler
         self.queue = queue
         self.inbox: asyncio.Queue[BusMessage] = asyncio.Queue()
+        self._stopped = False
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             message = await self.inbox.get()
             try:
                 await self.handler(message)
@@ -37,6 +38,11 @@ class _MemorySubscription:
 
     async def unsubscribe(self) -> None:
         self.bus._remove(self)
+        if self.task is asyncio.current_task():
+            # The handler ends its own subscription: cancelling and awaiting our own
+            # task would swallow the cancel and leave the task waiting forever.
+            self._stopped = True
+            return
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task

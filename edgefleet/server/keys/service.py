@@ -12,6 +12,7 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import Invalid, NotFound, Unauthorized
+from edgefleet.server.events import audit
 from edgefleet.server.keys.tables import ProvisioningKey
 from edgefleet.server.projects.tables import Project
 
@@ -42,6 +43,8 @@ async def create(
         created_by=caller.name,
     )
     db.add(key)
+    what = f"{caller.name} created provisioning key {key.prefix}… for project {project.name}"
+    audit.record(db, "key.created", project.pk, what, actor=caller.name, data={"key": key.id})
     await db.commit()
     return key, secret
 
@@ -74,6 +77,8 @@ async def revoke(db: AsyncSession, caller: Caller, key: ProvisioningKey) -> Prov
     caller.require(key.project_pk, Permission.MANAGE_KEYS, "provisioning key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        what = f"{caller.name} revoked provisioning key {key.prefix}…"
+        audit.record(db, "key.revoked", key.project_pk, what, actor=caller.name, data={"key": key.id})
         await db.commit()
     return key
 

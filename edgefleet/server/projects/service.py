@@ -10,6 +10,7 @@ from edgefleet.server.auth.roles import Permission, Role
 from edgefleet.server.auth.tables import User
 from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Conflict, Forbidden, NotFound
+from edgefleet.server.events import audit
 from edgefleet.server.projects.tables import Membership, Project
 
 
@@ -43,6 +44,8 @@ async def create(db: AsyncSession, caller: Caller, name: str, description: str) 
     db.add(project)
     await db.flush()
     db.add(Membership(project_pk=project.pk, user_pk=caller.user_pk, role=Role.OWNER.value))
+    what = f"{caller.name} created project {name}"
+    audit.record(db, "project.created", project.pk, what, actor=caller.name)
     await db.commit()
     return project
 
@@ -55,6 +58,8 @@ async def delete(db: AsyncSession, caller: Caller, project: Project) -> None:
     if devices:
         raise Conflict(f"project {project.name!r} still has {devices} device(s); remove them first")
     await db.delete(project)
+    what = f"{caller.name} deleted project {project.name}"
+    audit.record(db, "project.deleted", project.pk, what, actor=caller.name)
     await db.commit()
 
 
@@ -75,12 +80,18 @@ async def set_member(
     membership = await db.scalar(
         select(Membership).where(Membership.project_pk == project.pk, Membership.user_pk == user.pk)
     )
+    before = membership.role if membership is not None else None
     if membership is None:
         db.add(Membership(project_pk=project.pk, user_pk=user.pk, role=role.value))
     else:
         if membership.role == Role.OWNER.value and role != Role.OWNER:
             await _keep_an_owner(db, project, user)
         membership.role = role.value
+    if before != role.value:
+        kind, what = ("member.added", "added") if before is None else ("member.changed", "made")
+        message = f"{caller.name} {what} {user.name} {role.value} of {project.name}"
+        data = {"user": user.name, "role": role.value, "previous": before}
+        audit.record(db, kind, project.pk, message, actor=caller.name, data=data)
     await db.commit()
 
 
@@ -94,6 +105,9 @@ async def remove_member(db: AsyncSession, caller: Caller, project: Project, user
     if membership.role == Role.OWNER.value:
         await _keep_an_owner(db, project, user)
     await db.delete(membership)
+    message = f"{caller.name} removed {user.name} ({membership.role}) from {project.name}"
+    data = {"user": user.name, "previous": membership.role}
+    audit.record(db, "member.removed", project.pk, message, actor=caller.name, data=data)
     await db.commit()
 
 

@@ -1,0 +1,1 @@
+"""Unit tests for edgefleet.server.bus, laid out like the package."""
