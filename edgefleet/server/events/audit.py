@@ -110,3 +110,29 @@ def shown_data(
     if not private or redact.sees_secrets(caller, project_pk):
         return data
     return {k: v for k, v in data.items() if k not in private} | {"hidden": private}
+
+
+async def login_failed(db: AsyncSession, name: str, client: str) -> None:
+    """A failed sign-in, committed at once (nothing else is): admins only, with
+    the client's address and the name tried — never the password."""
+    record(
+        db,
+        "login.failed",
+        None,
+        f"failed sign-in as {name[:64]!r} from {client}",
+        actor=name[:64],
+        data={"username": name[:256], "client": client},
+    )
+    await db.commit()
+
+
+def login_succeeded(db: AsyncSession, user_name: str, client: str) -> None:
+    """A sign-in; written with the session it opens."""
+    record(
+        db,
+        "login.succeeded",
+        None,
+        f"{user_name} signed in from {client}",
+        actor=user_name,
+        data={"client": client},
+    )

@@ -78,7 +78,9 @@ async def revoke(db: AsyncSession, caller: Caller, key: ProvisioningKey) -> Prov
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         what = f"{caller.name} revoked provisioning key {key.prefix}…"
-        audit.record(db, "key.revoked", key.project_pk, what, actor=caller.name, data={"key": key.id})
+        audit.record(
+            db, "key.revoked", key.project_pk, what, actor=caller.name, data={"key": key.id}
+        )
         await db.commit()
     return key
 
