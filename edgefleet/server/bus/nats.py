@@ -70,12 +70,12 @@ class NatsOptions:
         if self.creds_file:
             if not self.creds_file.is_file():
                 raise BusError(f"NATS creds file {self.creds_file} does not exist")
-            try:
-                import nkeys  # noqa: F401  (nats-py needs it for creds files)
-            except ImportError:
+            import importlib.util
+
+            if importlib.util.find_spec("nkeys") is None:  # nats-py signs with it
                 raise BusError(
                     "a NATS creds file needs the nkeys package: pip install 'edgefleet[nats-creds]'"
-                ) from None
+                )
             kwargs["user_credentials"] = str(self.creds_file)
         tls = self.tls_context(urls)
         if tls is not None:
