@@ -25,7 +25,7 @@ devices' reports (policy changes) go through the batched
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, false, not_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,10 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.events.tables import Event
+
+if TYPE_CHECKING:
+    from edgefleet.server.events.service import EventLog
+    from edgefleet.server.gateway.session import DeviceRef
 
 OWNERS_ONLY = ("user.", "token.", "login.", "member.", "key.")
 """Kinds (prefixes) only a project's owners and admins read; with no project, admins."""
@@ -135,4 +139,33 @@ def login_succeeded(db: AsyncSession, user_name: str, client: str) -> None:
         f"{user_name} signed in from {client}",
         actor=user_name,
         data={"client": client},
+    )
+
+
+def policy_changed(
+    events: EventLog,
+    device: DeviceRef,
+    before: object,
+    after: object,
+) -> None:
+    """Record a ``device.policy_changed`` event when the policy a device reports
+    (part of its facts) differs from the one it reported last: what its owner
+    allows decides which jobs may run there, so a change is worth a trace."""
+    if not isinstance(after, dict):
+        return  # facts unchanged
+    old = (before.get("policy") if isinstance(before, dict) else None) or {}
+    new = after.get("policy") or {}
+    if old == new:
+        return
+    changed = {
+        key: {"from": old.get(key), "to": new.get(key)}
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    }
+    events.record(
+        "device.policy_changed",
+        device.project_pk,
+        f"device {device.name} reports a new policy: {', '.join(changed)} changed",
+        device_id=device.id,
+        data={"changed": changed},
     )

@@ -20,6 +20,7 @@ from edgefleet.server.auth import secrets
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device
+from edgefleet.server.events import audit
 from edgefleet.server.gateway.session import AgentSession, DeviceRef
 from edgefleet.server.gateway.transport import StarletteTransport
 from edgefleet.server.jobs.eligibility import facts_key
@@ -88,6 +89,7 @@ async def agent_connect(websocket: WebSocket) -> None:
 
     changes = _hello_changes(device, hello)
     ref = DeviceRef(pk=device.pk, id=device.id, name=device.name, project_pk=device.project_pk)
+    audit.policy_changed(ctx.events, ref, device.facts, changes.get("facts"))
 
     async def on_message(message: Message) -> None:
         await _on_message(ctx, session, message)
@@ -159,6 +161,9 @@ async def _on_message(ctx: ServerContext, session: AgentSession, message: Messag
         session.resolve(message)
     elif isinstance(message, FactsChanged):
         async with ctx.session() as db:
+            before = await db.scalar(select(Device.facts).where(Device.pk == session.device.pk))
+            facts = message.facts.model_dump(mode="json")
+            audit.policy_changed(ctx.events, session.device, before, facts)
             await db.execute(
                 update(Device)
                 .where(Device.pk == session.device.pk)
