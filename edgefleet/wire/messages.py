@@ -17,9 +17,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from edgefleet.fed.messages import FedMessage
+from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.status import JobStatus
 from edgefleet.wire.workload import JobAssignment
 
@@ -59,10 +60,17 @@ class DeviceFacts(BaseModel):
     runtimes: list[str] = Field(default_factory=list)
     peripherals: list[Peripheral] = Field(default_factory=list)
     agent_version: str = ""
-    policy: dict[str, Any] = Field(
-        default_factory=dict,
-        description="what the device's owner allows (host paths, published ports, ...)",
+    policy: DevicePolicy | None = Field(
+        None,
+        description="what the device's owner allows (process runtime, host paths, "
+        "capabilities, limits...); none from an agent too old to report it",
     )
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _older_policy(cls, value: Any) -> Any:
+        """Older agents sent a dict, possibly empty; empty meant "reports nothing"."""
+        return None if value == {} else value
 
 
 # --- agent -> server ---------------------------------------------------------------

@@ -169,3 +169,36 @@ def policy_changed(
         device_id=device.id,
         data={"changed": changed},
     )
+
+
+REFUSALS_RECORDED = 100
+"""Per assignment pass, refused devices recorded one event each; the rest in one summary."""
+
+
+async def refusals(db: AsyncSession, project_pk: int, job_id: str, refused: dict[int, str]) -> None:
+    """``job.refused`` events for devices that newly cannot run a job (their
+    policy or capabilities rule it out), written with the assignment."""
+    if not refused:
+        return
+    from sqlalchemy import select
+
+    from edgefleet.server.devices.tables import Device
+
+    first = dict(list(refused.items())[:REFUSALS_RECORDED])
+    rows = await db.execute(select(Device.pk, Device.id, Device.name).where(Device.pk.in_(first)))
+    for pk, device_id, name in rows.all():
+        message = f"job {job_id} refused on {name}: {first[pk]}"
+        record(
+            db,
+            "job.refused",
+            project_pk,
+            message,
+            actor=None,
+            device_id=device_id,
+            job_id=job_id,
+            data={"reason": first[pk]},
+        )
+    if len(refused) > len(first):
+        more = len(refused) - len(first)
+        message = f"job {job_id} refused on {more} more device(s), for the same kinds of reasons"
+        record(db, "job.refused", project_pk, message, actor=None, job_id=job_id)

@@ -18,6 +18,7 @@ from edgefleet.labels import parse_selector
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device
+from edgefleet.server.events import audit
 from edgefleet.server.jobs.eligibility import facts_key, why_not
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.spec.model import AppSpec
@@ -78,6 +79,7 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
     verdicts: dict[str, str | None] = {}
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    refused: dict[int, str] = {}  # newly refused devices, for the audit
     for pk, facts in wanted.items():
         key = facts_key(facts)
         if key not in verdicts:
@@ -86,6 +88,8 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
         eligible = reason is None
         error = None if eligible else f"cannot run here: {reason}"
         row = existing.get(pk)
+        if error is not None and (row is None or row.error != error):
+            refused[pk] = error
         if row is None:
             new_rows.append(
                 {
@@ -129,6 +133,7 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
             )
             if row.eligible:
                 changed.add(pk)
+    await audit.refusals(db, job.project_pk, job.id, refused)
     for start in range(0, len(new_rows), 1000):
         await db.execute(insert(JobDevice), new_rows[start : start + 1000])
     if updates:
