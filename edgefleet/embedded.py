@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import signal
 import socket
 import sys
@@ -190,6 +191,10 @@ async def _up(settings: ServerSettings, *, demo: bool, runtime: str) -> int:
             state_dir=agent_dir,
             name=f"{socket.gethostname()}-local"[:60] if key else None,
             runtime=runtime,
+            # The demo is a process service run by whoever ran `edgefleet up`, on
+            # their own machine: they are its owner and consent here.
+            allow_process=True,
+            process_user=pwd.getpwuid(os.geteuid()).pw_name,
         )
     )
     agent_task = asyncio.create_task(agent.run())

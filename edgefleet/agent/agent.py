@@ -31,6 +31,7 @@ from edgefleet.agent.runtimes.base import RuntimeSet, choose_runtimes
 from edgefleet.agent.settings import AgentSettings
 from edgefleet.agent.state import Identity, StateDir
 from edgefleet.agent.tunnels import Tunnels
+from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.messages import (
     Command,
     DesiredState,
@@ -102,13 +103,13 @@ class Agent:
 
     # -- facts ------------------------------------------------------------------------
 
-    def policy(self) -> dict[str, object]:
-        s = self.settings
-        return {
-            "host_paths": list(s.allow_host_path),
-            "published_ports": s.allow_published_ports,
-            "privileged": s.allow_privileged,
-        }
+    def policy(self) -> DevicePolicy:
+        """The owner's policy, afresh (a peripheral of an allowed kind may have
+        been plugged in), handed to the runtimes that enforce it."""
+        policy = facts.device_policy(self.settings)
+        if self.runtimes is not None:
+            self.runtimes.set_policy(policy)
+        return policy
 
     def facts(self) -> DeviceFacts:
         names = self.runtimes.names() if self.runtimes else []
@@ -174,6 +175,8 @@ class Agent:
     async def run(self) -> None:
         if self.runtimes is None:
             self.runtimes = await choose_runtimes(self.settings, self.state)
+        else:
+            self.policy()  # runtimes given by the caller (the simulator) get the policy too
         self.identity = await self.ensure_identity()
         self.jobs = Jobs(self.state, self.runtimes, self.identity.device_id, report=self._report)
         self.jobs.supervise_every = self.supervise_every

@@ -68,7 +68,12 @@ class HostExec:
         tty: bool,
         cols: int = 80,
         rows: int = 24,
+        user: tuple[int, int, list[int]] | None = None,
     ) -> HostExec:
+        """``user`` (uid, gid, groups): run as that user, like the workload it enters."""
+        ids: dict[str, Any] = (
+            {"user": user[0], "group": user[1], "extra_groups": user[2]} if user else {}
+        )
         if tty:
             master, slave = os.openpty()
             _set_size(slave, cols, rows)
@@ -87,6 +92,7 @@ class HostExec:
                     cwd=cwd,
                     preexec_fn=controlling_tty,
                     close_fds=True,
+                    **ids,
                 )
             finally:
                 os.close(slave)
@@ -101,6 +107,7 @@ class HostExec:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                **ids,
             )
             session = cls(process, None)
             assert process.stdout is not None and process.stderr is not None

@@ -9,12 +9,14 @@ idle agent must stay under 40 MB on small devices.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgefleet.labels import LabelError, parse_assignments
+from edgefleet.spec.units import parse_size
 
 
 def _split(value: Any) -> Any:
@@ -26,6 +28,23 @@ def _split(value: Any) -> Any:
 
 StrList = list[str]
 ENV_PREFIX = "EDGEFLEET_"
+
+
+def _count(value: object) -> int:
+    count = int(str(value))
+    if count <= 0:
+        raise ValueError("must be a positive number")
+    return count
+
+
+def _limit(value: str, parse: Callable[[str], int]) -> int | None:
+    """A limit flag: a value, or ``none``/``unlimited`` for no limit."""
+    if value.strip().lower() in ("none", "unlimited", "-1", "0"):
+        return None
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: {exc}; or none for no limit") from exc
 
 
 def default_state_dir() -> Path:
@@ -85,7 +104,47 @@ class AgentSettings(BaseModel):
         False, description="let workloads publish ports on the device"
     )
     allow_privileged: bool = Field(
-        False, description="let workloads run privileged / host network / host pid"
+        False,
+        description="let workloads run privileged / host or bridge network / host pid / any capability or security_opt",
+    )
+    allow_process: bool = Field(
+        False, description="let jobs run process services (on with --runtime process too)"
+    )
+    process_user: str | None = Field(
+        None,
+        description="user process services run as (default: nobody when the agent runs as root, else the agent's own user)",
+    )
+    process_dir: Path | None = Field(
+        None,
+        description="where process services get their working directories (default: <state-dir>-work; never inside the state dir)",
+    )
+    allow_cap: StrList = Field(
+        default_factory=list,
+        description="capability workloads may add beyond the engine's default set (repeat)",
+    )
+    allow_security_profile: StrList = Field(
+        default_factory=list,
+        description="seccomp profile path prefix or AppArmor profile name workloads may use (repeat)",
+    )
+    allow_external_volume: StrList = Field(
+        default_factory=list,
+        description="engine volume name or glob workloads may mount as external (repeat; never ef-*)",
+    )
+    allow_peripheral: StrList = Field(
+        default_factory=list,
+        description="peripheral kind (camera, serial, gpu...) jobs may use (repeat); --peripheral KIND=/dev/PATH also allows that one",
+    )
+    default_memory: str = Field(
+        "512M", description="memory limit of a workload that sets none (a size, or none)"
+    )
+    max_memory: str = Field(
+        "2G", description="most memory a workload may ask for (a size, or none: no maximum)"
+    )
+    default_pids: str = Field(
+        "512", description="process limit of a workload that sets none (a number, or none)"
+    )
+    max_pids: str = Field(
+        "4096", description="most processes a workload may ask for (a number, or none: no maximum)"
     )
     isolation_firewall: bool = Field(
         True,
@@ -105,10 +164,51 @@ class AgentSettings(BaseModel):
     ca_file: Path | None = Field(None, description="CA bundle to trust for https/wss servers")
     log_level: str = Field("info", description="debug, info, warning, error")
 
-    @field_validator("server", "label", "peripheral", "allow_host_path", mode="before")
+    @field_validator(
+        "server",
+        "label",
+        "peripheral",
+        "allow_host_path",
+        "allow_cap",
+        "allow_security_profile",
+        "allow_external_volume",
+        "allow_peripheral",
+        mode="before",
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split(value)
+
+    @field_validator("default_memory", "max_memory")
+    @classmethod
+    def _sizes(cls, value: str) -> str:
+        _limit(value, parse_size)
+        return value
+
+    @field_validator("default_pids", "max_pids")
+    @classmethod
+    def _counts(cls, value: str) -> str:
+        _limit(value, _count)
+        return value
+
+    @field_validator("allow_cap")
+    @classmethod
+    def _caps(cls, value: list[str]) -> list[str]:
+        caps = [cap.upper().removeprefix("CAP_") for cap in value]
+        for cap in caps:
+            if not cap.replace("_", "").isalnum() or cap == "ALL":
+                raise ValueError(f"{cap!r} is not a capability name (ALL needs --allow-privileged)")
+        return caps
+
+    @property
+    def memory_limits(self) -> tuple[int | None, int | None]:
+        """(default, maximum) memory in bytes; ``None`` is no limit."""
+        return _limit(self.default_memory, parse_size), _limit(self.max_memory, parse_size)
+
+    @property
+    def pids_limits(self) -> tuple[int | None, int | None]:
+        """(default, maximum) processes; ``None`` is no limit."""
+        return _limit(self.default_pids, _count), _limit(self.max_pids, _count)
 
     @field_validator("label")
     @classmethod

@@ -149,8 +149,9 @@ def network_mode(d: Draft, value: Any, path: Path) -> None:
     elif mode == "bridge":
         d.report.warn(
             path,
-            "network_mode: bridge puts the service on the engine's default network, where it "
-            "cannot reach the job's other services by name; remove it to use the job's network",
+            "network_mode: bridge puts the service on the engine's default network, shared "
+            "with everything else on the device, where it cannot reach the job's other services "
+            f"by name (remove it to use the job's network): {_POLICY}",
         )
 
 

@@ -139,7 +139,10 @@ def _celery(c: dict[str, Inspect]) -> None:
 
 def _nextcloud(c: dict[str, Inspect]) -> None:
     mounts = {m["Destination"]: m for m in c["app"]["Mounts"]}
-    assert mounts["/media"]["Name"] == "ef-test-shared-media" and mounts["/media"]["RW"] is False
+    assert (
+        mounts["/media"]["Name"] == "edgefleet-test-shared-media"
+        and mounts["/media"]["RW"] is False
+    )
     assert mounts["/var/cache/nextcloud"]["Type"] == "volume"  # anonymous
     assert mounts["/var/www/html"]["Name"].endswith("-nextcloud")
     assert "size=4194304,mode=1777" in c["app"]["HostConfig"]["Tmpfs"]["/tmp/uploads"]
@@ -293,7 +296,14 @@ def start_fleet(fleet: Fleet, engine: Any, n: int = 2) -> tuple[Any, list[str]]:
             key=key,
             runtime="docker",
             env={"DOCKER_HOST": engine.url},
-            extra_args=["--peripheral", "serial=/dev/zero"],
+            extra_args=[
+                "--peripheral",
+                "serial=/dev/zero",
+                "--allow-cap",
+                "NET_ADMIN",  # pihole.yaml
+                "--allow-external-volume",
+                "edgefleet-test-shared-media",  # nextcloud.yaml
+            ],
         )
         for i in range(n)
     ]
@@ -377,10 +387,12 @@ def test_stacks_deploy_unchanged_on_two_agents(engine: Any, fleet: Fleet, group:
     stacks = [s for s in STACKS if s.file in GROUPS[group]]
     if any(s.file == "nextcloud.yaml" for s in stacks):
         # Left over by an interrupted run? Start from a fresh one.
-        podman("volume", "rm", "-f", "ef-test-shared-media", check=False)
-        podman("volume", "create", "--label", "purpose=edgefleet-test", "ef-test-shared-media")
+        podman("volume", "rm", "-f", "edgefleet-test-shared-media", check=False)
+        podman(
+            "volume", "create", "--label", "purpose=edgefleet-test", "edgefleet-test-shared-media"
+        )
         mountpoint = podman(
-            "volume", "inspect", "--format", "{{.Mountpoint}}", "ef-test-shared-media"
+            "volume", "inspect", "--format", "{{.Mountpoint}}", "edgefleet-test-shared-media"
         ).stdout.strip()
         Path(mountpoint, "hello.txt").write_text("shared by the device\n")
     try:
@@ -414,7 +426,7 @@ def test_stacks_deploy_unchanged_on_two_agents(engine: Any, fleet: Fleet, group:
     finally:
         if any(s.file == "nextcloud.yaml" for s in stacks):
             engine.cleanup()
-            podman("volume", "rm", "-f", "ef-test-shared-media", check=False)
+            podman("volume", "rm", "-f", "edgefleet-test-shared-media", check=False)
 
 
 def _upgrade_keeps_the_order(server: Any, job_id: str, devices: list[str]) -> None:

@@ -65,6 +65,7 @@ def test_everything_works_from_behind_nat(
             key=key,
             servers=[f"http://{ns.host_ip}:{server.port}"],
             runtime="docker",
+            extra_args=["--allow-process"],
             env={"DOCKER_HOST": engines[i].url},
             netns=ns.name,
         )

@@ -62,7 +62,9 @@ def running(server: Any, job_id: str) -> bool:
 @pytest.fixture
 def deployed(engine: Any, fleet: Fleet) -> dict[str, Any]:
     server = fleet.start_server(extra_args=["--apps-domain", "apps.localhost"])
-    agent = fleet.start_agent("pi", runtime="docker", env={"DOCKER_HOST": engine.url})
+    agent = fleet.start_agent(
+        "pi", runtime="docker", extra_args=["--allow-process"], env={"DOCKER_HOST": engine.url}
+    )
     device = agent.wait_enrolled()
     ws_port = free_port()
     with server.client() as client:

@@ -182,7 +182,12 @@ class AgentProc(Proc):
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         netns: str | None = None,
+        process_user: str | None = "",
     ) -> None:
+        """``process_user``: by default the test runner's own user, so process
+        services can run the runner's Python and write to pytest's tmp dirs
+        (both closed to ``nobody``, the agent's default as root); ``None`` leaves
+        the agent's default (tests/security/test_device_policy.py checks it)."""
         self.state_dir = workdir / f"agent-{name}"
         argv = [sys.executable, "-m", "edgefleet", "agent"]
         for server in servers:
@@ -199,6 +204,12 @@ class AgentProc(Proc):
             argv += ["--provisioning-key", key, "--name", name]
         for k, v in (labels or {}).items():
             argv += ["--label", f"{k}={v}"]
+        if process_user == "":
+            import pwd
+
+            process_user = pwd.getpwuid(os.geteuid()).pw_name
+        if process_user is not None and "--process-user" not in (extra_args or []):
+            argv += ["--process-user", process_user]
         argv += extra_args or []
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]

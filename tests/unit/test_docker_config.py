@@ -18,6 +18,7 @@ from edgefleet.agent.runtimes.base import WorkloadSpec
 from edgefleet.agent.runtimes.docker_config import create_args, network_mode
 from edgefleet.spec.compose import parse
 from edgefleet.spec.model import AppSpec
+from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.workload import JobAssignment
 
 
@@ -35,10 +36,7 @@ class FakeRuntime:
             docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")
         )
     )
-    allowed_host_paths: list[str] = field(default_factory=list)
-    allow_published_ports: bool = False
-    allow_privileged: bool = False
-    allowed_devices: list[str] = field(default_factory=list)
+    policy: DevicePolicy = field(default_factory=DevicePolicy)
 
 
 def assignment(compose: str) -> JobAssignment:
@@ -112,9 +110,7 @@ volumes:
 
 
 def test_every_key_lands_in_its_engine_field() -> None:
-    runtime = FakeRuntime(
-        allow_published_ports=True, allowed_devices=["/dev/null"], allowed_host_paths=[]
-    )
+    runtime = FakeRuntime(policy=DevicePolicy(published_ports=True, peripherals=["/dev/null"]))
     created = args(HARDENED, "app", runtime)
     host = created["host_config"]
     assert created["image"] == "localhost/app:1"
@@ -216,7 +212,10 @@ def test_networks_and_aliases_follow_compose() -> None:
         ("security_opt: [seccomp=unconfined]", "security_opt seccomp=unconfined is not allowed"),
         ("volumes: [/etc:/host-etc:ro]", "host path /etc is not allowed"),
         ("ports: ['8080:80']", "publishing port 8080 on the device is not allowed"),
-        ("devices: [/dev/ttyUSB7]", "device /dev/ttyUSB7 is not a peripheral of this device"),
+        (
+            "devices: [/dev/ttyUSB7]",
+            "device /dev/ttyUSB7 is not a peripheral this device's owner allows",
+        ),
     ],
 )
 def test_the_device_policy_refuses_in_plain_words(snippet: str, says: str) -> None:
@@ -251,7 +250,7 @@ def test_what_the_owner_allows_runs(tmp_path: Any) -> None:
         devices: [/dev/ttyUSB7]
     """
     runtime = FakeRuntime(
-        allowed_host_paths=[str(allowed)], allow_published_ports=True, allow_privileged=True
+        policy=DevicePolicy(host_paths=[str(allowed)], published_ports=True, privileged=True)
     )
     host = args(compose, "s", runtime)["host_config"]
     assert host["Privileged"] is True
@@ -260,12 +259,13 @@ def test_what_the_owner_allows_runs(tmp_path: Any) -> None:
     # A path that only looks inside the allowed one is refused (symlinks resolved).
     (allowed / "escape").symlink_to("/etc")
     sneaky = compose.replace(f"{allowed}/sub", f"{allowed}/escape")
-    runtime.allowed_host_paths = [str(allowed)]
     with pytest.raises(RuntimeFailure, match=r"^service s: host path \S+/escape is not allowed"):
         args(sneaky, "s", runtime)
     # Peripherals the device reports may be passed through without --allow-privileged.
     camera = "services:\n  s:\n    image: x\n    devices: [/dev/video0]\n"
-    assert args(camera, "s", FakeRuntime(allowed_devices=["/dev/video0"]))["host_config"]["Devices"]
+    assert args(camera, "s", FakeRuntime(policy=DevicePolicy(peripherals=["/dev/video0"])))[
+        "host_config"
+    ]["Devices"]
 
 
 def test_revision_ignores_fields_left_at_their_default() -> None:

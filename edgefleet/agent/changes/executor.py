@@ -149,6 +149,12 @@ class Executor:
 
     async def execute(self, plan: p.Plan, assignment: JobAssignment | None) -> None:
         run = Execution(plan, assignment)
+        if assignment is not None and plan.kind in ("deploy", "repair", "upgrade"):
+            # The device's policy, before anything is created: a refused job
+            # leaves no network, volume or workload behind.
+            refused = self.runtimes.refusals(assignment.spec)
+            if refused:
+                raise ChangeFailed("cannot run here: " + "; ".join(refused))
         try:
             for step in plan.steps:
                 if isinstance(step, p.Prepare | p.AwaitDependencies | p.Verify):

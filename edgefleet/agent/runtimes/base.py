@@ -10,6 +10,12 @@ Implementations sit side by side (``docker.py``, ``process.py``, ``sim.py``)
 and are imported by name from :data:`RUNTIMES` only when chosen, so the
 docker SDK is never loaded on a device that runs processes only.
 Optional abilities are separate protocols (:class:`Execer`).
+
+The device's policy (:class:`~edgefleet.spec.policy.DevicePolicy`) is built
+once from the agent's settings (:func:`edgefleet.agent.facts.device_policy`)
+and handed to every runtime; :meth:`RuntimeSet.refusals` is the agent's check
+before it creates anything for a job. The process runtime is built only when
+the owner allows it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from edgefleet.spec.model import Service
+from edgefleet.spec.model import AppSpec, Service
+from edgefleet.spec.policy import DevicePolicy, app_refusals
 
 if TYPE_CHECKING:
     from edgefleet.agent.execs import ExecSession
@@ -123,6 +130,7 @@ class Runtime(Protocol):
 
     name: str
     device_id: str  # set by RuntimeSet.bind: list and remove only this device's objects
+    policy: DevicePolicy  # set by RuntimeSet.set_policy: what the device's owner allows
 
     async def ping(self) -> bool:
         """True when the engine answers; False makes the device not ready."""
@@ -211,6 +219,18 @@ class RuntimeSet:
 
     container: Runtime | None
     process: Runtime | None
+    policy: DevicePolicy = field(default_factory=DevicePolicy)
+
+    def set_policy(self, policy: DevicePolicy) -> None:
+        """The owner's policy, for this set's check and every runtime's."""
+        self.policy = policy
+        for runtime in self.all():
+            runtime.policy = policy
+
+    def refusals(self, spec: AppSpec) -> list[str]:
+        """Every reason this device refuses ``spec``, with host paths resolved as
+        the device sees them; checked before anything is created for a job."""
+        return app_refusals(spec, self.policy, host_path)
 
     def bind(self, device_id: str) -> None:
         """Scope every runtime to this device's workloads (by label)."""
@@ -236,6 +256,12 @@ class RuntimeSet:
         return self.process if service.runtime == "process" else self.container
 
 
+def host_path(path: str) -> str:
+    """A host path as the device sees it: ``~`` expanded, relative paths taken
+    from the agent's working directory, symlinks resolved."""
+    return os.path.realpath(os.path.expanduser(path))
+
+
 def docker_socket(explicit: str | None) -> str | None:
     """Find the engine like the docker CLI does: flag, DOCKER_HOST, default sockets."""
     if explicit:
@@ -249,32 +275,32 @@ def docker_socket(explicit: str | None) -> str | None:
 
 
 async def choose_runtimes(settings: AgentSettings, state: StateDir) -> RuntimeSet:
-    process_cls = load_runtime_class("process")
+    from edgefleet.agent.errors import ConfigError
+    from edgefleet.agent.facts import device_policy
+
+    policy = device_policy(settings)
     if settings.runtime == "sim":
         sim = load_runtime_class("sim")()
-        return RuntimeSet(container=sim, process=sim)
-    process = process_cls(state.root / "processes")
-    if settings.runtime == "process":
-        return RuntimeSet(container=None, process=process)
-    socket = docker_socket(settings.docker_host)
-    if socket is not None:
-        docker = load_runtime_class("docker")(socket)
-        docker.allowed_host_paths = list(settings.allow_host_path)
-        docker.allow_published_ports = settings.allow_published_ports
-        docker.allow_privileged = settings.allow_privileged
-        from edgefleet.agent.facts import declared_peripherals, discovered_peripherals
+        found = RuntimeSet(container=sim, process=sim)
+        found.set_policy(policy)
+        return found
+    process: Runtime | None = None
+    if policy.process:
+        from edgefleet.agent.runtimes.process_user import work_root
 
-        docker.allowed_devices = [
-            p.path
-            for p in discovered_peripherals() + declared_peripherals(settings.peripheral)
-            if p.path
-        ]
-        if settings.runtime == "docker" or await docker.ping():
-            return RuntimeSet(container=docker, process=process)
-    if settings.runtime == "docker":
-        from edgefleet.agent.errors import ConfigError
-
-        raise ConfigError(
-            "--runtime docker: no Docker Engine API found (set DOCKER_HOST or --docker-host)"
-        )
-    return RuntimeSet(container=None, process=process)
+        work = work_root(state.root, settings.process_dir)
+        process = load_runtime_class("process")(state.root / "processes", policy, work)
+    container: Runtime | None = None
+    if settings.runtime != "process":
+        socket = docker_socket(settings.docker_host)
+        if socket is not None:
+            docker = load_runtime_class("docker")(socket, policy)
+            if settings.runtime == "docker" or await docker.ping():
+                container = docker
+        if container is None and settings.runtime == "docker":
+            raise ConfigError(
+                "--runtime docker: no Docker Engine API found (set DOCKER_HOST or --docker-host)"
+            )
+    found = RuntimeSet(container=container, process=process)
+    found.set_policy(policy)
+    return found

@@ -32,6 +32,7 @@ from edgefleet.agent.runtimes.base import (
     WorkloadState,
 )
 from edgefleet.spec.images import registry_of, split_reference
+from edgefleet.spec.policy import DevicePolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,13 +73,12 @@ def _pull_errors(progress: Any) -> str | None:
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, policy: DevicePolicy) -> None:
+        """``policy``: what the device's owner allows; checked again before every
+        create (:func:`~edgefleet.agent.runtimes.docker_config.create_args`)."""
         self.base_url = base_url
         self._client: docker.DockerClient | None = None
-        self.allowed_host_paths: list[str] = []
-        self.allow_published_ports = False
-        self.allow_privileged = False
-        self.allowed_devices: list[str] = []  # device paths of the reported peripherals
+        self.policy = policy
         self.device_id = ""
         self._podman: bool | None = None
         # Awaited after a job network is created or removed, before any container

@@ -17,7 +17,8 @@ Compose key -> Engine API field (``Config`` / ``HostConfig``)::
     restart                        RestartPolicy
     init, read_only, privileged    Init, ReadonlyRootfs, Privileged
     cap_add, cap_drop, devices     CapAdd, CapDrop, Devices
-    mem_limit, cpus, pids_limit    Memory, NanoCpus, PidsLimit
+    mem_limit, cpus, pids_limit    Memory, NanoCpus, PidsLimit (the device's
+                                   defaults when unset, never above its maximum)
     shm_size, ulimits, sysctls     ShmSize, Ulimits, Sysctls
     extra_hosts, dns               ExtraHosts, Dns
     security_opt, group_add        SecurityOpt, GroupAdd
@@ -31,14 +32,13 @@ Compose key -> Engine API field (``Config`` / ``HostConfig``)::
 from __future__ import annotations
 
 import math
-import os
 from typing import TYPE_CHECKING, Any
 
 from docker.types import Mount, Ulimit
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.runtimes.base import WorkloadSpec
-from edgefleet.spec.policy import DevicePolicy, refusals
+from edgefleet.agent.runtimes.base import WorkloadSpec, host_path
+from edgefleet.spec.policy import limits, refusals
 
 if TYPE_CHECKING:
     from edgefleet.agent.runtimes.docker import DockerRuntime
@@ -53,24 +53,11 @@ _RESTART: dict[str, dict[str, Any] | None] = {
 }
 
 
-def host_path(path: str) -> str:
-    """A bind source as the device sees it: ``~`` expanded, relative paths taken
-    from the agent's working directory, symlinks resolved."""
-    return os.path.realpath(os.path.expanduser(path))
-
-
-def device_policy(runtime: DockerRuntime) -> DevicePolicy:
-    return DevicePolicy(
-        host_paths=list(runtime.allowed_host_paths),
-        published_ports=runtime.allow_published_ports,
-        privileged=runtime.allow_privileged,
-        peripherals=list(getattr(runtime, "allowed_devices", [])),
-    )
-
-
 def check_policy(runtime: DockerRuntime, spec: WorkloadSpec) -> None:
-    """Raise :class:`RuntimeFailure` with every reason the device refuses the service."""
-    found = refusals(spec.service_name, spec.service, device_policy(runtime), host_path)
+    """Raise :class:`RuntimeFailure` with every reason the device refuses the
+    service. The agent checked the whole job before creating anything; this is
+    the last look, right before the engine acts."""
+    found = refusals(spec.service_name, spec.service, runtime.policy, host_path)
     if found:
         raise RuntimeFailure("; ".join(found))
 
@@ -107,7 +94,7 @@ def _ports(runtime: DockerRuntime, spec: WorkloadSpec) -> tuple[list[str], dict[
     for port in service.ports:
         key = f"{port.target}/{port.protocol}"
         exposed.append(key)
-        if port.published is not None and runtime.allow_published_ports:
+        if port.published is not None and runtime.policy.published_ports:
             bindings.setdefault(key, []).append((port.host_ip or "", port.published))
     found: dict[int | str, Any] = {k: v[0] if len(v) == 1 else v for k, v in bindings.items()}
     return list(dict.fromkeys(exposed)), found
@@ -128,6 +115,7 @@ def create_args(
     ``extra_hosts`` on engines that do not know it (Podman before 4.7)."""
     check_policy(runtime, spec)
     service = spec.service
+    memory, pids = limits(service, runtime.policy)
     api = runtime.client.api
     exposed, port_bindings = _ports(runtime, spec)
     restart = _RESTART[service.restart]
@@ -150,9 +138,9 @@ def create_args(
         ulimits=[Ulimit(name=k, soft=v.soft, hard=v.hard) for k, v in service.ulimits.items()]
         or None,
         sysctls=service.sysctls or None,
-        mem_limit=service.mem_limit,
+        mem_limit=memory,
         nano_cpus=int(service.cpus * 1e9) if service.cpus else None,
-        pids_limit=service.pids_limit if service.pids_limit else None,
+        pids_limit=pids,
         privileged=service.privileged,
         network_mode=network_mode(spec),
         pid_mode=service.pid,

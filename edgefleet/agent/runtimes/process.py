@@ -1,13 +1,33 @@
 """The ``process`` runtime: supervised child processes, for devices with no
 container engine (like Nomad's exec driver, without the isolation).
 
-Each workload lives in ``<root>/<name>/``: ``meta.json`` (what to run, the
-pid and its kernel start time, restarts), ``stdout.log``, ``stderr.log`` and
-``exit_code``. Processes run in their own session and write to files, not
-pipes, so they survive the agent being killed; a restarted agent adopts them
-by pid + start time (so a recycled pid is never mistaken for ours). A small
-``sh`` wrapper records the exit code, since an adopted process is not our
-child and cannot be waited on.
+Off unless the device's owner turns it on (``--allow-process`` or ``--runtime
+process``): a process runs on the device itself. What keeps it from the
+agent's secrets (``device.json``, the data endpoint's secret, registry
+passwords in ``desired.json``):
+
+- it runs as the owner's ``--process-user`` (default ``nobody`` when the agent
+  is root), never with the agent's uid unless the owner chose so;
+- its working directory is the agent's choice, ``<work root>/<job>`` (default
+  ``<state-dir>-work``, never inside the state dir), owned by that user, 0700;
+- the state dir is 0700 and the agent's bookkeeping stays in it: the agent
+  opens the logs and the exit-code file and hands the process only their
+  descriptors.
+
+An agent that is not root can only run processes as itself; then a process
+can read what the agent can (documented as the residual risk).
+
+Limits, best effort: ``prlimit`` (util-linux) sets RLIMIT_DATA (memory) and
+RLIMIT_NPROC (processes) before the wrapper starts. RLIMIT_NPROC counts every
+process of the user, not of the job, and root ignores it.
+
+Each workload's bookkeeping is in ``<root>/<name>/``: ``meta.json`` (what to
+run, the pid and its kernel start time, restarts), ``stdout.log``,
+``stderr.log`` and ``exit_code``. Processes run in their own session and write
+to files, not pipes, so they survive the agent being killed; a restarted agent
+adopts them by pid + start time (so a recycled pid is never mistaken for ours).
+A small ``sh`` wrapper writes the exit code to a descriptor the agent opened,
+since an adopted process is not our child and cannot be waited on.
 
 The runtime also plays the engine's part for restart policies: its monitor
 restarts exited processes per ``restart`` with a growing delay.
@@ -18,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -37,10 +58,14 @@ from edgefleet.agent.runtimes.base import (
     WorkloadSpec,
     WorkloadState,
 )
+from edgefleet.agent.runtimes.process_user import ProcessUser, own_name
 from edgefleet.agent.state import atomic_write
+from edgefleet.spec.policy import DevicePolicy, limits
 
-WRAPPER = 'trap "" HUP; "$@"; code=$?; echo $code > "$EF_EXIT_FILE.tmp"; mv "$EF_EXIT_FILE.tmp" "$EF_EXIT_FILE"; exit $code'
-SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER")
+WRAPPER = 'trap "" HUP; "$@"; code=$?; echo $code >&"$EF_EXIT_FD"; exit $code'
+SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+log = logging.getLogger(__name__)
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -66,9 +91,33 @@ def _signal_number(name: str | None) -> int:
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, root: Path, monitor_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        policy: DevicePolicy,
+        work: Path,
+        *,
+        monitor_every: float = 1.0,
+    ) -> None:
+        """``root``: bookkeeping, inside the state dir; ``work``: the processes'
+        working directories, outside it (see :func:`work_root`)."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        self.policy = policy
+        self.user = ProcessUser.named(policy.process_user or own_name())
+        if self.user.uid == os.geteuid():
+            log.warning(
+                "process services run as %s, the agent's own user: they can read the agent's "
+                "state dir (its credential); give --process-user another user to keep them out",
+                self.user.name,
+            )
+        self.work = work
+        self.work.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.work, 0o711)  # others may enter their own dir, not list the rest
+        self._prlimit = shutil.which("prlimit")
+        if self._prlimit is None:
+            log.warning("prlimit not found: process services run without memory/process limits")
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._monitor_every = monitor_every
@@ -191,16 +240,31 @@ class ProcessRuntime:
     async def list_networks(self, job_id: str) -> list[str]:
         return []
 
+    def _workdir(self, job_id: str) -> Path:
+        """The job's working directory, chosen here (never by the job), owned by
+        the process user and closed to everyone else."""
+        if "/" in job_id or job_id.startswith("."):
+            raise RuntimeFailure(f"invalid job id {job_id!r}")
+        path = self.work / job_id
+        path.mkdir(mode=0o700, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(path, self.user.uid, self.user.gid)
+        os.chmod(path, 0o700)
+        return path
+
     async def create(self, spec: WorkloadSpec) -> str:
         workload_id = spec.name
         if self._meta(workload_id) is not None:
             return workload_id
+        if not self.policy.process:  # choose_runtimes does not build us then; belt and braces
+            raise RuntimeFailure("the process runtime is not allowed on this device")
         directory = self._dir(workload_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        cwd = spec.service.working_dir or str(spec.workdir or directory)
-        Path(cwd).mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cwd = str(self._workdir(spec.job_id))
         env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
+        env.update(HOME=cwd, USER=self.user.name, LOGNAME=self.user.name)
         env.update(spec.environment)
+        memory, pids = limits(spec.service, self.policy)
         self._save(
             workload_id,
             {
@@ -215,6 +279,8 @@ class ProcessRuntime:
                 "grace": spec.service.stop_grace_period,
                 "restarts": 0,
                 "pid": None,
+                "memory": memory,
+                "pids": pids,
             },
         )
         return workload_id
@@ -229,27 +295,44 @@ class ProcessRuntime:
                 return
             self._spawn(meta)
 
+    def _limits_argv(self, meta: dict[str, Any]) -> list[str]:
+        if self._prlimit is None:
+            return []
+        argv = [self._prlimit]
+        if meta.get("memory"):
+            argv.append(f"--data={meta['memory']}")
+        if meta.get("pids"):
+            argv.append(f"--nproc={meta['pids']}")
+        return [*argv, "--"] if len(argv) > 1 else []
+
     def _spawn(self, meta: dict[str, Any]) -> None:
         directory = self._dir(meta["id"])
+        exit_file = directory / "exit_code"
         with contextlib.suppress(FileNotFoundError):
-            (directory / "exit_code").unlink()
-        env = dict(meta["env"], EF_EXIT_FILE=str(directory / "exit_code"))
-        with (
-            open(directory / "stdout.log", "ab") as out,
-            open(directory / "stderr.log", "ab") as err,
-        ):
-            try:
+            exit_file.unlink()
+        exit_fd = os.open(exit_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        env = dict(meta["env"], EF_EXIT_FD=str(exit_fd))
+        argv = [*self._limits_argv(meta), "/bin/sh", "-c", WRAPPER, "sh", *meta["argv"]]
+        try:
+            with (
+                open(directory / "stdout.log", "ab") as out,
+                open(directory / "stderr.log", "ab") as err,
+            ):
                 child = subprocess.Popen(
-                    ["/bin/sh", "-c", WRAPPER, "sh", *meta["argv"]],
+                    argv,
                     cwd=meta["cwd"],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
+                    pass_fds=(exit_fd,),
                     start_new_session=True,
+                    **self.user.popen_args(),
                 )
-            except OSError as exc:
-                raise RuntimeFailure(f"cannot start {meta['argv'][0]}: {exc}") from exc
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot start {meta['argv'][0]}: {exc}") from exc
+        finally:
+            os.close(exit_fd)
         self._children[meta["id"]] = child
         meta.update(
             pid=child.pid, ticks=_start_ticks(child.pid), started=time.time(), stopped=False
@@ -347,6 +430,7 @@ class ProcessRuntime:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            **self.user.popen_args(),
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
@@ -372,7 +456,13 @@ class ProcessRuntime:
             raise RuntimeFailure(f"no such workload {workload_id}")
         try:
             return await HostExec.start(
-                argv, env={**meta["env"], **env}, cwd=meta["cwd"], tty=tty, cols=cols, rows=rows
+                argv,
+                env={**meta["env"], **env},
+                cwd=meta["cwd"],
+                tty=tty,
+                cols=cols,
+                rows=rows,
+                user=self.user.ids if self.user.popen_args() else None,
             )
         except OSError as exc:
             raise RuntimeFailure(f"cannot run {argv[0]}: {exc}") from exc

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import LABEL_JOB, LogLine, Workload, WorkloadSpec
+from edgefleet.spec.policy import DevicePolicy
 
 _ids = itertools.count(1)
 
@@ -26,6 +27,7 @@ class SimRuntime:
         self._specs: dict[str, WorkloadSpec] = {}
         self._networks: dict[str, str] = {}
         self.device_id = ""
+        self.policy = DevicePolicy()  # set by RuntimeSet.set_policy; nothing runs for real
 
     async def ping(self) -> bool:
         return True

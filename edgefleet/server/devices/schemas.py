@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from edgefleet.labels import LabelError, check_key, check_value
 from edgefleet.server.schemas import Input, Name, Output, Timestamp
+from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.messages import Peripheral, Resources
 
 
@@ -19,7 +20,9 @@ class DeviceOut(Output):
     peripherals: list[Peripheral]
     resources: Resources
     runtimes: list[str]
-    policy: dict[str, Any] = Field(default_factory=dict)
+    policy: DevicePolicy | None = Field(
+        None, description="what the device's owner allows, as its agent reports it"
+    )
     agent_version: str
     is_online: bool
     is_ready: bool

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from edgefleet.spec.model import AppSpec
-from edgefleet.spec.policy import DevicePolicy, refusals
+from edgefleet.spec.policy import app_refusals
 from edgefleet.wire.messages import DeviceFacts
 
 CONTAINER_RUNTIMES = {"docker", "sim"}
@@ -47,6 +47,8 @@ def why_not(spec: AppSpec, facts: DeviceFacts) -> str | None:
         offered = ", ".join(sorted(runtimes)) or "none"
         return f"needs a container runtime; this device offers: {offered}"
     if "process" in needs and not runtimes & PROCESS_RUNTIMES:
+        if facts.policy is not None and not facts.policy.process:
+            return policy_refusal(spec, facts)  # the owner's choice: say which flag
         return "needs the process runtime, which this device does not offer"
     requires = spec.requires
     if requires.runtime and not runtimes & set(requires.runtime):
@@ -67,15 +69,11 @@ def why_not(spec: AppSpec, facts: DeviceFacts) -> str | None:
 
 
 def policy_refusal(spec: AppSpec, facts: DeviceFacts) -> str | None:
-    """What the device's owner does not allow (privileged, host paths, published
-    ports...), from the policy its agent reports; an agent that reports none is
-    left to refuse by itself."""
-    if not facts.policy:
+    """What the device's owner does not allow (process runtime, privileged, host
+    paths, capabilities, external volumes, peripherals, limits...), from the
+    policy its agent reports; an agent too old to report one is left to refuse
+    by itself."""
+    if facts.policy is None:
         return None
-    policy = DevicePolicy.model_validate(
-        {**facts.policy, "peripherals": [p.path for p in facts.peripherals if p.path]}
-    )
-    found = [
-        r for name in sorted(spec.services) for r in refusals(name, spec.services[name], policy)
-    ]
+    found = app_refusals(spec, facts.policy)
     return "; ".join(found) if found else None
