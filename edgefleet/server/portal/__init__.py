@@ -9,7 +9,8 @@ stream; no Node build. How a request flows::
             --POST form + csrf--> handler --service / API handler call--> 303 to a page
 
 Pages, one module each: ``auth`` (sign in/out), ``dashboard``, ``devices``,
-``apps``, ``jobs``, ``admin`` (provisioning keys, API tokens, projects).
+``apps``, ``jobs``, ``admin`` (provisioning keys, API tokens, projects),
+``audit`` (the event log for administrators and project owners).
 ``web`` holds what they share: the signed-in viewer, CSRF-checked forms,
 rendering, and the route class that turns errors into pages. Handlers call
 the server's services in-process, or the API's own handler functions where
@@ -30,8 +31,8 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the portal's routes and static files to the server's app."""
-    from edgefleet.server.portal import admin, apps, auth, dashboard, devices, jobs, live
+    from edgefleet.server.portal import admin, apps, audit, auth, dashboard, devices, jobs, live
 
-    for module in (auth, dashboard, devices, apps, jobs, admin, live):
+    for module in (auth, dashboard, devices, apps, jobs, admin, audit, live):
         app.include_router(module.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

@@ -1,0 +1,139 @@
+"""The Audit page: the event log, newest first, filtered by kind, actor,
+project and time range, for administrators (everything, users and sign-ins
+included) and project owners (the projects they own).
+
+Reads through the same query and visibility rules as ``GET /api/v1/events``
+(:mod:`edgefleet.server.events.audit`), so the page never shows what the API
+would hide: exec argv only where the viewer sees secrets, failed sign-ins only
+for administrators. Pages go backwards with the shared cursor helper.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from edgefleet.server.deps import Db
+from edgefleet.server.errors import Forbidden, Invalid
+from edgefleet.server.events import audit
+from edgefleet.server.events import service as events
+from edgefleet.server.events.routes import event_out
+from edgefleet.server.pagination import decode_cursor, encode_cursor
+from edgefleet.server.portal.web import PortalRoute, Viewer, ViewerDep, render
+from edgefleet.server.projects import service as projects
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+PAGE = 50
+FILTERS = ("kind", "actor", "project", "since", "until")
+
+
+def may_audit(viewer: Viewer) -> bool:
+    """Administrators, and owners of at least one project."""
+    return viewer.caller.is_admin or bool(audit.owned(viewer.caller))
+
+
+def _time(value: str, name: str) -> datetime | None:
+    """A filter's time: ISO 8601 or the browser's datetime-local, read as UTC."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{name}: not a date and time: {value[:40]!r}", field=name) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def _listing(db: Db, viewer: Viewer, values: dict[str, str], cursor: str) -> dict[str, Any]:
+    if not may_audit(viewer):
+        raise Forbidden("the audit log is for administrators and project owners")
+    caller = viewer.caller
+    choices = [
+        p
+        for p in await projects.list_visible(db, caller, 0, 1000)
+        if caller.is_admin or p.pk in audit.owned(caller)
+    ]
+    error = ""
+    rows: list[Any] = []
+    try:
+        project_pk = None
+        if values["project"]:
+            project_pk = (await projects.find(db, caller, values["project"])).pk
+        where = events.EventFilter(
+            project_pk=project_pk,
+            kind=values["kind"] or None,
+            actor=values["actor"] or None,
+            since=_time(values["since"], "since"),
+            until=_time(values["until"], "until"),
+            owned_only=True,
+        )
+        before = decode_cursor(cursor) or None
+        rows = await events.search(db, caller, where, before=before or 2**62, limit=PAGE + 1)
+    except Invalid as exc:
+        error = exc.message
+    names = await projects.names(db, {e.project_pk for e in rows if e.project_pk is not None})
+    items = [event_out(caller, e, names) for e in rows[:PAGE]]
+    query = {k: v for k, v in values.items() if v}
+    older = None
+    if len(rows) > PAGE:
+        older = "/audit?" + urlencode(query | {"cursor": encode_cursor(rows[PAGE - 1].pk)})
+    return {
+        "items": items,
+        "data": {e.id: json.dumps(e.data, ensure_ascii=False, sort_keys=True) for e in items},
+        "values": values,
+        "projects": choices,
+        "error": error,
+        "older": older,
+        "newest": "/audit?" + urlencode(query) if cursor else None,
+        "query": urlencode(query | ({"cursor": cursor} if cursor else {})),
+    }
+
+
+def _values(kind: str, actor: str, project: str, since: str, until: str) -> dict[str, str]:
+    return {
+        "kind": kind.strip()[:64],
+        "actor": actor.strip()[:64],
+        "project": project.strip()[:128],
+        "since": since.strip()[:40],
+        "until": until.strip()[:40],
+    }
+
+
+Text = Query("", max_length=200)
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    viewer: ViewerDep,
+    db: Db,
+    kind: str = Text,
+    actor: str = Text,
+    project: str = Text,
+    since: str = Text,
+    until: str = Text,
+    cursor: str = Text,
+) -> Response:
+    context = await _listing(db, viewer, _values(kind, actor, project, since, until), cursor)
+    return render(request, "audit.html", context, status=400 if context["error"] else 200)
+
+
+@router.get("/portal/fragments/audit")
+async def audit_fragment(
+    request: Request,
+    viewer: ViewerDep,
+    db: Db,
+    kind: str = Text,
+    actor: str = Text,
+    project: str = Text,
+    since: str = Text,
+    until: str = Text,
+    cursor: str = Text,
+) -> Response:
+    context = await _listing(db, viewer, _values(kind, actor, project, since, until), cursor)
+    return render(request, "fragments/audit_rows.html", context)
