@@ -61,8 +61,6 @@ log = logging.getLogger(__name__)
 
 SUBJECT = "ef.auth.changed"
 POLICY_VIOLATION = 1008  # RFC 6455: the close code for "your rights are gone"
-SESSION_COOKIE = "edgefleet_session"  # as in server/deps.py
-APP_COOKIE = "edgefleet_app"  # as in server/proxy/routes.py
 UNWATCHED_PREFIXES = (secrets.DEVICE_PREFIX, secrets.KEY_PREFIX)
 _INFO_KEY = "edgefleet.auth_changed"
 

@@ -20,13 +20,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgefleet.server.auth import secrets
 from edgefleet.server.auth.freshness import (
-    APP_COOKIE,
     POLICY_VIOLATION,
-    SESSION_COOKIE,
     UNWATCHED_PREFIXES,
     StreamGuard,
     Watched,
 )
+from edgefleet.server.deps import SECURE_SESSION_COOKIE, SESSION_COOKIE
+from edgefleet.server.proxy.routes import APP_COOKIE
+
+COOKIES = (SECURE_SESSION_COOKIE, SESSION_COOKIE, APP_COOKIE)  # the order routes try them
 
 UNWATCHED_PATHS = ("/api/v1/agent/",)  # device credentials: the gateway's business
 
@@ -52,7 +54,7 @@ def credentials(scope: Scope) -> tuple[str, ...]:
         jar.load(cookie_header)
     except CookieError:
         return ()
-    return tuple(jar[name].value for name in (SESSION_COOKIE, APP_COOKIE) if name in jar)
+    return tuple(jar[name].value for name in COOKIES if name in jar)
 
 
 class FreshStreams:
