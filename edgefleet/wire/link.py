@@ -76,8 +76,26 @@ class Link:
     async def _queue_frame(self, data: bytes) -> None:
         if self.closed.is_set():
             raise TransportClosed(self.close_code or 1006, self.close_reason)
-        await self._data.put(data)
+        if self._data.full():
+            await self._put_unless_closed(data)
+        else:
+            self._data.put_nowait(data)
         self._wake.set()
+
+    async def _put_unless_closed(self, data: bytes) -> None:
+        """Back-pressure: wait for room, unless the connection ends first; once it
+        has, nobody reads the queue, and a stream writer would wait forever."""
+        put = asyncio.ensure_future(self._data.put(data))
+        ended = asyncio.ensure_future(self.closed.wait())
+        try:
+            await asyncio.wait((put, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            queued = put.done()
+            if not queued:
+                put.cancel()
+        if not queued:
+            raise TransportClosed(self.close_code or 1006, self.close_reason)
 
     async def run(self) -> None:
         """Run until the transport closes; always leaves the mux closed."""

@@ -1,0 +1,1 @@
+"""Unit tests for edgefleet.wire, laid out like the package."""
