@@ -89,9 +89,11 @@ services:
     image: {IMAGE}
     command: ["sh", "-c", "dd if=/dev/urandom of=/var/www/blob bs=1M count=5 2>/dev/null; echo web-up; exec httpd -f -p 8080 -h /var/www"]
     init: true
+    expose: ["8080"]
   echo:
     x-edgefleet-runtime: process
     command: ["{sys.executable}", "-c", {json.dumps(WS_ECHO)}, "{ws_port}"]
+    expose: ["{ws_port}"]
 """
     with server.client() as client:
         client.create_application("natapp", "1", compose=compose)

@@ -185,7 +185,9 @@ def walk_through(fleet: Fleet, server: Any, key: str, alpha_id: str, port: int) 
 
         # --- the service, through the proxy, in a new tab -----------------------------------
         link = cell.get_by_role("link", name=f"Open :{port}")
-        assert link.get_attribute("href") == f"/proxy/{job_id}/{alpha_id}/web/{port}/"
+        # the app's own origin (*.localhost on a loopback server), never the portal's
+        own_origin = f"http://{job_id}-{alpha_id}-web-{port}.localhost:{server.port}"
+        assert link.get_attribute("href") == own_origin + "/"
         with context.expect_page() as opened:
             link.click()
         app_page = opened.value

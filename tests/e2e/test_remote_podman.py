@@ -50,6 +50,7 @@ services:
   echo:
     x-edgefleet-runtime: process
     command: ["{sys.executable}", "-c", {json.dumps(WS_ECHO)}, "{ws_port}"]
+    expose: ["{ws_port}"]
 """
 
 
@@ -120,8 +121,8 @@ def test_proxy_http_download_websocket_and_access(deployed: dict[str, Any]) -> N
         assert digest.hexdigest() == expected
         missing = http.get(f"{base}/nope.html")
         assert missing.status_code == 404
-        refused = http.get(f"/proxy/{job}/{device}/web/9999/")
-        assert refused.status_code == 502 and "refused" in refused.json()["detail"]
+        undeclared = http.get(f"/proxy/{job}/{device}/web/9999/")
+        assert undeclared.status_code == 404 and "declares no port 9999" in undeclared.text
         unknown = http.get(f"/proxy/{job}/{device}/nosuch/8080/")
         assert unknown.status_code == 404
     # host-based routing

@@ -111,6 +111,7 @@ def web_app(port: int) -> dict[str, Any]:
                 "x-edgefleet-runtime": "process",
                 "command": [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                 "environment": {"PYTHONUNBUFFERED": "1"},
+                "ports": [str(port)],  # the proxy reaches declared ports only
             }
         }
     }
