@@ -76,13 +76,13 @@ def test_forged_records_cannot_pose_as_another_device_and_are_re_encoded(
 ) -> None:
     server, mallory, victim_id, mallory_id, job = _setup(fleet)
     credential = json.loads((mallory.state_dir / "device.json").read_text())["credential"]
-    splice = '{"n": 2}, "device": "%s", "stream": "secret"' % victim_id
-    next_line = '{"n": 3}}\n{"device": "%s", "stream": "s", "seq": 99, "record": {}' % victim_id
+    splice = '{"n": 2}, "device": "' + victim_id + '", "stream": "secret"'
+    next_line = '{"n": 3}}\n{"device": "' + victim_id + '", "stream": "s", "seq": 99, "record": {}'
     nasty = {
         "device": victim_id,
         "stream": "other",
-        "note": 'x"}\n{"device": "%s"' % victim_id,
-        "f": "=HYPERLINK(\"http://evil\",\"x\")",
+        "note": 'x"}\n{"device": "' + victim_id + '"',
+        "f": '=HYPERLINK("http://evil","x")',
     }
     texts = [
         '{"n": 1, "v": 5, "s": "=1+1", "a": "@SUM(A1)", "p": "+1", "m": "-1"}',
@@ -135,9 +135,14 @@ def test_forged_records_cannot_pose_as_another_device_and_are_re_encoded(
         rows = list(csv.DictReader(io.StringIO(text)))
         assert [r["device"] for r in rows] == [mallory_id] * 3
         first = rows[0]
-        assert (first["s"], first["a"], first["p"], first["m"]) == ("'=1+1", "'@SUM(A1)", "'+1", "'-1")
+        assert (first["s"], first["a"], first["p"], first["m"]) == (
+            "'=1+1",
+            "'@SUM(A1)",
+            "'+1",
+            "'-1",
+        )
         assert first["v"] == "5" and first["n"] == "1"
-        assert rows[1]["f"] == "'=HYPERLINK(\"http://evil\",\"x\")"
+        assert rows[1]["f"] == '\'=HYPERLINK("http://evil","x")'
         assert rows[1]["record.device"] == victim_id
 
         # The rejection is on record, attributed to the sender.
@@ -157,7 +162,7 @@ def test_bad_records_in_a_real_agents_buffer_do_not_wedge_its_uploader(
     # Seed Mallory's durable buffer (agent stopped) with good and bad records,
     # as a tampered or buggy device would hold them.
     db = sqlite3.connect(mallory.state_dir / "data" / "buffer.db")
-    texts = ['{"n": 1}', "{nope", '{"n": 3}', '[1, 2]', '{"n": 5}']
+    texts = ['{"n": 1}', "{nope", '{"n": 3}', "[1, 2]", '{"n": 5}']
     with db:
         for seq, text in enumerate(texts, 1):
             db.execute(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -104,7 +104,7 @@ def _values(kind: str, actor: str, project: str, since: str, until: str) -> dict
     }
 
 
-Text = Query("", max_length=200)
+Text = Annotated[str, Query(max_length=200)]
 
 
 @router.get("/audit")
@@ -112,12 +112,12 @@ async def audit_page(
     request: Request,
     viewer: ViewerDep,
     db: Db,
-    kind: str = Text,
-    actor: str = Text,
-    project: str = Text,
-    since: str = Text,
-    until: str = Text,
-    cursor: str = Text,
+    kind: Text = "",
+    actor: Text = "",
+    project: Text = "",
+    since: Text = "",
+    until: Text = "",
+    cursor: Text = "",
 ) -> Response:
     context = await _listing(db, viewer, _values(kind, actor, project, since, until), cursor)
     return render(request, "audit.html", context, status=400 if context["error"] else 200)
@@ -128,12 +128,12 @@ async def audit_fragment(
     request: Request,
     viewer: ViewerDep,
     db: Db,
-    kind: str = Text,
-    actor: str = Text,
-    project: str = Text,
-    since: str = Text,
-    until: str = Text,
-    cursor: str = Text,
+    kind: Text = "",
+    actor: Text = "",
+    project: Text = "",
+    since: Text = "",
+    until: Text = "",
+    cursor: Text = "",
 ) -> Response:
     context = await _listing(db, viewer, _values(kind, actor, project, since, until), cursor)
     return render(request, "fragments/audit_rows.html", context)
