@@ -84,15 +84,16 @@ async def enroll(body: EnrollIn, db: Db, ctx: Ctx, request: Request) -> EnrollOu
         raise
     clashes = _label_clashes(key.labels, agent_labels)
     if clashes:
-        await db.rollback()  # gives the key's use back
         first = clashes[0]
-        raise Invalid(
+        refusal = Invalid(
             f"label {first!r} is set by the provisioning key to {key.labels[first]!r}; "
             f"the agent asked for {agent_labels[first]!r}. Key labels cannot be overridden: "
             "drop --label " + ", ".join(f"{k}=…" for k in clashes),
             field=f"labels.{first}",
             labels=clashes,
         )
+        await db.rollback()  # gives the key's use back
+        raise refusal
     project = await db.scalar(select(Project).where(Project.pk == key.project_pk))
     assert project is not None
     if body.name is not None:
