@@ -110,6 +110,24 @@ def test_password_change_needs_the_current_password(fleet: Fleet) -> None:
         assert http.get("/api/v1/users/me").status_code == 200
     browser.close()
     _portal_session(server.url, "pat", "new password 2").close()
+    # The CLI: a wrong current password is refused in one line, the right one works.
+    cli = [sys.executable, "-m", "edgefleet", "--server", server.url, "--token", token]
+    passwd = [*cli, "users", "passwd", "--password", "cli password 4"]
+    wrong_cli = subprocess.run(
+        [*passwd, "--current-password", "nope"], capture_output=True, text=True, timeout=60
+    )
+    assert wrong_cli.returncode == 1
+    assert "current password is wrong" in wrong_cli.stderr
+    assert "Traceback" not in wrong_cli.stderr
+    right_cli = subprocess.run(
+        [*passwd, "--current-password", "new password 2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert right_cli.returncode == 0, right_cli.stderr
+    assert "password of pat set" in right_cli.stdout
+    _portal_session(server.url, "pat", "cli password 4").close()
     # A non-admin cannot touch someone else's password (it does not exist for them).
     with server.http(token) as http:
         assert (
