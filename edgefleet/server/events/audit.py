@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, false, not_, or_
+from sqlalchemy import and_, false, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,6 +35,7 @@ from edgefleet.server import redact
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices.tables import Device
 from edgefleet.server.events.tables import Event
 
 if TYPE_CHECKING:
@@ -180,10 +181,6 @@ async def refusals(db: AsyncSession, project_pk: int, job_id: str, refused: dict
     policy or capabilities rule it out), written with the assignment."""
     if not refused:
         return
-    from sqlalchemy import select
-
-    from edgefleet.server.devices.tables import Device
-
     first = dict(list(refused.items())[:REFUSALS_RECORDED])
     rows = await db.execute(select(Device.pk, Device.id, Device.name).where(Device.pk.in_(first)))
     for pk, device_id, name in rows.all():
