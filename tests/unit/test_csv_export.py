@@ -24,7 +24,7 @@ def _written(values: list[Any]) -> list[str]:
         ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
         ("+1", "'+1"),
         ("-1", "'-1"),
-        ('=HYPERLINK("http://evil","x")', "'=HYPERLINK(\"http://evil\",\"x\")"),
+        ('=HYPERLINK("http://evil","x")', '\'=HYPERLINK("http://evil","x")'),
         ("\t=1", "'\t=1"),
         ("\r=1", "'\r=1"),
         ("plain", "plain"),
