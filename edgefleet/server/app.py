@@ -153,6 +153,7 @@ def create_app(
         ctx.events = EventLog(ctx.sessions, bus)
         ctx.hub = Hub(ctx)
         ctx.limits = Limits(settings)
+        ctx.limits.warm_up()  # the Compose parsing processes
         app.state.ctx = ctx
         stoppers: list[Any] = []
         for _routers, start in features:
@@ -172,6 +173,7 @@ def create_app(
         finally:
             await guard.stop()
             await ctx.hub.stop()
+            ctx.limits.close()
             for stopper in reversed(stoppers):
                 await stopper()
             await ctx.events.stop()

@@ -5,9 +5,10 @@
   uploads) are exempt and enforce their own limits.
 - :class:`Limits`: the replica's guards, built once from the settings and
   held on the context: throttles for sign-in and enrollment, the slots that
-  cap streams per user and per device, and the worker threads that CPU-heavy
-  work (Compose parsing, password hashing) runs in, a few at a time, so the
-  event loop (heartbeats, the proxy, every other request) never waits on it.
+  cap streams per user and per device, and the workers that CPU-heavy work
+  runs in, a few at a time (Compose parsing in processes, argon2 in threads:
+  it releases the GIL), so the event loop (heartbeats, the proxy, every
+  other request) never waits on it.
 
 WebSocket messages are capped by the server itself (``ws_max_size`` from
 ``max_websocket_message_bytes``, see ``server/main.py``): a larger message
@@ -16,22 +17,41 @@ closes that socket with 1009 before the message is ever buffered whole.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import multiprocessing
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
-import anyio
-import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgefleet.server.errors import TooManyRequests
 from edgefleet.server.settings import ServerSettings
 from edgefleet.server.throttle import Clock, Slots, SlotsFull, Throttle
-from edgefleet.spec import loader
+from edgefleet.spec import loader, work
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+WORKER_NICENESS = 10
+"""Worker threads and processes yield the CPU to the event loop (Linux: the
+niceness is per thread and inherited by argon2's own threads)."""
+
+
+def _lower_priority() -> None:
+    if not hasattr(os, "setpriority"):
+        return  # not a Unix: same priority then
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+    except OSError as exc:  # not allowed: same priority then
+        log.debug("workers keep the server's CPU priority: %s", exc)
 
 
 class BodyLimit:
@@ -114,31 +134,55 @@ class Limits:
             max_depth=settings.compose_max_depth,
             seconds=settings.compose_parse_seconds,
         )
-        # Made lazily: an anyio limiter belongs to the running event loop.
+        # Made lazily, on first use (or warm_up).
         self._parse_slots = settings.compose_parse_concurrency
         self._hash_slots = settings.password_hash_concurrency
-        self._parsing: anyio.CapacityLimiter | None = None
-        self._hashing: anyio.CapacityLimiter | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._hashers: ThreadPoolExecutor | None = None
 
-    async def parse(self, work: Callable[[], T]) -> T:
-        """Run ``work`` (Compose parsing) in a worker thread within the
-        server's Compose budget; at most ``compose_parse_concurrency`` at once."""
-        if self._parsing is None:
-            self._parsing = anyio.CapacityLimiter(self._parse_slots)
-        budget = self.compose_budget
+    async def parse(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` (Compose parsing, a module-level function of
+        :mod:`edgefleet.spec.work` or ``compose``) in a worker process, within
+        the server's Compose budget; ``compose_parse_concurrency`` processes,
+        more requests queue. A process, not a thread: pure-Python parsing
+        would hold the GIL and every hop of the event loop would wait for it."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._parsers(), partial(work.within, self.compose_budget, fn, *args)
+        )
 
-        def run() -> T:
-            with loader.budget(budget):
-                return work()
+    def _parsers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: never fork the server itself (threads, sockets, an event loop).
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(
+                self._parse_slots, mp_context=context, initializer=_lower_priority
+            )
+        return self._pool
 
-        return await anyio.to_thread.run_sync(run, limiter=self._parsing)
+    def warm_up(self) -> None:
+        """Start the parsing processes (and their imports) now, not on the first upload."""
+        pool = self._parsers()
+        for _ in range(self._parse_slots):
+            pool.submit(work.findings, "services: {}")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self._hashers is not None:
+            self._hashers.shutdown(wait=False, cancel_futures=True)
+            self._hashers = None
 
     async def hash(self, work: Callable[[], T]) -> T:
-        """Run ``work`` (argon2: ~64 MiB and tens of ms of CPU, GIL released) in
-        a worker thread; at most ``password_hash_concurrency`` at once."""
-        if self._hashing is None:
-            self._hashing = anyio.CapacityLimiter(self._hash_slots)
-        return await anyio.to_thread.run_sync(work, limiter=self._hashing)
+        """Run ``work`` (argon2: ~64 MiB and tens of ms of CPU on several
+        threads, GIL released) in one of ``password_hash_concurrency`` threads
+        of its own, at a lower CPU priority than the event loop."""
+        if self._hashers is None:
+            self._hashers = ThreadPoolExecutor(
+                self._hash_slots, thread_name_prefix="argon2", initializer=_lower_priority
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._hashers, work)
 
     @asynccontextmanager
     async def stream(self, user: str, device: str | None = None) -> AsyncIterator[None]:

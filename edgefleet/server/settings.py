@@ -81,7 +81,7 @@ class ServerSettings(BaseSettings):
         4 * 1024 * 1024, gt=0, description="bytes a Compose file may expand to (YAML aliases)"
     )
     compose_max_values: int = Field(
-        100_000, gt=0, description="values a Compose file may expand to (YAML aliases)"
+        50_000, gt=0, description="values a Compose file may expand to (YAML aliases)"
     )
     compose_max_depth: int = Field(32, gt=0, description="nesting depth of a Compose file")
     compose_parse_seconds: float = Field(

@@ -73,6 +73,10 @@ class SpecInvalid(ValueError):
         first = next((f for f in self.findings if f.level == "error"), None)
         super().__init__(str(first) if first else "invalid application spec")
 
+    def __reduce__(self) -> tuple[type[SpecInvalid], tuple[list[Finding]]]:
+        """Pickled with its findings: it crosses from a worker process."""
+        return (type(self), (self.findings,))
+
 
 class Report:
     """Collects findings, and knows the line of every key path and which

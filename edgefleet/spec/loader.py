@@ -54,7 +54,7 @@ class Budget:
 
     max_bytes: int = 4 * MiB
     """Bytes of the expanded document: every scalar and key, aliases expanded."""
-    max_nodes: int = 100_000
+    max_nodes: int = 50_000
     """Values (scalars, lists, mappings) of the expanded document."""
     max_depth: int = 32
     """Nesting of lists and mappings, in the text and once aliases are expanded."""

@@ -14,9 +14,8 @@ from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Conflict, Invalid, NotFound
 from edgefleet.server.limits import Limits
 from edgefleet.server.projects.tables import Project
-from edgefleet.spec import compose
+from edgefleet.spec import compose, work
 from edgefleet.spec.findings import Finding
-from edgefleet.spec.loader import load_with_lines
 from edgefleet.spec.model import AppSpec
 
 
@@ -29,19 +28,14 @@ def describe(finding: compose.Finding) -> str:
 async def check_source(
     limits: Limits, spec: dict[str, Any] | None, text: str | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Validate at upload, in a worker thread within the server's Compose
+    """Validate at upload, in a worker process within the server's Compose
     budget; returns the parsed source and the warnings, or 422 with every
     finding (nothing is stored). The text itself is what gets stored."""
     field = "compose" if text is not None else "spec"
     source: str | dict[str, Any] = text if text is not None else (spec or {})
 
-    def work() -> tuple[dict[str, Any], list[Finding]]:
-        raw = compose.load_yaml(source) if isinstance(source, str) else source
-        _, warnings = compose.parse(source)
-        return raw, warnings
-
     try:
-        raw, warnings = await limits.parse(work)
+        raw, warnings = await limits.parse(work.check, source)
     except compose.SpecInvalid as exc:
         raise _refused("invalid application spec", field, exc) from exc
     return raw, [w.to_dict() for w in warnings]
@@ -55,17 +49,8 @@ async def validate_source(
     non-printable character, broken syntax) is refused with 422 naming the
     problem, like an upload; a readable one answers its findings."""
 
-    def work() -> tuple[list[Finding], list[str]]:
-        if isinstance(source, str):
-            load_with_lines(source)  # raises: nothing more to check
-        findings = compose.validate(source)
-        if any(f.level == "error" for f in findings):
-            return findings, []
-        spec, _ = compose.parse(source)
-        return findings, sorted(spec.services)
-
     try:
-        return await limits.parse(work)
+        return await limits.parse(work.validate, source)
     except compose.SpecInvalid as exc:
         raise _refused("the file cannot be read", "compose", exc) from exc
 
@@ -101,12 +86,8 @@ async def resolve(limits: Limits, version: AppVersion, environment: dict[str, st
     _check_expansion(limits, version, environment)
     source: str | dict[str, Any] = version.compose if version.compose is not None else version.spec
 
-    def work() -> AppSpec:
-        spec, _ = compose.parse(source, environment=environment)
-        return spec
-
     try:
-        spec = await limits.parse(work)
+        spec = await limits.parse(work.resolve, source, environment)
     except compose.SpecInvalid as exc:
         raise _refused(
             f"version {version.version} cannot run with this environment", "environment", exc

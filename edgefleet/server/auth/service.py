@@ -280,7 +280,8 @@ async def check_password(
     limits.login_per_user.spend(user_key)
     user = await db.scalar(select(User).where(User.name == name))
     stored = user.password_hash if user is not None and not user.disabled else None
-    if user is None or not await limits.hash(lambda: verify_password(stored, password)):
+    matched = await limits.hash(lambda: verify_password(stored, password))  # even for no user
+    if user is None or not matched:
         await audit.login_failed(db, name, client)
         raise Unauthorized("wrong username or password")
     audit.login_succeeded(db, user.name, client)

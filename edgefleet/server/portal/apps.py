@@ -70,11 +70,11 @@ def annotate(
 
 async def check(request: Request, source: str) -> dict[str, Any]:
     """Findings of a Compose text, for the live check and the refused upload;
-    read in a worker thread within the server's Compose budget."""
+    read in a worker process within the server's Compose budget."""
     limits = request.app.state.ctx.limits
     findings: list[dict[str, Any]] = []
     if source.strip():
-        findings = [f.to_dict() for f in await limits.parse(lambda: compose.validate(source))]
+        findings = [f.to_dict() for f in await limits.parse(compose.validate, source)]
     lines, loose = annotate(source, findings)
     errors = sum(1 for f in findings if f["level"] == "error")
     return {
