@@ -17,6 +17,7 @@ job's status, with nothing left on the engine.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.podman
 
 IMAGE = "localhost/ef-busybox:test"
 PHOTOS = "edgefleet-policy-photos"
+PASSWORD = "correct horse battery staple"
 MiB = 1024 * 1024
 
 
@@ -145,7 +147,7 @@ def devices(podman_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         procs.append(server)
         server.start()
         with server.http() as admin:
-            _ok(admin.post("/api/v1/users", json={"name": "pol-dev", "password": "x" * 16}))
+            _ok(admin.post("/api/v1/users", json={"name": "pol-dev", "password": PASSWORD}))
             _ok(
                 admin.post(
                     "/api/v1/projects/default/members",
@@ -205,9 +207,9 @@ def devices(podman_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield found
     finally:
         ids = set()
-        for agent in procs:
-            if isinstance(agent, AgentProc) and (agent.state_dir / "device.json").exists():
-                ids.add(agent.device_id())
+        for proc in procs:
+            if isinstance(proc, AgentProc) and (proc.state_dir / "device.json").exists():
+                ids.add(proc.device_id())
         stop_all(procs)
         kill_process_workloads(workdir)
         kill_process_workloads(public)
@@ -227,6 +229,30 @@ def test_the_devices_report_their_policy(devices: Devices) -> None:
     assert opened["process"] is True and opened["process_user"] == "nobody"
     assert opened["capabilities"] == ["DAC_READ_SEARCH"] and opened["peripherals"] == ["/dev/null"]
     assert opened["privileged"] is False
+
+
+def test_the_device_page_shows_the_policy(devices: Devices) -> None:
+    with httpx.Client(base_url=devices.server.url, timeout=30) as browser:
+        login = browser.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "username": "pol-dev", "password": PASSWORD}
+        assert browser.post("/login", data=form).status_code in (302, 303)
+        opened = browser.get(f"/devices/{devices.open_id}")
+        locked = browser.get(f"/devices/{devices.locked_id}")
+    assert opened.status_code == 200 and locked.status_code == 200
+    section = opened.text[opened.text.index('id="policy-h"') :]
+    for shown in (
+        "allowed, as user <code>nobody</code>",
+        "DAC_READ_SEARCH",
+        "<code>edgefleet-policy-*</code>",
+        "<code>/dev/null</code>",
+        "512 MiB by default, at most 2 GiB",
+    ):
+        assert shown in section, shown
+    locked_section = locked.text[locked.text.index('id="policy-h"') :]
+    assert "<dt>Process runtime</dt><dd>not allowed</dd>" in locked_section
+    assert "<dt>Extra capabilities</dt><dd>none</dd>" in locked_section
 
 
 def test_a_process_job_is_refused_and_where_allowed_cannot_read_the_agents_secrets(

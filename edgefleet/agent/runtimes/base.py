@@ -21,6 +21,7 @@ the owner allows it.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -301,6 +302,11 @@ async def choose_runtimes(settings: AgentSettings, state: StateDir) -> RuntimeSe
             raise ConfigError(
                 "--runtime docker: no Docker Engine API found (set DOCKER_HOST or --docker-host)"
             )
+    if container is None and process is None:
+        logging.getLogger(__name__).warning(
+            "this device offers no runtime: no container engine found, and the process runtime "
+            "is not allowed (its owner turns it on with --allow-process); every job is refused"
+        )
     found = RuntimeSet(container=container, process=process)
     found.set_policy(policy)
     return found
