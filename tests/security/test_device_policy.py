@@ -263,6 +263,8 @@ def test_a_process_job_is_refused_and_where_allowed_cannot_read_the_agents_secre
         f"cat {state.parent}/public.txt >/dev/null && echo 'read public.txt'; "
         f"for f in device.json desired.json data/secret; do "
         f'cat {state}/$f >/dev/null 2>&1 && echo "read $f" || echo "denied $f"; done; '
+        "echo \"limits $(awk '/Max data size/ {print $4} /Max processes/ {print $3}' "
+        '/proc/self/limits | tr "\\n" " ")"; '
         'echo "uid $(id -u)"; echo "cwd $(pwd)"; exec sleep 100000'
     )
     compose = (
@@ -289,6 +291,7 @@ def test_a_process_job_is_refused_and_where_allowed_cannot_read_the_agents_secre
     assert {"denied device.json", "denied desired.json", "denied data/secret"} <= set(lines)
     assert not [line for line in lines if line.startswith("read ") and line != "read public.txt"]
     assert "uid 65534" in lines
+    assert f"limits {512 * MiB} 512 " in lines  # the device's defaults, via prlimit
     cwd = next(line.split(" ", 1)[1] for line in lines if line.startswith("cwd "))
     assert not Path(cwd).resolve().is_relative_to(state.resolve())
     assert Path(cwd).stat().st_uid == 65534 and Path(cwd).stat().st_mode & 0o077 == 0

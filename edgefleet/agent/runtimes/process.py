@@ -19,7 +19,8 @@ can read what the agent can (documented as the residual risk).
 
 Limits, best effort: ``prlimit`` (util-linux) sets RLIMIT_DATA (memory) and
 RLIMIT_NPROC (processes) before the wrapper starts. RLIMIT_NPROC counts every
-process of the user, not of the job, and root ignores it.
+process of the user, not of the job, so it is set only when processes run as
+a user other than the agent's (root ignores it anyway).
 
 Each workload's bookkeeping is in ``<root>/<name>/``: ``meta.json`` (what to
 run, the pid and its kernel start time, restarts), ``stdout.log``,
@@ -301,7 +302,9 @@ class ProcessRuntime:
         argv = [self._prlimit]
         if meta.get("memory"):
             argv.append(f"--data={meta['memory']}")
-        if meta.get("pids"):
+        if meta.get("pids") and self.user.uid != os.geteuid():
+            # RLIMIT_NPROC counts every process of the user: as the agent's own
+            # user (or root, which ignores it) it would count the wrong ones.
             argv.append(f"--nproc={meta['pids']}")
         return [*argv, "--"] if len(argv) > 1 else []
 
