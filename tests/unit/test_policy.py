@@ -344,7 +344,7 @@ async def test_the_agent_refuses_before_creating_anything(tmp_path: Path) -> Non
     )
     assignment = JobAssignment(job_id="j1", project_id="p", application="a", version="1", spec=spec)
     runtime = Recorder()
-    runtimes = RuntimeSet(container=runtime, process=None)  # type: ignore[arg-type]
+    runtimes = RuntimeSet(container=runtime, process=None)
     runtimes.set_policy(DEFAULT)
     executor = Executor(
         runtimes,
