@@ -88,9 +88,9 @@ class Estate:
                 response.raise_for_status()
                 return response.json()
 
-            device = get(f"/devices/{self.device}")
-            for volatile in ("last_seen", "is_online", "is_ready", "resources", "facts"):
-                device.pop(volatile, None)
+            shown = get(f"/devices/{self.device}")
+            # What a user can set; the agent's reports (presence, facts) move on their own.
+            device = {k: shown.get(k) for k in ("id", "name", "project", "labels", "metadata")}
             job = get(f"/jobs/{self.job}")
             return {
                 "project": get(f"/projects/{P}"),
@@ -191,6 +191,13 @@ def build_estate(workdir: Path, procs: list[Proc]) -> Estate:
             return bool(_ok(admin.get(f"/api/v1/devices/{estate.device}"))["is_online"])
 
         wait_for(device_online, 30, what="the estate's device online")
+
+        def job_running() -> bool:
+            return _ok(admin.get(f"/api/v1/jobs/{estate.job}"))["state"] == "running"
+
+        # Settled before any test takes a snapshot: a state that moves on its own
+        # would hide (or fake) a change made by an attack.
+        wait_for(job_running, 60, what="the estate's job running")
     return estate
 
 
