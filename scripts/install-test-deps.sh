@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite uses, only those missing:
 # Podman (with runc, netavark, aardvark-dns and a static busybox for test images), PostgreSQL,
-# nats-server, HAProxy, Chromium, iproute2, nftables, and a registry
+# nats-server, HAProxy, Chromium, iproute2, nftables, iptables, and a registry
 # (docker-registry, htpasswd) for private-registry tests. Idempotent; quiet when all present.
 set -euo pipefail
 
@@ -20,6 +20,7 @@ have haproxy        || need+=(haproxy)
 have chromium       || need+=(chromium)
 have ip             || need+=(iproute2)
 have nft            || need+=(nftables)         # the agent's job-isolation firewall
+have iptables       || need+=(iptables)         # netavark 1.4 sets up container networks with it
 have docker-registry || need+=(docker-registry)  # private-registry tests (Distribution)
 have htpasswd       || need+=(apache2-utils)    # its bcrypt logins
 have catatonit || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
