@@ -184,10 +184,11 @@ class Limits:
             )
         return await asyncio.get_running_loop().run_in_executor(self._hashers, work)
 
-    @asynccontextmanager
-    async def stream(self, user: str, device: str | None = None) -> AsyncIterator[None]:
-        """Hold one stream slot of ``user`` (and of ``device``) while open;
-        :class:`TooManyRequests` naming the limit when one is full."""
+    def claim_stream(self, user: str, device: str | None = None) -> Callable[[], None]:
+        """Take one stream slot of ``user`` (and of ``device``) now, so that a full
+        budget is a 429 before any byte of the stream is sent; returns the release.
+
+        :class:`TooManyRequests` names the limit that is full; nothing is held then."""
         try:
             self.streams_per_user.take(user)
         except SlotsFull as exc:
@@ -196,21 +197,45 @@ class Limits:
                 "close one first",
                 field="max_streams_per_user",
             ) from exc
-        try:
-            if device is not None:
-                try:
-                    self.streams_per_device.take(device)
-                except SlotsFull as exc:
-                    raise TooManyRequests(
-                        f"device {device} already has {exc.limit} streams open "
-                        "(max_streams_per_device); try again when one closes",
-                        field="max_streams_per_device",
-                    ) from exc
-                try:
-                    yield
-                finally:
-                    self.streams_per_device.release(device)
-            else:
-                yield
-        finally:
+        if device is not None:
+            try:
+                self.streams_per_device.take(device)
+            except SlotsFull as exc:
+                self.streams_per_user.release(user)
+                raise TooManyRequests(
+                    f"device {device} already has {exc.limit} streams open "
+                    "(max_streams_per_device); try again when one closes",
+                    field="max_streams_per_device",
+                ) from exc
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             self.streams_per_user.release(user)
+            if device is not None:
+                self.streams_per_device.release(device)
+
+        return release
+
+    @asynccontextmanager
+    async def stream(self, user: str, device: str | None = None) -> AsyncIterator[None]:
+        """Hold one stream slot of ``user`` (and of ``device``) while open."""
+        release = self.claim_stream(user, device)
+        try:
+            yield
+        finally:
+            release()
+
+    async def held(
+        self, body: AsyncIterator[bytes], release: Callable[[], None]
+    ) -> AsyncIterator[bytes]:
+        """A streaming response's body that gives its slots back when it ends,
+        however it ends (client gone, stream closed, error)."""
+        try:
+            async for chunk in body:
+                yield chunk
+        finally:
+            release()

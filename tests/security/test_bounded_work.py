@@ -363,3 +363,44 @@ def test_an_oversized_websocket_message_closes_with_1009(fleet: Fleet) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     with server.http() as http:  # the server itself is fine
         assert http.get("/api/v1/health").status_code == 200
+
+
+def test_open_streams_are_capped_per_user_and_per_device(fleet: Fleet) -> None:
+    """A user cannot hold more event/log/exec streams than --max-streams-per-user,
+    nor can anyone hold more than --max-streams-per-device on one device; the
+    slot comes back when the stream ends."""
+    server = fleet.start_server(
+        extra_args=["--max-streams-per-user", "2", "--max-streams-per-device", "1"]
+    )
+    agent = fleet.start_agent("pi")
+    device = agent.wait_enrolled()
+    with server.http() as http:
+        wait_for(lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"], 20)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+        first = http.send(http.build_request("GET", "/api/v1/events/stream"), stream=True)
+        second = http.send(http.build_request("GET", "/api/v1/events/stream"), stream=True)
+        assert first.status_code == second.status_code == 200
+        third = http.get("/api/v1/events/stream")
+        assert third.status_code == 429, third.text
+        assert third.json()["error"]["field"] == "max_streams_per_user"
+        assert "2 streams open" in third.json()["error"]["message"]
+        second.close()
+
+        def slot_back() -> bool:
+            probe = http.send(http.build_request("GET", "/api/v1/events/stream"), stream=True)
+            ok = probe.status_code == 200
+            probe.close()
+            return ok
+
+        wait_for(slot_back, 10)
+        first.close()
+
+        url = server.url.replace("http://", "ws://") + f"/api/v1/devices/{device}/exec/ws"
+        with connect(url, additional_headers=headers) as shell:
+            with connect(url, additional_headers=headers) as refused:
+                with pytest.raises(ConnectionClosed) as closed:
+                    for _ in range(10):
+                        refused.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            assert "max_streams_per_device" in closed.value.rcvd.reason

@@ -198,7 +198,7 @@ async def create_user(
         id=new_id("u"),
         name=name,
         is_admin=is_admin,
-        password_hash=hash_password(password) if password else None,
+        password_hash=await asyncio.to_thread(hash_password, password) if password else None,
     )
     db.add(user)
     audit.record(db, "user.created", None, f"{actor} created user {name}", actor=actor)

@@ -96,6 +96,7 @@ async def stream_events(
 ) -> StreamingResponse:
     """Server-sent events: one ``data:`` line of JSON per event, as they happen."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+    release = ctx.limits.claim_stream(caller.user_id)
 
     async def on_event(message: BusMessage) -> None:
         event = json.loads(message.data)
@@ -110,7 +111,11 @@ async def stream_events(
         if not queue.full():
             queue.put_nowait(event)
 
-    subscription = await ctx.bus.subscribe("ef.events.>", on_event)
+    try:
+        subscription = await ctx.bus.subscribe("ef.events.>", on_event)
+    except BaseException:
+        release()
+        raise
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -129,7 +134,7 @@ async def stream_events(
         finally:
             await subscription.unsubscribe()
 
-    return StreamingResponse(body(), media_type="text/event-stream")
+    return StreamingResponse(ctx.limits.held(body(), release), media_type="text/event-stream")
 
 
 @router.get("/devices/{device}/events", response_model=Page[EventOut])

@@ -219,15 +219,23 @@ async def serve_websocket(websocket: WebSocket, route: Route) -> None:
         caller, used_bearer = await authenticate(ctx, websocket, route)
         check_origin(websocket, used_bearer)
         target = await authorize(ctx, caller, route)
-        stream = await open_service(ctx, target, route)
+        release = ctx.limits.claim_stream(caller.user_id, target.device.id)
     except ApiError as exc:
         await refuse_websocket(websocket, exc)
         return
-    headers = proxy_http.request_headers_ws(
-        websocket, route.prefix, strip_cookies=STRIP_COOKIES, strip_authorization=used_bearer
-    )
-    host = websocket.headers.get("host", "localhost")
-    await proxy_ws.forward(websocket, stream, route.path, host, headers)
+    try:
+        try:
+            stream = await open_service(ctx, target, route)
+        except ApiError as exc:
+            await refuse_websocket(websocket, exc)
+            return
+        headers = proxy_http.request_headers_ws(
+            websocket, route.prefix, strip_cookies=STRIP_COOKIES, strip_authorization=used_bearer
+        )
+        host = websocket.headers.get("host", "localhost")
+        await proxy_ws.forward(websocket, stream, route.path, host, headers)
+    finally:
+        release()
 
 
 def path_route(job: str, device: str, service: str, port: int, path: str, query: str) -> Route:

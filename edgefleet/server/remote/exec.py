@@ -230,10 +230,18 @@ async def exec_device_ws(
             await _deny(websocket, exc)
             return
     header = {"kind": "exec", "command": command, "tty": tty, "cols": cols, "rows": rows}
-    audit = await _audit_start(
-        ctx, caller.name, target.project_pk, target.id, command, interactive=True
-    )
-    await _bridge_exec(ctx, websocket, target.id, header, audit)
+    try:
+        release = ctx.limits.claim_stream(caller.user_id, target.id)
+    except ApiError as exc:
+        await _deny(websocket, exc)
+        return
+    try:
+        audit = await _audit_start(
+            ctx, caller.name, target.project_pk, target.id, command, interactive=True
+        )
+        await _bridge_exec(ctx, websocket, target.id, header, audit)
+    finally:
+        release()
 
 
 @router.websocket("/jobs/{job}/exec/ws")
@@ -268,17 +276,25 @@ async def exec_workload_ws(
         "job": target.job.id,
         "service": service,
     }
-    audit = await _audit_start(
-        ctx,
-        caller.name,
-        target.job.project_pk,
-        target.device.id,
-        command,
-        job=target.job.id,
-        service=service,
-        interactive=True,
-    )
-    await _bridge_exec(ctx, websocket, target.device.id, header, audit)
+    try:
+        release = ctx.limits.claim_stream(caller.user_id, target.device.id)
+    except ApiError as exc:
+        await _deny(websocket, exc)
+        return
+    try:
+        audit = await _audit_start(
+            ctx,
+            caller.name,
+            target.job.project_pk,
+            target.device.id,
+            command,
+            job=target.job.id,
+            service=service,
+            interactive=True,
+        )
+        await _bridge_exec(ctx, websocket, target.device.id, header, audit)
+    finally:
+        release()
 
 
 async def _deny(websocket: WebSocket, exc: ApiError) -> None:

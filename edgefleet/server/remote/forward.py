@@ -61,24 +61,37 @@ async def _refuse(websocket: WebSocket, error: ApiError) -> None:
 
 
 async def _open(
-    ctx: ServerContext, websocket: WebSocket, device_id: str, header: dict[str, Any], check: bool
+    ctx: ServerContext,
+    websocket: WebSocket,
+    user: str,
+    device_id: str,
+    header: dict[str, Any],
+    check: bool,
 ) -> None:
     if check:
         await websocket.accept()
         await websocket.close(1000, "allowed")
         return
     try:
-        stream = await ctx.hub.open_stream(device_id, header)
+        release = ctx.limits.claim_stream(user, device_id)
     except ApiError as exc:
-        error = (
-            BadGateway(exc.message)
-            if isinstance(exc, Unavailable) and "refused" in exc.message
-            else exc
-        )
-        await _refuse(websocket, error)
+        await _refuse(websocket, exc)
         return
-    await websocket.accept()
-    await _relay(websocket, stream)
+    try:
+        try:
+            stream = await ctx.hub.open_stream(device_id, header)
+        except ApiError as exc:
+            error = (
+                BadGateway(exc.message)
+                if isinstance(exc, Unavailable) and "refused" in exc.message
+                else exc
+            )
+            await _refuse(websocket, error)
+            return
+        await websocket.accept()
+        await _relay(websocket, stream)
+    finally:
+        release()
 
 
 @router.websocket("/api/v1/devices/{device}/forward/ws")
@@ -97,7 +110,7 @@ async def forward_device(
             await _refuse(websocket, exc)
             return
     if check:
-        await _open(ctx, websocket, target.id, {}, check)
+        await _open(ctx, websocket, caller.user_id, target.id, {}, check)
         return
     ctx.events.record(
         "device.forward",
@@ -109,6 +122,7 @@ async def forward_device(
     await _open(
         ctx,
         websocket,
+        caller.user_id,
         target.id,
         {"kind": "tcp", "target": "host", "host": host, "port": port},
         check,
@@ -138,7 +152,7 @@ async def forward_service(
         "service": service,
         "port": port,
     }
-    await _open(ctx, websocket, target.device.id, header, check)
+    await _open(ctx, websocket, caller.user_id, target.device.id, header, check)
 
 
 def _valid_port(port: int) -> None:

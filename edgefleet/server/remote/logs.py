@@ -141,7 +141,9 @@ async def job_logs(
         header["since"] = since.isoformat()
     opens = [({"id": d.id, "name": d.name}, header) for d in devices]
     media = "application/x-ndjson" if fmt == "jsonl" else "text/plain; charset=utf-8"
-    return StreamingResponse(_merged(ctx, request, opens, fmt), media_type=media)
+    release = ctx.limits.claim_stream(caller.user_id, devices[0].id if len(devices) == 1 else None)
+    body = ctx.limits.held(_merged(ctx, request, opens, fmt), release)
+    return StreamingResponse(body, media_type=media)
 
 
 @router.get("/devices/{device}/logs")
@@ -165,4 +167,6 @@ async def agent_logs(
         )
     ]
     media = "application/x-ndjson" if fmt == "jsonl" else "text/plain; charset=utf-8"
-    return StreamingResponse(_merged(ctx, request, opens, fmt), media_type=media)
+    release = ctx.limits.claim_stream(caller.user_id, target.id)
+    body = ctx.limits.held(_merged(ctx, request, opens, fmt), release)
+    return StreamingResponse(body, media_type=media)
