@@ -397,10 +397,12 @@ def test_open_streams_are_capped_per_user_and_per_device(fleet: Fleet) -> None:
         first.close()
 
         url = server.url.replace("http://", "ws://") + f"/api/v1/devices/{device}/exec/ws"
-        with connect(url, additional_headers=headers) as shell:
-            with connect(url, additional_headers=headers) as refused:
-                with pytest.raises(ConnectionClosed) as closed:
-                    for _ in range(10):
-                        refused.recv(timeout=10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
-            assert "max_streams_per_device" in closed.value.rcvd.reason
+        with (
+            connect(url, additional_headers=headers),  # holds the device's one slot
+            connect(url, additional_headers=headers) as refused,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            for _ in range(10):
+                refused.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+        assert "max_streams_per_device" in closed.value.rcvd.reason
