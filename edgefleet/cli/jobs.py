@@ -191,6 +191,29 @@ def show(job: str, output: Format = OutputOption) -> None:
     from edgefleet.cli.output import console
 
     console.print(device_table(item))
+    if item.get("devices_next"):
+        total = sum(item.get("device_counts", {}).values())
+        console.print(
+            f"[dim]… the first {len(item['devices'])} of {total} devices; "
+            f"all of them: edgefleet jobs devices {item['id']}[/dim]"
+        )
+
+
+@app.command("devices")
+def devices(
+    job: str,
+    state: str = typer.Option(None, "--state", help="comma-separated device states"),
+    output: Format = OutputOption,
+) -> None:
+    """Every device of a job and how the job stands there."""
+    with config.client() as client:
+        items = list(client.job_devices(job, state=state))
+    if output != Format.table:
+        show_list(items, [], output)
+        return
+    from edgefleet.cli.output import console
+
+    console.print(device_table({"devices": items}))
 
 
 @app.command("upgrade")

@@ -313,8 +313,17 @@ class Client:
         return list(self.paged("/jobs", **filters))
 
     def job(self, job_id: str, devices: bool = True) -> JSON:
+        """The job with its per-state ``device_counts`` and its first 100 devices
+        (``devices_next`` is set when there are more: see :meth:`job_devices`)."""
         result: JSON = self.get(f"/jobs/{job_id}", devices=None if devices else "false")
         return result
+
+    def job_devices(
+        self, job_id: str, *, state: str | None = None, limit: int | None = None
+    ) -> Iterator[JSON]:
+        """Every device of a job with its status, page by page; ``state`` filters
+        (comma-separated device states)."""
+        return self.paged(f"/jobs/{job_id}/devices", limit=limit, state=state)
 
     def create_job(
         self,

@@ -212,6 +212,7 @@ API_RULES: list[Rule] = [
     ),
     Rule("GET", f"{A}/jobs", USER, lists=(attr("job"),)),
     Rule("GET", f"{A}/jobs/{{job}}", Permission.READ, JOB),
+    Rule("GET", f"{A}/jobs/{{job}}/devices", Permission.READ, JOB),
     Rule(
         "PATCH",
         f"{A}/jobs/{{job}}",

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from edgefleet.server.applications import service as applications
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
-from edgefleet.server.jobs import service
-from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
+from edgefleet.server.jobs import devices, service
+from edgefleet.server.jobs.schemas import JobDeviceOut, JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
@@ -55,6 +57,23 @@ async def show_job(
     found = await service.find(db, caller, job)
     body = await service.output_json(db, found, caller, with_devices=devices)
     return Response(content=body, media_type="application/json")
+
+
+@router.get("/jobs/{job}/devices", response_model=Page[JobDeviceOut])
+async def job_devices(
+    job: str,
+    caller: CallerDep,
+    db: Db,
+    page: Paging,
+    state: str | None = Query(None, description="comma-separated device states"),
+) -> Response:
+    """Every device of the job with its status, a page at a time (``GET /jobs/{id}``
+    carries only the first 100)."""
+    found = await service.find(db, caller, job)
+    states = devices.parse_states(state)
+    items, keys = await devices.page(db, found, after=page.after, limit=page.limit, states=states)
+    body = {"items": items, "next": next_cursor(keys, page.limit)}
+    return Response(content=json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
 @router.patch("/jobs/{job}", response_model=JobOut)

@@ -124,5 +124,14 @@ class JobOut(Output):
     updated_at: Timestamp | None = None
     created_by: str
     services: list[str] = Field(default_factory=list)
-    counts: dict[str, int] = Field(default_factory=dict)
-    devices: list[JobDeviceOut] = Field(default_factory=list)
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="devices per state (same as device_counts)"
+    )
+    device_counts: dict[str, int] = Field(default_factory=dict, description="devices per state")
+    devices: list[JobDeviceOut] = Field(
+        default_factory=list,
+        description="the first 100 devices; GET /jobs/{id}/devices pages through all",
+    )
+    devices_next: str | None = Field(
+        None, description="cursor for GET /jobs/{id}/devices when there are more than 100"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -18,11 +17,12 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Conflict, Invalid, NotFound
-from edgefleet.server.jobs import desired
+from edgefleet.server.jobs import desired, devices
 from edgefleet.server.jobs.assign import assign
 from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.status import refresh_jobs
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.pagination import next_cursor
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 
@@ -223,46 +223,12 @@ async def output_json(
         counts={state: int(n) for state, n in grouped.all()},
         devices=[],
     ).model_dump(mode="json")
+    head["device_counts"] = head["counts"]
     if with_devices:
-        rows = await db.execute(
-            select(
-                Device.id,
-                Device.name,
-                JobDevice.state,
-                JobDevice.error,
-                JobDevice.eligible,
-                JobDevice.assigned,
-                JobDevice.version,
-                JobDevice.target_version,
-                JobDevice.services,
-                JobDevice.updated_at,
-            )
-            .join(Device, Device.pk == JobDevice.device_pk)
-            .where(JobDevice.job_pk == job.pk)
-            .order_by(JobDevice.pk)
-        )
-        head["devices"] = [
-            {
-                "device": device_id,
-                "name": name,
-                "state": state,
-                "error": error,
-                "eligible": bool(eligible),
-                "assigned": bool(assigned),
-                "version": row_version,
-                "target_version": target,
-                "services": services or {},
-                "updated_at": _iso(updated),
-            }
-            for device_id, name, state, error, eligible, assigned, row_version, target, services, updated in rows.all()
-        ]
+        items, keys = await devices.page(db, job, after=0, limit=devices.FIRST_PAGE)
+        head["devices"] = items
+        head["devices_next"] = next_cursor(keys, devices.FIRST_PAGE)
     return json.dumps(head, separators=(",", ":")).encode()
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def filters(query: Any, caller: Caller) -> Any:
