@@ -79,7 +79,19 @@ def register_all(app: typer.Typer) -> None:
         ServerSettings,
         _run_up,
         help="Start a server and one local agent on this machine, with a demo job.",
-        exclude={"bus", "replica_id", "tls_cert", "tls_key", "object_store"},
+        exclude={
+            "bus",
+            "bus_token",
+            "bus_creds_file",
+            "bus_ca_file",
+            "bus_cert_file",
+            "bus_key_file",
+            "bus_connect_timeout",
+            "replica_id",
+            "tls_cert",
+            "tls_key",
+            "object_store",
+        },
         extra=[
             inspect.Parameter(
                 "demo",
