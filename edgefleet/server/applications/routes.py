@@ -13,6 +13,7 @@ from edgefleet.server.applications.schemas import (
     VersionOut,
 )
 from edgefleet.server.applications.tables import Application, AppVersion
+from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
@@ -66,6 +67,9 @@ async def create_application(
     body: ApplicationIn, caller: CallerDep, db: Db, ctx: Ctx
 ) -> ApplicationOut:
     project = await projects.find(db, caller, body.project)
+    # The role first: parsing a Compose file costs a worker, and a refusal must
+    # not depend on what the file says.
+    caller.require(project.pk, Permission.MANAGE_APPS, f"project {project.name!r}")
     raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose)
     app = await service.create(
         db,
@@ -127,6 +131,7 @@ async def create_version(
     app: str, body: VersionIn, caller: CallerDep, db: Db, ctx: Ctx
 ) -> VersionOut:
     found = await service.find(db, caller, app)
+    caller.require(found.project_pk, Permission.MANAGE_APPS, f"application {found.name!r}")
     raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose)
     version = await service.add_version(
         db, caller, found, version=body.version, raw=raw, text=body.compose, warnings=warnings

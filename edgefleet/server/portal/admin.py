@@ -27,6 +27,7 @@ from edgefleet.server.portal.web import (
     parse_pairs,
     read_once,
     redirect,
+    refused,
     render,
     show_once,
 )
@@ -95,6 +96,7 @@ async def create_key(
         )
         created = await key_api.create_key(body, viewer.caller, db, ctx)
     except ApiError as exc:
+        refused(exc)
         return await _keys_page(request, viewer, db, error=exc.message, form=values)
     return show_once("/keys", created.model_dump(mode="json"), _https(request, ctx))
 
@@ -138,6 +140,7 @@ async def create_token(
         body = build(TokenIn, name=values["name"], expires_in=seconds)
         created = await auth_api.create_token(body, viewer.caller, db)
     except ApiError as exc:
+        refused(exc)
         return await _tokens_page(request, viewer, db, error=exc.message, form=values)
     return show_once("/tokens", created.model_dump(mode="json"), _https(request, ctx))
 
@@ -165,6 +168,7 @@ async def create_project(
     try:
         created = await project_api.create_project(build(ProjectIn, **values), viewer.caller, db)
     except ApiError as exc:
+        refused(exc)
         page = await project_api.list_projects(viewer.caller, db, ALL)
         context = {"projects": page.items, "error": exc.message, "form": values}
         return render(request, "projects.html", context)
@@ -198,6 +202,7 @@ async def add_member(
         body = build(MemberIn, user=field(form, "user"), role=field(form, "role"))
         await project_api.add_member(found.id, body, viewer.caller, db)
     except ApiError as exc:
+        refused(exc)
         return await _project_page(request, viewer, db, project, exc.message)
     return redirect(f"/projects/{found.name}")
 
@@ -214,5 +219,6 @@ async def change_member(
             body = build(RoleIn, role=field(form, "role"))
             await project_api.set_role(found.id, user, body, viewer.caller, db)
     except ApiError as exc:
+        refused(exc)
         return await _project_page(request, viewer, db, project, exc.message)
     return redirect(f"/projects/{found.name}")

@@ -27,6 +27,7 @@ from edgefleet.server.portal.web import (
     ViewerDep,
     build,
     redirect,
+    refused,
     render,
     text_or_upload,
 )
@@ -129,6 +130,7 @@ async def create_app(
         body = build(ApplicationIn, **values)
         created = await app_api.create_application(body, viewer.caller, db, ctx)
     except ApiError as exc:
+        refused(exc)
         return await _list_page(request, viewer, db, values, error=exc.message)
     return redirect(f"/apps/{created.id}")
 
@@ -174,6 +176,7 @@ async def create_version(
         body = build(VersionIn, **values)
         version = await app_api.create_version(found.id, body, viewer.caller, db, ctx)
     except ApiError as exc:
+        refused(exc)
         return await _app_page(request, viewer, db, app, values, error=exc.message)
     return redirect(f"/apps/{found.id}/versions/{version.version}")
 

@@ -33,6 +33,7 @@ from edgefleet.server.portal.web import (
     format_pairs,
     parse_pairs,
     redirect,
+    refused,
     render,
 )
 from edgefleet.server.projects import service as projects
@@ -194,6 +195,7 @@ async def edit_device(
         )
         await device_api.patch_device(found.id, body, viewer.caller, db, ctx)
     except ApiError as exc:
+        refused(exc)
         return await _device_page(
             request,
             viewer,
@@ -223,5 +225,6 @@ async def device_action(
     try:
         await action_api.device_action(found.id, action, viewer.caller, db, ctx, body)  # type: ignore[arg-type]
     except ApiError as exc:
+        refused(exc)
         return await _device_page(request, viewer, db, device, error=exc.message)
     return redirect(f"/devices/{found.id}?notice={action}")

@@ -33,6 +33,7 @@ from edgefleet.server.portal.web import (
     field,
     parse_pairs,
     redirect,
+    refused,
     render,
 )
 from edgefleet.server.projects import service as projects
@@ -198,6 +199,7 @@ async def create_job(
         )
         job = await jobs.create(ctx, db, viewer.caller, body)
     except ApiError as exc:
+        refused(exc)
         return await _form_page(request, viewer, db, values, exc.message)
     return redirect(f"/jobs/{job.id}")
 
@@ -252,6 +254,7 @@ async def roll_job(
         body = build(JobPatch, version=field(form, "version"))
         await jobs.patch(ctx, db, viewer.caller, found, body)
     except ApiError as exc:
+        refused(exc)
         context = await _job(db, viewer, job, ctx.settings)
         context["error"] = exc.message
         return render(request, "job.html", context)

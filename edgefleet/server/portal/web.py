@@ -342,6 +342,14 @@ class PortalRoute(APIRoute):
         return run
 
 
+def refused(exc: ApiError) -> None:
+    """Re-raise a refusal (403: the caller's role may not) so it becomes the error
+    page with its status; a form's own mistakes (422, 409, a name that does not
+    exist) re-render the form with the message."""
+    if exc.status == 403:
+        raise exc
+
+
 def error_page(request: Request, status: int, message: str) -> Response:
     titles = {401: "Sign in needed", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
     context = {
