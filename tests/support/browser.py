@@ -41,9 +41,12 @@ def chromium() -> Iterator[Any]:
 class Console:
     """Every console error and uncaught exception of the pages of one context."""
 
-    def __init__(self, context: Any, expected: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, context: Any, expected: tuple[str, ...] = (), origin: str | None = None
+    ) -> None:
         self.errors: list[str] = []
         self.expected = expected
+        self.origin = origin  # only the portal's own errors (a proxied app's are the app's)
         context.on("page", self.watch)
         for page in context.pages:
             self.watch(page)
@@ -53,8 +56,11 @@ class Console:
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: uncaught {exc}"))
 
     def _console(self, message: Any) -> None:
+        url = message.location.get("url", "")
+        if self.origin is not None and url and not url.startswith(self.origin):
+            return
         if message.type == "error" and not any(e in message.text for e in self.expected):
-            self.errors.append(f"{message.location.get('url', '')}: {message.text}")
+            self.errors.append(f"{url}: {message.text}")
 
     def check(self) -> None:
         assert not self.errors, "browser console errors:\n" + "\n".join(self.errors)
