@@ -218,9 +218,11 @@ async def _up(settings: ServerSettings, *, demo: bool, runtime: str) -> int:
             await asyncio.sleep(0.2)
         if job_id:
             _say(f"  demo job:     {job_id}  (edgefleet jobs show {job_id})")
-            _say(
-                f"  demo app:     {url}/proxy/{job_id}/{agent.identity.device_id if agent.identity else '-'}/web/18080/"
-            )
+            from edgefleet.server.proxy.origins import app_url
+
+            device_id = agent.identity.device_id if agent.identity else "-"
+            link = app_url(settings, job_id, device_id, "web", 18080)
+            _say(f"  demo app:     {link if link.startswith('http') else url + link}")
     _say("Press Ctrl-C to stop (workloads keep running).")
 
     stop = asyncio.Event()
