@@ -11,11 +11,12 @@ for administrators. Pages go backwards with the shared cursor helper.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from edgefleet.server.deps import Db
@@ -107,33 +108,33 @@ def _values(kind: str, actor: str, project: str, since: str, until: str) -> dict
 Text = Annotated[str, Query(max_length=200)]
 
 
+@dataclass
+class AuditQuery:
+    """The page's filters and cursor, as the page and its fragment both take them."""
+
+    kind: Text = ""
+    actor: Text = ""
+    project: Text = ""
+    since: Text = ""
+    until: Text = ""
+    cursor: Text = ""
+
+    def values(self) -> dict[str, str]:
+        return _values(self.kind, self.actor, self.project, self.since, self.until)
+
+
+AuditFilters = Annotated[AuditQuery, Depends()]
+
+
 @router.get("/audit")
-async def audit_page(
-    request: Request,
-    viewer: ViewerDep,
-    db: Db,
-    kind: Text = "",
-    actor: Text = "",
-    project: Text = "",
-    since: Text = "",
-    until: Text = "",
-    cursor: Text = "",
-) -> Response:
-    context = await _listing(db, viewer, _values(kind, actor, project, since, until), cursor)
+async def audit_page(request: Request, viewer: ViewerDep, db: Db, query: AuditFilters) -> Response:
+    context = await _listing(db, viewer, query.values(), query.cursor)
     return render(request, "audit.html", context, status=400 if context["error"] else 200)
 
 
 @router.get("/portal/fragments/audit")
 async def audit_fragment(
-    request: Request,
-    viewer: ViewerDep,
-    db: Db,
-    kind: Text = "",
-    actor: Text = "",
-    project: Text = "",
-    since: Text = "",
-    until: Text = "",
-    cursor: Text = "",
+    request: Request, viewer: ViewerDep, db: Db, query: AuditFilters
 ) -> Response:
-    context = await _listing(db, viewer, _values(kind, actor, project, since, until), cursor)
+    context = await _listing(db, viewer, query.values(), query.cursor)
     return render(request, "fragments/audit_rows.html", context)
