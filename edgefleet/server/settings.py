@@ -88,7 +88,7 @@ class ServerSettings(BaseSettings):
         2.0, gt=0, description="time one Compose file may take to read"
     )
     compose_parse_concurrency: int = Field(
-        2, gt=0, description="Compose files read at once (in worker threads); others wait"
+        2, gt=0, description="Compose files read at once (in worker processes); others wait"
     )
     password_hash_concurrency: int = Field(
         2, gt=0, description="password hashes computed at once (64 MiB each); others wait"
