@@ -136,6 +136,18 @@ class ServerSettings(BaseSettings):
     data_record_max_depth: int = Field(
         64, gt=0, le=500, description="deepest nesting of a collected record's JSON"
     )
+    data_max_records_per_device: int = Field(
+        10_000_000,
+        gt=0,
+        description="records one device may store for one job; past it the job's further "
+        "records from that device are discarded (the agent is told why)",
+    )
+    data_max_files_per_job: int = Field(
+        10_000, gt=0, description="files one job may store (from all its devices together)"
+    )
+    data_file_max_bytes: int = Field(
+        1024 * 1024 * 1024, gt=0, description="largest file a workload may hand in"
+    )
     test_fed_transcript: bool = Field(
         False,
         description="TEST AID, not for production: append every relayed federated message "

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.context import ServerContext
@@ -57,11 +57,31 @@ from edgefleet.wire.mux import Stream, StreamError
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 1024 * 1024 * 1024
-
 
 def _when(seconds: float | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
+
+
+async def _full(
+    db: AsyncSession, device_id: str, jobs: dict[str, Job], limit: int
+) -> dict[str, str]:
+    """The jobs for which this device has stored ``limit`` records already, and why."""
+    if not jobs:
+        return {}
+    by_pk = {job.pk: job for job in jobs.values()}
+    totals = await db.execute(
+        select(DataStream.job_pk, func.sum(DataStream.records))
+        .where(DataStream.device_id == device_id, DataStream.job_pk.in_(list(by_pk)))
+        .group_by(DataStream.job_pk)
+    )
+    return {
+        by_pk[job_pk].id: (
+            f"this device stored {int(total)} records for job {by_pk[job_pk].id}, "
+            f"its limit (data_max_records_per_device {limit})"
+        )
+        for job_pk, total in totals.all()
+        if total is not None and int(total) >= limit
+    }
 
 
 async def _jobs_of(
@@ -140,6 +160,11 @@ class Ingest:
         limits = self.ctx.settings
         async with self.ctx.session() as db:
             allowed, refused = await _jobs_of(db, session, {r.job for r in records})
+            for job_id, why in (
+                await _full(db, device_id, allowed, limits.data_max_records_per_device)
+            ).items():
+                refused[job_id] = why
+                del allowed[job_id]
             now = utcnow()
             rows: list[dict[str, Any]] = []
             sizes: dict[tuple[int, str, int], int] = {}
@@ -308,8 +333,23 @@ class Ingest:
         if job_id in refused:
             await _reply(stream, {"discarded": True, "error": refused[job_id]})
             return
-        if size > MAX_FILE_BYTES:
-            await _reply(stream, {"discarded": True, "error": f"over {MAX_FILE_BYTES} bytes"})
+        settings = self.ctx.settings
+        if size > settings.data_file_max_bytes:
+            why = f"over {settings.data_file_max_bytes} bytes (data_file_max_bytes)"
+            await _reply(stream, {"discarded": True, "error": why})
+            return
+        async with self.ctx.session() as db:
+            stored = await db.scalar(
+                select(func.count())
+                .select_from(DataFile)
+                .where(DataFile.job_pk == allowed[job_id].pk)
+            )
+        if (stored or 0) >= settings.data_max_files_per_job:
+            why = (
+                f"job {job_id} already has {stored} files, its limit "
+                f"(data_max_files_per_job {settings.data_max_files_per_job})"
+            )
+            await _reply(stream, {"discarded": True, "error": why})
             return
         self.spool.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.spool)
