@@ -221,8 +221,12 @@ async def _up(settings: ServerSettings, *, demo: bool, runtime: str) -> int:
             from edgefleet.server.proxy.origins import app_url
 
             device_id = agent.identity.device_id if agent.identity else "-"
+            # The path works for every client (scripts with the token); a browser
+            # is sent from it to the app's own origin, printed too.
+            _say(f"  demo app:     {url}/proxy/{job_id}/{device_id}/web/18080/")
             link = app_url(settings, job_id, device_id, "web", 18080)
-            _say(f"  demo app:     {link if link.startswith('http') else url + link}")
+            if link.startswith("http"):
+                _say(f"  in a browser: {link}")
     _say("Press Ctrl-C to stop (workloads keep running).")
 
     stop = asyncio.Event()
