@@ -79,4 +79,5 @@ def test_up_starts_everything_and_deploys_the_demo(tmp_path: Path) -> None:
     finally:
         if up.poll() is None:
             up.kill()
+            up.wait(10)  # reaped here, not by the garbage collector in a later test
         _kill_workloads(tmp_path / "data" / "agent")
