@@ -3,6 +3,7 @@ install`` cannot download one here), a console watcher, and screenshots."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,12 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Test runs keep their screenshots with the other artifacts; EDGEFLEET_SCREENSHOTS=docs/screenshots
+# refreshes the README's pictures on purpose.
+SCREENSHOTS = Path(
+    os.environ.get("EDGEFLEET_SCREENSHOTS")
+    or Path(__file__).resolve().parents[1] / ".artifacts" / "screenshots"
+)
 WIDE = {"width": 1280, "height": 860}
 NARROW = {"width": 390, "height": 844}
 
