@@ -4,7 +4,9 @@ only through :mod:`edgefleet.client`.
 
 :func:`main` sends ``edgefleet agent ...`` to a lean entry that loads neither
 the HTTP client nor the other verbs: the agent runs on small devices and must
-stay small (an idle agent under 40 MB).
+stay small (an idle agent under 40 MB). The other verbs are loaded lazily
+too (:mod:`edgefleet.cli.lazy`): a CLI call should cost little more than its
+request.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ def main() -> None:
 
         agent_main()
         return
+    # httpx imports its own command-line tool (click, Rich, Pygments: ~40 ms)
+    # when it is importable; this process never runs it. A None entry makes that
+    # optional import fail, and httpx carries on without it.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from edgefleet.cli.main import main as full_main
 
     full_main()

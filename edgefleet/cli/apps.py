@@ -7,15 +7,8 @@ from pathlib import Path
 import typer
 
 from edgefleet.cli import config
-from edgefleet.cli.output import (
-    Format,
-    OutputOption,
-    console,
-    err_console,
-    fail,
-    show_item,
-    show_list,
-)
+from edgefleet.cli import output as out  # `output` is the --output option's name here
+from edgefleet.cli.output import Format, OutputOption, fail, show_item, show_list
 
 app = typer.Typer(help="Applications (Compose files) and their versions.", no_args_is_help=True)
 
@@ -35,7 +28,7 @@ def print_findings(findings: list[dict[str, object]], path: str) -> None:
     for finding in findings:
         where = f"{path}:{finding['line']}" if finding.get("line") else path
         style = "red" if finding["level"] == "error" else "yellow"
-        err_console.print(
+        out.err_console.print(
             f"[{style}]{finding['level']}[/{style}] {where}: {finding['key']}: {finding['message']}",
             highlight=False,
         )
@@ -130,7 +123,7 @@ def validate(file: Path = FileOption, output: Format = OutputOption) -> None:
     if errors:
         raise typer.Exit(1)
     if output != Format.json:
-        console.print(f"{file}: valid ({len(findings)} warning(s))")
+        out.console.print(f"{file}: valid ({len(findings)} warning(s))")
 
 
 @app.command("list")

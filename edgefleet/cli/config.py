@@ -7,8 +7,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgefleet.client import Client
+if TYPE_CHECKING:
+    from edgefleet.client import Client
 
 DEFAULT_SERVER = "http://127.0.0.1:8400"
 
@@ -60,5 +62,7 @@ def resolve() -> tuple[str, str | None]:
 
 
 def client() -> Client:
+    from edgefleet.client.client import Client  # httpx: only verbs that call the API pay for it
+
     server, token = resolve()
     return Client(server, token)

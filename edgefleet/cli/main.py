@@ -1,4 +1,10 @@
-"""Entry point of the ``edgefleet`` command."""
+"""Entry point of the ``edgefleet`` command.
+
+The verbs are registered lazily (see :mod:`edgefleet.cli.lazy`): start-up
+imports Typer and this module, and a verb's own module, with httpx, Rich or
+pydantic as it needs them, only when that verb runs. ``tests/unit/
+test_cli_startup.py`` fails if a heavy module comes back on the start-up path.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,74 @@ import sys
 import typer
 
 from edgefleet import __version__
-from edgefleet.cli import admin, apps, config, data, devices, fed, jobs, registries, remote, sim
-from edgefleet.cli.output import err_console
-from edgefleet.client import Client, ClientError
+from edgefleet.cli import config, output
+from edgefleet.cli.lazy import Loader, lazy_group
+from edgefleet.client.errors import ClientError
+
+
+def _remote(app: typer.Typer) -> None:
+    from edgefleet.cli import remote
+
+    remote.register(app)
+
+
+def _sim(app: typer.Typer) -> None:
+    from edgefleet.cli import sim
+
+    app.command("sim")(sim.sim_command)
+
+
+def _login(app: typer.Typer) -> None:
+    app.command()(login)
+
+
+def _processes(app: typer.Typer) -> None:
+    from edgefleet.cli.processes import register_all
+
+    register_all(app)
+
+
+def _devices(app: typer.Typer) -> None:
+    from edgefleet.cli import devices, remote
+
+    remote.register_device_commands(devices.app)
+    app.add_typer(devices.app, name="devices")
+
+
+def _group(module: str, attribute: str = "app") -> Loader:
+    """Loader of a sub-app that is a module's Typer (``edgefleet.cli.<module>.<attribute>``)."""
+
+    def load(app: typer.Typer) -> None:
+        from importlib import import_module
+
+        sub = getattr(import_module(f"edgefleet.cli.{module}"), attribute)
+        app.add_typer(sub, name=attribute if module == "admin" else module)
+
+    return load
+
+
+# Name -> loader, in the order `edgefleet --help` has always listed them.
+_VERBS: dict[str, Loader] = {
+    "exec": _remote,
+    "logs": _remote,
+    "events": _remote,
+    "port-forward": _remote,
+    "sim": _sim,
+    "login": _login,
+    "server": _processes,
+    "up": _processes,
+    "devices": _devices,
+    "apps": _group("apps"),
+    "jobs": _group("jobs"),
+    "data": _group("data"),
+    "fed": _group("fed"),
+    "registries": _group("registries"),
+    "projects": _group("admin", "projects"),
+    "users": _group("admin", "users"),
+    "tokens": _group("admin", "tokens"),
+    "keys": _group("admin", "keys"),
+    "agent": _processes,
+}
 
 app = typer.Typer(
     name="edgefleet",
@@ -17,19 +88,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=lazy_group(_VERBS),
 )
-app.add_typer(devices.app, name="devices")
-app.add_typer(apps.app, name="apps")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(data.app, name="data")
-app.add_typer(fed.app, name="fed")
-app.add_typer(registries.app, name="registries")
-remote.register(app, devices.app)
-app.command("sim")(sim.sim_command)
-app.add_typer(admin.projects, name="projects")
-app.add_typer(admin.users, name="users")
-app.add_typer(admin.tokens, name="tokens")
-app.add_typer(admin.keys, name="keys")
 
 
 def _version(value: bool) -> None:
@@ -48,12 +108,13 @@ def root(
     config.target.token = token
 
 
-@app.command()
 def login(
     server: str = typer.Option(config.DEFAULT_SERVER, "--server", "-s", help="server URL"),
     token: str = typer.Option(..., "--token", "-t", prompt=True, hide_input=True, help="API token"),
 ) -> None:
     """Check a token against a server and remember both for later commands."""
+    from edgefleet.client.client import Client
+
     server = server.rstrip("/")
     with Client(server, token) as client:
         me = client.me()
@@ -61,16 +122,11 @@ def login(
     typer.echo(f"logged in to {server} as {me['name']} (saved to {path})")
 
 
-from edgefleet.cli.processes import register_all  # noqa: E402
-
-register_all(app)
-
-
 def main() -> None:
     try:
         app(prog_name="edgefleet")
     except ClientError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        output.err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

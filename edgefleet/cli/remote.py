@@ -3,7 +3,6 @@ port-forward, and device actions."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -14,8 +13,8 @@ from typing import Any
 
 import typer
 
-from edgefleet.cli import config
-from edgefleet.cli.output import err_console, fail
+from edgefleet.cli import config, output
+from edgefleet.cli.output import fail
 
 STDIN, STDOUT, STDERR, CONTROL = 0, 1, 2, 3
 
@@ -58,9 +57,9 @@ def exec_command(
             sys.stdout.write(result["stdout"])
             sys.stderr.write(result["stderr"])
             if result.get("truncated"):
-                err_console.print("[yellow]output truncated[/yellow]")
+                output.err_console.print("[yellow]output truncated[/yellow]")
             if result.get("timed_out"):
-                err_console.print(f"[red]timed out after {timeout:g} s[/red]")
+                output.err_console.print(f"[red]timed out after {timeout:g} s[/red]")
             code = int(result["exit_code"])
     raise typer.Exit(code)
 
@@ -131,7 +130,7 @@ def _interactive(
                         if "exit_code" in status:
                             exit_code = int(status["exit_code"])
                         if status.get("error"):
-                            err_console.print(
+                            output.err_console.print(
                                 f"[red]error:[/red] {status['error']}", highlight=False
                             )
             except ConnectionClosed:
@@ -242,6 +241,8 @@ def port_forward_command(
     refused = _refusal(check_url, token)
     if refused is not None:
         raise fail(refused)
+    import asyncio  # only port-forward needs an event loop; not loaded at start-up
+
     try:
         asyncio.run(_forward(address, local, url, token, where))
     except KeyboardInterrupt:
@@ -272,6 +273,8 @@ def _refusal(url: str, token: str | None) -> str | None:
 
 
 async def _forward(address: str, local: int, url: str, token: str | None, where: str) -> None:
+    import asyncio
+
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -293,25 +296,32 @@ async def _forward(address: str, local: int, url: str, token: str | None, where:
                         await writer.drain()
                 except ConnectionClosed as exc:
                     if exc.rcvd and exc.rcvd.code >= 4000:
-                        err_console.print(f"[red]error:[/red] {exc.rcvd.reason}", highlight=False)
+                        output.err_console.print(
+                            f"[red]error:[/red] {exc.rcvd.reason}", highlight=False
+                        )
                 finally:
                     task.cancel()
         except (OSError, InvalidStatus, ConnectionClosed) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            output.err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         finally:
             writer.close()
 
     server = await asyncio.start_server(handle, address, local)
-    err_console.print(f"forwarding {address}:{local} -> {where} (Ctrl-C to stop)")
+    output.err_console.print(f"forwarding {address}:{local} -> {where} (Ctrl-C to stop)")
     async with server:
         await server.serve_forever()
 
 
-def register(app: typer.Typer, devices_app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
+    """The top-level verbs: exec, logs, events, port-forward."""
     app.command("exec")(exec_command)
     app.command("logs")(logs_command)
     app.command("events")(events_command)
     app.command("port-forward")(port_forward_command)
+
+
+def register_device_commands(devices_app: typer.Typer) -> None:
+    """The device actions under ``edgefleet devices`` (logs, restart, reboot, ...)."""
 
     @devices_app.command("logs")
     def device_logs(

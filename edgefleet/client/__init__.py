@@ -6,7 +6,10 @@ with Client("http://127.0.0.1:8400", token) as ef:
         print(device["name"], device["is_online"])
 """
 
-from edgefleet.client.client import Client
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from edgefleet.client.errors import (
     ApiError,
     ClientError,
@@ -18,6 +21,20 @@ from edgefleet.client.errors import (
     ServerError,
     Unauthorized,
 )
+
+if TYPE_CHECKING:
+    from edgefleet.client.client import Client
+
+
+def __getattr__(name: str) -> Any:
+    """``Client`` is loaded on first use: it brings httpx, and the CLI imports
+    this package for its errors long before (or without) making a request."""
+    if name == "Client":
+        from edgefleet.client.client import Client
+
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",
