@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.harness import Report, write
 
-SUITES = ("fleet", "agent", "remote", "replicas", "data", "fed")
+SUITES = ("fleet", "agent", "remote", "replicas", "data", "fed", "cli")
 
 
 @contextlib.contextmanager
@@ -90,6 +90,10 @@ def main() -> None:
                 report.notes.append(f"{name}: not available ({exc})")
                 continue
             attempt(name, lambda module=module: module.run(report))
+    if "cli" in only:
+        from benchmarks import cli
+
+        attempt("cli", lambda: cli.run(report))
     write(report, "make bench")
     print("results appended to benchmarks/RESULTS.md")
 

@@ -11,7 +11,8 @@ exactly as before).
 
 A loader registers its verbs on a scratch :class:`typer.Typer` configured like
 the root, so each verb is built by Typer the same way an eager
-``app.add_typer``/``app.command`` would build it.
+``app.add_typer``/``app.command`` would build it; its plain parameters then get
+the pydantic-free converter of :mod:`edgefleet.cli.coercion`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 import typer
 from typer._click import Command
 from typer.core import TyperGroup
+
+from edgefleet.cli.coercion import help_option_of, speed_up, speed_up_params
 
 Loader = Callable[[typer.Typer], None]
 
@@ -39,6 +42,7 @@ class Verbs(MutableMapping[str, Command]):
         scratch.callback()(_no_op)  # a callback makes Typer build a group, never a lone command
         self._loaders[name](scratch)
         for verb, command in typer.main.get_group(scratch).commands.items():
+            speed_up(command)
             self._loaded.setdefault(verb, command)
 
     def __getitem__(self, name: str) -> Command:
@@ -76,6 +80,7 @@ def lazy_group(loaders: dict[str, Loader]) -> type[TyperGroup]:
         def __init__(self, **attrs: Any) -> None:
             super().__init__(**attrs)
             self.commands = Verbs(dict(loaders), dict(self.commands))
+            speed_up_params([*self.params, *help_option_of(self)])
 
         def list_commands(self, ctx: Any) -> list[str]:
             return list(self.commands)  # names only; TyperGroup's would build every verb
