@@ -113,7 +113,7 @@ def run(report: Report, runs: int = RUNS) -> None:
             for label, argv in commands.items():
                 for variant, variant_env in variants:
                     walls, cpus = _series(
-                        [sys.executable, "-m", "edgefleet", *argv], variant_env, runs
+                        [sys.executable, "-m", "edgefleet", *argv], variant_env, workdir, runs
                     )
                     medians[(label, variant)] = median(walls)
                     size = f"{runs} runs, {variant}"
