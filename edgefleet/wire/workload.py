@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from edgefleet.spec.model import AppSpec
+
+
+class DeviceContext(BaseModel):
+    """The device as its operator describes it on the server (name, labels,
+    metadata), for workloads to read at ``EDGEFLEET_CONTEXT_URL``.
+
+    It rides on each :class:`JobAssignment` rather than on the desired-state
+    message: control messages refuse unknown fields, an assignment ignores
+    them, so an older agent still takes a newer server's desired state. The
+    agent keeps it on disk with the desired state and answers from there with
+    no server in reach. It is not part of a job's revision: changing a label
+    never restarts a workload."""
+
+    name: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobAssignment(BaseModel):
@@ -26,4 +43,7 @@ class JobAssignment(BaseModel):
     end: datetime | None = None
     registry_auth: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="registry host -> {username, password}"
+    )
+    device: DeviceContext | None = Field(
+        None, description="the device's name, labels and metadata; none from an older server"
     )

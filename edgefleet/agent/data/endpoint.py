@@ -5,6 +5,8 @@
                                        (200 when every record was already there)
     POST {url}/files?name=FILE      the raw bytes of one file -> 201 {"name", "seq", "size"}
     GET  {url}                      this job's backlog on the device
+    GET  {url}/context              the device and the job (``EDGEFLEET_CONTEXT_URL``;
+                                    see context.py)
 
 ``url`` is ``http://HOST:PORT/v1/JOB/TOKEN``: TOKEN is an HMAC of the job id
 under the agent's secret, so a workload can only write as its own job.
@@ -58,6 +60,10 @@ class Store(Protocol):
 
     async def backlog(self, job: str) -> dict[str, Any]:
         """This job's streams on the device."""
+
+    async def context(self, job: str) -> dict[str, Any]:
+        """The device and the job, as the job may see them (404 when the job
+        is not on this device)."""
 
 
 def _no_constants(name: str) -> Any:
@@ -159,11 +165,17 @@ def make_handler(store: Store) -> Callable[[Request], Awaitable[Response]]:
             if request.method == "GET":
                 return Response(200, await store.backlog(job))
             raise HttpError(405, f"{request.method} is not allowed here: POST records")
+        if rest == ["context"]:
+            if request.method != "GET":
+                raise HttpError(405, f"{request.method} is not allowed here: GET the context")
+            return Response(200, await store.context(job))
         if rest == ["files"]:
             if request.method != "POST":
                 raise HttpError(405, "POST a file's bytes to files?name=NAME")
             return await _file(store, job, request)
-        raise HttpError(404, f"no such path {'/'.join(rest)!r}: POST records, or files?name=")
+        raise HttpError(
+            404, f"no such path {'/'.join(rest)!r}: POST records, or files?name=, GET context"
+        )
 
     return handle
 

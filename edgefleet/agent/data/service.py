@@ -30,14 +30,16 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from edgefleet.agent import facts
 from edgefleet.agent.changes.plan import revision_of
-from edgefleet.agent.data import networks
+from edgefleet.agent.data import context, networks
 from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored, fsync_dir
 from edgefleet.agent.data.endpoint import make_handler
 from edgefleet.agent.data.http import HttpError, Server
 from edgefleet.agent.data.uploader import Uploader
 from edgefleet.agent.runtimes.base import network_name
 from edgefleet.agent.state import atomic_write
+from edgefleet.wire.messages import Peripheral
 
 if TYPE_CHECKING:
     from edgefleet.agent.agent import Agent
@@ -125,12 +127,14 @@ class DataService:
         return f"http://{host}:{self.port}/v1/{job}/{self.token(job)}"
 
     async def env(self, job_id: str, service: str) -> dict[str, str]:
-        """Env hook: ``EDGEFLEET_DATA_URL`` for one workload, listened on before
-        the workload starts (it may post the moment it runs)."""
+        """Env hook: ``EDGEFLEET_DATA_URL`` and ``EDGEFLEET_CONTEXT_URL`` for one
+        workload, listened on before the workload starts (it may post the moment
+        it runs). Both carry the job's token: a job reads only its own context."""
         host = await self._host_for(job_id, service)
         if host not in self._listeners and host != networks.FALLBACK_HOST:
             await self._listen_once()
-        return {"EDGEFLEET_DATA_URL": self.url(job_id, host)}
+        url = self.url(job_id, host)
+        return {"EDGEFLEET_DATA_URL": url, "EDGEFLEET_CONTEXT_URL": f"{url}/context"}
 
     async def _host_for(self, job_id: str, service: str) -> str:
         jobs = self.agent.jobs
@@ -313,6 +317,31 @@ class DataService:
             ],
             "files_pending": files.get(job, 0),
         }
+
+    async def context(self, job: str) -> dict[str, Any]:
+        """The job's context, from the desired state on disk and the agent's own
+        peripherals and policy (no server needed)."""
+        jobs = self.agent.jobs
+        assignment = jobs.assignments().get(job) if jobs is not None else None
+        if jobs is None or assignment is None:
+            raise HttpError(404, f"job {job} is not on this device (any more)")
+        settings = self.agent.settings
+
+        def peripherals() -> list[Peripheral]:
+            discovered = facts.discovered_peripherals()
+            reported = discovered + facts.declared_peripherals(settings.peripheral)
+            policy = facts.device_policy(settings, discovered)
+            return context.visible_peripherals(reported, policy)
+
+        identity = self.agent.identity
+        built = context.build(
+            jobs.device_id,
+            identity.name if identity is not None else "",
+            assignment,
+            revision_of(assignment),
+            await asyncio.to_thread(peripherals),
+        )
+        return built.model_dump(mode="json")
 
 
 def _disk_error(exc: sqlite3.Error) -> HttpError:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 from fastapi import APIRouter, Query
 
 from edgefleet.labels import LabelError, parse_selector
@@ -7,6 +9,7 @@ from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.devices import service
 from edgefleet.server.devices.schemas import DeviceOut, DevicePatch
 from edgefleet.server.errors import Invalid
+from edgefleet.server.jobs import desired
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
 
@@ -52,6 +55,7 @@ async def patch_device(
 ) -> DeviceOut:
     found, presence = await service.find(db, caller, device)
     before = dict(found.labels)
+    described = (found.name, before, copy.deepcopy(found.meta))
     updated = await service.patch(db, caller, found, body)
     ctx.events.record(
         "device.updated",
@@ -63,6 +67,8 @@ async def patch_device(
     )
     if updated.labels != before:
         await ctx.hub.fleet_changed(updated.project_pk)
+    if (updated.name, updated.labels, updated.meta) != described:
+        await desired.device_changed(ctx, db, updated.pk)
     return (await service.outputs(db, [(updated, presence)]))[0]
 
 

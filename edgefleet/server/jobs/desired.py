@@ -18,7 +18,7 @@ from edgefleet.server.projects.tables import Project
 from edgefleet.spec.images import registry_of
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DesiredState
-from edgefleet.wire.workload import JobAssignment
+from edgefleet.wire.workload import DeviceContext, JobAssignment
 
 INACTIVE = ("cancelled", "expired")
 CHUNK = 500
@@ -58,10 +58,19 @@ async def desired_for(
     for start in range(0, len(pks), CHUNK):
         chunk = pks[start : start + CHUNK]
         devices = await db.execute(
-            select(Device.pk, Device.id, Device.desired_generation).where(Device.pk.in_(chunk))
+            select(
+                Device.pk,
+                Device.id,
+                Device.desired_generation,
+                Device.name,
+                Device.labels,
+                Device.meta,
+            ).where(Device.pk.in_(chunk))
         )
-        for pk, device_id, generation in devices.all():
+        contexts: dict[int, DeviceContext] = {}
+        for pk, device_id, generation, name, labels, meta in devices.all():
             result[pk] = (device_id, DesiredState(generation=generation, jobs=[]))
+            contexts[pk] = DeviceContext(name=name, labels=labels or {}, metadata=meta or {})
         rows = await db.execute(
             select(JobDevice.device_pk, Job, Application.name, AppVersion.version, Project.id)
             .join(Job, Job.pk == JobDevice.job_pk)
@@ -92,6 +101,7 @@ async def desired_for(
                     spec=specs[job.pk],
                     end=job.end,
                     registry_auth=_pulled_from(specs[job.pk], auth.get(job.project_pk, {})),
+                    device=contexts[device_pk],
                 )
             )
     return result
@@ -109,6 +119,15 @@ async def push(ctx: ServerContext, device_pks: Iterable[int]) -> int:
         if await ctx.hub.deliver(device_id, state):
             delivered += 1
     return delivered
+
+
+async def device_changed(ctx: ServerContext, db: AsyncSession, device_pk: int) -> None:
+    """The device's name, labels or metadata changed: its jobs' context
+    (``EDGEFLEET_CONTEXT_URL``) travels in the desired state, so send a new
+    generation (revisions are unchanged: nothing restarts)."""
+    await bump(db, [device_pk])
+    await db.commit()
+    await push(ctx, [device_pk])
 
 
 async def for_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> DesiredState:
