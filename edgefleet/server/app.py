@@ -233,4 +233,7 @@ def create_app(
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)
     app.add_middleware(FreshStreams, guard=guard)  # outermost: sees app hosts too
+    from edgefleet.server.metrics.routes import install as install_metrics
+
+    install_metrics(app, settings)  # GET /metrics; its middleware wraps all of the above
     return app

@@ -38,6 +38,17 @@ class ServerSettings(BaseSettings):
         "(tls://host:4222 for TLS; several URLs comma-separated)",
     )
     bus_token: SecretStr | None = Field(None, description="NATS authentication token")
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="bearer token that may scrape GET /metrics (besides admin tokens)",
+    )
+    metrics_cache_seconds: float = Field(
+        5.0, ge=0, le=300, description="seconds /metrics reuses its fleet counts (GROUP BY queries)"
+    )
+    metrics_lag_interval: float = Field(
+        0.5, gt=0, le=60, description="seconds between event-loop lag samples (/metrics)"
+    )
     bus_creds_file: Path | None = Field(
         None, description="NATS credentials file (JWT + nkey seed, from nsc)"
     )

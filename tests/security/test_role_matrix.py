@@ -93,6 +93,9 @@ def admin_token_id(estate: Estate) -> str:
 
 API_RULES: list[Rule] = [
     Rule("GET", f"{A}/health", PUBLIC),
+    # Prometheus scrapes: admin tokens (or --metrics-token, tests/e2e/test_metrics.py) only;
+    # its labels name every project.
+    Rule("GET", "/metrics", ADMIN),
     Rule("GET", f"{A}/users", ADMIN),
     Rule("POST", f"{A}/users", ADMIN, body=const({"name": "sec-intruder", "admin": True})),
     Rule("GET", f"{A}/users/me", USER),
