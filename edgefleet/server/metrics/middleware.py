@@ -13,11 +13,39 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edgefleet.server.metrics.registry import UNMATCHED, ServerMetrics
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path pattern (the router sets ``scope["route"]``)."""
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED
+class RouteTemplates:
+    """Route object -> its full path pattern (``/api/v1/devices/{device}``).
+
+    FastAPI puts the *original* route in ``scope["route"]``, whose own path
+    lacks the prefix it was included under, so the full pattern is looked up
+    in the app's route table, read once on first use (all routes exist by then).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._by_route: dict[int, str] | None = None
+
+    def _table(self) -> dict[int, str]:
+        if self._by_route is None:
+            from fastapi.routing import iter_route_contexts
+
+            table: dict[int, str] = {}
+            for context in iter_route_contexts(self.app.routes):
+                path = context.path_format or context.path
+                if path:
+                    table.setdefault(id(context.original_route), path)
+            self._by_route = table
+        return self._by_route
+
+    def __call__(self, scope: Scope) -> str:
+        route: Any = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        found = self._table().get(id(route))
+        if found is not None:
+            return found
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
+        return path if isinstance(path, str) and path else UNMATCHED
 
 
 class LoopLag:
@@ -49,9 +77,12 @@ class LoopLag:
 class HttpMetrics:
     """Outermost middleware: it sees every request, the ones refused early too."""
 
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics, lag_interval: float) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServerMetrics, lag_interval: float, templates: RouteTemplates
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates = templates
         self.lag = LoopLag(metrics, lag_interval)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,7 +113,7 @@ class HttpMetrics:
         finally:
             self.metrics.observe(
                 scope.get("method", ""),
-                route_template(scope),
+                self.templates(scope),
                 status,
                 time.perf_counter() - started,
             )
@@ -93,7 +124,7 @@ class HttpMetrics:
         async def sending(message: Message) -> None:
             nonlocal opened
             if message["type"] == "websocket.accept" and opened is None:
-                opened = route_template(scope)
+                opened = self.templates(scope)
                 self.metrics.websockets.labels(opened).inc()
             await send(message)
 

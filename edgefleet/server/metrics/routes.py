@@ -15,7 +15,7 @@ from edgefleet.server.auth import service as auth_service
 from edgefleet.server.deps import Ctx, Db, bearer_token
 from edgefleet.server.errors import Forbidden, Unauthorized
 from edgefleet.server.metrics.fleet import FleetCache
-from edgefleet.server.metrics.middleware import HttpMetrics
+from edgefleet.server.metrics.middleware import HttpMetrics, RouteTemplates
 from edgefleet.server.metrics.registry import CONTENT_TYPE, ServerMetrics
 from edgefleet.server.settings import ServerSettings
 
@@ -53,5 +53,8 @@ def install(app: FastAPI, settings: ServerSettings) -> None:
     app.state.metrics_fleet = FleetCache(settings.metrics_cache_seconds)
     app.include_router(router)
     app.add_middleware(
-        HttpMetrics, metrics=server_metrics, lag_interval=settings.metrics_lag_interval
+        HttpMetrics,
+        metrics=server_metrics,
+        lag_interval=settings.metrics_lag_interval,
+        templates=RouteTemplates(app),
     )
