@@ -36,7 +36,16 @@ async def _allow_scrape(request: Request, ctx: Ctx, db: Db) -> None:
         raise Forbidden("only administrators or the --metrics-token may read /metrics")
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(request: Request, ctx: Ctx, db: Db) -> Response:
     await _allow_scrape(request, ctx, db)
     state = request.app.state
