@@ -232,7 +232,7 @@ def create_app(
     apps_domain = settings.resolved_apps_domain()
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)
-    app.add_middleware(FreshStreams, guard=guard)  # outermost: sees app hosts too
+    app.add_middleware(FreshStreams, guard=guard)  # outside the host router: sees app hosts too
     from edgefleet.server.metrics.routes import install as install_metrics
 
     install_metrics(app, settings)  # GET /metrics; its middleware wraps all of the above
