@@ -28,6 +28,23 @@ def workload_url(tmp_path: Path, device: str) -> str:
     return (tmp_path / f"url-{device}").read_text().strip()
 
 
+def url_probe(tmp_path: Path) -> dict[str, Any]:
+    """A process service that writes its data URL where the test reads it, then idles."""
+    return {
+        "services": {
+            "probe": {
+                "x-edgefleet-runtime": "process",
+                "command": [
+                    "sh",
+                    "-c",
+                    f'echo "$$EDGEFLEET_DATA_URL" > {tmp_path}/url-$$EDGEFLEET_DEVICE_ID; '
+                    "exec sleep 100000",
+                ],
+            }
+        }
+    }
+
+
 def token_for(agent: AgentProc, job: str) -> str:
     secret = bytes.fromhex((agent.state_dir / "data" / "secret").read_text().strip())
     return base64.urlsafe_b64encode(
@@ -53,18 +70,7 @@ def test_records_and_files_from_workload_to_api(
     server = fleet.start_server()
     agent = fleet.start_agent("collector")
     device = agent.wait_enrolled()
-    compose = {
-        "services": {
-            "probe": {
-                "x-edgefleet-runtime": "process",
-                "command": [
-                    "sh",
-                    "-c",
-                    f'echo "$$EDGEFLEET_DATA_URL" > {tmp_path}/url-$$EDGEFLEET_DEVICE_ID; exec sleep 100000',
-                ],
-            }
-        }
-    }
+    compose = url_probe(tmp_path)
     with server.client() as client:
         client.create_application("probe", "1", spec=compose)
         job = client.create_job("probe", devices=[device])["id"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Fleet
-from tests.e2e.test_data import post, summary, workload_url
+from tests.e2e.test_data import post, summary, url_probe, workload_url
 from tests.support.procs import wait_for
 
 
@@ -30,19 +30,7 @@ def test_records_and_files_past_their_limits_are_discarded_with_the_reason(
     )
     agent = fleet.start_agent("filler")
     device = agent.wait_enrolled()
-    compose = {
-        "services": {
-            "probe": {
-                "x-edgefleet-runtime": "process",
-                "command": [
-                    "sh",
-                    "-c",
-                    f'echo "$$EDGEFLEET_DATA_URL" > {tmp_path}/url-$$EDGEFLEET_DEVICE_ID; '
-                    "exec sleep 100000",
-                ],
-            }
-        }
-    }
+    compose = url_probe(tmp_path)
     with server.client() as client:
         client.create_application("filler", "1", spec=compose)
         job = client.create_job("filler", devices=[device])["id"]
