@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -406,3 +407,43 @@ def test_open_streams_are_capped_per_user_and_per_device(fleet: Fleet) -> None:
                 refused.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
         assert "max_streams_per_device" in closed.value.rcvd.reason
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, that is: a zombie (exited, not yet reaped by init) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_parsing_workers_die_with_a_killed_server(fleet: Fleet) -> None:
+    """A server killed with SIGKILL runs no clean-up: its Compose-parsing
+    processes must notice and exit, not linger holding memory."""
+    server = fleet.start_server()
+    with server.http() as http:
+        checked = http.post("/api/v1/applications/validate", json={"compose": "services: {}"})
+        assert checked.status_code in (200, 422)
+    assert server.process is not None
+    workers = wait_for(lambda: _children(server.process.pid), 20, what="parsing workers")
+    assert len(workers) >= 1
+    server.kill()
+    deadline = time.monotonic() + 10
+    while (left := [pid for pid in workers if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    names = [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in left]
+    assert not left, f"still running 10 s after the server's SIGKILL: {names}"
