@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 from typing import Any
 
@@ -21,7 +20,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import Fleet
 from tests.support.browser import NARROW, WIDE, Console, chromium, screenshot
-from tests.support.procs import free_port, wait_for
+from tests.support.procs import free_port, listening, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -59,11 +58,6 @@ def sign_in(page: Any, base: str, user: str, password: str, next_path: str = "/"
 
 def stat(page: Any, name: str) -> Any:
     return page.locator(f"[data-stat='{name}'] .n")
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def stop_workloads(server: Any, port: int) -> None:

@@ -38,6 +38,7 @@ from tests.support.procs import (
     ServerProc,
     free_port,
     kill_process_workloads,
+    listening,
     stop_all,
     wait_for,
 )
@@ -170,11 +171,6 @@ class Hostile:
     def admin_tokens(self) -> list[tuple[str, str]]:
         with self.server.client() as client:
             return sorted((t["id"], t["name"]) for t in client.tokens())
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")

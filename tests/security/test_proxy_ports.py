@@ -27,6 +27,7 @@ from tests.support.procs import (
     ServerProc,
     free_port,
     kill_process_workloads,
+    listening,
     stop_all,
     wait_for,
 )
@@ -44,11 +45,6 @@ class Ports:
     declared: int  # ports: of service web
     exposed: int  # expose: of service web
     tokens: dict[str, str]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on this loopback port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for(
     check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "condition"
 ) -> Any:
