@@ -7,27 +7,47 @@ So the server sees exactly the traffic of N real agents, and what the
 simulator measures is the server and the protocol, not a reimplementation.
 
 Identities are kept under ``--state-dir`` (one folder per device), so a second
-run reconnects the same fleet without enrolling again.
+run reconnects the same fleet without enrolling again. Without ``--state-dir``
+the folder is keyed by the server URLs (:func:`default_state_dir`): a fleet
+enrolled on one server never presents its credentials to another. And a
+simulated device whose credential a server rejects (deleted there, or a fresh
+server on the same address) enrolls again when a provisioning key is given,
+once per run, instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
+import re
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefleet.agent.agent import Agent
-from edgefleet.agent.errors import AgentError
+from edgefleet.agent.errors import AgentError, DeviceRevoked
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.agent.runtimes.sim import SimRuntime
 from edgefleet.agent.settings import AgentSettings
 
 log = logging.getLogger("edgefleet.sim")
+
+
+def default_state_dir(servers: list[str], root: Path | None = None) -> Path:
+    """Where identities live when no ``--state-dir`` is given: one folder per set
+    of servers (``127.0.0.1-8400-1a2b3c4d``), so running the simulator against a
+    second server never offers it the first server's credentials."""
+    normalized = sorted(s.strip().rstrip("/").lower() for s in servers)
+    tag = hashlib.sha256("\n".join(normalized).encode()).hexdigest()[:8]
+    host = re.sub(r"^[a-z]+://", "", normalized[0]) if normalized else "none"
+    slug = re.sub(r"[^a-z0-9.]+", "-", host).strip("-")[:40] or "server"
+    return (root or Path(tempfile.gettempdir()) / "edgefleet-sim") / f"{slug}-{tag}"
 
 
 def spread_labels(specs: list[str], count: int) -> list[dict[str, str]]:
@@ -44,6 +64,7 @@ class SimStats:
     started: float = field(default_factory=time.monotonic)
     enrolled: int = 0
     failed: int = 0
+    reenrolled: int = 0
     agents: list[Agent] = field(default_factory=list)
 
     def connected(self) -> int:
@@ -52,12 +73,40 @@ class SimStats:
         )
 
 
-async def _run_one(agent: Agent, stats: SimStats) -> None:
-    try:
-        await agent.run()
-    except AgentError as exc:
-        stats.failed += 1
-        log.warning("%s stopped: %s", agent.settings.name, exc.message)
+def _make_agent(settings: AgentSettings, supervise_every: float) -> Agent:
+    sim = SimRuntime()
+    agent = Agent(settings, runtimes=RuntimeSet(container=sim, process=sim))
+    agent.supervise_every = supervise_every
+    agent.with_parts = False
+    agent.state.durable = False
+    return agent
+
+
+async def _run_one(
+    index: int, stats: SimStats, supervise_every: float, stop: asyncio.Event
+) -> None:
+    """Run device ``index``; if the server rejects its credential and a key was
+    given, forget the identity and enroll again (once: a second rejection of a
+    fresh credential means the device was deleted on purpose)."""
+    agent = stats.agents[index]
+    for attempt in range(2):
+        try:
+            await agent.run()
+            return
+        except DeviceRevoked as exc:
+            if attempt or not agent.settings.provisioning_key or stop.is_set():
+                stats.failed += 1
+                log.warning("%s stopped: %s", agent.settings.name, exc.message)
+                return
+            log.info("%s: credential rejected, enrolling again", agent.settings.name)
+            shutil.rmtree(agent.settings.state_dir, ignore_errors=True)
+            stats.reenrolled += 1
+            agent = _make_agent(agent.settings, supervise_every)
+            stats.agents[index] = agent
+        except AgentError as exc:
+            stats.failed += 1
+            log.warning("%s stopped: %s", agent.settings.name, exc.message)
+            return
 
 
 async def simulate(
@@ -92,13 +141,8 @@ async def simulate(
             heartbeat_interval=heartbeat,
             reconnect_max_delay=10,
         )
-        sim = SimRuntime()
-        agent = Agent(settings, runtimes=RuntimeSet(container=sim, process=sim))
-        agent.supervise_every = supervise_every
-        agent.with_parts = False
-        agent.state.durable = False
-        stats.agents.append(agent)
-        tasks.append(asyncio.create_task(_run_one(agent, stats)))
+        stats.agents.append(_make_agent(settings, supervise_every))
+        tasks.append(asyncio.create_task(_run_one(i, stats, supervise_every, stop)))
         if interval:
             await asyncio.sleep(interval)
         elif i % 200 == 199:
@@ -117,7 +161,11 @@ async def _report(stats: SimStats, total: int, every: float, stop: asyncio.Event
         await asyncio.sleep(every)
         connected = stats.connected()
         elapsed = time.monotonic() - stats.started
-        print(f"[{elapsed:7.1f}s] {connected}/{total} connected, {stats.failed} failed", flush=True)
+        again = f", {stats.reenrolled} enrolled again" if stats.reenrolled else ""
+        print(
+            f"[{elapsed:7.1f}s] {connected}/{total} connected, {stats.failed} failed{again}",
+            flush=True,
+        )
         if connected == total and tick > 0 and stop.is_set():
             return
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import typer
@@ -12,7 +11,11 @@ def sim_command(
     server: list[str] = typer.Option(..., "--server", help="server URL (repeat for replicas)"),
     devices: int = typer.Option(100, "--devices", "-n", min=1, help="how many virtual devices"),
     provisioning_key: str = typer.Option(None, "--provisioning-key", help="enrolls new devices"),
-    state_dir: Path = typer.Option(None, "--state-dir", help="identities (reused on the next run)"),
+    state_dir: Path = typer.Option(
+        None,
+        "--state-dir",
+        help="identities, reused on the next run (default: a folder per server URL in $TMPDIR)",
+    ),
     labels: list[str] = typer.Option([], "--labels", help="spread labels: site=a,b,c (repeat)"),
     heartbeat_interval: float = typer.Option(
         None, "--heartbeat-interval", help="default: the server's"
@@ -24,9 +27,9 @@ def sim_command(
     duration: float = typer.Option(None, "--duration", help="stop after this many seconds"),
 ) -> None:
     """Simulate a fleet: every device is a real agent with the `sim` runtime."""
-    from edgefleet.agent.simulator import run
+    from edgefleet.agent.simulator import default_state_dir, run
 
-    root = state_dir or Path(tempfile.gettempdir()) / "edgefleet-sim"
+    root = state_dir or default_state_dir(list(server))
     code = run(
         list(server),
         devices,
