@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from edgefleet.fed.messages import FedMessage
 from edgefleet.spec.policy import DevicePolicy
+from edgefleet.wire.schedule import RunRecord
 from edgefleet.wire.status import JobStatus
 from edgefleet.wire.workload import JobAssignment
 
@@ -234,6 +235,23 @@ class FedRelay(Message):
     payload: FedMessage
 
 
+class ScheduleRuns(Message):
+    """agent -> server: runs of periodic jobs the server has not acknowledged yet,
+    oldest first (also those made while it was unreachable); answered by
+    :class:`ScheduleRunsAck`. Bounded per message; the server bounds what it keeps."""
+
+    type: Literal["schedule_runs"] = "schedule_runs"
+    runs: list[RunRecord] = Field(default_factory=list, max_length=200)
+
+
+class ScheduleRunsAck(Message):
+    """server -> agent: these run ids are stored (or will never be: job gone);
+    the agent drops them from its local log. Stored exactly once by id."""
+
+    type: Literal["schedule_runs_ack"] = "schedule_runs_ack"
+    ids: list[str] = Field(default_factory=list, max_length=200)
+
+
 # --- server -> agent ---------------------------------------------------------------
 
 
@@ -292,7 +310,9 @@ AnyMessage = Annotated[
     | Revoked
     | DataBatch
     | DataAck
-    | DataBacklog,
+    | DataBacklog
+    | ScheduleRuns
+    | ScheduleRunsAck,
     Field(discriminator="type"),
 ]
 

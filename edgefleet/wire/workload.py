@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from edgefleet.spec.model import AppSpec
+from edgefleet.wire.schedule import ScheduledServices
 
 
 class DeviceContext(BaseModel):
@@ -24,6 +25,16 @@ class DeviceContext(BaseModel):
     name: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SealedSecret(BaseModel):
+    """A project secret as one device receives it: sealed to the device's key
+    (:mod:`edgefleet.wire.sealed`), so ``desired.json`` holds only ciphertext.
+    A fresh token is made at every render; the ``version`` (also in the spec,
+    on each service that uses it) is what changes a revision."""
+
+    version: int
+    sealed: str
 
 
 class JobAssignment(BaseModel):
@@ -46,4 +57,16 @@ class JobAssignment(BaseModel):
     )
     device: DeviceContext | None = Field(
         None, description="the device's name, labels and metadata; none from an older server"
+    )
+    periodic: ScheduledServices | None = Field(
+        None, description="a periodic job: its schedule and the one-shot services each run starts"
+    )
+    secrets: dict[str, SealedSecret] = Field(
+        default_factory=dict, description="project secret name -> its value sealed to the device"
+    )
+    lock_timeout: float | None = Field(
+        None, description="seconds an upgrade or restart waits for a held update lock"
+    )
+    locks_overridden_at: datetime | None = Field(
+        None, description="an operator overrode update locks: locks taken before this are ignored"
     )
