@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edgefleet.spec import depends, keys, toplevel, values
+from edgefleet.spec import depends, files, keys, toplevel, values
 from edgefleet.spec.draft import Draft
 from edgefleet.spec.extends import resolve_extends
 from edgefleet.spec.findings import Finding, Path, Report, SpecInvalid
@@ -121,18 +121,26 @@ def _document(
     raw_services = resolve_extends(raw_services, report)
     volumes = toplevel.volumes(report, data.get("volumes"))
     networks = toplevel.networks(report, data.get("networks"))
+    declared = {kind: files.sources(report, data.get(kind), kind) for kind in ("secrets", "configs")}
     requires = toplevel.requirements(report, data["x-edgefleet"]) if "x-edgefleet" in data else None
     drafts = {
         name: read_service(report, name, raw, environment) for name, raw in raw_services.items()
     }
     _check_references(report, drafts, volumes, networks)
+    files.check_references(report, list(drafts.values()), declared)
     services: dict[str, Service] = {}
     for name, draft in drafts.items():
         try:
             services[name] = Service.model_validate(draft.fields)
         except ValidationError as exc:  # a handler let a bad value through: still a finding
             report.error(draft.path, f"invalid service: {exc.errors()[0]['msg']}")
-    spec = AppSpec(services=services, volumes=volumes, networks=networks)
+    spec = AppSpec(
+        services=services,
+        volumes=volumes,
+        networks=networks,
+        secrets=declared["secrets"],
+        configs=declared["configs"],
+    )
     if requires is not None:
         spec.requires = requires
     return spec

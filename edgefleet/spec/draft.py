@@ -25,6 +25,8 @@ class Draft:
     fields: dict[str, Any] = field(default_factory=dict)
     volume_refs: list[tuple[str, Path]] = field(default_factory=list)
     network_refs: list[tuple[str, Path]] = field(default_factory=list)
+    file_refs: list[tuple[str, str, Path]] = field(default_factory=list)
+    """(``secrets`` or ``configs``, name, path): checked against the top level."""
     depends_paths: dict[str, Path] = field(default_factory=dict)
     links: list[tuple[str, str | None, Path]] = field(default_factory=list)
     deploy_limits: dict[str, tuple[Any, Path]] = field(default_factory=dict)

@@ -24,15 +24,6 @@ REFUSED_SERVICE_KEYS: dict[str, str] = {
         "env_file reads a file on the machine running Compose, which devices do not have: put "
         "the variables under `environment:` (values may use ${VAR} from the job's environment)"
     ),
-    "secrets": (
-        "secrets are files on the machine running Compose, which devices do not have: pass the "
-        "value through `environment:` with ${VAR} set in the job's environment, or bake it into "
-        "the image"
-    ),
-    "configs": (
-        "configs are files on the machine running Compose, which devices do not have: bake the "
-        "file into the image, or pass the values through `environment:`"
-    ),
     "external_links": (
         "links to containers outside the application, but a job's services see only each "
         "other: add the other container as a service of this application"
@@ -104,15 +95,15 @@ IGNORED_SERVICE_KEYS: dict[str, str] = {
 }
 
 REFUSED_TOP_KEYS: dict[str, str] = {
-    "secrets": REFUSED_SERVICE_KEYS["secrets"],
-    "configs": REFUSED_SERVICE_KEYS["configs"],
     "include": (
         "include pulls in other files, which devices and the server do not have: paste their "
         "services into this file"
     ),
     "models": REFUSED_SERVICE_KEYS["models"],
 }
-TOP_KEYS = frozenset({"services", "name", "version", "volumes", "networks", *REFUSED_TOP_KEYS})
+TOP_KEYS = frozenset(
+    {"services", "name", "version", "volumes", "networks", "secrets", "configs", *REFUSED_TOP_KEYS}
+)
 
 HEALTHCHECK_KEYS = frozenset(
     {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}

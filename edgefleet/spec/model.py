@@ -60,6 +60,21 @@ class Ulimit(SpecModel):
     hard: int
 
 
+class FileRef(SpecModel):
+    """A service's use of a secret or config: the file ``target`` (absolute, in
+    the container) holds the object ``source`` declared at the top level.
+
+    ``version`` (secrets) and ``content`` (configs) are filled in by the server
+    for each device when it renders desired state, so a rotated secret or a
+    changed config changes the revision of the jobs that use it."""
+
+    source: str
+    target: str
+    mode: int | None = None
+    version: int | None = None
+    content: str | None = None
+
+
 class Service(SpecModel):
     """One service of an application, normalized."""
 
@@ -105,6 +120,8 @@ class Service(SpecModel):
     dns: list[str] = Field(default_factory=list, description="DNS server addresses")
     security_opt: list[str] = Field(default_factory=list)
     group_add: list[str] = Field(default_factory=list, description="extra groups, names or ids")
+    secrets: list[FileRef] = Field(default_factory=list, description="under /run/secrets/")
+    configs: list[FileRef] = Field(default_factory=list, description="read-only files")
 
 
 class Requirements(SpecModel):
@@ -127,12 +144,24 @@ class Network(SpecModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class FileSource(SpecModel):
+    """A top-level ``secrets:`` or ``configs:`` entry. A secret is always
+    ``external``: the project secret ``name``. A config is the project
+    variable ``name`` when external, else its inline ``content``."""
+
+    external: bool = False
+    name: str | None = None
+    content: str | None = None
+
+
 class AppSpec(SpecModel):
     """A whole application version, normalized."""
 
     services: dict[str, Service]
     volumes: dict[str, Volume] = Field(default_factory=dict)
     networks: dict[str, Network] = Field(default_factory=dict)
+    secrets: dict[str, FileSource] = Field(default_factory=dict)
+    configs: dict[str, FileSource] = Field(default_factory=dict)
     requires: Requirements = Field(default_factory=Requirements)
 
     def start_order(self) -> list[str]:

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from edgefleet.spec import depends, keys, mounts, network, runopts, units, values
+from edgefleet.spec import depends, files, keys, mounts, network, runopts, units, values
 from edgefleet.spec.draft import Draft, Handler
 from edgefleet.spec.findings import Path, Report
 
@@ -231,6 +231,7 @@ HANDLERS: dict[str, Handler] = {
     **mounts.HANDLERS,
     **runopts.HANDLERS,
     **depends.HANDLERS,
+    **files.HANDLERS,
 }
 KNOWN_KEYS = frozenset(
     {*HANDLERS, *keys.REFUSED_SERVICE_KEYS, *keys.IGNORED_SERVICE_KEYS, "extends"}

@@ -29,8 +29,9 @@ REFUSED: dict[str, tuple[str, str]] = {
     # name: (service snippet, key path the 422 names)
     "build": ("build: .", "services.s.build"),
     "env_file": ("env_file: .env", "services.s.env_file"),
-    "secrets": ("secrets: [db_password]", "services.s.secrets"),
-    "configs": ("configs: [nginx_conf]", "services.s.configs"),
+    # Undeclared: a project secret or config must be declared at the top level.
+    "secrets": ("secrets: [db_password]", "services.s.secrets[0]"),
+    "configs": ("configs: [nginx_conf]", "services.s.configs[0]"),
     "extends-file": ("extends: {file: common.yml, service: base}", "services.s.extends.file"),
     "volumes_from": ("volumes_from: [other]", "services.s.volumes_from"),
     "ipc": ("ipc: host", "services.s.ipc"),

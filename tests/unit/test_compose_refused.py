@@ -32,8 +32,9 @@ def service(body: str, extra: str = "") -> str:
         ("image: a\nbuild: .", "services.app.build", 4, "push it to a registry"),
         ("build: {context: .}", "services.app.build", 3, "then use `image:`"),
         ("image: a\nenv_file: .env", "services.app.env_file", 4, "under `environment:`"),
-        ("image: a\nsecrets: [token]", "services.app.secrets", 4, "job's environment"),
-        ("image: a\nconfigs: [cfg]", "services.app.configs", 4, "bake the file"),
+        # Used but not declared at the top level (project secrets and configs: issue 19).
+        ("image: a\nsecrets: [token]", "services.app.secrets[0]", 4, "is not declared"),
+        ("image: a\nconfigs: [cfg]", "services.app.configs[0]", 4, "is not declared"),
         ("image: a\nvolumes_from: [other]", "services.app.volumes_from", 4, "named volume"),
         ("image: a\nexternal_links: [x]", "services.app.external_links", 4, "add the other"),
         ("image: a\ngpus: all", "services.app.gpus", 4, "`devices:`"),
@@ -73,11 +74,16 @@ def test_refused_service_keys(body: str, key: str, line: int, words: str) -> Non
     [
         (
             "services: {a: {image: x}}\nsecrets:\n  s: {file: ./s.txt}\n",
-            "secrets",
-            2,
-            "job's environment",
+            "secrets.s.file",
+            3,
+            "project secret",
         ),
-        ("services: {a: {image: x}}\nconfigs:\n  c: {file: ./c}\n", "configs", 2, "bake"),
+        (
+            "services: {a: {image: x}}\nconfigs:\n  c: {file: ./c}\n",
+            "configs.c.file",
+            3,
+            "project variable",
+        ),
         ("include: [other.yml]\nservices: {a: {image: x}}\n", "include", 1, "paste"),
         (
             "services: {a: {image: x}}\nnetworks:\n  n: {external: true}\n",
