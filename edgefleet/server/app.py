@@ -95,6 +95,7 @@ def _features() -> list[Feature]:
     from edgefleet.server.remote.actions import router as actions_router
     from edgefleet.server.remote.exec import router as exec_router
     from edgefleet.server.remote.logs import router as logs_router
+    from edgefleet.server.rollouts.routes import router as rollouts_router
 
     return [
         (
@@ -110,7 +111,7 @@ def _features() -> list[Feature]:
         ),
         ([enroll_router], None),
         ([registries_router], registries.start),
-        ([applications_router, jobs_router], _start_jobs),
+        ([applications_router, jobs_router, rollouts_router], _start_jobs),
         ([exec_router, logs_router, actions_router], None),
         ([computations_router], _start_computations),
         ([data_router], data_ingest.start),

@@ -12,6 +12,7 @@ from edgefleet.server.keys import tables as _keys  # noqa: F401
 from edgefleet.server.projects import tables as _projects  # noqa: F401
 from edgefleet.server.registries import tables as _registries  # noqa: F401
 from edgefleet.server.remote import tables as _remote  # noqa: F401
+from edgefleet.server.rollouts import tables as _rollouts  # noqa: F401
 from edgefleet.server.scheduler import tables as _scheduler  # noqa: F401
 
 metadata = Base.metadata

@@ -15,6 +15,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.projects.tables import Project
+from edgefleet.server.rollouts import pins as rollout_pins
 from edgefleet.spec.images import registry_of
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DesiredState
@@ -89,6 +90,7 @@ async def desired_for(
         all_rows = rows.all()
         if registry_auth is not None and all_rows:
             auth = await registry_auth(db, {job.project_pk for _, job, _, _, _ in all_rows})
+        staged = await rollout_pins.load(db, {job.pk for _, job, _, _, _ in all_rows})
         for device_pk, job, app_name, version, project_id in all_rows:
             if job.pk not in specs:
                 specs[job.pk] = AppSpec.model_validate(job.resolved)
@@ -104,6 +106,8 @@ async def desired_for(
                     device=contexts[device_pk],
                 )
             )
+            jobs_here = result[device_pk][1].jobs  # a staged rollout may hold this device back
+            jobs_here[-1] = staged.adjust(job.pk, result[device_pk][0], jobs_here[-1])
     return result
 
 

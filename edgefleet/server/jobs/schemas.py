@@ -6,6 +6,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgefleet.labels import LabelError, Selector, parse_selector
 from edgefleet.server.db.base import utcnow
+from edgefleet.server.rollouts.schemas import RolloutIn, RolloutOut
 from edgefleet.server.schemas import Input, Output, Timestamp
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -38,6 +39,9 @@ class JobIn(Input):
     environment: dict[str, Any] = Field(default_factory=dict)
     start: Timestamp | None = None
     end: Timestamp | None = None
+    rollout: RolloutIn | None = Field(
+        None, description="stage version changes batch by batch (default: all at once)"
+    )
 
     @field_validator("environment")
     @classmethod
@@ -76,6 +80,7 @@ class JobPatch(Input):
     version: str | None = None
     environment: dict[str, Any] | None = None
     end: Timestamp | None = None
+    rollout: RolloutIn | None = None
 
     @field_validator("environment")
     @classmethod
@@ -135,3 +140,4 @@ class JobOut(Output):
     devices_next: str | None = Field(
         None, description="cursor for GET /jobs/{id}/devices when there are more than 100"
     )
+    rollout: RolloutOut | None = Field(None, description="staged rollout settings and progress")

@@ -25,6 +25,7 @@ from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.pagination import next_cursor
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
+from edgefleet.server.rollouts import service as rollouts
 
 TERMINAL = ("cancelled", "expired")
 
@@ -96,6 +97,8 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
     )
     db.add(job)
     await db.flush()
+    if body.rollout is not None:
+        await rollouts.configure(db, job, body.rollout)
     ctx.events.record(
         "job.created",
         job.project_pk,
@@ -124,6 +127,7 @@ async def patch(
         environment = redact.keep_masked(body.environment, job.environment)
     spec = await applications.resolve(ctx.limits, version, environment)
     upgraded = version.pk != job.version_pk or environment != job.environment
+    previous = (job.version_pk, job.resolved)
     job.version_pk = version.pk
     job.environment = environment
     job.resolved = spec.model_dump(mode="json")
@@ -139,6 +143,19 @@ async def patch(
         )
         if job.state in ("running", "completed", "failed"):
             job.state = "deploying"
+    if body.rollout is not None:
+        await rollouts.configure(db, job, body.rollout)
+    if upgraded:
+        old = await db.scalar(select(AppVersion.version).where(AppVersion.pk == previous[0]))
+        await rollouts.begin(
+            ctx,
+            db,
+            job,
+            from_version_pk=previous[0],
+            from_version=old or "",
+            from_resolved=previous[1],
+            to_version=version.version,
+        )
     await apply(ctx, db, job, upgraded=upgraded)
     return job
 
@@ -224,6 +241,8 @@ async def output_json(
         devices=[],
     ).model_dump(mode="json")
     head["device_counts"] = head["counts"]
+    staged = await rollouts.view(db, job)
+    head["rollout"] = staged.model_dump(mode="json") if staged is not None else None
     if with_devices:
         items, keys = await devices.page(db, job, after=0, limit=devices.FIRST_PAGE)
         head["devices"] = items

@@ -31,6 +31,7 @@ from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.jobs import desired
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.tables import Job
+from edgefleet.server.rollouts import driver as rollouts
 from edgefleet.server.scheduler import lease
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class Scheduler:
                 if not await self.lease():
                     continue
                 await self.tick()
+                await rollouts.drive(self.ctx)
                 await self.resend_stale()
                 if loop.time() - last_full > FULL_PASS_EVERY:
                     last_full = loop.time()

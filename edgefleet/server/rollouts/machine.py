@@ -1,0 +1,257 @@
+"""A staged rollout as a pure state machine: ``handle(state, event) -> actions``.
+
+No I/O and no clock of its own: the driver (:mod:`.driver`) feeds it what the
+devices report and the time, and carries out what it answers. That is what
+lets the whole batch logic be unit-tested in milliseconds.
+
+    begin --> rolling --(batch healthy for min_healthy_time)--> next batch ... --> done
+                 |  ^
+          pause  |  | resume
+                 v  |
+               paused <--(failures >= failure_threshold, no auto_revert)-- rolling
+                 |
+                 | abort, or failures >= threshold with auto_revert
+                 v
+        reverted / aborted  (every moved device back on the previous version)
+
+A device is *moved* when it is told to run the new version; devices of
+batches not yet started are never moved, so a failure in batch 1 leaves
+batches 2..n exactly as they were. Batch 1 holds ``canaries`` devices when
+set, else ``max_parallel``; later batches ``max_parallel`` each.
+
+A device counts as healthy on the new version when its report, sent after it
+was moved, shows it running that version with no error; as failed when such a
+report carries an error while no change is in progress on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+RolloutState = Literal["rolling", "paused", "done", "reverted", "aborted"]
+ACTIVE: tuple[str, ...] = ("rolling", "paused")
+IN_PROGRESS = ("pending", "pulling", "starting")
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_parallel: int = 1
+    canaries: int = 0
+    min_healthy_time: float = 10.0
+    failure_threshold: int = 1
+    auto_revert: bool = False
+
+
+@dataclass
+class Rollout:
+    """The rollout's whole state; stored as JSON by the driver."""
+
+    state: RolloutState
+    batches: list[list[str]]
+    current: int = 0
+    moved: dict[str, float] = field(default_factory=dict)  # device -> when it was moved
+    failed: list[str] = field(default_factory=list)
+    healthy_since: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the driver knows of one device of the job."""
+
+    state: str
+    version: str | None
+    error: str | None
+    reported_at: float
+
+
+# -- events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observe:
+    """The devices' latest reports, at ``now`` (sent on every driver pass)."""
+
+    now: float
+    version: str
+    reports: dict[str, Report]
+
+
+@dataclass(frozen=True)
+class Pause:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    now: float
+
+
+@dataclass(frozen=True)
+class Abort:
+    reason: str
+
+
+Event = Observe | Pause | Resume | Abort
+
+# -- actions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Move:
+    """Tell these devices to run the new version."""
+
+    devices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Revert:
+    """Put every moved device (and the job) back on the previous version."""
+
+    devices: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Paused:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    pass
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    index: int
+
+
+Action = Move | Revert | Paused | Finished | BatchDone
+
+
+def plan_batches(devices: list[str], settings: Settings) -> list[list[str]]:
+    """Devices in a stable order, cut into batches: canaries first."""
+    batches: list[list[str]] = []
+    rest = list(devices)
+    if settings.canaries > 0 and rest:
+        batches.append(rest[: settings.canaries])
+        rest = rest[settings.canaries :]
+    size = max(1, settings.max_parallel)
+    while rest:
+        batches.append(rest[:size])
+        rest = rest[size:]
+    return batches
+
+
+def begin(devices: list[str], settings: Settings, now: float) -> tuple[Rollout, list[Action]]:
+    """A new rollout over ``devices``: the first batch is moved at once."""
+    rollout = Rollout(state="rolling", batches=plan_batches(devices, settings))
+    if not rollout.batches:
+        rollout.state = "done"
+        return rollout, [Finished()]
+    return rollout, _start_batch(rollout, now)
+
+
+def _start_batch(rollout: Rollout, now: float) -> list[Action]:
+    batch = rollout.batches[rollout.current]
+    for device in batch:
+        rollout.moved.setdefault(device, now)
+    rollout.healthy_since = None
+    return [Move(tuple(batch))]
+
+
+def handle(rollout: Rollout, event: Event, settings: Settings) -> list[Action]:
+    """Apply ``event`` to ``rollout`` (mutated in place); the actions to carry out."""
+    if rollout.state not in ACTIVE:
+        return []
+    if isinstance(event, Pause):
+        if rollout.state == "rolling":
+            rollout.state, rollout.reason = "paused", event.reason
+            return [Paused(event.reason)]
+        return []
+    if isinstance(event, Resume):
+        if rollout.state == "paused":
+            rollout.state, rollout.reason = "rolling", None
+            rollout.healthy_since = None
+            # Devices that failed stay counted; resuming means "go on anyway".
+            rollout.failed = []
+        return []
+    if isinstance(event, Abort):
+        return _revert(rollout, "aborted", event.reason)
+    return _observe(rollout, event, settings)
+
+
+def _revert(rollout: Rollout, state: RolloutState, reason: str) -> list[Action]:
+    moved = tuple(rollout.moved)
+    rollout.state, rollout.reason = state, reason
+    rollout.moved = {}
+    return [Revert(moved, reason)]
+
+
+def _health(report: Report | None, moved_at: float, version: str) -> str:
+    """'healthy', 'failed' or 'waiting' for one moved device."""
+    if report is None or report.reported_at < moved_at:
+        return "waiting"
+    if report.state in IN_PROGRESS:
+        return "waiting"
+    if report.error:
+        return "failed"
+    if report.state in ("running", "exited") and report.version == version:
+        return "healthy"
+    if report.state == "failed":
+        return "failed"
+    return "waiting"
+
+
+def _observe(rollout: Rollout, event: Observe, settings: Settings) -> list[Action]:
+    actions: list[Action] = []
+    for device, moved_at in rollout.moved.items():
+        verdict = _health(event.reports.get(device), moved_at, event.version)
+        if verdict == "failed" and device not in rollout.failed:
+            rollout.failed.append(device)
+    if len(rollout.failed) >= settings.failure_threshold:
+        reason = (
+            f"{len(rollout.failed)} device(s) failed on the new version "
+            f"({', '.join(rollout.failed)}); failure_threshold is {settings.failure_threshold}"
+        )
+        if settings.auto_revert:
+            return _revert(rollout, "reverted", reason)
+        if rollout.state == "rolling":
+            rollout.state, rollout.reason = "paused", reason
+            return [Paused(reason)]
+        return []
+    if rollout.state != "rolling":
+        return actions
+    batch = rollout.batches[rollout.current]
+    verdicts = [
+        _health(event.reports.get(d), rollout.moved.get(d, event.now), event.version) for d in batch
+    ]
+    if all(v == "healthy" for v in verdicts):
+        if rollout.healthy_since is None:
+            rollout.healthy_since = event.now
+        if event.now - rollout.healthy_since >= settings.min_healthy_time:
+            actions.append(BatchDone(rollout.current))
+            rollout.current += 1
+            if rollout.current >= len(rollout.batches):
+                rollout.state, rollout.healthy_since = "done", None
+                actions.append(Finished())
+            else:
+                actions += _start_batch(rollout, event.now)
+    else:
+        rollout.healthy_since = None
+    return actions
+
+
+_ADAPTER: TypeAdapter[Rollout] = TypeAdapter(Rollout)
+
+
+def to_json(rollout: Rollout) -> dict[str, Any]:
+    return _ADAPTER.dump_python(rollout, mode="json")  # type: ignore[no-any-return]
+
+
+def from_json(data: dict[str, Any]) -> Rollout:
+    return _ADAPTER.validate_python(data)

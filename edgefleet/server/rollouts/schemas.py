@@ -1,0 +1,71 @@
+"""A job's ``rollout`` block (SPEC pinned) and the rollout's progress as shown."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from edgefleet.server.rollouts.machine import Settings
+from edgefleet.server.schemas import Input, Output, Timestamp
+
+DAY = 86400.0
+
+
+class RolloutIn(Input):
+    """How a version change reaches the job's devices (Nomad's ``update`` block)."""
+
+    max_parallel: int = Field(1, ge=1, le=100_000, description="devices per batch")
+    canaries: int = Field(0, ge=0, le=100_000, description="size of the first batch (0: none)")
+    min_healthy_time: float = Field(
+        10.0, ge=0, le=DAY, description="seconds a batch must run healthy before the next"
+    )
+    failure_threshold: int = Field(
+        1, ge=1, le=100_000, description="failed devices that stop the rollout"
+    )
+    auto_revert: bool = Field(False, description="revert moved devices instead of pausing")
+    lock_timeout: float = Field(
+        600.0,
+        ge=0,
+        le=7 * DAY,
+        description="seconds an upgrade or restart waits for a held update lock",
+    )
+
+    def machine(self) -> Settings:
+        return Settings(
+            max_parallel=self.max_parallel,
+            canaries=self.canaries,
+            min_healthy_time=self.min_healthy_time,
+            failure_threshold=self.failure_threshold,
+            auto_revert=self.auto_revert,
+        )
+
+
+class BatchDeviceOut(Output):
+    device: str
+    name: str = ""
+    state: str = Field(description="waiting, moved, healthy, failed or reverted")
+    version: str | None = Field(None, description="the version it actually runs")
+
+
+class BatchOut(Output):
+    index: int
+    state: str = Field(description="waiting, in progress, done or reverted")
+    devices: list[BatchDeviceOut]
+
+
+class RolloutOut(Output):
+    max_parallel: int
+    canaries: int
+    min_healthy_time: float
+    failure_threshold: int
+    auto_revert: bool
+    lock_timeout: float
+    state: str = Field(description="idle, rolling, paused, done, reverted or aborted")
+    from_version: str | None = None
+    to_version: str | None = None
+    batch: int | None = Field(None, description="the batch in progress, 1-based")
+    batch_count: int = 0
+    batches: list[BatchOut] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list, description="device ids")
+    reason: str | None = Field(None, description="why it paused, reverted or was aborted")
+    locks_overridden_at: Timestamp | None = None
+    updated_at: Timestamp | None = None

@@ -1,0 +1,197 @@
+"""Rollouts: settings, starting one on a version change, pause/resume/abort,
+the update-lock override, and the view shown in ``GET /jobs/{id}``."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import Conflict
+from edgefleet.server.jobs import desired
+from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.rollouts import driver
+from edgefleet.server.rollouts import machine as m
+from edgefleet.server.rollouts.schemas import BatchDeviceOut, BatchOut, RolloutIn, RolloutOut
+from edgefleet.server.rollouts.tables import JobRollout
+
+Control = Literal["pause", "resume", "abort"]
+
+
+async def get(db: AsyncSession, job: Job) -> JobRollout | None:
+    return await db.scalar(select(JobRollout).where(JobRollout.job_pk == job.pk))
+
+
+async def configure(db: AsyncSession, job: Job, settings: RolloutIn) -> None:
+    """Set (or change) the job's rollout settings; a rollout in progress
+    follows the new ones from its next step."""
+    row = await get(db, job)
+    if row is None:
+        row = JobRollout(job_pk=job.pk, state="idle", progress={}, from_resolved={})
+        db.add(row)
+    row.settings = settings.model_dump(mode="json")
+    await db.flush()
+
+
+async def begin(
+    ctx: ServerContext,
+    db: AsyncSession,
+    job: Job,
+    *,
+    from_version_pk: int,
+    from_version: str,
+    from_resolved: dict[str, object],
+    to_version: str,
+) -> bool:
+    """The job's spec changed: stage it, if the job has a rollout. True if staged
+    (then only the first batch is moved; the others keep ``from_version``)."""
+    row = await get(db, job)
+    if row is None:
+        return False
+    if row.state in m.ACTIVE and row.from_version_pk is not None:
+        # A new version while one is still staged: start over from the last
+        # version every device had, moved devices included.
+        from_version_pk, from_version = row.from_version_pk, row.from_version or from_version
+        from_resolved = row.from_resolved
+    devices = list(
+        await db.scalars(
+            select(Device.id)
+            .join(JobDevice, JobDevice.device_pk == Device.pk)
+            .where(
+                JobDevice.job_pk == job.pk,
+                JobDevice.assigned.is_(True),
+                JobDevice.eligible.is_(True),
+            )
+            .order_by(Device.pk)
+        )
+    )
+    rollout, actions = m.begin(devices, driver.settings_of(row), time.time())
+    row.from_version_pk = from_version_pk
+    row.from_version = from_version
+    row.from_resolved = dict(from_resolved)
+    row.to_version = to_version
+    row.locks_overridden_at = None
+    ctx.events.record(
+        "job.rollout",
+        job.project_pk,
+        f"job {job.id}: staged rollout {from_version} -> {to_version} "
+        f"in {len(rollout.batches)} batch(es)",
+        job_id=job.id,
+    )
+    await driver.carry_out(ctx, db, job, row, rollout, actions)
+    return True
+
+
+async def control(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job, what: Control
+) -> JobRollout:
+    """Pause, resume or abort the job's rollout in progress."""
+    caller.require(job.project_pk, Permission.MANAGE_APPS, f"job {job.id!r}")
+    row = await get(db, job)
+    if row is None or row.state not in m.ACTIVE:
+        state = "no rollout" if row is None else f"its rollout is {row.state}"
+        raise Conflict(f"job {job.id} has no rollout in progress ({state})")
+    rollout = m.from_json(row.progress)
+    event: m.Event
+    if what == "pause":
+        event = m.Pause(f"paused by {caller.name}")
+    elif what == "resume":
+        event = m.Resume(time.time())
+    else:
+        event = m.Abort(f"aborted by {caller.name}")
+    actions = m.handle(rollout, event, driver.settings_of(row))
+    changed = await driver.carry_out(ctx, db, job, row, rollout, actions, actor=caller.name)
+    if what == "resume":
+        ctx.events.record(
+            "job.rollout",
+            job.project_pk,
+            f"job {job.id}: rollout to {row.to_version} resumed ({caller.name})",
+            job_id=job.id,
+            actor=caller.name,
+        )
+    await db.commit()
+    await desired.push(ctx, changed)
+    return row
+
+
+async def override_locks(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job
+) -> JobRollout:
+    """Upgrades and restarts of this job stop waiting for update locks held now."""
+    caller.require(job.project_pk, Permission.MANAGE_APPS, f"job {job.id!r}")
+    row = await get(db, job)
+    if row is None:
+        row = JobRollout(job_pk=job.pk, state="idle", settings={}, progress={}, from_resolved={})
+        db.add(row)
+    row.locks_overridden_at = utcnow()
+    changed = await driver.assigned_pks(db, job)
+    await desired.bump(db, changed)
+    ctx.events.record(
+        "job.rollout",
+        job.project_pk,
+        f"job {job.id}: update locks overridden by {caller.name}",
+        job_id=job.id,
+        actor=caller.name,
+    )
+    await db.commit()
+    await desired.push(ctx, changed)
+    return row
+
+
+async def view(db: AsyncSession, job: Job) -> RolloutOut | None:
+    row = await get(db, job)
+    if row is None:
+        return None
+    settings = RolloutIn.model_validate(row.settings or {})
+    out = RolloutOut(
+        **settings.model_dump(),
+        state=row.state,
+        from_version=row.from_version,
+        to_version=row.to_version,
+        reason=row.reason,
+        locks_overridden_at=row.locks_overridden_at,
+        updated_at=row.updated_at,
+    )
+    if not row.progress:
+        return out
+    rollout = m.from_json(row.progress)
+    ids = [d for batch in rollout.batches for d in batch]
+    found = await db.execute(
+        select(Device.id, Device.name, JobDevice.version)
+        .join(JobDevice, JobDevice.device_pk == Device.pk)
+        .where(JobDevice.job_pk == job.pk, Device.id.in_(ids))
+    )
+    seen = {device_id: (name, version) for device_id, name, version in found.all()}
+    for index, batch in enumerate(rollout.batches):
+        devices = []
+        for device in batch:
+            name, version = seen.get(device, ("", None))
+            if device in rollout.failed:
+                state = "failed"
+            elif device in rollout.moved:
+                state = "healthy" if version == row.to_version else "moved"
+            elif row.state in ("reverted", "aborted") and index <= rollout.current:
+                state = "reverted"
+            else:
+                state = "waiting"
+            devices.append(BatchDeviceOut(device=device, name=name, state=state, version=version))
+        if index < rollout.current or row.state == "done":
+            batch_state = "done"
+        elif index == rollout.current:
+            batch_state = {"reverted": "reverted", "aborted": "reverted"}.get(
+                row.state, "in progress"
+            )
+        else:
+            batch_state = "waiting"
+        out.batches.append(BatchOut(index=index + 1, state=batch_state, devices=devices))
+    out.batch_count = len(rollout.batches)
+    out.batch = min(rollout.current + 1, len(rollout.batches)) if rollout.batches else None
+    out.failures = list(rollout.failed)
+    return out
