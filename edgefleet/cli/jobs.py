@@ -10,12 +10,13 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from edgefleet.cli import config
+from edgefleet.cli import config, rollout
 from edgefleet.cli.output import Format, OutputOption, fail, show_item, show_list
 from edgefleet.client import Client
 from edgefleet.labels import LabelError, parse_assignments
 
 app = typer.Typer(help="Jobs: an application deployed to devices.", no_args_is_help=True)
+app.add_typer(rollout.app, name="rollout")
 
 SETTLED = ("running", "completed", "failed", "cancelled", "expired")
 STATE_STYLE = {
@@ -124,6 +125,22 @@ def create(
     name: str = typer.Option("", "--name"),
     wait: bool = typer.Option(False, "--wait", "-w", help="watch the rollout until it settles"),
     timeout: float = typer.Option(600, "--timeout", help="seconds --wait waits"),
+    max_parallel: int = typer.Option(
+        None, "--max-parallel", help="stage version changes: devices per batch"
+    ),
+    canaries: int = typer.Option(None, "--canaries", help="size of a rollout's first batch"),
+    min_healthy_time: float = typer.Option(
+        None, "--min-healthy-time", help="seconds a batch runs healthy before the next"
+    ),
+    failure_threshold: int = typer.Option(
+        None, "--failure-threshold", help="failed devices that stop a rollout"
+    ),
+    auto_revert: bool = typer.Option(
+        None, "--auto-revert/--no-auto-revert", help="revert a failed rollout instead of pausing"
+    ),
+    lock_timeout: float = typer.Option(
+        None, "--lock-timeout", help="seconds an upgrade waits for a held update lock"
+    ),
     output: Format = OutputOption,
 ) -> None:
     """Deploy an application to devices (by id or by label selector)."""
@@ -144,6 +161,14 @@ def create(
             start=start,
             end=end,
             name=name,
+            rollout=rollout.settings(
+                max_parallel,
+                canaries,
+                min_healthy_time,
+                failure_threshold,
+                auto_revert,
+                lock_timeout,
+            ),
         )
         if wait:
             job = watch(client, job["id"], timeout)
@@ -191,6 +216,7 @@ def show(job: str, output: Format = OutputOption) -> None:
     from edgefleet.cli.output import console
 
     console.print(device_table(item))
+    rollout.print_rollout(item)
     if item.get("devices_next"):
         total = sum(item.get("device_counts", {}).values())
         console.print(
@@ -233,6 +259,8 @@ def upgrade(
         show_item(item, output)
     else:
         typer.echo(f"job {item['id']} → version {item['version']}: {item['state']}")
+        if item.get("rollout") and item["rollout"]["state"] in ("rolling", "paused"):
+            typer.echo(rollout.summary(item["rollout"]))
 
 
 @app.command("cancel")

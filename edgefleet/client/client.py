@@ -337,6 +337,7 @@ class Client:
         end: str | None = None,
         name: str = "",
         project: str | None = None,
+        rollout: JSON | None = None,
     ) -> JSON:
         body: JSON = {"application": application, "name": name}
         for key, value in (
@@ -347,6 +348,7 @@ class Client:
             ("start", start),
             ("end", end),
             ("project", project),
+            ("rollout", rollout),
         ):
             if value is not None:
                 body[key] = value
@@ -365,6 +367,13 @@ class Client:
 
     def delete_job(self, job_id: str) -> None:
         self.delete(f"/jobs/{job_id}")
+
+    def rollout(self, job_id: str, action: str) -> JSON:
+        """Control the job's staged rollout: ``pause``, ``resume``, ``abort``
+        (moved devices go back to the previous version) or ``override-locks``
+        (upgrades stop waiting for update locks held now). Answers the job."""
+        result: JSON = self.post(f"/jobs/{job_id}/rollout/{action}")
+        return result
 
     # -- federated computations -----------------------------------------------------------
 

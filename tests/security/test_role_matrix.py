@@ -225,6 +225,11 @@ API_RULES: list[Rule] = [
     ),
     Rule("DELETE", f"{A}/jobs/{{job}}", Permission.MANAGE_APPS, JOB),
     Rule("POST", f"{A}/jobs/{{job}}/cancel", Permission.MANAGE_APPS, JOB),
+    # staged rollouts (issue 19): operator controls of a job's rollout
+    Rule("POST", f"{A}/jobs/{{job}}/rollout/pause", Permission.MANAGE_APPS, JOB),
+    Rule("POST", f"{A}/jobs/{{job}}/rollout/resume", Permission.MANAGE_APPS, JOB),
+    Rule("POST", f"{A}/jobs/{{job}}/rollout/abort", Permission.MANAGE_APPS, JOB),
+    Rule("POST", f"{A}/jobs/{{job}}/rollout/override-locks", Permission.MANAGE_APPS, JOB),
     Rule(
         "POST",
         f"{A}/devices/{{device}}/exec",
