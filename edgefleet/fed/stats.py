@@ -18,21 +18,29 @@ correctly rounded) and the 2**-40 fixed-point step; relative error stays far bel
 Histogram bins follow ``numpy.histogram``: strictly increasing edges e_0 < .. < e_m,
 bin i is [e_i, e_{i+1}) and the last bin is closed; values outside are not binned
 (but are counted in n).
+
+A whole :class:`~edgefleet.fed.messages.Task` (several columns, ``where``,
+``group_by``, covariance, ols, quantiles, differential privacy) goes through
+:func:`task_params`, :func:`contribution` and :func:`release`, built on
+:mod:`edgefleet.fed.analytics`; the functions above are the one-column case.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict
 
-from edgefleet.fed.messages import Op, Params
+from edgefleet.fed.analytics import decode, layout, noise
+from edgefleet.fed.analytics.decode import Result
+from edgefleet.fed.messages import Op, Params, Task
 
-OPS: tuple[Op, ...] = ("count", "sum", "mean", "variance", "histogram")
+OPS: tuple[Op, ...] = ("count", "sum", "mean", "variance", "histogram")  # one column
+TASK_OPS: tuple[Op, ...] = (*OPS, "covariance", "ols", "quantile")
 DEFAULT_BOUND = 2.0**60  # |sum x^2| of one device: 1e6 rows of values up to 1e6
 
 
@@ -115,3 +123,35 @@ def _edges(bins: Sequence[float] | None) -> list[float]:
     if any(b <= a for a, b in pairwise(edges)):
         raise ValueError("bin edges must increase strictly")
     return edges
+
+
+def task_params(task: Task, bound: float = DEFAULT_BOUND) -> Params:
+    """Encoding parameters for a task; ValueError naming the field if it is impossible."""
+    return Params(length=layout.check(task).length, bound=bound)
+
+
+def noise_scale(task: Task) -> float | None:
+    """The Laplace scale every released element carries, None without ``epsilon``."""
+    if task.epsilon is None:
+        return None
+    return noise.scale(layout.sensitivity(task, layout.check(task)), task.epsilon)
+
+
+def contribution(
+    task: Task, names: Sequence[str], rows: Iterable[Sequence[object]], threshold: int
+) -> list[float]:
+    """One device's vector for ``task`` from its rows, with its share of the noise
+    when the task asks for differential privacy (shares for ``threshold`` parties)."""
+    shape = layout.check(task)
+    vector = layout.local_vector(task, shape, names, rows)
+    scale = noise_scale(task)
+    if scale is not None:
+        vector = [
+            x + e for x, e in zip(vector, noise.share(len(vector), scale, threshold), strict=True)
+        ]
+    return vector
+
+
+def release(task: Task, summed: Sequence[float | Fraction]) -> Result:
+    """The result of ``task`` from the secure sum of every device's contribution."""
+    return decode.finish(task, layout.check(task), summed, noise_scale(task))
