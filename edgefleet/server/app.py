@@ -86,6 +86,7 @@ async def _start_computations(ctx: ServerContext) -> Callable[[], Awaitable[None
 
 def _features() -> list[Feature]:
     from edgefleet.server.applications.routes import router as applications_router
+    from edgefleet.server.auth import oidc_routes
     from edgefleet.server.computations.routes import router as computations_router
     from edgefleet.server.data import ingest as data_ingest
     from edgefleet.server.data.routes import router as data_router
@@ -96,6 +97,11 @@ def _features() -> list[Feature]:
     from edgefleet.server.remote.exec import router as exec_router
     from edgefleet.server.remote.logs import router as logs_router
     from edgefleet.server.rollouts.routes import router as rollouts_router
+    from edgefleet.server.schedules import ingest as schedule_runs
+    from edgefleet.server.schedules.routes import router as schedule_runs_router
+    from edgefleet.server.secrets.routes import router as secrets_router
+    from edgefleet.server.variables import render as workload_config
+    from edgefleet.server.variables.routes import router as variables_router
 
     return [
         (
@@ -110,11 +116,14 @@ def _features() -> list[Feature]:
             None,
         ),
         ([enroll_router], None),
+        ([oidc_routes.router], oidc_routes.start),  # single sign-on (OpenID Connect)
         ([registries_router], registries.start),
+        ([secrets_router, variables_router], workload_config.start),
         ([applications_router, jobs_router, rollouts_router], _start_jobs),
         ([exec_router, logs_router, actions_router], None),
         ([computations_router], _start_computations),
         ([data_router], data_ingest.start),
+        ([schedule_runs_router], schedule_runs.start),  # periodic jobs (issue 19)
     ]
 
 

@@ -15,6 +15,7 @@ from edgefleet.server.bus.base import Bus
 from edgefleet.server.settings import ServerSettings
 
 if TYPE_CHECKING:
+    from edgefleet.server.auth.oidc_provider import OidcProvider
     from edgefleet.server.events.service import EventLog
     from edgefleet.server.gateway.hub import Hub
     from edgefleet.server.limits import Limits
@@ -33,7 +34,9 @@ class ServerContext:
     limits: Limits = field(init=False)  # throttles, stream slots, worker threads
     scheduler: Any = field(init=False, default=None)
     registry_auth: Any = field(init=False, default=None)
+    workload_config: Any = field(init=False, default=None)  # variables.render.WorkloadConfig
     computations: Any = field(init=False, default=None)  # computations.relay.Relay
+    oidc: OidcProvider | None = field(init=False, default=None)  # single sign-on, if on
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -11,7 +11,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -113,6 +113,12 @@ class ServerSettings(BaseSettings):
     enroll_failures_per_ip: int = Field(
         20, gt=0, description="refused enrollments per client address per minute before 429"
     )
+    agent_connects_per_second: float = Field(
+        200.0,
+        gt=0,
+        description="agent connections admitted per second (per replica); the rest get 503 "
+        "with a Retry-After that spreads them out (a reconnect storm after a restart)",
+    )
     max_streams_per_user: int = Field(
         32, gt=0, description="event, log, exec, port-forward and proxy streams one user holds"
     )
@@ -140,6 +146,15 @@ class ServerSettings(BaseSettings):
         "16+ character passphrase; default: generated once into the data dir. Give every "
         "replica the same one",
     )
+    secret_value_max_bytes: int = Field(
+        64 * 1024, gt=0, description="largest project secret value (bytes)"
+    )
+    variable_value_max_bytes: int = Field(
+        64 * 1024, gt=0, description="largest variable value (bytes), also a config file's size"
+    )
+    variables_max_per_scope: int = Field(
+        1000, gt=0, description="most variables one project (or one device) may hold"
+    )
     log_level: str = Field("info", description="debug, info, warning, error")
     data_record_max_bytes: int = Field(
         256 * 1024, gt=0, description="largest collected record the server stores (bytes)"
@@ -153,11 +168,67 @@ class ServerSettings(BaseSettings):
         description="records one device may store for one job; past it the job's further "
         "records from that device are discarded (the agent is told why)",
     )
+    schedule_min_period: float = Field(
+        10.0,
+        gt=0,
+        description="shortest gap between two fire times of a periodic job's schedule (seconds)",
+    )
+    schedule_runs_kept: int = Field(
+        1000,
+        gt=0,
+        description="runs kept per periodic job and device; older ones are deleted as new "
+        "ones arrive, so a device flooding run reports cannot fill the database",
+    )
     data_max_files_per_job: int = Field(
         10_000, gt=0, description="files one job may store (from all its devices together)"
     )
     data_file_max_bytes: int = Field(
         1024 * 1024 * 1024, gt=0, description="largest file a workload may hand in"
+    )
+    # -- institutional sign-in, OpenID Connect (see docs/OIDC.md) --
+    oidc_issuer: str | None = Field(
+        None,
+        description="OpenID Connect issuer URL (e.g. https://auth.globus.org); enables "
+        "'Sign in with your institution' in the portal and 'edgefleet login --sso'",
+    )
+    oidc_client_id: str | None = Field(None, description="this server's client id at the provider")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="the client secret (prefer --oidc-client-secret-file)"
+    )
+    oidc_client_secret_file: Path | None = Field(
+        None, description="file holding the client secret (first line)"
+    )
+    oidc_scopes: str = Field(
+        "openid profile email", description="scopes asked of the provider (space-separated)"
+    )
+    oidc_groups_claim: str = Field(
+        "groups", description="claim listing the user's groups (a list or a single string)"
+    )
+    oidc_username_claim: str = Field(
+        "preferred_username",
+        description="claim a new user's name comes from (then email, then the subject)",
+    )
+    oidc_role_map: str = Field(
+        "",
+        description="provider group -> project role: 'group=project:role,...', or a JSON/YAML "
+        "file mapping each group to {project: role}; re-applied at every sign-in",
+    )
+    oidc_flow_seconds: int = Field(
+        600, gt=0, le=3600, description="seconds a started single sign-on may take"
+    )
+    oidc_cli_token_hours: int = Field(
+        720, gt=0, description="lifetime of the API token 'edgefleet login --sso' obtains"
+    )
+    oidc_leeway_seconds: int = Field(
+        60, ge=0, le=600, description="clock skew allowed on ID tokens' exp/iat"
+    )
+    oidc_http_timeout: float = Field(
+        10.0, gt=0, le=120, description="seconds to wait for the provider"
+    )
+    oidc_jwks_refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="least seconds between re-reads of the provider's keys for an unknown key id",
     )
     test_fed_transcript: bool = Field(
         False,
@@ -195,6 +266,15 @@ class ServerSettings(BaseSettings):
                     f"{item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
                 ) from None
         return ",".join(items)
+
+    @model_validator(mode="after")
+    def _oidc(self) -> ServerSettings:
+        """Single sign-on settings are checked at start, naming the wrong flag."""
+        if self.oidc_issuer:
+            from edgefleet.server.auth.oidc_config import OidcConfig
+
+            OidcConfig.from_settings(self)  # raises OidcConfigError, a ValueError
+        return self
 
     @field_validator("bus")
     @classmethod

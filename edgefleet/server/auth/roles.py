@@ -27,6 +27,8 @@ class Permission(StrEnum):
     EXEC_WORKLOAD = "run commands in workloads"
     COMPUTE = "run federated computations"
     MANAGE_REGISTRIES = "manage registry credentials"
+    MANAGE_SECRETS = "manage project secrets"
+    MANAGE_VARIABLES = "manage variables"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -39,6 +41,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EXEC_DEVICE,
             Permission.EXEC_WORKLOAD,
             Permission.MANAGE_REGISTRIES,
+            Permission.MANAGE_SECRETS,
+            Permission.MANAGE_VARIABLES,
         }
     ),
     Role.DEVELOPER: frozenset(
@@ -48,6 +52,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EXEC_WORKLOAD,
             Permission.COMPUTE,
             Permission.MANAGE_REGISTRIES,
+            Permission.MANAGE_VARIABLES,
         }
     ),
     Role.VIEWER: frozenset({Permission.READ}),

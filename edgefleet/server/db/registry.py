@@ -1,6 +1,7 @@
 """Import every table module so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from edgefleet.server.applications import tables as _applications  # noqa: F401
+from edgefleet.server.auth import oidc_tables as _oidc  # noqa: F401
 from edgefleet.server.auth import tables as _auth  # noqa: F401
 from edgefleet.server.computations import tables as _computations  # noqa: F401
 from edgefleet.server.data import tables as _data  # noqa: F401
@@ -13,6 +14,9 @@ from edgefleet.server.projects import tables as _projects  # noqa: F401
 from edgefleet.server.registries import tables as _registries  # noqa: F401
 from edgefleet.server.remote import tables as _remote  # noqa: F401
 from edgefleet.server.rollouts import tables as _rollouts  # noqa: F401
+from edgefleet.server.schedules import tables as _schedules  # noqa: F401
 from edgefleet.server.scheduler import tables as _scheduler  # noqa: F401
+from edgefleet.server.secrets import tables as _secrets  # noqa: F401
+from edgefleet.server.variables import tables as _variables  # noqa: F401
 
 metadata = Base.metadata

@@ -16,6 +16,7 @@ from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.rollouts import pins as rollout_pins
+from edgefleet.server.schedules import plan as schedule_plan
 from edgefleet.spec.images import registry_of
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DesiredState
@@ -50,9 +51,14 @@ async def bump(db: AsyncSession, device_pks: Iterable[int]) -> None:
 
 
 async def desired_for(
-    db: AsyncSession, device_pks: Iterable[int], registry_auth: RegistryAuth = None
+    db: AsyncSession,
+    device_pks: Iterable[int],
+    registry_auth: RegistryAuth = None,
+    workload_config: Any = None,
 ) -> dict[int, tuple[str, DesiredState]]:
-    """{device_pk: (device_id, DesiredState)} for every device given."""
+    """{device_pk: (device_id, DesiredState)} for every device given.
+    ``workload_config`` (:mod:`edgefleet.server.variables.render`) lays each
+    device's variables, sealed secrets and configs over the jobs' specs."""
     pks = sorted(set(device_pks))
     result: dict[int, tuple[str, DesiredState]] = {}
     specs: dict[int, AppSpec] = {}
@@ -108,6 +114,9 @@ async def desired_for(
             )
             jobs_here = result[device_pk][1].jobs  # a staged rollout may hold this device back
             jobs_here[-1] = staged.adjust(job.pk, result[device_pk][0], jobs_here[-1])
+    await schedule_plan.attach(db, [state for _, state in result.values()])  # periodic jobs
+    if workload_config is not None:
+        await workload_config(db, result)
     return result
 
 
@@ -117,7 +126,9 @@ async def push(ctx: ServerContext, device_pks: Iterable[int]) -> int:
     if not pks:
         return 0
     async with ctx.session() as db:
-        states = await desired_for(db, pks, getattr(ctx, "registry_auth", None))
+        states = await desired_for(
+            db, pks, getattr(ctx, "registry_auth", None), getattr(ctx, "workload_config", None)
+        )
     delivered = 0
     for device_id, state in states.values():
         if await ctx.hub.deliver(device_id, state):
@@ -135,5 +146,7 @@ async def device_changed(ctx: ServerContext, db: AsyncSession, device_pk: int) -
 
 
 async def for_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> DesiredState:
-    states = await desired_for(db, [device_pk], getattr(ctx, "registry_auth", None))
+    states = await desired_for(
+        db, [device_pk], getattr(ctx, "registry_auth", None), getattr(ctx, "workload_config", None)
+    )
     return states[device_pk][1] if device_pk in states else DesiredState(generation=0)

@@ -26,6 +26,8 @@ from edgefleet.server.pagination import next_cursor
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.rollouts import service as rollouts
+from edgefleet.server.schedules import service as schedules
+from edgefleet.server.secrets import service as project_secrets
 
 TERMINAL = ("cancelled", "expired")
 
@@ -79,6 +81,9 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
     else:
         version = await applications.find_version(db, app, body.version)
     spec = await applications.resolve(ctx.limits, version, body.environment)
+    if body.schedule is not None:
+        schedules.check(body.schedule, spec, min_period=ctx.settings.schedule_min_period)
+    await project_secrets.check_refs(db, app.project_pk, spec)
     targets = await _resolve_devices(db, project, body.devices) if body.devices else None
     job = Job(
         id=new_id("j"),
@@ -99,6 +104,8 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
     await db.flush()
     if body.rollout is not None:
         await rollouts.configure(db, job, body.rollout)
+    if body.schedule is not None:
+        schedules.configure(db, job, body.schedule)
     ctx.events.record(
         "job.created",
         job.project_pk,
@@ -126,6 +133,7 @@ async def patch(
     if body.environment is not None:
         environment = redact.keep_masked(body.environment, job.environment)
     spec = await applications.resolve(ctx.limits, version, environment)
+    await project_secrets.check_refs(db, job.project_pk, spec)
     upgraded = version.pk != job.version_pk or environment != job.environment
     previous = (job.version_pk, job.resolved)
     job.version_pk = version.pk
@@ -243,10 +251,14 @@ async def output_json(
     head["device_counts"] = head["counts"]
     staged = await rollouts.view(db, job)
     head["rollout"] = staged.model_dump(mode="json") if staged is not None else None
+    periodic = await schedules.schedule_of(db, job)
+    head["schedule"] = schedules.view(periodic).model_dump(mode="json") if periodic else None
     if with_devices:
         items, keys = await devices.page(db, job, after=0, limit=devices.FIRST_PAGE)
         head["devices"] = items
         head["devices_next"] = next_cursor(keys, devices.FIRST_PAGE)
+        if periodic is not None:
+            await schedules.decorate(db, job, periodic, head["devices"])
     return json.dumps(head, separators=(",", ":")).encode()
 
 

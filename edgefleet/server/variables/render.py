@@ -1,0 +1,211 @@
+"""Variables, secrets and configs laid into a device's desired state.
+
+``ctx.workload_config`` is an instance of :class:`WorkloadConfig`; the
+desired-state builder (:mod:`edgefleet.server.jobs.desired`) calls it with the
+assignments it built from each job's stored spec, and it rewrites, per device:
+
+    job.resolved (job environment only)
+      ── variables (project < selector < device, :mod:`.precedence`)
+         non-empty? parse the version again with job env + variables
+      ── secrets: each service's secret gets the secret's version; the value,
+         opened with the server's key, is sealed to the device's X25519 key
+         (:mod:`edgefleet.wire.sealed`) into ``JobAssignment.secrets``
+      ── configs: each service's config gets its content (inline, or the
+         variable of that name as this device sees it)
+
+Versions and contents are part of the spec, hence of the job's revision: a
+rotated secret or changed variable redeploys the jobs it reaches, no others.
+Parses are cached per (job, environment), so 1,000 devices that see the same
+variables cost one parse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.applications import service as applications
+from edgefleet.server.applications.tables import AppVersion
+from edgefleet.server.context import ServerContext
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import ApiError
+from edgefleet.server.jobs import desired
+from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.registries.crypto import SecretBox, SecretKeyError
+from edgefleet.server.secrets.tables import ProjectSecret
+from edgefleet.server.variables.precedence import ScopedValue, environment, overlay
+from edgefleet.server.variables.tables import DeviceVariable, ProjectVariable
+from edgefleet.spec.model import AppSpec
+from edgefleet.wire.messages import DesiredState
+from edgefleet.wire.sealed import SealError, associated_data, seal
+from edgefleet.wire.workload import JobAssignment, SealedSecret
+
+log = logging.getLogger(__name__)
+
+States = dict[int, tuple[str, DesiredState]]
+
+
+class WorkloadConfig:
+    """``ctx.workload_config``: the render step and the box that seals values at rest."""
+
+    def __init__(self, ctx: ServerContext, box: SecretBox) -> None:
+        self.ctx = ctx
+        self.box = box
+
+    async def __call__(self, db: AsyncSession, states: States) -> None:
+        pairs = [(pk, a) for pk, (_, state) in states.items() for a in state.jobs]
+        if not pairs:
+            return
+        job_ids = {a.job_id for _, a in pairs}
+        jobs = {job.id: job for job in await db.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        # The version each device is given: a staged rollout may hold some back.
+        versions = {
+            (row.application_pk, row.version): row
+            for row in await db.scalars(
+                select(AppVersion).where(
+                    AppVersion.application_pk.in_({j.application_pk for j in jobs.values()}),
+                    AppVersion.version.in_({a.version for _, a in pairs}),
+                )
+            )
+        }
+        project_pks = {job.project_pk for job in jobs.values()}
+        project_vars: dict[int, list[ScopedValue]] = defaultdict(list)
+        for row in await db.scalars(
+            select(ProjectVariable).where(ProjectVariable.project_pk.in_(project_pks))
+        ):
+            project_vars[row.project_pk].append(ScopedValue(row.name, row.value, row.selector))
+        device_pks = set(states)
+        device_vars: dict[int, dict[str, str]] = defaultdict(dict)
+        for own in await db.scalars(
+            select(DeviceVariable).where(DeviceVariable.device_pk.in_(device_pks))
+        ):
+            device_vars[own.device_pk][own.name] = own.value
+        devices = {
+            pk: (labels or {}, public_key)
+            for pk, labels, public_key in (
+                await db.execute(
+                    select(Device.pk, Device.labels, Device.public_key).where(
+                        Device.pk.in_(device_pks)
+                    )
+                )
+            ).all()
+        }
+        secrets: dict[tuple[int, str], ProjectSecret] = {}
+        if any(a.spec.secrets for _, a in pairs):
+            for secret in await db.scalars(
+                select(ProjectSecret).where(ProjectSecret.project_pk.in_(project_pks))
+            ):
+                secrets[(secret.project_pk, secret.name)] = secret
+        parsed: dict[tuple[int, frozenset[tuple[str, str]]], AppSpec | None] = {}
+        for device_pk, assignment in pairs:
+            if assignment.job_id not in jobs:
+                continue
+            job = jobs[assignment.job_id]
+            labels, public_key = devices.get(device_pk, ({}, None))
+            over = overlay(project_vars.get(job.project_pk, []), device_vars[device_pk], labels)
+            if not over and not assignment.spec.secrets and not assignment.spec.configs:
+                continue
+            env = environment(job.environment or {}, over)
+            spec = assignment.spec
+            version = versions.get((job.application_pk, assignment.version))
+            if over and version is not None:
+                key = (version.pk, frozenset(env.items()))
+                if key not in parsed:
+                    parsed[key] = await self._parse(version, env, job.id)
+                spec = parsed[key] or spec
+            spec = spec.model_copy(deep=True)  # shared with other devices
+            device_id = states[device_pk][0]
+            self._fill(assignment, spec, env, device_id, job.project_pk, public_key, secrets)
+            assignment.spec = spec
+
+    async def _parse(self, version: AppVersion, env: dict[str, str], job_id: str) -> AppSpec | None:
+        try:
+            return await applications.resolve(self.ctx.limits, version, env)
+        except ApiError as exc:  # a variable's value the file cannot take
+            log.warning("job %s: variables not applied: %s", job_id, exc.message)
+            return None
+
+    def _fill(
+        self,
+        assignment: JobAssignment,
+        spec: AppSpec,
+        env: dict[str, str],
+        device_id: str,
+        project_pk: int,
+        public_key: str | None,
+        secrets: dict[tuple[int, str], ProjectSecret],
+    ) -> None:
+        assignment.secrets = {}
+        for service in spec.services.values():
+            for ref in service.configs:
+                source = spec.configs.get(ref.source)
+                if source is not None:
+                    ref.content = env.get(source.name or ref.source) if source.external else (
+                        source.content
+                    )  # fmt: skip
+            for ref in service.secrets:
+                source = spec.secrets.get(ref.source)
+                name = (source.name if source else None) or ref.source
+                row = secrets.get((project_pk, name))
+                if row is None:
+                    continue  # deleted since the job was made: the agent says so
+                ref.version = row.version
+                if name in assignment.secrets or not public_key:
+                    continue
+                sealed = self._seal(row, public_key, device_id, assignment.job_id)
+                if sealed is not None:
+                    assignment.secrets[name] = SealedSecret(version=row.version, sealed=sealed)
+
+    def _seal(self, row: ProjectSecret, public_key: str, device_id: str, job_id: str) -> str | None:
+        try:
+            value = self.box.open(row.sealed)
+            aad = associated_data(device_id, job_id, row.name, row.version)
+            return seal(public_key, value.encode(), aad)
+        except (SecretKeyError, SealError) as exc:
+            log.error("secret %s for device %s: %s", row.name, device_id, exc)
+            return None
+
+
+def hook(ctx: ServerContext) -> WorkloadConfig:
+    config: WorkloadConfig = ctx.workload_config
+    return config
+
+
+async def resend_project(ctx: ServerContext, db: AsyncSession, project_pk: int) -> None:
+    """Desired state again to every device that runs one of the project's jobs."""
+    device_pks = set(
+        await db.scalars(
+            select(JobDevice.device_pk)
+            .join(Job, Job.pk == JobDevice.job_pk)
+            .where(
+                Job.project_pk == project_pk,
+                Job.state.not_in(desired.INACTIVE),
+                JobDevice.assigned.is_(True),
+                JobDevice.eligible.is_(True),
+            )
+        )
+    )
+    if device_pks:
+        await desired.bump(db, device_pks)
+        await db.commit()
+        await desired.push(ctx, device_pks)
+
+
+async def resend_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> None:
+    await desired.bump(db, [device_pk])
+    await db.commit()
+    await desired.push(ctx, [device_pk])
+
+
+async def start(ctx: ServerContext) -> Any:
+    """Start hook: the server's key (shared with registry passwords) and the render step."""
+    from edgefleet.server.registries.crypto import load_key
+
+    secret = ctx.settings.secret_key
+    key = load_key(secret.get_secret_value() if secret else None, ctx.settings.data_dir)
+    ctx.workload_config = WorkloadConfig(ctx, SecretBox(key))
+    return None

@@ -1,0 +1,196 @@
+"""Variables: set, list, delete, per project (optionally per label selector)
+and per device. Members read them; operators, developers and owners write.
+Every change re-sends desired state to the devices it may reach, where
+:mod:`.render` works out what each one sees (:mod:`.precedence`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.auth.caller import Caller
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import new_id, utcnow
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.projects.tables import Project
+from edgefleet.server.variables import render
+from edgefleet.server.variables.schemas import VariableIn
+from edgefleet.server.variables.tables import DeviceVariable, ProjectVariable
+
+
+def _check_value(ctx: ServerContext, value: str) -> None:
+    limit = ctx.settings.variable_value_max_bytes
+    if len(value.encode()) > limit:
+        raise Invalid(
+            f"value: larger than {limit} bytes (--variable-value-max-bytes)", field="value"
+        )
+
+
+def _room(ctx: ServerContext, count: int, where: str) -> None:
+    if count >= ctx.settings.variables_max_per_scope:
+        raise Conflict(
+            f"{where} already has {count} variables (--variables-max-per-scope); delete some",
+            field="name",
+        )
+
+
+async def put_project(
+    ctx: ServerContext,
+    db: AsyncSession,
+    caller: Caller,
+    project: Project,
+    name: str,
+    body: VariableIn,
+) -> tuple[ProjectVariable, bool]:
+    """Set a project (or selector-scoped) variable; True if it is new."""
+    caller.require(project.pk, Permission.MANAGE_VARIABLES, f"project {project.name!r}")
+    _check_value(ctx, body.value)
+    selector = str(body.selector or "")
+    row = await db.scalar(
+        select(ProjectVariable).where(
+            ProjectVariable.project_pk == project.pk,
+            ProjectVariable.name == name,
+            ProjectVariable.selector == selector,
+        )
+    )
+    created = row is None
+    if row is None:
+        count = await db.scalar(
+            select(func.count()).where(ProjectVariable.project_pk == project.pk)
+        )
+        _room(ctx, int(count or 0), f"project {project.name}")
+        row = ProjectVariable(id=new_id("v"), project_pk=project.pk, name=name, selector=selector)
+        db.add(row)
+    row.value, row.updated_by, row.updated_at = body.value, caller.name, utcnow()
+    await db.commit()
+    where = f" for {selector}" if selector else ""
+    ctx.events.record(
+        "variable.set",
+        project.pk,
+        f"variable {name}{where} set by {caller.name}",
+        actor=caller.name,
+    )
+    await render.resend_project(ctx, db, project.pk)
+    return row, created
+
+
+async def project_rows(
+    db: AsyncSession, caller: Caller, project: Project, after: int, limit: int
+) -> list[ProjectVariable]:
+    caller.require(project.pk, Permission.READ, f"project {project.name!r}")
+    rows = await db.scalars(
+        select(ProjectVariable)
+        .where(ProjectVariable.project_pk == project.pk, ProjectVariable.pk > after)
+        .order_by(ProjectVariable.pk)
+        .limit(limit + 1)
+    )
+    return list(rows)
+
+
+async def find_project(
+    db: AsyncSession, caller: Caller, project: Project, name: str, selector: str
+) -> ProjectVariable:
+    caller.require(project.pk, Permission.READ, f"project {project.name!r}")
+    row = await db.scalar(
+        select(ProjectVariable).where(
+            ProjectVariable.project_pk == project.pk,
+            ProjectVariable.name == name,
+            ProjectVariable.selector == selector,
+        )
+    )
+    if row is None:
+        where = f" for selector {selector!r}" if selector else ""
+        raise NotFound(f"project {project.name} has no variable {name!r}{where}")
+    return row
+
+
+async def delete_project(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, project: Project, row: ProjectVariable
+) -> None:
+    caller.require(project.pk, Permission.MANAGE_VARIABLES, f"project {project.name!r}")
+    await db.delete(row)
+    await db.commit()
+    ctx.events.record(
+        "variable.deleted",
+        project.pk,
+        f"variable {row.name} deleted by {caller.name}",
+        actor=caller.name,
+    )
+    await render.resend_project(ctx, db, project.pk)
+
+
+async def put_device(
+    ctx: ServerContext,
+    db: AsyncSession,
+    caller: Caller,
+    device: Device,
+    name: str,
+    body: VariableIn,
+) -> tuple[DeviceVariable, bool]:
+    caller.require(device.project_pk, Permission.MANAGE_VARIABLES, f"device {device.name!r}")
+    if body.selector:
+        raise Invalid("selector: a device variable applies to its device only", field="selector")
+    _check_value(ctx, body.value)
+    row = await db.scalar(
+        select(DeviceVariable).where(
+            DeviceVariable.device_pk == device.pk, DeviceVariable.name == name
+        )
+    )
+    created = row is None
+    if row is None:
+        count = await db.scalar(select(func.count()).where(DeviceVariable.device_pk == device.pk))
+        _room(ctx, int(count or 0), f"device {device.name}")
+        row = DeviceVariable(id=new_id("v"), device_pk=device.pk, name=name)
+        db.add(row)
+    row.value, row.updated_by, row.updated_at = body.value, caller.name, utcnow()
+    await db.commit()
+    ctx.events.record(
+        "variable.set",
+        device.project_pk,
+        f"variable {name} of device {device.name} set by {caller.name}",
+        actor=caller.name,
+        device_id=device.id,
+    )
+    await render.resend_device(ctx, db, device.pk)
+    return row, created
+
+
+async def device_rows(
+    db: AsyncSession, device: Device, after: int, limit: int
+) -> list[DeviceVariable]:
+    rows = await db.scalars(
+        select(DeviceVariable)
+        .where(DeviceVariable.device_pk == device.pk, DeviceVariable.pk > after)
+        .order_by(DeviceVariable.pk)
+        .limit(limit + 1)
+    )
+    return list(rows)
+
+
+async def find_device(db: AsyncSession, device: Device, name: str) -> DeviceVariable:
+    row = await db.scalar(
+        select(DeviceVariable).where(
+            DeviceVariable.device_pk == device.pk, DeviceVariable.name == name
+        )
+    )
+    if row is None:
+        raise NotFound(f"device {device.name} has no variable {name!r}")
+    return row
+
+
+async def delete_device(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, device: Device, row: DeviceVariable
+) -> None:
+    caller.require(device.project_pk, Permission.MANAGE_VARIABLES, f"device {device.name!r}")
+    await db.delete(row)
+    await db.commit()
+    ctx.events.record(
+        "variable.deleted",
+        device.project_pk,
+        f"variable {row.name} of device {device.name} deleted by {caller.name}",
+        actor=caller.name,
+        device_id=device.id,
+    )
+    await render.resend_device(ctx, db, device.pk)
