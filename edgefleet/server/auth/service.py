@@ -221,6 +221,11 @@ async def set_password(
     The user's portal sessions (and app-host cookies) other than the caller's
     own end, so a thief signed in with the old password is thrown out; API
     tokens are untouched (revoke them separately)."""
+    if user.external_subject is not None:
+        raise Invalid(
+            f"{user.name} signs in through single sign-on; a local password is not allowed",
+            field="password",
+        )
     own = user.pk == caller.user_pk
     if own and user.password_hash is not None:
         if not current_password:
@@ -281,6 +286,12 @@ async def check_password(
     user = await db.scalar(select(User).where(User.name == name))
     stored = user.password_hash if user is not None and not user.disabled else None
     matched = await limits.hash(lambda: verify_password(stored, password))  # even for no user
+    if user is not None and user.password_hash is None and user.external_subject is not None:
+        await audit.login_failed(db, name, client)
+        raise Unauthorized(
+            f"{name} signs in through single sign-on ('Sign in with your institution' or "
+            "'edgefleet login --sso') and has no password here"
+        )
     if user is None or not matched:
         await audit.login_failed(db, name, client)
         raise Unauthorized("wrong username or password")

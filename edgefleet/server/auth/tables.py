@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgefleet.server.db.base import Base, Keyed
@@ -10,11 +10,17 @@ from edgefleet.server.db.base import Base, Keyed
 
 class User(Keyed, Base):
     __tablename__ = "users"
+    __table_args__ = (
+        Index("ux_users_external", "external_issuer", "external_subject", unique=True),
+    )
 
     name: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Single sign-on (server/auth/oidc_*.py): who this user is at the provider, if anyone.
+    external_issuer: Mapped[str | None] = mapped_column(String(255), default=None)
+    external_subject: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class ApiToken(Keyed, Base):

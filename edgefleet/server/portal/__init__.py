@@ -32,7 +32,8 @@ STATIC = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     """Add the portal's routes and static files to the server's app."""
     from edgefleet.server.portal import admin, apps, audit, auth, dashboard, devices, jobs, live
+    from edgefleet.server.portal import oidc
 
-    for module in (auth, dashboard, devices, apps, jobs, admin, audit, live):
+    for module in (auth, oidc, dashboard, devices, apps, jobs, admin, audit, live):
         app.include_router(module.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

@@ -43,10 +43,11 @@ def _login_page(
     request: Request, ctx: Ctx, next_url: str, error: str = "", name: str = "", status: int = 200
 ) -> Response:
     token = pysecrets.token_urlsafe(24)
+    sso = ctx.oidc is not None  # single sign-on: a button to the provider (portal/oidc.py)
     response = render(
         request,
         "login.html",
-        {"next": next_url, "error": error, "login_csrf": token, "username": name},
+        {"next": next_url, "error": error, "login_csrf": token, "username": name, "sso": sso},
         status=status,
     )
     response.set_cookie(
@@ -94,8 +95,16 @@ async def login(request: Request, ctx: Ctx, db: Db) -> Response:
         page = _login_page(request, ctx, next_url, exc.message, name, status=429)
         page.headers["Retry-After"] = str(exc.extra["retry_after"])
         return page
-    session = await auth_service.create_session(db, user)
     response = redirect(next_url)
+    await start_session(request, ctx, db, user, response)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def start_session(request: Request, ctx: Ctx, db: Db, user: User, response: Response) -> None:
+    """Open a portal session for ``user`` on ``response``: every way of signing in
+    (password, token, single sign-on) ends here, so all sessions are alike."""
+    session = await auth_service.create_session(db, user)
     response.set_cookie(
         session_cookie_name(_secure(request, ctx)),
         session,
@@ -105,8 +114,6 @@ async def login(request: Request, ctx: Ctx, db: Db) -> Response:
         secure=_secure(request, ctx),
         path="/",
     )
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
-    return response
 
 
 @router.post("/logout")

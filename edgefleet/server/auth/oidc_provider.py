@@ -1,0 +1,270 @@
+"""The OpenID provider as this server sees it: discovery, keys, code exchange,
+and the one check that matters, :meth:`OidcProvider.verify_id_token`.
+
+Nothing the provider sends is trusted before it is checked: the discovery
+document must name the configured issuer; an ID token must carry a signature
+by one of the provider's published keys (asymmetric algorithms only, never
+``none`` or a MAC), this issuer, this client in its audience (and as ``azp``
+when there are several), an ``exp`` in the future, an ``iat`` not in the
+future, and the nonce of the sign-in it answers. The keys are cached; a token
+signed with an unknown key id makes one re-read (at most every
+``--oidc-jwks-refresh-seconds``), which is how a provider's key rotation is
+followed without letting a flood of forged key ids hammer it.
+
+Errors: :class:`edgefleet.server.errors.Unauthorized` for a token that fails a
+check, :class:`edgefleet.server.errors.BadGateway` when the provider cannot
+be reached or answers nonsense; httpx and joserfc errors are translated here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidKeyIdError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgefleet.server.auth.oidc_config import OidcConfig
+from edgefleet.server.errors import BadGateway, Unauthorized
+
+log = logging.getLogger(__name__)
+
+ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+DISCOVERY_TTL = 3600.0
+
+
+class Discovery(BaseModel):
+    """The parts of ``/.well-known/openid-configuration`` this server uses."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None = None
+    device_authorization_endpoint: str | None = None
+    id_token_signing_alg_values_supported: list[str] = ["RS256"]
+    token_endpoint_auth_methods_supported: list[str] = ["client_secret_basic"]
+
+
+class TokenResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id_token: str
+    access_token: str | None = None
+
+
+class Identity(BaseModel):
+    """Who signed in, from a verified ID token (and userinfo, for missing claims)."""
+
+    issuer: str
+    subject: str
+    claims: dict[str, Any]
+
+
+def pkce_challenge(verifier: str) -> str:
+    """RFC 7636 S256: BASE64URL(SHA256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class OidcProvider:
+    def __init__(
+        self, config: OidcConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self._http = httpx.AsyncClient(timeout=config.http_timeout, transport=transport)
+        self._discovery: Discovery | None = None
+        self._discovered_at = 0.0
+        self._keys: KeySet | None = None
+        self._keys_read_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- talking to the provider ----------------------------------------------------------
+
+    async def _get_json(self, url: str, what: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.get(url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise BadGateway(f"the sign-in provider is unreachable ({what}): {exc}") from exc
+        if response.status_code != 200:
+            raise BadGateway(f"the sign-in provider answered {response.status_code} to {what}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BadGateway(f"the sign-in provider sent a {what} that is not JSON") from exc
+
+    async def discovery(self) -> Discovery:
+        """The provider's metadata, re-read hourly; its issuer must be ours exactly."""
+        if self._discovery is not None and time.monotonic() - self._discovered_at < DISCOVERY_TTL:
+            return self._discovery
+        url = f"{self.config.issuer}/.well-known/openid-configuration"
+        try:
+            found = Discovery.model_validate(await self._get_json(url, "discovery document"))
+        except ValidationError as exc:
+            raise BadGateway(f"the provider's discovery document is incomplete: {exc}") from exc
+        if found.issuer.rstrip("/") != self.config.issuer:
+            raise BadGateway(
+                f"the provider calls itself {found.issuer!r}, not the configured "
+                f"--oidc-issuer {self.config.issuer!r}"
+            )
+        self._discovery, self._discovered_at = found, time.monotonic()
+        return found
+
+    async def _key_set(self, refresh: bool) -> KeySet:
+        async with self._lock:
+            stale = time.monotonic() - self._keys_read_at >= self.config.jwks_refresh_seconds
+            if self._keys is None or (refresh and stale):
+                found = await self.discovery()
+                data = await self._get_json(found.jwks_uri, "key set (JWKS)")
+                try:
+                    self._keys = KeySet.import_key_set(data)
+                except (JoseError, ValueError, TypeError) as exc:
+                    raise BadGateway(f"the provider's key set is unusable: {exc}") from exc
+                self._keys_read_at = time.monotonic()
+            return self._keys
+
+    async def authorize_url(self, redirect_uri: str, state: str, nonce: str, verifier: str) -> str:
+        found = await self.discovery()
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.config.client_id,
+                "redirect_uri": redirect_uri,
+                "scope": " ".join(self.config.scopes),
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": pkce_challenge(verifier),
+                "code_challenge_method": "S256",
+            }
+        )
+        separator = "&" if "?" in found.authorization_endpoint else "?"
+        return f"{found.authorization_endpoint}{separator}{query}"
+
+    async def exchange_code(self, code: str, redirect_uri: str, verifier: str) -> TokenResponse:
+        """Trade an authorization code (and the PKCE verifier) for the provider's tokens."""
+        found = await self.discovery()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_id": self.config.client_id,
+        }
+        auth: httpx.BasicAuth | None = None
+        secret = self.config.client_secret
+        if secret is not None:
+            methods = found.token_endpoint_auth_methods_supported
+            if "client_secret_basic" in methods or "client_secret_post" not in methods:
+                auth = httpx.BasicAuth(self.config.client_id, secret)
+            else:
+                form["client_secret"] = secret
+        try:
+            if auth is None:
+                response = await self._http.post(found.token_endpoint, data=form)
+            else:
+                response = await self._http.post(found.token_endpoint, data=form, auth=auth)
+        except httpx.HTTPError as exc:
+            raise BadGateway(f"the sign-in provider is unreachable (token): {exc}") from exc
+        if response.status_code != 200:
+            raise Unauthorized(
+                f"the sign-in provider refused the authorization code ({response.status_code}: "
+                f"{response.text[:200]})"
+            )
+        try:
+            return TokenResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise BadGateway("the sign-in provider's token answer has no id_token") from exc
+
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        found = await self.discovery()
+        if not found.userinfo_endpoint:
+            return {}
+        data = await self._get_json(
+            found.userinfo_endpoint, "userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
+        return data if isinstance(data, dict) else {}
+
+    # -- the check ------------------------------------------------------------------------
+
+    async def verify_id_token(self, id_token: str, nonce: str) -> Identity:
+        """The identity in ``id_token``, or :class:`Unauthorized` saying which check failed."""
+        found = await self.discovery()
+        algorithms = [a for a in found.id_token_signing_alg_values_supported if a in ASYMMETRIC]
+        if not algorithms:
+            raise BadGateway("the provider signs ID tokens with no asymmetric algorithm")
+        try:
+            token = jwt.decode(id_token, await self._key_set(refresh=False), algorithms=algorithms)
+        except InvalidKeyIdError:
+            try:  # the provider may have rotated its keys: read them again, once
+                token = jwt.decode(
+                    id_token, await self._key_set(refresh=True), algorithms=algorithms
+                )
+            except JoseError as exc:
+                raise Unauthorized(f"the ID token is not signed by the provider: {exc}") from exc
+        except BadSignatureError as exc:
+            raise Unauthorized("the ID token's signature is not the provider's") from exc
+        except JoseError as exc:
+            raise Unauthorized(f"the ID token is malformed or wrongly signed: {exc}") from exc
+        except ValueError as exc:
+            raise Unauthorized("the ID token is malformed") from exc
+        claims = dict(token.claims)
+        registry = JWTClaimsRegistry(
+            leeway=self.config.leeway_seconds,
+            iss={"essential": True, "value": found.issuer},
+            sub={"essential": True},
+            aud={"essential": True, "value": self.config.client_id},
+            exp={"essential": True},
+            iat={"essential": True},
+            nonce={"essential": True, "value": nonce},
+        )
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError as exc:
+            raise Unauthorized("the ID token has expired") from exc
+        except (MissingClaimError, InvalidClaimError) as exc:
+            raise Unauthorized(f"the ID token was refused: {_claim_problem(exc)}") from exc
+        except JoseError as exc:
+            raise Unauthorized(f"the ID token was refused: {exc}") from exc
+        audience = claims["aud"]
+        several = isinstance(audience, list) and len(audience) > 1
+        if several and claims.get("azp") != self.config.client_id:
+            raise Unauthorized("the ID token was refused: it was issued to another client (azp)")
+        return Identity(issuer=found.issuer, subject=str(claims["sub"]), claims=claims)
+
+
+PROBLEMS = {
+    "iss": "it comes from another issuer",
+    "aud": "it was issued to another client (audience)",
+    "nonce": "its nonce is not this sign-in's (a replayed token?)",
+    "iat": "it was issued in the future",
+    "sub": "it names no subject",
+    "exp": "it has no valid expiry",
+}
+
+
+def _claim_problem(exc: MissingClaimError | InvalidClaimError) -> str:
+    claim = exc.claim.split(",")[0]
+    return PROBLEMS.get(claim, f"claim {exc.claim!r} is missing or wrong")
