@@ -5,6 +5,12 @@ from 0..min(cap, base * 2^attempt)), so 10,000 agents that lost the same
 server do not come back in lockstep. The attempt count resets once a
 connection is welcomed. With several ``--server`` URLs the agent moves to
 the next one after each failure. Only :class:`DeviceRevoked` ends the loop.
+
+A server over its admission rate answers 503 with ``Retry-After`` (or closes
+with 4503 and ``retry-after=N``): its wait is a slot it booked for this agent,
+so the agent waits that long plus up to a quarter more (jitter, so agents told
+the same second do not arrive in the same millisecond) and comes back to the
+same server, without counting it as a failure.
 """
 
 from __future__ import annotations
@@ -29,6 +35,27 @@ from edgefleet.wire.mux import AcceptHandler
 log = logging.getLogger(__name__)
 
 REVOKED_CODE = 4401
+BUSY_CODE = 4503
+
+
+class ServerBusy(Exception):
+    """The server is admitting agents at its own pace: come back in ``wait`` s."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"server busy, retry in {wait:g} s")
+        self.wait = wait
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header or a 4503 close reason, if sane."""
+    if not value:
+        return None
+    text = value.strip().removeprefix("retry-after=")
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return min(seconds, 600.0) if seconds >= 0 else None
 
 
 class Backoff:
@@ -114,6 +141,7 @@ class Connection:
         self._forced_interval = heartbeat_interval
         self.interval = heartbeat_interval or 10.0
         self.backoff = Backoff(cap=reconnect_cap)
+        self._rng = random.Random()
         self._ssl = ssl_context
         self._on_up = on_up
         self._on_down = on_down
@@ -146,10 +174,22 @@ class Connection:
                 await self._session()
             except DeviceRevoked:
                 raise
+            except ServerBusy as exc:
+                delay = exc.wait * self._rng.uniform(1.0, 1.25)
+                log.info("%s is busy; coming back in %.1f s", self.server, delay)
+                await asyncio.sleep(delay)
+                continue
+            except InvalidStatus as exc:
+                wait = retry_after(exc.response.headers.get("Retry-After"))
+                if exc.response.status_code in (429, 503) and wait is not None:
+                    delay = wait * self._rng.uniform(1.0, 1.25)
+                    log.info("%s is busy; coming back in %.1f s", self.server, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                log.warning("cannot reach %s: %s", self.server, exc)
             except (
                 OSError,
                 TimeoutError,
-                InvalidStatus,
                 websockets.InvalidHandshake,
                 TransportClosed,
             ) as exc:
@@ -190,6 +230,8 @@ class Connection:
                     await self._on_down()
             if link.close_code == REVOKED_CODE and not self._revoked:
                 self._revoked = link.close_reason or "device credential revoked"
+            if link.close_code == BUSY_CODE:
+                raise ServerBusy(retry_after(link.close_reason) or 1.0)
             log.warning(
                 "disconnected from %s (%s %s)", self.server, link.close_code, link.close_reason
             )

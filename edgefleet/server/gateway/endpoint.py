@@ -4,7 +4,8 @@ Handshake: the agent authenticates with its device credential (Bearer), the
 server accepts, the agent sends :class:`Hello`, the server answers
 :class:`Welcome` and the device's :class:`DesiredState`. A credential that
 is unknown (device deleted) gets :class:`Revoked` and close code 4401, which
-the agent treats as final.
+the agent treats as final. Past the admission rate (``admission.py``) the
+request is refused with 503 and ``Retry-After`` before any database work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 
 from fastapi import APIRouter, WebSocket
+from fastapi.responses import PlainTextResponse
 from sqlalchemy import select, update
 
 from edgefleet.server.auth import secrets
@@ -46,6 +48,7 @@ router = APIRouter()
 
 HELLO_TIMEOUT = 15.0
 REVOKED_CODE = 4401
+BUSY_CODE = 4503  # over the admission rate; the reason reads "retry-after=<seconds>"
 
 
 def _credential(websocket: WebSocket) -> str | None:
@@ -56,6 +59,13 @@ def _credential(websocket: WebSocket) -> str | None:
 @router.websocket("/api/v1/agent/connect")
 async def agent_connect(websocket: WebSocket) -> None:
     ctx: ServerContext = websocket.app.state.ctx
+    wait = ctx.hub.admission.admit()
+    if wait is not None:
+        line = ctx.hub.admission.summary()
+        if line:
+            log.info(line)
+        await _turn_away(websocket, wait)
+        return
     credential = _credential(websocket)
     async with ctx.session() as db:
         row = (
@@ -132,6 +142,21 @@ async def agent_connect(websocket: WebSocket) -> None:
     finally:
         reason = f"connection closed ({link.close_code})"
         await ctx.hub.detach(session, reason)
+
+
+async def _turn_away(websocket: WebSocket, wait: int) -> None:
+    """Over the admission rate: HTTP 503 with ``Retry-After`` before the
+    handshake (no database work), or close code 4503 with the wait as the reason
+    where the server cannot send an HTTP answer to a WebSocket request."""
+    headers = {"Retry-After": str(wait)}
+    body = f"too many agents connecting; retry in {wait} s"
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            PlainTextResponse(body, status_code=503, headers=headers)
+        )
+        return
+    await websocket.accept()
+    await StarletteTransport(websocket).close(BUSY_CODE, f"retry-after={wait}")
 
 
 def _hello_changes(device: Device, hello: Hello) -> dict[str, object]:

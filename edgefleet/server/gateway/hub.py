@@ -38,6 +38,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.db.upsert import insert_for
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import GatewayTimeout, Unavailable
+from edgefleet.server.gateway.admission import Admission
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.wire.messages import (
     CommandResult,
@@ -84,6 +85,7 @@ class Hub:
         settings = ctx.settings
         self.ttl = settings.offline_after
         self.flush_interval = min(5.0, max(0.5, settings.heartbeat_interval / 2))
+        self.admission = Admission(settings.agent_connects_per_second)
 
     @property
     def remote_bus(self) -> bool:
