@@ -369,6 +369,13 @@ PORTAL_RULES: list[Rule] = [
     Rule("POST", "/logout", PUBLIC),
     Rule("MOUNT", "/portal/static", PUBLIC),
     Rule("GET", "/proxy-auth", PUBLIC),  # signs in to an app host; covered by the proxy's own tests
+    # Single sign-on (OIDC, issue 20): sign-in steps, no credential yet by nature; their attacks
+    # (state, nonce, forged tokens, open redirects, code replay) are tests/security/test_oidc.py.
+    Rule("GET", f"{A}/auth/oidc", PUBLIC),
+    Rule("POST", f"{A}/auth/oidc/token", PUBLIC),
+    Rule("GET", "/auth/oidc/login", PUBLIC),
+    Rule("GET", "/auth/oidc/cli", PUBLIC),
+    Rule("GET", "/auth/oidc/callback", PUBLIC),
     *(
         Rule("GET", path, USER, lists=lists)
         for path, lists in (
