@@ -188,6 +188,9 @@ class Agent:
         from edgefleet.agent.runtimes.isolation import attach as attach_isolation
 
         attach_isolation(self)  # its hook keeps jobs' networks apart from their creation on
+        from edgefleet.agent.workload_files import attach as attach_files
+
+        attach_files(self)  # secrets and configs as files on a tmpfs
         self.connection = Connection(
             self.identity,
             hello=self._hello,

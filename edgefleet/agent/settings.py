@@ -81,6 +81,11 @@ class AgentSettings(BaseModel):
         default_factory=default_state_dir, description="credentials, desired state, buffered data"
     )
     name: str | None = Field(None, description="device name at enrollment (default: hostname)")
+    files_dir: Path | None = Field(
+        None,
+        description="tmpfs directory for workloads' secrets and configs (default: "
+        "$XDG_RUNTIME_DIR/edgefleet-files, else /dev/shm); never on disk",
+    )
     label: StrList = Field(default_factory=list, description="k=v label at enrollment (repeat)")
     runtime: Literal["auto", "docker", "process", "sim"] = Field(
         "auto", description="docker (containers and processes), process, or auto"
@@ -160,6 +165,16 @@ class AgentSettings(BaseModel):
         ge=0,
         le=65535,
         description="port of the local data endpoint for workloads (0: pick a free one on first start and keep it)",
+    )
+    schedule_run_timeout: float = Field(
+        3600.0,
+        gt=0,
+        description="seconds a periodic job's run may take before its containers are stopped (failed)",
+    )
+    schedule_log_max: int = Field(
+        1000,
+        gt=0,
+        description="runs of periodic jobs kept on the device until the server acknowledges them (oldest dropped past it, counted)",
     )
     ca_file: Path | None = Field(None, description="CA bundle to trust for https/wss servers")
     log_level: str = Field("info", description="debug, info, warning, error")

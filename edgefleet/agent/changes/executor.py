@@ -22,6 +22,7 @@ from edgefleet.agent.runtimes.base import (
     Runtime,
     RuntimeSet,
     Workload,
+    WorkloadFile,
     WorkloadSpec,
     network_name,
     volume_name,
@@ -37,6 +38,8 @@ Phase = Callable[[str, str], None]  # (job_id, phase)
 # (job_id, service) -> extra env; async, as it may ask the engine (never
 # synchronously: a slow engine must not stall the agent's event loop).
 EnvHook = Callable[[str, str], Awaitable[dict[str, str]]]
+# (assignment, revision, service) -> files written on a tmpfs, to mount read-only.
+FileHook = Callable[[JobAssignment, str, str], list[WorkloadFile]]
 
 
 def job_networks(
@@ -91,6 +94,8 @@ class Executor:
         self.health = health
         self.phase = phase
         self.env_hooks = env_hooks
+        # Secrets and configs as files on a tmpfs (agent.workload_files), one hook.
+        self.file_hooks: list[FileHook] = []
         self.workdir = workdir
         self.settle = settle
         # Jobs change side by side, but the engine is changed one step at a time:
@@ -143,6 +148,7 @@ class Executor:
             networks=networks,
             volumes=volumes,
             workdir=self.workdir(assignment.job_id),  # type: ignore[arg-type]
+            files=[f for hook in self.file_hooks for f in hook(assignment, revision, name)],
         )
 
     # -- running a plan -----------------------------------------------------------------

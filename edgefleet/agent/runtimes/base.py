@@ -47,6 +47,16 @@ LABEL_VERSION = "io.edgefleet.version"
 WorkloadState = Literal["created", "running", "restarting", "exited", "dead", "paused", "missing"]
 
 
+@dataclass(frozen=True)
+class WorkloadFile:
+    """A secret or config already written by the agent to a file on a tmpfs
+    (:mod:`edgefleet.agent.workload_files`), for the runtime to mount read-only
+    at ``target`` inside the workload."""
+
+    host_path: Path
+    target: str
+
+
 @dataclass
 class WorkloadSpec:
     """Everything a runtime needs to create one workload; built by the agent's
@@ -62,6 +72,7 @@ class WorkloadSpec:
     networks: dict[str, list[str]] = field(default_factory=dict)  # runtime network -> aliases
     volumes: dict[str, str] = field(default_factory=dict)  # spec volume name -> runtime volume
     workdir: Path | None = None
+    files: list[WorkloadFile] = field(default_factory=list)  # secrets and configs
 
     @property
     def name(self) -> str:

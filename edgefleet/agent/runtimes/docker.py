@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from edgefleet.agent import workload_files
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import DockerExec
 from edgefleet.agent.runtimes import docker_config
@@ -374,6 +375,7 @@ class DockerRuntime:
             await self._call(
                 "removing a container", api.remove_container, workload_id, v=True, force=True
             )
+        workload_files.forget(workload_files.mount_sources(info))  # its secrets and configs
 
     async def logs(
         self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool

@@ -14,6 +14,7 @@ Compose key -> Engine API field (``Config`` / ``HostConfig``)::
     stop_signal, stop_grace_period StopSignal, StopTimeout
     ports, expose                  ExposedPorts, PortBindings (published only)
     volumes, tmpfs                 Mounts (volume, bind, tmpfs)
+    secrets, configs               Mounts (read-only binds of files on the agent's tmpfs)
     restart                        RestartPolicy
     init, read_only, privileged    Init, ReadonlyRootfs, Privileged
     cap_add, cap_drop, devices     CapAdd, CapDrop, Devices
@@ -84,6 +85,9 @@ def _mounts(spec: WorkloadSpec) -> list[Mount]:
         else:  # a named volume (the job's own, or an external one), or anonymous
             source = spec.volumes.get(mount.source, mount.source) if mount.source else None
             mounts.append(Mount(mount.target, source, type="volume", read_only=mount.read_only))
+    # Secrets and configs: files the agent wrote on a tmpfs, each mounted read-only.
+    for file in spec.files:
+        mounts.append(Mount(file.target, str(file.host_path), type="bind", read_only=True))
     return mounts
 
 

@@ -259,6 +259,10 @@ class ProcessRuntime:
             return workload_id
         if not self.policy.process:  # choose_runtimes does not build us then; belt and braces
             raise RuntimeFailure("the process runtime is not allowed on this device")
+        if spec.files:  # the spec refuses them at upload; an older server may not
+            raise RuntimeFailure(
+                f"service {spec.service_name}: secrets and configs need a container runtime"
+            )
         directory = self._dir(workload_id)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         cwd = str(self._workdir(spec.job_id))
