@@ -110,12 +110,34 @@ def root(
 
 def login(
     server: str = typer.Option(config.DEFAULT_SERVER, "--server", "-s", help="server URL"),
-    token: str = typer.Option(..., "--token", "-t", prompt=True, hide_input=True, help="API token"),
+    token: str | None = typer.Option(
+        None, "--token", "-t", help="API token (asked for when not given)"
+    ),
+    sso: bool = typer.Option(
+        False, "--sso", help="sign in with your institution (OpenID Connect) in a browser"
+    ),
+    paste: bool = typer.Option(
+        False, "--paste", help="--sso with the browser elsewhere: type in the code it shows"
+    ),
+    no_browser: bool = typer.Option(False, "--no-browser", help="--sso: only print the URL"),
+    wait: float = typer.Option(600, "--timeout", help="--sso: seconds to wait for the browser"),
 ) -> None:
-    """Check a token against a server and remember both for later commands."""
+    """Check a token against a server and remember both for later commands;
+    with --sso, get a token by signing in with your institution."""
     from edgefleet.client.client import Client
 
     server = server.rstrip("/")
+    if sso or paste:
+        from edgefleet.cli import sso as single_sign_on
+
+        opened = not no_browser and not paste and single_sign_on.browser_available()
+        got = single_sign_on.sso_token(server, open_browser=opened, paste=paste, timeout=wait)
+        path = config.save(server, got["token"])
+        expires = f", token expires {got['expires_at']}" if got.get("expires_at") else ""
+        typer.echo(f"logged in to {server} as {got['user']} (saved to {path}{expires})")
+        return
+    if token is None:
+        token = typer.prompt("Token", hide_input=True)
     with Client(server, token) as client:
         me = client.me()
     path = config.save(server, token)

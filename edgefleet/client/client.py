@@ -106,6 +106,20 @@ class Client:
         result: JSON = self.get("/users/me")
         return result
 
+    def oidc_info(self) -> JSON:
+        """Whether the server offers single sign-on (``enabled``), its ``issuer``, and
+        the ``cli_url`` a browser opens for :meth:`oidc_token`'s code. No token needed."""
+        result: JSON = self.get("/auth/oidc")
+        return result
+
+    def oidc_token(self, code: str, code_verifier: str, name: str = "edgefleet login --sso") -> JSON:
+        """Redeem the one-time code of a single sign-on begun at ``cli_url`` with the
+        challenge ``S256(code_verifier)`` for an API token (``{"token", "user",
+        "expires_at"}``). A code is good for one attempt; a wrong verifier burns it."""
+        body = {"code": code, "code_verifier": code_verifier, "name": name}
+        result: JSON = self.post("/auth/oidc/token", body)
+        return result
+
     # -- users and tokens -----------------------------------------------------------------
 
     def users(self) -> list[JSON]:

@@ -1,0 +1,140 @@
+"""``edgefleet login --sso``: an API token through the institution's sign-in.
+
+::
+
+    CLI                                  browser                  edgefleet server     provider
+     | verifier (kept in memory), challenge = S256(verifier), state
+     | listen on 127.0.0.1:<random port>
+     | print (and open) <server>/auth/oidc/cli?port&challenge&state
+     |                                    |--------------------------> begin sign-in -->|
+     |                                    |<------------- the user signs in ------------|
+     |                                    |---- callback (code, state) -->| verify ID token
+     |<-- 127.0.0.1:<port>/callback?code=<one-time>&state ---------------|
+     | POST /api/v1/auth/oidc/token {code, code_verifier} -------------->| 201 {token}
+     | save server + token (~/.config/edgefleet/cli.json, mode 0600)
+
+The API token crosses only the CLI's own HTTPS request: the browser carries
+a one-time code that is worthless without the verifier, which never leaves
+this process. The listener answers only ``/callback`` with this run's state.
+``--paste`` (no loopback port; e.g. over SSH without port forwarding) shows
+the one-time code in the browser to type in here instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import sys
+import threading
+import webbrowser
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import typer
+
+from edgefleet.client.errors import ClientError
+
+DONE_PAGE = (
+    b"<!doctype html><meta charset=utf-8><title>edgefleet</title>"
+    b"<p>Signed in. You can close this tab and return to the terminal.</p>"
+)
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE verifier (RFC 7636: 43-128 characters) and its S256 challenge."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass
+class Callback:
+    """What arrives at the loopback listener: the one-time code, once, with our state."""
+
+    state: str
+    code: str | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+def _listener(callback: Callback) -> HTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = parse_qs(url.query)
+            state, code = query.get("state", [""])[0], query.get("code", [""])[0]
+            if (
+                url.path != "/callback"
+                or not code
+                or not secrets.compare_digest(state, callback.state)
+            ):
+                self.send_error(400, "not this sign-in")
+                return
+            callback.code = code
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(DONE_PAGE)))
+            self.end_headers()
+            self.wfile.write(DONE_PAGE)
+            callback.arrived.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the terminal shows our own messages only
+
+    return HTTPServer(("127.0.0.1", 0), Handler)
+
+
+def sso_token(server: str, *, open_browser: bool, paste: bool, timeout: float) -> dict[str, Any]:
+    """Run the sign-in and answer the server's ``{"token", "user", "expires_at"}``."""
+    from edgefleet.client.client import Client
+
+    with Client(server) as client:
+        info = client.oidc_info()
+        if not info.get("enabled"):
+            raise ClientError(
+                f"{server} does not offer single sign-on (its administrator sets --oidc-issuer); "
+                "use 'edgefleet login --token' instead"
+            )
+        verifier, challenge = pkce_pair()
+        callback = Callback(state=secrets.token_urlsafe(24))
+        listener = None if paste else _listener(callback)
+        port = 0 if listener is None else int(listener.server_address[1])
+        query = urlencode({"port": port, "challenge": challenge, "state": callback.state})
+        url = f"{info['cli_url']}?{query}"
+        typer.echo(f"Sign in with {info.get('issuer')} in a browser, at:\n\n  {url}\n", err=True)
+        if open_browser:
+            webbrowser.open(url)
+        if listener is None:
+            code = typer.prompt("Code shown in the browser").strip()
+        else:
+            code = _wait(listener, callback, timeout)
+        return client.oidc_token(code, verifier)
+
+
+def _wait(listener: HTTPServer, callback: Callback, timeout: float) -> str:
+    thread = threading.Thread(target=listener.serve_forever, kwargs={"poll_interval": 0.2})
+    thread.daemon = True
+    thread.start()
+    typer.echo("Waiting for the browser to come back...", err=True)
+    try:
+        if not callback.arrived.wait(timeout):
+            raise ClientError(
+                f"no sign-in arrived within {timeout:g} s; run 'edgefleet login --sso' again "
+                "(or with --paste when the browser runs on another machine)"
+            )
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    assert callback.code is not None
+    return callback.code
+
+
+def browser_available() -> bool:
+    """Whether opening a browser here makes sense (a terminal session with a display)."""
+    import os
+
+    return sys.stdout.isatty() and bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin"
+    )
