@@ -37,11 +37,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from edgefleet.agent.datasets.catalog import Catalog
+from edgefleet.agent.datasets.guard import Guard
+from edgefleet.agent.datasets.ledger import LedgerFile
 from edgefleet.agent.datasets.policy import refusal
 from edgefleet.agent.datasets.sources import DatasetError
 from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
-from edgefleet.fed.messages import Abort, FedMessage, Invitation, MaskedInput, ShareInbox, Task
-from edgefleet.fed.stats import local_vector
+from edgefleet.fed.messages import (
+    Abort,
+    FedMessage,
+    Invitation,
+    MaskedInput,
+    ShareInbox,
+    Task,
+    UnmaskRequest,
+)
 from edgefleet.wire.messages import DatasetsReport, FedRelay, Message
 
 if TYPE_CHECKING:
@@ -85,6 +94,7 @@ class FederatedPart:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.catalog = Catalog(agent.settings.state_dir)
+        self.guard = Guard(LedgerFile(agent.settings.state_dir))  # budgets, differencing, DP
         self.running: dict[str, Running] = {}
         self.faults = parse_faults(os.environ.get(FAULT_ENV, ""))
         self._task: asyncio.Task[None] | None = None
@@ -157,11 +167,14 @@ class FederatedPart:
         reason = refusal(spec, invitation, identity.device_id, own_project)
         if reason is None and identity.private_key is None:
             reason = "this device has no long-term key"
+        if reason is None and spec is not None and task is not None:
+            parties = list(invitation.parties)
+            reason = await asyncio.to_thread(self.guard.admit, spec, task, cid, parties)
         if reason is not None or task is None or identity.private_key is None:
             await self._decline(cid, reason or "no task")
             return
         try:
-            vector = await asyncio.to_thread(self._vector, task)
+            vector = await asyncio.to_thread(self._vector, task, invitation.threshold)
             from edgefleet.fed.party import Party  # the crypto loads only when a device computes
 
             party = Party(
@@ -183,14 +196,27 @@ class FederatedPart:
         )
         await self._send(FedRelay(payload=advert))
 
-    def _vector(self, task: Task) -> list[float]:
-        values = self.catalog.values(task.dataset, task.column)
-        return local_vector(task.op, values, task.bins)
+    def _vector(self, task: Task, threshold: int) -> list[float]:
+        return self.catalog.contribution(task, threshold)
+
+    def _narrow(self, running: Running, request: UnmaskRequest) -> str | None:
+        """The privacy guard's last word, on who the released sum will cover."""
+        spec = self.catalog.spec(running.task.dataset)
+        if spec is None:
+            return f"dataset {running.task.dataset!r} was withdrawn"
+        cid = running.party.computation_id
+        return self.guard.narrow(spec, running.task, cid, request.survivors)
 
     async def _step(self, running: Running, payload: FedMessage) -> None:
         party, cid = running.party, running.party.computation_id
         if isinstance(payload, ShareInbox):
             await self._fault("before-masked", running)
+        if isinstance(payload, UnmaskRequest) and (reason := self._narrow(running, payload)):
+            self.running.pop(cid, None)
+            party.abort()
+            log.warning("computation %s: refusing to unmask: %s", cid, reason)
+            await self._send(FedRelay(payload=Abort(computation_id=cid, reason=reason[:1000])))
+            return
         try:
             reply = await asyncio.to_thread(party.handle, payload)
         except ProtocolAborted as exc:

@@ -17,6 +17,9 @@ from edgefleet.agent.datasets import registry
 from edgefleet.agent.datasets.registry import DatasetSpec, RegistryError
 from edgefleet.agent.datasets.sources import DatasetError, open_source
 from edgefleet.agent.datasets.sources.base import approximate
+from edgefleet.fed.analytics import layout
+from edgefleet.fed.messages import Task
+from edgefleet.fed.stats import contribution
 from edgefleet.wire.messages import DatasetInfo
 
 log = logging.getLogger("edgefleet.agent.datasets")
@@ -97,3 +100,11 @@ class Catalog:
         if spec is None:
             raise DatasetError(f"no dataset named {name!r}")
         return open_source(spec).column(column)
+
+    def contribution(self, task: Task, threshold: int) -> list[float]:
+        """This device's vector for ``task`` (read now), with its noise share if asked."""
+        spec = self.specs.get(task.dataset)
+        if spec is None:
+            raise DatasetError(f"no dataset named {task.dataset!r}")
+        names = layout.check(task).columns_read(task)
+        return contribution(task, names, open_source(spec).rows(names), threshold)

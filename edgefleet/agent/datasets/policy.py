@@ -12,14 +12,19 @@ the custodian and the server may be stale or wrong.
 - the aggregate covers at least ``min_parties`` devices: at least that many are
   invited *and* the threshold t is at least that (a party never unmasks with
   fewer than t survivors, so the released sum covers >= t devices);
-- the encoding fits the operation (vector length), and a histogram has bins.
+- grouped results suppress groups below the dataset's ``min_parties``;
+- the task is possible (:func:`edgefleet.fed.analytics.layout.check`) and the
+  encoding fits it (vector length).
+
+The rules against the analyst that need memory (query budget, differencing,
+differential-privacy budget) are in :mod:`.guard`.
 """
 
 from __future__ import annotations
 
 from edgefleet.agent.datasets.registry import DatasetSpec
 from edgefleet.fed.messages import Invitation
-from edgefleet.fed.stats import vector_length
+from edgefleet.fed.stats import task_params
 
 
 def refusal(
@@ -49,10 +54,13 @@ def refusal(
             f"dataset {spec.name!r} needs at least {spec.min_parties} parties in the result; "
             f"the threshold is {t}"
         )
-    if task.op == "histogram" and not task.bins:
-        return "a histogram needs bin edges"
+    if task.group_by is not None and task.min_group_parties < spec.min_parties:
+        return (
+            f"dataset {spec.name!r} needs groups of at least {spec.min_parties} parties; "
+            f"the task suppresses only below {task.min_group_parties}"
+        )
     try:
-        expected = vector_length(task.op, task.bins)
+        expected = task_params(task).length
     except ValueError as exc:
         return f"invalid task: {exc}"
     if invitation.params.length != expected:

@@ -25,7 +25,7 @@ REGISTRY = "datasets.json"
 LOCK = ".datasets.lock"
 DEFAULT_MIN_PARTIES = 3
 
-SourceKind = Literal["csv", "jsonl", "parquet", "stream"]
+SourceKind = Literal["csv", "jsonl", "parquet", "sqlite", "stream"]
 DatasetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
 
 _EXTENSIONS: dict[str, SourceKind] = {
@@ -35,12 +35,29 @@ _EXTENSIONS: dict[str, SourceKind] = {
     ".json": "jsonl",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".db": "sqlite",
+    ".sqlite": "sqlite",
+    ".sqlite3": "sqlite",
 }
 STREAM_PREFIX = "stream:"
 
 
 class RegistryError(Exception):
     """A declaration that cannot be made (bad name, unknown format, missing file)."""
+
+
+class Privacy(BaseModel):
+    """What the owner allows beyond who and which op (enforced by ``guard.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query_budget: int | None = Field(None, ge=1, description="computations per window")
+    budget_window: float = Field(86_400.0, gt=0, le=366 * 86_400, description="seconds")
+    min_difference: int | None = Field(
+        None, ge=1, description="differencing: parties two answered sets must differ by"
+    )
+    dp_epsilon: float | None = Field(None, gt=0, le=100, description="total epsilon, ever")
+    dp_delta: float | None = Field(None, ge=0, lt=1, description="total delta, ever")
 
 
 class DatasetSpec(BaseModel):
@@ -58,6 +75,9 @@ class DatasetSpec(BaseModel):
     )
     allow_ops: list[Op] = Field(default_factory=list, description="empty: every operation")
     added_at: str = ""
+    table: str | None = Field(None, max_length=128, description="sqlite: the table to read")
+    query: str | None = Field(None, max_length=10_000, description="sqlite: a SELECT to read")
+    privacy: Privacy = Field(default_factory=Privacy)
 
 
 class Registry(BaseModel):
@@ -110,8 +130,8 @@ def source_of(file: str, fmt: str | None = None) -> tuple[SourceKind, str | None
             known = ", ".join(sorted(_EXTENSIONS))
             raise RegistryError(f"{file}: unknown format; use --format or one of {known}")
         return kind, str(path), None
-    if fmt not in ("csv", "jsonl", "parquet"):
-        raise RegistryError(f"--format {fmt!r}: expected csv, jsonl or parquet")
+    if fmt not in ("csv", "jsonl", "parquet", "sqlite"):
+        raise RegistryError(f"--format {fmt!r}: expected csv, jsonl, parquet or sqlite")
     return fmt, str(path), None  # type: ignore[return-value]
 
 
@@ -123,9 +143,19 @@ def new_spec(
     min_parties: int = DEFAULT_MIN_PARTIES,
     allow_projects: list[str] | None = None,
     allow_ops: list[str] | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    privacy: Privacy | None = None,
 ) -> DatasetSpec:
     """A declaration, checked (name, format, policy) but not saved."""
     source, path, stream = source_of(file, fmt)
+    if source == "sqlite":
+        if (table is None) == (query is None):
+            raise RegistryError("a SQLite dataset needs --table or --query (one of them)")
+        if table is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", table):
+            raise RegistryError(f"--table {table!r}: expected a plain table name")
+    elif table is not None or query is not None:
+        raise RegistryError("--table and --query are for SQLite files only")
     try:
         return DatasetSpec(
             name=name,
@@ -136,6 +166,9 @@ def new_spec(
             allow_projects=list(dict.fromkeys(allow_projects or [])),
             allow_ops=list(dict.fromkeys(allow_ops or [])),
             added_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            table=table,
+            query=query,
+            privacy=privacy or Privacy(),
         )
     except ValidationError as exc:
         problems = "; ".join(
@@ -144,9 +177,21 @@ def new_spec(
         raise RegistryError(problems) from exc
 
 
+def parse_budget(text: str) -> tuple[int, float]:
+    """``N/WINDOW`` (``10/1h``, ``100/1d``, ``5/30m``, ``3/90s``): N computations per window."""
+    match = re.fullmatch(r"\s*(\d{1,9})\s*/\s*(\d{1,9})?\s*([smhd])\s*", text)
+    if match is None or int(match.group(1)) < 1:
+        raise RegistryError(f"--query-budget {text!r}: expected N/WINDOW, e.g. 10/1h or 100/1d")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86_400}[match.group(3)]
+    window = int(match.group(2) or 1) * unit
+    if not 0 < window <= 366 * 86_400:
+        raise RegistryError(f"--query-budget {text!r}: the window must be 1 s .. 366 d")
+    return int(match.group(1)), float(window)
+
+
 def copy_into(state_dir: Path, spec: DatasetSpec) -> DatasetSpec:
     """Copy the file into ``<state-dir>/datasets/`` (mode 0600): the copy is what counts."""
-    if spec.path is None:
+    if spec.path is None or spec.source == "stream":
         return spec
     source = Path(spec.path)
     target = state_dir.resolve() / "datasets" / f"{spec.name}{source.suffix.lower()}"

@@ -4,6 +4,7 @@
     base.py      the Source protocol, DatasetError, shared helpers
     csv_file.py  CSV with a header row        jsonl_file.py  JSON lines (one object a line)
     parquet.py   Parquet (pyarrow)            stream.py      the device's collected data
+    sqlite_file.py  a SQLite table or declared SELECT, read-only
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ SOURCES: dict[str, str] = {
     "csv": "edgefleet.agent.datasets.sources.csv_file:CsvSource",
     "jsonl": "edgefleet.agent.datasets.sources.jsonl_file:JsonLinesSource",
     "parquet": "edgefleet.agent.datasets.sources.parquet:ParquetSource",
+    "sqlite": "edgefleet.agent.datasets.sources.sqlite_file:SqliteSource",
     "stream": "edgefleet.agent.datasets.sources.stream:StreamSource",
 }
 

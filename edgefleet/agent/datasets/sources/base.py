@@ -7,6 +7,7 @@ server as the reason a device declined a computation, and into logs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -35,6 +36,11 @@ class Source(Protocol):
     def column(self, name: str) -> list[float]:
         """Every non-missing value of one column as floats (booleans as 0/1).
         Raises :class:`DatasetError` naming the column (and row), never the value."""
+
+    def rows(self, names: Sequence[str]) -> list[tuple[object, ...]]:
+        """Every row as raw cells of the ``names`` columns, in that order (None for a
+        missing cell), for filters, groups and several columns at once. Raises
+        :class:`DatasetError` for a column the dataset does not have."""
 
 
 def approximate(count: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgefleet.agent.datasets.registry import DatasetSpec
@@ -58,3 +59,18 @@ class CsvSource:
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DatasetError(f"cannot read {self.path.name}: {exc.__class__.__name__}") from exc
         return values
+
+    def rows(self, names: Sequence[str]) -> list[tuple[object, ...]]:
+        out: list[tuple[object, ...]] = []
+        try:
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, None) or []
+                if missing := [n for n in names if n not in header]:
+                    raise DatasetError(f"no column {missing[0]!r}")
+                at = [header.index(n) for n in names]
+                for row in reader:
+                    out.append(tuple(row[i] if i < len(row) and row[i] != "" else None for i in at))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DatasetError(f"cannot read {self.path.name}: {exc.__class__.__name__}") from exc
+        return out

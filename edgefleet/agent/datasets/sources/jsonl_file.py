@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +57,10 @@ class JsonLinesSource:
             if value is not None:
                 values.append(value)
         return values
+
+    def rows(self, names: Sequence[str]) -> list[tuple[object, ...]]:
+        out = [tuple(row.get(n) for n in names) for _, row in self._rows()]
+        known = {c.name for c in self.describe().columns} if out else set()
+        if missing := [n for n in names if n not in known]:
+            raise DatasetError(f"no column {missing[0]!r}")
+        return out

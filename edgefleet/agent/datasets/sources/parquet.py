@@ -3,6 +3,7 @@ The schema and row count come from the file's footer; a computation reads one co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,17 @@ class ParquetSource:
             raise DatasetError(f"cannot read {self.path.name}: {exc.__class__.__name__}") from exc
         values = [number(cell, name, i) for i, cell in enumerate(cells, start=1)]
         return [v for v in values if v is not None]
+
+    def rows(self, names: Sequence[str]) -> list[tuple[object, ...]]:
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(self.path)
+            if missing := [n for n in names if n not in schema.names]:
+                raise DatasetError(f"no column {missing[0]!r}")
+            unique = list(dict.fromkeys(names))
+            table = pq.read_table(self.path, columns=unique)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"cannot read {self.path.name}: {exc.__class__.__name__}") from exc
+        columns = {n: table.column(n).to_pylist() for n in unique}
+        return list(zip(*(columns[n] for n in names), strict=True))

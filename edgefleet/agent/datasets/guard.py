@@ -1,0 +1,164 @@
+"""The owner's privacy rules against the analyst, enforced on the device before it
+contributes, from what it has already answered (:mod:`.ledger`).
+
+- **Query budget**: at most ``query_budget`` computations on the dataset per
+  ``budget_window`` seconds (sliding window).
+- **Differencing**: two answers over party sets that differ by only a few
+  devices give away those devices' values (sum over ABC minus sum over AB is
+  C). A device refuses a query whose party set differs from one it already
+  answered *for the same question* (dataset, ``where``, ``group_by`` and
+  groups; any op or column, because a mean and a sum over the same rows combine
+  just as well) by at least one and fewer than ``min_difference`` parties
+  (default: the dataset's ``min_parties``). The four sums ABC, ABD, ACD, BCD
+  differ pairwise by two: refused from the second on when ``min_difference``
+  >= 3. The set checked is the invited set at the invitation and the survivor
+  set (U3) at unmasking, so a device that drops out of one query does not turn
+  two answers into a difference either.
+- **Differential privacy**: with ``dp_epsilon`` set, every query must ask for
+  noise (``epsilon``), and the epsilons of all answered queries add up (basic
+  composition) to at most ``dp_epsilon``; once spent, the dataset refuses. The
+  Laplace mechanism spends delta = 0 (``dp_delta`` is a ceiling kept for
+  mechanisms that spend some).
+
+A budget is charged when the device joins, before it sends anything: a query
+that later fails still counts (a device cannot know what the server kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Collection
+
+from edgefleet.agent.datasets.ledger import Answer, DatasetLedger, LedgerError, LedgerFile
+from edgefleet.agent.datasets.registry import DatasetSpec
+from edgefleet.fed.messages import Task
+
+EPSILON_SLACK = 1e-9
+
+
+def question(task: Task) -> str:
+    """What is asked, whoever is asked: the key answers are compared under."""
+    asked = {
+        "dataset": task.dataset,
+        "where": [c.model_dump(mode="json") for c in task.where],
+        "group_by": task.group_by,
+        "groups": list(task.groups),
+    }
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+def refusal(
+    spec: DatasetSpec,
+    entry: DatasetLedger,
+    task: Task,
+    parties: Collection[str],
+    now: float,
+    computation: str = "",
+) -> str | None:
+    """Why the dataset's privacy policy refuses this query over ``parties``, or None."""
+    policy = spec.privacy
+    if policy.query_budget is not None:
+        recent = [t for t in entry.queries if t > now - policy.budget_window]
+        if len(recent) >= policy.query_budget:
+            wait = min(recent) + policy.budget_window - now
+            return (
+                f"dataset {spec.name!r}: query budget of {policy.query_budget} per "
+                f"{policy.budget_window:g} s is spent; the next is allowed in {wait:.0f} s"
+            )
+    if reason := differencing(spec, entry, task, parties, computation):
+        return reason
+    if policy.dp_epsilon is not None:
+        if task.epsilon is None:
+            return f"dataset {spec.name!r} answers only with differential privacy: give epsilon"
+        if entry.epsilon_spent + task.epsilon > policy.dp_epsilon + EPSILON_SLACK:
+            return (
+                f"dataset {spec.name!r}: privacy budget spent (epsilon {entry.epsilon_spent:g} "
+                f"of {policy.dp_epsilon:g} used; this query needs {task.epsilon:g})"
+            )
+    return None
+
+
+def differencing(
+    spec: DatasetSpec,
+    entry: DatasetLedger,
+    task: Task,
+    parties: Collection[str],
+    computation: str = "",
+) -> str | None:
+    threshold = spec.privacy.min_difference or spec.min_parties
+    key, asked = question(task), set(parties)
+    for answer in entry.answers:
+        if answer.key != key or answer.computation == computation:
+            continue
+        differ = len(asked ^ set(answer.parties))
+        if 0 < differ < threshold:
+            return (
+                f"dataset {spec.name!r}: the parties differ from those of computation "
+                f"{answer.computation} by {differ} (fewer than {threshold}): refused, "
+                f"the two results together could single out a device"
+            )
+    return None
+
+
+class Guard:
+    """The rules above bound to the ledger file of one agent."""
+
+    def __init__(self, ledger: LedgerFile) -> None:
+        self.ledger = ledger
+
+    def admit(
+        self, spec: DatasetSpec, task: Task, computation: str, parties: Collection[str]
+    ) -> str | None:
+        """Check, and if allowed charge the query (persisted before returning)."""
+        now = time.time()
+        with self.ledger.lock:
+            try:
+                ledger = self.ledger.load()
+            except LedgerError as exc:
+                return str(exc)
+            entry = ledger.datasets.setdefault(spec.name, DatasetLedger())
+            reason = refusal(spec, entry, task, parties, now, computation)
+            if reason is not None:
+                return reason
+            entry.queries = [t for t in entry.queries if t > now - spec.privacy.budget_window] + [
+                now
+            ]
+            entry.epsilon_spent += task.epsilon or 0.0
+            entry.answers.append(
+                Answer(
+                    computation=computation, key=question(task), parties=sorted(parties), time=now
+                )
+            )
+            self.ledger.save(ledger)
+        return None
+
+    def narrow(
+        self, spec: DatasetSpec, task: Task, computation: str, survivors: Collection[str]
+    ) -> str | None:
+        """At unmasking: the survivors are who the result covers; check them against
+        every other answer and remember them instead of the invited set."""
+        with self.ledger.lock:
+            try:
+                ledger = self.ledger.load()
+            except LedgerError as exc:
+                return str(exc)
+            entry = ledger.datasets.setdefault(spec.name, DatasetLedger())
+            reason = differencing(spec, entry, task, survivors, computation)
+            if reason is not None:
+                return reason
+            for answer in entry.answers:
+                if answer.computation == computation:
+                    answer.parties = sorted(survivors)
+            self.ledger.save(ledger)
+        return None
+
+    def spent(self, dataset: str) -> tuple[float, int]:
+        """(epsilon spent, queries answered ever) for reporting; never a value."""
+        with self.ledger.lock:
+            try:
+                entry = self.ledger.load().datasets.get(dataset)
+            except LedgerError:
+                return 0.0, 0
+        return (entry.epsilon_spent, len(entry.answers)) if entry else (0.0, 0)
