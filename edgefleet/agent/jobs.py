@@ -169,6 +169,9 @@ class Jobs:
             networks = await self.runtimes.container.list_networks(job_id)
         plan = plan_job(job_id, want, have, networks, self.device_id)
         if plan.kind == "noop":
+            # What is wanted runs (a reverted rollout asks for the revision that
+            # kept serving): an error about another revision no longer applies.
+            self.errors.pop(job_id, None)
             return
         revision = plan.revision
         if (
