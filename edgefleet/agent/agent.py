@@ -206,6 +206,9 @@ class Agent:
             from edgefleet.agent.fed import FederatedPart
 
             self.parts.append(FederatedPart(self))
+            from edgefleet.agent.schedule import attach as attach_periodic
+
+            attach_periodic(self)  # periodic jobs fire from this device's clock
         await self.jobs.start()
         for part in self.parts:
             await part.start()

@@ -81,6 +81,8 @@ def job_status(
     state: DeviceJobState
     if phase in ("pulling", "starting"):
         state = phase  # type: ignore[assignment]
+    elif not names and assignment.periodic is not None:
+        state = "running"  # a periodic job with only one-shot services: waiting to fire
     elif (states and all(s == "running" for s in states)) or (
         states and all(s in ("running", "exited") for s in states) and "running" in states
     ):

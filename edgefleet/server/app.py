@@ -91,11 +91,15 @@ def _features() -> list[Feature]:
     from edgefleet.server.data import ingest as data_ingest
     from edgefleet.server.data.routes import router as data_router
     from edgefleet.server.jobs.routes import router as jobs_router
+    from edgefleet.server.loans.routes import router as loans_router
+    from edgefleet.server.readiness.routes import router as readiness_router
     from edgefleet.server.registries import service as registries
     from edgefleet.server.registries.routes import router as registries_router
     from edgefleet.server.remote.actions import router as actions_router
     from edgefleet.server.remote.exec import router as exec_router
     from edgefleet.server.remote.logs import router as logs_router
+    from edgefleet.server.reservations import clock as reservation_clock
+    from edgefleet.server.reservations.routes import router as reservations_router
     from edgefleet.server.rollouts.routes import router as rollouts_router
     from edgefleet.server.schedules import ingest as schedule_runs
     from edgefleet.server.schedules.routes import router as schedule_runs_router
@@ -123,6 +127,8 @@ def _features() -> list[Feature]:
         ([exec_router, logs_router, actions_router], None),
         ([computations_router], _start_computations),
         ([data_router], data_ingest.start),
+        # a shared testbed: loans, reservations, declared peripherals (issue 20)
+        ([loans_router, reservations_router, readiness_router], reservation_clock.start),
         ([schedule_runs_router], schedule_runs.start),  # periodic jobs (issue 19)
     ]
 

@@ -230,6 +230,12 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="least seconds between re-reads of the provider's keys for an unknown key id",
     )
+    reservation_max_days: float = Field(
+        92.0, gt=0, le=366, description="longest window one reservation may book"
+    )
+    reservation_check_interval: float = Field(
+        2.0, gt=0, le=60, description="seconds between checks for reservation windows opening/closing"
+    )
     test_fed_transcript: bool = Field(
         False,
         description="TEST AID, not for production: append every relayed federated message "

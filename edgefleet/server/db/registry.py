@@ -10,9 +10,12 @@ from edgefleet.server.devices import tables as _devices  # noqa: F401
 from edgefleet.server.events import tables as _events  # noqa: F401
 from edgefleet.server.jobs import tables as _jobs  # noqa: F401
 from edgefleet.server.keys import tables as _keys  # noqa: F401
+from edgefleet.server.loans import tables as _loans  # noqa: F401
 from edgefleet.server.projects import tables as _projects  # noqa: F401
+from edgefleet.server.readiness import tables as _readiness  # noqa: F401
 from edgefleet.server.registries import tables as _registries  # noqa: F401
 from edgefleet.server.remote import tables as _remote  # noqa: F401
+from edgefleet.server.reservations import tables as _reservations  # noqa: F401
 from edgefleet.server.rollouts import tables as _rollouts  # noqa: F401
 from edgefleet.server.schedules import tables as _schedules  # noqa: F401
 from edgefleet.server.scheduler import tables as _scheduler  # noqa: F401

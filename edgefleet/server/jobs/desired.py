@@ -14,6 +14,7 @@ from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.context import ServerContext
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.loans import view as loan_view
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.rollouts import pins as rollout_pins
 from edgefleet.server.schedules import plan as schedule_plan
@@ -72,10 +73,13 @@ async def desired_for(
                 Device.name,
                 Device.labels,
                 Device.meta,
+                Device.project_pk,
             ).where(Device.pk.in_(chunk))
         )
         contexts: dict[int, DeviceContext] = {}
-        for pk, device_id, generation, name, labels, meta in devices.all():
+        owners: dict[int, int] = {}  # a guest job (a lent device) gets the guest's view
+        for pk, device_id, generation, name, labels, meta, owner in devices.all():
+            owners[pk] = owner
             result[pk] = (device_id, DesiredState(generation=generation, jobs=[]))
             contexts[pk] = DeviceContext(name=name, labels=labels or {}, metadata=meta or {})
         rows = await db.execute(
@@ -109,7 +113,11 @@ async def desired_for(
                     spec=specs[job.pk],
                     end=job.end,
                     registry_auth=_pulled_from(specs[job.pk], auth.get(job.project_pk, {})),
-                    device=contexts[device_pk],
+                    device=contexts[device_pk]
+                    if owners[device_pk] == job.project_pk
+                    else await loan_view.guest_context(
+                        db, device_pk, job.project_pk, contexts[device_pk]
+                    ),
                 )
             )
             jobs_here = result[device_pk][1].jobs  # a staged rollout may hold this device back

@@ -7,7 +7,9 @@ from pydantic import Field, field_validator, model_validator
 from edgefleet.labels import LabelError, Selector, parse_selector
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.rollouts.schemas import RolloutIn, RolloutOut
+from edgefleet.server.schedules.schemas import RunOut, ScheduleOut, schedule_shorthand
 from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.wire.schedule import Schedule
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -39,9 +41,25 @@ class JobIn(Input):
     environment: dict[str, Any] = Field(default_factory=dict)
     start: Timestamp | None = None
     end: Timestamp | None = None
+    reservation: str | None = Field(
+        None,
+        max_length=64,
+        description="a reservation of the job's project: the job runs only on its devices "
+        "(its devices by default), only inside its window",
+    )
     rollout: RolloutIn | None = Field(
         None, description="stage version changes batch by batch (default: all at once)"
     )
+    schedule: Schedule | None = Field(
+        None,
+        description='periodic job: {"cron": "*/5 * * * *", "timezone": "Europe/Paris", '
+        '"overlap": "skip|queue"}; its one-shot services (restart "no") run at those times',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, data: Any) -> Any:
+        return schedule_shorthand(data)
 
     @field_validator("environment")
     @classmethod
@@ -63,7 +81,9 @@ class JobIn(Input):
 
     @model_validator(mode="after")
     def _targets_and_window(self) -> JobIn:
-        if (self.devices is None) == (self.selector is None):
+        if (self.devices is None) == (self.selector is None) and not (
+            self.reservation and self.devices is None
+        ):
             raise ValueError(
                 "give either 'devices' (a list of ids) or 'selector' (labels), not both"
             )
@@ -108,6 +128,8 @@ class JobDeviceOut(Output):
     target_version: str | None = None
     services: dict[str, ServiceStatusOut] = Field(default_factory=dict)
     updated_at: Timestamp | None = None
+    last_run: RunOut | None = Field(None, description="a periodic job: the newest run here")
+    next_run: Timestamp | None = Field(None, description="a periodic job: the next fire time")
 
 
 class JobOut(Output):
@@ -125,6 +147,7 @@ class JobOut(Output):
     environment: dict[str, str]
     start: Timestamp | None = None
     end: Timestamp | None = None
+    reservation: str | None = Field(None, description="the reservation the job runs in")
     created_at: Timestamp
     updated_at: Timestamp | None = None
     created_by: str
@@ -141,3 +164,4 @@ class JobOut(Output):
         None, description="cursor for GET /jobs/{id}/devices when there are more than 100"
     )
     rollout: RolloutOut | None = Field(None, description="staged rollout settings and progress")
+    schedule: ScheduleOut | None = Field(None, description="a periodic job's schedule")

@@ -22,9 +22,11 @@ from edgefleet.server.jobs.assign import assign
 from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.status import refresh_jobs
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.loans import service as loans
 from edgefleet.server.pagination import next_cursor
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
+from edgefleet.server.reservations import links as reserved
 from edgefleet.server.rollouts import service as rollouts
 from edgefleet.server.schedules import service as schedules
 from edgefleet.server.secrets import service as project_secrets
@@ -42,7 +44,9 @@ async def find(db: AsyncSession, caller: Caller, ref: str) -> Job:
 async def _resolve_devices(db: AsyncSession, project: Project, refs: list[str]) -> list[str]:
     rows = await db.execute(
         select(Device.id, Device.name).where(
-            Device.project_pk == project.pk, (Device.id.in_(refs)) | (Device.name.in_(refs))
+            # its own devices, and those lent to it (edgefleet.server.loans)
+            (Device.project_pk == project.pk) | loans.guest_clause([project.pk]),
+            (Device.id.in_(refs)) | (Device.name.in_(refs)),
         )
     )
     by_ref: dict[str, str] = {}
@@ -85,6 +89,11 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
         schedules.check(body.schedule, spec, min_period=ctx.settings.schedule_min_period)
     await project_secrets.check_refs(db, app.project_pk, spec)
     targets = await _resolve_devices(db, project, body.devices) if body.devices else None
+    reservation = (
+        await reserved.for_job(db, app.project_pk, body.reservation) if body.reservation else None
+    )
+    if reservation is not None and targets is None and body.selector is None:
+        targets = await reserved.device_ids(db, reservation)
     job = Job(
         id=new_id("j"),
         project_pk=app.project_pk,
@@ -102,6 +111,8 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
     )
     db.add(job)
     await db.flush()
+    if reservation is not None:
+        reserved.attach(db, job.pk, reservation)
     if body.rollout is not None:
         await rollouts.configure(db, job, body.rollout)
     if body.schedule is not None:
@@ -241,6 +252,7 @@ async def output_json(
         else redact.masked(job.environment),
         start=job.start,
         end=job.end,
+        reservation=await reserved.of_job(db, job.pk),
         created_at=job.created_at,
         updated_at=job.updated_at,
         created_by=job.created_by,
