@@ -44,8 +44,9 @@ class ApiError(Exception):
             error["field"] = self.field
         error.update(self.extra)
         body: dict[str, Any] = {"detail": self.message, "error": error}
-        if "findings" in self.extra:
-            body["findings"] = self.extra["findings"]
+        for key in ("findings", "conflicts"):  # top level too: scripts read them there
+            if key in self.extra:
+                body[key] = self.extra[key]
         return body
 
 

@@ -48,5 +48,16 @@ def visible(query: Q, caller: Caller) -> Q:
     return query.where(Device.project_pk.in_(projects))
 
 
+def visible_or_lent(query: Q, caller: Caller) -> Q:
+    """Visible, plus devices lent to one of the caller's projects (see
+    :mod:`edgefleet.server.loans`): for finding and listing only."""
+    from edgefleet.server.loans.service import guest_clause
+
+    projects = caller.visible_projects()
+    if projects is None:
+        return query
+    return query.where(or_(Device.project_pk.in_(projects), guest_clause(projects)))
+
+
 def with_presence() -> Select[Device, Presence]:
     return select(Device, Presence).outerjoin(Presence, Presence.device_pk == Device.pk)

@@ -26,6 +26,11 @@ class DeviceOut(Output):
     agent_version: str
     is_online: bool
     is_ready: bool
+    not_ready_reason: str | None = Field(
+        None, description="why not ready: offline, a declared peripheral missing, applying..."
+    )
+    lent: bool = Field(False, description="lent to your project: you see only a guest's view")
+    loan: str | None = Field(None, description="the loan's id, for a lent device")
     last_seen: Timestamp | None = None
     created_at: Timestamp
     desired_generation: int = 0

@@ -15,7 +15,11 @@ from edgefleet.server.devices import query as q
 from edgefleet.server.devices.schemas import DeviceOut, DevicePatch
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import Conflict, NotFound
+from edgefleet.server.loans import service as loans
+from edgefleet.server.loans.view import guest_view
 from edgefleet.server.projects import service as projects
+from edgefleet.server.readiness import check
+from edgefleet.server.readiness import service as readiness
 from edgefleet.wire.messages import DeviceFacts
 
 
@@ -32,11 +36,30 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return result
 
 
+def _not_ready(device: Device, online: bool, missing: str | None) -> str | None:
+    """Why a device is not ready, in plain words (``None`` when it is)."""
+    if not online:
+        return "offline"
+    if not device.runtime_healthy:
+        return "its runtime is not healthy"
+    if missing:
+        return missing
+    if device.applied_generation < device.desired_generation:
+        return "still applying its latest desired state"
+    return None
+
+
 def to_out(
-    device: Device, presence: Presence | None, project_name: str, project_id: str
+    device: Device,
+    presence: Presence | None,
+    project_name: str,
+    project_id: str,
+    missing: str | None = None,
 ) -> DeviceOut:
+    """``missing``: a peripheral its project declares and it lacks (:mod:`..readiness`)."""
     facts = DeviceFacts.model_validate(device.facts or {})
     online = presence is not None and presence.expires_at > utcnow()
+    reason = _not_ready(device, online, missing)
     return DeviceOut(
         id=device.id,
         name=device.name,
@@ -50,9 +73,8 @@ def to_out(
         policy=facts.policy,
         agent_version=device.agent_version,
         is_online=online,
-        is_ready=online
-        and device.runtime_healthy
-        and device.applied_generation >= device.desired_generation,
+        is_ready=reason is None,
+        not_ready_reason=reason,
         last_seen=device.last_seen,
         created_at=device.created_at,
         desired_generation=device.desired_generation,
@@ -61,9 +83,27 @@ def to_out(
     )
 
 
-async def outputs(db: AsyncSession, rows: list[tuple[Device, Presence | None]]) -> list[DeviceOut]:
+async def outputs(
+    db: AsyncSession, rows: list[tuple[Device, Presence | None]], caller: Caller | None = None
+) -> list[DeviceOut]:
+    """The devices as ``caller`` may see them: a device lent to one of the
+    caller's projects (not owned by one) comes in the guest's narrow view
+    (:func:`edgefleet.server.loans.view.guest_view`). Without a caller: the
+    owner's full view, for callers that have already checked membership."""
     names = await projects.names(db, {d.project_pk for d, _ in rows})
-    return [to_out(d, p, names[d.project_pk].name, names[d.project_pk].id) for d, p in rows]
+    rules = await readiness.rules(db, {d.project_pk for d, _ in rows})
+    result = []
+    for d, p in rows:
+        missing = check.missing(
+            rules.get(d.project_pk, []),
+            d.labels or {},
+            DeviceFacts.model_validate(d.facts or {}).peripherals,
+        )
+        out = to_out(d, p, names[d.project_pk].name, names[d.project_pk].id, missing)
+        if caller is not None and caller.visible_projects() is not None and d.project_pk not in caller.roles:
+            out = guest_view(out, await loans.guest_loans(db, d.pk, list(caller.roles)))
+        result.append(out)
+    return result
 
 
 async def list_devices(
@@ -76,7 +116,7 @@ async def list_devices(
     online: bool | None = None,
     project_pk: int | None = None,
 ) -> list[tuple[Device, Presence | None]]:
-    query = q.visible(q.with_presence(), caller).where(Device.pk > after)
+    query = q.visible_or_lent(q.with_presence(), caller).where(Device.pk > after)
     if selector is not None:
         query = query.where(q.selector_clause(selector))
     if project_pk is not None:
@@ -89,12 +129,18 @@ async def list_devices(
 
 
 async def find(db: AsyncSession, caller: Caller, ref: str) -> tuple[Device, Presence | None]:
-    """By id, or by name among the devices the caller can see."""
-    by_id = (await db.execute(q.visible(q.with_presence(), caller).where(Device.id == ref))).first()
+    """By id, or by name among the devices the caller can see (its projects'
+    and those lent to them: every change or command on a device still needs a
+    role in the owning project, so a guest gets 404 there)."""
+    by_id = (
+        await db.execute(q.visible_or_lent(q.with_presence(), caller).where(Device.id == ref))
+    ).first()
     if by_id is not None:
         return by_id[0], by_id[1]
     by_name = (
-        await db.execute(q.visible(q.with_presence(), caller).where(Device.name == ref).limit(2))
+        await db.execute(
+            q.visible_or_lent(q.with_presence(), caller).where(Device.name == ref).limit(2)
+        )
     ).all()
     if not by_name:
         raise NotFound(f"device {ref!r} not found")

@@ -21,6 +21,9 @@ from edgefleet.server.devices.tables import Device
 from edgefleet.server.events import audit
 from edgefleet.server.jobs.eligibility import facts_key, why_not
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.loans import service as loans
+from edgefleet.server.loans import view as loan_view
+from edgefleet.server.reservations.gate import gate
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DeviceFacts
 
@@ -38,13 +41,48 @@ def active(job: Job, now: datetime | None = None) -> bool:
 
 async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]]:
     """(device pk, reported facts) of the devices the job targets: only the two
-    columns eligibility needs, for 10,000 devices as cheaply as for ten."""
-    query = select(Device.pk, Device.facts).where(Device.project_pk == job.project_pk)
+    columns eligibility needs, for 10,000 devices as cheaply as for ten.
+
+    Besides its project's own devices: devices lent to its project (a selector
+    sees only the labels the loan exposes), and guest devices it already ran
+    on whose loan is gone, so their row can say "loan revoked"
+    (:mod:`edgefleet.server.reservations.gate` blocks those)."""
+    query = select(Device.pk, Device.facts)
     if job.selector is not None:
-        query = query.where(device_query.selector_clause(parse_selector(job.selector)))
+        selector = parse_selector(job.selector)
+        query = query.where(
+            Device.project_pk == job.project_pk, device_query.selector_clause(selector)
+        )
     else:
+        # ids were checked when the job was made (own or lent devices): the
+        # gate re-checks every loan on every pass
         query = query.where(Device.id.in_(job.target_devices or []))
-    return [(pk, facts or {}) for pk, facts in (await db.execute(query.order_by(Device.pk))).all()]
+    found = {pk: facts or {} for pk, facts in (await db.execute(query)).all()}
+    if job.selector is not None:
+        lent = await loans.borrowed(db, job.project_pk)
+        labels: dict[int, dict[str, str]] = {
+            pk: value
+            for pk, value in (
+                await db.execute(select(Device.pk, Device.labels).where(Device.pk.in_(list(lent))))
+            ).all()
+        }
+        for pk, loan in lent.items():
+            if selector.matches(loan_view.exposed(labels.get(pk) or {}, loan.expose_labels)):
+                found[pk] = {}
+        held = select(JobDevice.device_pk).where(
+            JobDevice.job_pk == job.pk, JobDevice.assigned.is_(True)
+        )
+        gone = await db.execute(
+            select(Device.pk).where(Device.pk.in_(held), Device.project_pk != job.project_pk)
+        )
+        for (pk,) in gone.all():
+            if pk not in lent:
+                found[pk] = {}
+        missing = [pk for pk, facts in found.items() if not facts]
+        if missing:
+            rows = await db.execute(select(Device.pk, Device.facts).where(Device.pk.in_(missing)))
+            found.update({pk: facts or {} for pk, facts in rows.all()})
+    return sorted(found.items())
 
 
 async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = False) -> set[int]:
@@ -76,6 +114,7 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
     wanted = dict(await targets(db, job)) if active(job) else {}
     changed: set[int] = set()
     now = utcnow()
+    blocks = await gate(db, job, spec, wanted, now)
     verdicts: dict[str, str | None] = {}
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -85,11 +124,12 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
         if key not in verdicts:
             verdicts[key] = why_not(spec, DeviceFacts.model_validate(facts))
         reason = verdicts[key]
-        eligible = reason is None
-        error = None if eligible else f"cannot run here: {reason}"
+        error = None if reason is None else f"cannot run here: {reason}"
         row = existing.get(pk)
         if error is not None and (row is None or row.error != error):
             refused[pk] = error
+        blocked_state, error = ("failed", error) if reason else blocks.get(pk, ("failed", None))
+        eligible = error is None
         if row is None:
             new_rows.append(
                 {
@@ -97,7 +137,7 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
                     "device_pk": pk,
                     "assigned": True,
                     "eligible": eligible,
-                    "state": "pending" if eligible else "failed",
+                    "state": "pending" if eligible else blocked_state,
                     "error": error,
                     "services": {},
                     "target_version": version,
@@ -109,7 +149,7 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
             continue
         state, row_error = row.state, row.error
         if not eligible:
-            state, row_error = "failed", error
+            state, row_error = blocked_state, error
         elif not row.eligible:
             state, row_error = "pending", None
         retarget = row.target_version != version

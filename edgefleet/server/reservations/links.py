@@ -1,0 +1,45 @@
+"""A job naming its reservation: checked at creation, recorded beside the job."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import Invalid
+from edgefleet.server.reservations.tables import Reservation, ReservationDevice, ReservationJob
+
+
+async def for_job(db: AsyncSession, project_pk: int, ref: str) -> Reservation:
+    """The reservation a new job names: it must be its project's and not over."""
+    found = await db.scalar(select(Reservation).where(Reservation.id == ref))
+    if found is None or found.project_pk != project_pk:
+        raise Invalid(f"no reservation {ref!r} in this job's project", field="reservation")
+    if found.end <= utcnow():
+        raise Invalid(f"reservation {ref} ended at {found.end.isoformat()}", field="reservation")
+    return found
+
+
+async def device_ids(db: AsyncSession, reservation: Reservation) -> list[str]:
+    rows = await db.scalars(
+        select(Device.id)
+        .join(ReservationDevice, ReservationDevice.device_pk == Device.pk)
+        .where(ReservationDevice.reservation_pk == reservation.pk)
+        .order_by(Device.pk)
+    )
+    return list(rows)
+
+
+def attach(db: AsyncSession, job_pk: int, reservation: Reservation) -> None:
+    db.add(ReservationJob(job_pk=job_pk, reservation_pk=reservation.pk))
+
+
+async def of_job(db: AsyncSession, job_pk: int) -> str | None:
+    """The id of the reservation a job named, if any."""
+    found = await db.scalar(
+        select(Reservation.id)
+        .join(ReservationJob, ReservationJob.reservation_pk == Reservation.pk)
+        .where(ReservationJob.job_pk == job_pk)
+    )
+    return found
