@@ -201,6 +201,20 @@ class DatasetColumn(BaseModel):
     type: Literal["integer", "number", "boolean", "string", "other"]
 
 
+class DatasetPrivacy(BaseModel):
+    """The owner's rules against the analyst, and how much of the budget is spent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query_budget: int | None = Field(None, ge=1)
+    budget_window: float = Field(86_400.0, gt=0)
+    min_difference: int | None = Field(None, ge=1)
+    dp_epsilon: float | None = Field(None, gt=0)
+    dp_delta: float | None = Field(None, ge=0, lt=1)
+    epsilon_spent: float = Field(0.0, ge=0)
+    answered: int = Field(0, ge=0, description="computations answered so far")
+
+
 class DatasetInfo(BaseModel):
     """A dataset as its device describes it: schema, approximate size, owner's policy.
     Never a value (see ``edgefleet.agent.datasets``)."""
@@ -208,7 +222,7 @@ class DatasetInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(max_length=128)
-    source: Literal["csv", "jsonl", "parquet", "stream"]
+    source: Literal["csv", "jsonl", "parquet", "sqlite", "stream"]
     columns: list[DatasetColumn] = Field(default_factory=list, max_length=1000)
     rows_approx: int = Field(0, ge=0, description="row count rounded to one significant digit")
     bytes_approx: int = Field(0, ge=0)
@@ -216,6 +230,7 @@ class DatasetInfo(BaseModel):
     allow_ops: list[str] = Field(default_factory=list, max_length=10)
     min_parties: int = Field(3, ge=2)
     error: str | None = Field(None, max_length=1000, description="why it cannot be read now")
+    privacy: DatasetPrivacy = Field(default_factory=DatasetPrivacy)
 
 
 class DatasetsReport(Message):
