@@ -5,7 +5,7 @@ config fed by a variable, and ``${VAR}``s set at every level. The secret is a
 file at /run/secrets/NAME inside the container, and nowhere else: not in any
 API answer, event, audit entry, log, or file under the agents' state dirs.
 Each device sees its own variables in the documented precedence; a rotation
-delivers the new value."""
+replaces only the containers of the service that uses it."""
 
 from __future__ import annotations
 
@@ -163,7 +163,9 @@ def test_secret_is_a_file_in_the_container_and_nowhere_else(fleet: Fleet, engine
         assert env_a["DEFAULTED"] == env_b["DEFAULTED"] == "compose"
         assert VALUE not in json.dumps(env_a)
 
-        # Rotation: a new version reaches the container; the old value is gone.
+        # Rotation: a new version reaches the containers of the service that uses
+        # it, which are replaced; the other service's containers are untouched.
+        others = {d: _container(job_id, d, "other")["Id"] for d in ids}  # type: ignore[index]
         rotated = http.put("/api/v1/projects/default/secrets/db_password", json={"value": ROTATED})
         assert rotated.status_code == 200 and rotated.json()["version"] == 2, rotated.text
         assert ROTATED not in rotated.text
@@ -173,7 +175,14 @@ def test_secret_is_a_file_in_the_container_and_nowhere_else(fleet: Fleet, engine
             return app is not None and _exec(app, "cat", "/run/secrets/db_password") == ROTATED
 
         wait_for(rotated_in_place, 120, what="the rotated secret in the container")
-        wait_for(lambda: _container(job_id, ids[1], "app") is not None, 60, what="pi-2 back")
+
+        def second_rotated() -> bool:
+            app = _container(job_id, ids[1], "app")
+            return app is not None and _exec(app, "cat", "/run/secrets/copy.txt") == ROTATED
+
+        wait_for(second_rotated, 60, what="pi-2 rotated")
+        assert {d: _container(job_id, d, "other")["Id"] for d in ids} == others  # type: ignore[index]
+        assert _container(job_id, ids[0], "app")["Id"] != first["Id"]  # type: ignore[index]
 
         said = _everything_said(http, job_id, ids)
     for needle in (VALUE, ROTATED):

@@ -5,7 +5,8 @@ steps to get there, each with its undo. Pure: no I/O, tested without an engine.
               >-- plan_job() --> Plan(kind, steps)   kinds:
     actual   /                                      noop     nothing to do
                                                     deploy   first start of a revision
-                                                    repair   some services of the revision are missing
+                                                    repair   some services of the revision are missing,
+                                                             or hold an old secret or config
                                                     upgrade  start the new revision, then retire the old
                                                     finish   the new revision is complete: retire the old
                                                     remove   the job is gone: remove everything
@@ -23,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgefleet.agent.runtimes.base import Workload, network_name, volume_name
+from edgefleet.agent.runtimes.base import Workload, files_digest, network_name, volume_name
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.workload import JobAssignment
 
@@ -35,6 +36,12 @@ def revision_of(assignment: JobAssignment) -> str:
     # Defaults are left out, so a field added to the spec model later does not
     # change the revision of every running job (which would restart it).
     spec = assignment.spec.model_dump(mode="json", exclude_defaults=True)
+    # What secret and config files hold is not the job's revision but each
+    # service's (files_digest): a rotated secret replaces only its users.
+    for service in spec.get("services", {}).values():
+        for ref in (*service.get("secrets", ()), *service.get("configs", ())):
+            ref.pop("version", None)
+            ref.pop("content", None)
     payload = json.dumps({"version": assignment.version, "spec": spec}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
@@ -170,6 +177,13 @@ def plan_job(
     have = [w for w in have if w not in unstarted]
     current = [w for w in have if w.revision == revision]
     others = [w for w in have if w.revision != revision]
+    # Same revision, but a secret or config it uses changed: replace just these.
+    stale = [
+        w
+        for w in current
+        if w.service in want.spec.services
+        and w.inputs != files_digest(want.spec.services[w.service])
+    ]
     present = {w.service for w in current}
     # A workload of a service that is no longer in the spec counts as old.
     others += [w for w in current if w.service not in want.spec.services]
@@ -177,6 +191,11 @@ def plan_job(
     current_prefix = network_name(job_id, device_id, revision)
     stale_networks = [n for n in networks if not n.startswith(current_prefix)]
 
+    if not others and stale:
+        redo = [s for s in order if s in missing or s in {w.service for w in stale}]
+        clear = RemoveWorkloads(tuple(w.id for w in stale + unstarted))
+        steps = _start_steps(job_id, device_id, revision, want.spec, redo)
+        return Plan("repair", job_id, revision, [clear, *steps])
     if not others:
         if not missing:
             if stale_networks:

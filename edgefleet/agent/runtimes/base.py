@@ -20,7 +20,9 @@ the owner allows it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -43,8 +45,21 @@ LABEL_DEVICE = "io.edgefleet.device"
 LABEL_SERVICE = "io.edgefleet.service"
 LABEL_REVISION = "io.edgefleet.revision"
 LABEL_VERSION = "io.edgefleet.version"
+LABEL_INPUTS = "io.edgefleet.inputs"
 
 WorkloadState = Literal["created", "running", "restarting", "exited", "dead", "paused", "missing"]
+
+
+def files_digest(service: Service) -> str:
+    """Short hash of what a service's secret and config files hold (secret
+    versions, config contents); ``""`` for a service without any. It is not
+    part of the job's revision: a rotated secret replaces only the workloads
+    of the services that use it (:func:`edgefleet.agent.changes.plan.plan_job`)."""
+    if not service.secrets and not service.configs:
+        return ""
+    refs = [[r.source, r.target, r.mode, r.version] for r in service.secrets]
+    refs += [[r.source, r.target, r.mode, r.content] for r in service.configs]
+    return hashlib.sha256(json.dumps(refs).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,7 @@ class WorkloadSpec:
             LABEL_SERVICE: self.service_name,
             LABEL_REVISION: self.revision,
             LABEL_VERSION: self.version,
+            **({LABEL_INPUTS: digest} if (digest := files_digest(self.service)) else {}),
         }
 
 
@@ -128,6 +144,7 @@ class Workload:
     finished_at: datetime | None = None
     addresses: list[str] = field(default_factory=list)
     error: str | None = None
+    inputs: str = ""  # files_digest of the service it was created for
 
 
 @dataclass

@@ -25,6 +25,7 @@ from edgefleet.agent.execs import DockerExec
 from edgefleet.agent.runtimes import docker_config
 from edgefleet.agent.runtimes.base import (
     LABEL_DEVICE,
+    LABEL_INPUTS,
     LABEL_JOB,
     LABEL_MANAGED,
     LogLine,
@@ -158,6 +159,7 @@ class DockerRuntime:
             finished_at=_time(state.get("FinishedAt")),
             addresses=addresses,
             error=state.get("Error") or None,
+            inputs=labels.get(LABEL_INPUTS, ""),
         )
 
     async def prepare(self, spec: WorkloadSpec, auth: dict[str, dict[str, str]]) -> None:
