@@ -193,9 +193,9 @@ def plan_job(
 
     if not others and stale:
         redo = [s for s in order if s in missing or s in {w.service for w in stale}]
-        clear = RemoveWorkloads(tuple(w.id for w in stale + unstarted))
-        steps = _start_steps(job_id, device_id, revision, want.spec, redo)
-        return Plan("repair", job_id, revision, [clear, *steps])
+        replace = RemoveWorkloads(tuple(w.id for w in stale + unstarted))
+        redone = _start_steps(job_id, device_id, revision, want.spec, redo)
+        return Plan("repair", job_id, revision, [replace, *redone])
     if not others:
         if not missing:
             if stale_networks:
