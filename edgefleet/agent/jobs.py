@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from edgefleet.agent.changes.executor import ChangeFailed, EnvHook, Executor
+from edgefleet.agent.changes.lastgood import LastGood
 from edgefleet.agent.changes.plan import plan_job, revision_of
 from edgefleet.agent.changes.queue import ChangeQueue, RetryBook
 from edgefleet.agent.errors import RuntimeFailure
@@ -51,6 +52,7 @@ class Jobs:
         self.report = report
         self.queue = ChangeQueue()
         self.retries = RetryBook()
+        self.last_good = LastGood(state)
         self.health = HealthTracker()
         self.env_hooks: list[EnvHook] = []
         self.executor = Executor(
@@ -172,6 +174,8 @@ class Jobs:
             # What is wanted runs (a reverted rollout asks for the revision that
             # kept serving): an error about another revision no longer applies.
             self.errors.pop(job_id, None)
+            if want is not None and _serving(want, have):
+                self.last_good.record(want)
             return
         revision = plan.revision
         if (
@@ -182,6 +186,7 @@ class Jobs:
             blocked = self.retries.blocked(job_id, revision, time.monotonic())
             if blocked is not None:
                 self.errors[job_id] = blocked.error
+                await self._fall_back(job_id, want)
                 return
         log.info("applying %s", plan)
         try:
@@ -191,14 +196,52 @@ class Jobs:
                 failure = self.retries.failed(job_id, revision, exc.message, time.monotonic())
                 log.warning("job %s: %s (attempt %d)", job_id, exc.message, failure.attempts)
             self.errors[job_id] = exc.message
+            self.phases.pop(job_id, None)
+            if want is not None:
+                await self._fall_back(job_id, want)
         else:
             log.info("applied %s", plan)
             if revision is not None:
                 self.retries.succeeded(job_id, revision)
             self.errors.pop(job_id, None)
+            if want is not None:
+                self.last_good.record(want)
             if plan.kind == "remove":
                 self.retries.forget_job(job_id)
+                self.last_good.forget(job_id)
                 self._removed.add(job_id)
+        finally:
+            self.phases.pop(job_id, None)
+
+    async def _fall_back(self, job_id: str, want: JobAssignment) -> None:
+        """The desired revision cannot run: if nothing of the job is serving any
+        more (say the engine lost its containers in a reboot), start the last
+        revision that ran healthy here instead of leaving the device empty."""
+        good = self.last_good.get(job_id)
+        if good is None or revision_of(good) == revision_of(want):
+            return
+        have: list[Workload] = []
+        for runtime in self.runtimes.all():
+            have += await runtime.workloads(job_id)
+        if any(w.state in ("running", "restarting") for w in have):
+            return  # the old revision still serves (start new, stop old kept it)
+        networks: list[str] = []
+        if self.runtimes.container is not None:
+            networks = await self.runtimes.container.list_networks(job_id)
+        plan = plan_job(job_id, good, have, networks, self.device_id)
+        if plan.kind in ("noop", "remove"):
+            return
+        log.warning(
+            "job %s: desired version %s cannot run; restoring last good version %s (%s)",
+            job_id,
+            want.version,
+            good.version,
+            plan,
+        )
+        try:
+            await self.executor.execute(plan, good)
+        except (ChangeFailed, RuntimeFailure) as exc:
+            log.warning("job %s: last good version %s failed too: %s", job_id, good.version, exc)
         finally:
             self.phases.pop(job_id, None)
 
@@ -335,3 +378,12 @@ class Jobs:
         except Exception:
             return False
         return result is not False
+
+
+def _serving(want: JobAssignment, have: list[Workload]) -> bool:
+    """Every service of ``want``'s revision is up (running, or a one-shot done)."""
+    revision = revision_of(want)
+    current = [w for w in have if w.revision == revision]
+    return bool(current) and all(
+        w.state == "running" or (w.state == "exited" and w.exit_code == 0) for w in current
+    )

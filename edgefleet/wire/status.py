@@ -54,3 +54,6 @@ class JobStatus(BaseModel):
     error: str | None = None
     services: dict[str, ServiceStatus] = Field(default_factory=dict)
     time: datetime = Field(default_factory=utcnow)
+    waiting: str | None = Field(
+        None, description="why a change is held back, e.g. an update lock held by the workload"
+    )

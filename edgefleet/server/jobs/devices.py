@@ -58,6 +58,7 @@ async def page(
             JobDevice.target_version,
             JobDevice.services,
             JobDevice.updated_at,
+            JobDevice.waiting,
         )
         .join(Device, Device.pk == JobDevice.device_pk)
         .where(JobDevice.job_pk == job.pk, JobDevice.pk > after)
@@ -77,10 +78,12 @@ async def page(
             "assigned": bool(assigned),
             "version": version,
             "target_version": target,
+            "running_version": version,
+            "waiting": waiting,
             "services": services or {},
             "updated_at": _iso(updated),
         }
-        for _pk, device_id, name, state, error, eligible, assigned, version, target, services, updated in rows[
+        for _pk, device_id, name, state, error, eligible, assigned, version, target, services, updated, waiting in rows[
             :limit
         ]
     ]

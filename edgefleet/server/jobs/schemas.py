@@ -126,6 +126,10 @@ class JobDeviceOut(Output):
     assigned: bool = True
     version: str | None = None
     target_version: str | None = None
+    running_version: str | None = Field(
+        None, description="the version that actually runs there (the last good one after a failure)"
+    )
+    waiting: str | None = Field(None, description="why a change waits, e.g. an update lock")
     services: dict[str, ServiceStatusOut] = Field(default_factory=dict)
     updated_at: Timestamp | None = None
     last_run: RunOut | None = Field(None, description="a periodic job: the newest run here")

@@ -120,6 +120,7 @@ class StatusSink:
                         "error": status.error,
                         "services": services,
                         "version": status.version,
+                        "waiting": status.waiting,
                         "updated_at": now,
                     }
                 )

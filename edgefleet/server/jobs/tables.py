@@ -56,3 +56,4 @@ class JobDevice(Base):
     version: Mapped[str | None] = mapped_column(String(64), default=None)
     target_version: Mapped[str | None] = mapped_column(String(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    waiting: Mapped[str | None] = mapped_column(Text, default=None)  # e.g. on an update lock

@@ -21,7 +21,7 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgre
 
 
 def upgrade() -> None:
-    """A job's rollout settings and progress (``job_rollouts``)."""
+    """A job's rollout settings and progress (``job_rollouts``); why a device's change waits."""
     op.create_table(
         "job_rollouts",
         sa.Column("job_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -55,8 +55,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("job_pk", name=op.f("pk_job_rollouts")),
     )
     op.create_index(op.f("ix_job_rollouts_state"), "job_rollouts", ["state"], unique=False)
+    op.add_column("job_devices", sa.Column("waiting", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("job_devices") as batch:
+        batch.drop_column("waiting")
     op.drop_index(op.f("ix_job_rollouts_state"), table_name="job_rollouts")
     op.drop_table("job_rollouts")
