@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 
 from edgefleet.agent.datasets import registry
+from edgefleet.agent.datasets.ledger import DatasetLedger, LedgerError, LedgerFile
 from edgefleet.agent.datasets.registry import DatasetSpec, RegistryError
 from edgefleet.agent.datasets.sources import DatasetError, open_source
 from edgefleet.agent.datasets.sources.base import approximate
 from edgefleet.fed.analytics import layout
 from edgefleet.fed.messages import Task
 from edgefleet.fed.stats import contribution
-from edgefleet.wire.messages import DatasetInfo
+from edgefleet.wire.messages import DatasetInfo, DatasetPrivacy
 
 log = logging.getLogger("edgefleet.agent.datasets")
 
@@ -62,13 +63,27 @@ class Catalog:
                 self.specs = registry.load(self.state_dir).datasets
             except RegistryError as exc:
                 log.warning("%s; keeping the datasets known before", exc)
-        infos = [self._describe(spec) for spec in self.specs.values()]
+        spent = self._spent()
+        infos = [
+            self._describe(spec).model_copy(
+                update={"privacy": _privacy(spec, spent.get(spec.name))}, deep=True
+            )
+            for spec in self.specs.values()
+        ]
         self._described = {
             name: entry for name, entry in self._described.items() if name in self.specs
         }
         changed = infos != self.infos
         self.infos = infos
         return changed
+
+    def _spent(self) -> dict[str, DatasetLedger]:
+        """What the guard charged so far (its ledger), for the report."""
+        try:
+            return LedgerFile(self.state_dir).load().datasets
+        except LedgerError as exc:
+            log.warning("%s", exc)
+            return {}
 
     def _describe(self, spec: DatasetSpec) -> DatasetInfo:
         key, stamp = spec.model_dump_json(), _stamp(spec.path)
@@ -108,3 +123,12 @@ class Catalog:
             raise DatasetError(f"no dataset named {task.dataset!r}")
         names = layout.check(task).columns_read(task)
         return contribution(task, names, open_source(spec).rows(names), threshold)
+
+
+def _privacy(spec: DatasetSpec, entry: DatasetLedger | None) -> DatasetPrivacy:
+    policy = spec.privacy
+    return DatasetPrivacy(
+        **policy.model_dump(),
+        epsilon_spent=entry.epsilon_spent if entry else 0.0,
+        answered=len(entry.answers) if entry else 0,
+    )

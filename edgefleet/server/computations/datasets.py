@@ -21,7 +21,7 @@ from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.projects import service as projects
-from edgefleet.wire.messages import DatasetColumn, DatasetsReport
+from edgefleet.wire.messages import DatasetColumn, DatasetPrivacy, DatasetsReport
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ async def ingest(ctx: ServerContext, session: AgentSession, report: DatasetsRepo
                     min_parties=info.min_parties,
                     error=info.error,
                     updated_at=now,
+                    privacy=info.privacy.model_dump(mode="json"),
                 )
             )
         await db.commit()
@@ -92,6 +93,7 @@ async def listing(
             allow_projects=ds.allow_projects,
             allow_ops=ds.allow_ops,
             min_parties=ds.min_parties,
+            privacy=DatasetPrivacy.model_validate(ds.privacy or {}),
             error=ds.error,
             is_online=presence is not None and presence.expires_at > now,
             updated_at=ds.updated_at,

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgefleet.fed.messages import FedMessage, Invitation, Task
+from edgefleet.fed.messages import FedMessage, Invitation
 from edgefleet.server.bus.base import BusMessage, Subscription
 from edgefleet.server.computations import datasets, service
 from edgefleet.server.computations.orchestrator import Orchestrator
@@ -79,15 +79,7 @@ class Relay:
     def launch(
         self, computation_id: str, plan: Plan, project: Project, body: ComputationIn, actor: str
     ) -> None:
-        task = Task(
-            project=project.name,
-            project_id=project.id,
-            dataset=body.dataset,
-            op=body.op,
-            column=body.column,
-            bins=body.bins,
-            requested_by=actor,
-        )
+        task = plan.task  # built and checked by plan.check (analytics: columns, where, ...)
         invitation = Invitation(
             computation_id=computation_id,
             parties=plan.keys,

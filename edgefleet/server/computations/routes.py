@@ -17,13 +17,14 @@ async def create_computation(
 ) -> ComputationOut:
     """Start a secure aggregate over devices' datasets. Answers at once (``running``);
     poll ``GET /computations/{id}``. Refused requests answer 4xx and are audited."""
-    return await service.output(db, await service.create(ctx, db, caller, body))
+    return await service.output(db, await service.create(ctx, db, caller, body), ctx)
 
 
 @router.get("/computations", response_model=Page[ComputationOut])
 async def list_computations(
     caller: CallerDep,
     db: Db,
+    ctx: Ctx,
     page: Paging,
     project: str | None = None,
     dataset: str | None = None,
@@ -38,13 +39,15 @@ async def list_computations(
         dataset=dataset,
         states=[s.strip() for s in state.split(",")] if state else None,
     )
-    items = [await service.output(db, row) for row in rows[: page.limit]]
+    items = [await service.output(db, row, ctx) for row in rows[: page.limit]]
     return Page(items=items, next=next_cursor([r.pk for r in rows], page.limit))
 
 
 @router.get("/computations/{computation}", response_model=ComputationOut)
-async def show_computation(computation: str, caller: CallerDep, db: Db) -> ComputationOut:
-    return await service.output(db, await service.find(db, caller, computation))
+async def show_computation(computation: str, caller: CallerDep, db: Db, ctx: Ctx) -> ComputationOut:
+    """State, the round in progress, the released result with the epsilon it spent,
+    participants and dropped devices (each with its reason)."""
+    return await service.output(db, await service.find(db, caller, computation), ctx)
 
 
 @router.get("/datasets", response_model=Page[DatasetOut])

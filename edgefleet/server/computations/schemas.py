@@ -10,15 +10,56 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edgefleet.fed.messages import Op
+from edgefleet.fed.analytics.layout import check
+from edgefleet.fed.analytics.query import (
+    MAX_COLUMNS,
+    MAX_CONDITIONS,
+    MAX_GROUPS,
+    MAX_QUANTILES,
+    ColumnName,
+    Condition,
+    Scalar,
+)
+from edgefleet.fed.messages import Op, Task
 from edgefleet.labels import LabelError, Selector, parse_selector
 from edgefleet.server.schemas import Input, Output, Timestamp
-from edgefleet.wire.messages import DatasetColumn
+from edgefleet.wire.messages import DatasetColumn, DatasetPrivacy
 
 State = Literal["running", "done", "failed", "refused"]
 
 
-class ComputationIn(Input):
+class Query(Input):
+    """What a computation asks beyond one column (see :mod:`edgefleet.fed.analytics`)."""
+
+    columns: list[ColumnName] = Field(
+        default_factory=list,
+        max_length=MAX_COLUMNS,
+        description="several columns at once; covariance: the variables; ols: the X columns",
+    )
+    where: list[Condition] = Field(
+        default_factory=list,
+        max_length=MAX_CONDITIONS,
+        description='rows to use, all must hold: [{"column", "op": "==|!=|<|<=|>|>=|in|not_in", '
+        '"value"}]',
+    )
+    group_by: ColumnName | None = Field(None, description="a categorical column")
+    groups: list[Scalar] = Field(
+        default_factory=list, max_length=MAX_GROUPS, description="with group_by: the groups"
+    )
+    quantiles: list[float] = Field(
+        default_factory=list, max_length=MAX_QUANTILES, description="quantile: fractions in (0, 1)"
+    )
+    epsilon: float | None = Field(
+        None, gt=0, le=10, description="differential privacy: noise added on the devices"
+    )
+    bounds: dict[ColumnName, tuple[float, float]] = Field(
+        default_factory=dict,
+        max_length=MAX_COLUMNS + 1,
+        description="with epsilon: values are clipped to [lo, hi] per column",
+    )
+
+
+class ComputationIn(Query):
     project: str | None = Field(
         None, description="project on whose behalf (id or name); default: the devices' project"
     )
@@ -28,9 +69,11 @@ class ComputationIn(Input):
         None, description='labels {"site": "a"} or a selector string "site=a,tier!=test"'
     )
     op: Op
-    column: str = Field(min_length=1, max_length=256)
+    column: str | None = Field(
+        None, min_length=1, max_length=256, description="the column (ols: y); or use columns"
+    )
     bins: list[float] | None = Field(
-        None, max_length=1001, description="histogram bin edges, increasing (numpy style)"
+        None, max_length=1001, description="histogram/quantile bin edges, increasing (numpy style)"
     )
     round_timeout: float = Field(
         30.0, gt=0, le=600, description="seconds each round waits for devices before dropping them"
@@ -55,15 +98,48 @@ class ComputationIn(Input):
             raise ValueError("give either 'devices' (a list of ids) or 'selector' (labels)")
         if self.devices is not None and not self.devices:
             raise ValueError("'devices' must not be empty")
-        if self.op == "histogram":
+        if self.op in ("histogram", "quantile"):
             edges = self.bins or []
             if len(edges) < 2 or not all(math.isfinite(e) for e in edges):
-                raise ValueError("a histogram needs 'bins': at least two finite edges")
+                raise ValueError(f"a {self.op} needs 'bins': at least two finite edges")
             if any(b <= a for a, b in pairwise(edges)):
                 raise ValueError("'bins' must increase strictly")
         elif self.bins is not None:
-            raise ValueError(f"'bins' is only for histograms, not {self.op}")
+            raise ValueError(f"'bins' is only for histograms and quantiles, not {self.op}")
+        if self.column is None and (self.op == "ols" or not self.columns):
+            raise ValueError("give 'column' (ols: the y column) or 'columns'")
         return self
+
+    def task(self, project: str, project_id: str, requested_by: str, min_parties: int) -> Task:
+        """The task devices receive; ValueError ``"<field>: why"`` if it is impossible."""
+        column, columns = self.column, list(self.columns)
+        if column is None:
+            column, columns = columns[0], columns[1:]
+        task = Task(
+            project=project,
+            project_id=project_id,
+            dataset=self.dataset,
+            op=self.op,
+            column=column,
+            bins=self.bins,
+            requested_by=requested_by,
+            columns=columns,
+            where=self.where,
+            group_by=self.group_by,
+            groups=self.groups,
+            quantiles=self.quantiles,
+            epsilon=self.epsilon,
+            bounds=self.bounds,
+            min_group_parties=min_parties if self.group_by is not None else 0,
+        )
+        check(task)
+        return task
+
+    def query(self) -> dict[str, Any]:
+        """The stored audit form of the fields beyond one column (JSON)."""
+        return Query.model_validate(self.model_dump(include=set(Query.model_fields))).model_dump(
+            mode="json", exclude_defaults=True
+        )
 
 
 class PartyOut(Output):
@@ -83,6 +159,9 @@ class ComputationOut(Output):
     op: Op
     column: str
     bins: list[float] | None = None
+    query: Query = Field(default_factory=Query, description="columns, where, groups, epsilon")
+    epsilon_spent: float = Field(0.0, description="differential privacy spent by the result")
+    round: str | None = Field(None, description="the round in progress (running here)")
     devices: list[str] | None = Field(None, description="the devices asked for")
     selector: str | None = None
     state: State
@@ -117,6 +196,7 @@ class DatasetOut(Output):
     allow_projects: list[str]
     allow_ops: list[str]
     min_parties: int
+    privacy: DatasetPrivacy = Field(default_factory=DatasetPrivacy)
     error: str | None = None
     is_online: bool
     updated_at: Timestamp

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.labels import parse_selector
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
-from edgefleet.server.computations.plan import Plan, check
-from edgefleet.server.computations.schemas import ComputationIn, ComputationOut, PartyOut
+from edgefleet.server.computations.plan import Plan, check, task_of
+from edgefleet.server.computations.schemas import ComputationIn, ComputationOut, PartyOut, Query
 from edgefleet.server.computations.tables import Computation, FedDataset
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
@@ -110,6 +110,7 @@ async def create(
 ) -> Computation:
     project = await _project(db, caller, body)
     caller.require(project.pk, Permission.COMPUTE, f"project {project.name!r}")
+    task_of(body, project, caller.name, 0)  # an impossible query: 422, nothing stored
     devices: list[Device] = []
     try:
         devices = await _targets(db, project, body)
@@ -130,7 +131,7 @@ async def create(
                 )
             )
         )
-        plan = check(body, project, devices, datasets, online)
+        plan = check(body, project, devices, datasets, online, caller.name)
     except ApiError as exc:
         await _refuse(ctx, db, caller, project, body, devices, exc)
         raise
@@ -140,7 +141,7 @@ async def create(
     ctx.events.record(
         "computation.started",
         project.pk,
-        f"{caller.name} asked for the {body.op} of {body.dataset}.{body.column} "
+        f"{caller.name} asked for the {body.op} of {body.dataset}.{plan.task.column} "
         f"over {len(devices)} devices (computation {row.id})",
         actor=caller.name,
         data={"computation": row.id, "devices": row.invited, "threshold": plan.threshold},
@@ -158,8 +159,9 @@ def _row(
         created_by=caller.name,
         dataset=body.dataset,
         op=body.op,
-        column=body.column,
+        column=plan.task.column,
         bins=body.bins,
+        query=body.query(),
         target_devices=body.devices,
         selector=body.selector if isinstance(body.selector, str) else None,
         invited=[d.id for d in devices],
@@ -188,8 +190,9 @@ async def _refuse(
         created_by=caller.name,
         dataset=body.dataset,
         op=body.op,
-        column=body.column,
+        column=body.column or body.columns[0],
         bins=body.bins,
+        query=body.query(),
         target_devices=body.devices,
         selector=body.selector if isinstance(body.selector, str) else None,
         invited=[d.id for d in devices],
@@ -207,7 +210,7 @@ async def _refuse(
     ctx.events.record(
         "computation.refused",
         project.pk,
-        f"refused {caller.name}'s {body.op} of {body.dataset}.{body.column}: {exc.message}",
+        f"refused {caller.name}'s {body.op} of {body.dataset}: {exc.message}",
         actor=caller.name,
         data={"computation": row.id, "devices": row.invited, "reason": exc.message},
     )
@@ -263,7 +266,10 @@ async def sweep(ctx: ServerContext, running_here: set[str], *, everything: bool 
             )
 
 
-async def output(db: AsyncSession, row: Computation) -> ComputationOut:
+async def output(
+    db: AsyncSession, row: Computation, ctx: ServerContext | None = None
+) -> ComputationOut:
+    """The API form; with ``ctx``, the round in progress if this replica runs it."""
     project = (await projects.names(db, {row.project_pk}))[row.project_pk]
     parties = [
         PartyOut(device=device, **{k: v for k, v in info.items() if k != "device"})
@@ -276,6 +282,9 @@ async def output(db: AsyncSession, row: Computation) -> ComputationOut:
         op=row.op,
         column=row.column,
         bins=row.bins,
+        query=Query.model_validate(row.query or {}),
+        epsilon_spent=float((row.result or {}).get("epsilon") or 0.0),
+        round=_round(ctx, row) if ctx is not None else None,
         devices=row.target_devices,
         selector=row.selector,
         state=row.state,
@@ -289,3 +298,12 @@ async def output(db: AsyncSession, row: Computation) -> ComputationOut:
         created_at=row.created_at,
         finished_at=row.finished_at,
     )
+
+
+def _round(ctx: ServerContext, row: Computation) -> str | None:
+    """advertise, shares, masked, unmask: where the protocol is, while it runs here."""
+    if row.state != "running":
+        return None
+    running = getattr(ctx.computations, "running", {}).get(row.id)
+    phase = getattr(getattr(running, "aggregator", None), "phase", None)
+    return phase if isinstance(phase, str) else None

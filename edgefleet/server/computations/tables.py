@@ -31,6 +31,7 @@ class FedDataset(Base):
     min_parties: Mapped[int] = mapped_column(Integer, default=3)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    privacy: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # DatasetPrivacy
 
 
 class Computation(Keyed, Base):
@@ -48,6 +49,7 @@ class Computation(Keyed, Base):
     op: Mapped[str] = mapped_column(String(16))
     column: Mapped[str] = mapped_column(String(256))
     bins: Mapped[list[Any] | None] = mapped_column(default=None)
+    query: Mapped[dict[str, Any] | None] = mapped_column(default=None)  # schemas.Query
     target_devices: Mapped[list[Any] | None] = mapped_column(default=None)
     selector: Mapped[str | None] = mapped_column(String(1024), default=None)
     invited: Mapped[list[Any]] = mapped_column(default=list)
