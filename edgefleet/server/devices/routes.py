@@ -39,14 +39,14 @@ async def list_devices(
         online=online,
         project_pk=project_pk,
     )
-    items = await service.outputs(db, rows[: page.limit])
+    items = await service.outputs(db, rows[: page.limit], caller)
     return Page(items=items, next=next_cursor([d.pk for d, _ in rows], page.limit))
 
 
 @router.get("/devices/{device}", response_model=DeviceOut)
 async def show_device(device: str, caller: CallerDep, db: Db) -> DeviceOut:
     found = await service.find(db, caller, device)
-    return (await service.outputs(db, [found]))[0]
+    return (await service.outputs(db, [found], caller))[0]
 
 
 @router.patch("/devices/{device}", response_model=DeviceOut)
@@ -69,7 +69,7 @@ async def patch_device(
         await ctx.hub.fleet_changed(updated.project_pk)
     if (updated.name, updated.labels, updated.meta) != described:
         await desired.device_changed(ctx, db, updated.pk)
-    return (await service.outputs(db, [(updated, presence)]))[0]
+    return (await service.outputs(db, [(updated, presence)], caller))[0]
 
 
 @router.delete("/devices/{device}", status_code=204)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import parse_selector
@@ -44,45 +44,43 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
     columns eligibility needs, for 10,000 devices as cheaply as for ten.
 
     Besides its project's own devices: devices lent to its project (a selector
-    sees only the labels the loan exposes), and guest devices it already ran
+    sees only the labels the loan exposes), and guest devices it already runs
     on whose loan is gone, so their row can say "loan revoked"
-    (:mod:`edgefleet.server.reservations.gate` blocks those)."""
-    query = select(Device.pk, Device.facts)
-    if job.selector is not None:
-        selector = parse_selector(job.selector)
-        query = query.where(
-            Device.project_pk == job.project_pk, device_query.selector_clause(selector)
+    (:mod:`edgefleet.server.reservations.gate` blocks those). Another
+    project's device is never a target otherwise, whatever ids the job holds."""
+    lent = await loans.borrowed(db, job.project_pk)
+    guest_rows = set(
+        await db.scalars(
+            select(JobDevice.device_pk)
+            .join(Device, Device.pk == JobDevice.device_pk)
+            .where(
+                JobDevice.job_pk == job.pk,
+                JobDevice.assigned.is_(True),
+                Device.project_pk != job.project_pk,
+            )
         )
+    )
+    query = select(Device.pk, Device.facts, Device.project_pk, Device.labels)
+    selector = parse_selector(job.selector) if job.selector is not None else None
+    if selector is not None:
+        own = and_(Device.project_pk == job.project_pk, device_query.selector_clause(selector))
+        query = query.where(or_(own, Device.pk.in_(sorted(set(lent) | guest_rows))))
     else:
-        # ids were checked when the job was made (own or lent devices): the
-        # gate re-checks every loan on every pass
         query = query.where(Device.id.in_(job.target_devices or []))
-    found = {pk: facts or {} for pk, facts in (await db.execute(query)).all()}
-    if job.selector is not None:
-        lent = await loans.borrowed(db, job.project_pk)
-        labels: dict[int, dict[str, str]] = {
-            pk: value
-            for pk, value in (
-                await db.execute(select(Device.pk, Device.labels).where(Device.pk.in_(list(lent))))
-            ).all()
-        }
-        for pk, loan in lent.items():
-            if selector.matches(loan_view.exposed(labels.get(pk) or {}, loan.expose_labels)):
-                found[pk] = {}
-        held = select(JobDevice.device_pk).where(
-            JobDevice.job_pk == job.pk, JobDevice.assigned.is_(True)
-        )
-        gone = await db.execute(
-            select(Device.pk).where(Device.pk.in_(held), Device.project_pk != job.project_pk)
-        )
-        for (pk,) in gone.all():
-            if pk not in lent:
-                found[pk] = {}
-        missing = [pk for pk, facts in found.items() if not facts]
-        if missing:
-            rows = await db.execute(select(Device.pk, Device.facts).where(Device.pk.in_(missing)))
-            found.update({pk: facts or {} for pk, facts in rows.all()})
-    return sorted(found.items())
+    found: list[tuple[int, dict[str, Any]]] = []
+    for pk, facts, owner, labels in (await db.execute(query.order_by(Device.pk))).all():
+        if owner != job.project_pk:
+            loan = lent.get(pk)
+            if loan is None and pk not in guest_rows:
+                continue  # neither lent nor ran here: not this job's business
+            if (
+                loan is not None
+                and selector is not None
+                and not selector.matches(loan_view.exposed(labels or {}, loan.expose_labels))
+            ):
+                continue
+        found.append((pk, facts or {}))
+    return found
 
 
 async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = False) -> set[int]:

@@ -53,10 +53,22 @@ def guest_refusal(spec: AppSpec, device: DevicePolicy | None, grant: LoanRights)
     """``None`` if a guest may run ``spec`` under this loan, else why not."""
     found: list[str] = []
     for name, service in sorted(spec.services.items()):
-        if grant.max_memory is not None and service.mem_limit is None:
-            found.append(f"service {name}: set mem_limit (this loan caps memory)")
-        if grant.max_pids is not None and not service.pids_limit:
-            found.append(f"service {name}: set pids_limit (this loan caps processes)")
+        if grant.max_memory is not None:
+            if service.mem_limit is None:
+                found.append(f"service {name}: set mem_limit (this loan caps memory)")
+            elif service.mem_limit > grant.max_memory:
+                found.append(
+                    f"service {name}: mem_limit {service.mem_limit} is more than the "
+                    f"loan's cap ({grant.max_memory} bytes)"
+                )
+        if grant.max_pids is not None:
+            if not service.pids_limit:
+                found.append(f"service {name}: set pids_limit (this loan caps processes)")
+            elif service.pids_limit > grant.max_pids:
+                found.append(
+                    f"service {name}: pids_limit {service.pids_limit} is more than the "
+                    f"loan's cap ({grant.max_pids})"
+                )
     found += app_refusals(spec, narrow(device, grant))
     if not found:
         return None

@@ -71,7 +71,7 @@ async def _table(
             online={"yes": True, "no": False}.get(online),
             project_pk=project_pk,
         )
-    items = await devices.outputs(db, rows[:LIST_LIMIT])
+    items = await devices.outputs(db, rows[:LIST_LIMIT], viewer.caller)
     return {
         "devices": items,
         "more": len(rows) > LIST_LIMIT,
@@ -112,11 +112,16 @@ async def device_rows(
 
 async def _device(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
     found = await devices.find(db, viewer.caller, ref)
-    device = (await devices.outputs(db, [found]))[0]
+    device = (await devices.outputs(db, [found], viewer.caller))[0]
     pk = found[0].project_pk
     return {
         "device": device,
-        "jobs": await jobs.for_device(db, found[0].pk),
+        # on a lent device, a guest sees its own jobs only
+        "jobs": [
+            row
+            for row in await jobs.for_device(db, found[0].pk)
+            if viewer.can(row[0].project_pk, Permission.READ)
+        ],
         "events": await events.recent(db, viewer.caller, device_id=device.id, limit=20),
         "can_manage": viewer.can(pk, Permission.MANAGE_DEVICES),
         "can_exec": viewer.can(pk, Permission.EXEC_DEVICE),

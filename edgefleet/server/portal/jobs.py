@@ -94,7 +94,7 @@ async def _form_page(
     context = {
         "apps": apps,
         "versions": await _versions(db, viewer, values.get("application", "")),
-        "devices": await devices.outputs(db, rows),
+        "devices": await devices.outputs(db, rows, viewer.caller),
         "values": values,
         "error": error,
         "preview": await _preview(
@@ -136,7 +136,7 @@ async def _preview(db: Db, viewer: Viewer, application: str, selector: str) -> d
     )
     return {
         "selector": selector,
-        "devices": await devices.outputs(db, rows[:PREVIEW_LIMIT]),
+        "devices": await devices.outputs(db, rows[:PREVIEW_LIMIT], viewer.caller),
         "error": "",
         "more": len(rows) > PREVIEW_LIMIT,
     }
