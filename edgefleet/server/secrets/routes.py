@@ -84,4 +84,4 @@ async def rotate_secret(
 @router.delete("/projects/{project}/secrets/{name}", status_code=204)
 async def delete_secret(project: str, name: str, caller: CallerDep, db: Db, ctx: Ctx) -> None:
     found = await projects.find(db, caller, project)
-    await service.remove(ctx, db, caller, found, await service.find(db, caller, found, name))
+    await service.remove(ctx, db, caller, found, name)

@@ -126,11 +126,12 @@ async def find(db: AsyncSession, caller: Caller, project: Project, name: str) ->
 
 
 async def remove(
-    ctx: ServerContext, db: AsyncSession, caller: Caller, project: Project, row: ProjectSecret
+    ctx: ServerContext, db: AsyncSession, caller: Caller, project: Project, name: str
 ) -> None:
     """Jobs that use it keep running what they have; a device that has to start
     a service again reports that the secret is gone."""
     caller.require(project.pk, Permission.MANAGE_SECRETS, f"project {project.name!r}")
+    row = await find(db, caller, project, name)
     await db.delete(row)
     await db.commit()
     ctx.events.record(

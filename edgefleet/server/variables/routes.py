@@ -114,8 +114,7 @@ async def delete_project_variable(
     project: str, name: str, caller: CallerDep, db: Db, ctx: Ctx, selector: SelectorQuery = ""
 ) -> None:
     found = await projects.find(db, caller, project)
-    row = await service.find_project(db, caller, found, name, _selector(selector))
-    await service.delete_project(ctx, db, caller, found, row)
+    await service.delete_project(ctx, db, caller, found, name, _selector(selector))
 
 
 async def _device(db: Db, caller: CallerDep, ref: str) -> tuple[Device, str]:
@@ -163,5 +162,4 @@ async def delete_device_variable(
     device: str, name: str, caller: CallerDep, db: Db, ctx: Ctx
 ) -> None:
     found, _ = await _device(db, caller, device)
-    row = await service.find_device(db, found, name)
-    await service.delete_device(ctx, db, caller, found, row)
+    await service.delete_device(ctx, db, caller, found, name)

@@ -107,9 +107,15 @@ async def find_project(
 
 
 async def delete_project(
-    ctx: ServerContext, db: AsyncSession, caller: Caller, project: Project, row: ProjectVariable
+    ctx: ServerContext,
+    db: AsyncSession,
+    caller: Caller,
+    project: Project,
+    name: str,
+    selector: str,
 ) -> None:
     caller.require(project.pk, Permission.MANAGE_VARIABLES, f"project {project.name!r}")
+    row = await find_project(db, caller, project, name, selector)
     await db.delete(row)
     await db.commit()
     ctx.events.record(
@@ -181,9 +187,10 @@ async def find_device(db: AsyncSession, device: Device, name: str) -> DeviceVari
 
 
 async def delete_device(
-    ctx: ServerContext, db: AsyncSession, caller: Caller, device: Device, row: DeviceVariable
+    ctx: ServerContext, db: AsyncSession, caller: Caller, device: Device, name: str
 ) -> None:
     caller.require(device.project_pk, Permission.MANAGE_VARIABLES, f"device {device.name!r}")
+    row = await find_device(db, device, name)
     await db.delete(row)
     await db.commit()
     ctx.events.record(
