@@ -83,6 +83,7 @@ def job_status(
         state = phase  # type: ignore[assignment]
     elif not names and assignment.periodic is not None:
         state = "running"  # a periodic job with only one-shot services: waiting to fire
+        version = assignment.version
     elif (states and all(s == "running" for s in states)) or (
         states and all(s in ("running", "exited") for s in states) and "running" in states
     ):

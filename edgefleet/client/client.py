@@ -223,6 +223,65 @@ class Client:
         """Forget the project's login to a registry (by host or id)."""
         self.delete(f"/projects/{project}/registries/{registry}")
 
+    # -- secrets and variables ----------------------------------------------------------
+
+    def secrets(self, project: str = "default") -> list[JSON]:
+        """The project's secrets: name, version, who changed each and when; never values."""
+        return list(self.paged(f"/projects/{project}/secrets"))
+
+    def create_secret(self, name: str, value: str, *, project: str = "default") -> JSON:
+        """Store a new project secret (operator or owner); fails if the name exists."""
+        result: JSON = self.post(f"/projects/{project}/secrets", {"name": name, "value": value})
+        return result
+
+    def rotate_secret(self, name: str, value: str, *, project: str = "default") -> JSON:
+        """Set a secret's new value (its version grows by one; created if new). The
+        services that use it are redeployed with the new value, and only they."""
+        result: JSON = self.put(f"/projects/{project}/secrets/{name}", {"value": value})
+        return result
+
+    def delete_secret(self, name: str, *, project: str = "default") -> None:
+        """Delete a project secret; running services keep what they have."""
+        self.delete(f"/projects/{project}/secrets/{name}")
+
+    def variables(self, *, project: str = "default", device: str | None = None) -> list[JSON]:
+        """A project's variables (with their selectors), or one device's own."""
+        path = f"/devices/{device}/variables" if device else f"/projects/{project}/variables"
+        return list(self.paged(path))
+
+    def set_variable(
+        self,
+        name: str,
+        value: str,
+        *,
+        project: str = "default",
+        device: str | None = None,
+        selector: str | None = None,
+    ) -> JSON:
+        """Set a variable for a project, for its devices matching ``selector``, or for
+        one ``device`` (precedence: device > selector > project > job environment)."""
+        if device:
+            result: JSON = self.put(f"/devices/{device}/variables/{name}", {"value": value})
+            return result
+        body: JSON = {"value": value, "selector": selector} if selector else {"value": value}
+        result = self.put(f"/projects/{project}/variables/{name}", body)
+        return result
+
+    def unset_variable(
+        self,
+        name: str,
+        *,
+        project: str = "default",
+        device: str | None = None,
+        selector: str | None = None,
+    ) -> None:
+        """Delete a project, selector-scoped or device variable."""
+        if device:
+            self.delete(f"/devices/{device}/variables/{name}")
+            return
+        params = {"selector": selector} if selector else {}
+        self.request("DELETE", f"/projects/{project}/variables/{name}", params=params)
+
     # -- devices --------------------------------------------------------------------------
 
     def devices(
@@ -339,6 +398,19 @@ class Client:
         (comma-separated device states)."""
         return self.paged(f"/jobs/{job_id}/devices", limit=limit, state=state)
 
+    def job_runs(
+        self,
+        job_id: str,
+        *,
+        device: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JSON]:
+        """Runs of a periodic job, newest first, page by page: ``device``,
+        ``scheduled``, ``started``, ``finished``, ``exit_code``, ``state``
+        (ok | failed | skipped). ``device`` and ``state`` filter."""
+        return self.paged(f"/jobs/{job_id}/runs", limit=limit, device=device, state=state)
+
     def create_job(
         self,
         application: str,
@@ -352,7 +424,11 @@ class Client:
         name: str = "",
         project: str | None = None,
         rollout: JSON | None = None,
+        schedule: JSON | str | None = None,
     ) -> JSON:
+        """Create a job. ``schedule`` makes it periodic: ``{"cron", "timezone",
+        "overlap"}`` (or a cron string, UTC): its one-shot services run at those
+        times on every device, from the device's own clock."""
         body: JSON = {"application": application, "name": name}
         for key, value in (
             ("version", version),
@@ -363,6 +439,7 @@ class Client:
             ("end", end),
             ("project", project),
             ("rollout", rollout),
+            ("schedule", schedule),
         ):
             if value is not None:
                 body[key] = value

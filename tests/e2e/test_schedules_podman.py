@@ -1,0 +1,123 @@
+"""Periodic jobs on a real agent with Podman: a one-shot service fired from the
+device's own clock every 4 seconds (a 6-field cron with seconds), overlapping
+fire times skipped, runs going on while the server is down and across an
+agent restart with no server, and reported afterwards, each once."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import Fleet
+from tests.support.podman import IMAGE, containers
+from tests.support.procs import wait_for
+
+pytestmark = pytest.mark.podman
+
+# Each run takes ~5 s and exits 7; fire times come every 4 s: every other one
+# finds the previous run still going and is skipped (overlap: skip).
+PROBE = f"""
+services:
+  probe:
+    image: {IMAGE}
+    command: ["sh", "-c", "echo measuring; sleep 5; exit 7"]
+    stop_grace_period: 1s
+"""
+
+
+def runs(server: Any, job_id: str) -> list[dict[str, Any]]:
+    with server.client() as client:
+        return list(client.job_runs(job_id))
+
+
+def local_log(agent: Any) -> dict[str, Any]:
+    path = agent.state_dir / "schedule-runs.json"
+    return json.loads(path.read_text()) if path.exists() else {"pending": []}
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet: Fleet) -> None:
+    server = fleet.start_server(extra_args=["--schedule-min-period", "1"])
+    docker = {"runtime": "docker", "env": {"DOCKER_HOST": engine.url}}
+    agent = fleet.start_agent("pi-1", **docker)
+    device = agent.wait_enrolled()
+    with server.client() as client:
+        client.create_application("probe", "1", compose=PROBE)
+        job = client.create_job(
+            "probe",
+            devices=[device],
+            schedule={"cron": "*/4 * * * * *", "timezone": "Europe/Paris", "overlap": "skip"},
+        )
+    job_id = job["id"]
+    assert job["schedule"]["cron"] == "*/4 * * * * *"
+    assert job["schedule"]["timezone"] == "Europe/Paris"
+
+    # Online: runs reported with their exit code, overlapping fire times skipped.
+    def seen() -> bool:
+        states = {r["state"] for r in runs(server, job_id)}
+        return {"failed", "skipped"} <= states
+
+    wait_for(seen, 60, what="a run and a skipped fire time reported")
+    first = runs(server, job_id)
+    ran = [r for r in first if r["state"] == "failed"]
+    assert all(r["exit_code"] == 7 and r["device"] == device for r in ran)
+    assert all(r["services"] == {"probe": 7} for r in ran)
+    assert all(at(r["finished"]) >= at(r["started"]) >= at(r["scheduled"]) for r in ran)
+    assert any("still running" in (r["error"] or "") for r in first if r["state"] == "skipped")
+    assert all(at(r["scheduled"]).second % 4 == 0 for r in first)
+    # Between runs the job stays running, and its device shows last and next run.
+    with server.client() as client:
+        shown = client.job(job_id)
+    assert shown["state"] == "running"
+    row = shown["devices"][0]
+    assert row["state"] == "running"
+    assert row["last_run"]["state"] in ("failed", "skipped")
+    assert at(row["next_run"]) > at(row["last_run"]["scheduled"])
+    # The change queue never touches a run's containers: none is a job workload.
+    assert not containers(job_id) or all(
+        c["Labels"]["io.edgefleet.device"] == f"{device}.runs" for c in containers(job_id)
+    )
+
+    # Server down: the device keeps firing from its own clock and desired state,
+    # also after the agent restarts with no server in reach.
+    reported = {r["id"] for r in runs(server, job_id)}
+    server.stop()
+    down_at = time.time()
+    wait_for(
+        lambda: sum(1 for r in local_log(agent)["pending"] if r["state"] == "failed") >= 1,
+        30,
+        what="a run recorded on the device while the server is down",
+    )
+    agent.stop()
+    agent = fleet.start_agent("pi-1", key="", **docker)
+    wait_for(
+        lambda: sum(1 for r in local_log(agent)["pending"] if r["state"] == "failed") >= 2,
+        30,
+        what="runs after an agent restart with no server",
+    )
+    offline = [r for r in local_log(agent)["pending"] if r["id"] not in reported]
+    assert offline and all(at(r["scheduled"]).timestamp() >= down_at - 1 for r in offline)
+
+    # Back: every run made offline is reported, once, and the device's log drains.
+    server.start()
+
+    def caught_up() -> bool:
+        ids = [r["id"] for r in runs(server, job_id)]
+        return {r["id"] for r in offline} <= set(ids)
+
+    wait_for(caught_up, 60, what="offline runs reported after the outage")
+    after = runs(server, job_id)
+    ids = [r["id"] for r in after]
+    assert len(ids) == len(set(ids))
+    for run in offline:
+        stored = next(r for r in after if r["id"] == run["id"])
+        assert stored["state"] == run["state"] and stored["exit_code"] == run["exit_code"]
+    assert any(r["exit_code"] == 7 for r in after if r["id"] in {o["id"] for o in offline})
+    wait_for(lambda: len(local_log(agent)["pending"]) <= 2, 30, what="the device's log drained")
