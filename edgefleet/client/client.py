@@ -483,7 +483,7 @@ class Client:
         self,
         dataset: str,
         op: str,
-        column: str,
+        column: str | None,
         *,
         devices: list[str] | None = None,
         selector: JSON | str | None = None,
@@ -492,19 +492,25 @@ class Client:
         round_timeout: float | None = None,
         wait: bool = False,
         timeout: float = 600.0,
+        **query: Any,
     ) -> JSON:
-        """Ask for a secure aggregate (``count``, ``sum``, ``mean``, ``variance`` or
-        ``histogram`` with ``bins`` edges) of ``column`` of ``dataset`` over ``devices``
-        (ids or names) or a label ``selector``. Returns the computation (``id``,
-        ``state``); with ``wait``, polls until it is ``done`` or ``failed``. A refused
-        request raises :class:`~edgefleet.client.errors.ApiError` (4xx)."""
-        body: JSON = {"dataset": dataset, "op": op, "column": column}
+        """Ask for a secure aggregate (``count``, ``sum``, ``mean``, ``variance``,
+        ``histogram`` with ``bins`` edges, ``quantile``, ``covariance``, ``ols``) of
+        ``column`` of ``dataset`` over ``devices`` (ids or names) or a label
+        ``selector``. ``query`` takes the analytics fields of ``POST /computations``:
+        ``columns``, ``where`` (``[{"column", "op", "value"}]``), ``group_by`` with
+        ``groups``, ``quantiles``, ``epsilon`` with ``bounds``. Returns the computation
+        (``id``, ``state``); with ``wait``, polls until it is ``done`` or ``failed``.
+        A refused request raises :class:`~edgefleet.client.errors.ApiError` (4xx)."""
+        body: JSON = {"dataset": dataset, "op": op}
         for key, value in (
+            ("column", column),
             ("devices", devices),
             ("selector", selector),
             ("bins", bins),
             ("project", project),
             ("round_timeout", round_timeout),
+            *query.items(),
         ):
             if value is not None:
                 body[key] = value
