@@ -14,3 +14,6 @@ class Op(StrEnum):
     mean = "mean"
     variance = "variance"
     histogram = "histogram"
+    quantile = "quantile"
+    covariance = "covariance"
+    ols = "ols"
