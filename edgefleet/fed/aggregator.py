@@ -5,28 +5,35 @@ deadline passes, closes the round and sends what the closer returns.
 
 ::
 
-    advertise --rosters()--> shares --inboxes()--> masked --unmask_request()--> unmask --result()--> done
-     U1 = on_advertise       U2 = on_shares        U3 = on_masked               U4 = on_unmask
-                      any closer or result() with fewer than t parties --> aborted
+    advertise --rosters()--> shares --inboxes()--> masked --survivors()--> consistency
+     U1 = on_advertise       U2 = on_shares        U3 = on_masked          U4 = on_consistency
+      --unmask_requests()--> unmask --result()--> done
+                             U5 = on_unmask
+          any closer or result() that cannot go on --> aborted
 
 Dropped parties are remembered per round (:attr:`Aggregator.dropped`). A party in
 U2 but not U3 is *dropped*: its pairwise masks are rebuilt from its reconstructed
-s-key. A party in U3 is a *survivor* whether or not it answers round 3: its
+s-key. A party in U3 is a *survivor* whether or not it answers later rounds: its
 self-mask is removed with the shares of its seed, so its input is in the sum.
+Every secret needs t shares from its owner's holders (N(o) + {o}, :mod:`.graph`);
+closing a round checks that each one still can get them, and aborts with the
+name of the first that cannot, rather than waiting for a reconstruction to fail.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
 from fractions import Fraction
 from typing import Literal
 
-from edgefleet.fed import crypto
+from edgefleet.fed import codec, crypto, shamir
 from edgefleet.fed.errors import BelowThreshold, ProtocolAborted, ProtocolViolation, TamperedMessage
 from edgefleet.fed.messages import (
+    SHARE_RECORD,
     Abort,
     AdvertiseKeys,
-    EncryptedShare,
+    ConsistencyTags,
     FedMessage,
     Invitation,
     MaskedInput,
@@ -35,28 +42,33 @@ from edgefleet.fed.messages import (
     RosterEntry,
     ShareBundle,
     ShareInbox,
+    Survivors,
     UnmaskRequest,
     UnmaskResponse,
 )
-from edgefleet.fed.ring import Ring, pairwise_mask, remove_pairwise, self_mask
+from edgefleet.fed.ring import Ring, Vector, pairwise_mask, remove_pairwise, self_mask
 
-Phase = Literal["advertise", "shares", "masked", "unmask", "done", "aborted"]
+Phase = Literal["advertise", "shares", "masked", "consistency", "unmask", "done", "aborted"]
+Kind = Literal["s", "b"]
 
 
 class Aggregator:
     def __init__(self, invitation: Invitation) -> None:
         self.invitation = invitation
         self.computation_id = invitation.computation_id
-        self.threshold = invitation.threshold
+        self.threshold = invitation.threshold  # fewest inputs a released sum may hold
         self.phase: Phase = "advertise"
         self.dropped: dict[str, Phase] = {}  # party -> the round it did not answer
         self._parties = invitation.order()
         self._index = {party: i + 1 for i, party in enumerate(self._parties)}
+        self._neighbours = invitation.neighbourhoods()
+        self._t = invitation.shape().threshold  # shares per secret
         self._ring = Ring(invitation.params)
         self._adverts: dict[str, AdvertiseKeys] = {}  # U1
         self._bundles: dict[str, ShareBundle] = {}  # U2
-        self._masked: dict[str, int] = {}  # U3
-        self._responses: dict[str, UnmaskResponse] = {}  # U4
+        self._masked: dict[str, Vector] = {}  # U3
+        self._tags: dict[str, ConsistencyTags] = {}  # U4
+        self._responses: dict[str, UnmaskResponse] = {}  # U5
         self._result: list[Fraction] | None = None
         self.abort_reason: str | None = None
 
@@ -69,6 +81,8 @@ class Aggregator:
                 self.on_shares(message)
             case MaskedInput():
                 self.on_masked(message)
+            case ConsistencyTags():
+                self.on_consistency(message)
             case UnmaskResponse():
                 self.on_unmask(message)
             case _:
@@ -90,7 +104,8 @@ class Aggregator:
             "advertise": (self._parties, self._adverts),
             "shares": (self._adverts, self._bundles),
             "masked": (self._bundles, self._masked),
-            "unmask": (self._masked, self._responses),
+            "consistency": (self._masked, self._tags),
+            "unmask": (self._tags, self._responses),
         }
         expected, answered = rounds.get(self.phase, ((), ()))
         return set(expected) - set(answered)
@@ -99,15 +114,18 @@ class Aggregator:
 
     def on_advertise(self, msg: AdvertiseKeys) -> None:
         self._accept(msg, msg.sender, "advertise", self._parties, self._adverts)
-        if set(msg.tags) != set(self._parties) - {msg.sender}:
-            raise ProtocolViolation(f"{msg.sender} must tag its keys for every other party")
+        if set(msg.tags) != self._neighbours[msg.sender]:
+            raise ProtocolViolation(f"{msg.sender} must tag its keys for each of its neighbours")
         self._adverts[msg.sender] = msg
 
     def rosters(self) -> dict[str, Roster]:
-        """Close round 0; one roster per party that advertised (the tags addressed to it)."""
+        """Close round 0; one roster per party that advertised: its neighbours'
+        advertisements (with the tags addressed to it) and its own."""
         self._close("advertise", "shares", self._parties, self._adverts)
+        self._holders_left(self._adverts, self._adverts, "advertised keys")
         out: dict[str, Roster] = {}
         for recipient in self._adverts:
+            near = self._neighbours[recipient] | {recipient}
             entries = [
                 RosterEntry(
                     party=a.sender,
@@ -116,6 +134,7 @@ class Aggregator:
                     tag=a.tags.get(recipient),
                 )
                 for a in self._adverts.values()
+                if a.sender in near
             ]
             out[recipient] = Roster(
                 computation_id=self.computation_id,
@@ -129,26 +148,38 @@ class Aggregator:
 
     def on_shares(self, msg: ShareBundle) -> None:
         self._accept(msg, msg.sender, "shares", self._adverts, self._bundles)
-        recipients = [share.recipient for share in msg.shares]
-        if sorted(recipients) != sorted(set(self._adverts) - {msg.sender}):
-            raise ProtocolViolation(f"{msg.sender} must send one share to every advertised peer")
-        if any(share.sender != msg.sender for share in msg.shares):
-            raise ProtocolViolation(f"{msg.sender} sent shares in another party's name")
+        try:
+            records = codec.unpack_shares(msg.shares, len(self._parties))
+        except codec.FrameError as exc:
+            raise ProtocolViolation(f"shares of {msg.sender}: {exc}") from exc
+        recipients = [self._parties[index] for index, _, _ in records]
+        expected = self._neighbours[msg.sender] & set(self._adverts)
+        if len(recipients) != len(expected) or set(recipients) != expected:
+            raise ProtocolViolation(
+                f"{msg.sender} must send one share to each advertised neighbour"
+            )
         self._bundles[msg.sender] = msg
 
     def inboxes(self) -> dict[str, ShareInbox]:
-        """Close round 1; route each share to its recipient (only between parties of U2)."""
+        """Close round 1; route each record to its recipient (only within U2),
+        readdressed with its sender's index."""
         self._close("shares", "masked", self._adverts, self._bundles)
-        routed: dict[str, list[EncryptedShare]] = {recipient: [] for recipient in self._bundles}
-        for bundle in self._bundles.values():
-            for share in bundle.shares:
-                if share.recipient in routed:
-                    routed[share.recipient].append(share)
+        self._holders_left(self._bundles, self._bundles, "shared keys")
+        routed: dict[str, list[bytes]] = {recipient: [] for recipient in self._bundles}
+        for sender, bundle in self._bundles.items():
+            index = self._index[sender] - 1
+            data = bundle.shares
+            for start in range(0, len(data), SHARE_RECORD):
+                recipient = self._parties[int.from_bytes(data[start : start + 4], "big")]
+                if recipient in routed and recipient != sender:
+                    routed[recipient].append(
+                        codec.readdress(data[start : start + SHARE_RECORD], index)
+                    )
         return {
             recipient: ShareInbox(
-                computation_id=self.computation_id, recipient=recipient, shares=shares
+                computation_id=self.computation_id, recipient=recipient, shares=b"".join(records)
             )
-            for recipient, shares in routed.items()
+            for recipient, records in routed.items()
         }
 
     # --- round 2: masked input ----------------------------------------------------
@@ -160,81 +191,151 @@ class Aggregator:
         except ValueError as exc:
             raise ProtocolViolation(f"masked input of {msg.sender}: {exc}") from exc
 
-    def unmask_request(self) -> UnmaskRequest:
+    def survivor_list(self) -> Survivors:
         """Close round 2: survivors (U3) and dropped (U2 - U3), the same for everyone."""
-        self._close("masked", "unmask", self._bundles, self._masked)
-        return UnmaskRequest(
+        self._close("masked", "consistency", self._bundles, self._masked)
+        self._holders_left(self._bundles, self._masked, "sent masked input")
+        return Survivors(
             computation_id=self.computation_id,
             survivors=sorted(self._masked),
             dropped=sorted(set(self._bundles) - set(self._masked)),
         )
 
-    # --- round 3: unmask ------------------------------------------------------------
+    # --- round 3: consistency -------------------------------------------------------
+
+    def on_consistency(self, msg: ConsistencyTags) -> None:
+        self._accept(msg, msg.sender, "consistency", self._masked, self._tags)
+        if set(msg.tags) != self._neighbours[msg.sender] & set(self._masked):
+            raise ProtocolViolation(f"{msg.sender} must tag the list for each surviving neighbour")
+        self._tags[msg.sender] = msg
+
+    def unmask_requests(self) -> dict[str, UnmaskRequest]:
+        """Close round 3; to each party that sent tags, the lists and the tags its
+        neighbours addressed to it (the server can forge none of them)."""
+        self._close("consistency", "unmask", self._masked, self._tags)
+        self._holders_left(self._bundles, self._tags, "confirmed the survivor list")
+        addressed: dict[str, dict[str, bytes]] = defaultdict(dict)
+        for sender, msg in self._tags.items():
+            for recipient, tag in msg.tags.items():
+                addressed[recipient][sender] = tag
+        survivors = sorted(self._masked)
+        dropped = sorted(set(self._bundles) - set(self._masked))
+        return {
+            r: UnmaskRequest(
+                computation_id=self.computation_id,
+                recipient=r,
+                survivors=survivors,
+                dropped=dropped,
+                tags={s: t for s, t in addressed[r].items() if s in self._tags},
+            )
+            for r in self._tags
+        }
+
+    # --- round 4: unmask ------------------------------------------------------------
 
     def on_unmask(self, msg: UnmaskResponse) -> None:
-        self._accept(msg, msg.sender, "unmask", self._masked, self._responses)
-        dropped = set(self._bundles) - set(self._masked)
-        if set(msg.s_shares) != dropped or set(msg.b_shares) != set(self._masked):
+        self._accept(msg, msg.sender, "unmask", self._tags, self._responses)
+        held = (self._neighbours[msg.sender] | {msg.sender}) & set(self._bundles)
+        dropped = held - set(self._masked)
+        if set(msg.s_shares) != dropped or set(msg.b_shares) != held & set(self._masked):
             raise ProtocolViolation(f"{msg.sender} answered for other parties than requested")
         self._responses[msg.sender] = msg
 
     def result(self) -> list[float]:
-        """Close round 3 and return sum(x_u for u in U3), decoded to floats."""
+        """Close round 4 and return sum(x_u for u in U3), decoded to floats."""
         return [float(value) for value in self.result_exact()]
 
     def result_exact(self) -> list[Fraction]:
         """The same sum as exact fixed-point fractions (value / 2**frac_bits)."""
         if self._result is None:
-            self._close("unmask", "done", self._masked, self._responses)
+            self._close("unmask", "done", self._tags, self._responses)
             self._result = self._guard(self._reconstruct)
         return self._result
 
     def _reconstruct(self) -> list[Fraction]:
         ring, cid = self._ring, self.computation_id
-        holders = sorted(self._responses, key=self._index.__getitem__)
         survivors = sorted(self._masked)
-        total = 0
+        dropped = sorted(set(self._bundles) - set(self._masked))
+        seeds = self._recover_all(survivors, "b")
+        s_keys = self._recover_all(dropped, "s")
+        total = ring.zero()
         for vector in self._masked.values():
             total = ring.add(total, vector)
         for u in survivors:
-            seed = self._recover(holders, u, "b")
-            total = ring.sub(total, self_mask(ring, seed, cid, u))
-        for d in sorted(set(self._bundles) - set(self._masked)):
-            s_private = self._recover(holders, d, "s")
-            for u in survivors:
-                shared = crypto.agree(s_private, self._adverts[u].s_public)
+            total = ring.sub(total, self_mask(ring, seeds[u], cid, u))
+        for d in dropped:
+            for u in sorted(self._neighbours[d] & set(self._masked)):
+                shared = crypto.agree(s_keys[d], self._adverts[u].s_public)
                 total = remove_pairwise(ring, total, pairwise_mask(ring, shared, cid, u, d), u, d)
         return ring.decode(total)
 
-    def _recover(self, holders: list[str], owner: str, kind: Literal["s", "b"]) -> bytes:
-        """Shamir-combine t shares of ``owner``'s s-key or self-mask seed and check the
-        result against what the owner advertised or committed to. With more than t
-        holders, windows of t consecutive holders are tried in turn, so one bad share
-        is tolerated when there is a spare."""
-        t = self.threshold
-        for start in range(len(holders) - t + 1):
-            shares = [
-                (self._index[h], self._share(h, owner, kind)) for h in holders[start : start + t]
-            ]
-            try:
-                secret = crypto.combine(shares)
-            except ValueError:
-                continue
-            if self._genuine(owner, kind, secret):
-                return secret
+    def _recover_all(self, owners: list[str], kind: Kind) -> dict[str, bytes]:
+        """Every owner's secret; owners whose first t answering holders are the same
+        set share one Lagrange combination (:func:`shamir.combine`, one batch)."""
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for owner in owners:
+            holders = self._holders(owner)
+            if len(holders) < self._t:
+                raise BelowThreshold(
+                    f"only {len(holders)} of {owner}'s holders answered; {self._t} are needed"
+                )
+            groups[tuple(holders[: self._t])].append(owner)
+        out: dict[str, bytes] = {}
+        for chosen, batch in groups.items():
+            xs = [self._index[h] for h in chosen]
+            rows = [[self._share(h, o, kind) for o in batch] for h in chosen]
+            for owner, value in zip(batch, shamir.combine(xs, rows), strict=True):
+                secret = value.to_bytes(33, "big")
+                if secret[0] == 0 and self._genuine(owner, kind, secret[1:]):
+                    out[owner] = secret[1:]
+                else:
+                    out[owner] = self._recover_slowly(owner, kind)
+        return out
+
+    def _recover_slowly(self, owner: str, kind: Kind) -> bytes:
+        """One owner, trying windows of t consecutive holders in turn, so one bad
+        share is tolerated when there is a spare."""
+        holders, t = self._holders(owner), self._t
+        for start in range(1, len(holders) - t + 1):
+            window = holders[start : start + t]
+            rows = [[self._share(h, owner, kind)] for h in window]
+            secret = shamir.combine([self._index[h] for h in window], rows)[0].to_bytes(33, "big")
+            if secret[0] == 0 and self._genuine(owner, kind, secret[1:]):
+                return secret[1:]
         raise TamperedMessage(f"the shares of {owner}'s {kind}-secret do not reconstruct it")
 
-    def _share(self, holder: str, owner: str, kind: Literal["s", "b"]) -> bytes:
-        response = self._responses[holder]
-        return response.s_shares[owner] if kind == "s" else response.b_shares[owner]
+    def _holders(self, owner: str) -> list[str]:
+        near = self._neighbours[owner] | {owner}
+        return sorted((h for h in self._responses if h in near), key=self._index.__getitem__)
 
-    def _genuine(self, owner: str, kind: Literal["s", "b"], secret: bytes) -> bool:
+    def _share(self, holder: str, owner: str, kind: Kind) -> int:
+        response = self._responses[holder]
+        raw = response.s_shares[owner] if kind == "s" else response.b_shares[owner]
+        try:
+            return shamir.from_bytes(raw)
+        except ValueError:
+            return 0  # not a field element: the reconstruction will not check out
+
+    def _genuine(self, owner: str, kind: Kind, secret: bytes) -> bool:
         if kind == "s":
             return crypto.public_key(secret) == self._adverts[owner].s_public
         commitment = crypto.commit(secret, self.computation_id, owner)
         return commitment == self._bundles[owner].self_mask_commitment
 
     # --- plumbing ---------------------------------------------------------------
+
+    def _holders_left(self, owners: Collection[str], present: Collection[str], what: str) -> None:
+        """Abort, naming the party, if some secret can no longer get t shares."""
+        live = set(present)
+        for owner in sorted(owners):
+            have = len((self._neighbours[owner] | {owner}) & live)
+            if have < self._t:
+                reason = (
+                    f"only {have} of {owner}'s holders {what}; {self._t} are needed "
+                    "(too many of its neighbours dropped)"
+                )
+                self.abort(reason)
+                raise BelowThreshold(reason)
 
     def _accept(
         self,

@@ -1,7 +1,11 @@
 """The protocol's cryptographic building blocks, each a thin call into a
 maintained library: X25519, HKDF-SHA256, HMAC-SHA256, AES-256-GCM and
-AES-256-CTR from ``cryptography``; Shamir secret sharing over GF(2^128) from
-``pycryptodome``. Nothing here is a home-made primitive.
+AES-256-CTR from ``cryptography``. Nothing here is a home-made primitive
+(Shamir sharing, plain modular arithmetic over a prime field, is in :mod:`.shamir`).
+
+Private keys are passed around as loaded key objects where they are used many
+times: loading one from raw bytes costs as much as an exchange (it derives the
+public key), and a party exchanges with each of its neighbours.
 
 Every derived key is domain-separated by a label and the computation id, and
 every byte string fed to a KDF, MAC or AEAD is length-prefixed (:func:`frame`),
@@ -14,7 +18,6 @@ import hashlib
 import hmac
 import os
 
-from Crypto.Protocol.SecretSharing import Shamir
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -24,17 +27,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edgefleet.fed.errors import TamperedMessage
 
-DOMAIN = "edgefleet/fed/v1"
-HALF = 16  # pycryptodome's Shamir shares 16-byte secrets
+DOMAIN = "edgefleet/fed/v2"
+PrivateKey = X25519PrivateKey
 
 
 def frame(*fields: str | bytes) -> bytes:
     """Unambiguous concatenation: each field as 4-byte big-endian length + bytes."""
-    out = bytearray()
+    parts: list[bytes] = []
     for field in fields:
-        raw = field.encode() if isinstance(field, str) else field
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+        data = field.encode() if isinstance(field, str) else field
+        parts += (len(data).to_bytes(4, "big"), data)
+    return b"".join(parts)
 
 
 # --- X25519 ---------------------------------------------------------------------
@@ -47,16 +50,28 @@ def new_private_key() -> bytes:
     )
 
 
-def public_key(private: bytes) -> bytes:
-    key = X25519PrivateKey.from_private_bytes(private).public_key()
+def load(private: bytes | X25519PrivateKey) -> X25519PrivateKey:
+    if isinstance(private, X25519PrivateKey):
+        return private
+    return X25519PrivateKey.from_private_bytes(private)
+
+
+def raw(private: X25519PrivateKey) -> bytes:
+    return private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def public_key(private: bytes | X25519PrivateKey) -> bytes:
+    key = load(private).public_key()
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def agree(private: bytes, peer_public: bytes) -> bytes:
+def agree(private: bytes | X25519PrivateKey, peer_public: bytes) -> bytes:
     """Raw X25519 shared secret; a low-order peer key counts as tampering."""
     try:
         peer = X25519PublicKey.from_public_bytes(peer_public)
-        return X25519PrivateKey.from_private_bytes(private).exchange(peer)
+        return load(private).exchange(peer)
     except ValueError as exc:
         raise TamperedMessage(f"unusable X25519 public key: {exc}") from exc
 
@@ -110,23 +125,3 @@ def keystream(seed: bytes, size: int, label: str, *context: str) -> bytes:
     key = kdf(seed, label, *context)
     encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
     return encryptor.update(bytes(size)) + encryptor.finalize()
-
-
-# --- Shamir -----------------------------------------------------------------------
-
-
-def split(secret: bytes, threshold: int, count: int) -> list[bytes]:
-    """Shares of a 32-byte secret; share i (0-based) belongs to Shamir index i + 1
-    and is the concatenation of the shares of both 16-byte halves."""
-    if len(secret) != 2 * HALF:
-        raise ValueError("secrets are 32 bytes")
-    low = Shamir.split(threshold, count, secret[:HALF])
-    high = Shamir.split(threshold, count, secret[HALF:])
-    return [lo + hi for (_, lo), (_, hi) in zip(low, high, strict=True)]
-
-
-def combine(shares: list[tuple[int, bytes]]) -> bytes:
-    """The secret from exactly-threshold (index, 32-byte share) pairs."""
-    low = Shamir.combine([(index, share[:HALF]) for index, share in shares])
-    high = Shamir.combine([(index, share[HALF:]) for index, share in shares])
-    return bytes(low) + bytes(high)

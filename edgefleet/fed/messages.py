@@ -12,12 +12,18 @@ Direction, round by round (``P`` = a device's :class:`~edgefleet.fed.party.Party
     A -> P  Invitation       who takes part (long-term keys), threshold, Params
     P -> A  AdvertiseKeys    round 0: ephemeral s/c public keys + HMAC tag per peer
     A -> P  Roster           everyone's advertisement (tags addressed to the recipient)
-    P -> A  ShareBundle      round 1: one EncryptedShare per peer + self-mask commitment
-    A -> P  ShareInbox       the EncryptedShares addressed to the recipient
-    P -> A  MaskedInput      round 2: y_u as packed ring elements
-    A -> P  UnmaskRequest    round 3: who survived (U3), who dropped
+    P -> A  ShareBundle      round 1: one sealed share record per neighbour + commitment
+    A -> P  ShareInbox       the share records addressed to the recipient
+    P -> A  MaskedInput      round 2: y_u as ring elements
+    A -> P  Survivors        round 3: who survived (U3), who dropped
+    P -> A  ConsistencyTags  round 3: a MAC over (U3, dropped) for each neighbour in U3
+    A -> P  UnmaskRequest    round 4: the same lists + the neighbours' tags for the recipient
     P -> A  UnmaskResponse   s-key shares of dropped peers, self-mask shares of survivors
     either  Abort            the computation is over, with a reason
+
+Large parts (share records, masked vectors) are raw bytes: :mod:`.codec` packs
+them and frames whole messages in binary; the JSON form (base64) remains for the
+agent connection's text frames.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import binascii
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from fractions import Fraction
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -37,17 +44,30 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     StringConstraints,
     TypeAdapter,
     WithJsonSchema,
     model_validator,
 )
 
+from edgefleet.fed.analytics.query import (
+    MAX_COLUMNS,
+    MAX_CONDITIONS,
+    MAX_GROUPS,
+    MAX_QUANTILES,
+    ColumnName,
+    Condition,
+    Scalar,
+)
+from edgefleet.fed.graph import Shape, choose, neighbourhoods
+
 KEY_BYTES = 32  # X25519 public keys, self-mask seeds
-SHARE_BYTES = 32  # two 16-byte Shamir shares (a 32-byte secret is shared as two halves)
+SHARE_BYTES = 33  # one element of GF(2**256 + 297), big-endian (see .shamir)
 TAG_BYTES = 32  # HMAC-SHA256
 NONCE_BYTES = 12  # AES-GCM
 MAX_PARTIES = 10_000
+SHARE_RECORD = 4 + 12 + 2 * 33 + 16  # peer index, nonce, two sealed shares + GCM tag
 
 
 def _from_b64(value: object) -> bytes:
@@ -113,7 +133,7 @@ class Params(Strict):
     keeps 12 decimal digits after the point and leaves room for 2**26 parties."""
 
     length: int = Field(ge=1, le=10_000_000, description="elements per vector")
-    ring_bits: int = Field(128, ge=64, le=512, multiple_of=8)
+    ring_bits: int = Field(128, ge=64, le=512, multiple_of=64)
     frac_bits: int = Field(40, ge=0)
     bound: float = Field(2.0**60, gt=0, description="largest |x| a party may submit")
 
@@ -135,7 +155,7 @@ class Message(Strict):
     computation_id: ComputationId
 
 
-Op = Literal["count", "sum", "mean", "variance", "histogram"]
+Op = Literal["count", "sum", "mean", "variance", "histogram", "covariance", "ols", "quantile"]
 
 
 class Task(Strict):
@@ -150,6 +170,19 @@ class Task(Strict):
     column: str = Field(min_length=1, max_length=256)
     bins: list[float] | None = Field(None, max_length=10_001, description="histogram edges")
     requested_by: str = Field("", max_length=64)
+    # Beyond one column (edgefleet.fed.analytics): all optional, checked by layout.check.
+    columns: list[ColumnName] = Field(
+        default_factory=list, max_length=MAX_COLUMNS, description="more columns; ols: the X"
+    )
+    where: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+    group_by: ColumnName | None = None
+    groups: list[Scalar] = Field(default_factory=list, max_length=MAX_GROUPS)
+    quantiles: list[float] = Field(default_factory=list, max_length=MAX_QUANTILES)
+    epsilon: float | None = Field(None, gt=0, le=10, description="differential privacy")
+    bounds: dict[ColumnName, tuple[float, float]] = Field(
+        default_factory=dict, max_length=MAX_COLUMNS + 1, description="clip to [lo, hi] (DP)"
+    )
+    min_group_parties: int = Field(0, ge=0, le=MAX_PARTIES, description="suppress below")
 
 
 class Invitation(Message):
@@ -161,6 +194,13 @@ class Invitation(Message):
     threshold: int = Field(ge=2)
     params: Params
     task: Task | None = None
+    dropout: float = Field(
+        0.1, ge=0.0, le=0.3, description="dropout rate the neighbourhood graph is sized for"
+    )
+    corruption: float = Field(
+        0.05, ge=0.0, le=0.2, description="fraction of parties that may collude with the server"
+    )
+    _digest: bytes | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _sane(self) -> Invitation:
@@ -181,8 +221,25 @@ class Invitation(Message):
         """SHA-256 of the invitation in canonical JSON (keys sorted). Every party puts
         it under its round-0 tags, so two parties holding different invitations (other
         peers, threshold, encoding or task) refuse each other's keys."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).digest()
+        if self._digest is None:  # frozen: computed once per object (1 ms at 1,000 parties)
+            dumped = self.model_dump(mode="json")
+            canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(canonical.encode()).digest()
+        return self._digest
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy never inherits the cached digest: ``update`` may change what it covers."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._digest = None
+        return copy
+
+    def shape(self) -> Shape:
+        """k neighbours and threshold t among k + 1 holders (:mod:`.graph`)."""
+        return choose(len(self.parties), self.threshold, self.dropout, self.corruption)
+
+    def neighbourhoods(self) -> dict[str, frozenset[str]]:
+        """N(u) for every party, derived from the invitation alone."""
+        return neighbourhoods(tuple(self.order()), self.digest(), self.shape())
 
 
 class AdvertiseKeys(Message):
@@ -214,41 +271,25 @@ class Roster(Message):
     entries: list[RosterEntry] = Field(max_length=MAX_PARTIES)
 
 
-class EncryptedShare(Strict):
-    """AES-GCM(HKDF(ECDH(c_sender, c_recipient)), SharePayload), bound to
-    (computation, sender, recipient) as associated data. The server cannot read it."""
-
-    sender: PartyId
-    recipient: PartyId
-    nonce: Nonce
-    ciphertext: Annotated[B64, _at_most(1024)]
-
-
-class SharePayload(Strict):
-    """The plaintext inside an :class:`EncryptedShare` (never seen by the server)."""
-
-    sender: PartyId
-    recipient: PartyId
-    s_share: Share
-    b_share: Share
-
-
 class ShareBundle(Message):
-    """device -> server, round 1: one encrypted share per advertised peer, and
-    SHA-256 commitment to the self-mask seed b_u (checked after reconstruction)."""
+    """device -> server, round 1: one sealed record per neighbour that advertised
+    (:func:`edgefleet.fed.codec.pack_shares`: recipient index, AES-GCM nonce and
+    ciphertext of its s-key and self-mask seed shares), and a SHA-256 commitment
+    to the self-mask seed b_u (checked after reconstruction)."""
 
     type: Literal["fed.shares"] = "fed.shares"
     sender: PartyId
-    shares: list[EncryptedShare] = Field(max_length=MAX_PARTIES)
+    shares: Annotated[B64, _at_most(MAX_PARTIES * SHARE_RECORD)]
     self_mask_commitment: Key
 
 
 class ShareInbox(Message):
-    """server -> device: the shares addressed to the recipient by parties that sent theirs."""
+    """server -> device: the records addressed to the recipient, the index of each
+    record now naming its sender."""
 
     type: Literal["fed.inbox"] = "fed.inbox"
     recipient: PartyId
-    shares: list[EncryptedShare] = Field(max_length=MAX_PARTIES)
+    shares: Annotated[B64, _at_most(MAX_PARTIES * SHARE_RECORD)]
 
 
 class MaskedInput(Message):
@@ -260,12 +301,34 @@ class MaskedInput(Message):
     vector: B64
 
 
-class UnmaskRequest(Message):
-    """server -> surviving devices, round 3."""
+class Survivors(Message):
+    """server -> surviving devices, round 3: the lists each of them will MAC."""
 
-    type: Literal["fed.unmask_request"] = "fed.unmask_request"
+    type: Literal["fed.survivors"] = "fed.survivors"
     survivors: list[PartyId] = Field(max_length=MAX_PARTIES, description="U3: sent a masked input")
     dropped: list[PartyId] = Field(max_length=MAX_PARTIES, description="shared keys, sent no input")
+
+
+class ConsistencyTags(Message):
+    """device -> server, round 3: ``tags[v]`` = HMAC(long-term pair key u-v, U3 and
+    dropped) for each neighbour v in U3 (Bonawitz's round-4 consistency check)."""
+
+    type: Literal["fed.consistency"] = "fed.consistency"
+    sender: PartyId
+    tags: dict[PartyId, Tag] = Field(max_length=MAX_PARTIES)
+
+
+class UnmaskRequest(Message):
+    """server -> devices that sent their tags, round 4: the same lists, and the
+    tags the recipient's neighbours addressed to it."""
+
+    type: Literal["fed.unmask_request"] = "fed.unmask_request"
+    recipient: PartyId = Field(description="the party this copy (and its tags) is for")
+    survivors: list[PartyId] = Field(max_length=MAX_PARTIES, description="U3: sent a masked input")
+    dropped: list[PartyId] = Field(max_length=MAX_PARTIES, description="shared keys, sent no input")
+    tags: dict[PartyId, Tag] = Field(
+        default_factory=dict, max_length=MAX_PARTIES, description="sender -> its tag"
+    )
 
 
 class UnmaskResponse(Message):
@@ -291,6 +354,8 @@ FedMessage = Annotated[
     | ShareBundle
     | ShareInbox
     | MaskedInput
+    | Survivors
+    | ConsistencyTags
     | UnmaskRequest
     | UnmaskResponse
     | Abort,

@@ -5,24 +5,31 @@ for the protocol and its trust assumptions.
 ::
 
     new --advertise()--> advertised --share_keys(Roster)--> shared
-        --masked_input(ShareInbox)--> masked --unmask(UnmaskRequest)--> done
+        --masked_input(ShareInbox)--> masked --consistency(Survivors)--> checked
+        --unmask(UnmaskRequest)--> done
     any step --ProtocolAborted--> aborted   (secrets dropped, nothing more is sent)
 
-A :class:`ProtocolViolation` (wrong round, misaddressed message, malformed roster)
-leaves the state unchanged; a :class:`ProtocolAborted` ends the party for good.
-The party answers one unmask request only, and never with both the s-key share
-and the self-mask share of the same peer.
+A party deals only with its neighbours N(u) (:mod:`.graph`; everyone when the
+graph is complete): it checks their keys, masks with them, shares to them, and
+expects t of its holders N(u) + {u} at every step, refusing with a reason
+naming the shortfall when too many of them drop. A :class:`ProtocolViolation`
+(wrong round, misaddressed message) leaves the state unchanged; a
+:class:`ProtocolAborted` ends the party for good. The party answers one unmask
+request only, never with both shares of one peer, and only after t of its
+holders confirmed (MAC over) the very survivor list it was shown.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError
+import numpy as np
+import numpy.typing as npt
 
-from edgefleet.fed import crypto
+from edgefleet.fed import codec, crypto, shamir
 from edgefleet.fed.errors import (
     BelowThreshold,
     ProtocolAborted,
@@ -33,7 +40,7 @@ from edgefleet.fed.errors import (
 from edgefleet.fed.messages import (
     Abort,
     AdvertiseKeys,
-    EncryptedShare,
+    ConsistencyTags,
     FedMessage,
     Invitation,
     MaskedInput,
@@ -41,14 +48,21 @@ from edgefleet.fed.messages import (
     RosterEntry,
     ShareBundle,
     ShareInbox,
-    SharePayload,
+    Survivors,
     UnmaskRequest,
     UnmaskResponse,
 )
-from edgefleet.fed.ring import Ring, add_pairwise, pairwise_mask, self_mask
+from edgefleet.fed.ring import Ring, Vector, add_pairwise, pairwise_mask, self_mask
 
-Phase = Literal["new", "advertised", "shared", "masked", "done", "aborted"]
+Phase = Literal["new", "advertised", "shared", "masked", "checked", "done", "aborted"]
 T = TypeVar("T")
+
+
+def lists_digest(computation_id: str, survivors: Sequence[str], dropped: Sequence[str]) -> bytes:
+    """What the consistency MACs cover: the sorted U3 and dropped lists."""
+    return hashlib.sha256(
+        crypto.frame("u3", computation_id, *sorted(survivors), "dropped", *sorted(dropped))
+    ).digest()
 
 
 class Party:
@@ -57,10 +71,16 @@ class Party:
         invitation: Invitation,
         party_id: str,
         long_term_private: bytes,
-        vector: Sequence[float],
+        vector: Sequence[float] | npt.NDArray[np.float64],
+        pair_cache: MutableMapping[tuple[str, bytes], bytes] | None = None,
     ) -> None:
         """``long_term_private`` is the device's raw 32-byte X25519 key from enrollment;
-        its public half must be the one the invitation lists for ``party_id``."""
+        its public half must be the one the invitation lists for ``party_id``.
+        ``pair_cache`` (optional, kept by a device across computations) maps
+        (peer, peer's long-term public key) to ECDH(long-term u, long-term v): the
+        same value every time, so a device that computes with the same peers again
+        skips a third of its key exchanges. Keyed by the public key, a changed key
+        never hits it; it is as secret as the long-term key itself."""
         if party_id not in invitation.parties:
             raise ProtocolViolation(f"{party_id} is not invited to {invitation.computation_id}")
         if crypto.public_key(long_term_private) != invitation.parties[party_id]:
@@ -72,17 +92,23 @@ class Party:
         self._ring = Ring(invitation.params)
         self._digest = invitation.digest()
         try:
-            self._input: int | None = self._ring.encode(vector)
+            self._input: Vector | None = self._ring.encode(vector)
         except ValueError as exc:  # the message names no value: it may be relayed
             raise ProtocolViolation(f"input refused: {exc}") from exc
-        self._index = {party: i + 1 for i, party in enumerate(invitation.order())}
-        self._long_term: bytes | None = long_term_private
-        self._s_private: bytes | None = crypto.new_private_key()
-        self._c_private = crypto.new_private_key()
+        self._order = invitation.order()
+        self._index = {party: i + 1 for i, party in enumerate(self._order)}
+        self.neighbours: frozenset[str] = invitation.neighbourhoods()[party_id]
+        self.threshold = invitation.shape().threshold  # among the holders N(u) + {u}
+        self._long_term: crypto.PrivateKey | None = crypto.load(long_term_private)
+        self._pair_cache = pair_cache if pair_cache is not None else {}
+        self._s_private: crypto.PrivateKey | None = crypto.PrivateKey.generate()
+        self._c_private = crypto.PrivateKey.generate()
         self._seed: bytes | None = None
-        self._auth: dict[str, bytes] = {}  # peer -> HMAC key from the long-term ECDH
+        self._auth: dict[str, bytes] = {}  # neighbour -> MAC key from the long-term ECDH
         self._peers: dict[str, RosterEntry] = {}  # authenticated round-0 keys
-        self._held: dict[str, SharePayload] = {}  # shares this party keeps, by owner
+        self._share_keys_: dict[str, bytes] = {}  # neighbour -> AES-GCM key of the pair
+        self._held: dict[str, tuple[int, int]] = {}  # owner -> (s-share, b-share) held here
+        self._lists: bytes | None = None  # digest of the survivor list this party MACed
 
     def handle(self, message: FedMessage) -> FedMessage | None:
         """Dispatch one server message to its step; returns the reply to send, if any."""
@@ -91,6 +117,8 @@ class Party:
                 return self.share_keys(message)
             case ShareInbox():
                 return self.masked_input(message)
+            case Survivors():
+                return self.consistency(message)
             case UnmaskRequest():
                 return self.unmask(message)
             case Abort():
@@ -111,13 +139,13 @@ class Party:
         u, cid, digest = self.party_id, self.computation_id, self._digest
         s_public, c_public = crypto.public_key(self._s_private), crypto.public_key(self._c_private)
         tags: dict[str, bytes] = {}
-        for v, long_term_public in self.invitation.parties.items():
-            if v != u:
-                shared = crypto.agree(self._long_term, long_term_public)
-                self._auth[v] = crypto.kdf(shared, "advertise-mac", cid, *crypto.pair(u, v))
-                tags[v] = crypto.mac(
-                    self._auth[v], "advertise", cid, u, v, s_public, c_public, digest
-                )
+        for v in sorted(self.neighbours):
+            peer_key = (v, self.invitation.parties[v])
+            shared = self._pair_cache.get(peer_key)
+            if shared is None:
+                shared = self._pair_cache[peer_key] = crypto.agree(self._long_term, peer_key[1])
+            self._auth[v] = crypto.kdf(shared, "advertise-mac", cid, *crypto.pair(u, v))
+            tags[v] = crypto.mac(self._auth[v], "advertise", cid, u, v, s_public, c_public, digest)
         self._long_term = None
         self.phase = "advertised"
         return AdvertiseKeys(
@@ -127,22 +155,23 @@ class Party:
     # --- round 1 --------------------------------------------------------------------
 
     def share_keys(self, roster: Roster) -> ShareBundle:
-        """Check every advertised key, then Shamir-share the s-key and a fresh
-        self-mask seed, one AES-GCM ciphertext per peer (the server cannot read them)."""
+        """Check every neighbour's advertised keys, then Shamir-share the s-key and a
+        fresh self-mask seed to the holders, one AES-GCM record per neighbour."""
         self._expect("advertised")
         self._addressed(roster.computation_id, roster.recipient)
         return self._guard(lambda: self._share_keys(roster))
 
     def _share_keys(self, roster: Roster) -> ShareBundle:
         assert self._s_private is not None
-        u, cid, t = self.party_id, self.computation_id, self.invitation.threshold
-        if roster.threshold != t:
+        u, cid, t = self.party_id, self.computation_id, self.threshold
+        if roster.threshold != self.invitation.threshold:
             raise TamperedMessage(
-                f"roster threshold {roster.threshold} is not the invitation's {t}"
+                f"roster threshold {roster.threshold} is not the invitation's "
+                f"{self.invitation.threshold}"
             )
         entries: dict[str, RosterEntry] = {}
         for entry in roster.entries:
-            if entry.party not in self.invitation.parties or entry.party in entries:
+            if entry.party not in self.neighbours | {u} or entry.party in entries:
                 raise TamperedMessage(f"roster lists {entry.party} unexpectedly")
             entries[entry.party] = entry
         mine = entries.pop(u, None)
@@ -158,32 +187,30 @@ class Party:
                     f"the keys advertised for {v} are not authentic, or {v} was sent "
                     "another invitation"
                 )
-        if len(entries) + 1 < t:
-            raise BelowThreshold(f"{len(entries) + 1} parties advertised keys, threshold is {t}")
+        self._short("advertised keys", len(entries) + 1, t)
 
-        self._seed = os.urandom(crypto.HALF * 2)
-        count = len(self._index)
-        s_shares = crypto.split(self._s_private, t, count)
-        b_shares = crypto.split(self._seed, t, count)
-        shares: list[EncryptedShare] = []
-        for v in sorted(entries):
-            i = self._index[v] - 1
-            payload = SharePayload(sender=u, recipient=v, s_share=s_shares[i], b_share=b_shares[i])
-            key = self._share_key(entries[v])
-            nonce, ciphertext = crypto.seal(
-                key, crypto.frame(cid, u, v), payload.model_dump_json().encode()
-            )
-            shares.append(EncryptedShare(sender=u, recipient=v, nonce=nonce, ciphertext=ciphertext))
-        i = self._index[u] - 1
-        self._held[u] = SharePayload(
-            sender=u, recipient=u, s_share=s_shares[i], b_share=b_shares[i]
-        )
+        self._seed = os.urandom(32)
+        holders = sorted([u, *entries], key=self._index.__getitem__)
+        secrets = [
+            int.from_bytes(crypto.raw(self._s_private), "big"),
+            int.from_bytes(self._seed, "big"),
+        ]
+        shares = shamir.split(secrets, t, [self._index[h] for h in holders])
+        records = []
+        for holder, (s_share, b_share) in zip(holders, shares, strict=True):
+            if holder == u:
+                self._held[u] = (s_share, b_share)
+                continue
+            plaintext = shamir.to_bytes(s_share) + shamir.to_bytes(b_share)
+            key = self._share_keys_[holder] = self._share_key(entries[holder])
+            nonce, ciphertext = crypto.seal(key, crypto.frame(cid, u, holder), plaintext)
+            records.append((self._index[holder] - 1, nonce, ciphertext))
         self._peers = entries
         self.phase = "shared"
         return ShareBundle(
             computation_id=cid,
             sender=u,
-            shares=shares,
+            shares=codec.pack_shares(records),
             self_mask_commitment=crypto.commit(self._seed, cid, u),
         )
 
@@ -196,37 +223,34 @@ class Party:
     # --- round 2 --------------------------------------------------------------------
 
     def masked_input(self, inbox: ShareInbox) -> MaskedInput:
-        """Decrypt the peers' shares, then send y_u = x_u + PRG(b_u) +- PRG(s_uv)
-        for every peer v that shared keys."""
+        """Open the neighbours' shares, then send y_u = x_u + PRG(b_u) +- PRG(s_uv)
+        for every neighbour v that shared keys."""
         self._expect("shared")
         self._addressed(inbox.computation_id, inbox.recipient)
-        senders = [share.sender for share in inbox.shares]
+        try:
+            records = codec.unpack_shares(inbox.shares, len(self._order))
+        except codec.FrameError as exc:
+            raise ProtocolViolation(f"the inbox is malformed: {exc}") from exc
+        senders = [self._order[index] for index, _, _ in records]
         if len(set(senders)) != len(senders) or not set(senders) <= set(self._peers):
             raise ProtocolViolation("the inbox holds shares from unexpected or repeated senders")
-        if any(share.recipient != self.party_id for share in inbox.shares):
-            raise ProtocolViolation("the inbox holds shares addressed to another party")
-        return self._guard(lambda: self._masked_input(inbox))
+        return self._guard(lambda: self._masked_input(senders, records))
 
-    def _masked_input(self, inbox: ShareInbox) -> MaskedInput:
+    def _masked_input(
+        self, senders: list[str], records: list[tuple[int, bytes, bytes]]
+    ) -> MaskedInput:
         assert self._s_private is not None and self._seed is not None and self._input is not None
-        u, cid, t = self.party_id, self.computation_id, self.invitation.threshold
-        for share in inbox.shares:
-            peer = self._peers[share.sender]
-            plaintext = crypto.unseal(
-                self._share_key(peer),
-                share.nonce,
-                crypto.frame(cid, share.sender, u),
-                share.ciphertext,
-            )
+        u, cid = self.party_id, self.computation_id
+        for sender, (_, nonce, ciphertext) in zip(senders, records, strict=True):
+            key = self._share_keys_[sender]
+            plaintext = crypto.unseal(key, nonce, crypto.frame(cid, sender, u), ciphertext)
             try:
-                payload = SharePayload.model_validate_json(plaintext)
-            except ValidationError as exc:
-                raise TamperedMessage(f"the share from {share.sender} is malformed") from exc
-            if (payload.sender, payload.recipient) != (share.sender, u):
-                raise TamperedMessage(f"the share from {share.sender} names other parties")
-            self._held[share.sender] = payload
-        if len(self._held) < t:
-            raise BelowThreshold(f"{len(self._held)} parties shared keys, threshold is {t}")
+                half = shamir.SHARE_BYTES
+                pair = (shamir.from_bytes(plaintext[:half]), shamir.from_bytes(plaintext[half:]))
+            except ValueError as exc:
+                raise TamperedMessage(f"the share from {sender} is malformed") from exc
+            self._held[sender] = pair
+        self._short("shared keys", len(self._held), self.threshold)
 
         ring = self._ring
         y = ring.add(self._input, self_mask(ring, self._seed, cid, u))
@@ -234,47 +258,106 @@ class Party:
             if v != u:
                 shared = crypto.agree(self._s_private, self._peers[v].s_public)
                 y = add_pairwise(ring, y, pairwise_mask(ring, shared, cid, u, v), u, v)
-        self._input = self._seed = self._s_private = (
-            None  # all this party may later reveal is shares
-        )
+        self._input = self._seed = self._s_private = None  # only shares may be revealed now
         self.phase = "masked"
         return MaskedInput(computation_id=cid, sender=u, vector=ring.to_wire(y))
 
-    # --- round 3 --------------------------------------------------------------------
+    # --- round 3: consistency -------------------------------------------------------
 
-    def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
-        """Reveal the s-key share of each dropped peer and the self-mask share of each
-        survivor. Refuses (and aborts) a request naming a peer in both sets, or a
-        second request: either could give the server both shares of one peer."""
-        if self.phase == "done":
-            self.abort()
-            raise UnsafeRequest("a second unmask request is refused; it could unmask a peer")
+    def consistency(self, message: Survivors) -> ConsistencyTags:
+        """MAC the survivor list for each surviving neighbour, so that in round 4 each
+        of them can tell whether the server showed everyone the same list."""
         self._expect("masked")
-        self._addressed(request.computation_id, self.party_id)
-        return self._guard(lambda: self._unmask(request))
+        self._addressed(message.computation_id, self.party_id)
+        return self._guard(lambda: self._consistency(message))
 
-    def _unmask(self, request: UnmaskRequest) -> UnmaskResponse:
-        survivors, dropped = set(request.survivors), set(request.dropped)
+    def _consistency(self, message: Survivors) -> ConsistencyTags:
+        u, cid = self.party_id, self.computation_id
+        survivors, _ = self._check_lists(message.survivors, message.dropped)
+        self._lists = lists_digest(cid, message.survivors, message.dropped)
+        tags = {
+            v: crypto.mac(self._auth[v], "consistency", cid, u, v, self._lists)
+            for v in sorted(set(self._held) & survivors)
+            if v != u
+        }
+        self.phase = "checked"
+        return ConsistencyTags(computation_id=cid, sender=u, tags=tags)
+
+    def _check_lists(self, survivors_: list[str], dropped_: list[str]) -> tuple[set[str], set[str]]:
+        survivors, dropped = set(survivors_), set(dropped_)
         if both := sorted(survivors & dropped):
-            raise UnsafeRequest(f"the request asks for both shares of {', '.join(both)}")
-        if len(survivors) != len(request.survivors) or len(dropped) != len(request.dropped):
-            raise UnsafeRequest("the request repeats a party")
-        if survivors | dropped != set(self._held) or self.party_id not in survivors:
-            raise UnsafeRequest("the request does not match the parties that shared keys")
+            raise UnsafeRequest(f"the server lists {', '.join(both)} as both survived and dropped")
+        if len(survivors) != len(survivors_) or len(dropped) != len(dropped_):
+            raise UnsafeRequest("the survivor list repeats a party")
+        if not (survivors | dropped) <= set(self.invitation.parties):
+            raise UnsafeRequest("the survivor list names parties that are not invited")
+        if not set(self._held) <= survivors | dropped or self.party_id not in survivors:
+            raise UnsafeRequest("the survivor list does not match the parties that shared keys")
         t = self.invitation.threshold
         if len(survivors) < t:
             raise BelowThreshold(f"{len(survivors)} parties sent masked input, threshold is {t}")
+        self._short("sent masked input", len(set(self._held) & survivors), self.threshold)
+        return survivors, dropped
+
+    # --- round 4: unmask ------------------------------------------------------------
+
+    def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
+        """Reveal the s-key share of each dropped neighbour and the self-mask share of
+        each surviving one, once, after checking that t holders MACed this very
+        survivor list (a server showing different lists to different parties
+        cannot collect t confirmations for two of them)."""
+        if self.phase == "done":
+            self.abort()
+            raise UnsafeRequest("a second unmask request is refused; it could unmask a peer")
+        self._expect("checked")
+        self._addressed(request.computation_id, request.recipient)
+        return self._guard(lambda: self._unmask(request))
+
+    def _unmask(self, request: UnmaskRequest) -> UnmaskResponse:
+        u, cid = self.party_id, self.computation_id
+        lists = lists_digest(cid, request.survivors, request.dropped)
+        if lists != self._lists:
+            raise TamperedMessage(
+                "the unmask request carries another survivor list than the one this party "
+                "confirmed: the server is equivocating"
+            )
+        survivors, dropped = self._check_lists(request.survivors, request.dropped)
+        confirmed = 1 + sum(  # this party's own confirmation, then its neighbours'
+            1
+            for v, tag in request.tags.items()
+            if v != u
+            and v in self._held
+            and v in survivors
+            and crypto.verify_mac(self._auth[v], tag, "consistency", cid, v, u, lists)
+        )
+        if confirmed < self.threshold:
+            raise TamperedMessage(
+                f"only {confirmed} of this party's holders confirmed the survivor list, "
+                f"{self.threshold} needed: the server may be showing different lists"
+            )
         response = UnmaskResponse(
-            computation_id=self.computation_id,
-            sender=self.party_id,
-            s_shares={v: self._held[v].s_share for v in sorted(dropped)},
-            b_shares={v: self._held[v].b_share for v in sorted(survivors)},
+            computation_id=cid,
+            sender=u,
+            s_shares={
+                v: shamir.to_bytes(self._held[v][0]) for v in sorted(dropped & set(self._held))
+            },
+            b_shares={
+                v: shamir.to_bytes(self._held[v][1]) for v in sorted(survivors & set(self._held))
+            },
         )
         self._held = {}
         self.phase = "done"
         return response
 
     # --- plumbing ---------------------------------------------------------------
+
+    def _short(self, what: str, have: int, need: int) -> None:
+        """The clear refusal when too many of this party's neighbours dropped."""
+        if have < need:
+            raise BelowThreshold(
+                f"only {have} of this party's {len(self.neighbours) + 1} holders {what}; "
+                f"{need} are needed (too many of its neighbours dropped)"
+            )
 
     def _expect(self, phase: Phase) -> None:
         if self.phase != phase:
@@ -295,4 +378,4 @@ class Party:
         """End this party (the server sent ``fed.abort``, or a step failed): drop every secret."""
         self.phase = "aborted"
         self._input = self._seed = self._s_private = self._long_term = None
-        self._held, self._peers, self._auth = {}, {}, {}
+        self._held, self._peers, self._auth, self._share_keys_ = {}, {}, {}, {}

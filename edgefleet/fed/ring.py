@@ -1,4 +1,4 @@
-"""Vectors in the ring Z_{2^k}, packed into one Python int.
+"""Vectors in the ring Z_{2^k} as numpy arrays of 64-bit limbs.
 
 Fixed point: a float x becomes round(x * 2**f) mod 2**k (k = ``ring_bits``,
 f = ``frac_bits``) and a sum s decodes as the signed value of s over 2**f. The
@@ -8,25 +8,27 @@ merely detected: :class:`~edgefleet.fed.messages.Params` bounds |x|, a party
 refuses a larger input, and :class:`~edgefleet.fed.messages.Invitation` refuses
 more parties than ``Params.max_parties()``, so |sum| < 2**(k-1).
 
-Packing: element i occupies lane i of ``k + 8`` bits (one guard byte) of a
-single big int::
-
-    lane:     | guard 8 bits | element: k bits |   x length, element 0 lowest
-    add:      (a + b) & LOW               carries stay in the guard byte
-    subtract: (a + (K - b)) & LOW         K has 2**k in every lane
-
-so adding a whole mask vector is one C-level big-int addition and one AND, and
-turning an AES-CTR keystream into a mask vector is ``int.from_bytes(...) & LOW``.
+Layout: a vector is a C-ordered ``uint64`` array of shape (length, k / 64);
+element i is ``sum(v[i, j] << 64 j)``. So ``v.tobytes()`` *is* the wire format
+(k/8 little-endian bytes per element, no padding), a mask is an AES-CTR
+keystream read in place (:func:`numpy.frombuffer`), and adding or subtracting
+two vectors is a handful of whole-array operations: numpy's uint64 arithmetic
+wraps mod 2**64, and the carry into the next limb is ``sum < addend``. With the
+usual one limb (k = 64) it is a single ``+``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+import numpy as np
+import numpy.typing as npt
+
 from edgefleet.fed import crypto
 from edgefleet.fed.messages import Params
+
+Vector = npt.NDArray[np.uint64]
 
 
 class Ring:
@@ -35,92 +37,114 @@ class Ring:
         self.frac_bits = params.frac_bits
         self.bound = params.bound
         self.length = params.length
+        self.limbs = self.bits // 64
         self.width = self.bits // 8  # bytes per element on the wire
-        self.lane = self.width + 1  # bytes per element packed (one guard byte)
         self.modulus = 1 << self.bits
-        self.low = int.from_bytes((b"\xff" * self.width + b"\x00") * self.length, "little")
-        self.lanes_k = int.from_bytes((bytes(self.width) + b"\x01") * self.length, "little")
+        # |x| * 2**f fits an int64: encode in numpy, else element by element
+        self._fast = self.bound * 2.0**self.frac_bits < 2.0**62
+
+    def zero(self) -> Vector:
+        return np.zeros((self.length, self.limbs), dtype=np.uint64)
 
     # --- arithmetic ---------------------------------------------------------------
 
-    def add(self, a: int, b: int) -> int:
-        return (a + b) & self.low
+    def add(self, a: Vector, b: Vector) -> Vector:
+        if self.limbs == 1:
+            return a + b
+        out = a + b
+        carry = (out[:, 0] < a[:, 0]).astype(np.uint64)
+        for j in range(1, self.limbs):
+            column = out[:, j] + carry
+            carry = ((out[:, j] < a[:, j]) | (column < carry)).astype(np.uint64)
+            out[:, j] = column
+        return out
 
-    def sub(self, a: int, b: int) -> int:
-        return (a + (self.lanes_k - b)) & self.low
+    def sub(self, a: Vector, b: Vector) -> Vector:
+        if self.limbs == 1:
+            return a - b
+        out = a - b
+        borrow = (a[:, 0] < b[:, 0]).astype(np.uint64)
+        for j in range(1, self.limbs):
+            column = out[:, j] - borrow
+            borrow = ((a[:, j] < b[:, j]) | (out[:, j] < borrow)).astype(np.uint64)
+            out[:, j] = column
+        return out
 
-    def mask(self, seed: bytes, label: str, *context: str) -> int:
-        """A uniformly random vector from AES-CTR keyed by ``seed``: guard bytes of
-        the keystream are discarded by the AND, every element keeps k random bits."""
-        stream = crypto.keystream(seed, self.length * self.lane, label, *context)
-        return int.from_bytes(stream, "little") & self.low
+    def mask(self, seed: bytes, label: str, *context: str) -> Vector:
+        """A uniformly random vector: the AES-CTR keystream keyed by ``seed``, read
+        as little-endian 64-bit limbs (every bit of every element is random)."""
+        stream = crypto.keystream(seed, self.length * self.width, label, *context)
+        return np.frombuffer(stream, dtype="<u8").reshape(self.length, self.limbs).copy()
 
     # --- fixed point ------------------------------------------------------------
 
-    def encode(self, values: Sequence[float]) -> int:
-        """Packed fixed-point encoding; refuses non-finite or out-of-bound values
-        (without naming the value: the error may end up in a log or an abort reason)."""
+    def encode(self, values: Sequence[float] | npt.NDArray[np.float64]) -> Vector:
+        """Fixed-point encoding; refuses non-finite or out-of-bound values (without
+        naming the value: the error may end up in a log or an abort reason)."""
         if len(values) != self.length:
             raise ValueError(f"expected {self.length} values, got {len(values)}")
+        array = np.asarray(values, dtype=np.float64)
+        if not np.all(np.isfinite(array)) or np.any(np.abs(array) > self.bound):
+            raise ValueError(f"a value is not finite or outside the bound ±{self.bound!r}")
+        if self._fast:
+            scaled = np.rint(array * 2.0**self.frac_bits).astype(np.int64)
+            out = np.empty((self.length, self.limbs), dtype=np.uint64)
+            out[:, 0] = scaled.view(np.uint64)
+            if self.limbs > 1:  # sign-extend into the upper limbs
+                out[:, 1:] = np.where(scaled < 0, np.uint64(2**64 - 1), np.uint64(0))[:, None]
+            return out
         scale = float(1 << self.frac_bits)
-        out = bytearray()
-        for value in values:
-            if not math.isfinite(value) or abs(value) > self.bound:
-                raise ValueError(f"a value is not finite or outside the bound ±{self.bound!r}")
-            out += (round(value * scale) % self.modulus).to_bytes(self.lane, "little")
-        return int.from_bytes(out, "little")
+        raw = b"".join(
+            (round(v * scale) % self.modulus).to_bytes(self.width, "little") for v in values
+        )
+        return self.from_wire(raw)
 
-    def elements(self, packed: int) -> list[int]:
-        """The ring elements (0 <= e < 2**k) of a reduced packed vector."""
-        raw = packed.to_bytes(self.length * self.lane, "little")
-        w, lane = self.width, self.lane
-        return [int.from_bytes(raw[i * lane : i * lane + w], "little") for i in range(self.length)]
+    def elements(self, vector: Vector) -> list[int]:
+        """The ring elements (0 <= e < 2**k) as Python integers."""
+        if self.limbs == 1:
+            return [int(e) for e in vector[:, 0]]
+        raw, w = vector.astype("<u8").tobytes(), self.width
+        return [int.from_bytes(raw[i * w : (i + 1) * w], "little") for i in range(self.length)]
 
-    def decode(self, packed: int) -> list[Fraction]:
-        """Signed fixed-point values of a reduced packed vector, exactly."""
+    def decode(self, vector: Vector) -> list[Fraction]:
+        """Signed fixed-point values, exactly."""
         half, denominator = self.modulus >> 1, 1 << self.frac_bits
         return [
             Fraction(e - self.modulus if e >= half else e, denominator)
-            for e in self.elements(packed)
+            for e in self.elements(vector)
         ]
 
-    # --- wire format: k/8 little-endian bytes per element, no guard bytes ---------
+    # --- wire format: k/8 little-endian bytes per element ---------------------------
 
-    def to_wire(self, packed: int) -> bytes:
-        raw = packed.to_bytes(self.length * self.lane, "little")
-        out = bytearray(self.length * self.width)
-        for j in range(self.width):  # strided copies: width C-level operations
-            out[j :: self.width] = raw[j :: self.lane]
-        return bytes(out)
+    def to_wire(self, vector: Vector) -> bytes:
+        return vector.astype("<u8", copy=False).tobytes()
 
-    def from_wire(self, data: bytes) -> int:
+    def from_wire(self, data: bytes) -> Vector:
         if len(data) != self.length * self.width:
             raise ValueError(f"expected {self.length * self.width} bytes, got {len(data)}")
-        buf = bytearray(self.length * self.lane)
-        for j in range(self.width):
-            buf[j :: self.lane] = data[j :: self.width]
-        return int.from_bytes(buf, "little")
+        array = np.frombuffer(data, dtype="<u8").reshape(self.length, self.limbs)
+        return array.astype(np.uint64)  # a native, writable copy
 
 
 # --- the two kinds of mask, shared by Party (adds them) and Aggregator (removes them)
 
 
-def self_mask(ring: Ring, seed: bytes, computation_id: str, party: str) -> int:
+def self_mask(ring: Ring, seed: bytes, computation_id: str, party: str) -> Vector:
     """PRG(b_u): the mask only the party's own seed (or t shares of it) removes."""
     return ring.mask(seed, "self-mask", computation_id, party)
 
 
-def pairwise_mask(ring: Ring, shared: bytes, computation_id: str, a: str, b: str) -> int:
+def pairwise_mask(ring: Ring, shared: bytes, computation_id: str, a: str, b: str) -> Vector:
     """PRG(s_ab) with s_ab = HKDF(ECDH(s_a, s_b)); symmetric in a and b."""
     return ring.mask(shared, "pairwise-mask", computation_id, *crypto.pair(a, b))
 
 
-def add_pairwise(ring: Ring, vector: int, mask: int, me: str, peer: str) -> int:
+def add_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str) -> Vector:
     """What ``me`` does with the mask shared with ``peer``: + for a later peer,
     - for an earlier one, so the pair cancels in any sum holding both."""
     return ring.add(vector, mask) if peer > me else ring.sub(vector, mask)
 
 
-def remove_pairwise(ring: Ring, vector: int, mask: int, me: str, peer: str) -> int:
+def remove_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str) -> Vector:
     """Undo :func:`add_pairwise` (the server, for a survivor ``me`` and a dropped ``peer``)."""
     return ring.sub(vector, mask) if peer > me else ring.add(vector, mask)

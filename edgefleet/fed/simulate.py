@@ -1,16 +1,20 @@
 """An in-process relay: one computation with every party in this process, for
-tests and benchmarks. The agent connection carries exactly these messages in
-production; here each one is serialized to JSON and parsed back, so what the
-parties and the aggregator see is what a transport would deliver.
+tests and benchmarks. Each message is encoded to a binary frame
+(:func:`~edgefleet.fed.codec.encode_frame`) and parsed back, so what the
+parties and the aggregator see is what a binary transport would deliver, and
+``sent_bytes`` counts those frames.
 
 ::
 
-    Party.advertise ----> Aggregator.on_advertise    .rosters()        ----> Party.share_keys
-    Party.share_keys ---> Aggregator.on_shares       .inboxes()        ----> Party.masked_input
-    Party.masked_input -> Aggregator.on_masked       .unmask_request() ----> Party.unmask
+    Party.advertise ----> Aggregator.on_advertise    .rosters()          ----> Party.share_keys
+    Party.share_keys ---> Aggregator.on_shares       .inboxes()          ----> Party.masked_input
+    Party.masked_input -> Aggregator.on_masked       .survivor_list()    ----> Party.consistency
+    Party.consistency --> Aggregator.on_consistency  .unmask_requests()  ----> Party.unmask
     Party.unmask -------> Aggregator.on_unmask       .result()
 
-Importing this module has no side effects; :func:`benchmark` runs only when called.
+``tamper`` sees every message on its way to a party (``to`` names the party):
+the hook through which tests play an active, lying server. Importing this
+module has no side effects; :func:`benchmark` runs only when called.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, TypeVar
 
-from edgefleet.fed import crypto
+import numpy as np
+
+from edgefleet.fed import codec, crypto
 from edgefleet.fed.aggregator import Aggregator
 from edgefleet.fed.errors import ProtocolAborted
 from edgefleet.fed.messages import (
@@ -31,12 +37,14 @@ from edgefleet.fed.messages import (
     Params,
     Roster,
     ShareInbox,
+    Survivors,
     UnmaskRequest,
-    decode,
 )
 from edgefleet.fed.party import Party
 
-Round = Literal["advertise", "shares", "masked", "unmask"]
+Round = Literal["advertise", "shares", "masked", "consistency", "unmask"]
+ROUNDS: list[Round] = ["advertise", "shares", "masked", "consistency", "unmask"]
+Tamper = Callable[[str, FedMessage], FedMessage]
 M = TypeVar("M", bound=FedMessage)
 
 
@@ -45,8 +53,9 @@ class Run:
     result: list[float] | None
     error: ProtocolAborted | None
     aggregator: Aggregator
-    transcript: list[str] = field(default_factory=list)  # every message the aggregator handled
-    sent_bytes: dict[str, int] = field(default_factory=dict)  # JSON bytes each party sent
+    parties: dict[str, Party] = field(default_factory=dict)
+    transcript: list[bytes] = field(default_factory=list)  # every frame the relay carried
+    sent_bytes: dict[str, int] = field(default_factory=dict)  # frame bytes each party sent
     party_seconds: dict[str, float] = field(default_factory=dict)
     aggregator_seconds: float = 0.0
 
@@ -71,28 +80,32 @@ def run(
     vectors: Mapping[str, Sequence[float]],
     *,
     drop: Mapping[str, Round] | None = None,
-    tamper: Callable[[FedMessage], FedMessage] | None = None,
+    tamper: Tamper | None = None,
     record: bool = True,
+    pair_caches: Mapping[str, dict[tuple[str, bytes], bytes]] | None = None,
 ) -> Run:
-    """Run the four rounds. ``drop[p] = r``: party p goes silent from round r on.
-    ``tamper`` sees (and may replace) every message the relay carries to a party."""
+    """Run the five rounds. ``drop[p] = r``: party p goes silent from round r on.
+    ``tamper(party, message)`` may replace any message the relay carries to a party."""
     drop = drop or {}
     aggregator = Aggregator(invitation)
-    out = Run(result=None, error=None, aggregator=aggregator)
-    parties = {p: Party(invitation, p, keys[p], vectors[p]) for p in invitation.parties}
+    caches = pair_caches or {}
+    parties = {
+        p: Party(invitation, p, keys[p], vectors[p], caches.get(p)) for p in invitation.parties
+    }
+    out = Run(result=None, error=None, aggregator=aggregator, parties=parties)
 
     def relay(message: M) -> M:
-        text = message.model_dump_json()
+        frame = codec.encode_frame(message)
         if record:
-            out.transcript.append(text)
-        carried = decode(text)
+            out.transcript.append(frame)
+        carried = codec.decode_frame(frame)
         assert isinstance(carried, type(message))
         return carried
 
-    def to_party(message: M) -> M:
+    def to_party(party: str, message: M) -> M:
         carried = relay(message)
         if tamper is not None:
-            changed = tamper(carried)
+            changed = tamper(party, carried)
             assert isinstance(changed, type(message))
             return changed
         return carried
@@ -101,8 +114,13 @@ def run(
         started = time.perf_counter()
         message = step()
         out.party_seconds[party] = out.party_seconds.get(party, 0.0) + time.perf_counter() - started
-        out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(message.model_dump_json())
-        on_server(lambda: aggregator.handle(relay(message)))
+        started = time.perf_counter()
+        frame = codec.encode_frame(message)  # the party's share of the relay's work
+        out.party_seconds[party] += time.perf_counter() - started
+        out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(frame)
+        if record:
+            out.transcript.append(frame)
+        on_server(lambda: aggregator.handle(codec.decode_frame(frame)))
 
     def on_server(step: Callable[[], None]) -> None:
         started = time.perf_counter()
@@ -110,8 +128,7 @@ def run(
         out.aggregator_seconds += time.perf_counter() - started
 
     def answering(party: str, round_: Round) -> bool:
-        order: list[Round] = ["advertise", "shares", "masked", "unmask"]
-        return party not in drop or order.index(round_) < order.index(drop[party])
+        return party not in drop or ROUNDS.index(round_) < ROUNDS.index(drop[party])
 
     try:
         for p, party in parties.items():
@@ -121,17 +138,22 @@ def run(
         on_server(lambda: rosters.update(aggregator.rosters()))
         for p, roster in rosters.items():
             if answering(p, "shares"):
-                from_party(p, partial(parties[p].share_keys, to_party(roster)))
+                from_party(p, partial(parties[p].share_keys, to_party(p, roster)))
         inboxes: dict[str, ShareInbox] = {}
         on_server(lambda: inboxes.update(aggregator.inboxes()))
         for p, inbox in inboxes.items():
             if answering(p, "masked"):
-                from_party(p, partial(parties[p].masked_input, to_party(inbox)))
-        requests: list[UnmaskRequest] = []
-        on_server(lambda: requests.append(aggregator.unmask_request()))
-        for p in requests[0].survivors:
+                from_party(p, partial(parties[p].masked_input, to_party(p, inbox)))
+        lists: list[Survivors] = []
+        on_server(lambda: lists.append(aggregator.survivor_list()))
+        for p in lists[0].survivors:
+            if answering(p, "consistency"):
+                from_party(p, partial(parties[p].consistency, to_party(p, lists[0])))
+        requests: dict[str, UnmaskRequest] = {}
+        on_server(lambda: requests.update(aggregator.unmask_requests()))
+        for p, request in requests.items():
             if answering(p, "unmask"):
-                from_party(p, partial(parties[p].unmask, to_party(requests[0])))
+                from_party(p, partial(parties[p].unmask, to_party(p, request)))
         result: list[float] = []
         on_server(lambda: result.extend(aggregator.result()))
         out.result = result
@@ -144,42 +166,100 @@ def run(
 class Benchmark:
     parties: int
     length: int
+    dropped: int  # parties that went silent (see ``drop_round``)
+    drop_round: str
+    warm: bool  # devices held their long-term pair secrets already
+    neighbours: int  # k of the SecAgg+ graph (parties - 1: complete)
+    threshold: int  # shares needed per secret
     secure_seconds: float  # the whole simulated protocol, every party in this one process
-    party_seconds: float  # mean time one device spends in its four steps
-    aggregator_seconds: float  # the server's share (mostly Shamir reconstruction)
-    plain_seconds: float  # summing the same vectors in the clear
-    bytes_per_party: float  # JSON bytes a party sends over all rounds
+    party_seconds: float  # mean time one device spends in its steps (incl. framing)
+    aggregator_seconds: float  # the server's share: routing, checks, reconstruction
+    plain_seconds: float  # the plaintext protocol: float64 vectors framed, parsed, summed
+    plain_aggregator_seconds: float  # its server side (parse + sum)
+    plain_party_seconds: float  # its party side (framing one vector)
+    bytes_per_party: float  # frame bytes a party sends over all rounds
     plain_bytes_per_party: int  # the vector as raw float64
-    max_abs_error: float  # against the plain sum
+    max_abs_error: float  # against the plain sum of the survivors
 
 
-def benchmark(parties: int = 100, length: int = 10_000, seed: int = 0) -> Benchmark:
-    """Secure sum of ``parties`` random vectors of ``length`` floats (threshold: a
-    bare majority) against the plain sum."""
-    rng = random.Random(seed)
-    names = [f"device-{i:04d}" for i in range(parties)]
-    vectors = {name: [rng.uniform(-1e3, 1e3) for _ in range(length)] for name in names}
+def warm_caches(
+    invitation: Invitation, keys: Mapping[str, bytes]
+) -> dict[str, dict[tuple[str, bytes], bytes]]:
+    """The long-term pair secrets each party would hold after earlier computations
+    with the same neighbours (what a device's ``pair_cache`` converges to)."""
+    out: dict[str, dict[tuple[str, bytes], bytes]] = {}
+    for party, neighbours in invitation.neighbourhoods().items():
+        private = crypto.load(keys[party])
+        out[party] = {
+            (v, invitation.parties[v]): crypto.agree(private, invitation.parties[v])
+            for v in neighbours
+        }
+    return out
+
+
+BENCH_PARAMS = {"ring_bits": 64, "frac_bits": 24, "bound": 1024.0}
+
+
+def benchmark(
+    parties: int = 100,
+    length: int = 10_000,
+    seed: int = 0,
+    dropout: float = 0.1,
+    drop_round: Round = "consistency",
+    warm: bool = False,
+) -> Benchmark:
+    """Secure sum of ``parties`` random vectors of ``length`` values in [-1000, 1000]
+    (64-bit ring, scale 2**24), a bare majority threshold, and ``dropout`` of the
+    parties going silent from ``drop_round`` on ("consistency": right after sending
+    their masked input; "masked": after sharing keys, before masking, the case
+    where the server must rebuild their pairwise masks), against the plaintext
+    protocol over the same data. ``warm``: every device already holds its long-term
+    pair secrets with its neighbours from earlier computations (see :class:`Party`)."""
+    rng = np.random.default_rng(seed)
+    names = [f"device-{i:05d}" for i in range(parties)]
+    data = rng.uniform(-1e3, 1e3, (parties, length))
+    vectors = {name: data[i] for i, name in enumerate(names)}
     keys = identities(names)
-    invitation = invite("bench", keys, parties // 2 + 1, Params(length=length))
+    invitation = invite("bench", keys, parties // 2 + 1, Params(length=length, **BENCH_PARAMS))
+    silent = random.Random(seed).sample(names, int(parties * dropout))
+    drop: dict[str, Round] = dict.fromkeys(silent, drop_round)
+    caches = warm_caches(invitation, keys) if warm else None
 
     started = time.perf_counter()
-    outcome = run(invitation, keys, vectors, record=False)
+    outcome = run(invitation, keys, vectors, drop=drop, record=False, pair_caches=caches)
     secure = time.perf_counter() - started
     if outcome.result is None:
         raise RuntimeError(f"benchmark aborted: {outcome.error}")
+    included = [i for i, name in enumerate(names) if name in outcome.aggregator.survivors]
 
+    plain_party = plain_server = 0.0
     started = time.perf_counter()
-    plain = [sum(column) for column in zip(*vectors.values(), strict=True)]
+    total = np.zeros(length)
+    for i in included:
+        t0 = time.perf_counter()
+        frame = data[i].astype("<f8").tobytes()
+        t1 = time.perf_counter()
+        total += np.frombuffer(frame, dtype="<f8")
+        plain_party += t1 - t0
+        plain_server += time.perf_counter() - t1
     plain_seconds = time.perf_counter() - started
 
+    shape = invitation.shape()
     return Benchmark(
         parties=parties,
         length=length,
+        dropped=len(silent),
+        drop_round=drop_round,
+        warm=warm,
+        neighbours=shape.neighbours,
+        threshold=shape.threshold,
         secure_seconds=secure,
         party_seconds=sum(outcome.party_seconds.values()) / parties,
         aggregator_seconds=outcome.aggregator_seconds,
         plain_seconds=plain_seconds,
+        plain_aggregator_seconds=plain_server,
+        plain_party_seconds=plain_party / max(len(included), 1),
         bytes_per_party=sum(outcome.sent_bytes.values()) / parties,
         plain_bytes_per_party=8 * length,
-        max_abs_error=max(abs(a - b) for a, b in zip(outcome.result, plain, strict=True)),
+        max_abs_error=float(np.max(np.abs(np.asarray(outcome.result) - total))),
     )

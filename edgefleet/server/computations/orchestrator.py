@@ -4,7 +4,8 @@ driven through its four rounds over the agent connections.
 ::
 
     invite all ---> collect advertise ---> rosters ---> collect shares ---> inboxes
-      ---> collect masked ---> unmask request (survivors) ---> collect unmask ---> result
+      ---> collect masked ---> survivor list ---> collect consistency tags
+      ---> unmask requests (with the tags) ---> collect unmask ---> result
     each "collect" ends when every expected device answered, declined, went
     offline, or when the round's timeout passes; the ones missing are dropped.
     Fewer than t left at any close: the aggregator aborts, nothing is released.
@@ -25,7 +26,7 @@ from typing import Any
 from edgefleet.fed.aggregator import Aggregator
 from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
 from edgefleet.fed.messages import Abort, FedMessage, Invitation, Op
-from edgefleet.fed.stats import finish
+from edgefleet.fed.stats import finish, release
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,15 @@ class Orchestrator:
             for device, inbox in agg.inboxes().items():
                 await self._to(device, inbox)
             await self._collect()
-            request = agg.unmask_request()
-            await self._broadcast(request.survivors, request)
+            lists = agg.survivor_list()
+            await self._broadcast(lists.survivors, lists)
+            await self._collect()
+            for device, request in agg.unmask_requests().items():
+                await self._to(device, request)
             await self._collect()
             summed = await asyncio.to_thread(agg.result_exact)
-            statistic = finish(self.op, summed, self.bins)
+            task = self.invitation.task
+            statistic = release(task, summed) if task else finish(self.op, summed, self.bins)
         except ProtocolAborted as exc:
             reason = f"{exc.reason}{self._said(agg.dropped)}; nothing was released"
             await self._end(reason)
@@ -161,7 +166,9 @@ class Orchestrator:
         """What the devices that left in the failing round said, if anything."""
         phase = self.aggregator.phase
         last = max(
-            dropped.values(), key=["advertise", "shares", "masked", "unmask"].index, default=phase
+            dropped.values(),
+            key=["advertise", "shares", "masked", "consistency", "unmask"].index,
+            default=phase,
         )
         said = {
             reason: self.names.get(device, device)

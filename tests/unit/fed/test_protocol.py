@@ -23,12 +23,14 @@ from edgefleet.fed import (
     ProtocolViolation,
     Roster,
     ShareInbox,
+    Survivors,
     TamperedMessage,
     UnmaskRequest,
     UnmaskResponse,
     UnsafeRequest,
     decode,
 )
+from edgefleet.fed.codec import decode_frame
 from edgefleet.fed.messages import FedMessage
 from edgefleet.fed.ring import Ring
 from edgefleet.fed.simulate import Round, benchmark, identities, invite, run
@@ -61,8 +63,10 @@ def assert_close(got: list[float] | None, want: list[float]) -> None:
         assert abs(a - b) <= 1e-9 * max(1.0, abs(b))
 
 
-def drive_to_unmask(world: World) -> tuple[dict[str, Party], Aggregator, UnmaskRequest]:
-    """Rounds 0-2 by hand, every party present."""
+def drive_to_unmask(
+    world: World,
+) -> tuple[dict[str, Party], Aggregator, dict[str, UnmaskRequest]]:
+    """Rounds 0-3 by hand, every party present: the unmask request for each."""
     parties = {n: Party(world.invitation, n, world.keys[n], world.vectors[n]) for n in NAMES}
     aggregator = Aggregator(world.invitation)
     for party in parties.values():
@@ -71,7 +75,10 @@ def drive_to_unmask(world: World) -> tuple[dict[str, Party], Aggregator, UnmaskR
         aggregator.handle(reply(parties[name], roster))
     for name, inbox in aggregator.inboxes().items():
         aggregator.handle(reply(parties[name], inbox))
-    return parties, aggregator, aggregator.unmask_request()
+    survivors = aggregator.survivor_list()
+    for name in survivors.survivors:
+        aggregator.handle(reply(parties[name], survivors))
+    return parties, aggregator, aggregator.unmask_requests()
 
 
 def reply(party: Party, message: FedMessage) -> FedMessage:
@@ -129,13 +136,13 @@ def test_too_few_unmask_responses_abort(world: World) -> None:
 def test_transcript_holds_no_input_value_or_encoding(world: World) -> None:
     outcome = run(world.invitation, world.keys, world.vectors, drop={"delta": "unmask"})
     assert outcome.result is not None and outcome.transcript
-    text = "\n".join(outcome.transcript)
+    text = b"\n".join(outcome.transcript).decode("latin-1")
     ring = Ring(world.invitation.params)
     encoded = {e for v in world.vectors.values() for e in ring.elements(ring.encode(v))}
     blobs = b""
     seen: set[int] = set()
-    for line in outcome.transcript:
-        message = decode(line)
+    for frame in outcome.transcript:
+        message = decode_frame(frame)
         if isinstance(message, MaskedInput):
             blobs += message.vector
             seen.update(ring.elements(ring.from_wire(message.vector)))
@@ -149,12 +156,11 @@ def test_transcript_holds_no_input_value_or_encoding(world: World) -> None:
 
 
 def test_tampered_ciphertext_is_rejected(world: World) -> None:
-    def flip(message: FedMessage) -> FedMessage:
+    def flip(party: str, message: FedMessage) -> FedMessage:
         if isinstance(message, ShareInbox) and message.recipient == "charlie":
-            first = message.shares[0]
-            broken = bytes([first.ciphertext[0] ^ 1]) + first.ciphertext[1:]
-            shares = [first.model_copy(update={"ciphertext": broken}), *message.shares[1:]]
-            return message.model_copy(update={"shares": shares})
+            broken = bytearray(message.shares)
+            broken[-1] ^= 1  # the last byte of the first record's GCM tag
+            return message.model_copy(update={"shares": bytes(broken)})
         return message
 
     outcome = run(world.invitation, world.keys, world.vectors, tamper=flip)
@@ -163,7 +169,7 @@ def test_tampered_ciphertext_is_rejected(world: World) -> None:
 
 
 def test_swapped_ephemeral_key_is_rejected(world: World) -> None:
-    def swap(message: FedMessage) -> FedMessage:
+    def swap(party: str, message: FedMessage) -> FedMessage:
         if isinstance(message, Roster) and message.recipient == "alpha":
             entries = [
                 e.model_copy(update={"s_public": world.invitation.parties["echo"]})
@@ -182,39 +188,48 @@ def test_swapped_ephemeral_key_is_rejected(world: World) -> None:
 
 
 def test_request_for_both_shares_of_a_peer_is_refused(world: World) -> None:
-    parties, _, request = drive_to_unmask(world)
-    greedy = request.model_copy(update={"dropped": ["bravo"]})  # bravo also a survivor
-    with pytest.raises(UnsafeRequest):
+    parties, _, requests = drive_to_unmask(world)
+    greedy = requests["alpha"].model_copy(update={"dropped": ["bravo"]})  # also a survivor
+    with pytest.raises((UnsafeRequest, TamperedMessage)):
         parties["alpha"].unmask(greedy)
     assert parties["alpha"].phase == "aborted"
     with pytest.raises(ProtocolViolation):
-        parties["alpha"].unmask(request)
+        parties["alpha"].unmask(requests["alpha"])
 
 
 def test_a_second_unmask_request_is_refused(world: World) -> None:
-    parties, _, request = drive_to_unmask(world)
-    parties["alpha"].unmask(request)
+    parties, _, requests = drive_to_unmask(world)
+    parties["alpha"].unmask(requests["alpha"])
     survivors = [n for n in NAMES if n != "bravo"]
-    other = UnmaskRequest(computation_id="comp-1", survivors=survivors, dropped=["bravo"])
+    other = UnmaskRequest(
+        computation_id="comp-1", recipient="alpha", survivors=survivors, dropped=["bravo"]
+    )
     with pytest.raises(UnsafeRequest):
         parties["alpha"].unmask(other)
 
 
-def test_party_refuses_a_request_below_threshold(world: World) -> None:
-    parties, _, _ = drive_to_unmask(world)
-    small = UnmaskRequest(
+def test_party_refuses_a_survivor_list_below_threshold(world: World) -> None:
+    parties = {n: Party(world.invitation, n, world.keys[n], world.vectors[n]) for n in NAMES}
+    aggregator = Aggregator(world.invitation)
+    for party in parties.values():
+        aggregator.handle(party.advertise())
+    for name, roster in aggregator.rosters().items():
+        aggregator.handle(reply(parties[name], roster))
+    for name, inbox in aggregator.inboxes().items():
+        aggregator.handle(reply(parties[name], inbox))
+    small = Survivors(
         computation_id="comp-1", survivors=["alpha", "bravo"], dropped=["charlie", "delta", "echo"]
     )
     with pytest.raises(BelowThreshold):
-        parties["alpha"].unmask(small)
+        parties["alpha"].consistency(small)
 
 
 def test_abort_ends_a_party(world: World) -> None:
-    parties, aggregator, request = drive_to_unmask(world)
+    parties, aggregator, requests = drive_to_unmask(world)
     assert parties["alpha"].handle(aggregator.abort("deadline")) is None
     assert parties["alpha"].phase == "aborted"
     with pytest.raises(ProtocolViolation):
-        parties["alpha"].unmask(request)
+        parties["alpha"].unmask(requests["alpha"])
     with pytest.raises(ProtocolAborted):
         aggregator.result()
 
@@ -222,7 +237,7 @@ def test_abort_ends_a_party(world: World) -> None:
 def test_party_refuses_out_of_order_and_out_of_bound_input(world: World) -> None:
     party = Party(world.invitation, "alpha", world.keys["alpha"], world.vectors["alpha"])
     with pytest.raises(ProtocolViolation):
-        party.masked_input(ShareInbox(computation_id="comp-1", recipient="alpha", shares=[]))
+        party.masked_input(ShareInbox(computation_id="comp-1", recipient="alpha", shares=b""))
     too_big = [2.0**61] + [0.0] * (LENGTH - 1)
     with pytest.raises(ProtocolViolation):
         Party(world.invitation, "alpha", world.keys["alpha"], too_big)
@@ -249,22 +264,22 @@ def test_aggregator_rejects_duplicates_strangers_and_wrong_rounds(world: World) 
 
 
 def test_one_bad_share_is_skipped_when_a_spare_holder_exists(world: World) -> None:
-    parties, aggregator, request = drive_to_unmask(world)
-    for name in request.survivors:
+    parties, aggregator, requests = drive_to_unmask(world)
+    for name, request in requests.items():
         response = parties[name].unmask(request)
         if name == "alpha":
-            bad = dict(response.b_shares, charlie=bytes(32))
+            bad = dict(response.b_shares, charlie=bytes(33))
             response = response.model_copy(update={"b_shares": bad})
         aggregator.handle(response)
     assert_close(aggregator.result(), world.total(NAMES))
 
 
 def test_bad_share_without_a_spare_aborts(world: World) -> None:
-    parties, aggregator, request = drive_to_unmask(world)
+    parties, aggregator, requests = drive_to_unmask(world)
     for name in ["alpha", "bravo", "charlie"]:
-        response: UnmaskResponse = parties[name].unmask(request)
+        response: UnmaskResponse = parties[name].unmask(requests[name])
         if name == "alpha":
-            bad = dict(response.b_shares, charlie=bytes(32))
+            bad = dict(response.b_shares, charlie=bytes(33))
             response = response.model_copy(update={"b_shares": bad})
         aggregator.handle(response)
     with pytest.raises(TamperedMessage):
@@ -321,4 +336,4 @@ def test_the_package_imports_neither_server_nor_agent() -> None:
 def test_benchmark_helper_runs_small() -> None:
     result = benchmark(parties=4, length=8)
     assert result.max_abs_error < 1e-6
-    assert result.bytes_per_party > result.plain_bytes_per_party
+    assert result.bytes_per_party > result.plain_bytes_per_party  # keys dominate tiny vectors

@@ -1,0 +1,182 @@
+"""An active, lying server and hostile peers against the secure-aggregation
+protocol, in-process: equivocation on the survivor list (Bonawitz's round-4
+consistency check), forged confirmations, malformed and oversized binary frames
+and share records."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from edgefleet.fed import codec
+from edgefleet.fed.aggregator import Aggregator
+from edgefleet.fed.errors import ProtocolViolation, TamperedMessage, UnsafeRequest
+from edgefleet.fed.messages import (
+    SHARE_RECORD,
+    Abort,
+    FedMessage,
+    MaskedInput,
+    Params,
+    ShareBundle,
+    ShareInbox,
+    Survivors,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from edgefleet.fed.party import Party
+from edgefleet.fed.simulate import identities, invite
+
+NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
+PARAMS = Params(length=4)
+
+
+def masked_world() -> tuple[dict[str, Party], Aggregator, Survivors]:
+    """Seven parties (complete graph, t = 4) that all sent their masked inputs."""
+    keys = identities(NAMES)
+    rng = random.Random(5)
+    invitation = invite("eq-1", keys, 4, PARAMS)
+    parties = {
+        n: Party(invitation, n, keys[n], [rng.uniform(-9, 9) for _ in range(4)]) for n in NAMES
+    }
+    aggregator = Aggregator(invitation)
+
+    def carry(message: FedMessage) -> FedMessage:
+        return codec.decode_frame(codec.encode_frame(message))
+
+    for party in parties.values():
+        aggregator.handle(carry(party.advertise()))
+    for name, roster in aggregator.rosters().items():
+        aggregator.handle(carry(parties[name].share_keys(roster)))  # type: ignore[arg-type]
+    for name, inbox in aggregator.inboxes().items():
+        aggregator.handle(carry(parties[name].masked_input(inbox)))  # type: ignore[arg-type]
+    return parties, aggregator, aggregator.survivor_list()
+
+
+def test_an_equivocating_server_is_caught_by_the_consistency_check() -> None:
+    """The server tells three parties that alpha dropped (to collect alpha's s-key
+    shares from them) and the other three that alpha survived (to collect its
+    self-mask shares), and relays every confirmation it got. Each group holds
+    fewer than t = 4 confirmations of the list it saw, so every party refuses to
+    reveal anything, and alpha's input stays masked."""
+    parties, _, honest = masked_world()
+    lying = Survivors(
+        computation_id="eq-1", survivors=[n for n in NAMES if n != "alpha"], dropped=["alpha"]
+    )
+    told_dropped = ["bravo", "charlie", "delta"]
+    told_survived = ["echo", "foxtrot", "golf"]
+    tags = {n: parties[n].consistency(lying) for n in told_dropped}
+    tags |= {n: parties[n].consistency(honest) for n in told_survived}
+    with pytest.raises(UnsafeRequest):  # alpha itself will not confirm that it dropped
+        parties["alpha"].consistency(lying)
+
+    revealed: list[UnmaskResponse] = []
+    for name, lists in [(n, lying) for n in told_dropped] + [(n, honest) for n in told_survived]:
+        request = UnmaskRequest(
+            computation_id="eq-1",
+            recipient=name,
+            survivors=lists.survivors,
+            dropped=lists.dropped,
+            tags={s: t.tags[name] for s, t in tags.items() if name in t.tags},  # all of them
+        )
+        with pytest.raises(TamperedMessage, match="confirmed the survivor list"):
+            revealed.append(parties[name].unmask(request))
+        assert parties[name].phase == "aborted"
+    assert revealed == []
+
+
+def test_a_request_with_another_list_than_the_confirmed_one_is_refused() -> None:
+    parties, aggregator, lists = masked_world()
+    for name in NAMES:
+        aggregator.handle(parties[name].consistency(lists))
+    request = aggregator.unmask_requests()["bravo"]
+    switched = request.model_copy(
+        update={"survivors": [n for n in NAMES if n != "alpha"], "dropped": ["alpha"]}
+    )
+    with pytest.raises(TamperedMessage, match="equivocating"):
+        parties["bravo"].unmask(switched)
+
+
+def test_confirmations_the_server_made_up_do_not_count() -> None:
+    parties, aggregator, lists = masked_world()
+    for name in NAMES:
+        aggregator.handle(parties[name].consistency(lists))
+    requests = aggregator.unmask_requests()
+    forged = requests["bravo"].model_copy(
+        update={"tags": {n: bytes(32) for n in requests["bravo"].tags}}
+    )
+    with pytest.raises(TamperedMessage, match="only 1 of"):
+        parties["bravo"].unmask(forged)
+    # the genuine request still works for another party
+    assert parties["charlie"].unmask(requests["charlie"]).sender == "charlie"
+
+
+# --- malformed and oversized frames ---------------------------------------------------
+
+
+def frame_of(message: FedMessage) -> bytes:
+    return codec.encode_frame(message)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda f: b"XX" + f[2:],  # magic
+        lambda f: f[:3] + bytes([200]) + f[4:],  # unknown type code
+        lambda f: f[:3] + bytes([10]) + f[4:],  # type code of another message
+        lambda f: f[:4] + (2**31).to_bytes(4, "big") + f[8:],  # header longer than the frame
+        lambda f: f[:-1],  # body shorter than announced
+        lambda f: f + b"\x00",  # a trailing byte
+        lambda f: f[:8] + b"[" + f[9:],  # header not a JSON object
+        lambda f: b"",
+    ],
+)
+def test_malformed_frames_are_refused(mangle: object) -> None:
+    frame = frame_of(MaskedInput(computation_id="c", sender="alpha", vector=bytes(64)))
+    assert codec.decode_frame(frame).type == "fed.masked"
+    with pytest.raises(codec.FrameError):
+        codec.decode_frame(mangle(frame))  # type: ignore[operator]
+
+
+def test_oversized_frames_and_bodies_are_refused() -> None:
+    frame = frame_of(MaskedInput(computation_id="c", sender="alpha", vector=bytes(4096)))
+    with pytest.raises(codec.FrameError, match="over the limit"):
+        codec.decode_frame(frame, limit=1024)
+    abort = frame_of(Abort(computation_id="c", reason="x"))
+    with pytest.raises(codec.FrameError, match="carries no body"):
+        codec.decode_frame(abort[:-4] + (3).to_bytes(4, "big") + b"abc")
+    with pytest.raises(codec.FrameError):  # the shares field is bounded by the model too
+        codec.decode_frame(
+            frame_of(ShareInbox(computation_id="c", recipient="a", shares=b""))[:-4]
+            + (10**8).to_bytes(4, "big")
+            + bytes(10**8)
+        )
+
+
+def test_a_large_part_smuggled_into_the_header_is_refused() -> None:
+    message = MaskedInput(computation_id="c", sender="alpha", vector=bytes(16))
+    header = message.model_dump_json().encode()
+    frame = b"EF\x01" + bytes([5]) + len(header).to_bytes(4, "big") + header + bytes(4)
+    with pytest.raises(codec.FrameError, match="in the body"):
+        codec.decode_frame(frame)
+
+
+def test_malformed_share_records_are_refused_by_both_ends() -> None:
+    _, aggregator, _ = masked_world()
+    with pytest.raises(codec.FrameError):
+        codec.unpack_shares(bytes(SHARE_RECORD + 1), 7)
+    with pytest.raises(codec.FrameError, match="names party #99"):
+        codec.unpack_shares((99).to_bytes(4, "big") + bytes(SHARE_RECORD - 4), 7)
+    # an aggregator in round 1 refuses a bundle with a truncated record
+    fresh = Aggregator(aggregator.invitation)
+    with pytest.raises(ProtocolViolation):
+        fresh.phase = "shares"
+        fresh._adverts = aggregator._adverts  # round 0 as it happened
+        fresh.on_shares(
+            ShareBundle(
+                computation_id="eq-1",
+                sender="alpha",
+                shares=bytes(SHARE_RECORD * 6 - 1),
+                self_mask_commitment=bytes(32),
+            )
+        )
