@@ -41,9 +41,10 @@ def _processes(app: typer.Typer) -> None:
 
 
 def _devices(app: typer.Typer) -> None:
-    from edgefleet.cli import devices, remote
+    from edgefleet.cli import devices, loans, remote
 
     remote.register_device_commands(devices.app)
+    loans.register_device_commands(devices.app)  # lend, loans, revoke-loan
     app.add_typer(devices.app, name="devices")
 
 
@@ -75,6 +76,9 @@ _VERBS: dict[str, Loader] = {
     "data": _group("data"),
     "fed": _group("fed"),
     "registries": _group("registries"),
+    "reservations": _group("reservations"),
+    "secrets": _group("secrets"),
+    "variables": _group("variables"),
     "projects": _group("admin", "projects"),
     "users": _group("admin", "users"),
     "tokens": _group("admin", "tokens"),

@@ -425,8 +425,9 @@ class Client:
         project: str | None = None,
         rollout: JSON | None = None,
         schedule: JSON | str | None = None,
+        reservation: str | None = None,
     ) -> JSON:
-        """Create a job. ``schedule`` makes it periodic: ``{"cron", "timezone",
+        """Create a job (``reservation``: run only inside that booking of its project). ``schedule`` makes it periodic: ``{"cron", "timezone",
         "overlap"}`` (or a cron string, UTC): its one-shot services run at those
         times on every device, from the device's own clock."""
         body: JSON = {"application": application, "name": name}
@@ -440,6 +441,7 @@ class Client:
             ("project", project),
             ("rollout", rollout),
             ("schedule", schedule),
+            ("reservation", reservation),
         ):
             if value is not None:
                 body[key] = value
@@ -708,6 +710,61 @@ class Client:
             f"/devices/{device}/actions/{action}", {"confirm": confirm, "message": message}
         )
         return result
+
+    # -- testbed: loans, reservations, declared peripherals ---------------------------------
+
+    def lend_device(self, device: str, project: str, **limits: Any) -> JSON:
+        """Lend a device to ``project`` (``"*"``: every project). ``limits``: ``rights``
+        (the device-policy subset guests get), ``expose_labels``, ``time_share``,
+        ``share_window_hours``."""
+        result: JSON = self.post(f"/devices/{device}/loans", {"project": project, **limits})
+        return result
+
+    def loans(self, device: str) -> list[JSON]:
+        """A device's loans (a guest sees only its own)."""
+        return list(self.paged(f"/devices/{device}/loans"))
+
+    def revoke_loan(self, device: str, project: str) -> None:
+        """Revoke a loan: the guest's workloads on the device stop, "loan revoked"."""
+        self.delete(f"/devices/{device}/loans/{project}")
+
+    def reserve(self, project: str, *, start: str, end: str, **booking: Any) -> JSON:
+        """Book devices: ``devices`` or ``selector``, optional ``count``, ``spread``,
+        ``exclusive`` (default true), ``dry_run``. A dry run answers ``{"devices",
+        "conflicts", "skipped"}``; a conflicting booking raises a 409 ``ClientError``
+        whose body holds the ``conflicts``."""
+        body: JSON = {"project": project, "start": start, "end": end}
+        body.update({k: v for k, v in booking.items() if v is not None})
+        result: JSON = self.post("/reservations", body)
+        return result
+
+    def reservations(self, **filters: Any) -> list[JSON]:
+        """Reservations you can see; filters: ``project``, ``device``, ``from``, ``to``."""
+        return list(self.paged("/reservations", **filters))
+
+    def reservation(self, reservation: str) -> JSON:
+        result: JSON = self.get(f"/reservations/{reservation}")
+        return result
+
+    def change_reservation(
+        self, reservation: str, *, start: str | None = None, end: str | None = None
+    ) -> JSON:
+        """Extend or shorten (conflicts are checked again: 409 if the new window collides)."""
+        body = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+        result: JSON = self.patch(f"/reservations/{reservation}", body)
+        return result
+
+    def cancel_reservation(self, reservation: str) -> None:
+        self.delete(f"/reservations/{reservation}")
+
+    def device_requirements(self, project: str) -> list[JSON]:
+        """The peripherals a project declares its devices must have, per selector."""
+        return list(self.get(f"/projects/{project}/device-requirements")["items"])
+
+    def set_device_requirements(self, project: str, items: list[JSON]) -> list[JSON]:
+        """Replace them: ``[{"selector": "type=cam", "peripherals": ["camera"]}]``."""
+        body = {"items": items}
+        return list(self.put(f"/projects/{project}/device-requirements", body)["items"])
 
     def websocket_url(self, path: str, **params: Any) -> str:
         from urllib.parse import urlencode
