@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from edgefleet.agent.changes.executor import ChangeFailed, EnvHook, Executor
 from edgefleet.agent.changes.lastgood import LastGood
+from edgefleet.agent.changes.locks import LockState, UpdateLocks
 from edgefleet.agent.changes.plan import plan_job, revision_of
 from edgefleet.agent.changes.queue import ChangeQueue, RetryBook
 from edgefleet.agent.errors import RuntimeFailure
@@ -53,6 +54,8 @@ class Jobs:
         self.queue = ChangeQueue()
         self.retries = RetryBook()
         self.last_good = LastGood(state)
+        self.locks = UpdateLocks(state)
+        self.waiting: dict[str, str] = {}  # job -> why its change waits (an update lock)
         self.health = HealthTracker()
         self.env_hooks: list[EnvHook] = []
         self.executor = Executor(
@@ -174,6 +177,7 @@ class Jobs:
             # What is wanted runs (a reverted rollout asks for the revision that
             # kept serving): an error about another revision no longer applies.
             self.errors.pop(job_id, None)
+            self.waiting.pop(job_id, None)
             if want is not None and _serving(want, have):
                 self.last_good.record(want)
             return
@@ -188,6 +192,14 @@ class Jobs:
                 self.errors[job_id] = blocked.error
                 await self._fall_back(job_id, want)
                 return
+        if want is not None and plan.kind == "upgrade":
+            reason = self.locks.gate(want)
+            if reason is not None:
+                if self.waiting.get(job_id) != reason:
+                    log.info("job %s: %s", job_id, reason)
+                self.waiting[job_id] = reason
+                return
+        self.waiting.pop(job_id, None)
         log.info("applying %s", plan)
         try:
             await self.executor.execute(plan, want)
@@ -209,6 +221,7 @@ class Jobs:
             if plan.kind == "remove":
                 self.retries.forget_job(job_id)
                 self.last_good.forget(job_id)
+                self.locks.forget(job_id)
                 self._removed.add(job_id)
         finally:
             self.phases.pop(job_id, None)
@@ -338,6 +351,21 @@ class Jobs:
             raise RuntimeFailure(f"service {service} of job {job_id} is not running on this device")
         return candidates[0], runtime
 
+    # -- update locks -------------------------------------------------------------------
+
+    def lock(self, job_id: str, action: str) -> LockState:
+        """``take``, ``release`` or ``get`` the job's update lock (from its own
+        workloads, through the data endpoint); a release lets a waiting
+        upgrade go at once."""
+        if action == "take":
+            return self.locks.take(job_id)
+        if action == "release":
+            state = self.locks.release(job_id)
+            if job_id in self.waiting:
+                self.queue.want(job_id)
+            return state
+        return self.locks.get(job_id)
+
     # -- status -------------------------------------------------------------------------
 
     def statuses(self) -> list[JobStatus]:
@@ -351,7 +379,7 @@ class Jobs:
                     phase=self.phases.get(job_id),
                     error=self.errors.get(job_id),
                     health=self.health.state,
-                )
+                ).model_copy(update={"waiting": self.waiting.get(job_id)})
             )
         for job_id in self._removed - set(wanted):
             result.append(JobStatus(job_id=job_id, state="removed"))

@@ -7,6 +7,8 @@
     GET  {url}                      this job's backlog on the device
     GET  {url}/context              the device and the job (``EDGEFLEET_CONTEXT_URL``;
                                     see context.py)
+    POST|DELETE|GET {url}/lock      take, release or look at the job's update lock
+                                    -> {"job", "held", "since"} (see agent/changes/locks.py)
 
 ``url`` is ``http://HOST:PORT/v1/JOB/TOKEN``: TOKEN is an HMAC of the job id
 under the agent's secret, so a workload can only write as its own job.
@@ -64,6 +66,9 @@ class Store(Protocol):
     async def context(self, job: str) -> dict[str, Any]:
         """The device and the job, as the job may see them (404 when the job
         is not on this device)."""
+
+    async def lock(self, job: str, action: str) -> dict[str, Any]:
+        """``take``, ``release`` or ``get`` the job's update lock."""
 
 
 def _no_constants(name: str) -> Any:
@@ -169,6 +174,11 @@ def make_handler(store: Store) -> Callable[[Request], Awaitable[Response]]:
             if request.method != "GET":
                 raise HttpError(405, f"{request.method} is not allowed here: GET the context")
             return Response(200, await store.context(job))
+        if rest == ["lock"]:
+            action = {"POST": "take", "DELETE": "release", "GET": "get"}.get(request.method)
+            if action is None:
+                raise HttpError(405, "POST takes the update lock, DELETE releases it, GET shows it")
+            return Response(200, await store.lock(job, action))
         if rest == ["files"]:
             if request.method != "POST":
                 raise HttpError(405, "POST a file's bytes to files?name=NAME")

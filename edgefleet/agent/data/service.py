@@ -344,6 +344,14 @@ class DataService:
         return built.model_dump(mode="json")
 
 
+    async def lock(self, job: str, action: str) -> dict[str, Any]:
+        """The job's update lock (agent/changes/locks.py): only a job on this device has one."""
+        jobs = self.agent.jobs
+        if jobs is None or job not in jobs.assignments():
+            raise HttpError(404, f"job {job} is not on this device (any more)")
+        return jobs.lock(job, action).model_dump(mode="json")
+
+
 def _disk_error(exc: sqlite3.Error) -> HttpError:
     text = str(exc)
     if "full" in text or "disk" in text:

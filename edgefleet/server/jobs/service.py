@@ -175,7 +175,8 @@ async def patch(
             from_resolved=previous[1],
             to_version=version.version,
         )
-    await apply(ctx, db, job, upgraded=upgraded)
+    # New rollout settings (an update-lock deadline) travel with each assignment.
+    await apply(ctx, db, job, upgraded=upgraded or body.rollout is not None)
     return job
 
 
