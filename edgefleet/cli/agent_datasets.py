@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from edgefleet.agent.datasets import registry
 from edgefleet.agent.datasets.registry import DatasetSpec, RegistryError
 from edgefleet.agent.datasets.sources import DatasetError, open_source
+from edgefleet.agent.datasets.sources import stream as stream_source
 from edgefleet.agent.datasets.sources.base import approximate
 from edgefleet.agent.settings import default_state_dir
 from edgefleet.cli import output
@@ -62,7 +64,9 @@ def _describe(spec: DatasetSpec) -> dict[str, Any]:
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="dataset name analysts will use"),
-    file: str = typer.Argument(..., help="CSV, JSON lines or Parquet file, or stream:NAME"),
+    file: str = typer.Argument(
+        ..., help="CSV, JSON lines, Parquet or SQLite file, or stream:NAME (collected data)"
+    ),
     state_dir: Path = StateDir,
     min_parties: int = typer.Option(
         registry.DEFAULT_MIN_PARTIES,
@@ -76,12 +80,44 @@ def add(
     allow_op: list[Op] = typer.Option(
         [], "--allow-op", help="allowed operation (repeat; default: all)"
     ),
-    fmt: str = typer.Option(None, "--format", help="csv, jsonl or parquet (default: extension)"),
+    fmt: str = typer.Option(
+        None, "--format", help="csv, jsonl, parquet or sqlite (default: extension)"
+    ),
+    table: str = typer.Option(None, "--table", help="SQLite: the table to offer"),
+    query: str = typer.Option(None, "--query", help="SQLite: a SELECT to offer (read-only)"),
+    query_budget: str = typer.Option(
+        None, "--query-budget", help="at most N computations per window: N/WINDOW, e.g. 10/1d"
+    ),
+    min_difference: int = typer.Option(
+        None,
+        "--min-difference",
+        min=1,
+        help="refuse a party set differing from an answered one by fewer (default: min-parties)",
+    ),
+    dp_epsilon: float = typer.Option(
+        None, "--dp-epsilon", help="answer only with differential privacy, epsilon budget in total"
+    ),
+    dp_delta: float = typer.Option(None, "--dp-delta", help="delta budget in total (default 0)"),
     copy: bool = typer.Option(False, "--copy", help="keep a copy in the state dir"),
     replace: bool = typer.Option(False, "--replace", help="redeclare an existing dataset"),
 ) -> None:
     """Declare a dataset on this device, with the policy computations must meet."""
     directory = _state_dir(ctx, state_dir)
+    try:
+        budget, window = registry.parse_budget(query_budget) if query_budget else (None, 86_400.0)
+        privacy = registry.Privacy(
+            query_budget=budget,
+            budget_window=window,
+            min_difference=min_difference,
+            dp_epsilon=dp_epsilon,
+            dp_delta=dp_delta,
+        )
+    except ValidationError as exc:
+        raise fail(
+            f"privacy policy: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+        ) from exc
+    except RegistryError as exc:
+        raise fail(str(exc)) from exc
     try:
         spec = registry.new_spec(
             name,
@@ -90,14 +126,21 @@ def add(
             min_parties=min_parties,
             allow_projects=allow_project,
             allow_ops=[op.value for op in allow_op],
+            table=table,
+            query=query,
+            privacy=privacy,
         )
+        if spec.source == "stream":
+            buffer = directory.resolve() / stream_source.BUFFER
+            spec = spec.model_copy(update={"path": str(buffer)})
+            stream_source.retain(buffer, spec.name, spec.stream or "")
         described = _describe(spec)
         if "error" in described and spec.source != "stream":
             raise fail(f"{file}: {described['error']}")
         if copy:
             spec = registry.copy_into(directory, spec)
         registry.save(directory, spec, replace=replace)
-    except RegistryError as exc:
+    except (RegistryError, DatasetError) as exc:
         raise fail(str(exc)) from exc
     if "error" in described:
         output.err_console.print(f"[yellow]warning:[/yellow] {described['error']}", highlight=False)
@@ -128,6 +171,7 @@ def list_datasets(
         ("MIN", lambda d: d["min_parties"]),
         ("PROJECTS", lambda d: ",".join(d["allow_projects"]) or "(own)"),
         ("OPS", lambda d: ",".join(d["allow_ops"]) or "all"),
+        ("PRIVACY", lambda d: _privacy(d["privacy"])),
         ("ERROR", lambda d: d.get("error")),
     ]
     show_list(items, columns, output)
@@ -136,8 +180,22 @@ def list_datasets(
 @app.command("rm")
 def remove(ctx: typer.Context, name: str, state_dir: Path = StateDir) -> None:
     """Withdraw a dataset: the agent declines every computation on it from now on."""
+    directory = _state_dir(ctx, state_dir)
     try:
-        registry.remove(_state_dir(ctx, state_dir), name)
+        spec = registry.remove(directory, name)
+        if spec.source == "stream" and spec.path:
+            stream_source.forget(Path(spec.path), name)
     except RegistryError as exc:
         raise fail(str(exc)) from exc
     output.console.print(f"removed dataset {name}")
+
+
+def _privacy(privacy: dict[str, Any]) -> str:
+    parts = []
+    if privacy.get("query_budget"):
+        parts.append(f"{privacy['query_budget']} per {privacy['budget_window']:g} s")
+    if privacy.get("min_difference"):
+        parts.append(f"differ by >= {privacy['min_difference']}")
+    if privacy.get("dp_epsilon") is not None:
+        parts.append(f"epsilon {privacy['dp_epsilon']:g}")
+    return ", ".join(parts) or "-"
