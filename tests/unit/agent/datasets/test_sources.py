@@ -37,7 +37,7 @@ def test_sqlite_table_and_query_read_only(tmp_path: Path) -> None:
     assert open_source(query).column("t2") == [41.0, 44.0]
     # the owner's query cannot write: the file is opened read-only
     writer = registry.new_spec("bad", str(db), query="DELETE FROM readings RETURNING temp")
-    with pytest.raises(DatasetError, match="plant.sqlite"):
+    with pytest.raises(DatasetError, match=r"plant\.sqlite"):
         open_source(writer).rows(["temp"])
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone() == (3,)
