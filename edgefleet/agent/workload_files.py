@@ -112,6 +112,16 @@ class WorkloadFiles:
         where.mkdir(mode=0o755, exist_ok=True)
         os.chmod(where, 0o755)  # readable by a non-root user in the container
         (where / MARKER).touch()
+        try:
+            return self._write_all(assignment, service, where)
+        except RuntimeFailure:  # the workload will not be created: leave nothing behind
+            shutil.rmtree(where, ignore_errors=True)
+            raise
+
+    def _write_all(
+        self, assignment: JobAssignment, service: str, where: Path
+    ) -> list[WorkloadFile]:
+        spec = assignment.spec.services[service]
         files: list[WorkloadFile] = []
         for i, ref in enumerate(spec.secrets):
             data = self._secret(assignment, ref)
