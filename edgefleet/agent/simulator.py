@@ -27,6 +27,7 @@ import shutil
 import signal
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from edgefleet.agent.runtimes.sim import SimRuntime
 from edgefleet.agent.settings import AgentSettings
 
 log = logging.getLogger("edgefleet.sim")
+
+ENROLL_THREADS = 32
 
 
 def default_state_dir(servers: list[str], root: Path | None = None) -> Path:
@@ -190,6 +193,9 @@ def run(
     async def main() -> SimStats:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # Enrollment runs the stdlib HTTP client in threads: the default pool
+        # (cores + 4) would hold a thousand first starts to six at a time.
+        loop.set_default_executor(ThreadPoolExecutor(ENROLL_THREADS, "sim-enroll"))
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)

@@ -39,6 +39,7 @@ from edgefleet.server.db.upsert import insert_for
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import GatewayTimeout, Unavailable
 from edgefleet.server.gateway.admission import Admission
+from edgefleet.server.gateway.enrollments import Enrollments
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.wire.messages import (
     CommandResult,
@@ -86,6 +87,7 @@ class Hub:
         self.ttl = settings.offline_after
         self.flush_interval = min(5.0, max(0.5, settings.heartbeat_interval / 2))
         self.admission = Admission(settings.agent_connects_per_second)
+        self.enrollments = Enrollments(ctx)
 
     @property
     def remote_bus(self) -> bool:
