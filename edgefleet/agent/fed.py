@@ -41,6 +41,7 @@ from edgefleet.agent.datasets.guard import Guard
 from edgefleet.agent.datasets.ledger import LedgerFile
 from edgefleet.agent.datasets.policy import refusal
 from edgefleet.agent.datasets.sources import DatasetError
+from edgefleet.agent.fed_pins import PeerPins
 from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
 from edgefleet.fed.messages import (
     Abort,
@@ -97,6 +98,9 @@ class FederatedPart:
         self.guard = Guard(LedgerFile(agent.settings.state_dir))  # budgets, differencing, DP
         self.running: dict[str, Running] = {}
         self.faults = parse_faults(os.environ.get(FAULT_ENV, ""))
+        self.pins = PeerPins(agent.settings.state_dir)
+        # ECDH(long-term me, long-term peer) by (peer, its key): the same every time
+        self.pair_cache: dict[tuple[str, bytes], bytes] = {}
         self._task: asyncio.Task[None] | None = None
         agent.message_handlers[FedRelay] = self.on_relay
         agent.on_connected.append(self.report)
@@ -106,6 +110,8 @@ class FederatedPart:
     async def start(self) -> None:
         if self.faults:
             log.warning("TEST FAULTS ARE ENABLED (%s): not for real devices", FAULT_ENV)
+        if self.agent.settings.fed_repin:
+            await asyncio.to_thread(self.pins.forget, self.agent.settings.fed_repin)
         if not self.catalog.idle():
             await asyncio.to_thread(self.catalog.refresh)
         self._task = asyncio.create_task(self._watch(), name="datasets-watch")
@@ -178,8 +184,16 @@ class FederatedPart:
             from edgefleet.fed.party import Party  # the crypto loads only when a device computes
 
             party = Party(
-                invitation, identity.device_id, base64.b64decode(identity.private_key), vector
+                invitation,
+                identity.device_id,
+                base64.b64decode(identity.private_key),
+                vector,
+                self.pair_cache,
             )
+            peers = {v: invitation.parties[v] for v in party.neighbours}
+            pinned = await asyncio.to_thread(self.pins.check, peers)
+            if pinned is not None:
+                raise ProtocolViolation(pinned)
             advert = party.advertise()
         except (DatasetError, ValueError, ProtocolViolation, ProtocolAborted) as exc:
             await self._decline(cid, str(exc))

@@ -176,6 +176,11 @@ class AgentSettings(BaseModel):
         gt=0,
         description="runs of periodic jobs kept on the device until the server acknowledges them (oldest dropped past it, counted)",
     )
+    fed_repin: StrList = Field(
+        default_factory=list,
+        description="forget the pinned federated key of this peer device id at start "
+        "(repeat; 'all': every pin), after the peer was re-enrolled",
+    )
     ca_file: Path | None = Field(None, description="CA bundle to trust for https/wss servers")
     log_level: str = Field("info", description="debug, info, warning, error")
 
