@@ -65,6 +65,7 @@ class Estate:
     job: str = ""
     key_id: str = ""
     registry: str = ""
+    reservation: str = ""  # a shared booking of the device, far in the future
     tokens: dict[str, str] = field(default_factory=dict)  # who -> secret
     token_ids: dict[str, str] = field(default_factory=dict)  # who -> token id
     user_ids: dict[str, str] = field(default_factory=dict)  # who -> user id
@@ -113,6 +114,11 @@ class Estate:
                 ),
                 "registries": get(f"/projects/{P}/registries")["items"],
                 "computations": get("/computations")["items"],
+                "testbed": [  # reservations, loans, declared peripherals (issue 20)
+                    get("/reservations")["items"],
+                    get(f"/devices/{self.device}/loans")["items"],
+                    get(f"/projects/{P}/device-requirements")["items"],
+                ],
             }
 
 
@@ -191,6 +197,12 @@ def build_estate(workdir: Path, procs: list[Proc]) -> Estate:
             return bool(_ok(admin.get(f"/api/v1/devices/{estate.device}"))["is_online"])
 
         wait_for(device_online, 30, what="the estate's device online")
+        from datetime import UTC, datetime, timedelta
+
+        later = datetime.now(UTC) + timedelta(days=300)
+        booking = {"project": P, "devices": [estate.device], "exclusive": False}
+        booking |= {"start": later.isoformat(), "end": (later + timedelta(hours=1)).isoformat()}
+        estate.reservation = _ok(admin.post("/api/v1/reservations", json=booking))["id"]
 
         def job_running() -> bool:
             return _ok(admin.get(f"/api/v1/jobs/{estate.job}"))["state"] == "running"

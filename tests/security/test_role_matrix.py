@@ -84,6 +84,7 @@ DEV = {"device": attr("device")}
 JOB = {"job": attr("job")}
 APP = {"app": attr("app")}
 PROJ = {"project": const(P)}
+RESV = {"reservation": attr("reservation")}
 WORKLOAD = {"device": attr("device"), "service": const("web")}
 
 
@@ -193,6 +194,51 @@ API_RULES: list[Rule] = [
         body=const({"name": "stolen", "value": "x"}),
     ),
     Rule("GET", f"{A}/projects/{{project}}/secrets", Permission.READ, PROJ),
+    # -- shared testbed (issue 20): loans, reservations, declared peripherals --
+    Rule(
+        "POST",
+        f"{A}/devices/{{device}}/loans",
+        Permission.MANAGE_DEVICES,
+        DEV,
+        body=const({"project": "sec-q"}),
+    ),
+    Rule("GET", f"{A}/devices/{{device}}/loans", Permission.READ, DEV),
+    Rule(
+        "DELETE",
+        f"{A}/devices/{{device}}/loans/{{project}}",
+        Permission.MANAGE_DEVICES,
+        {**DEV, "project": const("sec-q")},
+    ),
+    Rule(
+        "POST",
+        f"{A}/reservations",
+        Permission.MANAGE_APPS,
+        body=lambda e: {
+            "project": P,
+            "devices": [e.device],
+            "start": "2030-01-01T00:00:00Z",
+            "end": "2030-01-01T01:00:00Z",
+        },
+    ),
+    Rule("GET", f"{A}/reservations", USER, lists=(attr("reservation"),)),
+    Rule("GET", f"{A}/reservations/{{reservation}}", Permission.READ, RESV),
+    Rule(
+        "PATCH",
+        f"{A}/reservations/{{reservation}}",
+        Permission.MANAGE_APPS,
+        RESV,
+        body=const({"end": "2031-01-01T00:00:00Z"}),
+    ),
+    Rule("DELETE", f"{A}/reservations/{{reservation}}", Permission.MANAGE_APPS, RESV),
+    Rule("GET", f"{A}/projects/{{project}}/device-requirements", Permission.READ, PROJ),
+    Rule(
+        "PUT",
+        f"{A}/projects/{{project}}/device-requirements",
+        Permission.MANAGE_DEVICES,
+        PROJ,
+        body=const({"items": [{"selector": "", "peripherals": ["camera"]}]}),
+    ),
+    # -- end of the shared testbed --
     Rule(
         "GET",
         f"{A}/projects/{{project}}/secrets/{{name}}",
