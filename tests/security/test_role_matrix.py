@@ -574,6 +574,36 @@ PORTAL_RULES: list[Rule] = [
     Rule("POST", "/tokens/{token_id}/revoke", OTHERS, {"token_id": admin_token_id}, body=const({})),
     Rule("POST", "/projects", ADMIN, body=const({"name": "sec-rogue"})),
     Rule("GET", "/projects/{project}", Permission.READ, PROJ),
+    # Project secrets and variables page (issue 19).
+    Rule("GET", "/projects/{project}/config", Permission.READ, PROJ),
+    Rule(
+        "POST",
+        "/projects/{project}/config/secrets",
+        Permission.MANAGE_SECRETS,
+        PROJ,
+        body=const({"name": "stolen", "value": "x"}),
+    ),
+    Rule(
+        "POST",
+        "/projects/{project}/config/secrets/{name}/delete",
+        Permission.MANAGE_SECRETS,
+        {**PROJ, "name": const("none")},
+        body=const({}),
+    ),
+    Rule(
+        "POST",
+        "/projects/{project}/config/variables",
+        Permission.MANAGE_VARIABLES,
+        PROJ,
+        body=const({"name": "STOLEN", "value": "x"}),
+    ),
+    Rule(
+        "POST",
+        "/projects/{project}/config/variables/{name}/delete",
+        Permission.MANAGE_VARIABLES,
+        {**PROJ, "name": const("NONE")},
+        body=const({}),
+    ),
     Rule(
         "POST",
         "/projects/{project}/members",

@@ -31,9 +31,19 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the portal's routes and static files to the server's app."""
-    from edgefleet.server.portal import admin, apps, audit, auth, dashboard, devices, jobs, live
-    from edgefleet.server.portal import oidc
+    from edgefleet.server.portal import (
+        admin,
+        apps,
+        audit,
+        auth,
+        dashboard,
+        devices,
+        jobs,
+        live,
+        oidc,
+    )
+    from edgefleet.server.portal import config as project_config
 
-    for module in (auth, oidc, dashboard, devices, apps, jobs, admin, audit, live):
+    for module in (auth, oidc, dashboard, devices, apps, jobs, admin, audit, live, project_config):
         app.include_router(module.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

@@ -1,0 +1,149 @@
+"""A project's configuration page: its secrets (names and versions only, never
+a value: the form takes a new value and forgets it) and its variables.
+
+Every action goes through the same services as the API
+(:mod:`edgefleet.server.secrets.service`, :mod:`edgefleet.server.variables.service`),
+so the page enforces the same roles: operators and owners write secrets;
+operators, developers and owners write variables; members read.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.server.auth.roles import Permission
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    field,
+    redirect,
+    refused,
+    render,
+)
+from edgefleet.server.projects import service as projects
+from edgefleet.server.secrets import service as secrets
+from edgefleet.server.secrets.schemas import SecretValue, check_name
+from edgefleet.server.variables import service as variables
+from edgefleet.server.variables.schemas import VariableIn, canonical_selector
+from edgefleet.server.variables.schemas import check_name as variable_name
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+MOST = 1000
+
+
+async def _page(
+    request: Request,
+    viewer: Viewer,
+    db: Db,
+    ref: str,
+    error: str = "",
+    form: dict[str, str] | None = None,
+) -> Response:
+    project = await projects.find(db, viewer.caller, ref)
+    context = {
+        "project": project,
+        "secrets": (await secrets.visible(db, viewer.caller, project, 0, MOST))[:MOST],
+        "variables": (await variables.project_rows(db, viewer.caller, project, 0, MOST))[:MOST],
+        "can_secrets": viewer.can(project.pk, Permission.MANAGE_SECRETS),
+        "can_variables": viewer.can(project.pk, Permission.MANAGE_VARIABLES),
+        "error": error,
+        "form": form or {},
+    }
+    return render(request, "config.html", context, status=200)
+
+
+@router.get("/projects/{project}/config")
+async def config_page(request: Request, project: str, viewer: ViewerDep, db: Db) -> Response:
+    return await _page(request, viewer, db, project)
+
+
+def _secret_name(value: str) -> str:
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        raise Invalid(f"name: {exc}", field="name") from exc
+
+
+@router.post("/projects/{project}/config/secrets")
+async def put_secret(
+    request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    """Create a secret, or rotate it when the name exists (a new version)."""
+    found = await projects.find(db, viewer.caller, project)
+    name = field(form, "name")
+    try:
+        body = build(SecretValue, value=form.get("value") or "")
+        await secrets.rotate(ctx, db, viewer.caller, found, _secret_name(name), body)
+    except ApiError as exc:
+        refused(exc)
+        return await _page(request, viewer, db, project, exc.message, {"name": name})
+    return redirect(f"/projects/{found.name}/config")
+
+
+@router.post("/projects/{project}/config/secrets/{name}/delete")
+async def delete_secret(
+    request: Request,
+    project: str,
+    name: str,
+    viewer: ViewerDep,
+    form: CheckedForm,
+    db: Db,
+    ctx: Ctx,
+) -> Response:
+    found = await projects.find(db, viewer.caller, project)
+    try:
+        await secrets.remove(ctx, db, viewer.caller, found, name)
+    except ApiError as exc:
+        refused(exc)
+        return await _page(request, viewer, db, project, exc.message)
+    return redirect(f"/projects/{found.name}/config")
+
+
+@router.post("/projects/{project}/config/variables")
+async def put_variable(
+    request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found = await projects.find(db, viewer.caller, project)
+    values = {k: field(form, k) for k in ("name", "selector")}
+    raw = form.get("value")
+    value = raw if isinstance(raw, str) else ""
+    try:
+        try:
+            name = variable_name(values["name"])
+        except ValueError as exc:
+            raise Invalid(f"name: {exc}", field="name") from exc
+        body = build(VariableIn, value=value, selector=values["selector"] or None)
+        await variables.put_project(ctx, db, viewer.caller, found, name, body)
+    except ApiError as exc:
+        refused(exc)
+        return await _page(request, viewer, db, project, exc.message, {**values, "value": value})
+    return redirect(f"/projects/{found.name}/config")
+
+
+@router.post("/projects/{project}/config/variables/{name}/delete")
+async def delete_variable(
+    request: Request,
+    project: str,
+    name: str,
+    viewer: ViewerDep,
+    form: CheckedForm,
+    db: Db,
+    ctx: Ctx,
+) -> Response:
+    found = await projects.find(db, viewer.caller, project)
+    try:
+        selector = canonical_selector(field(form, "selector"))
+    except ValueError as exc:
+        raise Invalid(f"selector: {exc}", field="selector") from exc
+    try:
+        await variables.delete_project(ctx, db, viewer.caller, found, name, selector)
+    except ApiError as exc:
+        refused(exc)
+        return await _page(request, viewer, db, project, exc.message)
+    return redirect(f"/projects/{found.name}/config")
