@@ -24,7 +24,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgefleet.agent.runtimes.base import Workload, files_digest, network_name, volume_name
+from edgefleet.agent.runtimes.base import (
+    Workload,
+    deliverable,
+    files_digest,
+    network_name,
+    volume_name,
+)
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.workload import JobAssignment
 
@@ -177,12 +183,14 @@ def plan_job(
     have = [w for w in have if w not in unstarted]
     current = [w for w in have if w.revision == revision]
     others = [w for w in have if w.revision != revision]
-    # Same revision, but a secret or config it uses changed: replace just these.
+    # Same revision, but a secret or config it uses changed: replace just these
+    # (not when one is no longer there to deliver: a running service keeps its files).
     stale = [
         w
         for w in current
         if w.service in want.spec.services
         and w.inputs != files_digest(want.spec.services[w.service])
+        and deliverable(want.spec.services[w.service])
     ]
     present = {w.service for w in current}
     # A workload of a service that is no longer in the spec counts as old.

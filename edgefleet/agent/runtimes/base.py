@@ -62,6 +62,14 @@ def files_digest(service: Service) -> str:
     return hashlib.sha256(json.dumps(refs).encode()).hexdigest()[:10]
 
 
+def deliverable(service: Service) -> bool:
+    """Every secret and config the service uses has a value the server sent
+    (a deleted secret has none: the workloads that have it keep it)."""
+    return all(r.version is not None for r in service.secrets) and all(
+        r.content is not None for r in service.configs
+    )
+
+
 @dataclass(frozen=True)
 class WorkloadFile:
     """A secret or config already written by the agent to a file on a tmpfs

@@ -67,6 +67,12 @@ def test_a_rotated_secret_replaces_only_the_service_that_uses_it() -> None:
     assert started == ["app"]
 
 
+def test_a_deleted_secret_leaves_the_running_service_alone() -> None:
+    gone = assignment(1)
+    gone.spec.services["app"].secrets[0].version = None  # the server has it no more
+    assert p.plan_job("j1", gone, running(assignment(1)), []).kind == "noop"
+
+
 def test_a_changed_config_replaces_only_its_service() -> None:
     plan = p.plan_job("j1", assignment(config="a=2"), running(assignment()), [])
     assert plan.steps[0] == p.RemoveWorkloads(("conf-1",))
