@@ -65,12 +65,13 @@ def lend(
         "share_window_hours": window,
     }
     with config.client() as client:
-        if selector is not None:
-            targets = [d["id"] for d in client.devices(selector=selector, project=owner)]
-            if not targets:
-                raise fail(f"no device matches {selector!r}")
-        else:
-            targets = [device]
+        targets = (
+            [d["id"] for d in client.devices(selector=selector, project=owner)]
+            if selector
+            else [device]
+        )
+        if not targets:
+            raise fail(f"no device matches {selector!r}")
         made = [client.lend_device(target, project, **limits) for target in targets]
     show_list(made, COLUMNS, output)
 

@@ -166,7 +166,7 @@ def shorten(
     output: Format = OutputOption,
 ) -> None:
     """Move the end earlier (or the start later)."""
-    if end is None and start is None:
+    if not (end or start):
         raise fail("give --end and/or --start")
     _move(reservation, end, start, output)
 

@@ -116,7 +116,8 @@ def test_guest_runs_inside_its_booking_sees_nothing_and_stops_on_revoke(
     assert guest.delete(f"/api/v1/devices/{dev}/loans/{GUEST}").status_code == 404
 
     # an exclusive booking opening in a few seconds; a job inside it waits for it
-    booking = {"project": GUEST, "devices": [dev], "start": iso(timedelta(seconds=4))}
+    booking: dict[str, Any] = {"project": GUEST, "devices": [dev]}
+    booking["start"] = iso(timedelta(seconds=4))
     booking |= {"end": iso(timedelta(hours=1)), "exclusive": True}
     reservation = ok(guest.post("/api/v1/reservations", json=booking), 201)
     assert reservation["devices"] == [dev] and reservation["state"] == "upcoming"

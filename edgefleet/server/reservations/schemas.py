@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edgefleet.labels import LabelError, Selector, check_key, parse_selector
 from edgefleet.server.db.base import utcnow
@@ -54,14 +55,20 @@ class ReservationIn(Input):
             raise ValueError("give 1-1000 device ids or names, each 1-128 characters")
         return value
 
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if start is not None and value <= start:
+            raise ValueError("must be after 'start'")
+        if value <= utcnow():
+            raise ValueError("is in the past")
+        return value
+
     @model_validator(mode="after")
-    def _window(self) -> ReservationIn:
+    def _targets(self) -> ReservationIn:
         if (self.devices is None) == (self.selector is None):
             raise ValueError("give either 'devices' (ids or names) or 'selector' (labels)")
-        if self.end <= self.start:
-            raise ValueError("'end' must be after 'start'")
-        if self.end <= utcnow():
-            raise ValueError("'end' is in the past")
         return self
 
 
@@ -71,12 +78,18 @@ class ReservationPatch(Input):
     start: Timestamp | None = None
     end: Timestamp | None = None
 
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value <= start:
+            raise ValueError("must be after 'start'")
+        return value
+
     @model_validator(mode="after")
     def _something(self) -> ReservationPatch:
         if self.start is None and self.end is None:
             raise ValueError("give 'start' and/or 'end'")
-        if self.start and self.end and self.end <= self.start:
-            raise ValueError("'end' must be after 'start'")
         return self
 
 
