@@ -341,6 +341,8 @@ API_RULES: list[Rule] = [
     Rule("POST", f"{A}/jobs/{{job}}/rollout/resume", Permission.MANAGE_APPS, JOB),
     Rule("POST", f"{A}/jobs/{{job}}/rollout/abort", Permission.MANAGE_APPS, JOB),
     Rule("POST", f"{A}/jobs/{{job}}/rollout/override-locks", Permission.MANAGE_APPS, JOB),
+    # periodic jobs (issue 19): a job's runs, read like the job itself
+    Rule("GET", f"{A}/jobs/{{job}}/runs", Permission.READ, JOB),
     Rule(
         "POST",
         f"{A}/devices/{{device}}/exec",

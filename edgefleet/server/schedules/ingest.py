@@ -1,7 +1,7 @@
 """Runs of periodic jobs, as devices report them.
 
     agent --ScheduleRuns (<= 200 runs)--> RunIngest.on_runs
-        jobs assigned to this device only; others acknowledged and dropped
+        periodic jobs assigned to this device only; others acknowledged, dropped
         INSERT ... ON CONFLICT (device, run id) DO NOTHING   exactly once
         keep the newest --schedule-runs-kept per (job, device)
         commit --> ScheduleRunsAck(ids)  --> the agent forgets them
@@ -27,7 +27,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.db.upsert import insert_for
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.jobs.tables import Job, JobDevice
-from edgefleet.server.schedules.tables import JobRun
+from edgefleet.server.schedules.tables import JobRun, JobSchedule
 from edgefleet.wire.messages import ScheduleRuns, ScheduleRunsAck
 from edgefleet.wire.schedule import RunRecord, utc
 
@@ -43,6 +43,7 @@ async def store(db: AsyncSession, device_pk: int, runs: list[RunRecord], keep: i
             await db.execute(
                 select(Job.id, Job.pk)
                 .join(JobDevice, JobDevice.job_pk == Job.pk)
+                .join(JobSchedule, JobSchedule.job_pk == Job.pk)  # periodic jobs only
                 .where(Job.id.in_(job_ids), JobDevice.device_pk == device_pk)
             )
         ).all()
