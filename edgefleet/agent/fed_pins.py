@@ -59,7 +59,7 @@ class PeerPins:
     def save(self, pins: Mapping[str, bytes]) -> None:
         peers = {p: base64.b64encode(k).decode() for p, k in sorted(pins.items())}
         data = json.dumps({"version": 1, "peers": peers}, indent=1).encode()
-        atomic_write(self.path, data, 0o600)
+        atomic_write(self.path, data, 0o600, durable=False)  # a lost pin is pinned again
 
     def check(self, peers: Mapping[str, bytes]) -> str | None:
         """Pin the peers seen for the first time; the reason to decline if a pinned

@@ -76,17 +76,21 @@ class SimStats:
         )
 
 
-def _make_agent(settings: AgentSettings, supervise_every: float) -> Agent:
+def _make_agent(settings: AgentSettings, supervise_every: float, fed: bool = False) -> Agent:
     sim = SimRuntime()
     agent = Agent(settings, runtimes=RuntimeSet(container=sim, process=sim))
     agent.supervise_every = supervise_every
     agent.with_parts = False
     agent.state.durable = False
+    if fed:  # federated computations only: datasets declared in the device's state dir
+        from edgefleet.agent.fed import FederatedPart
+
+        agent.parts.append(FederatedPart(agent))
     return agent
 
 
 async def _run_one(
-    index: int, stats: SimStats, supervise_every: float, stop: asyncio.Event
+    index: int, stats: SimStats, supervise_every: float, stop: asyncio.Event, fed: bool = False
 ) -> None:
     """Run device ``index``; if the server rejects its credential and a key was
     given, forget the identity and enroll again (once: a second rejection of a
@@ -104,7 +108,7 @@ async def _run_one(
             log.info("%s: credential rejected, enrolling again", agent.settings.name)
             shutil.rmtree(agent.settings.state_dir, ignore_errors=True)
             stats.reenrolled += 1
-            agent = _make_agent(agent.settings, supervise_every)
+            agent = _make_agent(agent.settings, supervise_every, fed)
             stats.agents[index] = agent
         except AgentError as exc:
             stats.failed += 1
@@ -125,6 +129,7 @@ async def simulate(
     stop: asyncio.Event,
     report_every: float = 2.0,
     name_prefix: str = "sim",
+    fed: bool = False,
 ) -> SimStats:
     stats = SimStats()
     label_sets = spread_labels(labels, devices)
@@ -144,8 +149,8 @@ async def simulate(
             heartbeat_interval=heartbeat,
             reconnect_max_delay=10,
         )
-        stats.agents.append(_make_agent(settings, supervise_every))
-        tasks.append(asyncio.create_task(_run_one(i, stats, supervise_every, stop)))
+        stats.agents.append(_make_agent(settings, supervise_every, fed))
+        tasks.append(asyncio.create_task(_run_one(i, stats, supervise_every, stop, fed)))
         if interval:
             await asyncio.sleep(interval)
         elif i % 200 == 199:
@@ -184,6 +189,7 @@ def run(
     rate: float,
     supervise_every: float,
     duration: float | None,
+    fed: bool = False,
 ) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -211,6 +217,7 @@ def run(
             rate=rate,
             supervise_every=supervise_every,
             stop=stop,
+            fed=fed,
         )
 
     stats = asyncio.run(main())

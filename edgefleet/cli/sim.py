@@ -25,6 +25,12 @@ def sim_command(
         15.0, "--supervise-every", help="seconds between workload checks"
     ),
     duration: float = typer.Option(None, "--duration", help="stop after this many seconds"),
+    fed: bool = typer.Option(
+        False,
+        "--fed",
+        help="devices take part in federated computations on datasets declared "
+        "in their state dirs (sim-NNNNN/)",
+    ),
 ) -> None:
     """Simulate a fleet: every device is a real agent with the `sim` runtime."""
     from edgefleet.agent.simulator import default_state_dir, run
@@ -40,5 +46,6 @@ def sim_command(
         rate=rate,
         supervise_every=supervise_every,
         duration=duration,
+        fed=fed,
     )
     raise typer.Exit(code)
