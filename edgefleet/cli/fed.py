@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from edgefleet.cli import config
 from edgefleet.cli.choices import Op
 from edgefleet.cli.output import Format, OutputOption, console, fail, print_json, show_list
+from edgefleet.fed.analytics.query import parse_condition, scalar
 
 app = typer.Typer(
     help="Federated computations: aggregates over devices' datasets; raw data never leaves.",
@@ -28,31 +28,12 @@ def _bins(text: str | None) -> list[float] | None:
         raise fail(f"--bins {text!r}: expected comma-separated numbers, e.g. 0,10,20,50") from None
 
 
-def _scalar(text: str) -> float | str:
-    try:
-        return float(text)
-    except ValueError:
-        return text.strip()
-
-
 def _where(texts: list[str]) -> list[dict[str, Any]]:
     """``COL>=5``, ``site==a``, ``site in a,b``, ``site not_in c``: one condition each."""
-    out = []
-    for text in texts:
-        match = re.fullmatch(
-            r"\s*([^\s<>=!]+)\s*(==|!=|<=|>=|=|<|>|\s+in\s+|\s+not_in\s+)(.+)", text
-        )
-        if match is None:
-            raise fail(f"--where {text!r}: expected COLUMN OP VALUE, e.g. temp>=20 or site in a,b")
-        column, op, value = match.group(1), match.group(2).strip(), match.group(3).strip()
-        op = "==" if op == "=" else op
-        if op in ("in", "not_in"):
-            out.append(
-                {"column": column, "op": op, "value": [_scalar(v) for v in value.split(",")]}
-            )
-        else:
-            out.append({"column": column, "op": op, "value": _scalar(value)})
-    return out
+    try:
+        return [parse_condition(text) for text in texts]
+    except ValueError as exc:
+        raise fail(f"--where {exc}") from None
 
 
 def _bounds(texts: list[str]) -> dict[str, list[float]]:
@@ -229,7 +210,7 @@ def run(
             columns=_list(columns) or None,
             where=_where(where) or None,
             group_by=group_by,
-            groups=[_scalar(g) for g in _list(groups)] or None,
+            groups=[scalar(g) for g in _list(groups)] or None,
             quantiles=_floats(quantiles, "--quantiles") or None,
             epsilon=epsilon,
             bounds=_bounds(bound) or None,

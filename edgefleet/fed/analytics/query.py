@@ -17,6 +17,7 @@ with booleans. A missing cell fails every condition.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -125,3 +126,29 @@ def _equal(cell: object, value: Scalar) -> bool:
         number = number_of(cell)
         return number is not None and number == value
     return text_of(cell) == text_of(value)
+
+
+_CONDITION = re.compile(r"\s*([^\s<>=!]+)\s*(==|!=|<=|>=|=|<|>|\s+in\s+|\s+not_in\s+)(.+)")
+
+
+def parse_condition(text: str) -> dict[str, object]:
+    """``temp>=20``, ``site==a``, ``site in a,b``, ``site not_in c`` as the JSON of a
+    :class:`Condition` (for the CLI's ``--where`` and the portal's form); ValueError
+    if it has no operator. Numbers become numbers, the rest text."""
+    match = _CONDITION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r}: expected COLUMN OP VALUE, e.g. temp>=20 or site in a,b")
+    column, op, value = match.group(1), match.group(2).strip(), match.group(3).strip()
+    op = "==" if op == "=" else op
+    if op in ("in", "not_in"):
+        return {"column": column, "op": op, "value": [scalar(v) for v in value.split(",")]}
+    return {"column": column, "op": op, "value": scalar(value)}
+
+
+def scalar(text: str) -> float | str:
+    """A typed value: a finite number if it reads as one, else the text."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text.strip()
+    return number if math.isfinite(number) else text.strip()

@@ -41,9 +41,25 @@ def install(app: FastAPI) -> None:
         jobs,
         live,
         oidc,
+        reservations,
     )
     from edgefleet.server.portal import config as project_config
 
-    for module in (auth, oidc, dashboard, devices, apps, jobs, admin, audit, live, project_config):
+    for module in (
+        auth,
+        oidc,
+        dashboard,
+        reservations,  # before devices: its /devices/{id}/loans forms
+        devices,
+        apps,
+        jobs,
+        admin,
+        audit,
+        live,
+        project_config,
+    ):
         app.include_router(module.router)
+    from edgefleet.server.portal import computations  # federated analytics pages
+
+    app.include_router(computations.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
