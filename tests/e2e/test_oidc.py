@@ -187,3 +187,46 @@ def test_cli_login_sso(fleet: Fleet, provider: ProviderProc, tmp_path: Path) -> 
     )
     assert me.returncode == 0, me.stderr
     assert "app-lab-a" in me.stdout and "app-lab-b" not in me.stdout
+
+
+def test_the_providers_key_rotation_is_followed(tmp_path: Path) -> None:
+    """The provider restarts with a new signing key (as a rotation): a verifier that
+    cached the old key set reads it again for the unknown key id, and accepts."""
+    import asyncio
+
+    from edgefleet.server.auth.oidc_config import OidcConfig
+    from edgefleet.server.auth.oidc_provider import OidcProvider
+    from tests.support.oidc import CLIENT_ID
+
+    first = ProviderProc(tmp_path, name="oidc-1")
+    first.start()
+    config = OidcConfig(
+        issuer=first.issuer,
+        client_id=CLIENT_ID,
+        client_secret=None,
+        scopes=("openid",),
+        groups_claim="groups",
+        username_claim="preferred_username",
+        jwks_refresh_seconds=0,
+    )
+    second = ProviderProc(tmp_path, name="oidc-2", port=first.port)
+
+    async def run() -> list[str]:
+        oidc = OidcProvider(config)
+        try:
+            subjects = [(await oidc.verify_id_token(first.id_token("pat", nonce="a"), "a")).subject]
+            first.stop()
+            second.start()
+            token = second.id_token("pat", nonce="b")
+            subjects.append((await oidc.verify_id_token(token, "b")).subject)
+            return subjects
+        finally:
+            await oidc.close()
+
+    try:
+        old_kid = httpx.get(f"{first.issuer}/jwks").json()["keys"][0]["kid"]
+        assert asyncio.run(run()) == ["pat", "pat"]
+        assert httpx.get(f"{second.issuer}/jwks").json()["keys"][0]["kid"] != old_kid
+    finally:
+        first.stop()
+        second.stop()

@@ -115,7 +115,7 @@ def test_forged_tokens_are_refused(provider: ProviderProc) -> None:
     refused(provider, forged, "n", "signature")
     unknown = RSAKey.generate_key(2048, parameters={"kid": "attacker-key"})
     forged = jwt.encode({"alg": "RS256", "kid": "attacker-key"}, claims(provider, "n"), unknown)
-    refused(provider, forged, "n", "not signed by the provider|wrongly signed")
+    refused(provider, forged, "n", "signature is not the provider")
     # Algorithm confusion: a MAC keyed with the (not so secret) client secret.
     mac = OctKey.import_key(CLIENT_SECRET.encode())
     forged = jwt.encode({"alg": "HS256"}, claims(provider, "n"), mac, algorithms=["HS256"])

@@ -24,9 +24,14 @@ CLIENT_SECRET = "test-client-secret"
 
 class ProviderProc(Proc):
     def __init__(
-        self, workdir: Path, *, token_max_age: int | None = None, name: str = "oidc"
+        self,
+        workdir: Path,
+        *,
+        token_max_age: int | None = None,
+        name: str = "oidc",
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         argv = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
         if token_max_age is not None:
             argv += ["--token-max-age", str(token_max_age)]

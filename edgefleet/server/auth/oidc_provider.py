@@ -215,21 +215,19 @@ class OidcProvider:
         algorithms = [a for a in found.id_token_signing_alg_values_supported if a in ASYMMETRIC]
         if not algorithms:
             raise BadGateway("the provider signs ID tokens with no asymmetric algorithm")
+        keys = await self._key_set(refresh=False)
         try:
-            token = jwt.decode(id_token, await self._key_set(refresh=False), algorithms=algorithms)
-        except InvalidKeyIdError:
-            try:  # the provider may have rotated its keys: read them again, once
-                token = jwt.decode(
-                    id_token, await self._key_set(refresh=True), algorithms=algorithms
-                )
-            except JoseError as exc:
-                raise Unauthorized(f"the ID token is not signed by the provider: {exc}") from exc
-        except BadSignatureError as exc:
-            raise Unauthorized("the ID token's signature is not the provider's") from exc
-        except JoseError as exc:
-            raise Unauthorized(f"the ID token is malformed or wrongly signed: {exc}") from exc
-        except ValueError as exc:
-            raise Unauthorized("the ID token is malformed") from exc
+            token = _decode(id_token, keys, algorithms)
+        except (InvalidKeyIdError, BadSignatureError) as exc:
+            # The provider may have rotated its keys (a new kid, or no kid and a new
+            # key): read them again, at most every --oidc-jwks-refresh-seconds.
+            fresh = await self._key_set(refresh=True)
+            if fresh is keys:
+                raise Unauthorized("the ID token's signature is not the provider's") from exc
+            try:
+                token = _decode(id_token, fresh, algorithms)
+            except (InvalidKeyIdError, BadSignatureError) as again:
+                raise Unauthorized("the ID token's signature is not the provider's") from again
         claims = dict(token.claims)
         registry = JWTClaimsRegistry(
             leeway=self.config.leeway_seconds,
@@ -253,6 +251,18 @@ class OidcProvider:
         if several and claims.get("azp") != self.config.client_id:
             raise Unauthorized("the ID token was refused: it was issued to another client (azp)")
         return Identity(issuer=found.issuer, subject=str(claims["sub"]), claims=claims)
+
+
+def _decode(id_token: str, keys: KeySet, algorithms: list[str]) -> jwt.Token:
+    """Check the signature; key-choice errors pass through for a retry with fresh keys."""
+    try:
+        return jwt.decode(id_token, keys, algorithms=algorithms)
+    except (InvalidKeyIdError, BadSignatureError):
+        raise
+    except JoseError as exc:
+        raise Unauthorized(f"the ID token is malformed or wrongly signed: {exc}") from exc
+    except ValueError as exc:
+        raise Unauthorized("the ID token is malformed") from exc
 
 
 PROBLEMS = {
