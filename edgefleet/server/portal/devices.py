@@ -23,6 +23,7 @@ from edgefleet.server.devices.schemas import DevicePatch
 from edgefleet.server.errors import ApiError, Invalid
 from edgefleet.server.events import service as events
 from edgefleet.server.jobs import service as jobs
+from edgefleet.server.loans import service as loans
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -125,6 +126,11 @@ async def _device(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
         "events": await events.recent(db, viewer.caller, device_id=device.id, limit=20),
         "can_manage": viewer.can(pk, Permission.MANAGE_DEVICES),
         "can_exec": viewer.can(pk, Permission.EXEC_DEVICE),
+        "loans": [  # lending and revoking: portal/reservations.py
+            await loans.to_out(db, loan, found[0])
+            for loan in await loans.loans_of(db, found[0])
+            if viewer.can(pk, Permission.READ) or loan.project_pk in viewer.caller.roles
+        ],
     }
 
 
@@ -139,10 +145,12 @@ async def _device_page(
     labels_text: str | None = None,
     metadata_text: str | None = None,
     status: int = 200,
+    loan_error: str = "",
 ) -> Response:
     context = await _device(db, viewer, ref)
     device = context["device"]
     context.update(
+        loan_error=loan_error[:200],
         error=error,
         notice=NOTICES.get(notice, ""),
         labels_text=format_pairs(device.labels) if labels_text is None else labels_text,
@@ -155,9 +163,14 @@ async def _device_page(
 
 @router.get("/devices/{device}")
 async def device_page(
-    request: Request, device: str, viewer: ViewerDep, db: Db, notice: str = ""
+    request: Request,
+    device: str,
+    viewer: ViewerDep,
+    db: Db,
+    notice: str = "",
+    loan_error: str = "",
 ) -> Response:
-    return await _device_page(request, viewer, db, device, notice=notice)
+    return await _device_page(request, viewer, db, device, notice=notice, loan_error=loan_error)
 
 
 @router.get("/portal/fragments/devices/{device}")

@@ -1,0 +1,161 @@
+"""Reservations in the portal: a calendar (devices x days, server-rendered
+CSS grid), the booking form with its dry run, cancel; and lending/revoking
+on a device's page. Every action goes through the API's own services, so
+the portal has no rule of its own to get wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.devices import service as devices
+from edgefleet.server.errors import ApiError
+from edgefleet.server.loans import routes as loan_api
+from edgefleet.server.loans.schemas import LoanIn, LoanRights
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    field,
+    redirect,
+    refused,
+    render,
+)
+from edgefleet.server.projects import service as projects
+from edgefleet.server.reservations import routes as reservation_api
+from edgefleet.server.reservations import service
+from edgefleet.server.reservations.booking import Plan
+from edgefleet.server.reservations.schemas import ReservationIn, ReservationOut
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+DAYS = 14
+DEVICE_ROWS = 200
+
+
+def _days(first: datetime) -> list[datetime]:
+    return [first + timedelta(days=n) for n in range(DAYS)]
+
+
+def _grid(items: list[ReservationOut], days: list[datetime]) -> list[dict[str, Any]]:
+    """One row per booked device: for each day, the bookings touching it."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in items:
+        for device, name in zip(item.devices, item.device_names, strict=False):
+            row = rows.setdefault(device, {"id": device, "name": name, "cells": [[] for _ in days]})
+            for n, day in enumerate(days):
+                if item.start < day + timedelta(days=1) and item.end > day:
+                    row["cells"][n].append(item)
+    return sorted(rows.values(), key=lambda r: r["name"])[:DEVICE_ROWS]
+
+
+async def _calendar(db: Db, viewer: Viewer, start: str) -> dict[str, Any]:
+    try:
+        first = datetime.fromisoformat(start).replace(tzinfo=UTC) if start else None
+    except ValueError:
+        first = None
+    first = first or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = _days(first)
+    rows = await service.listing(
+        db, viewer.caller, after=0, limit=1000, since=days[0], until=days[-1] + timedelta(days=1)
+    )
+    items = await service.outputs(db, rows)
+    return {
+        "days": days,
+        "grid": _grid(items, days),
+        "reservations": items,
+        "earlier": (first - timedelta(days=7)).date().isoformat(),
+        "later": (first + timedelta(days=7)).date().isoformat(),
+        "projects": await projects.list_visible(db, viewer.caller, 0, 1000),
+        "form": {},
+        "dry": None,
+        "error": "",
+    }
+
+
+@router.get("/reservations")
+async def calendar(request: Request, viewer: ViewerDep, db: Db, start: str = "") -> Response:
+    return render(request, "reservations.html", await _calendar(db, viewer, start))
+
+
+@router.post("/reservations")
+async def book(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    """Book, or (the "Check" button) show what would be booked and every conflict."""
+    values = {k: field(form, k) for k in ("project", "devices", "selector", "count", "spread")}
+    values |= {k: field(form, k) for k in ("start", "end", "exclusive", "action")}
+    context = await _calendar(db, viewer, "")
+    context["form"] = values
+    devices_list = [d.strip() for d in values["devices"].split(",") if d.strip()]
+    try:
+        body = build(
+            ReservationIn,
+            project=values["project"],
+            devices=devices_list or None,
+            selector=values["selector"] or None,
+            count=values["count"] or None,
+            spread=values["spread"] or None,
+            start=values["start"],
+            end=values["end"],
+            exclusive=values["exclusive"] != "shared",
+            dry_run=values["action"] == "check",
+        )
+        if body.dry_run:
+            plan = await service.create(db, viewer.caller, body, ctx.settings.reservation_max_days)
+            assert isinstance(plan, Plan)
+            context["dry"] = service.dry_run_out(plan)
+            return render(request, "reservations.html", context)
+        made = await reservation_api.create_reservation(body, viewer.caller, db, ctx)
+    except ApiError as exc:
+        refused(exc)
+        context["error"] = exc.message
+        context["conflicts"] = exc.extra.get("conflicts", [])
+        return render(request, "reservations.html", context, status=exc.status)
+    assert isinstance(made, ReservationOut)
+    return redirect(f"/reservations?start={made.start.date().isoformat()}")
+
+
+@router.post("/reservations/{reservation}/cancel")
+async def cancel(
+    reservation: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    await reservation_api.cancel_reservation(reservation, viewer.caller, db, ctx)
+    return redirect("/reservations")
+
+
+@router.post("/devices/{device}/loans")
+async def lend(
+    request: Request, device: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found, _ = await devices.find(db, viewer.caller, device)
+    try:
+        body = build(
+            LoanIn,
+            project=field(form, "project"),
+            rights=LoanRights(process=field(form, "process") == "yes"),
+            expose_labels=[k.strip() for k in field(form, "expose").split(",") if k.strip()],
+            time_share=float(field(form, "time_share") or 1),
+        )
+        await loan_api.lend_device(found.id, body, viewer.caller, db, ctx)
+    except (ApiError, ValueError) as exc:
+        if isinstance(exc, ApiError):
+            refused(exc)
+        message = exc.message if isinstance(exc, ApiError) else "time share must be a number"
+        return redirect(f"/devices/{found.id}?loan_error={message[:200]}")
+    return redirect(f"/devices/{found.id}")
+
+
+@router.post("/devices/{device}/loans/{project}/revoke")
+async def revoke(
+    device: str, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found, _ = await devices.find(db, viewer.caller, device)
+    await loan_api.revoke_loan(found.id, project, viewer.caller, db, ctx)
+    return redirect(f"/devices/{found.id}")
