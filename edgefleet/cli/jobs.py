@@ -10,13 +10,14 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from edgefleet.cli import config, rollout
+from edgefleet.cli import config, rollout, schedule
 from edgefleet.cli.output import Format, OutputOption, fail, show_item, show_list
 from edgefleet.client import Client
 from edgefleet.labels import LabelError, parse_assignments
 
 app = typer.Typer(help="Jobs: an application deployed to devices.", no_args_is_help=True)
 app.add_typer(rollout.app, name="rollout")
+app.command("runs")(schedule.runs)
 
 SETTLED = ("running", "completed", "failed", "cancelled", "expired")
 STATE_STYLE = {
@@ -141,9 +142,15 @@ def create(
     lock_timeout: float = typer.Option(
         None, "--lock-timeout", help="seconds an upgrade waits for a held update lock"
     ),
+    cron: str = typer.Option(
+        None, "--schedule", help="periodic: run the one-shot services at these cron times"
+    ),
+    timezone: str = typer.Option(None, "--timezone", help="of --schedule (default UTC)"),
+    overlap: str = typer.Option(None, "--overlap", help="skip (default) or queue"),
     output: Format = OutputOption,
 ) -> None:
     """Deploy an application to devices (by id or by label selector)."""
+    periodic = schedule.body(cron, timezone, overlap)
     if bool(device) == bool(selector):
         raise fail("give --device (repeatable) or --selector, not both")
     if selector:
@@ -169,6 +176,7 @@ def create(
                 auto_revert,
                 lock_timeout,
             ),
+            schedule=periodic,
         )
         if wait:
             job = watch(client, job["id"], timeout)
@@ -217,6 +225,7 @@ def show(job: str, output: Format = OutputOption) -> None:
 
     console.print(device_table(item))
     rollout.print_rollout(item)
+    schedule.print_schedule(item)
     if item.get("devices_next"):
         total = sum(item.get("device_counts", {}).values())
         console.print(

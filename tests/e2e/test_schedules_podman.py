@@ -6,6 +6,8 @@ agent restart with no server, and reported afterwards, each once."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 
 from tests.conftest import Fleet
 from tests.support.podman import IMAGE, containers
-from tests.support.procs import wait_for
+from tests.support.procs import ADMIN_TOKEN, wait_for
 
 pytestmark = pytest.mark.podman
 
@@ -34,6 +36,15 @@ def runs(server: Any, job_id: str) -> list[dict[str, Any]]:
         return list(client.job_runs(job_id))
 
 
+def cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgefleet", "--server", server.url, "--token", ADMIN_TOKEN, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def local_log(agent: Any) -> dict[str, Any]:
     path = agent.state_dir / "schedule-runs.json"
     return json.loads(path.read_text()) if path.exists() else {"pending": []}
@@ -50,11 +61,24 @@ def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet:
     device = agent.wait_enrolled()
     with server.client() as client:
         client.create_application("probe", "1", compose=PROBE)
-        job = client.create_job(
-            "probe",
-            devices=[device],
-            schedule={"cron": "*/4 * * * * *", "timezone": "Europe/Paris", "overlap": "skip"},
-        )
+    made = cli(
+        server,
+        "jobs",
+        "create",
+        "probe",
+        "--device",
+        device,
+        "--schedule",
+        "*/4 * * * * *",
+        "--timezone",
+        "Europe/Paris",
+        "--overlap",
+        "skip",
+        "-o",
+        "json",
+    )
+    assert made.returncode == 0, made.stderr
+    job = json.loads(made.stdout)
     job_id = job["id"]
     assert job["schedule"]["cron"] == "*/4 * * * * *"
     assert job["schedule"]["timezone"] == "Europe/Paris"
@@ -121,3 +145,8 @@ def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet:
         assert stored["state"] == run["state"] and stored["exit_code"] == run["exit_code"]
     assert any(r["exit_code"] == 7 for r in after if r["id"] in {o["id"] for o in offline})
     wait_for(lambda: len(local_log(agent)["pending"]) <= 2, 30, what="the device's log drained")
+    listed = cli(server, "jobs", "runs", job_id, "--state", "failed", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert {r["exit_code"] for r in json.loads(listed.stdout)} == {7}
+    table = cli(server, "jobs", "runs", job_id)
+    assert "pi-1" in table.stdout and "skipped" in table.stdout

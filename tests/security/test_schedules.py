@@ -4,6 +4,8 @@ hostile cron strings and time zones, and a device flooding run reports."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +16,7 @@ from edgefleet.wire.messages import DeviceFacts, Hello, ScheduleRuns, ScheduleRu
 from edgefleet.wire.schedule import RunRecord
 from tests.conftest import Fleet
 from tests.security.conftest import Estate
-from tests.support.procs import ServerProc
+from tests.support.procs import ADMIN_TOKEN, ServerProc
 
 ONE_SHOT = {"services": {"probe": {"image": "localhost/probe:1", "command": ["true"]}}}
 ALWAYS_ON = {
@@ -79,6 +81,19 @@ def test_hostile_schedules_are_refused_naming_the_field(fleet: Fleet) -> None:
             assert response.status_code == 422, (schedule, response.text)
             assert response.json()["error"]["field"] == field, (schedule, response.text)
         assert http.get("/api/v1/jobs").json()["items"] == []  # nothing stored
+    # The CLI says the same, without a traceback.
+    bad = subprocess.run(
+        [
+            *(sys.executable, "-m", "edgefleet", "--server", server.url, "--token", ADMIN_TOKEN),
+            *("jobs", "create", "probe", "--selector", "a=b", "--schedule", "61 * * * *"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "schedule.cron" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    with server.http() as http:
         # The shorthand a user may type: a cron string with a top-level time zone.
         body = {"application": "probe", "selector": {}, "schedule": "0 7 * * *"}
         made = http.post("/api/v1/jobs", json={**body, "timezone": "Europe/Paris"})
