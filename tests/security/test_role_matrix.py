@@ -652,6 +652,20 @@ PORTAL_RULES: list[Rule] = [
         {**PROJ, "user": const(user_name("viewer"))},
         body=const({"role": "owner"}),
     ),
+    # Federated analytics pages (issue 15): computations and datasets. The form asks
+    # an impossible query (ols without X), refused before anything is stored.
+    Rule("GET", "/computations", USER),
+    Rule("GET", "/datasets", USER, lists=(attr("device"),)),
+    Rule(
+        "POST",
+        "/computations",
+        Permission.COMPUTE,
+        body=const({"project": P, "dataset": "d", "op": "ols", "column": "v", "selector": ""}),
+    ),
+    *(
+        Rule("GET", path, Permission.READ, {"computation": const("c-none")}, absent=True)
+        for path in ("/computations/{computation}", "/portal/fragments/computations/{computation}")
+    ),
 ]
 
 ALL_RULES = [*API_RULES, *WS_RULES, *PORTAL_RULES]
