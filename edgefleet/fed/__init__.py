@@ -1,55 +1,78 @@
 """Federated computations: secure aggregation, imported by both the server and the agent.
 
 The protocol is Bonawitz et al., "Practical Secure Aggregation for
-Privacy-Preserving Machine Learning" (CCS 2017), with the server as a relay that
-can read nothing but the final sum. Pure state machines, no I/O: the agent and
-the server carry the messages of :mod:`.messages` over the agent connection.
+Privacy-Preserving Machine Learning" (CCS 2017) with the SecAgg+ neighbourhood
+graph of Bell et al. (CCS 2020), the server a relay that can read nothing but
+the final sum. Pure state machines, no I/O: the agent and the server carry the
+messages of :mod:`.messages`.
 
-::
+Each party u works with its k neighbours N(u) only (:mod:`.graph`: a Harary
+graph over an order derived from the invitation's digest; k = O(log n), the
+complete graph when n <= 20) and Shamir-shares to its holders N(u) + {u} with
+threshold t, a majority of them::
 
-    device u (Party)                        server (Aggregator)                 device v
-             <-- Invitation (parties + long-term keys, t, Params, Task) ------------->
-    round 0  advertise: s_u, c_u pub + tags --> U1 ---- rosters ----------------> check tags
-             (tag_uv = HMAC(ECDH(lt_u, lt_v), keys || SHA-256(invitation)))
-    round 1  Shamir(s_u priv), Shamir(b_u)
-             AES-GCM to each v ---------------> U2 ---- inboxes (opaque) -------> decrypt
+    device u (Party)                        server (Aggregator)                 device v in N(u)
+             <-- Invitation (parties + long-term keys, t, Params, Task, rates) ------->
+    round 0  advertise: s_u, c_u pub + tags --> U1 ---- rosters (N(v) only) ------> check tags
+             (tag_uv = HMAC(K_uv, keys || SHA-256(invitation)), K_uv from ECDH(lt_u, lt_v))
+    round 1  Shamir(s_u priv, b_u) batched,
+             AES-GCM record to each v --------> U2 ---- inboxes (opaque bytes) --> decrypt
     round 2  y_u = x_u + PRG(b_u)
-                 + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv) --> U3
+                 + sum_{v in N(u), v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv) --> U3
     round 3  <-- survivors U3, dropped U2-U3 ---
+             HMAC(K_uv, U3, dropped) for each
+             surviving neighbour -------------> U4 ---- each party's tags ------>
+    round 4  >= t holders confirmed this U3?
              s-share of each dropped,
-             b-share of each survivor -------> U4 >= t: rebuild s_d, b_u;
+             b-share of each survivor --------> U5 >= t per secret: rebuild s_d, b_u;
                                                sum y_u - PRG(b_u) -/+ PRG(s_ud) = sum x_u
 
 - :mod:`.messages`   the pydantic models a transport carries (``type`` = ``fed.*``)
+- :mod:`.codec`      binary share records and message frames, parsed strictly
 - :mod:`.party`      device side; :mod:`.aggregator` server side
-- :mod:`.ring`       fixed point in Z_{2^k}, packed vectors, the AES-CTR mask generator
-- :mod:`.crypto`     thin calls into ``cryptography`` and pycryptodome's Shamir
-- :mod:`.stats`      count/sum/mean/variance/histogram as secure sums
+- :mod:`.graph`      the neighbourhood graph and how k and t follow from n and the rates
+- :mod:`.shamir`     Shamir sharing over GF(2**256 + 297), batched, Lagrange cached
+- :mod:`.ring`       fixed point in Z_{2^k} as numpy limbs, the AES-CTR mask generator
+- :mod:`.crypto`     thin calls into ``cryptography`` (X25519, AES) and the stdlib (HMAC)
+- :mod:`.stats`      statistics as secure sums (what each device contributes)
 - :mod:`.simulate`   an in-process relay for tests, and :func:`~.simulate.benchmark`
 
 Trust assumptions
 -----------------
-- **The server is semi-honest** (honest-but-curious): it runs the protocol as
-  written and tries to learn from what it sees. It then learns only the sum over
-  U3 (and who dropped); each device's input stays hidden behind its self-mask and
-  its pairwise masks, and no coalition of fewer than t parties can unmask anyone.
-- **Ephemeral keys are authenticated, key directory is not.** X25519 cannot sign,
-  so each advertisement carries, for each peer v, an HMAC keyed from
+- **The server may be malicious, and up to a fraction ``corruption`` of the
+  parties may collude with it** (:class:`~.messages.Invitation`, default 5 %).
+  It learns only the sum over U3 (and who dropped), as long as no holder set
+  N(u) + {u} contains t colluders; :mod:`.graph` sizes k so that this fails
+  with probability <= 2**-40 over the random graph, and so that dropouts up to
+  ``dropout`` (default 10 %) leave every secret t holders except with
+  probability <= 2**-20. A graph the server dislikes costs it a new computation
+  id per re-roll: each re-roll is one more try at that 2**-40 event.
+- **Ephemeral keys are authenticated by the long-term keys.** X25519 cannot sign,
+  so each advertisement carries, for each neighbour v, an HMAC keyed from
   ECDH(long-term u, long-term v): the server cannot swap ephemeral keys without
-  knowing a long-term private key. This is only as good as the long-term public
-  keys in the :class:`~.messages.Invitation`, which the server relays from
-  enrollment; a device that pins its peers' keys (or gets them another way) gets
-  protection against an active key swap, one that trusts the invitation does not.
-  The tags also cover a digest of the whole invitation (parties, t, encoding, task),
-  so a server that shows two honest parties different invitations is caught in round 1.
-- **A lying drop list cannot unmask anyone**: a party answers one unmask request,
-  never with both shares of one peer, and t must be a majority, so the server
-  cannot collect t s-shares and t b-shares of the same peer from two groups.
-  Bonawitz's round-4 consistency check (signatures over U3) is not implemented,
-  so a malicious server that equivocates in earlier rounds is out of scope.
+  a long-term private key. The long-term keys come from the invitation, which
+  the server relays from enrollment; the agent pins each peer's key on first
+  sight (``agent/fed_pins.py``) and declines a computation that shows another,
+  so after first contact the server cannot substitute a key. The tags also cover
+  a digest of the whole invitation (parties, t, encoding, task, rates: hence
+  the graph), so a server that shows two parties different invitations is
+  caught in round 1.
+- **Equivocation is caught (Bonawitz's round-4 consistency check).** Each party
+  MACs the survivor list it was shown for each surviving neighbour, with the
+  same long-term pair key (HMAC rather than Ed25519 signatures: devices already
+  hold X25519 long-term keys from enrollment, a MAC proves to exactly the one
+  peer that needs convincing, and no second key type has to be enrolled,
+  distributed and pinned). A party reveals shares only if t of its holders
+  (itself included) confirmed the very list it confirmed; the server can forge
+  no tag, so showing different lists to different parties leaves each group
+  short of t and nobody reveals anything. On top, a party answers one unmask
+  request only, never with both shares of one peer, and refuses a list on which
+  fewer than t of its holders survived (the "too many of its neighbours
+  dropped" refusal), so t majority shares of one secret cannot be collected
+  under two stories.
 - **Robustness, not verifiability**: a device that sends a wrong share is caught
   (reconstructed s-keys are checked against the advertised public key, seeds
-  against a SHA-256 commitment) and one bad share is skipped when a spare holder
+  against a SHA-256 commitment) and a bad share is skipped when a spare holder
   exists; otherwise the computation aborts. A device may still lie about its own
   input within the bound.
 """

@@ -133,8 +133,7 @@ class Aggregator:
                     c_public=a.c_public,
                     tag=a.tags.get(recipient),
                 )
-                for a in self._adverts.values()
-                if a.sender in near
+                for a in (self._adverts[p] for p in sorted(near) if p in self._adverts)
             ]
             out[recipient] = Roster(
                 computation_id=self.computation_id,
@@ -306,7 +305,7 @@ class Aggregator:
 
     def _holders(self, owner: str) -> list[str]:
         near = self._neighbours[owner] | {owner}
-        return sorted((h for h in self._responses if h in near), key=self._index.__getitem__)
+        return sorted((h for h in near if h in self._responses), key=self._index.__getitem__)
 
     def _share(self, holder: str, owner: str, kind: Kind) -> int:
         response = self._responses[holder]

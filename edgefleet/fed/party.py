@@ -60,9 +60,9 @@ T = TypeVar("T")
 
 def lists_digest(computation_id: str, survivors: Sequence[str], dropped: Sequence[str]) -> bytes:
     """What the consistency MACs cover: the sorted U3 and dropped lists."""
-    return hashlib.sha256(
-        crypto.frame("u3", computation_id, *sorted(survivors), "dropped", *sorted(dropped))
-    ).digest()
+    # party ids never hold NUL (messages.PartyId), so NUL-joined lists are unambiguous
+    listed = "\0".join(sorted(survivors)) + "\0\0" + "\0".join(sorted(dropped))
+    return hashlib.sha256(crypto.frame("u3", computation_id, listed)).digest()
 
 
 class Party:

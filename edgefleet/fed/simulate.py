@@ -58,6 +58,8 @@ class Run:
     sent_bytes: dict[str, int] = field(default_factory=dict)  # frame bytes each party sent
     party_seconds: dict[str, float] = field(default_factory=dict)
     aggregator_seconds: float = 0.0
+    party_cpu: dict[str, float] = field(default_factory=dict)  # CPU time: robust to a busy host
+    aggregator_cpu: float = 0.0
 
 
 def identities(names: Sequence[str]) -> dict[str, bytes]:
@@ -111,21 +113,21 @@ def run(
         return carried
 
     def from_party(party: str, step: Callable[[], FedMessage]) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         message = step()
-        out.party_seconds[party] = out.party_seconds.get(party, 0.0) + time.perf_counter() - started
-        started = time.perf_counter()
         frame = codec.encode_frame(message)  # the party's share of the relay's work
-        out.party_seconds[party] += time.perf_counter() - started
+        out.party_seconds[party] = out.party_seconds.get(party, 0.0) + time.perf_counter() - started
+        out.party_cpu[party] = out.party_cpu.get(party, 0.0) + time.thread_time() - cpu
         out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(frame)
         if record:
             out.transcript.append(frame)
         on_server(lambda: aggregator.handle(codec.decode_frame(frame)))
 
     def on_server(step: Callable[[], None]) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         step()
         out.aggregator_seconds += time.perf_counter() - started
+        out.aggregator_cpu += time.thread_time() - cpu
 
     def answering(party: str, round_: Round) -> bool:
         return party not in drop or ROUNDS.index(round_) < ROUNDS.index(drop[party])
@@ -172,6 +174,9 @@ class Benchmark:
     neighbours: int  # k of the SecAgg+ graph (parties - 1: complete)
     threshold: int  # shares needed per secret
     secure_seconds: float  # the whole simulated protocol, every party in this one process
+    secure_cpu_seconds: float  # the same run's CPU time (what a busy, shared host cannot inflate)
+    party_cpu_seconds: float
+    aggregator_cpu_seconds: float
     party_seconds: float  # mean time one device spends in its steps (incl. framing)
     aggregator_seconds: float  # the server's share: routing, checks, reconstruction
     plain_seconds: float  # the plaintext protocol: float64 vectors framed, parsed, summed
@@ -225,9 +230,9 @@ def benchmark(
     drop: dict[str, Round] = dict.fromkeys(silent, drop_round)
     caches = warm_caches(invitation, keys) if warm else None
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     outcome = run(invitation, keys, vectors, drop=drop, record=False, pair_caches=caches)
-    secure = time.perf_counter() - started
+    secure, secure_cpu = time.perf_counter() - started, time.thread_time() - cpu
     if outcome.result is None:
         raise RuntimeError(f"benchmark aborted: {outcome.error}")
     included = [i for i, name in enumerate(names) if name in outcome.aggregator.survivors]
@@ -254,6 +259,9 @@ def benchmark(
         neighbours=shape.neighbours,
         threshold=shape.threshold,
         secure_seconds=secure,
+        secure_cpu_seconds=secure_cpu,
+        party_cpu_seconds=sum(outcome.party_cpu.values()) / parties,
+        aggregator_cpu_seconds=outcome.aggregator_cpu,
         party_seconds=sum(outcome.party_seconds.values()) / parties,
         aggregator_seconds=outcome.aggregator_seconds,
         plain_seconds=plain_seconds,

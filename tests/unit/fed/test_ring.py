@@ -94,3 +94,11 @@ def test_the_most_parties_at_the_bound_do_not_overflow() -> None:
 def test_ring_sizes_are_whole_limbs() -> None:
     with pytest.raises(ValueError):
         Params(length=1, ring_bits=72)
+
+
+def test_the_two_hmac_hkdf_is_rfc5869_hkdf() -> None:
+    for _ in range(20):
+        secret = os.urandom(32)
+        assert crypto.kdf(secret, "label", "c1", "u") == crypto.kdf_reference(
+            secret, "label", "c1", "u"
+        )
