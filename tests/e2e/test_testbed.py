@@ -252,3 +252,48 @@ def test_cli_books_count_devices_spread_across_sites(fleet: Fleet, sqlite_only: 
         timeout=60,
     )
     assert [r["count"] for r in json.loads(listed.stdout)] == [2]
+
+
+def test_portal_lends_books_and_draws_the_calendar(fleet: Fleet, sqlite_only: None) -> None:
+    import re
+
+    server = fleet.start_server()
+    with server.client() as client:
+        client.set_password("admin", "portal-password-1")
+        client.create_project("visitors")
+    dev = fleet.start_agent("pi-cal", key=fleet.key("default")).wait_enrolled()
+    with server.http() as admin:
+        online(admin, dev)
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        page = browser.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "username": "admin", "password": "portal-password-1"}
+        assert browser.post("/login", data=form).status_code == 303
+
+        def token() -> str:
+            found = re.search(r'name="csrf" value="([^"]+)"', browser.get("/reservations").text)
+            assert found is not None
+            return found.group(1)
+
+        lent = browser.post(f"/devices/{dev}/loans", data={"csrf": token(), "project": "visitors"})
+        assert lent.status_code == 303
+        assert "visitors" in browser.get(f"/devices/{dev}").text
+        start = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        end = (datetime.now(UTC) + timedelta(hours=30)).strftime("%Y-%m-%dT%H:%M")
+        booking = {"csrf": token(), "project": "visitors", "devices": "pi-cal"}
+        booking |= {"start": start, "end": end, "exclusive": "exclusive"}
+        checked = browser.post("/reservations", data={**booking, "action": "check"})
+        assert checked.status_code == 200 and f"Would book: {dev}" in checked.text
+        booked = browser.post("/reservations", data={**booking, "action": "book"})
+        assert booked.status_code == 303, booked.text
+        calendar = browser.get(booked.headers["location"]).text
+        assert 'class="cal-device"' in calendar and "pi-cal" in calendar
+        assert calendar.count("cal-cell exclusive") >= 2  # 30 hours span two days
+        again = browser.post("/reservations", data={**booking, "action": "book"})
+        assert again.status_code == 409 and "already booked" in again.text
+        with server.http() as admin:
+            visitors = ok(admin.get("/api/v1/projects/visitors"))["id"]
+        revoked = browser.post(f"/devices/{dev}/loans/{visitors}/revoke", data={"csrf": token()})
+        assert revoked.status_code == 303
+        assert "not lent" in browser.get(f"/devices/{dev}").text

@@ -76,6 +76,7 @@ async def _calendar(db: Db, viewer: Viewer, start: str) -> dict[str, Any]:
         "form": {},
         "dry": None,
         "error": "",
+        "conflicts": [],
     }
 
 
