@@ -596,6 +596,14 @@ PORTAL_RULES: list[Rule] = [
     Rule("GET", "/portal/fragments/jobs/{job}", Permission.READ, JOB),
     Rule("POST", "/jobs/{job}/cancel", Permission.MANAGE_APPS, JOB, body=const({})),
     Rule("POST", "/jobs/{job}/version", Permission.MANAGE_APPS, JOB, body=const({"version": "1"})),
+    # staged rollouts (issue 19): the job page's rollout buttons
+    Rule(
+        "POST",
+        "/jobs/{job}/rollout/{action}",
+        Permission.MANAGE_APPS,
+        {**JOB, "action": const("pause")},
+        body=const({}),
+    ),
     Rule("POST", "/keys", Permission.MANAGE_KEYS, body=const({"project": P})),
     Rule(
         "POST",

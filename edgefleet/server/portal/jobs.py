@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.datastructures import FormData
@@ -19,7 +19,7 @@ from edgefleet.server.applications import service as applications
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.devices import service as devices
-from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.errors import ApiError, Invalid, NotFound
 from edgefleet.server.jobs import routes as job_api
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.schemas import JobIn, JobPatch
@@ -38,6 +38,7 @@ from edgefleet.server.portal.web import (
 )
 from edgefleet.server.projects import service as projects
 from edgefleet.server.proxy import origins
+from edgefleet.server.rollouts import service as rollouts
 from edgefleet.server.settings import ServerSettings
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -253,6 +254,29 @@ async def roll_job(
     try:
         body = build(JobPatch, version=field(form, "version"))
         await jobs.patch(ctx, db, viewer.caller, found, body)
+    except ApiError as exc:
+        refused(exc)
+        context = await _job(db, viewer, job, ctx.settings)
+        context["error"] = exc.message
+        return render(request, "job.html", context)
+    return redirect(f"/jobs/{found.id}")
+
+ROLLOUT_ACTIONS = ("pause", "resume", "abort", "override-locks")
+
+
+@router.post("/jobs/{job}/rollout/{action}")
+async def rollout_action(
+    request: Request, job: str, action: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    """The rollout's buttons: pause, resume, abort, override update locks."""
+    found = await jobs.find(db, viewer.caller, job)
+    if action not in ROLLOUT_ACTIONS:
+        raise NotFound(f"no rollout action {action!r}; one of {', '.join(ROLLOUT_ACTIONS)}")
+    try:
+        if action == "override-locks":
+            await rollouts.override_locks(ctx, db, viewer.caller, found)
+        else:
+            await rollouts.control(ctx, db, viewer.caller, found, cast(rollouts.Control, action))
     except ApiError as exc:
         refused(exc)
         context = await _job(db, viewer, job, ctx.settings)
