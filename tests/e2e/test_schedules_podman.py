@@ -6,12 +6,14 @@ agent restart with no server, and reported afterwards, each once."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Fleet
@@ -150,3 +152,26 @@ def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet:
     assert {r["exit_code"] for r in json.loads(listed.stdout)} == {7}
     table = cli(server, "jobs", "runs", job_id)
     assert "pi-1" in table.stdout and "skipped" in table.stdout
+
+    # The portal's job page has the runs, with their exit codes.
+    with server.client() as client:
+        client.set_password("admin", "correct horse battery staple")
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        login = browser.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login)
+        assert csrf is not None
+        form = {
+            "csrf": csrf.group(1),
+            "username": "admin",
+            "password": "correct horse battery staple",
+        }
+        assert browser.post("/login", data=form).status_code in (302, 303)
+        page = browser.get(f"/jobs/{job_id}")
+    assert page.status_code == 200
+    assert "*/4 * * * * *" in page.text and "Europe/Paris" in page.text
+    shown_runs = re.findall(r'data-run="([^"]+)" data-state="(\w+)"', page.text)
+    assert shown_runs and {state for _, state in shown_runs} <= {"ok", "failed", "skipped"}
+    fresh = [r["id"] for r in runs(server, job_id)]
+    positions = [fresh.index(run_id) for run_id, _ in shown_runs]
+    assert positions == sorted(positions)  # newest first, as the API lists them
+    assert "<td>7</td>" in page.text

@@ -39,6 +39,7 @@ from edgefleet.server.portal.web import (
 from edgefleet.server.projects import service as projects
 from edgefleet.server.proxy import origins
 from edgefleet.server.rollouts import service as rollouts
+from edgefleet.server.schedules import service as schedules
 from edgefleet.server.settings import ServerSettings
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -223,6 +224,8 @@ async def _job(db: Db, viewer: Viewer, ref: str, settings: ServerSettings) -> di
         "can_manage": viewer.can(found.project_pk, Permission.MANAGE_APPS),
         "active": out.state not in jobs.TERMINAL,
         "error": "",
+        # a periodic job's newest runs (the runs section)
+        "runs": (await schedules.recent(db, found)) if out.schedule else [],
     }
 
 
@@ -260,6 +263,7 @@ async def roll_job(
         context["error"] = exc.message
         return render(request, "job.html", context)
     return redirect(f"/jobs/{found.id}")
+
 
 ROLLOUT_ACTIONS = ("pause", "resume", "abort", "override-locks")
 

@@ -112,6 +112,12 @@ async def page(
     return [_out(run, i, n) for run, i, n in rows[:limit]], [run.pk for run, _, _ in rows]
 
 
+async def recent(db: AsyncSession, job: Job, limit: int = 20) -> list[RunOut]:
+    """The newest runs of ``job`` (the portal's runs section)."""
+    items, _ = await page(db, job, before=0, limit=limit)
+    return items
+
+
 async def decorate(db: AsyncSession, job: Job, schedule: Schedule, items: list[Any]) -> None:
     """Add ``last_run`` and ``next_run`` to the job's per-device rows (JSON
     dicts, in place): the newest run of each device shown, in one query."""
