@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from edgefleet.fed.analytics.decode import Result
 from edgefleet.fed.analytics.query import parse_condition, scalar
 from edgefleet.fed.stats import TASK_OPS
 from edgefleet.server.auth.roles import Permission
@@ -139,7 +140,8 @@ async def ask(request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ct
 
 async def _one(db: Db, viewer: Viewer, ctx: Ctx, ref: str) -> dict[str, Any]:
     computation = await service.output(db, await service.find(db, viewer.caller, ref), ctx)
-    return {"c": computation, "result": computation.result or {}}
+    result = Result.model_validate(computation.result) if computation.result else None
+    return {"c": computation, "result": result}
 
 
 @router.get("/computations/{computation}")
