@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from pydantic import ValidationError
 
 from edgefleet.fed import codec
 from edgefleet.fed.aggregator import Aggregator
@@ -180,3 +181,17 @@ def test_malformed_share_records_are_refused_by_both_ends() -> None:
                 self_mask_commitment=bytes(32),
             )
         )
+
+
+@pytest.mark.parametrize(
+    "names", [["a,b"], ["a b"], "a,,b", [""], ",", "a" * 129, "ok,<script>", "x" * 2_000_000]
+)
+def test_malformed_party_lists_are_refused(names: object) -> None:
+    with pytest.raises(ValidationError):
+        Survivors(computation_id="c", survivors=names, dropped=[])  # type: ignore[arg-type]
+
+
+def test_party_lists_travel_as_one_string_and_come_back_as_lists() -> None:
+    lists = Survivors(computation_id="c", survivors=["a", "b.c"], dropped=[])
+    assert '"survivors":"a,b.c"' in lists.model_dump_json()
+    assert codec.decode_frame(codec.encode_frame(lists)) == lists
