@@ -48,9 +48,9 @@ def masked_world() -> tuple[dict[str, Party], Aggregator, Survivors]:
     for party in parties.values():
         aggregator.handle(carry(party.advertise()))
     for name, roster in aggregator.rosters().items():
-        aggregator.handle(carry(parties[name].share_keys(roster)))  # type: ignore[arg-type]
+        aggregator.handle(carry(parties[name].share_keys(roster)))
     for name, inbox in aggregator.inboxes().items():
-        aggregator.handle(carry(parties[name].masked_input(inbox)))  # type: ignore[arg-type]
+        aggregator.handle(carry(parties[name].masked_input(inbox)))
     return parties, aggregator, aggregator.survivor_list()
 
 
@@ -188,7 +188,7 @@ def test_malformed_share_records_are_refused_by_both_ends() -> None:
 )
 def test_malformed_party_lists_are_refused(names: object) -> None:
     with pytest.raises(ValidationError):
-        Survivors(computation_id="c", survivors=names, dropped=[])  # type: ignore[arg-type]
+        Survivors(computation_id="c", survivors=names, dropped=[])
 
 
 def test_party_lists_travel_as_one_string_and_come_back_as_lists() -> None:
