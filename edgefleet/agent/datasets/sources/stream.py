@@ -55,6 +55,10 @@ def retain(buffer: Path, dataset: str, stream: str) -> None:
     trigger = "fed_keep_" + re.sub(r"[^A-Za-z0-9_]", "_", dataset)
     match = "NEW.stream = :stream" + (" AND NEW.job = :job" if job else "")
     buffer.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not buffer.exists():  # declared before the agent's first start: create its buffer
+        from edgefleet.agent.data.buffer import Buffer
+
+        Buffer(buffer, quota_bytes=0).close()
     try:
         with closing(sqlite3.connect(buffer, isolation_level=None)) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -73,16 +77,12 @@ def retain(buffer: Path, dataset: str, stream: str) -> None:
                 f"DELETE FROM fed_retained WHERE dataset = {ds} AND id <= "
                 f"(SELECT max(id) FROM fed_retained WHERE dataset = {ds}) - {RETAIN_ROWS}; END"
             )
-            has_records = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='records'"
-            ).fetchone()
-            if has_records:
-                where = "stream = ?" + (" AND job = ?" if job else "")
-                db.execute(
-                    f"INSERT INTO fed_retained (dataset, time, payload) "
-                    f"SELECT ?, time, payload FROM records WHERE {where} ORDER BY id",
-                    (dataset, name, *([job] if job else [])),
-                )
+            where = "stream = ?" + (" AND job = ?" if job else "")
+            db.execute(
+                f"INSERT INTO fed_retained (dataset, time, payload) "
+                f"SELECT ?, time, payload FROM records WHERE {where} ORDER BY id",
+                (dataset, name, *([job] if job else [])),
+            )
             db.execute("COMMIT")
     except sqlite3.Error as exc:
         raise DatasetError(f"cannot keep stream {stream!r}: {exc}") from exc
@@ -132,8 +132,16 @@ class StreamSource:
             for key, value in record.items():
                 names.setdefault(key, []).append(value)
         columns = [DatasetColumn(name=k, type=column_type(v)) for k, v in names.items()]
-        rows = len(self._records()) if len(sample) == SAMPLE_ROWS else len(sample)
-        return Description(columns=columns, rows=rows, bytes=0)
+        return Description(columns=columns, rows=self._count(), bytes=0)
+
+    def _count(self) -> int:
+        assert self.path is not None
+        sql = "SELECT count(*) FROM fed_retained WHERE dataset = ?"
+        try:
+            with closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)) as db:
+                return int(db.execute(sql, (self.dataset,)).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise DatasetError(f"cannot read stream {self.stream!r}: {exc}") from exc
 
     def rows(self, names: Sequence[str]) -> list[tuple[object, ...]]:
         records = self._records()
