@@ -53,8 +53,8 @@ async def begin(
     """The job's spec changed: stage it, if the job has a rollout. True if staged
     (then only the first batch is moved; the others keep ``from_version``)."""
     row = await get(db, job)
-    if row is None:
-        return False
+    if row is None or not row.settings:
+        return False  # no rollout block (a row only for a lock override): all at once
     if row.state in m.ACTIVE and row.from_version_pk is not None:
         # A new version while one is still staged: start over from the last
         # version every device had, moved devices included.
@@ -147,7 +147,7 @@ async def override_locks(
 
 async def view(db: AsyncSession, job: Job) -> RolloutOut | None:
     row = await get(db, job)
-    if row is None:
+    if row is None or not row.settings:
         return None
     settings = RolloutIn.model_validate(row.settings or {})
     out = RolloutOut(
