@@ -159,8 +159,9 @@ def test_guest_runs_inside_its_booking_sees_nothing_and_stops_on_revoke(
 
 
 def test_dry_run_names_every_conflict_and_a_missing_peripheral_means_not_ready(
-    fleet: Fleet, sqlite_only: None
+    fleet: Fleet, database_url: str | None
 ) -> None:
+    """On both stores (the booking queries are the most engine-sensitive)."""
     server = fleet.start_server()
     owner, guest = two_projects(server)
     key = fleet.key(OWNER, labels={"type": "node"})
