@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.runtimes.base import WorkloadFile, workload_name
+from edgefleet.agent.runtimes.base import WorkloadFile, inputs_digest, workload_name
 from edgefleet.spec.model import FileRef
 from edgefleet.wire.sealed import SealError, associated_data, open_sealed
 from edgefleet.wire.workload import JobAssignment
@@ -108,7 +108,10 @@ class WorkloadFiles:
         if not spec.secrets and not spec.configs:
             return []
         self._check_root()
-        where = self.root / workload_name(assignment.job_id, self.device_id, revision, service)
+        name = workload_name(
+            assignment.job_id, self.device_id, revision, service, inputs_digest(spec)
+        )
+        where = self.root / name  # the workload's own name: old and new never share
         where.mkdir(mode=0o755, exist_ok=True)
         os.chmod(where, 0o755)  # readable by a non-root user in the container
         (where / MARKER).touch()

@@ -5,7 +5,8 @@ config fed by a variable, and ``${VAR}``s set at every level. The secret is a
 file at /run/secrets/NAME inside the container, and nowhere else: not in any
 API answer, event, audit entry, log, or file under the agents' state dirs.
 Each device sees its own variables in the documented precedence; a rotation
-replaces only the containers of the service that uses it."""
+replaces only the containers of the service that uses it, and a variable
+only the containers of the services that name it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ services:
   other:
     image: {IMAGE}
     command: ["sh", "-c", "exec sleep 100000"]
+    environment: [ONLY_OTHER]
     stop_grace_period: 1s
 secrets:
   db_password: {{external: true}}
@@ -162,6 +164,7 @@ def test_secret_is_a_file_in_the_container_and_nowhere_else(fleet: Fleet, engine
         assert env_a["FROM_JOB"] == env_b["FROM_JOB"] == "job"
         assert env_a["DEFAULTED"] == env_b["DEFAULTED"] == "compose"
         assert VALUE not in json.dumps(env_a)
+        assert "APP_CONF" not in env_a  # a variable a service does not name stays out
 
         # Rotation: a new version reaches the containers of the service that uses
         # it, which are replaced; the other service's containers are untouched.
@@ -183,6 +186,21 @@ def test_secret_is_a_file_in_the_container_and_nowhere_else(fleet: Fleet, engine
         wait_for(second_rotated, 60, what="pi-2 rotated")
         assert {d: _container(job_id, d, "other")["Id"] for d in ids} == others  # type: ignore[index]
         assert _container(job_id, ids[0], "app")["Id"] != first["Id"]  # type: ignore[index]
+
+        # A variable only `other` names: only `other` is replaced, on both devices.
+        apps = {d: _container(job_id, d, "app")["Id"] for d in ids}  # type: ignore[index]
+        put = http.put("/api/v1/projects/default/variables/ONLY_OTHER", json={"value": "v2"})
+        assert put.status_code == 201, put.text
+
+        def other_updated() -> bool:
+            found = [_container(job_id, d, "other") for d in ids]
+            return all(c is not None and _env(c).get("ONLY_OTHER") == "v2" for c in found)
+
+        wait_for(other_updated, 60, what="other restarted with ONLY_OTHER=v2")
+        wait_for(
+            lambda: len(containers(job_id)) == 4, 30, what="the old `other` containers retired"
+        )
+        assert {d: _container(job_id, d, "app")["Id"] for d in ids} == apps  # type: ignore[index]
 
         said = _everything_said(http, job_id, ids)
     for needle in (VALUE, ROTATED):

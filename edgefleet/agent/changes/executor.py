@@ -24,6 +24,7 @@ from edgefleet.agent.runtimes.base import (
     Workload,
     WorkloadFile,
     WorkloadSpec,
+    inputs_digest,
     network_name,
     volume_name,
 )
@@ -245,10 +246,15 @@ class Executor:
     async def _find(self, run: Execution, service: str) -> tuple[Runtime, Workload] | None:
         assert run.assignment is not None
         runtime = self.runtime_for(run.assignment, service)
-        for workload in await runtime.workloads(run.plan.job_id):
-            if workload.service == service and workload.revision == run.plan.revision:
-                return runtime, workload
-        return None
+        # During a service's refresh its old inputs run beside the new: the new first.
+        inputs = inputs_digest(run.assignment.spec.services[service])
+        found = [
+            w
+            for w in await runtime.workloads(run.plan.job_id)
+            if w.service == service and w.revision == run.plan.revision
+        ]
+        found.sort(key=lambda w: w.inputs != inputs)
+        return (runtime, found[0]) if found else None
 
     async def _await_dependencies(self, run: Execution, service: str) -> None:
         assert run.assignment is not None

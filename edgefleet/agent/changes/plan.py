@@ -5,9 +5,9 @@ steps to get there, each with its undo. Pure: no I/O, tested without an engine.
               >-- plan_job() --> Plan(kind, steps)   kinds:
     actual   /                                      noop     nothing to do
                                                     deploy   first start of a revision
-                                                    repair   some services of the revision are missing,
-                                                             or hold an old secret or config
-                                                    upgrade  start the new revision, then retire the old
+                                                    repair   some services of the revision are missing
+                                                    upgrade  start the new revision (or a service's new
+                                                             environment, secrets, configs), then retire the old
                                                     finish   the new revision is complete: retire the old
                                                     remove   the job is gone: remove everything
 
@@ -27,7 +27,7 @@ from typing import Literal
 from edgefleet.agent.runtimes.base import (
     Workload,
     deliverable,
-    files_digest,
+    inputs_digest,
     network_name,
     volume_name,
 )
@@ -42,9 +42,11 @@ def revision_of(assignment: JobAssignment) -> str:
     # Defaults are left out, so a field added to the spec model later does not
     # change the revision of every running job (which would restart it).
     spec = assignment.spec.model_dump(mode="json", exclude_defaults=True)
-    # What secret and config files hold is not the job's revision but each
-    # service's (files_digest): a rotated secret replaces only its users.
+    # A service's environment and what its secret and config files hold are
+    # not the job's revision but the service's own (inputs_digest): a changed
+    # variable or a rotated secret replaces only the services it reaches.
     for service in spec.get("services", {}).values():
+        service.pop("environment", None)
         for ref in (*service.get("secrets", ()), *service.get("configs", ())):
             ref.pop("version", None)
             ref.pop("content", None)
@@ -183,13 +185,14 @@ def plan_job(
     have = [w for w in have if w not in unstarted]
     current = [w for w in have if w.revision == revision]
     others = [w for w in have if w.revision != revision]
-    # Same revision, but a secret or config it uses changed: replace just these
-    # (not when one is no longer there to deliver: a running service keeps its files).
+    # Same revision, but the service's environment, secrets or configs changed:
+    # replace just these (not when a secret is no longer there to deliver: a
+    # running service keeps the file it has).
     stale = [
         w
         for w in current
         if w.service in want.spec.services
-        and w.inputs != files_digest(want.spec.services[w.service])
+        and w.inputs != inputs_digest(want.spec.services[w.service])
         and deliverable(want.spec.services[w.service])
     ]
     present = {w.service for w in current}
@@ -200,10 +203,14 @@ def plan_job(
     stale_networks = [n for n in networks if not n.startswith(current_prefix)]
 
     if not others and stale:
-        redo = [s for s in order if s in missing or s in {w.service for w in stale}]
-        replace = RemoveWorkloads(tuple(w.id for w in stale + unstarted))
-        redone = _start_steps(job_id, device_id, revision, want.spec, redo)
-        return Plan("repair", job_id, revision, [replace, *redone])
+        # Start the services' new inputs beside the old (their names differ by
+        # the digest), then retire the old: a start that fails leaves them serving.
+        fresh = {w.service for w in current if w not in stale}
+        redo = [s for s in order if s not in fresh]
+        refresh: list[Step] = [RemoveWorkloads(tuple(w.id for w in unstarted))] if unstarted else []
+        refresh += _start_steps(job_id, device_id, revision, want.spec, redo)
+        refresh.append(RemoveWorkloads(tuple(w.id for w in stale)))
+        return Plan("upgrade", job_id, revision, refresh)
     if not others:
         if not missing:
             if stale_networks:

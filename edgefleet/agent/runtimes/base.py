@@ -50,14 +50,16 @@ LABEL_INPUTS = "io.edgefleet.inputs"
 WorkloadState = Literal["created", "running", "restarting", "exited", "dead", "paused", "missing"]
 
 
-def files_digest(service: Service) -> str:
-    """Short hash of what a service's secret and config files hold (secret
-    versions, config contents); ``""`` for a service without any. It is not
-    part of the job's revision: a rotated secret replaces only the workloads
-    of the services that use it (:func:`edgefleet.agent.changes.plan.plan_job`)."""
-    if not service.secrets and not service.configs:
+def inputs_digest(service: Service) -> str:
+    """Short hash of a service's inputs: its environment and what its secret and
+    config files hold (secret versions, config contents); ``""`` for a service
+    with none. They are not part of the job's revision: a changed variable or a
+    rotated secret replaces only the workloads of the services it reaches
+    (:func:`edgefleet.agent.changes.plan.plan_job`)."""
+    if not service.secrets and not service.configs and not service.environment:
         return ""
-    refs = [[r.source, r.target, r.mode, r.version] for r in service.secrets]
+    refs: list[object] = [sorted(service.environment.items())]
+    refs += [[r.source, r.target, r.mode, r.version] for r in service.secrets]
     refs += [[r.source, r.target, r.mode, r.content] for r in service.configs]
     return hashlib.sha256(json.dumps(refs).encode()).hexdigest()[:10]
 
@@ -99,7 +101,13 @@ class WorkloadSpec:
 
     @property
     def name(self) -> str:
-        return workload_name(self.job_id, self.device_id, self.revision, self.service_name)
+        return workload_name(
+            self.job_id,
+            self.device_id,
+            self.revision,
+            self.service_name,
+            inputs_digest(self.service),
+        )
 
     @property
     def labels(self) -> dict[str, str]:
@@ -111,7 +119,7 @@ class WorkloadSpec:
             LABEL_SERVICE: self.service_name,
             LABEL_REVISION: self.revision,
             LABEL_VERSION: self.version,
-            **({LABEL_INPUTS: digest} if (digest := files_digest(self.service)) else {}),
+            **({LABEL_INPUTS: digest} if (digest := inputs_digest(self.service)) else {}),
         }
 
 
@@ -121,8 +129,13 @@ def scope(job_id: str, device_id: str) -> str:
     return f"ef-{job_id}-{device_id}" if device_id else f"ef-{job_id}"
 
 
-def workload_name(job_id: str, device_id: str, revision: str, service: str) -> str:
-    return f"{scope(job_id, device_id)}-{revision}-{service}"
+def workload_name(
+    job_id: str, device_id: str, revision: str, service: str, inputs: str = ""
+) -> str:
+    """The inputs digest is in the name so that a service's new inputs start
+    beside the old ones (same revision) before those are retired."""
+    name = f"{scope(job_id, device_id)}-{revision}-{service}"
+    return f"{name}-{inputs[:6]}" if inputs else name
 
 
 def network_name(job_id: str, device_id: str, revision: str, network: str = "default") -> str:
@@ -152,7 +165,7 @@ class Workload:
     finished_at: datetime | None = None
     addresses: list[str] = field(default_factory=list)
     error: str | None = None
-    inputs: str = ""  # files_digest of the service it was created for
+    inputs: str = ""  # inputs_digest of the service it was created for (its label)
 
 
 @dataclass

@@ -53,6 +53,7 @@ from typing import Any
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import HostExec
 from edgefleet.agent.runtimes.base import (
+    LABEL_INPUTS,
     LABEL_JOB,
     LogLine,
     Workload,
@@ -185,6 +186,7 @@ class ProcessRuntime:
             else None,
             addresses=["127.0.0.1"],
             error=meta.get("error"),
+            inputs=labels.get(LABEL_INPUTS, ""),
         )
 
     # -- Runtime --------------------------------------------------------------------------

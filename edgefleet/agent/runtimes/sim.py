@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.runtimes.base import LABEL_JOB, LogLine, Workload, WorkloadSpec
+from edgefleet.agent.runtimes.base import (
+    LABEL_INPUTS,
+    LABEL_JOB,
+    LogLine,
+    Workload,
+    WorkloadSpec,
+)
 from edgefleet.spec.policy import DevicePolicy
 
 _ids = itertools.count(1)
@@ -68,6 +74,7 @@ class SimRuntime:
             version=spec.version,
             state="created",
             image=spec.service.image,
+            inputs=spec.labels.get(LABEL_INPUTS, ""),
         )
         self._specs[workload_id] = spec
         return workload_id

@@ -62,5 +62,17 @@ def overlay(
 
 
 def environment(job: Mapping[str, str], over: Mapping[str, str]) -> dict[str, str]:
-    """The environment a job's services get on one device: variables over the job's."""
+    """What ``${VAR}`` (and Compose's ``environment: [VAR]``) reads on one device:
+    variables over the job's environment."""
     return {**job, **over}
+
+
+def service_environment(
+    parsed: Mapping[str, str], job: Mapping[str, str], over: Mapping[str, str]
+) -> dict[str, str]:
+    """One service's environment: its Compose ``environment`` (already
+    interpolated), then the whole job environment (as for every job), then the
+    variables of the names it now has. A variable the service does not name is
+    not added to it, so changing that variable leaves the service alone."""
+    merged = {**parsed, **job}
+    return {key: over.get(key, value) for key, value in merged.items()}

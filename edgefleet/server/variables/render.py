@@ -28,17 +28,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from edgefleet.server.applications import service as applications
 from edgefleet.server.applications.tables import AppVersion
 from edgefleet.server.context import ServerContext
 from edgefleet.server.devices.tables import Device
-from edgefleet.server.errors import ApiError
 from edgefleet.server.jobs import desired
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.registries.crypto import SecretBox, SecretKeyError
 from edgefleet.server.secrets.tables import ProjectSecret
-from edgefleet.server.variables.precedence import ScopedValue, environment, overlay
+from edgefleet.server.variables.precedence import (
+    ScopedValue,
+    environment,
+    overlay,
+    service_environment,
+)
 from edgefleet.server.variables.tables import DeviceVariable, ProjectVariable
+from edgefleet.spec import compose, work
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DesiredState
 from edgefleet.wire.sealed import SealError, associated_data, seal
@@ -115,19 +119,37 @@ class WorkloadConfig:
             if over and version is not None:
                 key = (version.pk, frozenset(env.items()))
                 if key not in parsed:
-                    parsed[key] = await self._parse(version, env, job.id)
+                    parsed[key] = await self._parse(version, job.environment or {}, over, job.id)
                 spec = parsed[key] or spec
             spec = spec.model_copy(deep=True)  # shared with other devices
             device_id = states[device_pk][0]
             self._fill(assignment, spec, env, device_id, job.project_pk, public_key, secrets)
             assignment.spec = spec
 
-    async def _parse(self, version: AppVersion, env: dict[str, str], job_id: str) -> AppSpec | None:
-        try:
-            return await applications.resolve(self.ctx.limits, version, env)
-        except ApiError as exc:  # a variable's value the file cannot take
-            log.warning("job %s: variables not applied: %s", job_id, exc.message)
+    async def _parse(
+        self, version: AppVersion, job_env: dict[str, str], over: dict[str, str], job_id: str
+    ) -> AppSpec | None:
+        """The version interpolated with job environment + variables (in a parse
+        worker, within the Compose budget); None (and the job's own spec is
+        kept) when the values make the file invalid or too large."""
+        env = environment(job_env, over)
+        source: str | dict[str, Any] = (
+            version.compose if version.compose is not None else version.spec
+        )
+        text = version.compose or ""
+        grown = sum(text.count(name) * len(value) for name, value in env.items() if name)
+        if len(text) + grown > self.ctx.limits.compose_budget.max_bytes:
+            log.warning("job %s: variables not applied: the file would grow too large", job_id)
             return None
+        try:
+            spec = await self.ctx.limits.parse(work.resolve, source, env)
+        except compose.SpecInvalid as exc:
+            first = exc.findings[0].message if exc.findings else "invalid"
+            log.warning("job %s: variables not applied: %s", job_id, first)
+            return None
+        for service in spec.services.values():
+            service.environment = service_environment(service.environment, job_env, over)
+        return spec
 
     def _fill(
         self,

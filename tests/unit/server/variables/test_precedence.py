@@ -3,7 +3,12 @@ Compose defaults (the last two applied by Compose interpolation)."""
 
 from __future__ import annotations
 
-from edgefleet.server.variables.precedence import ScopedValue, environment, overlay
+from edgefleet.server.variables.precedence import (
+    ScopedValue,
+    environment,
+    overlay,
+    service_environment,
+)
 from edgefleet.spec.compose import parse
 
 PROJECT = [
@@ -41,3 +46,11 @@ def test_variables_beat_the_job_environment_and_compose_defaults() -> None:
     service = spec.services["s"]
     assert service.command == ["echo", "site-a"]
     assert service.environment == {"FROM": "job", "KEPT": "compose"}
+
+
+def test_a_service_gets_only_the_variables_it_names() -> None:
+    """Compose's value, then the job's environment, then the variables of the
+    names the service has: an unrelated variable never touches it."""
+    over = {"LEVEL": "device", "UNRELATED": "x"}
+    got = service_environment({"LEVEL": "compose", "OWN": "1"}, {"LEVEL": "job", "J": "j"}, over)
+    assert got == {"LEVEL": "device", "OWN": "1", "J": "j"}
