@@ -15,6 +15,9 @@ Dropped parties are remembered per round (:attr:`Aggregator.dropped`). A party i
 U2 but not U3 is *dropped*: its pairwise masks are rebuilt from its reconstructed
 s-key. A party in U3 is a *survivor* whether or not it answers later rounds: its
 self-mask is removed with the shares of its seed, so its input is in the sum.
+Messages the aggregator builds from what it already validated are assembled with
+``model_construct`` (no second validation: at 1,000 parties re-checking every
+roster entry and survivor list cost the server more than reconstruction).
 Every secret needs t shares from its owner's holders (N(o) + {o}, :mod:`.graph`);
 closing a round checks that each one still can get them, and aborts with the
 name of the first that cannot, rather than waiting for a reconstruction to fail.
@@ -127,7 +130,7 @@ class Aggregator:
         for recipient in self._adverts:
             near = self._neighbours[recipient] | {recipient}
             entries = [
-                RosterEntry(
+                RosterEntry.model_construct(
                     party=a.sender,
                     s_public=a.s_public,
                     c_public=a.c_public,
@@ -135,7 +138,7 @@ class Aggregator:
                 )
                 for a in (self._adverts[p] for p in sorted(near) if p in self._adverts)
             ]
-            out[recipient] = Roster(
+            out[recipient] = Roster.model_construct(
                 computation_id=self.computation_id,
                 recipient=recipient,
                 threshold=self.threshold,
@@ -175,7 +178,7 @@ class Aggregator:
                         codec.readdress(data[start : start + SHARE_RECORD], index)
                     )
         return {
-            recipient: ShareInbox(
+            recipient: ShareInbox.model_construct(
                 computation_id=self.computation_id, recipient=recipient, shares=b"".join(records)
             )
             for recipient, records in routed.items()
@@ -220,7 +223,7 @@ class Aggregator:
         survivors = sorted(self._masked)
         dropped = sorted(set(self._bundles) - set(self._masked))
         return {
-            r: UnmaskRequest(
+            r: UnmaskRequest.model_construct(
                 computation_id=self.computation_id,
                 recipient=r,
                 survivors=survivors,

@@ -236,6 +236,7 @@ class Invitation(Message):
         0.05, ge=0.0, le=0.2, description="fraction of parties that may collude with the server"
     )
     _digest: bytes | None = PrivateAttr(None)
+    _order: tuple[str, ...] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _sane(self) -> Invitation:
@@ -250,7 +251,9 @@ class Invitation(Message):
 
     def order(self) -> list[str]:
         """Parties in the canonical order: Shamir index = position + 1, mask signs."""
-        return sorted(self.parties)
+        if self._order is None:  # frozen: sorted once per object
+            self._order = tuple(sorted(self.parties))
+        return list(self._order)
 
     def digest(self) -> bytes:
         """SHA-256 of the invitation in canonical JSON (keys sorted). Every party puts
@@ -265,7 +268,7 @@ class Invitation(Message):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy never inherits the cached digest: ``update`` may change what it covers."""
         copy = super().model_copy(update=update, deep=deep)
-        copy._digest = None
+        copy._digest = copy._order = None
         return copy
 
     def shape(self) -> Shape:
