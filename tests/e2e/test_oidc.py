@@ -51,13 +51,16 @@ def _user(server: ServerProc, name: str) -> dict[str, object] | None:
 
 def test_portal_sign_in_in_chromium(fleet: Fleet, provider: ProviderProc) -> None:
     """The provider's group grants a role in lab-a: the new user sees lab-a's
-    applications and jobs, and nothing of lab-b."""
+    devices, applications and jobs, and nothing of lab-b's."""
     from playwright.sync_api import expect
 
     server = fleet.start_server(extra_args=server_args(provider, "physics=lab-a:developer"))
     fleet.procs.append(provider)
     _two_projects(server)
+    agents = [fleet.start_agent(f"dev-{p}", key=fleet.key(p)) for p in ("lab-a", "lab-b")]
     provider.set_user("alice", preferred_username="alice", groups=["physics", "chem"])
+    for agent in agents:
+        agent.wait_enrolled()
     assert _user(server, "alice") is None
 
     with chromium() as browser:
@@ -77,6 +80,9 @@ def test_portal_sign_in_in_chromium(fleet: Fleet, provider: ProviderProc) -> Non
         page.goto(f"{server.url}/jobs")
         expect(page.locator("main")).to_contain_text("app-lab-a")
         expect(page.locator("main")).not_to_contain_text("app-lab-b")
+        page.goto(f"{server.url}/devices")
+        expect(page.locator("main")).to_contain_text("dev-lab-a")
+        expect(page.locator("main")).not_to_contain_text("dev-lab-b")
         console.check()
 
     alice = _user(server, "alice")
