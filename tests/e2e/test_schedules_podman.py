@@ -1,7 +1,8 @@
 """Periodic jobs on a real agent with Podman: a one-shot service fired from the
 device's own clock every 4 seconds (a 6-field cron with seconds), overlapping
 fire times skipped, runs going on while the server is down and across an
-agent restart with no server, and reported afterwards, each once."""
+agent killed mid-run and restarted with no server, and reported afterwards,
+each once; the CLI and the portal show them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import Fleet
-from tests.support.podman import IMAGE, containers
+from tests.support.podman import IMAGE, containers, podman
 from tests.support.procs import ADMIN_TOKEN, wait_for
 
 pytestmark = pytest.mark.podman
@@ -121,10 +122,27 @@ def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet:
         30,
         what="a run recorded on the device while the server is down",
     )
-    agent.stop()
+
+    # The agent is killed in the middle of a run: the run is not lost, its
+    # container's real exit code is recorded by the next agent process.
+    def in_flight() -> str | None:
+        for run_id in local_log(agent).get("running", {}):
+            found = podman("ps", "-q", "--filter", f"label=io.edgefleet.run={run_id}").stdout
+            if found.strip():
+                return str(run_id)
+        return None
+
+    crashed = wait_for(in_flight, 30, what="a run's container running")
+    agent.kill()
     agent = fleet.start_agent("pi-1", key="", **docker)
+
+    def settled() -> dict[str, Any] | None:
+        return next((r for r in local_log(agent)["pending"] if r["id"] == crashed), None)
+
+    recovered = wait_for(settled, 30, what="the run begun before the crash settled")
+    assert recovered["state"] == "failed" and recovered["exit_code"] == 7, recovered
     wait_for(
-        lambda: sum(1 for r in local_log(agent)["pending"] if r["state"] == "failed") >= 2,
+        lambda: sum(1 for r in local_log(agent)["pending"] if r["state"] == "failed") >= 3,
         30,
         what="runs after an agent restart with no server",
     )

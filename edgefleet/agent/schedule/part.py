@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 TICK = 1.0  # a changed desired state is seen within this
 RESEND = 30.0  # unacknowledged runs are offered again this often while connected
 BATCH = 200  # runs per report (the wire's bound)
+INTERRUPTED = "interrupted: the agent stopped during the run"
+GONE = "stopped: the job no longer runs on this device"
 
 Send = Callable[[Message], Awaitable[bool]]
 
@@ -57,16 +59,27 @@ class Periodic:
         self._loop_task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
         self._last_offer = 0.0
+        self._stopping = False
 
     # -- life -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        cleaned = await self.runner.clean()
-        if cleaned:
-            log.info("removed %d run containers left by an earlier agent", cleaned)
+        begun = self.log.interrupted()
+        for run in begun:  # their containers may still run: settled in the background
+            self._soon(self._recover(run))
+        if not begun:
+            cleaned = await self.runner.clean()
+            if cleaned:
+                log.info("removed %d run containers left by an earlier agent", cleaned)
         self._loop_task = asyncio.create_task(self._loop(), name="periodic-jobs")
 
+    async def _recover(self, begun: RunRecord) -> None:
+        settled = await self.runner.recover(begun)
+        log.info("job %s: run %s begun before a restart: %s", begun.job, begun.id, settled.state)
+        self._record(settled)
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -140,10 +153,21 @@ class Periodic:
 
     async def _run(self, assignment: JobAssignment, scheduled: datetime) -> None:
         job = assignment.job_id
+        begun = RunRecord(
+            id=uuid.uuid4().hex[:20],
+            job=job,
+            scheduled=scheduled,
+            started=utcnow(),
+            state="failed",
+            error=INTERRUPTED,
+        )
+        self.log.begin(begun)  # settled at the next start if this process dies mid-run
         try:
-            run = await self.runner.run(assignment, scheduled)
+            run = await self.runner.run(assignment, scheduled, begun.id, begun.started or utcnow())
         except asyncio.CancelledError:
             self._runs.pop(job, None)
+            if not self._stopping:  # the job left this device: say so now
+                self._record(begun.model_copy(update={"finished": utcnow(), "error": GONE}))
             raise
         self._runs.pop(job, None)
         log.info("job %s: run %s %s (exit code %s)", job, run.id, run.state, run.exit_code)

@@ -7,7 +7,9 @@ on every change (a crash leaves the old file or the new one):
   ``--schedule-log-max``; past it the oldest are dropped and counted in
   ``dropped`` (a device offline for months keeps its newest runs);
 - ``last``: the newest run of each job (what ``edgefleet agent`` can show);
-- ``fired``: when each job last fired, so a restart does not fire it twice.
+- ``fired``: when each job last fired, so a restart does not fire it twice;
+- ``running``: runs started and not finished; after an agent crash or
+  restart they are settled from their containers (see ``runner.recover``).
 
 Runs leave ``pending`` only when the server acknowledges their ids, so a
 run made while the server was down is reported after it comes back, once.
@@ -27,6 +29,7 @@ FILE = "schedule-runs.json"
 
 class _Book(BaseModel):
     pending: list[RunRecord] = Field(default_factory=list)
+    running: dict[str, RunRecord] = Field(default_factory=dict)
     last: dict[str, RunRecord] = Field(default_factory=dict)
     fired: dict[str, datetime] = Field(default_factory=dict)
     dropped: int = 0
@@ -59,8 +62,18 @@ class RunLog:
     def pending(self, limit: int) -> list[RunRecord]:
         return self._book.pending[:limit]
 
+    def begin(self, run: RunRecord) -> None:
+        """A run starts: written down before its containers exist."""
+        self._book.running[run.id] = run
+        self._save()
+
+    def interrupted(self) -> list[RunRecord]:
+        """Runs begun by an earlier agent process and never finished."""
+        return list(self._book.running.values())
+
     def add(self, run: RunRecord) -> None:
         book = self._book
+        book.running.pop(run.id, None)
         book.pending.append(run)
         excess = len(book.pending) - self.limit
         if excess > 0:

@@ -20,7 +20,6 @@ import copy
 import functools
 import logging
 import time
-import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -100,12 +99,12 @@ class Runner:
         container = self.runtimes.container
         return None if container is None else run_view(container, self.device_id)
 
-    async def run(self, assignment: JobAssignment, scheduled: datetime) -> RunRecord:
+    async def run(
+        self, assignment: JobAssignment, scheduled: datetime, run_id: str, started: datetime
+    ) -> RunRecord:
         """One fire time of ``assignment``: every one-shot service started in
         start order, waited for up to the run timeout, then removed."""
         assert assignment.periodic is not None
-        run_id = uuid.uuid4().hex[:20]
-        started = utcnow()
         record = functools.partial(RunRecord, id=run_id, job=assignment.job_id, scheduled=scheduled)
         whole = assignment.spec.model_copy(
             update={"services": {**assignment.spec.services, **assignment.periodic.services}}
@@ -243,6 +242,32 @@ class Runner:
                     await view.remove(workload_id)
             except RuntimeFailure as exc:
                 log.warning("could not remove run container %s: %s", workload_id[:12], exc.message)
+
+    async def recover(self, begun: RunRecord) -> RunRecord:
+        """Settle a run an earlier agent process began (it crashed or was
+        stopped): its containers, if they are still there, are waited for like
+        any run's and give the real result; with none left it failed, as
+        interrupted. Its containers are removed either way."""
+        view = self.view()
+        mine = f"run{begun.id[:10]}"
+        found = [w for w in await view.workloads(begun.job) if w.revision == mine] if view else []
+        if view is None or not found:
+            return begun.model_copy(update={"finished": utcnow()})
+        ids = {w.service: w.id for w in found}
+        try:
+            codes, error = await self._wait(view, begun.job, ids)
+        finally:
+            await asyncio.shield(self._remove(view, list(ids.values())))
+        failed = [c for c in codes.values() if c not in (0, None)]
+        return begun.model_copy(
+            update={
+                "finished": utcnow(),
+                "services": codes,
+                "exit_code": failed[0] if failed else 0,
+                "state": "ok" if error is None else "failed",
+                "error": error,
+            }
+        )
 
     async def clean(self, job_id: str | None = None) -> int:
         """Remove run containers left by an agent that stopped mid-run (or of

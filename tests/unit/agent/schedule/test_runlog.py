@@ -54,3 +54,16 @@ def test_forgetting_jobs_keeps_their_unreported_runs(tmp_path: Path) -> None:
     book.forget_jobs(set())
     assert book.last("gone") is None and book.fired() == {}
     assert [r.id for r in book.pending(5)] == ["r1"]
+
+
+def test_a_begun_run_survives_a_crash_until_settled(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    begun = run(1).model_copy(update={"state": "failed", "error": "interrupted"})
+    RunLog(state, limit=5).begin(begun)
+    after_crash = RunLog(state, limit=5)
+    assert [r.id for r in after_crash.interrupted()] == ["r1"]
+    assert after_crash.pending(5) == []  # not reported until settled
+    after_crash.add(begun.model_copy(update={"state": "ok", "exit_code": 0, "error": None}))
+    again = RunLog(state, limit=5)
+    assert again.interrupted() == []
+    assert [(r.id, r.state) for r in again.pending(5)] == [("r1", "ok")]
