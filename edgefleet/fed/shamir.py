@@ -56,15 +56,25 @@ def lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
     degree < len(xs): one modular inverse per holder set, reused for every secret."""
     if len(set(xs)) != len(xs) or any(not 0 < x < P for x in xs):
         raise ValueError("holder coordinates must be distinct and non-zero")
-    out = []
+    nums, dens = [], []
     for j, xj in enumerate(xs):
         num, den = 1, 1
         for m, xm in enumerate(xs):
             if m != j:
                 num = num * xm % P
                 den = den * (xm - xj) % P
-        out.append(num * pow(den, -1, P) % P)
-    return tuple(out)
+        nums.append(num)
+        dens.append(den)
+    # Montgomery's trick: one modular inversion for all the denominators
+    prefix = [1]
+    for den in dens:
+        prefix.append(prefix[-1] * den % P)
+    inverse = pow(prefix[-1], -1, P)
+    inverses = [0] * len(dens)
+    for j in range(len(dens) - 1, -1, -1):
+        inverses[j] = inverse * prefix[j] % P
+        inverse = inverse * dens[j] % P
+    return tuple(n * i % P for n, i in zip(nums, inverses, strict=True))
 
 
 def combine(xs: Sequence[int], shares: Sequence[Sequence[int]]) -> list[int]:
