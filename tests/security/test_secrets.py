@@ -98,6 +98,19 @@ def test_another_projects_secret_is_as_if_it_did_not_exist(estate: Estate, q_sec
             assert error["field"] == "secrets"
             assert f"project {P} has no secret 'q_only'" in error["message"]
             assert VALUE not in stolen.text
+            # A name no project has: the very same answer.
+            unknown = {**PROCESS_APP, "secrets": {"q_only": {"external": True, "name": "nobody"}}}
+            added = http.post(
+                "/api/v1/applications/sec-thief/versions", json={"version": "2", "spec": unknown}
+            )
+            assert added.status_code == 201, added.text
+            missing = http.post(
+                "/api/v1/jobs",
+                json={"application": "sec-thief", "version": "2", "devices": [estate.device]},
+            )
+            assert missing.status_code == 422, missing.text
+            assert missing.json()["error"]["field"] == "secrets"
+            assert f"project {P} has no secret 'nobody'" in missing.json()["error"]["message"]
             jobs_after = len(http.get("/api/v1/jobs", params={"limit": 1000}).json()["items"])
             assert jobs_after == jobs_before
         finally:
