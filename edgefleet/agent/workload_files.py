@@ -191,7 +191,25 @@ def attach(agent: Agent, root: Path | None = None) -> WorkloadFiles | None:
         agent.settings.state_dir,
     )
     agent.jobs.executor.file_hooks.append(hook)
+    rehydrate(hook, list(agent.jobs.assignments().values()))
     return hook
+
+
+def rehydrate(hook: WorkloadFiles, assignments: list[JobAssignment]) -> None:
+    """After a reboot the tmpfs is empty while the engine may still hold (and
+    restart) containers that mount its files: write them again, from the sealed
+    copies in the desired state, before anything is started."""
+    from edgefleet.agent.changes.plan import revision_of
+
+    for assignment in assignments:
+        revision = revision_of(assignment)
+        for name, service in assignment.spec.services.items():
+            if not service.secrets and not service.configs:
+                continue
+            try:
+                hook(assignment, revision, name)
+            except RuntimeFailure as exc:  # reported when the job is applied
+                log.warning("job %s service %s: %s", assignment.job_id, name, exc.message)
 
 
 def mount_sources(info: dict[str, Any]) -> list[str]:

@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.workload_files import MARKER, WorkloadFiles, filesystem_of, forget
+from edgefleet.agent.workload_files import (
+    MARKER,
+    WorkloadFiles,
+    filesystem_of,
+    forget,
+    rehydrate,
+)
 from edgefleet.spec.model import AppSpec, FileRef, FileSource, Service
 from edgefleet.wire.sealed import associated_data, seal
 from edgefleet.wire.workload import JobAssignment, SealedSecret
@@ -106,3 +112,21 @@ def test_an_undelivered_or_foreign_secret_fails_in_words(shm_dir: Path, tmp_path
         WorkloadFiles(other, "d1", shm_dir, tmp_path / "state")(_assignment(public), "r1", "s")
     assert "hunter2" not in str(caught.value)
     assert list(shm_dir.iterdir()) == []  # a failed workload leaves no files behind
+
+
+def test_after_a_reboot_the_files_are_written_again_from_desired_state(
+    shm_dir: Path, tmp_path: Path
+) -> None:
+    from edgefleet.agent.changes.plan import revision_of
+
+    private, public = _keys()
+    hook = WorkloadFiles(private, "d1", shm_dir, tmp_path / "state")
+    ok, undelivered = _assignment(public), _assignment(public, deliver=False)
+    undelivered.job_id = "j2"
+    rehydrate(hook, [ok, undelivered])  # the undelivered one is reported later, not raised
+    (written,) = [p for p in shm_dir.iterdir()]
+    assert revision_of(ok) in written.name
+    assert sorted(p.read_bytes() for p in written.iterdir() if p.name != MARKER) == [
+        b"hunter2",
+        b"k=v\n",
+    ]
