@@ -130,6 +130,7 @@ def test_guest_runs_inside_its_booking_sees_nothing_and_stops_on_revoke(
     assert guest_job["reservation"] == reservation["id"]
     waiting = device_row(guest, guest_job["id"], dev)
     assert waiting["state"] == "pending" and "waiting for reservation" in waiting["error"]
+    assert ok(guest.get(f"/api/v1/jobs/{guest_job['id']}"))["state"] == "pending"
     assert not running("sleep 7302")
 
     wait_for(lambda: running("sleep 7302"), 30, what="the guest's workload in its window")
@@ -253,6 +254,35 @@ def test_cli_books_count_devices_spread_across_sites(fleet: Fleet, sqlite_only: 
         timeout=60,
     )
     assert [r["count"] for r in json.loads(listed.stdout)] == [2]
+    # a job inside the booking runs on its two devices; extending keeps it, cancelling ends it
+    reservation = json.loads(listed.stdout)[0]["id"]
+    with server.http() as admin:
+        app = {"project": "default", "name": "inside", "version": "1", "spec": spec(7401)}
+        ok(admin.post("/api/v1/applications", json=app), 201)
+        job = ok(
+            admin.post("/api/v1/jobs", json={"application": "inside", "reservation": reservation}),
+            201,
+        )["id"]
+        assert sorted(ok(admin.get(f"/api/v1/jobs/{job}"))["targets"]) == sorted(picked)
+        wait_for(
+            lambda: admin.get(f"/api/v1/jobs/{job}").json()["device_counts"] == {"running": 2},
+            30,
+            what="the job running on the booked devices",
+        )
+        extend = [sys.executable, "-m", "edgefleet", "reservations", "extend", reservation]
+        moved = subprocess.run(
+            [*extend, "--end", "+3h", "-o", "json"], env=env, capture_output=True, text=True
+        )
+        assert moved.returncode == 0, moved.stderr
+        assert json.loads(moved.stdout)["end"] > json.loads(listed.stdout)[0]["end"]
+        cancel = [sys.executable, "-m", "edgefleet", "reservations", "cancel", reservation]
+        assert subprocess.run(cancel, env=env, capture_output=True).returncode == 0
+        wait_for(lambda: not running("sleep 7401"), 30, what="the job's workloads stopped")
+        wait_for(
+            lambda: admin.get(f"/api/v1/jobs/{job}").json()["state"] == "expired",
+            30,
+            what="the job expired with its reservation",
+        )
 
 
 def test_portal_lends_books_and_draws_the_calendar(fleet: Fleet, sqlite_only: None) -> None:

@@ -46,6 +46,11 @@ def aggregate(
     active = [r for r in rows if r.assigned and r.eligible]
     ineligible = [r for r in rows if r.assigned and not r.eligible]
     if not active:
+        # held back by a reservation (reservations/gate.py): waiting, or its window is over
+        if ineligible and {r.state for r in ineligible} == {"pending"}:
+            return "pending", None
+        if ineligible and {r.state for r in ineligible} == {"expired"}:
+            return "expired", None
         if ineligible:
             return "failed", "no targeted device can run this job (see each device's error)"
         return "pending", None

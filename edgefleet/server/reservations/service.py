@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import parse_selector
@@ -22,6 +22,7 @@ from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.jobs.tables import Job
 from edgefleet.server.loans import service as loans
 from edgefleet.server.loans.view import exposed
 from edgefleet.server.projects import service as projects
@@ -36,7 +37,7 @@ from edgefleet.server.reservations.schemas import (
     ReservationOut,
     ReservationPatch,
 )
-from edgefleet.server.reservations.tables import Reservation, ReservationDevice
+from edgefleet.server.reservations.tables import Reservation, ReservationDevice, ReservationJob
 from edgefleet.wire.messages import DeviceFacts
 
 LOCK = asyncio.Lock()
@@ -250,11 +251,18 @@ async def change(
 
 
 async def cancel(db: AsyncSession, caller: Caller, reservation: Reservation) -> list[int]:
-    """Deletes it; returns its device pks (their jobs are re-applied)."""
+    """Deletes it and ends the jobs that named it; returns its device pks (their
+    jobs are re-applied)."""
     caller.require(
         reservation.project_pk, Permission.MANAGE_APPS, f"reservation {reservation.id!r}"
     )
     pks = await device_pks(db, reservation)
+    # its jobs end with it (the scheduler marks them expired): they ran only inside it
+    linked = select(ReservationJob.job_pk).where(ReservationJob.reservation_pk == reservation.pk)
+    now = utcnow()
+    await db.execute(
+        update(Job).where(Job.pk.in_(linked), or_(Job.end.is_(None), Job.end > now)).values(end=now)
+    )
     await db.execute(delete(Reservation).where(Reservation.pk == reservation.pk))
     await db.commit()
     return pks
