@@ -98,6 +98,9 @@ def add(
         None, "--dp-epsilon", help="answer only with differential privacy, epsilon budget in total"
     ),
     dp_delta: float = typer.Option(None, "--dp-delta", help="delta budget in total (default 0)"),
+    retain: int = typer.Option(
+        1_000_000, "--retain", min=1, help="stream: records kept for computations (oldest dropped)"
+    ),
     copy: bool = typer.Option(False, "--copy", help="keep a copy in the state dir"),
     replace: bool = typer.Option(False, "--replace", help="redeclare an existing dataset"),
 ) -> None:
@@ -129,11 +132,12 @@ def add(
             table=table,
             query=query,
             privacy=privacy,
+            retain_rows=retain,
         )
         if spec.source == "stream":
             buffer = directory.resolve() / stream_source.BUFFER
             spec = spec.model_copy(update={"path": str(buffer)})
-            stream_source.retain(buffer, spec.name, spec.stream or "")
+            stream_source.retain(buffer, spec.name, spec.stream or "", spec.retain_rows)
         described = _describe(spec)
         if "error" in described and spec.source != "stream":
             raise fail(f"{file}: {described['error']}")

@@ -78,6 +78,9 @@ class DatasetSpec(BaseModel):
     table: str | None = Field(None, max_length=128, description="sqlite: the table to read")
     query: str | None = Field(None, max_length=10_000, description="sqlite: a SELECT to read")
     privacy: Privacy = Field(default_factory=Privacy)
+    retain_rows: int = Field(
+        1_000_000, ge=1, le=100_000_000, description="stream: records kept, oldest dropped first"
+    )
 
 
 class Registry(BaseModel):
@@ -146,6 +149,7 @@ def new_spec(
     table: str | None = None,
     query: str | None = None,
     privacy: Privacy | None = None,
+    retain_rows: int = 1_000_000,
 ) -> DatasetSpec:
     """A declaration, checked (name, format, policy) but not saved."""
     source, path, stream = source_of(file, fmt)
@@ -169,6 +173,7 @@ def new_spec(
             table=table,
             query=query,
             privacy=privacy or Privacy(),
+            retain_rows=retain_rows,
         )
     except ValidationError as exc:
         problems = "; ".join(

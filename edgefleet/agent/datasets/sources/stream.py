@@ -5,8 +5,8 @@ The agent's data buffer (``<state-dir>/data/buffer.db``) deletes a record once
 the server has it, so a dataset cannot read the buffer alone. Declaring the
 dataset installs a SQLite trigger in that same database: every record of the
 stream the buffer stores is copied, in the buffer's own transaction, into
-``fed_retained`` (never uploaded, never in the buffer's quota, at most
-``RETAIN_ROWS`` per dataset, oldest dropped first). Records still buffered at
+``fed_retained`` (never uploaded, never in the buffer's quota, at most the
+dataset's ``retain_rows``, ``--retain`` at declaration, oldest dropped first). Records still buffered at
 declaration are copied too; records uploaded and deleted before it are gone.
 Each record is one JSON object; its fields are the columns.
 """
@@ -30,7 +30,6 @@ from edgefleet.agent.datasets.sources.base import (
 )
 from edgefleet.wire.messages import DatasetColumn
 
-RETAIN_ROWS = 1_000_000
 BUFFER = Path("data") / "buffer.db"
 
 _TABLE = """
@@ -47,7 +46,7 @@ def _split(stream: str) -> tuple[str | None, str]:
     return job or None, name
 
 
-def retain(buffer: Path, dataset: str, stream: str) -> None:
+def retain(buffer: Path, dataset: str, stream: str, rows: int) -> None:
     """Install (or replace) the trigger that keeps ``stream``'s records for ``dataset``."""
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", dataset):
         raise DatasetError(f"invalid dataset name {dataset!r}")
@@ -75,7 +74,7 @@ def retain(buffer: Path, dataset: str, stream: str) -> None:
                 f"INSERT INTO fed_retained (dataset, time, payload) "
                 f"VALUES ({ds}, NEW.time, NEW.payload); "
                 f"DELETE FROM fed_retained WHERE dataset = {ds} AND id <= "
-                f"(SELECT max(id) FROM fed_retained WHERE dataset = {ds}) - {RETAIN_ROWS}; END"
+                f"(SELECT max(id) FROM fed_retained WHERE dataset = {ds}) - {int(rows)}; END"
             )
             where = "stream = ?" + (" AND job = ?" if job else "")
             db.execute(

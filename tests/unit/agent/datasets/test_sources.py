@@ -45,23 +45,26 @@ def test_sqlite_table_and_query_read_only(tmp_path: Path) -> None:
 
 def test_stream_records_outlive_their_upload(tmp_path: Path) -> None:
     """Declared through the CLI, the stream keeps what the buffer stores from then on
-    (and what it still held), even after the uploader's acknowledgement deleted it."""
+    (and what it still held), even after the uploader's acknowledgement deleted it,
+    up to ``--retain`` records (the oldest go first)."""
     buffer = Buffer(tmp_path / BUFFER, quota_bytes=10_000_000)
     buffer.write([Incoming("job1", "air", [(None, json.dumps({"pm25": 3.5, "room": "k"}))])])
     done = subprocess.run(
         [sys.executable, "-m", "edgefleet", "agent", "datasets", "add", "air", "stream:air",
-         "--state-dir", str(tmp_path), "--query-budget", "5/1h", "--dp-epsilon", "2"],
+         "--state-dir", str(tmp_path), "--query-budget", "5/1h", "--dp-epsilon", "2",
+         "--retain", "2"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     buffer.write([Incoming("job1", "air", [(None, json.dumps({"pm25": 7.25, "room": "b"}))])])
     buffer.write([Incoming("job1", "other", [(None, json.dumps({"pm25": 1000.0}))])])
+    buffer.write([Incoming("job1", "air", [(None, json.dumps({"pm25": 9.0, "room": "k"}))])])
     buffer.acknowledge(buffer.batch(100, 1_000_000))  # uploaded: gone from the buffer
     assert buffer.batch(100, 1_000_000) == []
     spec = registry.load(tmp_path).datasets["air"]
     assert spec.privacy.query_budget == 5 and spec.privacy.budget_window == 3600
     assert spec.privacy.dp_epsilon == 2
     source = open_source(spec)
-    assert source.rows(["room", "pm25"]) == [("k", 3.5), ("b", 7.25)]
+    assert source.rows(["room", "pm25"]) == [("b", 7.25), ("k", 9.0)]  # --retain 2: newest two
     assert {c.name for c in source.describe().columns} == {"pm25", "room"}
     buffer.close()
