@@ -15,14 +15,14 @@ assignments it built from each job's stored spec, and it rewrites, per device:
 
 Versions and contents are part of the spec, hence of the job's revision: a
 rotated secret or changed variable redeploys the jobs it reaches, no others.
-Parses are cached per (job, environment), so 1,000 devices that see the same
-variables cost one parse.
+Parses are cached per (version, job environment, variables), across calls and
+bounded, so 1,000 devices that see the same variables cost one parse.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any
 
 from sqlalchemy import select
@@ -51,6 +51,8 @@ from edgefleet.wire.workload import JobAssignment, SealedSecret
 log = logging.getLogger(__name__)
 
 States = dict[int, tuple[str, DesiredState]]
+ParseKey = tuple[int, frozenset[tuple[str, str]], frozenset[tuple[str, str]]]
+PARSED_KEPT = 4096
 
 
 class WorkloadConfig:
@@ -59,6 +61,22 @@ class WorkloadConfig:
     def __init__(self, ctx: ServerContext, box: SecretBox) -> None:
         self.ctx = ctx
         self.box = box
+        # (version pk, job environment, variables) -> spec: versions are immutable,
+        # so an entry never goes stale; the oldest go first past PARSED_KEPT.
+        self._parsed: OrderedDict[ParseKey, AppSpec | None] = OrderedDict()
+
+    async def _cached(
+        self, version: AppVersion, job_env: dict[str, str], over: dict[str, str], job_id: str
+    ) -> AppSpec | None:
+        key = (version.pk, frozenset(job_env.items()), frozenset(over.items()))
+        if key in self._parsed:
+            self._parsed.move_to_end(key)
+            return self._parsed[key]
+        spec = await self._parse(version, job_env, over, job_id)
+        self._parsed[key] = spec
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
+        return spec
 
     async def __call__(self, db: AsyncSession, states: States) -> None:
         pairs = [(pk, a) for pk, (_, state) in states.items() for a in state.jobs]
@@ -104,7 +122,6 @@ class WorkloadConfig:
                 select(ProjectSecret).where(ProjectSecret.project_pk.in_(project_pks))
             ):
                 secrets[(secret.project_pk, secret.name)] = secret
-        parsed: dict[tuple[int, frozenset[tuple[str, str]]], AppSpec | None] = {}
         for device_pk, assignment in pairs:
             if assignment.job_id not in jobs:
                 continue
@@ -117,10 +134,8 @@ class WorkloadConfig:
             spec = assignment.spec
             version = versions.get((job.application_pk, assignment.version))
             if over and version is not None:
-                key = (version.pk, frozenset(env.items()))
-                if key not in parsed:
-                    parsed[key] = await self._parse(version, job.environment or {}, over, job.id)
-                spec = parsed[key] or spec
+                parsed = await self._cached(version, job.environment or {}, over, job.id)
+                spec = parsed or spec
             spec = spec.model_copy(deep=True)  # shared with other devices
             device_id = states[device_pk][0]
             self._fill(assignment, spec, env, device_id, job.project_pk, public_key, secrets)
