@@ -143,9 +143,14 @@ def test_guest_runs_inside_its_booking_sees_nothing_and_stops_on_revoke(
     held = device_row(owner, owner_job, dev)
     assert held["state"] == "pending" and "booked exclusively by another project" in held["error"]
     wait_for(lambda: not running("sleep 7301"), 30, what="the owner's workload set aside")
-    # the workload's context carries the guest's view, not the owner's metadata
-    # (checked through the job's device list: nothing of the owner leaks there either)
     assert "alice" not in json.dumps(ok(guest.get(f"/api/v1/jobs/{guest_job['id']}")))
+    # its own workload there is the guest's: commands and logs of its job work
+    inside = {"command": ["echo", "hi"], "device": dev, "service": "s"}
+    answer = ok(guest.post(f"/api/v1/jobs/{guest_job['id']}/exec", json=inside))
+    assert answer["exit_code"] == 0 and answer["stdout"].strip() == "hi"
+    assert guest.get(f"/api/v1/jobs/{guest_job['id']}/logs", params={"tail": 5}).status_code == 200
+    # ...which the owner cannot reach, as any other project's job
+    assert owner.post(f"/api/v1/jobs/{guest_job['id']}/exec", json=inside).status_code == 404
 
     # revocation: the guest's workload stops within a minute, with the reason
     revoked_at = datetime.now(UTC)
@@ -275,14 +280,22 @@ def test_cli_books_count_devices_spread_across_sites(fleet: Fleet, sqlite_only: 
         )
         assert moved.returncode == 0, moved.stderr
         assert json.loads(moved.stdout)["end"] > json.loads(listed.stdout)[0]["end"]
-        cancel = [sys.executable, "-m", "edgefleet", "reservations", "cancel", reservation]
-        assert subprocess.run(cancel, env=env, capture_output=True).returncode == 0
+        # shortened to end in a moment: at its end the workloads stop, "expired"
+        shorten = [sys.executable, "-m", "edgefleet", "reservations", "shorten", reservation]
+        cut = subprocess.run([*shorten, "--end", "+3s"], env=env, capture_output=True, text=True)
+        assert cut.returncode == 0, cut.stderr
         wait_for(lambda: not running("sleep 7401"), 30, what="the job's workloads stopped")
         wait_for(
             lambda: admin.get(f"/api/v1/jobs/{job}").json()["state"] == "expired",
             30,
             what="the job expired with its reservation",
         )
+        rows = ok(admin.get(f"/api/v1/jobs/{job}"))["devices"]
+        assert {r["state"] for r in rows} == {"expired"}
+        assert all("reservation" in r["error"] and "ended" in r["error"] for r in rows)
+        cancel = [sys.executable, "-m", "edgefleet", "reservations", "cancel", reservation]
+        assert subprocess.run(cancel, env=env, capture_output=True).returncode == 0
+        assert ok(admin.get("/api/v1/reservations"))["items"] == []
 
 
 def test_portal_lends_books_and_draws_the_calendar(fleet: Fleet, sqlite_only: None) -> None:
