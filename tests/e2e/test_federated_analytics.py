@@ -11,6 +11,8 @@ beyond it is refused.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -23,7 +25,7 @@ import pytest
 
 from edgefleet.client import ApiError
 from tests.conftest import Fleet
-from tests.support.procs import AgentProc, ServerProc, wait_for
+from tests.support.procs import ADMIN_TOKEN, AgentProc, ServerProc, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +53,19 @@ def declare(agent: AgentProc, name: str, db: Path, *flags: str) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def cli(server: ServerProc, *args: str) -> str:
+    env = dict(os.environ, EDGEFLEET_SERVER=server.url, EDGEFLEET_TOKEN=ADMIN_TOKEN, COLUMNS="200")
+    done = subprocess.run(
+        [sys.executable, "-m", "edgefleet", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def compute(server: ServerProc, devices: list[str], **request: Any) -> dict[str, Any]:
@@ -104,6 +119,22 @@ def test_analytics_match_numpy_and_the_devices_enforce_privacy(fleet4: Any) -> N
         assert group["parties"] == 4 and group["n"] == len(keep)
         assert group["value"] == pytest.approx(float(np.mean(keep)), rel=1e-9)
     assert grouped["query"]["group_by"] == "site" and grouped["epsilon_spent"] == 0
+
+    # the same through the CLI: a table of groups for people, the computation as JSON
+    shown = cli(
+        server, "fed", "run", "--dataset", "plant", "--op", "mean", "--column", "load",
+        "--where", "temp>=10", "--group-by", "site", "--groups", ",".join(SITES),
+        "--selector", "", "--wait",
+    )  # fmt: skip
+    assert "group north (4 devices)" in shown and "group south (4 devices)" in shown, shown
+    assert "epsilon spent: 0" in shown
+    as_json = json.loads(
+        cli(server, "fed", "run", "--dataset", "plant", "--op", "covariance", "--column", "temp",
+            "--columns", "humidity", "--selector", "", "--wait", "-o", "json")
+    )  # fmt: skip
+    assert as_json["result"]["covariance"][0][1] == pytest.approx(
+        float(np.cov(rows[:, 0], rows[:, 1])[0, 1]), rel=1e-9
+    )
 
     # ordinary least squares of load on temp and humidity
     ols = compute(
