@@ -282,6 +282,13 @@ API_RULES: list[Rule] = [
     ),
     Rule("GET", f"{A}/devices/{{device}}/variables", Permission.READ, DEV),
     Rule(
+        "GET",
+        f"{A}/devices/{{device}}/variables/{{name}}",
+        Permission.READ,
+        {**DEV, "name": const("NONE")},
+        absent=True,
+    ),
+    Rule(
         "PUT",
         f"{A}/devices/{{device}}/variables/{{name}}",
         Permission.MANAGE_VARIABLES,
@@ -486,6 +493,8 @@ PORTAL_RULES: list[Rule] = [
     # (state, nonce, forged tokens, open redirects, code replay) are tests/security/test_oidc.py.
     Rule("GET", f"{A}/auth/oidc", PUBLIC),
     Rule("POST", f"{A}/auth/oidc/token", PUBLIC),
+    Rule("POST", f"{A}/auth/oidc/device", PUBLIC),
+    Rule("POST", f"{A}/auth/oidc/device/token", PUBLIC),
     Rule("GET", "/auth/oidc/login", PUBLIC),
     Rule("GET", "/auth/oidc/cli", PUBLIC),
     Rule("GET", "/auth/oidc/callback", PUBLIC),

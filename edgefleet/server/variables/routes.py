@@ -157,6 +157,12 @@ async def list_device_variables(
     )
 
 
+@router.get("/devices/{device}/variables/{name}", response_model=VariableOut)
+async def show_device_variable(device: str, name: str, caller: CallerDep, db: Db) -> VariableOut:
+    found, project = await _device(db, caller, device)
+    return _device_out(project, found, await service.find_device(db, found, name))
+
+
 @router.delete("/devices/{device}/variables/{name}", status_code=204)
 async def delete_device_variable(
     device: str, name: str, caller: CallerDep, db: Db, ctx: Ctx
