@@ -124,6 +124,12 @@ def login(
         False, "--paste", help="--sso with the browser elsewhere: type in the code it shows"
     ),
     no_browser: bool = typer.Option(False, "--no-browser", help="--sso: only print the URL"),
+    device: bool | None = typer.Option(
+        None,
+        "--device/--no-device",
+        help="--sso: device sign-in (a code to enter elsewhere); default: when the provider "
+        "offers it and there is no browser here",
+    ),
     wait: float = typer.Option(600, "--timeout", help="--sso: seconds to wait for the browser"),
 ) -> None:
     """Check a token against a server and remember both for later commands;
@@ -135,7 +141,11 @@ def login(
         from edgefleet.cli import sso as single_sign_on
 
         opened = not no_browser and not paste and single_sign_on.browser_available()
-        got = single_sign_on.sso_token(server, open_browser=opened, paste=paste, timeout=wait)
+        if no_browser and device is None:
+            device = False  # the user asked for the URL to open themselves
+        got = single_sign_on.sso_token(
+            server, open_browser=opened, paste=paste, device=device, timeout=wait
+        )
         path = config.save(server, got["token"])
         expires = f", token expires {got['expires_at']}" if got.get("expires_at") else ""
         typer.echo(f"logged in to {server} as {got['user']} (saved to {path}{expires})")

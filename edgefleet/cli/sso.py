@@ -17,7 +17,11 @@ The API token crosses only the CLI's own HTTPS request: the browser carries
 a one-time code that is worthless without the verifier, which never leaves
 this process. The listener answers only ``/callback`` with this run's state.
 ``--paste`` (no loopback port; e.g. over SSH without port forwarding) shows
-the one-time code in the browser to type in here instead.
+the one-time code in the browser to type in here instead. Where the provider
+offers device sign-in (RFC 8628, announced in its discovery document) and
+there is no browser here, or with ``--device``, the CLI shows a URL and a code
+to enter on any device and polls the server, which holds the provider's
+device code under a handle only this process knows.
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ import hashlib
 import secrets
 import sys
 import threading
+import time
 import webbrowser
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import typer
 
 from edgefleet.client.errors import ClientError
+
+if TYPE_CHECKING:
+    from edgefleet.client.client import Client
 
 DONE_PAGE = (
     b"<!doctype html><meta charset=utf-8><title>edgefleet</title>"
@@ -86,8 +94,13 @@ def _listener(callback: Callback) -> HTTPServer:
     return HTTPServer(("127.0.0.1", 0), Handler)
 
 
-def sso_token(server: str, *, open_browser: bool, paste: bool, timeout: float) -> dict[str, Any]:
-    """Run the sign-in and answer the server's ``{"token", "user", "expires_at"}``."""
+def sso_token(
+    server: str, *, open_browser: bool, paste: bool, device: bool | None, timeout: float
+) -> dict[str, Any]:
+    """Run the sign-in and answer the server's ``{"token", "user", "expires_at"}``.
+
+    ``device``: True for device sign-in (RFC 8628), None to use it when the
+    provider offers it and this machine has no browser to open."""
     from edgefleet.client.client import Client
 
     with Client(server) as client:
@@ -97,6 +110,15 @@ def sso_token(server: str, *, open_browser: bool, paste: bool, timeout: float) -
                 f"{server} does not offer single sign-on (its administrator sets --oidc-issuer); "
                 "use 'edgefleet login --token' instead"
             )
+        if device is None:
+            device = bool(info.get("device_flow")) and not paste and not browser_available()
+        if device:
+            if not info.get("device_flow"):
+                raise ClientError(
+                    f"{info.get('issuer')} does not offer device sign-in; "
+                    "use 'edgefleet login --sso' (or --paste)"
+                )
+            return _device(client, timeout)
         verifier, challenge = pkce_pair()
         callback = Callback(state=secrets.token_urlsafe(24))
         listener = None if paste else _listener(callback)
@@ -111,6 +133,26 @@ def sso_token(server: str, *, open_browser: bool, paste: bool, timeout: float) -
         else:
             code = _wait(listener, callback, timeout)
         return client.oidc_token(code, verifier)
+
+
+def _device(client: Client, timeout: float) -> dict[str, Any]:
+    """Device sign-in: show where to go and the code to type, then poll."""
+    start = client.oidc_device_start()
+    where = start.get("verification_uri_complete") or start["verification_uri"]
+    typer.echo(
+        f"On any device, open:\n\n  {where}\n\nand enter the code  {start['user_code']}\n",
+        err=True,
+    )
+    interval = float(start.get("interval") or 5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        answer = client.oidc_device_token(start["handle"])
+        if "token" in answer:
+            return answer
+        if answer.get("status") == "slow_down":
+            interval += 5
+    raise ClientError(f"the device sign-in was not approved within {timeout:g} s")
 
 
 def _wait(listener: HTTPServer, callback: Callback, timeout: float) -> str:

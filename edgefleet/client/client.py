@@ -112,12 +112,27 @@ class Client:
         result: JSON = self.get("/auth/oidc")
         return result
 
-    def oidc_token(self, code: str, code_verifier: str, name: str = "edgefleet login --sso") -> JSON:
+    def oidc_token(
+        self, code: str, code_verifier: str, name: str = "edgefleet login --sso"
+    ) -> JSON:
         """Redeem the one-time code of a single sign-on begun at ``cli_url`` with the
         challenge ``S256(code_verifier)`` for an API token (``{"token", "user",
         "expires_at"}``). A code is good for one attempt; a wrong verifier burns it."""
         body = {"code": code, "code_verifier": code_verifier, "name": name}
         result: JSON = self.post("/auth/oidc/token", body)
+        return result
+
+    def oidc_device_start(self) -> JSON:
+        """Begin a device sign-in (when ``oidc_info()["device_flow"]``): ``{"handle",
+        "user_code", "verification_uri", "verification_uri_complete", "interval"}``.
+        Keep ``handle`` secret: it is what :meth:`oidc_device_token` redeems."""
+        result: JSON = self.post("/auth/oidc/device")
+        return result
+
+    def oidc_device_token(self, handle: str, name: str = "edgefleet login --sso") -> JSON:
+        """Poll a device sign-in once: ``{"status": "authorization_pending" | "slow_down"}``
+        until the user approves, then ``{"token", "user", "expires_at"}`` (once)."""
+        result: JSON = self.post("/auth/oidc/device/token", {"handle": handle, "name": name})
         return result
 
     # -- users and tokens -----------------------------------------------------------------

@@ -236,3 +236,59 @@ def test_the_providers_key_rotation_is_followed(tmp_path: Path) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+def test_cli_login_sso_with_a_device_code(fleet: Fleet, tmp_path: Path) -> None:
+    """The provider announces device sign-in: ``edgefleet login --sso --device``
+    shows a code, the user approves it at the provider (plain HTTP here), and
+    the CLI gets its token by polling; the handle is good once."""
+    provider = ProviderProc(tmp_path, device=True, name="oidc-device")
+    provider.start()
+    fleet.procs.append(provider)
+    server = fleet.start_server(extra_args=server_args(provider, "physics=lab-a:viewer"))
+    _two_projects(server)
+    provider.set_user("dora", preferred_username="dora", groups=["physics"])
+    with server.client() as anyone:
+        assert anyone.oidc_info()["device_flow"] is True
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "edgefleet", "login", "--sso", "--device", "-s", server.url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert cli.stderr is not None
+        user_code = ""
+        for line in cli.stderr:
+            found = re.search(r"enter the code\s+(\S+)", line)
+            if found:
+                user_code = found.group(1)
+                break
+        assert user_code, "the CLI shows the code to enter"
+        approved = httpx.post(
+            f"{provider.issuer}/device", data={"user_code": user_code, "sub": "dora"}, timeout=10
+        )
+        assert approved.status_code == 200, approved.text
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(10)
+    assert cli.returncode == 0, err
+    assert f"logged in to {server.url} as dora" in out
+    listed = subprocess.run(
+        [sys.executable, "-m", "edgefleet", "apps", "list", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "app-lab-a" in listed.stdout and "app-lab-b" not in listed.stdout
+    with httpx.Client(base_url=server.url, timeout=30) as anyone:
+        unknown = anyone.post("/api/v1/auth/oidc/device/token", json={"handle": "x" * 43})
+        assert unknown.status_code == 401

@@ -30,9 +30,14 @@ class ProviderProc(Proc):
         token_max_age: int | None = None,
         name: str = "oidc",
         port: int | None = None,
+        device: bool = False,
     ) -> None:
+        """``device``: the mock with device sign-in added (``oidc_device.py``)."""
         self.port = port or free_port()
         argv = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
+        if device:
+            argv = [sys.executable, str(Path(__file__).with_name("oidc_device.py"))]
+            argv += ["--port", str(self.port)]
         if token_max_age is not None:
             argv += ["--token-max-age", str(token_max_age)]
         super().__init__(name, argv, workdir / f"{name}.log", base_env(NO_COLOR="1"))

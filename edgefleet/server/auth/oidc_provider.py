@@ -41,7 +41,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgefleet.server.auth.oidc_config import OidcConfig
-from edgefleet.server.errors import BadGateway, Unauthorized
+from edgefleet.server.errors import BadGateway, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 DISCOVERY_TTL = 3600.0
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 class Discovery(BaseModel):
@@ -71,6 +72,19 @@ class TokenResponse(BaseModel):
 
     id_token: str
     access_token: str | None = None
+
+
+class DeviceStart(BaseModel):
+    """RFC 8628 device authorization response."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    expires_in: int = 600
+    interval: int = 5
 
 
 class Identity(BaseModel):
@@ -163,6 +177,22 @@ class OidcProvider:
         separator = "&" if "?" in found.authorization_endpoint else "?"
         return f"{found.authorization_endpoint}{separator}{query}"
 
+    async def _post_form(self, url: str, form: dict[str, str], what: str) -> httpx.Response:
+        """POST to the provider as this client (secret by Basic or in the form, as it takes)."""
+        found = await self.discovery()
+        form = {**form, "client_id": self.config.client_id}
+        secret = self.config.client_secret
+        try:
+            if secret is None:
+                return await self._http.post(url, data=form)
+            methods = found.token_endpoint_auth_methods_supported
+            if "client_secret_basic" in methods or "client_secret_post" not in methods:
+                auth = httpx.BasicAuth(self.config.client_id, secret)
+                return await self._http.post(url, data=form, auth=auth)
+            return await self._http.post(url, data={**form, "client_secret": secret})
+        except httpx.HTTPError as exc:
+            raise BadGateway(f"the sign-in provider is unreachable ({what}): {exc}") from exc
+
     async def exchange_code(self, code: str, redirect_uri: str, verifier: str) -> TokenResponse:
         """Trade an authorization code (and the PKCE verifier) for the provider's tokens."""
         found = await self.discovery()
@@ -171,32 +201,51 @@ class OidcProvider:
             "code": code,
             "redirect_uri": redirect_uri,
             "code_verifier": verifier,
-            "client_id": self.config.client_id,
         }
-        auth: httpx.BasicAuth | None = None
-        secret = self.config.client_secret
-        if secret is not None:
-            methods = found.token_endpoint_auth_methods_supported
-            if "client_secret_basic" in methods or "client_secret_post" not in methods:
-                auth = httpx.BasicAuth(self.config.client_id, secret)
-            else:
-                form["client_secret"] = secret
-        try:
-            if auth is None:
-                response = await self._http.post(found.token_endpoint, data=form)
-            else:
-                response = await self._http.post(found.token_endpoint, data=form, auth=auth)
-        except httpx.HTTPError as exc:
-            raise BadGateway(f"the sign-in provider is unreachable (token): {exc}") from exc
+        response = await self._post_form(found.token_endpoint, form, "token")
         if response.status_code != 200:
             raise Unauthorized(
                 f"the sign-in provider refused the authorization code ({response.status_code}: "
                 f"{response.text[:200]})"
             )
+        return _tokens(response)
+
+    async def start_device(self) -> DeviceStart:
+        """RFC 8628: a device code for this client, and the user code to type in."""
+        found = await self.discovery()
+        if not found.device_authorization_endpoint:
+            raise NotFound(
+                "the sign-in provider does not offer device sign-in: use the browser "
+                "('edgefleet login --sso', or --paste)"
+            )
+        form = {"scope": " ".join(self.config.scopes)}
+        response = await self._post_form(found.device_authorization_endpoint, form, "device")
+        if response.status_code != 200:
+            raise BadGateway(
+                f"the sign-in provider refused device sign-in ({response.status_code})"
+            )
         try:
-            return TokenResponse.model_validate_json(response.content)
+            return DeviceStart.model_validate_json(response.content)
         except ValidationError as exc:
-            raise BadGateway("the sign-in provider's token answer has no id_token") from exc
+            raise BadGateway("the sign-in provider's device answer is incomplete") from exc
+
+    async def poll_device(self, device_code: str) -> TokenResponse | str:
+        """The tokens once the user approved, else ``authorization_pending`` or
+        ``slow_down``; :class:`Unauthorized` when denied or expired."""
+        found = await self.discovery()
+        form = {"grant_type": DEVICE_GRANT, "device_code": device_code}
+        response = await self._post_form(found.token_endpoint, form, "token")
+        if response.status_code == 200:
+            return _tokens(response)
+        try:
+            error = str(response.json().get("error", ""))
+        except (ValueError, AttributeError):
+            error = ""
+        if error in ("authorization_pending", "slow_down"):
+            return error
+        raise Unauthorized(
+            f"the sign-in provider ended the device sign-in ({error or response.status_code})"
+        )
 
     async def userinfo(self, access_token: str) -> dict[str, Any]:
         found = await self.discovery()
@@ -209,8 +258,11 @@ class OidcProvider:
 
     # -- the check ------------------------------------------------------------------------
 
-    async def verify_id_token(self, id_token: str, nonce: str) -> Identity:
-        """The identity in ``id_token``, or :class:`Unauthorized` saying which check failed."""
+    async def verify_id_token(self, id_token: str, nonce: str | None) -> Identity:
+        """The identity in ``id_token``, or :class:`Unauthorized` saying which check failed.
+
+        ``nonce``: the sign-in's; None only for a device sign-in, where the token
+        comes straight from the token endpoint for a device code we asked for."""
         found = await self.discovery()
         algorithms = [a for a in found.id_token_signing_alg_values_supported if a in ASYMMETRIC]
         if not algorithms:
@@ -236,8 +288,9 @@ class OidcProvider:
             aud={"essential": True, "value": self.config.client_id},
             exp={"essential": True},
             iat={"essential": True},
-            nonce={"essential": True, "value": nonce},
         )
+        if nonce is not None:
+            registry.options["nonce"] = {"essential": True, "value": nonce}
         try:
             registry.validate(claims)
         except ExpiredTokenError as exc:
@@ -251,6 +304,13 @@ class OidcProvider:
         if several and claims.get("azp") != self.config.client_id:
             raise Unauthorized("the ID token was refused: it was issued to another client (azp)")
         return Identity(issuer=found.issuer, subject=str(claims["sub"]), claims=claims)
+
+
+def _tokens(response: httpx.Response) -> TokenResponse:
+    try:
+        return TokenResponse.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise BadGateway("the sign-in provider's token answer has no id_token") from exc
 
 
 def _decode(id_token: str, keys: KeySet, algorithms: list[str]) -> jwt.Token:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from edgefleet.server.auth import oidc_service
@@ -33,6 +34,9 @@ class OidcInfo(Output):
         "challenge and state)",
     )
     groups_claim: str | None = None
+    device_flow: bool = Field(
+        False, description="the provider offers device sign-in (RFC 8628): POST /auth/oidc/device"
+    )
 
 
 class CliTokenIn(Input):
@@ -78,6 +82,7 @@ async def oidc_info(ctx: Ctx) -> OidcInfo:
         login_url=f"{base}/auth/oidc/login",
         cli_url=f"{base}/auth/oidc/cli",
         groups_claim=ctx.oidc.config.groups_claim,
+        device_flow=(await ctx.oidc.discovery()).device_authorization_endpoint is not None,
     )
 
 
@@ -89,4 +94,60 @@ async def cli_token(body: CliTokenIn, ctx: Ctx, db: Db) -> CliTokenOut:
     token, secret, user = await oidc_service.redeem(
         db, config, body.code, body.code_verifier, body.name
     )
+    return CliTokenOut(id=token.id, token=secret, user=user.name, expires_at=token.expires_at)
+
+
+class DeviceOut(Output):
+    handle: str = Field(description="secret: poll POST /auth/oidc/device/token with it")
+    user_code: str = Field(description="what the user types in at verification_uri")
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    interval: int = Field(description="seconds between polls")
+    expires_in: int
+
+
+class DevicePollIn(Input):
+    handle: str = Field(min_length=16, max_length=256)
+    name: str = Field("edgefleet login --sso", max_length=128, description="the token's name")
+
+
+class DevicePending(Output):
+    status: str = Field(
+        description="authorization_pending (poll again after the interval) or slow_down "
+        "(add 5 s to the interval, RFC 8628)"
+    )
+
+
+@router.post("/auth/oidc/device", status_code=201, response_model=DeviceOut)
+async def device_start(ctx: Ctx, db: Db) -> DeviceOut:
+    """Begin a device sign-in (RFC 8628) where the provider offers one: the user
+    opens ``verification_uri`` anywhere and types ``user_code``."""
+    handle, start = await oidc_service.begin_device(db, provider(ctx))
+    return DeviceOut(
+        handle=handle,
+        user_code=start.user_code,
+        verification_uri=start.verification_uri,
+        verification_uri_complete=start.verification_uri_complete,
+        interval=max(start.interval, 1),
+        expires_in=start.expires_in,
+    )
+
+
+@router.post(
+    "/auth/oidc/device/token",
+    status_code=201,
+    response_model=CliTokenOut,
+    responses={202: {"model": DevicePending, "description": "not approved yet"}},
+)
+async def device_token(
+    body: DevicePollIn, request: Request, ctx: Ctx, db: Db
+) -> CliTokenOut | JSONResponse:
+    """Poll a device sign-in: 202 until the user approves, then 201 with the API token
+    (once). Denied or expired: 401."""
+    oidc = provider(ctx)
+    client = request.client.host if request.client else "unknown"
+    answer = await oidc_service.poll_device(db, oidc, body.handle, client, body.name)
+    if isinstance(answer, str):
+        return JSONResponse(DevicePending(status=answer).model_dump(), status_code=202)
+    token, secret, user = answer
     return CliTokenOut(id=token.id, token=secret, user=user.name, expires_at=token.expires_at)

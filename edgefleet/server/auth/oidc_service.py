@@ -43,7 +43,13 @@ from edgefleet.server.auth.oidc_config import (
     granted_roles,
     managed_projects,
 )
-from edgefleet.server.auth.oidc_provider import Identity, OidcProvider, pkce_challenge
+from edgefleet.server.auth.oidc_provider import (
+    DeviceStart,
+    Identity,
+    OidcProvider,
+    TokenResponse,
+    pkce_challenge,
+)
 from edgefleet.server.auth.oidc_tables import OidcFlow
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.auth.tables import ApiToken, User
@@ -161,18 +167,79 @@ async def finish(
     """The provider sent the browser back: check everything, then sign the user in."""
     flow = await take(db, state, browser)
     tokens = await provider.exchange_code(code, callback_url(public_url), flow.verifier)
-    identity = await provider.verify_id_token(tokens.id_token, flow.nonce)
-    claim = provider.config.groups_claim
-    if claim not in identity.claims and tokens.access_token:
-        extra = await provider.userinfo(tokens.access_token)
-        if extra.get("sub") == identity.subject:  # OIDC Core 5.3.2: else ignore it
-            identity.claims = {**extra, **identity.claims}
+    identity = await _identity(provider, tokens, flow.nonce)
     result = await sign_in(db, provider.config, identity, client)
     result.next_url = flow.next_url
     if flow.kind == "cli" and flow.cli_state is not None and flow.cli_challenge is not None:
         result.cli = CliRequest(flow.cli_port or 0, flow.cli_state, flow.cli_challenge)
         result.grant = await _grant(db, result.user, flow.cli_challenge)
     return result
+
+
+async def _identity(provider: OidcProvider, tokens: TokenResponse, nonce: str | None) -> Identity:
+    """The verified ID token's identity, with userinfo's claims when the groups claim
+    is not in the token (some providers keep groups out of ID tokens)."""
+    identity = await provider.verify_id_token(tokens.id_token, nonce)
+    if provider.config.groups_claim not in identity.claims and tokens.access_token:
+        extra = await provider.userinfo(tokens.access_token)
+        if extra.get("sub") == identity.subject:  # OIDC Core 5.3.2: else ignore it
+            identity.claims = {**extra, **identity.claims}
+    return identity
+
+
+# --- device sign-in (RFC 8628), for a CLI with no browser ------------------------------------
+
+
+async def begin_device(db: AsyncSession, provider: OidcProvider) -> tuple[str, DeviceStart]:
+    """Ask the provider for a device code; keep it under a new handle for the CLI."""
+    start = await provider.start_device()
+    handle = pysecrets.token_urlsafe(32)
+    seconds = min(start.expires_in, provider.config.flow_seconds)
+    db.add(
+        OidcFlow(
+            state_hash=digest(handle),
+            browser_hash="",
+            nonce="",
+            verifier=start.device_code,
+            kind="device",
+            expires_at=utcnow() + timedelta(seconds=seconds),
+        )
+    )
+    await db.commit()
+    return handle, start
+
+
+async def poll_device(
+    db: AsyncSession, provider: OidcProvider, handle: str, client: str, name: str
+) -> tuple[ApiToken, str, User] | str:
+    """Ask the provider once: the API token when the user approved, else the
+    provider's ``authorization_pending`` / ``slow_down``."""
+    flow = await db.scalar(
+        select(OidcFlow).where(OidcFlow.state_hash == digest(handle), OidcFlow.kind == "device")
+    )
+    if flow is None:
+        raise Unauthorized("this device sign-in is unknown or finished", field="handle")
+    if flow.expires_at <= utcnow():
+        await db.delete(flow)
+        await db.commit()
+        raise Unauthorized("this device sign-in expired: start it again", field="handle")
+    try:
+        answer = await provider.poll_device(flow.verifier)
+    except Unauthorized:
+        await db.delete(flow)
+        await db.commit()
+        raise
+    if isinstance(answer, str):
+        return answer
+    await db.delete(flow)
+    await db.commit()
+    identity = await _identity(provider, answer, None)
+    user = (await sign_in(db, provider.config, identity, client)).user
+    expires = utcnow() + timedelta(hours=provider.config.cli_token_hours)
+    token, secret = await auth_service.create_token(
+        db, user, name=name, expires_at=expires, actor=user.name
+    )
+    return token, secret, user
 
 
 # --- the user ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 A row is made when a browser is sent to the provider and deleted when the
 provider sends it back (so a state, and with it a nonce, is good once). For
 ``edgefleet login --sso`` the row lives on a little longer, holding the
-one-time code the CLI redeems for its API token. Secrets are stored as
+one-time code the CLI redeems for its API token; a device sign-in (RFC 8628)
+keeps the provider's device code under a handle only the CLI knows. Secrets are stored as
 SHA-256 digests, except the nonce and PKCE verifier, which are useless after
 the row is gone.
 """
@@ -27,9 +28,11 @@ class OidcFlow(Base):
         String(64), doc="digest of the cookie that binds the sign-in to the browser that began it"
     )
     nonce: Mapped[str] = mapped_column(String(64))
-    verifier: Mapped[str] = mapped_column(String(128), doc="PKCE code verifier (to the provider)")
+    verifier: Mapped[str] = mapped_column(
+        String(2048), doc="PKCE code verifier (to the provider), or a device sign-in's device code"
+    )
     next_url: Mapped[str] = mapped_column(String(2048), default="/")
-    kind: Mapped[str] = mapped_column(String(8), default="portal", doc="portal | cli")
+    kind: Mapped[str] = mapped_column(String(8), default="portal", doc="portal | cli | device")
     cli_port: Mapped[int | None] = mapped_column(Integer, default=None, doc="0: paste the code")
     cli_state: Mapped[str | None] = mapped_column(String(128), default=None)
     cli_challenge: Mapped[str | None] = mapped_column(String(64), default=None)

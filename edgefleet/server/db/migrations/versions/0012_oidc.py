@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("state_hash", sa.String(length=64), nullable=False),
         sa.Column("browser_hash", sa.String(length=64), nullable=False),
         sa.Column("nonce", sa.String(length=64), nullable=False),
-        sa.Column("verifier", sa.String(length=128), nullable=False),
+        sa.Column("verifier", sa.String(length=2048), nullable=False),
         sa.Column("next_url", sa.String(length=2048), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("cli_port", sa.Integer(), nullable=True),
