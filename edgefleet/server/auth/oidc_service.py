@@ -19,7 +19,10 @@
 
 The CLI's token never travels through the browser: the code the browser
 carries is worth nothing without the verifier that only the waiting
-``edgefleet login --sso`` process holds.
+``edgefleet login --sso`` process holds. Device sign-in (RFC 8628, for a CLI
+with no browser): :func:`begin_device` keeps the provider's device code under
+a handle only the CLI knows; :func:`poll_device` asks the provider once per
+call and, when the user approved, verifies the ID token and mints the token.
 """
 
 from __future__ import annotations
