@@ -45,6 +45,8 @@ class Catalog:
         self.infos: list[DatasetInfo] = []
         self._registry_stamp: Stamp | bool = False  # False: never read
         self._described: dict[str, tuple[str, Stamp, DatasetInfo]] = {}
+        self._ledger: dict[str, DatasetLedger] = {}
+        self._ledger_stamp: Stamp | bool = False
 
     def spec(self, name: str) -> DatasetSpec | None:
         return self.specs.get(name)
@@ -78,12 +80,18 @@ class Catalog:
         return changed
 
     def _spent(self) -> dict[str, DatasetLedger]:
-        """What the guard charged so far (its ledger), for the report."""
-        try:
-            return LedgerFile(self.state_dir).load().datasets
-        except LedgerError as exc:
-            log.warning("%s", exc)
-            return {}
+        """What the guard charged so far (its ledger), for the report; re-read only
+        when the file changed (it can hold thousands of answered party sets)."""
+        ledger = LedgerFile(self.state_dir)
+        stamp = _stamp(ledger.path)
+        if stamp != self._ledger_stamp:
+            try:
+                self._ledger = ledger.load().datasets
+            except LedgerError as exc:
+                log.warning("%s", exc)
+                self._ledger = {}
+            self._ledger_stamp = stamp
+        return self._ledger
 
     def _describe(self, spec: DatasetSpec) -> DatasetInfo:
         key, stamp = spec.model_dump_json(), _stamp(spec.path)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgefleet.agent.state import atomic_write
 
 LEDGER = "privacy.json"
-MAX_ANSWERS = 10_000  # per dataset; the oldest are forgotten first (documented limit)
+MAX_ANSWERS = 2_000  # per dataset; the oldest are forgotten first (documented limit)
 
 
 class Answer(BaseModel):
