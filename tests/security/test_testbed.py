@@ -254,6 +254,13 @@ def test_too_long_windows_bad_changes_and_bad_loans_are_refused(lab: Lab) -> Non
         assert answer.status_code == 422, (body, answer.text)
     twice = o.post(f"/api/v1/devices/{dev}/loans", json={"project": GUEST})
     assert twice.status_code == 409
+    everyone = _ok(o.post(f"/api/v1/devices/{dev}/loans", json={"project": "*"}))
+    assert everyone["project"] == "*" and everyone["project_id"] is None
+    assert [loan["project"] for loan in _ok(g.get(f"/api/v1/devices/{dev}/loans"))["items"]] == [
+        GUEST,
+        "*",
+    ]
+    assert o.delete(f"/api/v1/devices/{dev}/loans/*").status_code == 204
     too_many = {"items": [{"selector": "", "peripherals": ["camera"]}] * 101}
     for rules in (too_many, {"items": [{"selector": "", "peripherals": []}]}):
         answer = o.put(f"/api/v1/projects/{OWNER}/device-requirements", json=rules)
