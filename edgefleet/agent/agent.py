@@ -180,6 +180,7 @@ class Agent:
         self.identity = await self.ensure_identity()
         self.jobs = Jobs(self.state, self.runtimes, self.identity.device_id, report=self._report)
         self.jobs.supervise_every = self.supervise_every
+        self.jobs.locks.default_timeout = self.settings.update_lock_timeout
         self.tunnels = Tunnels(self)
         if self.with_parts:
             from edgefleet.agent.data import attach as attach_data

@@ -102,6 +102,12 @@ class AgentSettings(BaseModel):
     reconnect_max_delay: float = Field(
         60.0, gt=0, description="cap of the reconnect backoff, seconds"
     )
+    update_lock_timeout: float = Field(
+        600.0,
+        ge=0,
+        le=7 * 86400,
+        description="seconds an upgrade waits for a held update lock when the job sets none",
+    )
     allow_host_path: StrList = Field(
         default_factory=list, description="host path prefix workloads may bind-mount (repeat)"
     )
