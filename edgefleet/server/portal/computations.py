@@ -156,7 +156,9 @@ async def computation_fragment(
     request: Request, computation: str, viewer: ViewerDep, db: Db, ctx: Ctx
 ) -> Response:
     context = await _one(db, viewer, ctx, computation)
-    return render(request, "fragments/computation.html", context)
+    # 286: htmx stops polling once the computation is over (and still swaps this in)
+    status = 200 if context["c"].state == "running" else 286
+    return render(request, "fragments/computation.html", context, status=status)
 
 
 @router.get("/datasets")
