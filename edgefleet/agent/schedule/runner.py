@@ -94,10 +94,17 @@ class Runner:
         # Engine changes one at a time with the change queue (Podman 4.3 loses
         # networks under concurrent creates and removes).
         self.engine = engine_lock
+        self._view: Runtime | None = None
 
     def view(self) -> Runtime | None:
+        """The runs' view of the container runtime, made once (it keeps its
+        own engine client)."""
         container = self.runtimes.container
-        return None if container is None else run_view(container, self.device_id)
+        if container is None:
+            return None
+        if self._view is None:
+            self._view = run_view(container, self.device_id)
+        return self._view
 
     async def run(
         self, assignment: JobAssignment, scheduled: datetime, run_id: str, started: datetime
