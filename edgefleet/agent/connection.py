@@ -213,6 +213,10 @@ class Connection:
             ping_interval=20,
             ping_timeout=20,
             max_size=8 * 1024 * 1024,
+            # No permessage-deflate: its zlib state costs each side tens of KB per
+            # connection (the server holds 10,000), for frames that are small JSON
+            # or stream data already framed by the mux.
+            compression=None,
             close_timeout=5,
         ) as ws:
             transport = WebSocketTransport(ws)
