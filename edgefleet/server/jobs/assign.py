@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import parse_selector
@@ -60,26 +60,33 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
             )
         )
     )
-    query = select(Device.pk, Device.facts, Device.project_pk, Device.labels)
-    selector = parse_selector(job.selector) if job.selector is not None else None
-    if selector is not None:
-        own = and_(Device.project_pk == job.project_pk, device_query.selector_clause(selector))
-        query = query.where(or_(own, Device.pk.in_(sorted(set(lent) | guest_rows))))
-    else:
-        query = query.where(Device.id.in_(job.target_devices or []))
     found: list[tuple[int, dict[str, Any]]] = []
-    for pk, facts, owner, labels in (await db.execute(query.order_by(Device.pk))).all():
-        if owner != job.project_pk:
+    if job.selector is None:
+        listed = select(Device.pk, Device.facts, Device.project_pk).where(
+            Device.id.in_(job.target_devices or [])
+        )
+        for pk, facts, owner in (await db.execute(listed.order_by(Device.pk))).all():
+            if owner == job.project_pk or pk in lent or pk in guest_rows:
+                found.append((pk, facts or {}))
+        return found
+    selector = parse_selector(job.selector)
+    own = select(Device.pk, Device.facts).where(
+        Device.project_pk == job.project_pk, device_query.selector_clause(selector)
+    )
+    found = [(pk, facts or {}) for pk, facts in (await db.execute(own.order_by(Device.pk))).all()]
+    others = sorted(set(lent) | guest_rows)
+    if others:
+        rows = await db.execute(
+            select(Device.pk, Device.facts, Device.labels).where(
+                Device.pk.in_(others), Device.project_pk != job.project_pk
+            )
+        )
+        for pk, facts, labels in rows.all():
             loan = lent.get(pk)
-            if loan is None and pk not in guest_rows:
-                continue  # neither lent nor ran here: not this job's business
-            if (
-                loan is not None
-                and selector is not None
-                and not selector.matches(loan_view.exposed(labels or {}, loan.expose_labels))
-            ):
-                continue
-        found.append((pk, facts or {}))
+            if loan is None or selector.matches(
+                loan_view.exposed(labels or {}, loan.expose_labels)
+            ):  # no loan: it ran here, and its row must say "loan revoked"
+                found.append((pk, facts or {}))
     return found
 
 
