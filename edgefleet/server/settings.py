@@ -216,6 +216,9 @@ class ServerSettings(BaseSettings):
     oidc_flow_seconds: int = Field(
         600, gt=0, le=3600, description="seconds a started single sign-on may take"
     )
+    oidc_max_pending: int = Field(
+        10_000, gt=0, description="single sign-ons under way at once (all users); past it, 429"
+    )
     oidc_cli_token_hours: int = Field(
         720, gt=0, description="lifetime of the API token 'edgefleet login --sso' obtains"
     )

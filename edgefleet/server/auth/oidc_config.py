@@ -135,6 +135,7 @@ class OidcConfig:
     username_claim: str
     role_map: RoleMap = field(default_factory=dict)
     flow_seconds: int = 600
+    max_pending: int = 10_000
     cli_token_hours: int = 720
     leeway_seconds: int = 60
     http_timeout: float = 10.0
@@ -180,6 +181,7 @@ class OidcConfig:
             username_claim=settings.oidc_username_claim.strip() or "preferred_username",
             role_map=parse_role_map(settings.oidc_role_map),
             flow_seconds=settings.oidc_flow_seconds,
+            max_pending=settings.oidc_max_pending,
             cli_token_hours=settings.oidc_cli_token_hours,
             leeway_seconds=settings.oidc_leeway_seconds,
             http_timeout=settings.oidc_http_timeout,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from edgefleet.server.auth import oidc_service
+from edgefleet.server.auth import oidc_device, oidc_service
 from edgefleet.server.auth.oidc_config import OidcConfig
 from edgefleet.server.auth.oidc_provider import OidcProvider
 from edgefleet.server.context import ServerContext
@@ -122,7 +122,7 @@ class DevicePending(Output):
 async def device_start(ctx: Ctx, db: Db) -> DeviceOut:
     """Begin a device sign-in (RFC 8628) where the provider offers one: the user
     opens ``verification_uri`` anywhere and types ``user_code``."""
-    handle, start = await oidc_service.begin_device(db, provider(ctx))
+    handle, start = await oidc_device.begin_device(db, provider(ctx))
     return DeviceOut(
         handle=handle,
         user_code=start.user_code,
@@ -146,7 +146,7 @@ async def device_token(
     (once). Denied or expired: 401."""
     oidc = provider(ctx)
     client = request.client.host if request.client else "unknown"
-    answer = await oidc_service.poll_device(db, oidc, body.handle, client, body.name)
+    answer = await oidc_device.poll_device(db, oidc, body.handle, client, body.name)
     if isinstance(answer, str):
         return JSONResponse(DevicePending(status=answer).model_dump(), status_code=202)
     token, secret, user = answer

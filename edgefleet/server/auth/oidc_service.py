@@ -19,10 +19,8 @@
 
 The CLI's token never travels through the browser: the code the browser
 carries is worth nothing without the verifier that only the waiting
-``edgefleet login --sso`` process holds. Device sign-in (RFC 8628, for a CLI
-with no browser): :func:`begin_device` keeps the provider's device code under
-a handle only the CLI knows; :func:`poll_device` asks the provider once per
-call and, when the user approved, verifies the ID token and mints the token.
+``edgefleet login --sso`` process holds. Device sign-in (RFC 8628) is
+:mod:`edgefleet.server.auth.oidc_device`.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth import secrets
@@ -47,7 +45,6 @@ from edgefleet.server.auth.oidc_config import (
     managed_projects,
 )
 from edgefleet.server.auth.oidc_provider import (
-    DeviceStart,
     Identity,
     OidcProvider,
     TokenResponse,
@@ -57,7 +54,7 @@ from edgefleet.server.auth.oidc_tables import OidcFlow
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.auth.tables import ApiToken, User
 from edgefleet.server.db.base import new_id, utcnow
-from edgefleet.server.errors import Unauthorized
+from edgefleet.server.errors import TooManyRequests, Unauthorized
 from edgefleet.server.events import audit
 from edgefleet.server.projects.tables import Membership, Project
 
@@ -109,8 +106,7 @@ async def begin(
     cli: CliRequest | None = None,
 ) -> str:
     """Record a sign-in under way and answer the provider URL to send the browser to."""
-    now = utcnow()
-    await db.execute(delete(OidcFlow).where(OidcFlow.expires_at < now))
+    now = await make_room(db, provider.config)
     state, nonce = pysecrets.token_urlsafe(32), pysecrets.token_urlsafe(32)
     verifier = pysecrets.token_urlsafe(64)
     db.add(
@@ -129,6 +125,20 @@ async def begin(
     )
     await db.commit()
     return await provider.authorize_url(callback_url(public_url), state, nonce, verifier)
+
+
+async def make_room(db: AsyncSession, config: OidcConfig) -> datetime:
+    """Forget expired sign-ins; refuse a new one past ``--oidc-max-pending`` (every
+    anonymous visit to the sign-in start writes a row)."""
+    now = utcnow()
+    await db.execute(delete(OidcFlow).where(OidcFlow.expires_at < now))
+    pending = await db.scalar(select(func.count()).select_from(OidcFlow))
+    if (pending or 0) >= config.max_pending:
+        await db.commit()
+        raise TooManyRequests(
+            "too many sign-ins are under way; try again in a minute", retry_after=60
+        )
+    return now
 
 
 async def take(db: AsyncSession, state: str, browser: str | None) -> OidcFlow:
@@ -170,7 +180,7 @@ async def finish(
     """The provider sent the browser back: check everything, then sign the user in."""
     flow = await take(db, state, browser)
     tokens = await provider.exchange_code(code, callback_url(public_url), flow.verifier)
-    identity = await _identity(provider, tokens, flow.nonce)
+    identity = await identity_of(provider, tokens, flow.nonce)
     result = await sign_in(db, provider.config, identity, client)
     result.next_url = flow.next_url
     if flow.kind == "cli" and flow.cli_state is not None and flow.cli_challenge is not None:
@@ -179,7 +189,7 @@ async def finish(
     return result
 
 
-async def _identity(provider: OidcProvider, tokens: TokenResponse, nonce: str | None) -> Identity:
+async def identity_of(provider: OidcProvider, tokens: TokenResponse, nonce: str | None) -> Identity:
     """The verified ID token's identity, with userinfo's claims when the groups claim
     is not in the token (some providers keep groups out of ID tokens)."""
     identity = await provider.verify_id_token(tokens.id_token, nonce)
@@ -188,61 +198,6 @@ async def _identity(provider: OidcProvider, tokens: TokenResponse, nonce: str | 
         if extra.get("sub") == identity.subject:  # OIDC Core 5.3.2: else ignore it
             identity.claims = {**extra, **identity.claims}
     return identity
-
-
-# --- device sign-in (RFC 8628), for a CLI with no browser ------------------------------------
-
-
-async def begin_device(db: AsyncSession, provider: OidcProvider) -> tuple[str, DeviceStart]:
-    """Ask the provider for a device code; keep it under a new handle for the CLI."""
-    start = await provider.start_device()
-    handle = pysecrets.token_urlsafe(32)
-    seconds = min(start.expires_in, provider.config.flow_seconds)
-    db.add(
-        OidcFlow(
-            state_hash=digest(handle),
-            browser_hash="",
-            nonce="",
-            verifier=start.device_code,
-            kind="device",
-            expires_at=utcnow() + timedelta(seconds=seconds),
-        )
-    )
-    await db.commit()
-    return handle, start
-
-
-async def poll_device(
-    db: AsyncSession, provider: OidcProvider, handle: str, client: str, name: str
-) -> tuple[ApiToken, str, User] | str:
-    """Ask the provider once: the API token when the user approved, else the
-    provider's ``authorization_pending`` / ``slow_down``."""
-    flow = await db.scalar(
-        select(OidcFlow).where(OidcFlow.state_hash == digest(handle), OidcFlow.kind == "device")
-    )
-    if flow is None:
-        raise Unauthorized("this device sign-in is unknown or finished", field="handle")
-    if flow.expires_at <= utcnow():
-        await db.delete(flow)
-        await db.commit()
-        raise Unauthorized("this device sign-in expired: start it again", field="handle")
-    try:
-        answer = await provider.poll_device(flow.verifier)
-    except Unauthorized:
-        await db.delete(flow)
-        await db.commit()
-        raise
-    if isinstance(answer, str):
-        return answer
-    await db.delete(flow)
-    await db.commit()
-    identity = await _identity(provider, answer, None)
-    user = (await sign_in(db, provider.config, identity, client)).user
-    expires = utcnow() + timedelta(hours=provider.config.cli_token_hours)
-    token, secret = await auth_service.create_token(
-        db, user, name=name, expires_at=expires, actor=user.name
-    )
-    return token, secret, user
 
 
 # --- the user ------------------------------------------------------------------------------
