@@ -89,6 +89,7 @@ def test_portal_sign_in_in_chromium(fleet: Fleet, provider: ProviderProc) -> Non
     assert alice is not None, "the first sign-in creates the user"
     assert alice["projects"] == {"lab-a": "developer"}
     assert alice["has_password"] is False
+    assert alice["identity_provider"] == provider.issuer
 
 
 def test_roles_follow_the_provider_at_every_sign_in(fleet: Fleet, provider: ProviderProc) -> None:

@@ -43,6 +43,7 @@ async def _user_out(db: Db, user: User) -> UserOut:
         admin=user.is_admin,
         created_at=user.created_at,
         has_password=user.password_hash is not None,
+        identity_provider=user.external_issuer,
         projects={name: role for name, role in rows.all()},
     )
 

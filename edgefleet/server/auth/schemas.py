@@ -27,6 +27,9 @@ class UserOut(Output):
     admin: bool
     created_at: Timestamp
     has_password: bool = False
+    identity_provider: str | None = Field(
+        None, description="the OpenID issuer this user signs in through (single sign-on)"
+    )
     projects: dict[str, str] = Field(default_factory=dict, description="project name -> role")
 
 
