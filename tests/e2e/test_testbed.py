@@ -177,8 +177,12 @@ def test_dry_run_names_every_conflict_and_a_missing_peripheral_means_not_ready(
     d = fleet.start_agent("unlent", key=key).wait_enrolled()
     gone = fleet.start_agent("gone", key=key)
     e = gone.wait_enrolled()
-    cam = fleet.start_agent("cam", key=fleet.key(OWNER, labels={"type": "cam"})).wait_enrolled()
-    for device in (a, b, c, d, e, cam):
+    cam_key = fleet.key(OWNER, labels={"type": "cam"})
+    cam = fleet.start_agent("cam", key=cam_key).wait_enrolled()
+    with_camera = fleet.start_agent(
+        "cam-ok", key=cam_key, extra_args=["--peripheral", "camera=/dev/null"]
+    ).wait_enrolled()
+    for device in (a, b, c, d, e, cam, with_camera):
         online(owner, device)
     gone.stop()
     wait_for(
@@ -193,6 +197,8 @@ def test_dry_run_names_every_conflict_and_a_missing_peripheral_means_not_ready(
     assert shown["is_online"] and not shown["is_ready"]
     assert shown["not_ready_reason"] == "missing peripheral camera (required for type=cam)"
     assert ok(owner.get(f"/api/v1/devices/{a}"))["is_ready"]
+    equipped = ok(owner.get(f"/api/v1/devices/{with_camera}"))
+    assert equipped["is_ready"] and equipped["not_ready_reason"] is None
 
     for device in (a, b, c, e, cam):
         share = {"time_share": 0.01, "share_window_hours": 24} if device == c else {}
