@@ -34,7 +34,7 @@ def settings_of(row: JobRollout) -> m.Settings:
         max_parallel=int(s.get("max_parallel", 1)),
         canaries=int(s.get("canaries", 0)),
         min_healthy_time=float(s.get("min_healthy_time", 10.0)),
-        failure_threshold=int(s.get("failure_threshold", 1)),
+        failure_threshold=float(s.get("failure_threshold", 1)),
         auto_revert=bool(s.get("auto_revert", False)),
     )
 

@@ -21,11 +21,14 @@ set, else ``max_parallel``; later batches ``max_parallel`` each.
 
 A device counts as healthy on the new version when its report, sent after it
 was moved, shows it running that version with no error; as failed when such a
-report carries an error while no change is in progress on it.
+report carries an error while no change is in progress on it. Failures below
+``failure_threshold`` are tolerated (the batch is through when each device is
+healthy or failed); ``resume`` after a pause forgives the failures so far.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,7 +44,7 @@ class Settings:
     max_parallel: int = 1
     canaries: int = 0
     min_healthy_time: float = 10.0
-    failure_threshold: int = 1
+    failure_threshold: float = 1  # devices; below 1, a fraction of the rollout's devices
     auto_revert: bool = False
 
 
@@ -54,6 +57,7 @@ class Rollout:
     current: int = 0
     moved: dict[str, float] = field(default_factory=dict)  # device -> when it was moved
     failed: list[str] = field(default_factory=list)
+    forgiven: int = 0  # failures counted before the last resume
     healthy_since: float | None = None
     reason: str | None = None
 
@@ -177,8 +181,9 @@ def handle(rollout: Rollout, event: Event, settings: Settings) -> list[Action]:
         if rollout.state == "paused":
             rollout.state, rollout.reason = "rolling", None
             rollout.healthy_since = None
-            # Devices that failed stay counted; resuming means "go on anyway".
-            rollout.failed = []
+            # Resuming means "go on anyway": failures so far no longer count
+            # toward the threshold (they stay listed).
+            rollout.forgiven = len(rollout.failed)
         return []
     if isinstance(event, Abort):
         return _revert(rollout, "aborted", event.reason)
@@ -207,13 +212,22 @@ def _health(report: Report | None, moved_at: float, version: str) -> str:
     return "waiting"
 
 
+def threshold(rollout: Rollout, settings: Settings) -> int:
+    """Failed devices that stop the rollout: a count, or (below 1) a fraction
+    of the rollout's devices, at least one."""
+    if settings.failure_threshold >= 1:
+        return int(settings.failure_threshold)
+    total = sum(len(b) for b in rollout.batches)
+    return max(1, math.ceil(settings.failure_threshold * total))
+
+
 def _observe(rollout: Rollout, event: Observe, settings: Settings) -> list[Action]:
     actions: list[Action] = []
     for device, moved_at in rollout.moved.items():
         verdict = _health(event.reports.get(device), moved_at, event.version)
         if verdict == "failed" and device not in rollout.failed:
             rollout.failed.append(device)
-    if len(rollout.failed) >= settings.failure_threshold:
+    if len(rollout.failed) - rollout.forgiven >= threshold(rollout, settings):
         reason = (
             f"{len(rollout.failed)} device(s) failed on the new version "
             f"({', '.join(rollout.failed)}); failure_threshold is {settings.failure_threshold}"
@@ -230,7 +244,9 @@ def _observe(rollout: Rollout, event: Observe, settings: Settings) -> list[Actio
     verdicts = [
         _health(event.reports.get(d), rollout.moved.get(d, event.now), event.version) for d in batch
     ]
-    if all(v == "healthy" for v in verdicts):
+    # Failures below the threshold are tolerated: a batch is through when each
+    # of its devices is healthy or has failed, the healthy ones for long enough.
+    if all(v == "healthy" or d in rollout.failed for d, v in zip(batch, verdicts, strict=True)):
         if rollout.healthy_since is None:
             rollout.healthy_since = event.now
         if event.now - rollout.healthy_since >= settings.min_healthy_time:

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
 
 from edgefleet.server.rollouts.machine import Settings
 from edgefleet.server.schemas import Input, Output, Timestamp
 
 DAY = 86400.0
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(value: object) -> object:
+    """Durations as numbers of seconds, or Nomad-style strings: "500ms", "30s", "5m", "1h"."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    for unit in sorted(UNITS, key=len, reverse=True):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * UNITS[unit]
+    return text  # a plain number in a string, or an error for the float check
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class RolloutIn(Input):
@@ -15,14 +32,20 @@ class RolloutIn(Input):
 
     max_parallel: int = Field(1, ge=1, le=100_000, description="devices per batch")
     canaries: int = Field(0, ge=0, le=100_000, description="size of the first batch (0: none)")
-    min_healthy_time: float = Field(
-        10.0, ge=0, le=DAY, description="seconds a batch must run healthy before the next"
+    min_healthy_time: Seconds = Field(
+        10.0,
+        ge=0,
+        le=DAY,
+        description='seconds a batch must run healthy before the next ("30s", "5m" too)',
     )
-    failure_threshold: int = Field(
-        1, ge=1, le=100_000, description="failed devices that stop the rollout"
+    failure_threshold: int | float = Field(
+        1,
+        gt=0,
+        le=100_000,
+        description="failed devices that stop the rollout; below 1, a fraction of its devices",
     )
     auto_revert: bool = Field(False, description="revert moved devices instead of pausing")
-    lock_timeout: float = Field(
+    lock_timeout: Seconds = Field(
         600.0,
         ge=0,
         le=7 * DAY,
@@ -56,7 +79,7 @@ class RolloutOut(Output):
     max_parallel: int
     canaries: int
     min_healthy_time: float
-    failure_threshold: int
+    failure_threshold: int | float
     auto_revert: bool
     lock_timeout: float
     state: str = Field(description="idle, rolling, paused, done, reverted or aborted")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from edgefleet.server.rollouts import machine as m
+from edgefleet.server.rollouts.schemas import RolloutIn
 
 DEVICES = [f"d{n}" for n in range(6)]
 NEW = "2.0"
@@ -100,3 +104,35 @@ def test_done_after_last_batch_and_state_round_trips_as_json() -> None:
 def test_no_devices_is_done_at_once() -> None:
     rollout, actions = m.begin([], m.Settings(), now=0)
     assert rollout.state == "done" and actions == [m.Finished()]
+
+
+def test_failures_below_threshold_are_tolerated_and_resume_forgives() -> None:
+    settings = m.Settings(max_parallel=2, min_healthy_time=0, failure_threshold=2)
+    rollout, _ = m.begin(DEVICES, settings, now=0)
+    # One failure of two allowed: the batch is through (the other device healthy).
+    actions = observe(rollout, settings, 3, {"d0": bad(3), "d1": ok(3)})
+    assert actions == [m.BatchDone(0), m.Move(("d2", "d3"))]
+    actions = observe(rollout, settings, 4, {"d0": bad(3), "d1": ok(3), "d2": bad(4)})
+    assert isinstance(actions[0], m.Paused) and rollout.failed == ["d0", "d2"]
+    m.handle(rollout, m.Resume(5), settings)
+    # Resumed: the same two failures do not pause it again at once.
+    reports = {"d0": bad(3), "d1": ok(3), "d2": bad(4), "d3": ok(6)}
+    assert observe(rollout, settings, 6, reports) == [m.BatchDone(1), m.Move(("d4", "d5"))]
+    assert rollout.state == "rolling"
+
+
+def test_fractional_threshold_is_a_share_of_the_devices() -> None:
+    settings = m.Settings(max_parallel=6, failure_threshold=0.5)
+    rollout, _ = m.begin(DEVICES, settings, now=0)
+    assert m.threshold(rollout, settings) == 3
+    tiny = m.Settings(failure_threshold=0.01)
+    assert m.threshold(m.begin(DEVICES, tiny, now=0)[0], tiny) == 1
+
+
+def test_rollout_settings_accept_durations_and_refuse_nonsense() -> None:
+    parsed = RolloutIn.model_validate({"min_healthy_time": "2m", "lock_timeout": "1500ms"})
+    assert parsed.min_healthy_time == 120 and parsed.lock_timeout == 1.5
+    assert RolloutIn.model_validate({"failure_threshold": 2}).failure_threshold == 2
+    for bad_value in ({"min_healthy_time": "soon"}, {"failure_threshold": 0}, {"canaries": -1}):
+        with pytest.raises(ValidationError):
+            RolloutIn.model_validate(bad_value)
