@@ -95,6 +95,8 @@ class Catalog:
 
     def _describe(self, spec: DatasetSpec) -> DatasetInfo:
         key, stamp = spec.model_dump_json(), _stamp(spec.path)
+        if spec.source == "stream" and spec.path:  # the buffer writes its WAL first
+            key += repr(_stamp(spec.path + "-wal"))
         cached = self._described.get(spec.name)
         if cached is not None and cached[:2] == (key, stamp):
             return cached[2]
