@@ -133,8 +133,8 @@ def create(
     min_healthy_time: float = typer.Option(
         None, "--min-healthy-time", help="seconds a batch runs healthy before the next"
     ),
-    failure_threshold: int = typer.Option(
-        None, "--failure-threshold", help="failed devices that stop a rollout"
+    failure_threshold: float = typer.Option(
+        None, "--failure-threshold", help="failed devices that stop a rollout (below 1: a fraction)"
     ),
     auto_revert: bool = typer.Option(
         None, "--auto-revert/--no-auto-revert", help="revert a failed rollout instead of pausing"

@@ -19,7 +19,7 @@ def settings(
     max_parallel: int | None,
     canaries: int | None,
     min_healthy_time: float | None,
-    failure_threshold: int | None,
+    failure_threshold: float | None,
     auto_revert: bool | None,
     lock_timeout: float | None,
 ) -> dict[str, Any] | None:
@@ -130,8 +130,8 @@ def set_settings(
     min_healthy_time: float = typer.Option(
         None, "--min-healthy-time", help="seconds a batch runs healthy before the next"
     ),
-    failure_threshold: int = typer.Option(
-        None, "--failure-threshold", help="failed devices that stop the rollout"
+    failure_threshold: float = typer.Option(
+        None, "--failure-threshold", help="failed devices that stop it (below 1: a fraction)"
     ),
     auto_revert: bool = typer.Option(
         None, "--auto-revert/--no-auto-revert", help="revert instead of pausing"
@@ -139,12 +139,17 @@ def set_settings(
     lock_timeout: float = typer.Option(
         None, "--lock-timeout", help="seconds an upgrade waits for a held update lock"
     ),
+    healthy_deadline: float = typer.Option(
+        None, "--healthy-deadline", help="seconds a moved device has to become healthy"
+    ),
     output: Format = OutputOption,
 ) -> None:
     """Give a job rollout settings (or change them); unset ones keep their defaults."""
     body = settings(
         max_parallel, canaries, min_healthy_time, failure_threshold, auto_revert, lock_timeout
     )
+    if healthy_deadline is not None:
+        body = {**(body or {}), "healthy_deadline": healthy_deadline}
     if body is None:
         raise fail("give at least one setting, e.g. --max-parallel 2")
     with config.client() as client:
@@ -163,5 +168,6 @@ RolloutKeys = (
     "min_healthy_time",
     "failure_threshold",
     "auto_revert",
+    "healthy_deadline",
     "lock_timeout",
 )

@@ -36,6 +36,7 @@ def settings_of(row: JobRollout) -> m.Settings:
         min_healthy_time=float(s.get("min_healthy_time", 10.0)),
         failure_threshold=float(s.get("failure_threshold", 1)),
         auto_revert=bool(s.get("auto_revert", False)),
+        healthy_deadline=float(s.get("healthy_deadline", 1800.0)),
     )
 
 

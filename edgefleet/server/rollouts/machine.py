@@ -46,6 +46,7 @@ class Settings:
     min_healthy_time: float = 10.0
     failure_threshold: float = 1  # devices; below 1, a fraction of the rollout's devices
     auto_revert: bool = False
+    healthy_deadline: float = 1800.0  # a moved device not healthy by then counts as failed
 
 
 @dataclass
@@ -197,8 +198,18 @@ def _revert(rollout: Rollout, state: RolloutState, reason: str) -> list[Action]:
     return [Revert(moved, reason)]
 
 
-def _health(report: Report | None, moved_at: float, version: str) -> str:
-    """'healthy', 'failed' or 'waiting' for one moved device."""
+def _health(
+    report: Report | None, moved_at: float, version: str, now: float, deadline: float
+) -> str:
+    """'healthy', 'failed' or 'waiting' for one moved device; waiting past the
+    deadline (offline, stuck pulling) is failed, so a rollout never stalls."""
+    verdict = _verdict(report, moved_at, version)
+    if verdict == "waiting" and deadline > 0 and now - moved_at > deadline:
+        return "failed"
+    return verdict
+
+
+def _verdict(report: Report | None, moved_at: float, version: str) -> str:
     if report is None or report.reported_at < moved_at:
         return "waiting"
     if report.state in IN_PROGRESS:
@@ -224,7 +235,9 @@ def threshold(rollout: Rollout, settings: Settings) -> int:
 def _observe(rollout: Rollout, event: Observe, settings: Settings) -> list[Action]:
     actions: list[Action] = []
     for device, moved_at in rollout.moved.items():
-        verdict = _health(event.reports.get(device), moved_at, event.version)
+        verdict = _health(
+            event.reports.get(device), moved_at, event.version, event.now, settings.healthy_deadline
+        )
         if verdict == "failed" and device not in rollout.failed:
             rollout.failed.append(device)
     if len(rollout.failed) - rollout.forgiven >= threshold(rollout, settings):
@@ -242,7 +255,14 @@ def _observe(rollout: Rollout, event: Observe, settings: Settings) -> list[Actio
         return actions
     batch = rollout.batches[rollout.current]
     verdicts = [
-        _health(event.reports.get(d), rollout.moved.get(d, event.now), event.version) for d in batch
+        _health(
+            event.reports.get(d),
+            rollout.moved.get(d, event.now),
+            event.version,
+            event.now,
+            settings.healthy_deadline,
+        )
+        for d in batch
     ]
     # Failures below the threshold are tolerated: a batch is through when each
     # of its devices is healthy or has failed, the healthy ones for long enough.

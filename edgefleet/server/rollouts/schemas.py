@@ -45,6 +45,13 @@ class RolloutIn(Input):
         description="failed devices that stop the rollout; below 1, a fraction of its devices",
     )
     auto_revert: bool = Field(False, description="revert moved devices instead of pausing")
+    healthy_deadline: Seconds = Field(
+        1800.0,
+        ge=0,
+        le=7 * DAY,
+        description="seconds a moved device has to become healthy, else it counts as failed "
+        "(0: no deadline)",
+    )
     lock_timeout: Seconds = Field(
         600.0,
         ge=0,
@@ -59,6 +66,7 @@ class RolloutIn(Input):
             min_healthy_time=self.min_healthy_time,
             failure_threshold=self.failure_threshold,
             auto_revert=self.auto_revert,
+            healthy_deadline=self.healthy_deadline,
         )
 
 
@@ -81,6 +89,7 @@ class RolloutOut(Output):
     min_healthy_time: float
     failure_threshold: int | float
     auto_revert: bool
+    healthy_deadline: float
     lock_timeout: float
     state: str = Field(description="idle, rolling, paused, done, reverted or aborted")
     from_version: str | None = None

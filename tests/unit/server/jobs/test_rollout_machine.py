@@ -136,3 +136,11 @@ def test_rollout_settings_accept_durations_and_refuse_nonsense() -> None:
     for bad_value in ({"min_healthy_time": "soon"}, {"failure_threshold": 0}, {"canaries": -1}):
         with pytest.raises(ValidationError):
             RolloutIn.model_validate(bad_value)
+
+
+def test_a_device_that_never_becomes_healthy_fails_at_the_deadline() -> None:
+    settings = m.Settings(max_parallel=2, healthy_deadline=60, failure_threshold=1)
+    rollout, _ = m.begin(DEVICES, settings, now=0)
+    assert observe(rollout, settings, 59, {"d1": ok(1)}) == []  # d0 silent: still waiting
+    actions = observe(rollout, settings, 61, {"d1": ok(1)})
+    assert isinstance(actions[0], m.Paused) and rollout.failed == ["d0"]
