@@ -236,6 +236,9 @@ class ServerSettings(BaseSettings):
     reservation_max_days: float = Field(
         92.0, gt=0, le=366, description="longest window one reservation may book"
     )
+    reservation_max_devices: int = Field(
+        1000, ge=1, le=10000, description="most devices one reservation may book"
+    )
     reservation_check_interval: float = Field(
         2.0, gt=0, le=60, description="seconds between checks for reservation windows opening/closing"
     )

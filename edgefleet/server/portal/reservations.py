@@ -109,7 +109,13 @@ async def book(
             dry_run=values["action"] == "check",
         )
         if body.dry_run:
-            plan = await service.create(db, viewer.caller, body, ctx.settings.reservation_max_days)
+            plan = await service.create(
+                db,
+                viewer.caller,
+                body,
+                ctx.settings.reservation_max_days,
+                ctx.settings.reservation_max_devices,
+            )
             assert isinstance(plan, Plan)
             context["dry"] = service.dry_run_out(plan)
             return render(request, "reservations.html", context)

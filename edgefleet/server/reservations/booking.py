@@ -118,16 +118,28 @@ def conflict(candidate: Candidate, request: Request) -> str | None:
                 f"{_iso(booking.start)} to {_iso(booking.end)})"
             )
     if candidate.share is not None:
-        window = candidate.share.window
-        allowed = window * candidate.share.fraction
-        since = request.end - window
-        used = held(others, request.project_pk, since, request.end)
-        wanted = request.end - max(request.start, since)
-        if used + wanted > allowed:
+        return _over_share(candidate.share, others, request)
+    return None
+
+
+def _over_share(share: Share, others: tuple[Booking, ...], request: Request) -> str | None:
+    """Would the guest hold the device more than its share of any window? The
+    windows worth checking end at the new booking's end or at the end of one
+    of its later bookings that the new one would add to."""
+    mine = (*others, Booking("", request.project_pk, request.start, request.end, False))
+    ends = {request.end} | {
+        b.end
+        for b in others
+        if b.project_pk == request.project_pk and request.end < b.end < request.end + share.window
+    }
+    allowed = share.window * share.fraction
+    for end in sorted(ends):
+        used = held(mine, request.project_pk, end - share.window, end)
+        if used > allowed:
             return (
-                f"owner's time share exhausted: {candidate.share.fraction:.0%} of "
-                f"{window.total_seconds() / 3600:.0f}h allowed, "
-                f"{(used + wanted).total_seconds() / 3600:.1f}h asked"
+                f"owner's time share exhausted: {share.fraction:.0%} of "
+                f"{share.window.total_seconds() / 3600:.0f}h allowed, "
+                f"{used.total_seconds() / 3600:.1f}h asked"
             )
     return None
 

@@ -35,7 +35,13 @@ async def create_reservation(
 ) -> ReservationOut | JSONResponse:
     """Book devices for a window; 409 with ``conflicts`` if any; ``dry_run``: 200, nothing held."""
     try:
-        made = await service.create(db, caller, body, ctx.settings.reservation_max_days)
+        made = await service.create(
+            db,
+            caller,
+            body,
+            ctx.settings.reservation_max_days,
+            ctx.settings.reservation_max_devices,
+        )
     except service.Refused as refused:
         raise service.conflict_error(refused.plan) from None
     if isinstance(made, Plan):

@@ -12,11 +12,11 @@ from edgefleet.server.schemas import Input, Output, Timestamp
 
 class ReservationIn(Input):
     project: str = Field(min_length=1, max_length=64, description="the booking project")
-    devices: list[str] | None = Field(None, max_length=1000, description="device ids or names")
+    devices: list[str] | None = Field(None, max_length=10000, description="device ids or names")
     selector: dict[str, str] | str | None = Field(
         None, description='labels {"site": "a"} or a selector string "site=a,tier!=test"'
     )
-    count: int | None = Field(None, ge=1, le=1000, description="book this many of the matches")
+    count: int | None = Field(None, ge=1, le=10000, description="book this many of the matches")
     spread: str | None = Field(None, description="spread the picks across this label's values")
     start: Timestamp
     end: Timestamp
@@ -52,7 +52,7 @@ class ReservationIn(Input):
     @classmethod
     def _devices(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and (not value or any(not d or len(d) > 128 for d in value)):
-            raise ValueError("give 1-1000 device ids or names, each 1-128 characters")
+            raise ValueError("give device ids or names, each 1-128 characters")
         return value
 
     @field_validator("end")

@@ -158,13 +158,18 @@ def dry_run_out(plan: booking.Plan) -> DryRunOut:
 
 
 async def create(
-    db: AsyncSession, caller: Caller, body: ReservationIn, max_days: float
+    db: AsyncSession, caller: Caller, body: ReservationIn, max_days: float, max_devices: int
 ) -> Reservation | booking.Plan:
     """A stored reservation, or (``dry_run``) the plan. Raises :class:`Refused`."""
     project = await projects.find(db, caller, body.project)
     caller.require(project.pk, Permission.MANAGE_APPS, f"project {project.name!r}")
     if body.end - body.start > timedelta(days=max_days):
         raise Invalid(f"a reservation may last at most {max_days:g} days", field="end")
+    most = f"at most {max_devices} devices per reservation (--reservation-max-devices)"
+    if body.devices is not None and len(body.devices) > max_devices:
+        raise Invalid(most, field="devices")
+    if body.count is not None and body.count > max_devices:
+        raise Invalid(most, field="count")
     async with LOCK:
         pool = await _pool(db, caller, project, body, [])
         candidates = await _candidates(db, project, pool, body.start - LOOKBACK)
@@ -172,6 +177,10 @@ async def create(
             project.pk, body.start, body.end, body.exclusive, body.count, body.spread
         )
         plan = booking.plan(candidates, request)
+        if len(plan.devices) > max_devices:
+            raise Invalid(
+                f"the selector matches {len(plan.devices)}: give a count; {most}", field="selector"
+            )
         if body.dry_run:
             return plan
         if not plan.ok:

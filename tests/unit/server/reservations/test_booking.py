@@ -109,3 +109,17 @@ def test_without_count_every_device_is_wanted() -> None:
     assert got.devices == ["d-a"]
     assert got.conflicts == [("d-b", "offline")]
     assert not got.ok
+
+
+def test_time_share_counts_later_bookings_too() -> None:
+    share = Share(0.5, timedelta(hours=24))  # 12 h of any 24 h
+    later = Booking("r-1", P, T0 + timedelta(hours=10), T0 + timedelta(hours=18), False)
+    # 4 h now + 8 h later fit any 24 h window; 6 h now + 8 h later do not
+    assert (
+        conflict(device("a", share=share, bookings=(later,)), window(hours=4, exclusive=False))
+        is None
+    )
+    too_much = conflict(
+        device("a", share=share, bookings=(later,)), window(hours=6, exclusive=False)
+    )
+    assert "time share exhausted" in str(too_much) and "14.0h" in str(too_much)
