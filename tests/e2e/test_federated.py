@@ -304,3 +304,44 @@ def test_dropouts_after_and_before_the_masked_input(
     assert failed["participants"] == [] and sorted(failed["dropped"]) == sorted(ids)
     assert "threshold is 3" in failed["error"] and "nothing was released" in failed["error"]
     assert not cat.agent.running
+
+
+def test_a_changed_peer_key_is_declined_until_the_operator_repins(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Devices pin their peers' long-term keys on first sight. A device that is
+    shown another key for a known peer (as when a server swaps keys to sit in the
+    middle) declines, naming the peer and the flag; the others compute without
+    it; after ``--fed-repin PEER`` the device pins the key it is shown and joins."""
+    server, devices = start_fleet(fleet, tmp_path, seed=5)
+    ant, bee = devices[0], devices[1]
+    ids = [d.id for d in devices]
+    for device in devices:
+        declare(device.agent, "spare", device.csv)
+    first = compute(server, dataset="readings", op="sum", column="temp", devices=ids)
+    assert first["state"] == "done" and len(first["participants"]) == 5
+    pins_path = ant.agent.state_dir / "fed-peers.json"
+    assert pins_path.stat().st_mode & 0o777 == 0o600
+    pins = json.loads(pins_path.read_text())
+    assert sorted(pins["peers"]) == sorted(set(ids) - {ant.id})
+    bee_key = pins["peers"][bee.id]
+
+    pins["peers"][bee.id] = base64.b64encode(bytes(range(32))).decode()  # not bee's key
+    pins_path.write_text(json.dumps(pins))
+    with server.client() as client:
+        wait_for(lambda: len(client.datasets(dataset="spare")) == 5, 30, what="'spare' on 5")
+    second = compute(server, dataset="spare", op="sum", column="temp", devices=ids)
+    assert second["state"] == "done", second
+    assert sorted(second["participants"]) == sorted(set(ids) - {ant.id})
+    refused = {p["device"]: p for p in second["parties"]}[ant.id]
+    assert refused["status"] == "declined", refused
+    assert bee.id in refused["reason"] and f"--fed-repin {bee.id}" in refused["reason"]
+
+    ant.agent.stop()
+    ant.agent.argv += ["--fed-repin", bee.id]
+    ant.agent.start()
+    with server.client() as client:
+        wait_for(lambda: client.device(ant.id)["is_online"], 30, what="ant back online")
+    third = compute(server, dataset="readings", op="sum", column="temp", devices=ids)
+    assert third["state"] == "done" and ant.id in third["participants"], third
+    assert json.loads(pins_path.read_text())["peers"][bee.id] == bee_key
