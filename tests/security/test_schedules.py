@@ -30,6 +30,8 @@ def test_a_viewer_cannot_create_a_periodic_job(estate: Estate) -> None:
     body = {"application": estate.app, "devices": [estate.device], "schedule": EVERY_MINUTE}
     with estate.http("viewer") as http:
         assert http.post("/api/v1/jobs", json=body).status_code == 403
+        patched = http.patch(f"/api/v1/jobs/{estate.job}", json={"schedule": EVERY_MINUTE})
+        assert patched.status_code == 403
     with estate.http(None, token=None) as anonymous:
         assert anonymous.post("/api/v1/jobs", json=body).status_code == 401
     # A developer may, but not on process services (nothing a run could start).
@@ -99,6 +101,24 @@ def test_hostile_schedules_are_refused_naming_the_field(fleet: Fleet) -> None:
         made = http.post("/api/v1/jobs", json={**body, "timezone": "Europe/Paris"})
         assert made.status_code == 201, made.text
         assert made.json()["schedule"]["timezone"] == "Europe/Paris"
+        # Changing it is checked the same way; a job that is not periodic stays so.
+        job = f"/api/v1/jobs/{made.json()['id']}"
+        for schedule, field in HOSTILE[:-1]:
+            response = http.patch(job, json={"schedule": schedule})
+            assert response.status_code == 422, (schedule, response.text)
+            assert response.json()["error"]["field"] == field, (schedule, response.text)
+        assert http.get(job).json()["schedule"]["cron"] == "0 7 * * *"
+        changed = http.patch(job, json={"schedule": {"cron": "30 6 * * 1-5", "overlap": "queue"}})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["schedule"] | {"next": None} == {
+            "cron": "30 6 * * 1-5",
+            "timezone": "UTC",
+            "overlap": "queue",
+            "next": None,
+        }
+        plain = http.post("/api/v1/jobs", json={"application": "probe", "selector": {}})
+        refused = http.patch(f"/api/v1/jobs/{plain.json()['id']}", json={"schedule": "@daily"})
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "schedule"
 
 
 def test_a_flood_of_run_reports_is_bounded(fleet: Fleet) -> None:

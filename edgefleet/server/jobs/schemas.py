@@ -101,6 +101,7 @@ class JobPatch(Input):
     environment: dict[str, Any] | None = None
     end: Timestamp | None = None
     rollout: RolloutIn | None = None
+    schedule: Schedule | None = Field(None, description="a new schedule for a periodic job")
 
     @field_validator("environment")
     @classmethod

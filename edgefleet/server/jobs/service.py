@@ -145,6 +145,12 @@ async def patch(
         environment = redact.keep_masked(body.environment, job.environment)
     spec = await applications.resolve(ctx.limits, version, environment)
     await project_secrets.check_refs(db, job.project_pk, spec)
+    periodic = await schedules.schedule_of(db, job)
+    if body.schedule is not None and periodic is None:
+        raise Invalid("schedule: this job is not periodic; create a new job", field="schedule")
+    wanted = body.schedule or periodic
+    if wanted is not None:  # a new version or environment must still fit the schedule
+        schedules.check(wanted, spec, min_period=ctx.settings.schedule_min_period)
     upgraded = version.pk != job.version_pk or environment != job.environment
     previous = (job.version_pk, job.resolved)
     job.version_pk = version.pk
@@ -175,8 +181,13 @@ async def patch(
             from_resolved=previous[1],
             to_version=version.version,
         )
-    # New rollout settings (an update-lock deadline) travel with each assignment.
-    await apply(ctx, db, job, upgraded=upgraded or body.rollout is not None)
+    if body.schedule is not None:
+        await schedules.replace(db, job, body.schedule)
+    # New rollout settings (an update-lock deadline) and a new schedule travel
+    # with each assignment.
+    await apply(
+        ctx, db, job, upgraded=upgraded or body.rollout is not None or body.schedule is not None
+    )
     return job
 
 

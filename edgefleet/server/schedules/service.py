@@ -44,6 +44,13 @@ def configure(db: AsyncSession, job: Job, schedule: Schedule) -> None:
     )
 
 
+async def replace(db: AsyncSession, job: Job, schedule: Schedule) -> None:
+    """A periodic job's new schedule (checked by the caller); the caller commits."""
+    row = await db.get(JobSchedule, job.pk)
+    assert row is not None
+    row.cron, row.timezone, row.overlap = schedule.cron, schedule.timezone, schedule.overlap
+
+
 async def schedule_of(db: AsyncSession, job: Job) -> Schedule | None:
     row = await db.get(JobSchedule, job.pk)
     return None if row is None else plan.as_schedule(row)
