@@ -196,6 +196,7 @@ class FederatedPart:
                 raise ProtocolViolation(pinned)
             advert = party.advertise()
         except (DatasetError, ValueError, ProtocolViolation, ProtocolAborted) as exc:
+            await asyncio.to_thread(self.guard.refund, task.dataset, task, cid)
             await self._decline(cid, str(exc))
             return
         self.running[cid] = Running(party, task)
@@ -223,6 +224,11 @@ class FederatedPart:
 
     async def _step(self, running: Running, payload: FedMessage) -> None:
         party, cid = running.party, running.party.computation_id
+        # before its masked input nothing of this device's data can be released:
+        # an end now gives the privacy budget back (guard.refund)
+        unsent = party.phase in ("new", "advertised", "shared") and not isinstance(
+            payload, ShareInbox
+        )
         if isinstance(payload, ShareInbox):
             await self._fault("before-masked", running)
         # the guard writes its ledger durably: off the event loop, where 100 devices'
@@ -239,6 +245,8 @@ class FederatedPart:
             reply = await asyncio.to_thread(party.handle, payload)
         except ProtocolAborted as exc:
             self.running.pop(cid, None)
+            if unsent:
+                await asyncio.to_thread(self.guard.refund, running.task.dataset, running.task, cid)
             log.warning("computation %s: aborting: %s", cid, exc.reason)
             await self._send(FedRelay(payload=Abort(computation_id=cid, reason=exc.reason)))
             return
@@ -254,6 +262,8 @@ class FederatedPart:
                 await self._fault("after-masked", running)
         if party.phase in ("done", "aborted"):
             self.running.pop(cid, None)
+            if party.phase == "aborted" and unsent:
+                await asyncio.to_thread(self.guard.refund, running.task.dataset, running.task, cid)
             if party.phase == "done":
                 log.info("computation %s: done (unmask shares sent)", cid)
 

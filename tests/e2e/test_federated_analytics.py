@@ -68,6 +68,11 @@ def cli(server: ServerProc, *args: str) -> str:
     return done.stdout
 
 
+def _answers(ledger: Path, dataset: str) -> list[dict[str, Any]]:
+    answers: list[dict[str, Any]] = json.loads(ledger.read_text())["datasets"][dataset]["answers"]
+    return answers
+
+
 def compute(server: ServerProc, devices: list[str], **request: Any) -> dict[str, Any]:
     with server.client() as client:
         result: dict[str, Any] = client.compute(
@@ -162,6 +167,18 @@ def test_analytics_match_numpy_and_the_devices_enforce_privacy(fleet4: Any) -> N
     ]
     assert [s["state"] for s in sums] == ["done", "failed", "failed", "failed"]
     assert all("single out" in s["error"] for s in sums[1:])
+    # D joined the three refused ones but never sent a masked input: refunded, so
+    # the failed attack leaves D's budget and party-set history as they were
+    ledger = agents[3].state_dir / "privacy.json"
+    failed = {s["id"] for s in sums[1:]}
+    wait_for(
+        lambda: not failed & {a["computation"] for a in _answers(ledger, "plant")},
+        20,
+        what="D refunding the refused computations",
+    )
+    assert sums[0]["id"] in {
+        a["computation"] for a in _answers(agents[0].state_dir / "privacy.json", "plant")
+    }
 
     # differential privacy: the result states its epsilon; the budget outlives a restart
     noisy = compute(

@@ -20,8 +20,10 @@ contributes, from what it has already answered (:mod:`.ledger`).
   Laplace mechanism spends delta = 0 (``dp_delta`` is a ceiling kept for
   mechanisms that spend some).
 
-A budget is charged when the device joins, before it sends anything: a query
-that later fails still counts (a device cannot know what the server kept).
+A budget is charged when the device joins, before it sends anything, and
+refunded only if the computation ends before this device sent its masked
+input (then nothing of its data can be released); once the masked input is
+out, a query that fails still counts (the device cannot know what was kept).
 """
 
 from __future__ import annotations
@@ -153,6 +155,30 @@ class Guard:
                     answer.parties = sorted(survivors)
             self.ledger.save(ledger)
         return None
+
+    def refund(self, dataset: str, task: Task, computation: str) -> None:
+        """Undo :meth:`admit` for a computation that ended before this device sent its
+        masked input: nothing computed from its data can ever be released, so the
+        query counts against no budget and no party set (a failed attack must not
+        drain an owner's budget or block honest queries later)."""
+        with self.ledger.lock:
+            try:
+                ledger = self.ledger.load()
+            except LedgerError:
+                return
+            entry = ledger.datasets.get(dataset)
+            answer = (
+                next((a for a in entry.answers if a.computation == computation), None)
+                if entry
+                else None
+            )
+            if entry is None or answer is None:
+                return
+            entry.answers.remove(answer)
+            if answer.time in entry.queries:
+                entry.queries.remove(answer.time)
+            entry.epsilon_spent = max(0.0, entry.epsilon_spent - (task.epsilon or 0.0))
+            self.ledger.save(ledger)
 
     def spent(self, dataset: str) -> tuple[float, int]:
         """(epsilon spent, queries answered ever) for reporting; never a value."""

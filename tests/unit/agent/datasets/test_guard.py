@@ -91,3 +91,16 @@ def test_a_damaged_ledger_refuses_instead_of_resetting(tmp_path: Path) -> None:
     (tmp_path / "privacy.json").write_text("{not json")
     reason = Guard(LedgerFile(tmp_path)).admit(spec(), task(), "f1", ["A", "B", "C"])
     assert reason is not None and "damaged" in reason
+
+
+def test_a_query_that_ended_before_the_masked_input_is_refunded(tmp_path: Path) -> None:
+    """ABD fails because A and B decline: D never sent a masked input, so the query
+    costs D neither budget nor a party set that would block ABDE later."""
+    guard = Guard(LedgerFile(tmp_path))
+    s = spec(dp_epsilon=1.0, query_budget=1, budget_window=3600)
+    noisy = task(epsilon=0.7, bounds={"t": (0.0, 1.0)})
+    assert guard.admit(s, noisy, "f1", ["A", "B", "D"]) is None
+    assert guard.admit(s, noisy, "f2", ["A", "B", "D", "E", "F"]) is not None  # budget spent
+    guard.refund("temps", noisy, "f1")
+    assert Guard(LedgerFile(tmp_path)).spent("temps") == (0.0, 0)
+    assert guard.admit(s, noisy, "f2", ["A", "B", "D", "E"]) is None
