@@ -125,7 +125,7 @@ def sso_token(
         port = 0 if listener is None else int(listener.server_address[1])
         query = urlencode({"port": port, "challenge": challenge, "state": callback.state})
         url = f"{info['cli_url']}?{query}"
-        typer.echo(f"Sign in with {info.get('issuer')} in a browser, at:\n\n  {url}\n", err=True)
+        typer.echo(f"Sign in with {info.get('issuer')} in a browser, at:\n\n  {url}\n")
         if open_browser:
             webbrowser.open(url)
         if listener is None:
@@ -139,10 +139,7 @@ def _device(client: Client, timeout: float) -> dict[str, Any]:
     """Device sign-in: show where to go and the code to type, then poll."""
     start = client.oidc_device_start()
     where = start.get("verification_uri_complete") or start["verification_uri"]
-    typer.echo(
-        f"On any device, open:\n\n  {where}\n\nand enter the code  {start['user_code']}\n",
-        err=True,
-    )
+    typer.echo(f"On any device, open:\n\n  {where}\n\nand enter the code  {start['user_code']}\n")
     interval = float(start.get("interval") or 5)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

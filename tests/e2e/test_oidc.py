@@ -159,9 +159,9 @@ def test_cli_login_sso(fleet: Fleet, provider: ProviderProc, tmp_path: Path) -> 
         env=env,
     )
     try:
-        assert cli.stderr is not None
+        assert cli.stdout is not None
         url = ""
-        for line in cli.stderr:
+        for line in cli.stdout:
             found = re.search(r"(http://\S+/auth/oidc/cli\?\S+)", line)
             if found:
                 url = found.group(1)
@@ -262,9 +262,9 @@ def test_cli_login_sso_with_a_device_code(fleet: Fleet, tmp_path: Path) -> None:
         env=env,
     )
     try:
-        assert cli.stderr is not None
+        assert cli.stdout is not None
         user_code = ""
-        for line in cli.stderr:
+        for line in cli.stdout:
             found = re.search(r"enter the code\s+(\S+)", line)
             if found:
                 user_code = found.group(1)

@@ -9,6 +9,7 @@ The role map says which project role each provider group grants::
 
     --oidc-role-map "physics-lab=default:developer,floto-ops=default:operator"
     --oidc-role-map /etc/edgefleet/roles.yaml     # {group: {project: role}}
+    --oidc-role-map '{"physics-lab": {"default": "developer"}}'   # the same, inline
 
 Only the projects named in the map are managed by sign-in: there a user's
 role is the highest one their groups grant (owner > operator > developer >
@@ -42,10 +43,13 @@ class OidcConfigError(ValueError):
 
 
 def parse_role_map(value: str) -> RoleMap:
-    """``group=project:role,...`` or the path of a JSON/YAML file ``{group: {project: role}}``."""
+    """``group=project:role,...``, or ``{group: {project: role}}`` as JSON inline or
+    in a JSON/YAML file named by its path."""
     text = value.strip()
     if not text:
         return {}
+    if text.startswith("{"):  # the document itself, inline
+        return _from_document(text, "--oidc-role-map.json")
     path = Path(text).expanduser()
     if "=" not in text or path.is_file():
         try:

@@ -43,6 +43,8 @@ def test_role_map_files(tmp_path: Path) -> None:
     json_file = tmp_path / "roles.json"
     json_file.write_text('{"physics": {"lab-a": "viewer"}}')
     assert parse_role_map(str(json_file)) == {"physics": {"lab-a": Role.VIEWER}}
+    inline = parse_role_map('{"physics": {"lab-a": "owner"}}')
+    assert inline == {"physics": {"lab-a": Role.OWNER}}
 
 
 @pytest.mark.parametrize(
