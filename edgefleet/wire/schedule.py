@@ -91,10 +91,17 @@ def normalize_cron(expr: str) -> str:
     for value in fields:
         if not _FIELD.match(value) or _LETTERS.search(_NAMES.sub("", value.upper())):
             raise ScheduleError(f"cron field {value[:32]!r} is not valid")
-    from croniter import croniter  # type: ignore[import-untyped]
+    from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 
-    if not croniter.is_valid(text, second_at_beginning=len(fields) == 6):
+    seconds = len(fields) == 6
+    if not croniter.is_valid(text, second_at_beginning=seconds):
         raise ScheduleError(f"{text!r} is not a valid cron string")
+    try:  # valid but impossible, like the 30th of February
+        croniter(text, datetime(2001, 1, 1, tzinfo=UTC), second_at_beginning=seconds).get_next(
+            datetime
+        )
+    except CroniterError as exc:
+        raise ScheduleError(f"{text!r} never fires") from exc
     return text
 
 
@@ -141,7 +148,7 @@ def _fixed_hour(cron: str) -> bool:
 
 def next_fire(schedule: Schedule, after: datetime) -> datetime:
     """The first fire time strictly after ``after`` (aware), in UTC."""
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
     tz = zone(schedule.timezone)
     seconds = len(schedule.cron.split(" ")) == 6
@@ -149,7 +156,10 @@ def next_fire(schedule: Schedule, after: datetime) -> datetime:
     it = croniter(schedule.cron, local, second_at_beginning=seconds)
     fixed = _fixed_hour(schedule.cron)
     for _ in range(8):
-        found: datetime = it.get_next(datetime)
+        try:
+            found: datetime = it.get_next(datetime)
+        except CroniterError as exc:
+            raise ScheduleError(f"{schedule.cron!r} has no fire time after {after}") from exc
         if fixed and _second_occurrence(found, tz):
             continue  # fall back: the fixed wall time already fired an hour ago
         utc = found.astimezone(UTC)

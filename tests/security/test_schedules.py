@@ -62,6 +62,7 @@ HOSTILE: list[tuple[Any, str]] = [
     ({"cron": "* " * 5000}, "schedule.cron"),
     ({"cron": "* * * * *; rm -rf /"}, "schedule.cron"),
     ({"cron": "H * * * *"}, "schedule.cron"),
+    ({"cron": "0 0 30 2 *"}, "schedule.cron"),  # never fires
     ({"cron": "* * * * *", "timezone": "../../../etc/shadow"}, "schedule.timezone"),
     ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, "schedule.timezone"),
     ({"cron": "* * * * *", "timezone": "x" * 10_000}, "schedule.timezone"),

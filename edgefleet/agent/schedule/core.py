@@ -25,9 +25,9 @@ second does not fire twice).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from edgefleet.wire.schedule import Schedule, next_fire
+from edgefleet.wire.schedule import Schedule, ScheduleError, next_fire
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,16 @@ class Timetable:
             if known is not None and known.schedule == schedule:
                 continue
             after = max(now, self._last_fired.get(job, now))
+            try:
+                upcoming = next_fire(schedule, after)
+            except ScheduleError:
+                self._clocks.pop(job, None)  # never fires (the server refuses such a cron)
+                continue
             if known is None:
-                self._clocks[job] = _Clock(schedule, next_fire(schedule, after))
+                self._clocks[job] = _Clock(schedule, upcoming)
             else:
                 known.schedule = schedule
-                known.next = next_fire(schedule, after)
+                known.next = upcoming
                 if known.queued is not None:
                     known.queued = None
                     actions.append(Cancel(job, gone=False))
@@ -110,7 +115,10 @@ class Timetable:
                 continue
             at = clock.next
             # Whatever else fell due meanwhile (a suspended device) is not caught up.
-            clock.next = next_fire(clock.schedule, now)
+            try:
+                clock.next = next_fire(clock.schedule, now)
+            except ScheduleError:
+                clock.next = datetime.max.replace(tzinfo=UTC)  # no further fire time
             self._last_fired[job] = at
             if not clock.running:
                 clock.running = True

@@ -104,21 +104,28 @@ class Periodic:
 
     async def _loop(self) -> None:
         while True:
-            now = utcnow()
-            wanted = self.schedules()
-            for action in [*self.table.sync(wanted, now), *self.table.tick(now)]:
-                self._do(action)
-            self.log.forget_jobs(set(wanted) | set(self._runs))
-            if (
-                self.log.pending(1)
-                and asyncio.get_running_loop().time() - self._last_offer > RESEND
-            ):
-                self._soon(self.flush())
-            wake = self.table.wake()
-            delay = TICK
-            if wake is not None:
-                delay = min(TICK, max(0.01, (wake - utcnow()).total_seconds()))
-            await asyncio.sleep(delay)
+            try:
+                self._turn()
+            except OSError:
+                # The run log could not be written (disk full?): said, and tried again.
+                log.exception("periodic jobs: a pass failed")
+            await asyncio.sleep(self._delay())
+
+    def _turn(self) -> None:
+        """One look at the clock: fire what is due, offer what waits."""
+        now = utcnow()
+        wanted = self.schedules()
+        for action in [*self.table.sync(wanted, now), *self.table.tick(now)]:
+            self._do(action)
+        self.log.forget_jobs(set(wanted) | set(self._runs))
+        if self.log.pending(1) and asyncio.get_running_loop().time() - self._last_offer > RESEND:
+            self._soon(self.flush())
+
+    def _delay(self) -> float:
+        wake = self.table.wake()
+        if wake is None:
+            return TICK
+        return min(TICK, max(0.01, (wake - utcnow()).total_seconds()))
 
     def _do(self, action: Action) -> None:
         if isinstance(action, Start):

@@ -12,6 +12,7 @@ from edgefleet.server.jobs.schemas import JobDeviceOut, JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
+from edgefleet.server.schedules import service as schedules
 
 router = APIRouter(tags=["jobs"])
 
@@ -72,6 +73,9 @@ async def job_devices(
     found = await service.find(db, caller, job)
     states = devices.parse_states(state)
     items, keys = await devices.page(db, found, after=page.after, limit=page.limit, states=states)
+    periodic = await schedules.schedule_of(db, found)
+    if periodic is not None:  # a periodic job: last run and next fire per device
+        await schedules.decorate(db, found, periodic, items)
     body = {"items": items, "next": next_cursor(keys, page.limit)}
     return Response(content=json.dumps(body, separators=(",", ":")), media_type="application/json")
 

@@ -119,3 +119,10 @@ def test_overlap_is_skip_or_queue() -> None:
 def test_schedule_error_is_a_value_error() -> None:
     with pytest.raises(ScheduleError):
         normalize_cron("nope")
+
+
+def test_a_cron_that_never_fires_is_refused() -> None:
+    with pytest.raises(ValidationError) as err:
+        Schedule(cron="0 0 30 2 *")  # the 30th of February
+    assert "never fires" in str(err.value)
+    assert next_fire(Schedule(cron="0 0 29 2 *"), utc(2026, 3, 1)) == utc(2028, 2, 29)

@@ -78,3 +78,10 @@ def test_wake_is_the_earliest_fire_time() -> None:
     table = Timetable()
     table.sync({"a": Schedule(cron="0 * * * * *"), "b": EVERY_10S}, T0)
     assert table.wake() == at(9)
+
+
+def test_a_schedule_that_never_fires_is_left_out_not_fatal() -> None:
+    never = Schedule.model_construct(cron="0 0 30 2 *", timezone="UTC", overlap="skip")
+    table = Timetable()
+    assert table.sync({"bad": never, "j": EVERY_10S}, T0) == []
+    assert table.next_fire("bad") is None and table.next_fire("j") == at(9)
