@@ -136,6 +136,10 @@ async def agent_connect(websocket: WebSocket) -> None:
         )
         if generation != hello.applied_generation:
             await session.send(await ctx.hub.desired_state(db, device.pk))
+    # This frame lives as long as the connection: keep only the session. The
+    # device row, its facts and the hello (tens of KB of Python objects) would
+    # otherwise stay in memory for every connected agent.
+    del row, device, project, hello, first, changes, new_facts
     try:
         await link.run()
     finally:
