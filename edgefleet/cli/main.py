@@ -41,10 +41,11 @@ def _processes(app: typer.Typer) -> None:
 
 
 def _devices(app: typer.Typer) -> None:
-    from edgefleet.cli import devices, loans, remote
+    from edgefleet.cli import devices, loans, remote, requirements
 
     remote.register_device_commands(devices.app)
     loans.register_device_commands(devices.app)  # lend, loans, revoke-loan
+    requirements.register_device_commands(devices.app)  # require, requirements
     app.add_typer(devices.app, name="devices")
 
 

@@ -192,7 +192,16 @@ def test_dry_run_names_every_conflict_and_a_missing_peripheral_means_not_ready(
     # ready means ready: a camera node without a camera is online but not ready
     rules = {"items": [{"selector": "type=cam", "peripherals": ["camera"]}]}
     assert guest.put(f"/api/v1/projects/{OWNER}/device-requirements", json=rules).status_code == 404
-    ok(owner.put(f"/api/v1/projects/{OWNER}/device-requirements", json=rules))
+    token = owner.headers["authorization"].removeprefix("Bearer ")
+    env = base_env(EDGEFLEET_SERVER=server.url, EDGEFLEET_TOKEN=token)
+    cli = [sys.executable, "-m", "edgefleet", "devices", "require", "camera"]
+    declared = subprocess.run(
+        [*cli, "-p", OWNER, "-l", "type=cam"], env=env, capture_output=True, text=True
+    )
+    assert declared.returncode == 0, declared.stderr
+    assert ok(owner.get(f"/api/v1/projects/{OWNER}/device-requirements"))["items"] == [
+        {"selector": "type=cam", "peripherals": ["camera"]}
+    ]
     shown = ok(owner.get(f"/api/v1/devices/{cam}"))
     assert shown["is_online"] and not shown["is_ready"]
     assert shown["not_ready_reason"] == "missing peripheral camera (required for type=cam)"
