@@ -63,7 +63,7 @@ class Aggregator:
         self.phase: Phase = "advertise"
         self.dropped: dict[str, Phase] = {}  # party -> the round it did not answer
         self._parties = invitation.order()
-        self._index = {party: i + 1 for i, party in enumerate(self._parties)}
+        self._index = invitation.indices()
         self._neighbours = invitation.neighbourhoods()
         self._t = invitation.shape().threshold  # shares per secret
         self._ring = Ring(invitation.params)

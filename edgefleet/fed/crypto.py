@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,11 +35,18 @@ PrivateKey = X25519PrivateKey
 
 def frame(*fields: str | bytes) -> bytes:
     """Unambiguous concatenation: each field as 4-byte big-endian length + bytes."""
-    parts: list[bytes] = []
-    for field in fields:
-        data = field.encode() if isinstance(field, str) else field
-        parts += (len(data).to_bytes(4, "big"), data)
-    return b"".join(parts)
+    return b"".join(
+        _framed(field) if isinstance(field, str) else len(field).to_bytes(4, "big") + field
+        for field in fields
+    )
+
+
+@lru_cache(maxsize=1 << 16)
+def _framed(text: str) -> bytes:
+    """A text field framed once: labels, computation ids and party names recur in
+    every key derivation and MAC (a party frames ~300 of them per computation)."""
+    raw = text.encode()
+    return len(raw).to_bytes(4, "big") + raw
 
 
 # --- X25519 ---------------------------------------------------------------------

@@ -237,6 +237,7 @@ class Invitation(Message):
     )
     _digest: bytes | None = PrivateAttr(None)
     _order: tuple[str, ...] | None = PrivateAttr(None)
+    _indices: dict[str, int] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _sane(self) -> Invitation:
@@ -255,6 +256,12 @@ class Invitation(Message):
             self._order = tuple(sorted(self.parties))
         return list(self._order)
 
+    def indices(self) -> Mapping[str, int]:
+        """Each party's Shamir index (position in :meth:`order` + 1); do not mutate."""
+        if self._indices is None:
+            self._indices = {party: i + 1 for i, party in enumerate(self.order())}
+        return self._indices
+
     def digest(self) -> bytes:
         """SHA-256 of the invitation in canonical JSON (keys sorted). Every party puts
         it under its round-0 tags, so two parties holding different invitations (other
@@ -268,7 +275,7 @@ class Invitation(Message):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy never inherits the cached digest: ``update`` may change what it covers."""
         copy = super().model_copy(update=update, deep=deep)
-        copy._digest = copy._order = None
+        copy._digest = copy._order = copy._indices = None
         return copy
 
     def shape(self) -> Shape:

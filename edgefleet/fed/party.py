@@ -96,7 +96,7 @@ class Party:
         except ValueError as exc:  # the message names no value: it may be relayed
             raise ProtocolViolation(f"input refused: {exc}") from exc
         self._order = invitation.order()
-        self._index = {party: i + 1 for i, party in enumerate(self._order)}
+        self._index = invitation.indices()
         self.neighbours: frozenset[str] = invitation.neighbourhoods()[party_id]
         self.threshold = invitation.shape().threshold  # among the holders N(u) + {u}
         self._long_term: crypto.PrivateKey | None = crypto.load(long_term_private)
