@@ -92,9 +92,12 @@ def test_portal_sign_in_in_chromium(fleet: Fleet, provider: ProviderProc) -> Non
     assert alice["identity_provider"] == provider.issuer
 
 
-def test_roles_follow_the_provider_at_every_sign_in(fleet: Fleet, provider: ProviderProc) -> None:
+def test_roles_follow_the_provider_at_every_sign_in(
+    database_url: str | None, fleet: Fleet, provider: ProviderProc
+) -> None:
     """Groups added and removed at the provider change the roles at the next
-    sign-in; memberships in projects the map does not name are left alone."""
+    sign-in; memberships in projects the map does not name are left alone.
+    On SQLite and PostgreSQL."""
     role_map = "physics=lab-a:developer,ops=lab-a:operator,ops=lab-b:viewer"
     server = fleet.start_server(extra_args=server_args(provider, role_map))
     fleet.procs.append(provider)
