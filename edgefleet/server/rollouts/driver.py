@@ -10,6 +10,7 @@ taking over the lease continues where the last one stopped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -140,24 +141,43 @@ async def reports(db: AsyncSession, job: Job, devices: Iterable[str]) -> dict[st
     }
 
 
+# A rollout's state is read, changed and written back by the driver and by an
+# operator's pause/resume/abort: this lock (one process) and SELECT ... FOR
+# UPDATE (replicas on PostgreSQL) keep one from overwriting the other.
+mutex = asyncio.Lock()
+
+
+async def locked(db: AsyncSession, job_pk: int) -> JobRollout | None:
+    """The job's rollout row, locked for this transaction (PostgreSQL)."""
+    return await db.scalar(select(JobRollout).where(JobRollout.job_pk == job_pk).with_for_update())
+
+
 async def drive(ctx: ServerContext) -> None:
     """One pass over every active rollout."""
     async with ctx.session() as db:
-        rows = list(await db.scalars(select(JobRollout).where(JobRollout.state.in_(m.ACTIVE))))
-        for row in rows:
-            job = await db.scalar(select(Job).where(Job.pk == row.job_pk))
-            if job is None:
-                continue
-            rollout = m.from_json(row.progress)
-            event = m.Observe(
-                now=time.time(),
-                version=row.to_version or "",
-                reports=await reports(db, job, rollout.moved),
-            )
-            before = m.to_json(rollout)
-            actions = m.handle(rollout, event, settings_of(row))
-            if not actions and m.to_json(rollout) == before:
-                continue
-            changed = await carry_out(ctx, db, job, row, rollout, actions)
-            await db.commit()
-            await desired.push(ctx, changed)
+        pks = list(
+            await db.scalars(select(JobRollout.job_pk).where(JobRollout.state.in_(m.ACTIVE)))
+        )
+    for pk in pks:
+        async with mutex, ctx.session() as db:
+            await _drive_one(ctx, db, pk)
+
+
+async def _drive_one(ctx: ServerContext, db: AsyncSession, job_pk: int) -> None:
+    row = await locked(db, job_pk)
+    job = await db.scalar(select(Job).where(Job.pk == job_pk))
+    if row is None or job is None or row.state not in m.ACTIVE:
+        return
+    rollout = m.from_json(row.progress)
+    event = m.Observe(
+        now=time.time(),
+        version=row.to_version or "",
+        reports=await reports(db, job, rollout.moved),
+    )
+    before = m.to_json(rollout)
+    actions = m.handle(rollout, event, settings_of(row))
+    if not actions and m.to_json(rollout) == before:
+        return
+    changed = await carry_out(ctx, db, job, row, rollout, actions)
+    await db.commit()
+    await desired.push(ctx, changed)

@@ -94,7 +94,14 @@ async def control(
 ) -> JobRollout:
     """Pause, resume or abort the job's rollout in progress."""
     caller.require(job.project_pk, Permission.MANAGE_APPS, f"job {job.id!r}")
-    row = await get(db, job)
+    async with driver.mutex:
+        return await _control(ctx, db, caller, job, what)
+
+
+async def _control(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, job: Job, what: Control
+) -> JobRollout:
+    row = await driver.locked(db, job.pk)
     if row is None or row.state not in m.ACTIVE:
         state = "no rollout" if row is None else f"its rollout is {row.state}"
         raise Conflict(f"job {job.id} has no rollout in progress ({state})")
