@@ -95,7 +95,10 @@ def watch(client: Client, job_id: str, timeout: float) -> dict[str, Any]:
             grid.add_row(progress)
             grid.add_row(device_table(job))
             live.update(grid)
-            if job["state"] in SETTLED or time.monotonic() > deadline:
+            staged = (job.get("rollout") or {}).get("state")
+            if job["state"] in SETTLED or staged in rollout.STOPPED:
+                return job
+            if time.monotonic() > deadline:
                 return job
             time.sleep(0.5)
 

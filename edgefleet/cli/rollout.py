@@ -10,6 +10,8 @@ from rich.table import Table
 from edgefleet.cli import config
 from edgefleet.cli.output import Format, OutputOption, fail, show_item
 
+STOPPED = ("paused", "reverted", "aborted")  # a staged rollout waiting for people
+
 app = typer.Typer(
     help="A job's staged rollout: progress, pause, resume, abort.", no_args_is_help=True
 )
