@@ -149,7 +149,9 @@ async def take(db: AsyncSession, state: str, browser: str | None) -> OidcFlow:
     sign-in it did not begin."""
     flow = await db.scalar(
         select(OidcFlow).where(
-            OidcFlow.state_hash == digest(state or "-"), OidcFlow.grant_hash.is_(None)
+            OidcFlow.state_hash == digest(state or "-"),
+            OidcFlow.grant_hash.is_(None),
+            OidcFlow.kind != "device",
         )
     )
     if flow is None:
@@ -217,6 +219,8 @@ def groups_of(claims: dict[str, Any], claim: str) -> list[str] | None:
 
 async def sign_in(db: AsyncSession, config: OidcConfig, identity: Identity, client: str) -> SignIn:
     """Find or create the user behind ``identity`` and re-apply the role map."""
+    if len(identity.subject) > 255:  # OIDC Core 2: at most 255 ASCII characters
+        raise Unauthorized("the ID token's subject is longer than 255 characters")
     user = await db.scalar(
         select(User).where(
             User.external_issuer == identity.issuer, User.external_subject == identity.subject
