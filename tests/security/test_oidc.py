@@ -255,6 +255,8 @@ def test_an_sso_user_has_no_password(server: ServerProc, provider: ProviderProc)
 def test_a_provider_name_never_takes_over_a_local_account(
     server: ServerProc, provider: ProviderProc
 ) -> None:
+    """A provider user called like a local one gets another name, and none of the
+    local account's roles; the local account keeps its password sign-in."""
     with server.client() as admin:
         admin.create_user("mike", password="local-password-1")
         admin.add_member("lab-a", "mike", "owner")
@@ -264,6 +266,17 @@ def test_a_provider_name_never_takes_over_a_local_account(
     browser.close()
     assert me["name"] != "mike" and me["name"].startswith("mike-")
     assert _projects(server, "mike") == {"lab-a": "owner"}
+    # ...and the local account still signs in with its password beside single sign-on.
+    with httpx.Client(base_url=server.url, timeout=30) as local:
+        page = local.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "next": "/apps", "method": "password"}
+        answer = local.post(
+            "/login", data={**form, "username": "mike", "password": "local-password-1"}
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/apps"
+        assert any(c.startswith("edgefleet_session") for c in local.cookies)
 
 
 # --- the CLI's one-time code ----------------------------------------------------------------
