@@ -16,7 +16,8 @@ from tests.support.procs import ADMIN_TOKEN, wait_for
 SPEC = {"services": {"app": {"x-edgefleet-runtime": "process", "command": ["sleep", "3600"]}}}
 
 
-def test_cli_rollout_and_a_device_joining_mid_way(fleet: Fleet) -> None:
+def test_cli_rollout_and_a_device_joining_mid_way(fleet: Fleet, database_url: str | None) -> None:
+    """On SQLite and PostgreSQL (the rollout row is locked FOR UPDATE there)."""
     server = fleet.start_server()
     key = fleet.key(labels={"site": "a"})
     first = fleet.start_agent("cli-1", key=key)
