@@ -177,7 +177,9 @@ def test_oversized_and_malformed_input_is_refused_without_echo(estate: Estate) -
     assert _secrets(estate, P) == before
 
 
-def test_cli_takes_the_value_from_stdin_and_never_prints_it(estate: Estate) -> None:
+def test_cli_takes_values_from_stdin_never_prints_them_and_sets_variables(
+    estate: Estate,
+) -> None:
     env = base_env(EDGEFLEET_SERVER=estate.url, EDGEFLEET_TOKEN=estate.tokens[OUTSIDER])
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -205,5 +207,14 @@ def test_cli_takes_the_value_from_stdin_and_never_prints_it(estate: Estate) -> N
         refused = cli("secrets", "create", "cli_two", "--value-stdin", "-p", P, stdin=VALUE)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
         assert VALUE not in refused.stdout + refused.stderr
+        variable = cli("variables", "set", "REGION", "eu", "--selector", "site=a", "-p", Q)
+        assert variable.returncode == 0 and "selector site=a" in variable.stdout, variable.stderr
+        listed = cli("variables", "list", "-p", Q, "-o", "json")
+        assert '"REGION"' in listed.stdout and '"site=a"' in listed.stdout
+        bad = cli("variables", "set", "1BAD", "x", "-p", Q)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and "name" in bad.stderr
+        unset = cli("variables", "unset", "REGION", "--selector", "site=a", "-p", Q)
+        assert unset.returncode == 0, unset.stderr
+        assert cli("variables", "list", "-p", Q, "-o", "json").stdout.count("REGION") == 0
     finally:
         assert cli("secrets", "rm", "cli_one", "-p", Q).returncode == 0
