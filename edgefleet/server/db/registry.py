@@ -17,8 +17,8 @@ from edgefleet.server.registries import tables as _registries  # noqa: F401
 from edgefleet.server.remote import tables as _remote  # noqa: F401
 from edgefleet.server.reservations import tables as _reservations  # noqa: F401
 from edgefleet.server.rollouts import tables as _rollouts  # noqa: F401
-from edgefleet.server.schedules import tables as _schedules  # noqa: F401
 from edgefleet.server.scheduler import tables as _scheduler  # noqa: F401
+from edgefleet.server.schedules import tables as _schedules  # noqa: F401
 from edgefleet.server.secrets import tables as _secrets  # noqa: F401
 from edgefleet.server.variables import tables as _variables  # noqa: F401
 
