@@ -1,7 +1,7 @@
 """The Computations and Datasets pages in a real browser (headless Chromium):
 three agents offer a dataset with a privacy budget; an analyst sees each
 device's policy (never a value), asks a differentially private mean through the
-form, watches it finish, sees participants and the epsilon spent, and the
+form, watches its rounds until it finishes, sees participants and the epsilon spent, and the
 Datasets page then shows that epsilon taken from every device's budget."""
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def test_ask_and_watch_a_private_computation(fleet: Fleet, tmp_path: Path) -> No
         values = [f"{rng.uniform(10, 30):.6f}" for _ in range(25)]
         cells += values
         csv.write_text("temp,site\n" + "".join(f"{v},{rng.choice('ab')}\n" for v in values))
-        agent = fleet.start_agent(name, key=key)
+        # one device takes its time before masking, so the page shows a round in progress
+        slow = {"EDGEFLEET_FED_FAULT": "delay-masked:4"} if name == NAMES[0] else None
+        agent = fleet.start_agent(name, key=key, env=slow)
         done = subprocess.run(
             [sys.executable, "-m", "edgefleet", "agent", "datasets", "add", "air", str(csv),
              "--state-dir", str(agent.state_dir), "--dp-epsilon", "2", "--query-budget", "10/1d"],
@@ -84,6 +86,7 @@ def test_ask_and_watch_a_private_computation(fleet: Fleet, tmp_path: Path) -> No
         page.locator("#bounds").fill("temp=0:50")
         page.get_by_role("button", name="Compute").click()
         expect(page).to_have_url(re.compile(r"/computations/f"))
+        expect(page.locator("[data-round]")).to_contain_text("masked", timeout=10_000)
         expect(page.locator("[data-state]")).to_have_attribute("data-state", "done", timeout=30_000)
         expect(page.locator("[data-participant]")).to_have_count(3)
         expect(page.locator("[data-epsilon]")).to_contain_text("0.5")
