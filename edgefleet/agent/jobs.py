@@ -66,6 +66,7 @@ class Jobs:
             env_hooks=self.env_hooks,
             workdir=state.job_dir,
         )
+        self.executor.lock_dir = self.locks.dir_for  # mounted into the job's containers
         self.desired_state = state.load_desired() or DesiredState(generation=0)
         self.applied_generation: int = state.load_json("applied.json", {}).get("generation", 0)
         self._processing_generation = self.desired_state.generation

@@ -1,5 +1,5 @@
 """Update locks on a real agent and Podman: a workload takes its job's lock
-through its data endpoint; an upgrade waits (and says so in the job's status)
+through its data endpoint or a lock file in its mounted lock directory; an upgrade waits (and says so in the job's status)
 until the lock is released, its deadline passes, or an operator overrides."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_upgrade_waits_for_update_lock_deadline_and_override(engine: Any, fleet:
     rollout = {"max_parallel": 1, "min_healthy_time": 0, "lock_timeout": 300}
     with server.client() as client:
         client.create_application("locked", "1", compose=V1)
-        for n in (2, 3, 4):
+        for n in (2, 3, 4, 5):
             client.add_version("locked", str(n), compose=version(n))
         job_id = client.create_job("locked", version="1", devices=[device], rollout=rollout)["id"]
 
@@ -105,3 +105,18 @@ def test_upgrade_waits_for_update_lock_deadline_and_override(engine: Any, fleet:
         overridden = client.rollout(job_id, "override-locks")
     assert overridden["rollout"]["locks_overridden_at"]
     wait_for(lambda: release_running(job_id) == ["v4"], 60, what="v4 after the override")
+
+    # 4. The lock file (balena's updates.lock): created in the mounted directory
+    # by the workload, deleted to let the upgrade go.
+    assert httpx.delete(lock_url).json()["held"] is False
+    assert in_container(job_id, 'touch "$EDGEFLEET_LOCK_FILE" && echo "$EDGEFLEET_LOCK_FILE"') == (
+        "/run/edgefleet/lock/updates.lock"
+    )
+    assert httpx.get(lock_url).json()["held"] is True
+    with server.client() as client:
+        client.update_job(job_id, version="5")
+    wait_for(lambda: bool(row()["waiting"]), 30, what="waiting on the lock file")
+    time.sleep(2)
+    assert release_running(job_id) == ["v4"]
+    in_container(job_id, 'rm "$EDGEFLEET_LOCK_FILE"')
+    wait_for(lambda: release_running(job_id) == ["v5"], 60, what="v5 after the file is gone")

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgefleet.agent.changes import plan as p
 from edgefleet.agent.errors import RuntimeFailure
@@ -97,6 +98,8 @@ class Executor:
         self.env_hooks = env_hooks
         # Secrets and configs as files on a tmpfs (agent.workload_files), one hook.
         self.file_hooks: list[FileHook] = []
+        # The job's update-lock directory, mounted into its containers (agent/changes/locks.py).
+        self.lock_dir: Callable[[str], Path] | None = None
         self.workdir = workdir
         self.settle = settle
         # Jobs change side by side, but the engine is changed one step at a time:
@@ -130,6 +133,11 @@ class Executor:
             EDGEFLEET_VERSION=assignment.version,
         )
         networks = job_networks(assignment, self.device_id, revision, name)
+        lock_dir = None
+        engine = self.runtimes.for_service(service)
+        if self.lock_dir is not None and engine is not None and engine.name == "docker":
+            lock_dir = self.lock_dir(assignment.job_id)
+            env["EDGEFLEET_LOCK_FILE"] = "/run/edgefleet/lock/updates.lock"
         volumes = {
             v: (
                 (definition.name or v)
@@ -150,6 +158,7 @@ class Executor:
             volumes=volumes,
             workdir=self.workdir(assignment.job_id),  # type: ignore[arg-type]
             files=[f for hook in self.file_hooks for f in hook(assignment, revision, name)],
+            lock_dir=lock_dir,
         )
 
     # -- running a plan -----------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 A workload takes its job's lock with ``POST $EDGEFLEET_DATA_URL/lock`` and
 releases it with ``DELETE`` (the URL carries the job's token, so a workload
-can only lock its own job; balena's ``updates.lock`` is the model). While the
+can only lock its own job), or, in a container, by creating the file
+``$EDGEFLEET_LOCK_FILE`` (``/run/edgefleet/lock/updates.lock``, as balena's
+``/tmp/balena/updates.lock``) and deleting it: the directory is the job's own
+(``locks/JOB/`` in the state dir), mounted into that job's containers only. While the
 lock is held, an upgrade of the job waits, at most the job's
 ``rollout.lock_timeout`` seconds from when it started waiting
 (:data:`DEFAULT_TIMEOUT` for a job without rollout settings); then it goes
@@ -15,8 +18,12 @@ one keeps holding it across an agent restart.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -24,6 +31,7 @@ from edgefleet.agent.state import StateDir
 from edgefleet.wire.workload import JobAssignment
 
 FILE = "locks.json"
+LOCK_FILE = "updates.lock"
 DEFAULT_TIMEOUT = 600.0
 
 
@@ -62,18 +70,34 @@ class UpdateLocks:
         return self.get(job_id)
 
     def get(self, job_id: str) -> LockState:
-        since = self._file.held.get(job_id)
+        since = self._since(job_id)
         return LockState(job=job_id, held=since is not None, since=since)
 
+    def dir_for(self, job_id: str) -> Path:
+        """The job's lock directory, writable by its containers whatever their user."""
+        path = self.state.root / "locks" / job_id
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o1777)
+        return path
+
+    def _since(self, job_id: str) -> datetime | None:
+        """When the job's lock was taken (the API's, or the lock file's), or None."""
+        taken = [self._file.held[job_id]] if job_id in self._file.held else []
+        with contextlib.suppress(FileNotFoundError):
+            mtime = (self.state.root / "locks" / job_id / LOCK_FILE).stat().st_mtime
+            taken.append(datetime.fromtimestamp(mtime, UTC))
+        return min(taken) if taken else None
+
     def forget(self, job_id: str) -> None:
-        """The job left the device: its lock and wait go with it."""
+        """The job left the device: its lock, lock directory and wait go with it."""
         self._waiting.pop(job_id, None)
         self.release(job_id)
+        shutil.rmtree(self.state.root / "locks" / job_id, ignore_errors=True)
 
     def gate(self, assignment: JobAssignment, now: float | None = None) -> str | None:
         """Why a change of this job must wait now, or None to go ahead."""
         job_id = assignment.job_id
-        since = self._file.held.get(job_id)
+        since = self._since(job_id)
         overridden = assignment.locks_overridden_at
         if since is None or (overridden is not None and since <= overridden):
             self._waiting.pop(job_id, None)

@@ -98,6 +98,7 @@ class WorkloadSpec:
     volumes: dict[str, str] = field(default_factory=dict)  # spec volume name -> runtime volume
     workdir: Path | None = None
     files: list[WorkloadFile] = field(default_factory=list)  # secrets and configs
+    lock_dir: Path | None = None  # the job's update-lock directory (agent/changes/locks.py)
 
     @property
     def name(self) -> str:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from edgefleet.agent.runtimes.docker import DockerRuntime
 
 GRACE_LABEL = "io.edgefleet.grace"
+LOCK_DIR = "/run/edgefleet/lock"
 
 _RESTART: dict[str, dict[str, Any] | None] = {
     "no": None,
@@ -88,6 +89,9 @@ def _mounts(spec: WorkloadSpec) -> list[Mount]:
     # Secrets and configs: files the agent wrote on a tmpfs, each mounted read-only.
     for file in spec.files:
         mounts.append(Mount(file.target, str(file.host_path), type="bind", read_only=True))
+    # The job's update-lock directory (agent/changes/locks.py): updates.lock there defers upgrades.
+    if spec.lock_dir is not None:
+        mounts.append(Mount(LOCK_DIR, str(spec.lock_dir), type="bind", read_only=False))
     return mounts
 
 

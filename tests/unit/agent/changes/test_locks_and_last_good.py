@@ -77,3 +77,17 @@ def test_last_good_is_kept_on_disk_per_job(tmp_path: Path) -> None:
 def test_unreadable_last_good_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "last_good.json").write_text('{"jobs": {"j1": {"version": 3}}}')
     assert LastGood(StateDir(tmp_path)).get("j1") is None
+
+
+def test_a_lock_file_in_the_jobs_directory_holds_the_lock(tmp_path: Path) -> None:
+    locks = UpdateLocks(StateDir(tmp_path))
+    lock_dir = locks.dir_for("j1")
+    assert lock_dir.stat().st_mode & 0o777 == 0o777  # any container user may write it
+    assert not locks.get("j1").held
+    (lock_dir / "updates.lock").touch()
+    assert locks.get("j1").held
+    assert locks.gate(assignment(lock_timeout=30), now=0) is not None
+    (lock_dir / "updates.lock").unlink()
+    assert locks.gate(assignment(lock_timeout=30), now=1) is None
+    locks.forget("j1")
+    assert not lock_dir.exists()
