@@ -47,6 +47,7 @@ def test_secrets_and_variables_through_the_portal(fleet: Fleet) -> None:
             data={**form, "name": "REGION", "value": "eu-west", "selector": "site=a"},
         )
         assert variable.status_code == 303, variable.text[:300]
+        cookies = dict(browser.cookies)
         page = browser.get("/projects/default/config")
         row = re.search(r"<td>api_token</td><td>(\d+)</td>", page.text)
         assert row is not None and row.group(1) == "2"
@@ -55,3 +56,18 @@ def test_secrets_and_variables_through_the_portal(fleet: Fleet) -> None:
     with server.client() as client:
         assert [s["version"] for s in client.secrets()] == [2]
         assert client.variables()[0]["selector"] == "site=a"
+        key = client.create_key("default", labels={"site": "a"})["key"]
+    agent = fleet.start_agent("pi-a", key=key)
+    device = agent.wait_enrolled()
+    with httpx.Client(base_url=server.url, timeout=30, cookies=cookies) as browser:
+        page = browser.get(f"/devices/{device}/config")
+        assert page.status_code == 200
+        assert re.search(
+            r"<td>REGION</td><td><code>eu-west</code></td><td>selector site=a</td>", page.text
+        )
+        own = browser.post(
+            f"/devices/{device}/config/variables", data={**form, "name": "REGION", "value": "lab"}
+        )
+        assert own.status_code == 303, own.text[:300]
+        page = browser.get(f"/devices/{device}/config")
+        assert re.search(r"<td>REGION</td><td><code>lab</code></td><td>device</td>", page.text)

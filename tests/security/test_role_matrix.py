@@ -655,6 +655,21 @@ PORTAL_RULES: list[Rule] = [
         {**PROJ, "name": const("NONE")},
         body=const({}),
     ),
+    Rule("GET", "/devices/{device}/config", Permission.READ, DEV),
+    Rule(
+        "POST",
+        "/devices/{device}/config/variables",
+        Permission.MANAGE_VARIABLES,
+        DEV,
+        body=const({"name": "STOLEN", "value": "x"}),
+    ),
+    Rule(
+        "POST",
+        "/devices/{device}/config/variables/{name}/delete",
+        Permission.MANAGE_VARIABLES,
+        {**DEV, "name": const("NONE")},
+        body=const({}),
+    ),
     Rule(
         "POST",
         "/projects/{project}/members",

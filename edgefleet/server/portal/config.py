@@ -1,5 +1,6 @@
 """A project's configuration page: its secrets (names and versions only, never
-a value: the form takes a new value and forgets it) and its variables.
+a value: the form takes a new value and forgets it) and its variables; and a
+device's: its own variables and what it sees in the end, level by level.
 
 Every action goes through the same services as the API
 (:mod:`edgefleet.server.secrets.service`, :mod:`edgefleet.server.variables.service`),
@@ -14,7 +15,9 @@ from fastapi.responses import Response
 
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
-from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.devices import service as devices
+from edgefleet.server.devices.tables import Device
+from edgefleet.server.errors import ApiError, Invalid, NotFound
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -27,9 +30,11 @@ from edgefleet.server.portal.web import (
     render,
 )
 from edgefleet.server.projects import service as projects
+from edgefleet.server.projects.tables import Project
 from edgefleet.server.secrets import service as secrets
 from edgefleet.server.secrets.schemas import SecretValue, check_name
 from edgefleet.server.variables import service as variables
+from edgefleet.server.variables.precedence import ScopedValue, explain
 from edgefleet.server.variables.schemas import VariableIn, canonical_selector
 from edgefleet.server.variables.schemas import check_name as variable_name
 
@@ -147,3 +152,82 @@ async def delete_variable(
         refused(exc)
         return await _page(request, viewer, db, project, exc.message)
     return redirect(f"/projects/{found.name}/config")
+
+
+# --- one device: its own variables, and what it sees in the end ------------------------------
+
+
+async def _device_page(
+    request: Request,
+    viewer: Viewer,
+    db: Db,
+    ref: str,
+    error: str = "",
+    form: dict[str, str] | None = None,
+) -> Response:
+    device, project = await _device(db, viewer, ref)
+    scoped = [
+        ScopedValue(v.name, v.value, v.selector)
+        for v in await variables.project_rows(db, viewer.caller, project, 0, MOST)
+    ]
+    own = await variables.device_rows(db, device, 0, MOST)
+    seen = explain(scoped, {v.name: v.value for v in own}, device.labels or {})
+    context = {
+        "device": device,
+        "project": project,
+        "own": own[:MOST],
+        "seen": sorted(seen.items()),
+        "can_variables": viewer.can(device.project_pk, Permission.MANAGE_VARIABLES),
+        "error": error,
+        "form": form or {},
+    }
+    return render(request, "device_config.html", context)
+
+
+async def _device(db: Db, viewer: Viewer, ref: str) -> tuple[Device, Project]:
+    """A device of one of the viewer's projects (a lent one is not theirs to configure)."""
+    device, _ = await devices.find(db, viewer.caller, ref)
+    if not viewer.can(device.project_pk, Permission.READ):
+        raise NotFound(f"device {ref!r} not found")
+    return device, (await projects.names(db, {device.project_pk}))[device.project_pk]
+
+
+@router.get("/devices/{device}/config")
+async def device_config_page(request: Request, device: str, viewer: ViewerDep, db: Db) -> Response:
+    return await _device_page(request, viewer, db, device)
+
+
+@router.post("/devices/{device}/config/variables")
+async def put_device_variable(
+    request: Request, device: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found, _ = await _device(db, viewer, device)
+    name = field(form, "name")
+    raw = form.get("value")
+    value = raw if isinstance(raw, str) else ""
+    try:
+        try:
+            checked = variable_name(name)
+        except ValueError as exc:
+            raise Invalid(f"name: {exc}", field="name") from exc
+        body = build(VariableIn, value=value)
+        await variables.put_device(ctx, db, viewer.caller, found, checked, body)
+    except ApiError as exc:
+        refused(exc)
+        return await _device_page(
+            request, viewer, db, device, exc.message, {"name": name, "value": value}
+        )
+    return redirect(f"/devices/{found.id}/config")
+
+
+@router.post("/devices/{device}/config/variables/{name}/delete")
+async def delete_device_variable(
+    request: Request, device: str, name: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    found, _ = await _device(db, viewer, device)
+    try:
+        await variables.delete_device(ctx, db, viewer.caller, found, name)
+    except ApiError as exc:
+        refused(exc)
+        return await _device_page(request, viewer, db, device, exc.message)
+    return redirect(f"/devices/{found.id}/config")

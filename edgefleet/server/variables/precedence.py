@@ -41,13 +41,21 @@ def overlay(
     project: Iterable[ScopedValue], device: Mapping[str, str], labels: Mapping[str, str]
 ) -> dict[str, str]:
     """Project, then matching selectors (least specific first), then device."""
-    merged: dict[str, str] = {}
+    return {name: value for name, (value, _) in explain(project, device, labels).items()}
+
+
+def explain(
+    project: Iterable[ScopedValue], device: Mapping[str, str], labels: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """:func:`overlay` with where each value comes from: ``project``,
+    ``selector <s>`` or ``device`` (the portal shows it)."""
+    merged: dict[str, tuple[str, str]] = {}
     scoped: list[ScopedValue] = []
     for item in project:
         if item.selector:
             scoped.append(item)
         else:
-            merged[item.name] = item.value
+            merged[item.name] = (item.value, "project")
     matching: list[tuple[tuple[int, str], ScopedValue]] = []
     for item in scoped:
         try:
@@ -56,8 +64,8 @@ def overlay(
         except LabelError:  # stored selectors were checked on the way in
             continue
     for _, item in sorted(matching, key=lambda pair: pair[0]):
-        merged[item.name] = item.value
-    merged.update(device)
+        merged[item.name] = (item.value, f"selector {item.selector}")
+    merged.update({name: (value, "device") for name, value in device.items()})
     return merged
 
 
