@@ -6,6 +6,7 @@ from __future__ import annotations
 from edgefleet.server.variables.precedence import (
     ScopedValue,
     environment,
+    explain,
     overlay,
     service_environment,
 )
@@ -54,3 +55,10 @@ def test_a_service_gets_only_the_variables_it_names() -> None:
     over = {"LEVEL": "device", "UNRELATED": "x"}
     got = service_environment({"LEVEL": "compose", "OWN": "1"}, {"LEVEL": "job", "J": "j"}, over)
     assert got == {"LEVEL": "device", "OWN": "1", "J": "j"}
+
+
+def test_explain_names_where_each_value_comes_from() -> None:
+    seen = explain(PROJECT, {"OWN": "d"}, {"site": "a"})
+    assert seen["LEVEL"] == ("site-a", "selector site=a")
+    assert seen["ONLY_PROJECT"] == ("p", "project")
+    assert seen["OWN"] == ("d", "device")
