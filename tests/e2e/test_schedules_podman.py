@@ -97,6 +97,10 @@ def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet:
     assert all(r["exit_code"] == 7 and r["device"] == device for r in ran)
     assert all(r["services"] == {"probe": 7} for r in ran)
     assert all(at(r["finished"]) >= at(r["started"]) >= at(r["scheduled"]) for r in ran)
+    # On schedule: a run starts right at its fire time, from the device's clock.
+    lag = max((at(r["started"]) - at(r["scheduled"])).total_seconds() for r in ran)
+    print(f"largest delay from fire time to start: {lag * 1000:.0f} ms")
+    assert lag < 2.0
     assert any("still running" in (r["error"] or "") for r in first if r["state"] == "skipped")
     assert all(at(r["scheduled"]).second % 4 == 0 for r in first)
     # Between runs the job stays running, and its device shows last and next run.

@@ -130,6 +130,7 @@ class Runner:
         try:
             full = assignment.model_copy(update={"spec": whole})
             await self._start(full, names, run_id, view, ids)
+            started = utcnow()  # its containers run (images pulled, created, started)
             codes, error = await self._wait(view, assignment.job_id, ids)
         except RuntimeFailure as exc:
             error = exc.message

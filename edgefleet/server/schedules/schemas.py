@@ -26,8 +26,8 @@ class RunOut(Output):
     device: str
     device_name: str
     scheduled: Timestamp = Field(description="the fire time it ran for")
-    started: Timestamp | None = None
-    finished: Timestamp | None = None
+    started: Timestamp | None = Field(None, description="when its containers were running")
+    finished: Timestamp | None = Field(None, description="when the last one had exited")
     exit_code: int | None = Field(None, description="first non-zero exit code, else 0")
     state: str = Field(description="ok | failed | skipped")
     error: str | None = None
