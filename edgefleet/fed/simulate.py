@@ -23,7 +23,6 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -91,26 +90,31 @@ def run(
     drop = drop or {}
     aggregator = Aggregator(invitation)
     caches = pair_caches or {}
-    parties = {
-        p: Party(invitation, p, keys[p], vectors[p], caches.get(p)) for p in invitation.parties
-    }
-    out = Run(result=None, error=None, aggregator=aggregator, parties=parties)
+    out = Run(result=None, error=None, aggregator=aggregator)
+    for p in invitation.parties:  # a device's setup (encoding its input, fresh keys) is its work
+        started, cpu = time.perf_counter(), time.thread_time()
+        out.parties[p] = Party(invitation, p, keys[p], vectors[p], caches.get(p))
+        out.party_seconds[p] = time.perf_counter() - started
+        out.party_cpu[p] = time.thread_time() - cpu
+    parties = out.parties
 
-    def relay(message: M) -> M:
-        frame = codec.encode_frame(message)
+    def deliver(party: str, message: M, step: Callable[[M], FedMessage]) -> None:
+        """The server frames ``message``; the party parses it (after ``tamper``) and
+        answers: each side's share of the transport is timed as its own work."""
+        frames: list[bytes] = []
+        on_server(lambda: frames.append(codec.encode_frame(message)))
         if record:
-            out.transcript.append(frame)
-        carried = codec.decode_frame(frame)
-        assert isinstance(carried, type(message))
-        return carried
+            out.transcript.append(frames[0])
 
-    def to_party(party: str, message: M) -> M:
-        carried = relay(message)
-        if tamper is not None:
-            changed = tamper(party, carried)
-            assert isinstance(changed, type(message))
-            return changed
-        return carried
+        def receive() -> FedMessage:
+            carried = codec.decode_frame(frames[0])
+            assert isinstance(carried, type(message))
+            if tamper is not None:
+                carried = tamper(party, carried)
+                assert isinstance(carried, type(message))
+            return step(carried)
+
+        from_party(party, receive)
 
     def from_party(party: str, step: Callable[[], FedMessage]) -> None:
         started, cpu = time.perf_counter(), time.thread_time()
@@ -140,22 +144,22 @@ def run(
         on_server(lambda: rosters.update(aggregator.rosters()))
         for p, roster in rosters.items():
             if answering(p, "shares"):
-                from_party(p, partial(parties[p].share_keys, to_party(p, roster)))
+                deliver(p, roster, parties[p].share_keys)
         inboxes: dict[str, ShareInbox] = {}
         on_server(lambda: inboxes.update(aggregator.inboxes()))
         for p, inbox in inboxes.items():
             if answering(p, "masked"):
-                from_party(p, partial(parties[p].masked_input, to_party(p, inbox)))
+                deliver(p, inbox, parties[p].masked_input)
         lists: list[Survivors] = []
         on_server(lambda: lists.append(aggregator.survivor_list()))
         for p in lists[0].survivors:
             if answering(p, "consistency"):
-                from_party(p, partial(parties[p].consistency, to_party(p, lists[0])))
+                deliver(p, lists[0], parties[p].consistency)
         requests: dict[str, UnmaskRequest] = {}
         on_server(lambda: requests.update(aggregator.unmask_requests()))
         for p, request in requests.items():
             if answering(p, "unmask"):
-                from_party(p, partial(parties[p].unmask, to_party(p, request)))
+                deliver(p, request, parties[p].unmask)
         result: list[float] = []
         on_server(lambda: result.extend(aggregator.result()))
         out.result = result
