@@ -32,9 +32,6 @@ from edgefleet.fed.messages import (
     NONCE_BYTES,
     SHARE_RECORD,
     FedMessage,
-    MaskedInput,
-    ShareBundle,
-    ShareInbox,
     decode,
 )
 
@@ -148,16 +145,3 @@ def decode_frame(data: bytes, limit: int = DEFAULT_LIMIT) -> FedMessage:
         return type(message).model_validate({**message.model_dump(), field: body})
     except ValidationError as exc:
         raise FrameError(f"invalid {field}: {exc.error_count()} error(s)") from exc
-
-
-__all__ = [
-    "FrameError",
-    "MaskedInput",
-    "ShareBundle",
-    "ShareInbox",
-    "decode_frame",
-    "encode_frame",
-    "pack_shares",
-    "readdress",
-    "unpack_shares",
-]
