@@ -156,7 +156,9 @@ def test_guest_runs_inside_its_booking_sees_nothing_and_stops_on_revoke(
     revoked_at = datetime.now(UTC)
     assert owner.delete(f"/api/v1/devices/{dev}/loans/{GUEST}").status_code == 204
     wait_for(lambda: not running("sleep 7302"), 60, what="the guest's workload stopped")
-    assert datetime.now(UTC) - revoked_at < timedelta(seconds=60)
+    stopped_in = datetime.now(UTC) - revoked_at
+    print(f"revoking the loan stopped the guest's workload in {stopped_in.total_seconds():.2f}s")
+    assert stopped_in < timedelta(seconds=60)
     row = device_row(guest, guest_job["id"], dev)
     assert row["state"] == "failed" and "loan revoked" in row["error"]
     assert guest.get(f"/api/v1/devices/{dev}").status_code == 404
