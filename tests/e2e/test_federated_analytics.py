@@ -111,6 +111,17 @@ def test_analytics_match_numpy_and_the_devices_enforce_privacy(fleet4: Any) -> N
     rows = np.array([(x, h, y) for name in NAMES for (x, h, y, _) in data[name]])
     sites = [s for name in NAMES for (*_, s) in data[name]]
 
+    # what the devices reported is checked first: a column none of them has is a 422
+    with server.client() as client:
+        for bad, field in (
+            ({"where": [{"column": "wind", "op": ">", "value": 1}]}, "where"),
+            ({"group_by": "room", "groups": ["a"]}, "group_by"),
+            ({"columns": ["site"]}, "columns"),  # text: cannot be summed
+        ):
+            with pytest.raises(ApiError) as refused:
+                client.compute("plant", "mean", "load", devices=ids, **bad)
+            assert refused.value.status == 422 and refused.value.field == field, bad
+
     # a filtered group-by: mean load per site where temp >= 10
     grouped = compute(
         server, ids, dataset="plant", op="mean", column="load",
