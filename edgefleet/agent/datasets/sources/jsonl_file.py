@@ -59,8 +59,8 @@ class JsonLinesSource:
         return values
 
     def rows(self, names: Sequence[str]) -> list[tuple[object, ...]]:
-        out = [tuple(row.get(n) for n in names) for _, row in self._rows()]
-        known = {c.name for c in self.describe().columns} if out else set()
+        records = [row for _, row in self._rows()]
+        known = {key for row in records for key in row}
         if missing := [n for n in names if n not in known]:
             raise DatasetError(f"no column {missing[0]!r}")
-        return out
+        return [tuple(row.get(n) for n in names) for row in records]
