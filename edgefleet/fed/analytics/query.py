@@ -11,7 +11,9 @@ holds would leak them. Rows whose group is not listed are left out.
 Cells are compared the way a person reads them: a number in the condition
 compares numerically (a cell that is not a number fails it), a string compares
 with the cell's text (``"3"`` and ``3.0`` both read ``3``), ``true``/``false``
-with booleans. A missing cell fails every condition.
+with booleans, which also read ``1``/``0`` (as datasets store them: a CSV
+``1``, a JSON ``true`` and a SQLite ``1`` are the same). A missing cell fails
+every condition.
 """
 
 from __future__ import annotations
@@ -121,8 +123,18 @@ def holds(condition: Condition, cell: object) -> bool:
     }[op]
 
 
+def _truth(cell: object) -> bool | None:
+    """A cell read as a boolean: true/false, 1/0 (number or text); else None."""
+    if isinstance(cell, bool):
+        return cell
+    text = text_of(cell)
+    return {"true": True, "1": True, "false": False, "0": False}.get(text or "")
+
+
 def _equal(cell: object, value: Scalar) -> bool:
-    if isinstance(value, float | int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return _truth(cell) is value
+    if isinstance(value, float | int):
         number = number_of(cell)
         return number is not None and number == value
     return text_of(cell) == text_of(value)

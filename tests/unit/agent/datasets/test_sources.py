@@ -68,3 +68,42 @@ def test_stream_records_outlive_their_upload(tmp_path: Path) -> None:
     assert source.rows(["room", "pm25"]) == [("b", 7.25), ("k", 9.0)]  # --retain 2: newest two
     assert {c.name for c in source.describe().columns} == {"pm25", "room"}
     buffer.close()
+
+
+def test_every_file_format_gives_the_same_contribution(tmp_path: Path) -> None:
+    """CSV (text cells), JSON lines and Parquet (typed cells) fold into the same
+    vector for a filtered, grouped task: formats differ, the statistic does not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgefleet.fed.messages import Task
+    from edgefleet.fed.stats import contribution
+
+    rows = [(21.5, "a", 1), (19.0, "b", 0), (None, "a", 1), (30.25, "a", 0), (12.0, "b", 1)]
+    csv = tmp_path / "t.csv"
+    csv.write_text(
+        "temp,site,ok\n" + "".join(f"{'' if t is None else t},{s},{o}\n" for t, s, o in rows)
+    )
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text(
+        "".join(json.dumps({"temp": t, "site": s, "ok": bool(o)}) + "\n" for t, s, o in rows)
+    )
+    parquet = tmp_path / "t.parquet"
+    pq.write_table(
+        pa.table(
+            {"temp": [r[0] for r in rows], "site": [r[1] for r in rows], "ok": [r[2] for r in rows]}
+        ),
+        parquet,
+    )
+    task = Task(
+        project="p", dataset="t", op="variance", column="temp",
+        where=[{"column": "ok", "op": "==", "value": True}], group_by="site", groups=["a", "b"],
+    )  # fmt: skip
+    names = ["temp", "ok", "site"]
+    vectors = [
+        contribution(task, names, open_source(registry.new_spec("t", str(path))).rows(names), 3)
+        for path in (csv, jsonl, parquet)
+    ]
+    # group a: rows with ok: 21.5 (and a missing temp); group b: 12.0
+    assert vectors[0] == [1.0, 1.0, 21.5, 21.5**2, 1.0, 1.0, 12.0, 144.0]
+    assert vectors[1] == vectors[0] and vectors[2] == vectors[0]
