@@ -151,7 +151,9 @@ def test_periodic_one_shot_runs_offline_and_is_reported_once(engine: Any, fleet:
         what="runs after an agent restart with no server",
     )
     offline = [r for r in local_log(agent)["pending"] if r["id"] not in reported]
-    assert offline and all(at(r["scheduled"]).timestamp() >= down_at - 1 for r in offline)
+    # (Some may predate the outage: made while it was up, their ack not back yet.)
+    made_down = [r for r in offline if at(r["scheduled"]).timestamp() >= down_at]
+    assert [r for r in made_down if r["state"] == "failed"]
 
     # Back: every run made offline is reported, once, and the device's log drains.
     server.start()

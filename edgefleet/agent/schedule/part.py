@@ -176,6 +176,10 @@ class Periodic:
             if not self._stopping:  # the job left this device: say so now
                 self._record(begun.model_copy(update={"finished": utcnow(), "error": GONE}))
             raise
+        except Exception as exc:  # an engine error we did not foresee: a failed run, logged
+            log.exception("job %s: run %s failed unexpectedly", job, begun.id)
+            error = f"the agent could not run it: {type(exc).__name__}: {exc}"[:2000]
+            run = begun.model_copy(update={"finished": utcnow(), "error": error})
         self._runs.pop(job, None)
         log.info("job %s: run %s %s (exit code %s)", job, run.id, run.state, run.exit_code)
         self._record(run)

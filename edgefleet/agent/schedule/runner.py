@@ -293,8 +293,11 @@ class Runner:
         container = self.runtimes.container
         if container is None:
             return
-        await self.clean(job_id)
-        async with self.engine:
-            await container.remove_network(network_name(job_id, self.device_id, RUN_NETWORK))
-            if volumes:
-                await container.remove_volumes(job_id)
+        try:
+            await self.clean(job_id)
+            async with self.engine:
+                await container.remove_network(network_name(job_id, self.device_id, RUN_NETWORK))
+                if volumes:
+                    await container.remove_volumes(job_id)
+        except RuntimeFailure as exc:  # left behind, and said so
+            log.warning("job %s: could not clean up after its runs: %s", job_id, exc.message)
