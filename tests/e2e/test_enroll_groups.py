@@ -29,14 +29,15 @@ async def _enroll_all(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Resp
 def test_a_burst_of_enrollments_is_answered_request_by_request(fleet: Fleet) -> None:
     server = fleet.start_server()
     with server.client() as client:
-        limited = client.create_key("default", labels={"tier": "test"}, max_uses=10)
+        limited = client.create_key("default", max_uses=10)
+        labelled = client.create_key("default", labels={"tier": "test"})
         open_key = client.create_key("default")
     body = {"labels": {}, "facts": FACTS}
     bodies = (
-        # 15 on a key good for 10, two of them asking for a label the key forbids
+        # 13 on a key good for 10; 2 asking for a label their key forbids
         [{**body, "provisioning_key": limited["key"], "name": f"l{i}"} for i in range(13)]
         + [
-            {**body, "provisioning_key": limited["key"], "name": f"x{i}", "labels": {"tier": "p"}}
+            {**body, "provisioning_key": labelled["key"], "name": f"x{i}", "labels": {"tier": "p"}}
             for i in range(2)
         ]
         # 30 unnamed on one hostname (names must come out distinct), 5 asking for one name
@@ -59,13 +60,10 @@ def test_a_burst_of_enrollments_is_answered_request_by_request(fleet: Fleet) -> 
 
     with server.http() as http:
         devices = http.get("/api/v1/devices", params={"limit": 1000}).json()["items"]
-        key = next(
-            k
-            for k in http.get("/api/v1/provisioning-keys").json()["items"]
-            if k["id"] == limited["id"]
-        )
+        keys = {k["id"]: k for k in http.get("/api/v1/provisioning-keys").json()["items"]}
     assert len(devices) == 10 + 30 + 1  # nothing of a refused request was stored
-    assert key["uses"] == 10  # refused label clashes gave their use back
+    assert keys[limited["id"]]["uses"] == 10
+    assert keys[labelled["id"]]["uses"] == 0  # refused label clashes gave their use back
     assert len({d["name"] for d in devices}) == len(devices)
     credentials = {a.json()["credential"] for a in answers if a.status_code == 201}
     assert len(credentials) == 41

@@ -35,10 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.bus.base import BusError, BusMessage, BusTimeout, NoResponders, Subscription
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
-from edgefleet.server.db.upsert import insert_for
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import GatewayTimeout, Unavailable
 from edgefleet.server.gateway.admission import Admission
+from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.enrollments import Enrollments
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.wire.messages import (
@@ -88,6 +88,7 @@ class Hub:
         self.flush_interval = min(5.0, max(0.5, settings.heartbeat_interval / 2))
         self.admission = Admission(settings.agent_connects_per_second)
         self.enrollments = Enrollments(ctx)
+        self.arrivals = Arrivals(ctx, self.ttl)
 
     @property
     def remote_bus(self) -> bool:
@@ -141,35 +142,8 @@ class Hub:
         self.sessions[session.device.id] = session
         if previous is not None and previous is not session:
             await previous.link.close(4000, "replaced by a newer connection")
-        now = utcnow()
-        async with self.ctx.session() as db:
-            was_online = await db.scalar(
-                select(Presence.device_pk).where(
-                    Presence.device_pk == session.device.pk, Presence.expires_at > now
-                )
-            )
-            stmt = insert_for(db, Presence).values(
-                device_pk=session.device.pk,
-                replica=self.ctx.replica,
-                connected_at=now,
-                expires_at=now + timedelta(seconds=self.ttl),
-            )
-            await db.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[Presence.device_pk],
-                    set_={
-                        "replica": stmt.excluded.replica,
-                        "connected_at": stmt.excluded.connected_at,
-                        "expires_at": stmt.excluded.expires_at,
-                    },
-                )
-            )
-            await db.execute(
-                update(Device)
-                .where(Device.pk == session.device.pk)
-                .values(last_seen=now, **(device_changes or {}))
-            )
-            await db.commit()
+        # Written with the other arrivals of the moment (one commit for a storm).
+        was_online = await self.arrivals.arrive(session.device.pk, dict(device_changes or {}))
         if self.remote_bus:
             await self._subscribe(session)
             await self.ctx.bus.publish(

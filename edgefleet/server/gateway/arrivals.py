@@ -1,0 +1,114 @@
+"""Agents' arrivals written in groups: presence and the hello's device columns.
+
+Every connection marks its device online (a presence row) and stores what its
+hello changed (facts, applied generation, last seen). Written one transaction
+per connection, a reconnect storm of a thousand agents queues a thousand
+commits behind SQLite's single writer, each waiting on the others' locks.
+Here the arrivals that come in while a group is being written go into the
+next group: one transaction, one commit, and each caller learns whether its
+device was already online (for the ``device.connected`` event).
+
+If a group fails, each of its arrivals is written again alone, so one bad
+row cannot keep the others offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.db.upsert import insert_for
+from edgefleet.server.devices.tables import Device, Presence
+
+MAX_GROUP = 256
+
+
+@dataclass
+class Arrival:
+    device_pk: int
+    changes: dict[str, Any]
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Arrivals:
+    def __init__(self, ctx: ServerContext, ttl: float) -> None:
+        self.ctx = ctx
+        self.ttl = ttl
+        self._queue: list[Arrival] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def arrive(self, device_pk: int, changes: dict[str, Any]) -> bool:
+        """Mark the device online on this replica and store ``changes`` on its
+        row; returns whether it was online already (on any replica)."""
+        arrival = Arrival(device_pk, changes)
+        self._queue.append(arrival)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="arrivals")
+        return await arrival.done
+
+    async def _drain(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            try:
+                await self._write(group)
+            except SQLAlchemyError as exc:
+                if len(group) == 1:
+                    group[0].done.set_exception(exc)
+                    continue
+                for arrival in group:  # one by one, so one bad row fails only itself
+                    try:
+                        await self._write([arrival])
+                    except SQLAlchemyError as alone:
+                        arrival.done.set_exception(alone)
+
+    async def _write(self, group: list[Arrival]) -> None:
+        now = utcnow()
+        pks = [a.device_pk for a in group]
+        async with self.ctx.session() as db:
+            online = set(
+                await db.scalars(
+                    select(Presence.device_pk).where(
+                        Presence.device_pk.in_(pks), Presence.expires_at > now
+                    )
+                )
+            )
+            stmt = insert_for(db, Presence).values(
+                [self._presence(pk, now) for pk in dict.fromkeys(pks)]
+            )
+            await db.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[Presence.device_pk],
+                    set_={
+                        "replica": stmt.excluded.replica,
+                        "connected_at": stmt.excluded.connected_at,
+                        "expires_at": stmt.excluded.expires_at,
+                    },
+                )
+            )
+            for arrival in group:
+                await db.execute(
+                    update(Device)
+                    .where(Device.pk == arrival.device_pk)
+                    .values(last_seen=now, **arrival.changes)
+                )
+            await db.commit()
+        for arrival in group:
+            if not arrival.done.done():
+                arrival.done.set_result(arrival.device_pk in online)
+
+    def _presence(self, pk: int, now: datetime) -> dict[str, Any]:
+        return {
+            "device_pk": pk,
+            "replica": self.ctx.replica,
+            "connected_at": now,
+            "expires_at": now + timedelta(seconds=self.ttl),
+        }
