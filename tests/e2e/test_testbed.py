@@ -210,6 +210,8 @@ def test_dry_run_names_every_conflict_and_a_missing_peripheral_means_not_ready(
     assert ok(owner.get(f"/api/v1/devices/{a}"))["is_ready"]
     equipped = ok(owner.get(f"/api/v1/devices/{with_camera}"))
     assert equipped["is_ready"] and equipped["not_ready_reason"] is None
+    counts = ok(owner.get("/api/v1/fleet"))  # the dashboard counts the same way
+    assert (counts["devices"], counts["online"], counts["ready"]) == (7, 6, 5)
 
     for device in (a, b, c, e, cam):
         share = {"time_share": 0.01, "share_window_hours": 24} if device == c else {}

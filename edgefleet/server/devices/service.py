@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import Selector
@@ -100,7 +100,11 @@ async def outputs(
             DeviceFacts.model_validate(d.facts or {}).peripherals,
         )
         out = to_out(d, p, names[d.project_pk].name, names[d.project_pk].id, missing)
-        if caller is not None and caller.visible_projects() is not None and d.project_pk not in caller.roles:
+        if (
+            caller is not None
+            and caller.visible_projects() is not None
+            and d.project_pk not in caller.roles
+        ):
             out = guest_view(out, await loans.guest_loans(db, d.pk, list(caller.roles)))
         result.append(out)
     return result
@@ -191,4 +195,28 @@ async def count_status(db: AsyncSession, caller: Caller) -> dict[str, int]:
         caller,
     )
     total, on, rdy = (await db.execute(query)).one()
+    rdy -= await _lacking(db, caller, ready)
     return {"total": total, "online": on, "ready": rdy, "offline": total - on}
+
+
+async def _lacking(db: AsyncSession, caller: Caller, ready: ColumnElement[bool]) -> int:
+    """Of the devices ready by the SQL test, how many miss a declared peripheral
+    (only projects that declare any are read, so most fleets pay one query)."""
+    visible = caller.visible_projects()
+    declared = await readiness.rules(db, set(visible) if visible is not None else None)
+    if not declared:
+        return 0
+    rows = await db.execute(
+        select(Device.project_pk, Device.labels, Device.facts)
+        .outerjoin(Presence, Presence.device_pk == Device.pk)
+        .where(ready, Device.project_pk.in_(list(declared)))
+    )
+    return sum(
+        1
+        for project_pk, labels, facts in rows.all()
+        if check.missing(
+            declared[project_pk],
+            labels or {},
+            DeviceFacts.model_validate(facts or {}).peripherals,
+        )
+    )

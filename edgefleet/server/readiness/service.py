@@ -45,16 +45,15 @@ async def of_project(db: AsyncSession, project_pk: int) -> list[DeviceRequiremen
     return list(rows)
 
 
-async def rules(db: AsyncSession, project_pks: set[int]) -> dict[int, list[Rule]]:
-    """{project pk: its rules}, one query for any number of projects."""
+async def rules(db: AsyncSession, project_pks: set[int] | None) -> dict[int, list[Rule]]:
+    """{project pk: its rules}, one query for any number of projects (``None``: all)."""
     found: dict[int, list[Rule]] = defaultdict(list)
-    if not project_pks:
+    if project_pks is not None and not project_pks:
         return found
-    rows = await db.scalars(
-        select(DeviceRequirement)
-        .where(DeviceRequirement.project_pk.in_(project_pks))
-        .order_by(DeviceRequirement.pk)
-    )
+    query = select(DeviceRequirement).order_by(DeviceRequirement.pk)
+    if project_pks is not None:
+        query = query.where(DeviceRequirement.project_pk.in_(project_pks))
+    rows = await db.scalars(query)
     for row in rows:
         found[row.project_pk].append(
             Rule(parse_selector(row.selector), tuple(str(p) for p in row.peripherals))
