@@ -100,6 +100,8 @@ class Agent:
         # out (10,000 local HTTP servers and SQLite buffers measure nothing useful).
         self.with_parts = True
         self.restart_requested = False
+        # Set by an over-the-air upgrade: run after a clean stop instead of a plain restart.
+        self.handover: Callable[[], None] | None = None
 
     # -- facts ------------------------------------------------------------------------
 
@@ -192,6 +194,9 @@ class Agent:
         from edgefleet.agent.workload_files import attach as attach_files
 
         attach_files(self)  # secrets and configs as files on a tmpfs
+        from edgefleet.agent.upgrade import attach as attach_upgrade
+
+        attach_upgrade(self)  # over-the-air upgrades of the agent itself (issue 18)
         self.connection = Connection(
             self.identity,
             hello=self._hello,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgefleet import __version__
+from edgefleet.agent.upgrade.state import read_report
 from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.messages import DeviceFacts, Peripheral, Resources
 
@@ -156,4 +157,5 @@ def collect(
         peripherals=discovered_peripherals() + declared_peripherals(declared),
         agent_version=__version__,
         policy=policy,
+        upgrade=read_report(state_dir),
     )

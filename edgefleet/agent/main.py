@@ -59,6 +59,8 @@ def run(settings: AgentSettings) -> int:
     except AgentError as exc:
         print(f"edgefleet agent: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    if agent.handover is not None:
+        agent.handover()  # an upgrade: execs the new version, does not return
     if agent.restart_requested:
         log.warning("restarting the agent")
         os.execv(sys.executable, [sys.executable, "-m", "edgefleet", *sys.argv[1:]])

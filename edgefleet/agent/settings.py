@@ -108,6 +108,11 @@ class AgentSettings(BaseModel):
         le=7 * 86400,
         description="seconds an upgrade waits for a held update lock when the job sets none",
     )
+    upgrade_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        description="largest agent release (wheel) this device downloads over the air",
+    )
     allow_host_path: StrList = Field(
         default_factory=list, description="host path prefix workloads may bind-mount (repeat)"
     )

@@ -23,25 +23,51 @@ def _settings(factory: Any, values: dict[str, Any]) -> Any:
         raise fail(settings_error(exc), 2) from exc
 
 
+# Packages only `edgefleet[server]` installs: a missing one means the slim package.
+_SERVER_PACKAGES = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "aiosqlite"}
+
+
+def _server_missing(exc: ModuleNotFoundError) -> typer.Exit:
+    """`pip install edgefleet` is the agent, CLI and client only (issue 18): say
+    what to install instead of a traceback about a missing module."""
+    if (exc.name or "").split(".")[0] not in _SERVER_PACKAGES:
+        raise exc
+    return fail(
+        f"the server is not installed here ({exc.name} is missing): "
+        "pip install 'edgefleet[server]'",
+        2,
+    )
+
+
 def _run_server(**values: Any) -> None:
-    from edgefleet.server.main import run as run_server
     from edgefleet.server.settings import ServerSettings
 
+    try:
+        from edgefleet.server.main import run as run_server
+    except ModuleNotFoundError as exc:
+        raise _server_missing(exc) from None
     run_server(_settings(ServerSettings, values))
 
 
 def _run_agent(**values: Any) -> None:
+    settings = _settings(AgentSettings, values)
+    from edgefleet.agent.upgrade.launch import follow_current
+
+    follow_current(settings.state_dir)  # an upgraded agent runs from its own venv
     from edgefleet.agent.main import run as run_agent
 
-    settings = _settings(AgentSettings, values)
     if not settings.server and not (settings.state_dir / "device.json").exists():
         raise fail("--server is required (the URL of the edgefleet server)", 2)
     sys.exit(run_agent(settings))
 
 
 def _run_up(**values: Any) -> None:
-    from edgefleet.embedded import run_up
     from edgefleet.server.settings import ServerSettings
+
+    try:
+        from edgefleet.embedded import run_up
+    except ModuleNotFoundError as exc:
+        raise _server_missing(exc) from None
 
     demo = values.pop("demo")
     runtime = values.pop("runtime")

@@ -17,15 +17,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    field_validator,
+    model_serializer,
+)
 
 from edgefleet.fed.messages import FedMessage
 from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.schedule import RunRecord
 from edgefleet.wire.status import JobStatus
+from edgefleet.wire.upgrade import UpgradeReport
 from edgefleet.wire.workload import JobAssignment
 
-PROTOCOL_VERSION = 1
+# Protocol versions (issue 18): the agent says which it speaks in its hello, the
+# server accepts MIN_PROTOCOL_VERSION..PROTOCOL_VERSION and answers with the one
+# both speak in its welcome, so a fleet on mixed versions keeps working while an
+# upgrade rolls out. 2: welcome names the protocol; agents take `upgrade-agent`.
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 1
 
 
 class Message(BaseModel):
@@ -65,6 +79,9 @@ class DeviceFacts(BaseModel):
         None,
         description="what the device's owner allows (process runtime, host paths, "
         "capabilities, limits...); none from an agent too old to report it",
+    )
+    upgrade: UpgradeReport | None = Field(
+        None, description="the last over-the-air upgrade of the agent: done, or rolled back and why"
     )
 
     @field_validator("policy", mode="before")
@@ -280,6 +297,17 @@ class Welcome(Message):
     heartbeat_interval: float
     server_time: datetime
     replica: str = ""
+    protocol: int | None = Field(
+        None, description="the protocol version both sides speak; left out for protocol-1 agents"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_protocol_for_v1(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A protocol-1 agent forbids unknown fields: the welcome it gets has none."""
+        data: dict[str, Any] = handler(self)
+        if data.get("protocol") is None:
+            data.pop("protocol", None)
+        return data
 
 
 class DesiredState(Message):

@@ -28,6 +28,8 @@ from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.projects.tables import Project
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
+    MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
     Applied,
     CommandResult,
     FactsChanged,
@@ -95,6 +97,16 @@ async def agent_connect(websocket: WebSocket) -> None:
         log.info("agent %s failed the handshake: %s", device.id, exc)
         await transport.close(4002, "handshake failed")
         return
+    if hello.protocol < MIN_PROTOCOL_VERSION:
+        # A newer agent speaks our version too (it accepts the welcome's
+        # `protocol`); only one older than we still understand is turned away.
+        log.info("agent %s speaks protocol %s, too old", device.id, hello.protocol)
+        await transport.close(
+            4002,
+            f"protocol {hello.protocol} not supported: this server speaks "
+            f"{MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION}",
+        )
+        return
 
     changes = _hello_changes(device, hello)
     ref = DeviceRef(pk=device.pk, id=device.id, name=device.name, project_pk=device.project_pk)
@@ -118,6 +130,8 @@ async def agent_connect(websocket: WebSocket) -> None:
             heartbeat_interval=ctx.settings.heartbeat_interval,
             server_time=utcnow(),
             replica=ctx.replica,
+            # the version both speak; none for a protocol-1 agent (it knows no such field)
+            protocol=min(hello.protocol, PROTOCOL_VERSION) if hello.protocol >= 2 else None,
         )
     )
     await ctx.hub.attach(session, hello, device_changes=changes)
