@@ -44,7 +44,7 @@ def test_exact_sum_without_dropouts(n: int) -> None:
     assert outcome.aggregator.result_exact() == exact(vectors, sorted(vectors))
 
 
-@pytest.mark.parametrize("n", [8, 60])
+@pytest.mark.parametrize("n", [8, 60, 200])
 def test_exact_sum_with_ten_percent_dropouts_in_every_round(n: int) -> None:
     keys, vectors = world(n, seed=n)
     invitation = invite("c-drop", keys, n // 2 + 1, PARAMS)
