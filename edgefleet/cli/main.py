@@ -41,12 +41,19 @@ def _processes(app: typer.Typer) -> None:
 
 
 def _devices(app: typer.Typer) -> None:
-    from edgefleet.cli import devices, loans, remote, requirements
+    from edgefleet.cli import agent_upgrade, devices, loans, remote, requirements
 
+    agent_upgrade.register_device_commands(devices.app)  # upgrade-agent (issue 18)
     remote.register_device_commands(devices.app)
     loans.register_device_commands(devices.app)  # lend, loans, revoke-loan
     requirements.register_device_commands(devices.app)  # require, requirements
     app.add_typer(devices.app, name="devices")
+
+
+def _agent_releases() -> typer.Typer:
+    from edgefleet.cli import agent_upgrade
+
+    return agent_upgrade.app
 
 
 def _group(module: str, attribute: str = "app") -> Loader:
@@ -85,6 +92,7 @@ _VERBS: dict[str, Loader] = {
     "tokens": _group("admin", "tokens"),
     "keys": _group("admin", "keys"),
     "agent": _processes,
+    "agent-releases": lambda app: app.add_typer(_agent_releases(), name="agent-releases"),
 }
 
 app = typer.Typer(

@@ -8,6 +8,7 @@ for one page.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
@@ -780,6 +781,67 @@ class Client:
         """Replace them: ``[{"selector": "type=cam", "peripherals": ["camera"]}]``."""
         body = {"items": items}
         return list(self.put(f"/projects/{project}/device-requirements", body)["items"])
+
+    # -- agent releases and upgrades (issue 18) ----------------------------------------------
+
+    def upload_agent_release(self, wheel: str | Path, version: str) -> JSON:
+        """Upload an agent wheel (admins only); its SHA-256 is computed here and
+        checked by the server. Answers the release (``id``, ``version``, ``sha256``)."""
+        import hashlib
+
+        data = Path(wheel).read_bytes()
+        result: JSON = self.request(
+            "POST",
+            "/agent-releases",
+            params={"version": version, "sha256": hashlib.sha256(data).hexdigest()},
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return result
+
+    def agent_releases(self) -> list[JSON]:
+        """The agent releases the server holds."""
+        return list(self.paged("/agent-releases"))
+
+    def upgrade_agents(
+        self,
+        version: str,
+        *,
+        devices: list[str] | None = None,
+        selector: str | None = None,
+        project: str | None = None,
+        max_parallel: int = 1,
+        deadline: float | None = None,
+    ) -> JSON:
+        """Roll agent ``version`` out to ``devices`` (ids or names) or a label ``selector``,
+        ``max_parallel`` at a time; answers the rollout (``id``, ``state``, ``devices``)."""
+        body: JSON = {"version": version, "max_parallel": max_parallel}
+        for key, value in (
+            ("devices", devices),
+            ("selector", selector),
+            ("project", project),
+            ("deadline", deadline),
+        ):
+            if value is not None:
+                body[key] = value
+        result: JSON = self.post("/devices/upgrade-agent", body)
+        return result
+
+    def agent_upgrade(self, upgrade_id: str) -> JSON:
+        """One rollout with each device's state and, for a failure, its reason."""
+        result: JSON = self.get(f"/agent-upgrades/{upgrade_id}")
+        return result
+
+    def wait_agent_upgrade(self, upgrade_id: str, timeout: float = 900.0) -> JSON:
+        """Poll a rollout until it is ``done`` or ``failed`` (or ``timeout`` passes)."""
+        import time
+
+        until = time.monotonic() + timeout
+        while True:
+            upgrade = self.agent_upgrade(upgrade_id)
+            if upgrade["state"] != "running" or time.monotonic() > until:
+                return upgrade
+            time.sleep(1.0)
 
     def websocket_url(self, path: str, **params: Any) -> str:
         from urllib.parse import urlencode

@@ -85,6 +85,8 @@ async def _start_computations(ctx: ServerContext) -> Callable[[], Awaitable[None
 
 
 def _features() -> list[Feature]:
+    from edgefleet.server.agent_releases import rollout as agent_rollouts
+    from edgefleet.server.agent_releases.routes import router as agent_releases_router
     from edgefleet.server.applications.routes import router as applications_router
     from edgefleet.server.auth import oidc_routes
     from edgefleet.server.computations.routes import router as computations_router
@@ -130,6 +132,7 @@ def _features() -> list[Feature]:
         # a shared testbed: loans, reservations, declared peripherals (issue 20)
         ([loans_router, reservations_router, readiness_router], reservation_clock.start),
         ([schedule_runs_router], schedule_runs.start),  # periodic jobs (issue 19)
+        ([agent_releases_router], agent_rollouts.start),  # agent upgrades over the air (issue 18)
     ]
 
 

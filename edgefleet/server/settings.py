@@ -242,6 +242,18 @@ class ServerSettings(BaseSettings):
     reservation_check_interval: float = Field(
         2.0, gt=0, le=60, description="seconds between checks for reservation windows opening/closing"
     )
+    agent_release_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=1024, description="largest agent release (wheel) an admin may upload"
+    )
+    agent_upgrade_deadline: float = Field(
+        180.0,
+        gt=0,
+        le=3600,
+        description="seconds an upgraded agent has to reconnect healthy before it rolls back",
+    )
+    agent_upgrade_interval: float = Field(
+        1.0, gt=0, le=60, description="seconds between steps of agent upgrade rollouts"
+    )
     test_fed_transcript: bool = Field(
         False,
         description="TEST AID, not for production: append every relayed federated message "

@@ -42,6 +42,9 @@ class UpgradeOrder(BaseModel):
     deadline: float = Field(
         120.0, gt=0, description="seconds the new version has to reconnect and report healthy"
     )
+    attempt: str = Field(
+        "", max_length=64, description="the server's rollout id, echoed in reports"
+    )
 
 
 class UpgradeReport(BaseModel):
@@ -52,3 +55,4 @@ class UpgradeReport(BaseModel):
     from_version: str = ""
     reason: str = ""
     at: datetime | None = None
+    attempt: str = ""

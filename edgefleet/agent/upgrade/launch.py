@@ -27,6 +27,7 @@ from edgefleet.agent.upgrade.state import (
     point_current,
     write_pending,
 )
+from edgefleet.wire.upgrade import UpgradeOrder
 
 SUPERVISED_ENV = "EDGEFLEET_SUPERVISED"  # set by the systemd unit: it restarts the agent
 
@@ -53,15 +54,17 @@ def follow_current(state_dir: Path) -> None:
     os.execv(str(python), _agent_argv(str(python)))
 
 
-def switch(paths: Paths, version: str, python: Path, deadline: float) -> None:
+def switch(paths: Paths, order: UpgradeOrder, python: Path) -> None:
     """Hand this process over to ``python`` (never returns on success)."""
+    version = order.version
     pending = Pending(
         version=version,
+        attempt=order.attempt,
         from_version=__version__,
         previous_target=current_target(paths),
         previous_python=sys.executable,
         argv=list(sys.orig_argv),
-        deadline=deadline,
+        deadline=order.deadline,
         switched_at=time.time(),
         agent_pid=os.getpid(),
         supervised=supervised(),

@@ -49,7 +49,12 @@ class UpgradePart:
             return
         write_report(
             self.paths,
-            UpgradeReport(version=__version__, state="healthy", from_version=pending.from_version),
+            UpgradeReport(
+                version=__version__,
+                state="healthy",
+                from_version=pending.from_version,
+                attempt=pending.attempt,
+            ),
         )
         clear_pending(self.paths)  # the watchdog sees this and leaves
         log.info("upgrade to %s healthy (from %s)", __version__, pending.from_version)
@@ -72,7 +77,7 @@ class UpgradePart:
     async def _run(self, order: UpgradeOrder) -> None:
         connection, identity = self.agent.connection, self.agent.identity
         assert connection is not None and identity is not None
-        self._report(order.version, "installing")
+        self._report(order, "installing")
         try:
             wheel = await asyncio.to_thread(
                 install.download,
@@ -88,19 +93,25 @@ class UpgradePart:
         except install.InstallError as exc:
             log.error("upgrade to %s failed: %s", order.version, exc)
             self.busy = False
-            self._report(order.version, "failed", str(exc))
+            self._report(order, "failed", str(exc))
             await self._send_facts()
             return
-        self._report(order.version, "switching")
+        self._report(order, "switching")
         log.warning("switching the agent to %s", order.version)
-        self.agent.handover = lambda: switch(self.paths, order.version, python, order.deadline)
+        self.agent.handover = lambda: switch(self.paths, order, python)
         self.agent.request_restart()
 
-    def _report(self, version: str, state: str, reason: str = "") -> None:
+    def _report(self, order: UpgradeOrder, state: str, reason: str = "") -> None:
         write_report(
             self.paths,
             UpgradeReport.model_validate(
-                {"version": version, "state": state, "from_version": __version__, "reason": reason}
+                {
+                    "version": order.version,
+                    "state": state,
+                    "from_version": __version__,
+                    "reason": reason,
+                    "attempt": order.attempt,
+                }
             ),
         )
 

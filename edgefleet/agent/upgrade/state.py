@@ -28,6 +28,7 @@ class Pending(BaseModel):
     switched_at: float  # time.time()
     agent_pid: int
     supervised: bool  # a service manager restarts the agent when it exits
+    attempt: str = ""  # the server's rollout id
 
 
 class Paths:

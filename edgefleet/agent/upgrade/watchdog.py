@@ -90,6 +90,7 @@ def roll_back(paths: Paths, pending: Pending, reason: str) -> None:
             state="rolled_back",
             from_version=pending.from_version,
             reason=reason,
+            attempt=pending.attempt,
         ),
     )
     if pending.supervised:

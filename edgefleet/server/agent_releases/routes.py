@@ -1,0 +1,89 @@
+"""``/agent-releases`` (upload: admins; download: devices) and
+``/devices/upgrade-agent`` + ``/agent-upgrades`` (rollouts, by project role)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, Response
+
+from edgefleet.server.agent_releases import service
+from edgefleet.server.agent_releases.schemas import ReleaseOut, UpgradeIn, UpgradeOut
+from edgefleet.server.deps import CallerDep, Ctx, Db, Paging, bearer_token
+from edgefleet.server.pagination import Page, next_cursor
+
+router = APIRouter(tags=["agent upgrades"])
+
+
+@router.post("/agent-releases", status_code=201, response_model=ReleaseOut)
+async def upload_release(
+    request: Request,
+    caller: CallerDep,
+    db: Db,
+    ctx: Ctx,
+    version: str = Query(description="the release's version (as the agent reports it)"),
+    sha256: str = Query(description="SHA-256 of the body, hex"),
+) -> ReleaseOut:
+    """Upload an agent wheel as the raw body (``application/octet-stream``); admins only.
+    The body must hash to ``sha256`` and fit ``--agent-release-max-bytes``."""
+    length = request.headers.get("content-length")
+    release = await service.upload(
+        db,
+        caller,
+        version,
+        sha256,
+        request.stream(),
+        int(length) if length and length.isdigit() else None,
+        ctx.settings.agent_release_max_bytes,
+    )
+    ctx.events.record(
+        "agent.release_uploaded",
+        None,
+        f"agent release {release.version} uploaded by {caller.name}",
+        actor=caller.name,
+    )
+    return service.release_out(release)
+
+
+@router.get("/agent-releases", response_model=Page[ReleaseOut])
+async def list_releases(caller: CallerDep, db: Db, paging: Paging) -> Page[ReleaseOut]:
+    """Releases the server holds (any signed-in user: versions are not secret)."""
+    rows = await service.list_releases(db, paging.after, paging.limit)
+    return Page(
+        items=[service.release_out(r) for r in rows[: paging.limit]],
+        next=next_cursor([r.pk for r in rows], paging.limit),
+    )
+
+
+@router.get("/agent-releases/{version}/wheel")
+async def download_release(version: str, request: Request, db: Db) -> Response:
+    """The wheel, for devices (their own credential as the bearer token)."""
+    data = await service.wheel_for_device(db, bearer_token(request), version)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.post("/devices/upgrade-agent", status_code=201, response_model=UpgradeOut)
+async def upgrade_agents(body: UpgradeIn, caller: CallerDep, db: Db, ctx: Ctx) -> UpgradeOut:
+    """Roll an agent release out to devices in batches of ``max_parallel``; each batch
+    must come back healthy before the next; a device that rolls back stops the rest."""
+    upgrade = await service.create_upgrade(db, caller, body, ctx.settings.agent_upgrade_deadline)
+    ctx.events.record(
+        "agent.upgrade_started",
+        upgrade.project_pk,
+        f"agent upgrade to {upgrade.version} of {len(upgrade.devices)} device(s) by {caller.name}",
+        actor=caller.name,
+    )
+    return await service.upgrade_out(db, upgrade)
+
+
+@router.get("/agent-upgrades", response_model=Page[UpgradeOut])
+async def list_upgrades(caller: CallerDep, db: Db, paging: Paging) -> Page[UpgradeOut]:
+    rows = await service.list_upgrades(db, caller, paging.after, paging.limit)
+    return Page(
+        items=[await service.upgrade_out(db, r) for r in rows[: paging.limit]],
+        next=next_cursor([r.pk for r in rows], paging.limit),
+    )
+
+
+@router.get("/agent-upgrades/{upgrade}", response_model=UpgradeOut)
+async def show_upgrade(upgrade: str, caller: CallerDep, db: Db) -> UpgradeOut:
+    """One rollout: its state and each device's (with the reason of a failure)."""
+    return await service.upgrade_out(db, await service.find_upgrade(db, caller, upgrade))
