@@ -92,6 +92,7 @@ class Agent:
         self.stream_handlers: dict[str, Callable[[Stream], Awaitable[None]]] = {}
         self.message_handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {}
         self.on_connected: list[Callable[[], Awaitable[None]]] = []  # after each welcome
+        self.facts_hooks: list[Callable[[DeviceFacts], DeviceFacts]] = []  # e.g. local apps
         self.commands = CommandRunner(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
@@ -115,9 +116,12 @@ class Agent:
 
     def facts(self) -> DeviceFacts:
         names = self.runtimes.names() if self.runtimes else []
-        return facts.collect(
+        found = facts.collect(
             self.settings.state_dir, names, self.settings.peripheral, self.policy()
         )
+        for hook in self.facts_hooks:
+            found = hook(found)
+        return found
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """Only for https servers, and one per CA file per process: loading the CA
@@ -197,6 +201,10 @@ class Agent:
         from edgefleet.agent.upgrade import attach as attach_upgrade
 
         attach_upgrade(self)  # over-the-air upgrades of the agent itself (issue 18)
+        if self.with_parts and self.settings.local_api:
+            from edgefleet.agent.local import attach as attach_local
+
+            attach_local(self)  # the owner's local API and apps (issue 21)
         self.connection = Connection(
             self.identity,
             hello=self._hello,

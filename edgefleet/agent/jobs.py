@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from edgefleet.agent.changes.executor import ChangeFailed, EnvHook, Executor
 from edgefleet.agent.changes.lastgood import LastGood
 from edgefleet.agent.changes.locks import LockState, UpdateLocks
-from edgefleet.agent.changes.plan import plan_job, revision_of
+from edgefleet.agent.changes.plan import CreateAndStart, plan_job, revision_of
 from edgefleet.agent.changes.queue import ChangeQueue, RetryBook
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.health import HealthTracker
@@ -40,6 +40,11 @@ SUPERVISE_EVERY = 2.0
 PING_EVERY = 10.0
 
 Report = Callable[[Message], Awaitable[bool]]
+# The owner's local API (agent/local): its apps' assignments, services it holds
+# stopped at a revision, and how a held service shows in a job's status.
+LocalAssignments = Callable[[], dict[str, JobAssignment]]
+HeldServices = Callable[[str, str], set[str]]  # (job_id, revision) -> services
+StatusHook = Callable[[JobStatus], JobStatus]
 
 
 class Jobs:
@@ -80,12 +85,18 @@ class Jobs:
         self._background: set[asyncio.Task[object]] = set()
         self._last_ping = 0.0
         self.supervise_every = SUPERVISE_EVERY
+        self.local_assignments: LocalAssignments | None = None
+        self.held: HeldServices | None = None
+        self.status_hook: StatusHook | None = None
 
     # -- desired state ------------------------------------------------------------------
 
     def assignments(self) -> dict[str, JobAssignment]:
         now = datetime.now(UTC)
-        return {a.job_id: a for a in self.desired_state.jobs if a.end is None or a.end > now}
+        found = {a.job_id: a for a in self.desired_state.jobs if a.end is None or a.end > now}
+        if self.local_assignments is not None:
+            found.update(self.local_assignments())  # the owner's apps: the server cannot replace them
+        return found
 
     def desired(self, message: DesiredState) -> None:
         if message.generation < self.desired_state.generation:
@@ -183,6 +194,12 @@ class Jobs:
                 self.last_good.record(want)
             return
         revision = plan.revision
+        if plan.kind == "repair" and self.held is not None and revision is not None:
+            # The owner stopped these services on the device: keep them stopped
+            # (until started again, or a new revision arrives).
+            starting = {s.service for s in plan.steps if isinstance(s, CreateAndStart)}
+            if starting and starting <= self.held(job_id, revision):
+                return
         if (
             want is not None
             and revision is not None
@@ -382,6 +399,8 @@ class Jobs:
                     health=self.health.state,
                 ).model_copy(update={"waiting": self.waiting.get(job_id)})
             )
+        if self.status_hook is not None:
+            result = [self.status_hook(status) for status in result]
         for job_id in self._removed - set(wanted):
             result.append(JobStatus(job_id=job_id, state="removed"))
         return result

@@ -192,6 +192,23 @@ class AgentSettings(BaseModel):
         description="forget the pinned federated key of this peer device id at start "
         "(repeat; 'all': every pin), after the peer was re-enrolled",
     )
+    local_api: bool = Field(
+        True, description="serve the owner's local API on a Unix socket (agent status, jobs, apps)"
+    )
+    local_api_socket: Path | None = Field(
+        None, description="the local API's socket (default: <state-dir>/agent.sock)"
+    )
+    local_api_group: str | None = Field(
+        None,
+        description="group (name or id) whose members may use the local API (socket mode 0660; default: the agent's own group)",
+    )
+    local_api_max_body: int = Field(
+        1024 * 1024, gt=0, le=64 * 1024 * 1024, description="largest local API request body, bytes"
+    )
+    local_actions_max: int = Field(
+        1000, gt=0, description="local actions kept until the server acknowledges them (oldest dropped)"
+    )
+    local_apps_max: int = Field(20, gt=0, description="most owner's local apps on the device")
     ca_file: Path | None = Field(None, description="CA bundle to trust for https/wss servers")
     log_level: str = Field("info", description="debug, info, warning, error")
 

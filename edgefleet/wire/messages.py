@@ -29,6 +29,7 @@ from pydantic import (
 
 from edgefleet.fed.messages import FedMessage
 from edgefleet.spec.policy import DevicePolicy
+from edgefleet.wire.local import LocalAction, LocalAppFact
 from edgefleet.wire.schedule import RunRecord
 from edgefleet.wire.status import JobStatus
 from edgefleet.wire.upgrade import UpgradeReport
@@ -82,6 +83,10 @@ class DeviceFacts(BaseModel):
     )
     upgrade: UpgradeReport | None = Field(
         None, description="the last over-the-air upgrade of the agent: done, or rolled back and why"
+    )
+    local_apps: list[LocalAppFact] = Field(
+        default_factory=list,
+        description="the owner's own apps on the device (agent apps run): read-only to the server",
     )
 
     @field_validator("policy", mode="before")
@@ -284,6 +289,22 @@ class ScheduleRunsAck(Message):
     ids: list[str] = Field(default_factory=list, max_length=200)
 
 
+class LocalActions(Message):
+    """agent -> server: what the device's owner did through the agent's local
+    API while the server may have been away, oldest first; answered by
+    :class:`LocalActionsAck`. The server stores each once (by id) as a device event."""
+
+    type: Literal["local_actions"] = "local_actions"
+    actions: list[LocalAction] = Field(default_factory=list, max_length=200)
+
+
+class LocalActionsAck(Message):
+    """server -> agent: these local action ids are stored; the agent forgets them."""
+
+    type: Literal["local_actions_ack"] = "local_actions_ack"
+    ids: list[str] = Field(default_factory=list, max_length=200)
+
+
 # --- server -> agent ---------------------------------------------------------------
 
 
@@ -355,7 +376,9 @@ AnyMessage = Annotated[
     | DataAck
     | DataBacklog
     | ScheduleRuns
-    | ScheduleRunsAck,
+    | ScheduleRunsAck
+    | LocalActions
+    | LocalActionsAck,
     Field(discriminator="type"),
 ]
 

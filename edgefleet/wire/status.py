@@ -37,6 +37,9 @@ class ServiceStatus(BaseModel):
     health: HealthState | None = None
     error: str | None = None
     started_at: datetime | None = None
+    held_locally: bool = Field(
+        False, description="stopped by the device's owner on the device (agent stop): kept stopped"
+    )
 
 
 class JobStatus(BaseModel):
