@@ -115,7 +115,7 @@ def register_group(
     run: Callable[..., Any],
     *,
     help: str,
-    commands: list[tuple[typer.Typer, str]],
+    commands: list[tuple[typer.Typer, str | None]],  # None: its verbs join the group
 ) -> None:
     """Like :func:`register`, for a process verb that also has sub-commands
     (``edgefleet agent datasets ...``): the flags belong to the verb itself, which

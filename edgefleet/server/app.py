@@ -133,7 +133,14 @@ def _features() -> list[Feature]:
         ([loans_router, reservations_router, readiness_router], reservation_clock.start),
         ([schedule_runs_router], schedule_runs.start),  # periodic jobs (issue 19)
         ([agent_releases_router], agent_rollouts.start),  # agent upgrades over the air (issue 18)
+        ([], _start_local_actions),  # owners' actions on devices, reported later (issue 21)
     ]
+
+
+async def _start_local_actions(ctx: ServerContext) -> None:
+    from edgefleet.server.devices import local_actions
+
+    await local_actions.start(ctx)
 
 
 async def _bootstrap(ctx: ServerContext, admin_token: str | None) -> auth_service.Bootstrap:
