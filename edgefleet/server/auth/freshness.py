@@ -195,6 +195,10 @@ class StreamGuard:
 
     async def _on_message(self, message: BusMessage) -> None:
         body = json.loads(message.data)
+        # Our own commit was noted at commit time; stamping it again when the bus
+        # delivers it would close requests the user made after the change.
+        if self._ctx is not None and body.get("replica") == self._ctx.replica:
+            return
         self.changed((int(u) for u in body.get("users", [])), bool(body.get("memberships")))
 
     def _owned(self, session: Session) -> bool:
@@ -220,7 +224,9 @@ class StreamGuard:
         self.changed(users, memberships)
         ctx = self._ctx
         assert ctx is not None
-        data = json.dumps({"users": sorted(users), "memberships": memberships}).encode()
+        data = json.dumps(
+            {"users": sorted(users), "memberships": memberships, "replica": ctx.replica}
+        ).encode()
         task = asyncio.get_running_loop().create_task(ctx.bus.publish(SUBJECT, data))
         self._pending.add(task)
         task.add_done_callback(self._published)
