@@ -354,3 +354,24 @@ def test_the_loopback_redirect_goes_only_to_loopback(
     target = urlsplit(back.headers["location"])
     assert (target.scheme, target.hostname, target.port) == ("http", "127.0.0.1", 5555)
     assert set(parse_qs(target.query)) == {"code", "state"}
+
+
+def test_a_stale_session_cookie_does_not_break_the_sign_in(
+    server: ServerProc, provider: ProviderProc
+) -> None:
+    """A browser still holding a dead session (revoked, expired, from an older
+    install) signs in: the callback changes the user's roles, and the stream guard
+    must not end the callback for the dead cookie it carries."""
+    provider.set_user("quinn", preferred_username="quinn", groups=["physics"])
+    for _ in range(3):
+        browser = httpx.Client(base_url=server.url, timeout=30)
+        browser.cookies.set("edgefleet_session", "eft_" + secrets.token_urlsafe(32))
+        start = browser.get("/auth/oidc/login")
+        slow = provider.authorize(start.headers["location"], "quinn")
+        provider.set_user("quinn", preferred_username="quinn", groups=["physics"])
+        with server.client() as admin:  # a role to take away, so the sign-in commits a change
+            if _projects(server, "quinn") == {"lab-a": "developer"}:
+                admin.remove_member("lab-a", "quinn")
+        answer = browser.get(slow)
+        browser.close()
+        assert answer.status_code == 303, answer.text[:300]

@@ -30,7 +30,13 @@ from edgefleet.server.proxy.routes import APP_COOKIE
 
 COOKIES = (SECURE_SESSION_COOKIE, SESSION_COOKIE, APP_COOKIE)  # the order routes try them
 
-UNWATCHED_PATHS = ("/api/v1/agent/",)  # device credentials: the gateway's business
+UNWATCHED_PATHS = (
+    "/api/v1/agent/",  # device credentials: the gateway's business
+    # Single sign-on's steps use no credential the browser already holds; a dead session
+    # cookie they carry must not end the sign-in that changes that user's roles.
+    "/auth/oidc/",
+    "/api/v1/auth/oidc",
+)
 
 
 def credentials(scope: Scope) -> tuple[str, ...]:
