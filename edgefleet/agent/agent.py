@@ -201,6 +201,10 @@ class Agent:
         from edgefleet.agent.upgrade import attach as attach_upgrade
 
         attach_upgrade(self)  # over-the-air upgrades of the agent itself (issue 18)
+        if self.with_parts:
+            from edgefleet.agent.telemetry import attach as attach_telemetry
+
+            attach_telemetry(self)  # device health and workload logs for the server (issue 18)
         if self.with_parts and self.settings.local_api:
             from edgefleet.agent.local import attach as attach_local
 

@@ -32,6 +32,7 @@ from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.local import LocalAction, LocalAppFact
 from edgefleet.wire.schedule import RunRecord
 from edgefleet.wire.status import JobStatus
+from edgefleet.wire.telemetry import MAX_LOG_LINES, MAX_SAMPLES, LogLine, Sample
 from edgefleet.wire.upgrade import UpgradeReport
 from edgefleet.wire.workload import JobAssignment
 
@@ -305,6 +306,33 @@ class LocalActionsAck(Message):
     ids: list[str] = Field(default_factory=list, max_length=200)
 
 
+class TelemetryBatch(Message):
+    """agent -> server: buffered health samples of this device, oldest first
+    (also those taken while the server was unreachable); answered by
+    :class:`TelemetryAck`. Always about the sending device: it names no other."""
+
+    type: Literal["telemetry"] = "telemetry"
+    samples: list[Sample] = Field(default_factory=list, max_length=MAX_SAMPLES)
+
+
+class TelemetryAck(Message):
+    """server -> agent: every sample with ``seq <= upto`` is stored; the agent forgets them."""
+
+    type: Literal["telemetry_ack"] = "telemetry_ack"
+    upto: int = Field(ge=0)
+
+
+class WorkloadLogs(Message):
+    """agent -> server, in the background: the last lines of one service of a job,
+    replacing what the server kept for it, so it can show them while the device
+    is offline. Sent only when they changed."""
+
+    type: Literal["workload_logs"] = "workload_logs"
+    job: str = Field(max_length=64)
+    service: str = Field(max_length=128)
+    lines: list[LogLine] = Field(default_factory=list, max_length=MAX_LOG_LINES)
+
+
 # --- server -> agent ---------------------------------------------------------------
 
 
@@ -378,7 +406,10 @@ AnyMessage = Annotated[
     | ScheduleRuns
     | ScheduleRunsAck
     | LocalActions
-    | LocalActionsAck,
+    | LocalActionsAck
+    | TelemetryBatch
+    | TelemetryAck
+    | WorkloadLogs,
     Field(discriminator="type"),
 ]
 
