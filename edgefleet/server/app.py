@@ -134,7 +134,14 @@ def _features() -> list[Feature]:
         ([schedule_runs_router], schedule_runs.start),  # periodic jobs (issue 19)
         ([agent_releases_router], agent_rollouts.start),  # agent upgrades over the air (issue 18)
         ([], _start_local_actions),  # owners' actions on devices, reported later (issue 21)
+        ([_instances_router()], None),  # personal instances (issue 21)
     ]
+
+
+def _instances_router() -> APIRouter:
+    from edgefleet.server.instances.routes import router
+
+    return router
 
 
 async def _start_local_actions(ctx: ServerContext) -> None:

@@ -418,6 +418,32 @@ API_RULES: list[Rule] = [
         {**JOB, "file": const("f-none")},
         absent=True,
     ),
+    # -- agent releases and over-the-air agent upgrades (issue 18) --
+    Rule(
+        "POST",
+        f"{A}/agent-releases",
+        ADMIN,
+        query={"version": const("9.9.9"), "sha256": const("0" * 64)},
+        body=const({}),
+    ),
+    Rule("GET", f"{A}/agent-releases", USER),
+    # devices only (DEVICE_ONLY, defined with the WebSocket rules below)
+    Rule("GET", f"{A}/agent-releases/{{version}}/wheel", "device credential", {"version": const("9.9.9")}),
+    Rule(
+        "POST",
+        f"{A}/devices/upgrade-agent",
+        Permission.MANAGE_DEVICES,
+        body=lambda e: {"version": "9.9.9", "devices": [e.device]},
+    ),
+    Rule("GET", f"{A}/agent-upgrades", USER),
+    Rule(
+        "GET",
+        f"{A}/agent-upgrades/{{upgrade}}",
+        Permission.READ,
+        {"upgrade": const("upg-none")},
+        absent=True,
+    ),
+    # -- end of agent upgrades --
     # The app proxy: only members of the job's project get through (SPEC).
     *(
         Rule(
@@ -432,6 +458,34 @@ API_RULES: list[Rule] = [
             "/proxy/{job}/{device}/{service}/{port}/{path:path}",
         )
     ),
+    # -- personal instances (issue 21): launchable apps, instances owned by one user.
+    # No instance exists in P: an instance is its owner's, 404 to everyone else.
+    Rule("GET", f"{A}/applications/{{app}}/launchable", Permission.READ, APP),
+    Rule(
+        "PUT",
+        f"{A}/applications/{{app}}/launchable",
+        Permission.MANAGE_APPS,
+        APP,
+        body=const({"launchable": True, "idle_timeout": 60}),
+    ),
+    Rule("POST", f"{A}/instances", Permission.MANAGE_APPS, body=lambda e: {"app": e.app}),
+    Rule("GET", f"{A}/instances", USER),
+    Rule("GET", f"{A}/instances/{{instance}}", OTHERS, {"instance": const("i-none")}),
+    Rule(
+        "POST",
+        f"{A}/instances/{{instance}}/share",
+        OTHERS,
+        {"instance": const("i-none")},
+        body=const({"user": "admin"}),
+    ),
+    Rule(
+        "DELETE",
+        f"{A}/instances/{{instance}}/share/{{user}}",
+        OTHERS,
+        {"instance": const("i-none"), "user": const("admin")},
+    ),
+    Rule("POST", f"{A}/instances/{{instance}}/stop", OTHERS, {"instance": const("i-none")}),
+    # -- end of personal instances --
 ]
 
 

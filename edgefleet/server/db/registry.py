@@ -9,6 +9,7 @@ from edgefleet.server.data import tables as _data  # noqa: F401
 from edgefleet.server.db.base import Base
 from edgefleet.server.devices import tables as _devices  # noqa: F401
 from edgefleet.server.events import tables as _events  # noqa: F401
+from edgefleet.server.instances import tables as _instances  # noqa: F401
 from edgefleet.server.jobs import tables as _jobs  # noqa: F401
 from edgefleet.server.keys import tables as _keys  # noqa: F401
 from edgefleet.server.loans import tables as _loans  # noqa: F401
@@ -21,6 +22,7 @@ from edgefleet.server.rollouts import tables as _rollouts  # noqa: F401
 from edgefleet.server.scheduler import tables as _scheduler  # noqa: F401
 from edgefleet.server.schedules import tables as _schedules  # noqa: F401
 from edgefleet.server.secrets import tables as _secrets  # noqa: F401
+from edgefleet.server.telemetry import tables as _telemetry  # noqa: F401
 from edgefleet.server.variables import tables as _variables  # noqa: F401
 
 metadata = Base.metadata

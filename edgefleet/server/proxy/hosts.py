@@ -33,6 +33,7 @@ from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.deps import bearer_token, session_secret
 from edgefleet.server.errors import ApiError, NotFound, Unauthorized
+from edgefleet.server.instances import access as instance_access
 from edgefleet.server.proxy.routes import APP_COOKIE, Route, serve_http, serve_websocket
 from edgefleet.server.remote import targets
 
@@ -135,9 +136,10 @@ async def proxy_auth(request: Request) -> Response:
                 return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=302)
             return JSONResponse(Unauthorized("sign in first").body(), status_code=401)
         try:
-            await targets.service_port(
+            target = await targets.service_port(
                 db, caller, route.job, route.device, route.service, route.port, Permission.READ
             )
+            await instance_access.check_proxy(db, caller, target.job)  # personal instances
         except ApiError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         user = await auth_service.find_user(db, caller.user_id)

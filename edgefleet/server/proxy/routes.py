@@ -39,6 +39,7 @@ from edgefleet.server.errors import (
     Unauthorized,
     Unavailable,
 )
+from edgefleet.server.instances import access as instance_access
 from edgefleet.server.proxy import http as proxy_http
 from edgefleet.server.proxy import origins
 from edgefleet.server.proxy import websocket as proxy_ws
@@ -100,13 +101,17 @@ def bearer_token_from(headers: dict[str, str]) -> str | None:
 
 
 async def authorize(ctx: ServerContext, caller: Caller, route: Route) -> WorkloadTarget:
-    """A member of the job's project, and a port its service declares (404 otherwise)."""
+    """A member of the job's project (for a personal instance: its owner or a user it
+    is shared with), and a port its service declares (404 otherwise)."""
     if not 0 < route.port < 65536:
         raise Invalid(f"port {route.port} is out of range: ports are 1 to 65535", field="port")
     async with ctx.session() as db:
-        return await targets.service_port(
+        target = await targets.service_port(
             db, caller, route.job, route.device, route.service, route.port, Permission.READ
         )
+        # a personal instance opens only for its owner and those it is shared with
+        await instance_access.check_proxy(db, caller, target.job)
+        return target
 
 
 async def open_service(ctx: ServerContext, target: WorkloadTarget, route: Route) -> Stream:

@@ -21,6 +21,7 @@ from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.deps import websocket_caller
 from edgefleet.server.errors import ApiError, BadGateway, Invalid, Unavailable
+from edgefleet.server.instances import access as instance_access
 from edgefleet.server.remote import targets
 from edgefleet.wire.mux import Stream, StreamError
 
@@ -142,6 +143,7 @@ async def forward_service(
             target = await targets.service_port(
                 db, caller, job, device, service, port, Permission.READ
             )
+            await instance_access.check_proxy(db, caller, target.job)  # personal instances
         except ApiError as exc:
             await _refuse(websocket, exc)
             return

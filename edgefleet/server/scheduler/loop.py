@@ -28,6 +28,7 @@ from sqlalchemy import or_, select
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.instances import idle as idle_instances
 from edgefleet.server.jobs import desired
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.tables import Job
@@ -120,6 +121,7 @@ class Scheduler:
                     continue
                 await self.tick()
                 await rollouts.drive(self.ctx)
+                await idle_instances.stop_idle(self.ctx)  # personal instances (issue 21)
                 await self.resend_stale()
                 if loop.time() - last_full > FULL_PASS_EVERY:
                     last_full = loop.time()

@@ -1,0 +1,88 @@
+"""``/instances`` and ``/applications/{app}/launchable``: personal instances (issue 21)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from edgefleet.server.applications import service as applications
+from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
+from edgefleet.server.instances import service, view
+from edgefleet.server.instances.schemas import (
+    InstanceIn,
+    InstanceOut,
+    LaunchableIn,
+    LaunchableOut,
+    ShareIn,
+)
+from edgefleet.server.pagination import Page, next_cursor
+
+router = APIRouter(tags=["instances"])
+
+
+@router.get("/applications/{app}/launchable", response_model=LaunchableOut)
+async def show_launchable(app: str, caller: CallerDep, db: Db) -> LaunchableOut:
+    found = await applications.find(db, caller, app)
+    row = await service.launchable_of(db, found)
+    return LaunchableOut(
+        application=found.name,
+        application_id=found.id,
+        launchable=row is not None,
+        idle_timeout=row.idle_timeout if row is not None else None,
+    )
+
+
+@router.put("/applications/{app}/launchable", response_model=LaunchableOut)
+async def set_launchable(app: str, body: LaunchableIn, caller: CallerDep, db: Db) -> LaunchableOut:
+    """Let members launch personal instances of the application (developer role and up)."""
+    found = await applications.find(db, caller, app)
+    row = await service.set_launchable(db, caller, found, body)
+    return LaunchableOut(
+        application=found.name,
+        application_id=found.id,
+        launchable=row is not None,
+        idle_timeout=row.idle_timeout if row is not None else None,
+    )
+
+
+@router.post("/instances", status_code=201, response_model=InstanceOut)
+async def launch_instance(body: InstanceIn, caller: CallerDep, db: Db, ctx: Ctx) -> InstanceOut:
+    """Launch the caller's own instance of a launchable application on one device."""
+    return await view.output(db, await service.launch(ctx, db, caller, body))
+
+
+@router.get("/instances", response_model=Page[InstanceOut])
+async def list_instances(caller: CallerDep, db: Db, page: Paging) -> Page[InstanceOut]:
+    """The caller's instances and those shared with them."""
+    rows = await service.visible(db, caller, page.after, page.limit)
+    return Page(
+        items=[await view.output(db, r) for r in rows[: page.limit]],
+        next=next_cursor([r.pk for r in rows], page.limit),
+    )
+
+
+@router.get("/instances/{instance}", response_model=InstanceOut)
+async def show_instance(instance: str, caller: CallerDep, db: Db) -> InstanceOut:
+    return await view.output(db, await service.find(db, caller, instance))
+
+
+@router.post("/instances/{instance}/share", response_model=InstanceOut)
+async def share_instance(instance: str, body: ShareIn, caller: CallerDep, db: Db) -> InstanceOut:
+    """Let another member of the project open the instance (its owner only)."""
+    found = await service.find(db, caller, instance)
+    await service.share(db, caller, found, body.user)
+    return await view.output(db, found)
+
+
+@router.delete("/instances/{instance}/share/{user}", response_model=InstanceOut)
+async def unshare_instance(instance: str, user: str, caller: CallerDep, db: Db) -> InstanceOut:
+    found = await service.find(db, caller, instance)
+    await service.unshare(db, caller, found, user)
+    return await view.output(db, found)
+
+
+@router.post("/instances/{instance}/stop", response_model=InstanceOut)
+async def stop_instance(instance: str, caller: CallerDep, db: Db, ctx: Ctx) -> InstanceOut:
+    """Remove the instance's workload from its device (its owner, or an admin)."""
+    found = await service.find(db, caller, instance)
+    await service.stop_by(ctx, db, caller, found)
+    return await view.output(db, found)
