@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Invalid
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.rollouts import pins as rollout_pins
 from edgefleet.wire.status import DeviceJobState
 
 DEVICE_STATES: tuple[str, ...] = get_args(DeviceJobState)
@@ -87,6 +88,13 @@ async def page(
             :limit
         ]
     ]
+    # A staged rollout tells the devices it holds back the previous version:
+    # that, not the job's new one, is their target.
+    pin = (await rollout_pins.load(db, [job.pk])).by_job.get(job.pk)
+    if pin is not None and pin.version is not None:
+        for item in items:
+            if item["device"] not in pin.moved:
+                item["target_version"] = pin.version
     return items, [row[0] for row in rows]
 
 

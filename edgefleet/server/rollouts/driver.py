@@ -70,19 +70,21 @@ async def carry_out(
     """Record the machine's new state and do its actions in ``db``'s transaction;
     returns the device pks whose desired state changed (bump is done here; the
     caller commits and pushes)."""
-    row.progress = m.to_json(rollout)
     row.state = rollout.state
     row.reason = rollout.reason
     changed: set[int] = set()
+    moving: set[str] = set()
     by = f" ({actor})" if actor else ""
+    target = what(row, rollout)
     for action in actions:
         if isinstance(action, m.Move):
             changed |= await device_pks(db, job, action.devices)
+            moving.update(action.devices)
             ctx.events.record(
                 "job.rollout",
                 job.project_pk,
                 f"job {job.id}: batch {rollout.current + 1}/{len(rollout.batches)} moves to "
-                f"{row.to_version}: {', '.join(action.devices)}",
+                f"{target}: {', '.join(action.devices)}",
                 job_id=job.id,
                 data={"batch": rollout.current + 1, "devices": list(action.devices)},
             )
@@ -97,8 +99,8 @@ async def carry_out(
             ctx.events.record(
                 "job.rollout",
                 job.project_pk,
-                f"job {job.id}: rollout to {row.to_version} {rollout.state}{by}, back on "
-                f"{row.from_version}: {action.reason}",
+                f"job {job.id}: rollout to {target} {rollout.state}{by}, back on "
+                f"{back(row, rollout)}: {action.reason}",
                 job_id=job.id,
                 data={"state": rollout.state, "devices": list(action.devices)},
             )
@@ -106,7 +108,7 @@ async def carry_out(
             ctx.events.record(
                 "job.rollout",
                 job.project_pk,
-                f"job {job.id}: rollout to {row.to_version} paused{by}: {action.reason}",
+                f"job {job.id}: rollout to {target} paused{by}: {action.reason}",
                 job_id=job.id,
                 data={"state": "paused"},
             )
@@ -115,29 +117,66 @@ async def carry_out(
             ctx.events.record(
                 "job.rollout",
                 job.project_pk,
-                f"job {job.id}: rollout to {row.to_version} done",
+                f"job {job.id}: rollout to {target} done",
                 job_id=job.id,
                 data={"state": "done"},
             )
     await desired.bump(db, changed)
+    if moving:  # what "applied" means for these devices: this generation or later
+        rows = await db.execute(
+            select(Device.id, Device.desired_generation).where(Device.id.in_(sorted(moving)))
+        )
+        rollout.generations.update({device: gen for device, gen in rows.all()})
+    if rollout.state == "done":
+        rollout.held = {}  # every device has the new inputs: the previous ones may go
+    row.progress = m.to_json(rollout)
     return changed
 
 
-async def reports(db: AsyncSession, job: Job, devices: Iterable[str]) -> dict[str, m.Report]:
-    """The latest report of each given device on this job."""
+def what(row: JobRollout, rollout: m.Rollout) -> str:
+    """What is rolling, for events and the view: a version, or a configuration change."""
+    if rollout.kind == "configuration":
+        changes = rollout.held.get("changes") or []
+        return "new configuration (" + "; ".join(changes) + ")" if changes else "new configuration"
+    return str(row.to_version)
+
+
+def back(row: JobRollout, rollout: m.Rollout) -> str:
+    if rollout.kind == "configuration":
+        return "the previous configuration"
+    return str(row.from_version)
+
+
+async def reports(
+    db: AsyncSession, job: Job, devices: Iterable[str], generations: dict[str, int] | None = None
+) -> dict[str, m.Report]:
+    """The latest report of each given device on this job; ``applied`` when the
+    device has applied at least the generation it was moved with."""
     wanted = list(set(devices))
     if not wanted:
         return {}
+    moved_at = generations or {}
     rows = await db.execute(
-        select(Device.id, JobDevice.state, JobDevice.version, JobDevice.error, JobDevice.updated_at)
+        select(
+            Device.id,
+            JobDevice.state,
+            JobDevice.version,
+            JobDevice.error,
+            JobDevice.updated_at,
+            Device.applied_generation,
+        )
         .join(JobDevice, JobDevice.device_pk == Device.pk)
         .where(JobDevice.job_pk == job.pk, Device.id.in_(wanted))
     )
     return {
         device_id: m.Report(
-            state=state, version=version, error=error, reported_at=updated_at.timestamp()
+            state=state,
+            version=version,
+            error=error,
+            reported_at=updated_at.timestamp(),
+            applied=(applied or 0) >= moved_at.get(device_id, 0),
         )
-        for device_id, state, version, error, updated_at in rows.all()
+        for device_id, state, version, error, updated_at, applied in rows.all()
     }
 
 
@@ -172,7 +211,7 @@ async def _drive_one(ctx: ServerContext, db: AsyncSession, job_pk: int) -> None:
     event = m.Observe(
         now=time.time(),
         version=row.to_version or "",
-        reports=await reports(db, job, rollout.moved),
+        reports=await reports(db, job, rollout.moved, rollout.generations),
     )
     before = m.to_json(rollout)
     actions = m.handle(rollout, event, settings_of(row))

@@ -20,8 +20,16 @@ batches 2..n exactly as they were. Batch 1 holds ``canaries`` devices when
 set, else ``max_parallel``; later batches ``max_parallel`` each.
 
 A device counts as healthy on the new version when its report, sent after it
-was moved, shows it running that version with no error; as failed when such a
-report carries an error while no change is in progress on it. Failures below
+was moved, shows it running that version with no error, and it has applied
+the desired state it was moved with; as failed when such a report carries an
+error while no change is in progress on it.
+
+A *configuration* rollout (``kind``; a rotated secret or a changed variable)
+runs the same way with the version unchanged: there, "the new version" is the
+new resolved inputs, and having applied the desired state it was moved with
+is what tells a restarted device from one that has not heard of the change
+yet. What the held-back devices keep (``held``) is opaque to the machine
+(:mod:`.inputs`). Failures below
 ``failure_threshold`` are tolerated (the batch is through when each device is
 healthy or failed); ``resume`` after a pause forgives the failures so far.
 """
@@ -36,6 +44,7 @@ from pydantic import TypeAdapter
 
 RolloutState = Literal["rolling", "paused", "done", "reverted", "aborted"]
 ACTIVE: tuple[str, ...] = ("rolling", "paused")
+REVERTED: tuple[str, ...] = ("reverted", "aborted")
 IN_PROGRESS = ("pending", "pulling", "starting")
 
 
@@ -61,6 +70,10 @@ class Rollout:
     forgiven: int = 0  # failures counted before the last resume
     healthy_since: float | None = None
     reason: str | None = None
+    kind: Literal["version", "configuration"] = "version"
+    # device -> its desired-state generation once moved (set by the driver)
+    generations: dict[str, int] = field(default_factory=dict)
+    held: dict[str, Any] = field(default_factory=dict)  # previous inputs (.inputs)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class Report:
     version: str | None
     error: str | None
     reported_at: float
+    applied: bool = True  # it applied the desired state it was moved with
 
 
 # -- events -------------------------------------------------------------------------
@@ -214,6 +228,8 @@ def _verdict(report: Report | None, moved_at: float, version: str) -> str:
         return "waiting"
     if report.state in IN_PROGRESS:
         return "waiting"
+    if not report.applied and not report.error:
+        return "waiting"  # the report predates the change reaching the device
     if report.error:
         return "failed"
     if report.state in ("running", "exited") and report.version == version:

@@ -6,6 +6,12 @@ version change never reaches a batch before its turn, and a device that
 joins a selector job mid-rollout starts on the previous version too (it gets
 the new one when the rollout is done). Every assignment also carries the
 job's update-lock deadline and the time of the last operator override.
+
+A configuration rollout holds devices back on the previous *inputs*
+(:mod:`.inputs`) rather than a previous version: :meth:`Pins.held` answers
+which inputs a device should be rendered with, and the render step
+(:mod:`edgefleet.server.variables.render`) lays them over the current ones.
+After a revert or abort every device of the job stays on them.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from edgefleet.server.rollouts.machine import ACTIVE
+from edgefleet.server.rollouts.inputs import HeldInputs
+from edgefleet.server.rollouts.machine import ACTIVE, REVERTED
 from edgefleet.server.rollouts.tables import JobRollout
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.workload import JobAssignment
@@ -30,11 +37,19 @@ class Pin:
     moved: set[str] = field(default_factory=set)
     lock_timeout: float | None = None
     locks_overridden_at: datetime | None = None
+    inputs: HeldInputs | None = None  # previous secrets/variables for held devices
 
 
 @dataclass
 class Pins:
     by_job: dict[int, Pin] = field(default_factory=dict)
+
+    def held(self, job_pk: int, device_id: str) -> HeldInputs | None:
+        """The previous inputs this device of the job keeps, if it is held back."""
+        pin = self.by_job.get(job_pk)
+        if pin is None or pin.inputs is None or device_id in pin.moved:
+            return None
+        return pin.inputs
 
     def adjust(self, job_pk: int, device_id: str, assignment: JobAssignment) -> JobAssignment:
         """``assignment`` as this device should get it under the job's rollout."""
@@ -66,6 +81,10 @@ async def load(db: AsyncSession, job_pks: Iterable[int]) -> Pins:
         if row.state in ACTIVE and row.from_version and row.from_resolved:
             pin.version = row.from_version
             pin.spec = AppSpec.model_validate(row.from_resolved)
+            pin.moved = set((row.progress or {}).get("moved", {}))
+        held = (row.progress or {}).get("held") or {}
+        if held and row.state in (*ACTIVE, *REVERTED):
+            pin.inputs = HeldInputs.model_validate(held)
             pin.moved = set((row.progress or {}).get("moved", {}))
         pins.by_job[row.job_pk] = pin
     return pins

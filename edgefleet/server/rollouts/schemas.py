@@ -94,6 +94,19 @@ class RolloutOut(Output):
     state: str = Field(description="idle, rolling, paused, done, reverted or aborted")
     from_version: str | None = None
     to_version: str | None = None
+    kind: str = Field(
+        "version", description="what is rolling: version, or configuration (secrets/variables)"
+    )
+    changes: list[str] = Field(
+        default_factory=list,
+        description="the configuration changes rolling (or reverted), e.g. 'secret db_password "
+        "version 2 -> 3'",
+    )
+    holding_previous_configuration: bool = Field(
+        False,
+        description="after a revert or abort of a configuration change: the job's devices stay "
+        "on the previous secrets/variables until its next change completes a rollout",
+    )
     batch: int | None = Field(None, description="the batch in progress, 1-based")
     batch_count: int = 0
     batches: list[BatchOut] = Field(default_factory=list)

@@ -4,6 +4,7 @@ the update-lock override, and the view shown in ``GET /jobs/{id}``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Literal
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from edgefleet.server.jobs import desired
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.rollouts import driver
 from edgefleet.server.rollouts import machine as m
+from edgefleet.server.rollouts.inputs import HeldInputs
 from edgefleet.server.rollouts.schemas import BatchDeviceOut, BatchOut, RolloutIn, RolloutOut
 from edgefleet.server.rollouts.tables import JobRollout
 
@@ -49,30 +51,49 @@ async def begin(
     from_version: str,
     from_resolved: dict[str, object],
     to_version: str,
+    held: HeldInputs | None = None,
+    devices: Iterable[str] | None = None,
 ) -> bool:
     """The job's spec changed: stage it, if the job has a rollout. True if staged
-    (then only the first batch is moved; the others keep ``from_version``)."""
+    (then only the first batch is moved; the others keep ``from_version``, and
+    ``held``: the previous secrets/variables of a configuration change).
+    ``devices``: only these change (a configuration change); default all."""
     row = await get(db, job)
     if row is None or not row.settings:
         return False  # no rollout block (a row only for a lock override): all at once
+    before = m.from_json(row.progress) if row.progress else None
+    carried: HeldInputs | None = None
+    wanted = set(devices) if devices is not None else None
+    if before is not None and row.state in (*m.ACTIVE, *m.REVERTED) and before.held:
+        # Devices still held on previous inputs keep them, and take part again.
+        carried = HeldInputs.model_validate(before.held)
+        if wanted is not None:
+            wanted |= {d for batch in before.batches for d in batch}
     if row.state in m.ACTIVE and row.from_version_pk is not None:
-        # A new version while one is still staged: start over from the last
+        # A new change while one is still staged: start over from the last
         # version every device had, moved devices included.
         from_version_pk, from_version = row.from_version_pk, row.from_version or from_version
         from_resolved = row.from_resolved
-    devices = list(
-        await db.scalars(
-            select(Device.id)
-            .join(JobDevice, JobDevice.device_pk == Device.pk)
-            .where(
-                JobDevice.job_pk == job.pk,
-                JobDevice.assigned.is_(True),
-                JobDevice.eligible.is_(True),
-            )
-            .order_by(Device.pk)
+        if wanted is not None and before is not None:
+            wanted |= {d for batch in before.batches for d in batch}
+    if carried is not None and held is not None:
+        held = carried.merged(held)
+    elif carried is not None:
+        held = carried
+    query = (
+        select(Device.id)
+        .join(JobDevice, JobDevice.device_pk == Device.pk)
+        .where(
+            JobDevice.job_pk == job.pk,
+            JobDevice.assigned.is_(True),
+            JobDevice.eligible.is_(True),
         )
+        .order_by(Device.pk)
     )
-    rollout, actions = m.begin(devices, driver.settings_of(row), time.time())
+    ids = [d for d in await db.scalars(query) if wanted is None or d in wanted]
+    rollout, actions = m.begin(ids, driver.settings_of(row), time.time())
+    rollout.kind = "version" if from_version != to_version else "configuration"
+    rollout.held = held.model_dump(mode="json") if held is not None and not held.empty() else {}
     row.from_version_pk = from_version_pk
     row.from_version = from_version
     row.from_resolved = dict(from_resolved)
@@ -81,7 +102,7 @@ async def begin(
     ctx.events.record(
         "job.rollout",
         job.project_pk,
-        f"job {job.id}: staged rollout {from_version} -> {to_version} "
+        f"job {job.id}: staged rollout {from_version} -> {driver.what(row, rollout)} "
         f"in {len(rollout.batches)} batch(es)",
         job_id=job.id,
     )
@@ -169,21 +190,28 @@ async def view(db: AsyncSession, job: Job) -> RolloutOut | None:
     if not row.progress:
         return out
     rollout = m.from_json(row.progress)
+    out.kind = rollout.kind
+    out.changes = list(rollout.held.get("changes") or [])
+    out.holding_previous_configuration = bool(rollout.held) and row.state in m.REVERTED
     ids = [d for batch in rollout.batches for d in batch]
     found = await db.execute(
-        select(Device.id, Device.name, JobDevice.version)
+        select(
+            Device.id, Device.name, JobDevice.version, JobDevice.error, Device.applied_generation
+        )
         .join(JobDevice, JobDevice.device_pk == Device.pk)
         .where(JobDevice.job_pk == job.pk, Device.id.in_(ids))
     )
-    seen = {device_id: (name, version) for device_id, name, version in found.all()}
+    seen = {row[0]: row[1:] for row in found.all()}
     for index, batch in enumerate(rollout.batches):
         devices = []
         for device in batch:
-            name, version = seen.get(device, ("", None))
+            name, version, error, applied = seen.get(device, ("", None, None, 0))
+            # a configuration change keeps the version: it is in once applied, without error
+            arrived = (applied or 0) >= rollout.generations.get(device, 0) and not error
             if device in rollout.failed:
                 state = "failed"
             elif device in rollout.moved:
-                state = "healthy" if version == row.to_version else "moved"
+                state = "healthy" if version == row.to_version and arrived else "moved"
             elif row.state in ("reverted", "aborted") and index <= rollout.current:
                 state = "reverted"
             else:

@@ -5,7 +5,9 @@ key file as registry passwords) before it reaches the database, and opened
 only to seal it again to one device (:mod:`.render`). No answer, event or
 log line carries it: events name the secret and its version only.
 Changing a secret re-sends desired state to the project's devices; only the
-jobs whose services use it see a new version, so only they redeploy.
+jobs whose services use it see a new version, so only they redeploy. A job
+with a ``rollout`` block gets the change batch by batch, the devices it holds
+back keeping the previous version of the secret (:mod:`..rollouts.config`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import Conflict, Invalid, NotFound
 from edgefleet.server.projects.tables import Project
+from edgefleet.server.rollouts import config as staged
+from edgefleet.server.rollouts import inputs
 from edgefleet.server.secrets.schemas import SecretIn, SecretValue
 from edgefleet.server.secrets.tables import ProjectSecret
 from edgefleet.server.variables import render
@@ -81,6 +85,9 @@ async def rotate(
     sealed = _sealed(ctx, body)
     row = await _row(db, project, name)
     created = row is None
+    snapshot = await staged.before(ctx, db, project.pk)
+    version = 0 if row is None else row.version
+    held = inputs.secret(name, row, f"secret {name} version {version} -> {version + 1}")
     if row is None:
         row = ProjectSecret(id=new_id("s"), project_pk=project.pk, name=name, version=1)
         db.add(row)
@@ -89,6 +96,7 @@ async def rotate(
     row.sealed, row.updated_by, row.updated_at = sealed, caller.name, utcnow()
     await db.commit()
     _event(ctx, project, row, "created" if created else "rotated", caller)
+    await staged.after(ctx, db, snapshot, held)
     await render.resend_project(ctx, db, project.pk)
     return row, created
 
@@ -132,8 +140,11 @@ async def remove(
     a service again reports that the secret is gone."""
     caller.require(project.pk, Permission.MANAGE_SECRETS, f"project {project.name!r}")
     row = await find(db, caller, project, name)
+    snapshot = await staged.before(ctx, db, project.pk)
+    held = inputs.secret(name, row, f"secret {name} deleted (was version {row.version})")
     await db.delete(row)
     await db.commit()
+    await staged.after(ctx, db, snapshot, held)
     ctx.events.record(
         "secret.deleted",
         project.pk,

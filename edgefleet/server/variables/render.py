@@ -34,6 +34,7 @@ from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs import desired
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.registries.crypto import SecretBox, SecretKeyError
+from edgefleet.server.rollouts import pins as rollout_pins
 from edgefleet.server.secrets.tables import ProjectSecret
 from edgefleet.server.variables.precedence import (
     ScopedValue,
@@ -122,12 +123,21 @@ class WorkloadConfig:
                 select(ProjectSecret).where(ProjectSecret.project_pk.in_(project_pks))
             ):
                 secrets[(secret.project_pk, secret.name)] = secret
+        # A configuration rollout keeps the devices it holds back on the previous inputs.
+        staged = await rollout_pins.load(db, {job.pk for job in jobs.values()})
         for device_pk, assignment in pairs:
             if assignment.job_id not in jobs:
                 continue
             job = jobs[assignment.job_id]
             labels, public_key = devices.get(device_pk, ({}, None))
-            over = overlay(project_vars.get(job.project_pk, []), device_vars[device_pk], labels)
+            device_id = states[device_pk][0]
+            scope, rows = project_vars.get(job.project_pk, []), secrets
+            mine = device_vars[device_pk]
+            held = staged.held(job.pk, device_id)
+            if held is not None:
+                scope, mine = held.project_scope(scope), held.device_scope(device_id, mine)
+                rows = held.secret_rows(job.project_pk, secrets)
+            over = overlay(scope, mine, labels)
             if not over and not assignment.spec.secrets and not assignment.spec.configs:
                 continue
             env = environment(job.environment or {}, over)
@@ -137,8 +147,7 @@ class WorkloadConfig:
                 parsed = await self._cached(version, job.environment or {}, over, job.id)
                 spec = parsed or spec
             spec = spec.model_copy(deep=True)  # shared with other devices
-            device_id = states[device_pk][0]
-            self._fill(assignment, spec, env, device_id, job.project_pk, public_key, secrets)
+            self._fill(assignment, spec, env, device_id, job.project_pk, public_key, rows)
             assignment.spec = spec
 
     async def _parse(

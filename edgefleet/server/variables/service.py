@@ -1,7 +1,10 @@
 """Variables: set, list, delete, per project (optionally per label selector)
 and per device. Members read them; operators, developers and owners write.
 Every change re-sends desired state to the devices it may reach, where
-:mod:`.render` works out what each one sees (:mod:`.precedence`)."""
+:mod:`.render` works out what each one sees (:mod:`.precedence`). A job
+with a ``rollout`` block gets a change that alters its resolved spec batch by
+batch, the devices it holds back keeping the previous value
+(:mod:`edgefleet.server.rollouts.config`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Conflict, Invalid, NotFound
 from edgefleet.server.projects.tables import Project
+from edgefleet.server.rollouts import config as staged
+from edgefleet.server.rollouts import inputs
 from edgefleet.server.variables import render
 from edgefleet.server.variables.schemas import VariableIn
 from edgefleet.server.variables.tables import DeviceVariable, ProjectVariable
@@ -56,6 +61,11 @@ async def put_project(
         )
     )
     created = row is None
+    where = f" for {selector}" if selector else ""
+    snapshot = await staged.before(ctx, db, project.pk)
+    held = inputs.project_variable(
+        name, selector, None if row is None else row.value, f"variable {name}{where} set"
+    )
     if row is None:
         count = await db.scalar(
             select(func.count()).where(ProjectVariable.project_pk == project.pk)
@@ -65,13 +75,13 @@ async def put_project(
         db.add(row)
     row.value, row.updated_by, row.updated_at = body.value, caller.name, utcnow()
     await db.commit()
-    where = f" for {selector}" if selector else ""
     ctx.events.record(
         "variable.set",
         project.pk,
         f"variable {name}{where} set by {caller.name}",
         actor=caller.name,
     )
+    await staged.after(ctx, db, snapshot, held)
     await render.resend_project(ctx, db, project.pk)
     return row, created
 
@@ -116,6 +126,9 @@ async def delete_project(
 ) -> None:
     caller.require(project.pk, Permission.MANAGE_VARIABLES, f"project {project.name!r}")
     row = await find_project(db, caller, project, name, selector)
+    where = f" for {selector}" if selector else ""
+    snapshot = await staged.before(ctx, db, project.pk)
+    held = inputs.project_variable(name, selector, row.value, f"variable {name}{where} deleted")
     await db.delete(row)
     await db.commit()
     ctx.events.record(
@@ -124,6 +137,7 @@ async def delete_project(
         f"variable {row.name} deleted by {caller.name}",
         actor=caller.name,
     )
+    await staged.after(ctx, db, snapshot, held)
     await render.resend_project(ctx, db, project.pk)
 
 
@@ -145,6 +159,13 @@ async def put_device(
         )
     )
     created = row is None
+    snapshot = await staged.before(ctx, db, device.project_pk, device.pk)
+    held = inputs.device_variable(
+        device.id,
+        name,
+        None if row is None else row.value,
+        f"variable {name} of device {device.name} set",
+    )
     if row is None:
         count = await db.scalar(select(func.count()).where(DeviceVariable.device_pk == device.pk))
         _room(ctx, int(count or 0), f"device {device.name}")
@@ -159,6 +180,7 @@ async def put_device(
         actor=caller.name,
         device_id=device.id,
     )
+    await staged.after(ctx, db, snapshot, held)
     await render.resend_device(ctx, db, device.pk)
     return row, created
 
@@ -191,8 +213,13 @@ async def delete_device(
 ) -> None:
     caller.require(device.project_pk, Permission.MANAGE_VARIABLES, f"device {device.name!r}")
     row = await find_device(db, device, name)
+    snapshot = await staged.before(ctx, db, device.project_pk, device.pk)
+    held = inputs.device_variable(
+        device.id, name, row.value, f"variable {name} of device {device.name} deleted"
+    )
     await db.delete(row)
     await db.commit()
+    await staged.after(ctx, db, snapshot, held)
     ctx.events.record(
         "variable.deleted",
         device.project_pk,
