@@ -106,6 +106,8 @@ def _features() -> list[Feature]:
     from edgefleet.server.schedules import ingest as schedule_runs
     from edgefleet.server.schedules.routes import router as schedule_runs_router
     from edgefleet.server.secrets.routes import router as secrets_router
+    from edgefleet.server.telemetry import ingest as telemetry_ingest
+    from edgefleet.server.telemetry.routes import router as telemetry_router
     from edgefleet.server.variables import render as workload_config
     from edgefleet.server.variables.routes import router as variables_router
 
@@ -134,6 +136,7 @@ def _features() -> list[Feature]:
         ([schedule_runs_router], schedule_runs.start),  # periodic jobs (issue 19)
         ([agent_releases_router], agent_rollouts.start),  # agent upgrades over the air (issue 18)
         ([], _start_local_actions),  # owners' actions on devices, reported later (issue 21)
+        ([telemetry_router], telemetry_ingest.start),  # device health, stored logs (issue 18)
         ([_instances_router()], None),  # personal instances (issue 21)
     ]
 

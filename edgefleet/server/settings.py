@@ -125,6 +125,34 @@ class ServerSettings(BaseSettings):
     max_streams_per_device: int = Field(
         64, gt=0, description="exec, log, port-forward and proxy streams open to one device"
     )
+    # device telemetry and stored workload logs (issue 18)
+    telemetry_raw_hours: float = Field(
+        48.0, gt=0, description="hours raw telemetry samples are kept (then only rollups)"
+    )
+    telemetry_rollup_step: int = Field(
+        900, ge=60, le=86_400, description="seconds per downsampled telemetry bucket"
+    )
+    telemetry_rollup_days: float = Field(
+        30.0, gt=0, description="days downsampled telemetry is kept"
+    )
+    telemetry_pass_interval: float = Field(
+        60.0, gt=0, description="seconds between rollup and retention passes (one replica)"
+    )
+    telemetry_max_batch: int = Field(
+        500, gt=0, le=500, description="most samples taken from one telemetry message"
+    )
+    stored_log_lines: int = Field(
+        500, gt=0, le=2000, description="last log lines kept per device and service"
+    )
+    stored_log_bytes: int = Field(
+        64 * 1024, gt=0, description="bytes of log lines kept per device and service"
+    )
+    stored_log_services: int = Field(
+        100, gt=0, description="services whose logs are kept per device (least recent dropped)"
+    )
+    stored_log_days: float = Field(
+        7.0, gt=0, description="days the logs of a service that stopped shipping are kept"
+    )
     forwarded_allow_ips: str = Field(
         "127.0.0.1",
         description="comma-separated addresses or networks of reverse proxies (HAProxy, "

@@ -23,6 +23,7 @@ from edgefleet.server.deps import CallerDep, Ctx, Db
 from edgefleet.server.errors import ApiError, Invalid
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.remote import targets
+from edgefleet.server.telemetry import offline
 from edgefleet.wire.mux import Stream, StreamError
 
 router = APIRouter(tags=["logs"])
@@ -55,14 +56,10 @@ async def _merged(
         try:
             stream = await ctx.hub.open_stream(device["id"], header)
         except ApiError as exc:
-            await queue.put(
-                {
-                    "device": device["id"],
-                    "device_name": device["name"],
-                    "text": f"(no logs: {exc.message})",
-                    "error": True,
-                }
-            )
+            # Unreachable: what its agent last shipped, marked as stored (issue 18).
+            stored = await offline.for_stream(ctx, device, header)
+            for record in stored or [{"text": f"(no logs: {exc.message})", "error": True}]:
+                await queue.put({**record, "device": device["id"], "device_name": device["name"]})
             await queue.put(_DONE)
             return
         streams.append(stream)
@@ -139,7 +136,7 @@ async def job_logs(
     }
     if since is not None:
         header["since"] = since.isoformat()
-    opens = [({"id": d.id, "name": d.name}, header) for d in devices]
+    opens = [({"id": d.id, "name": d.name, "pk": d.pk}, header) for d in devices]
     media = "application/x-ndjson" if fmt == "jsonl" else "text/plain; charset=utf-8"
     release = ctx.limits.claim_stream(caller.user_id, devices[0].id if len(devices) == 1 else None)
     body = ctx.limits.held(_merged(ctx, request, opens, fmt), release)
