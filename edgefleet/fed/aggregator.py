@@ -49,7 +49,7 @@ from edgefleet.fed.messages import (
     UnmaskRequest,
     UnmaskResponse,
 )
-from edgefleet.fed.ring import Ring, Vector, pairwise_mask, remove_pairwise, self_mask
+from edgefleet.fed.ring import Ring, Vector
 
 Phase = Literal["advertise", "shares", "masked", "consistency", "unmask", "done", "aborted"]
 Kind = Literal["s", "b"]
@@ -72,7 +72,7 @@ class Aggregator:
         self._masked: dict[str, Vector] = {}  # U3
         self._tags: dict[str, ConsistencyTags] = {}  # U4
         self._responses: dict[str, UnmaskResponse] = {}  # U5
-        self._result: list[Fraction] | None = None
+        self._result: Vector | None = None  # the unmasked sum
         self.abort_reason: str | None = None
 
     def handle(self, message: FedMessage) -> None:
@@ -245,31 +245,39 @@ class Aggregator:
 
     def result(self) -> list[float]:
         """Close round 4 and return sum(x_u for u in U3), decoded to floats."""
-        return [float(value) for value in self.result_exact()]
+        return self._ring.decode_floats(self._unmasked())
 
     def result_exact(self) -> list[Fraction]:
         """The same sum as exact fixed-point fractions (value / 2**frac_bits)."""
+        return self._ring.decode(self._unmasked())
+
+    def _unmasked(self) -> Vector:
         if self._result is None:
             self._close("unmask", "done", self._tags, self._responses)
             self._result = self._guard(self._reconstruct)
         return self._result
 
-    def _reconstruct(self) -> list[Fraction]:
-        ring, cid = self._ring, self.computation_id
+    def _reconstruct(self) -> Vector:
+        """One pass over one accumulator: add the masked inputs, then remove every
+        self-mask and every dropped party's pairwise masks in place."""
+        cid = self.computation_id
         survivors = sorted(self._masked)
         dropped = sorted(set(self._bundles) - set(self._masked))
         seeds = self._recover_all(survivors, "b")
         s_keys = self._recover_all(dropped, "s")
-        total = ring.zero()
-        for vector in self._masked.values():
-            total = ring.add(total, vector)
+        masked = iter(self._masked.values())
+        total = next(masked).copy()
+        for vector in masked:
+            self._ring.add_into(total, vector)
+        masker = self._ring.masker()
         for u in survivors:
-            total = ring.sub(total, self_mask(ring, seeds[u], cid, u))
+            masker.self_mask(total, seeds[u], cid, u, -1)
         for d in dropped:
+            s_key = crypto.load(s_keys[d])
             for u in sorted(self._neighbours[d] & set(self._masked)):
-                shared = crypto.agree(s_keys[d], self._adverts[u].s_public)
-                total = remove_pairwise(ring, total, pairwise_mask(ring, shared, cid, u, d), u, d)
-        return ring.decode(total)
+                shared = crypto.agree(s_key, self._adverts[u].s_public)
+                masker.pairwise(total, shared, cid, u, d, -1)
+        return total
 
     def _recover_all(self, owners: list[str], kind: Kind) -> dict[str, bytes]:
         """Every owner's secret; owners whose first t answering holders are the same
@@ -380,7 +388,7 @@ class Aggregator:
         if self.phase == "aborted":
             raise ProtocolAborted(f"the computation was aborted: {self.abort_reason}")
 
-    def _guard(self, step: Callable[[], list[Fraction]]) -> list[Fraction]:
+    def _guard(self, step: Callable[[], Vector]) -> Vector:
         try:
             return step()
         except ProtocolAborted as exc:

@@ -52,7 +52,7 @@ from edgefleet.fed.messages import (
     UnmaskRequest,
     UnmaskResponse,
 )
-from edgefleet.fed.ring import Ring, Vector, add_pairwise, pairwise_mask, self_mask
+from edgefleet.fed.ring import Ring, Vector
 
 Phase = Literal["new", "advertised", "shared", "masked", "checked", "done", "aborted"]
 T = TypeVar("T")
@@ -83,7 +83,8 @@ class Party:
         never hits it; it is as secret as the long-term key itself."""
         if party_id not in invitation.parties:
             raise ProtocolViolation(f"{party_id} is not invited to {invitation.computation_id}")
-        if crypto.public_key(long_term_private) != invitation.parties[party_id]:
+        long_term = crypto.load(long_term_private)  # loading derives the public key: once
+        if crypto.public_key(long_term) != invitation.parties[party_id]:
             raise ProtocolViolation("the invitation lists another long-term key for this party")
         self.invitation = invitation
         self.party_id = party_id
@@ -99,10 +100,11 @@ class Party:
         self._index = invitation.indices()
         self.neighbours: frozenset[str] = invitation.neighbourhoods()[party_id]
         self.threshold = invitation.shape().threshold  # among the holders N(u) + {u}
-        self._long_term: crypto.PrivateKey | None = crypto.load(long_term_private)
+        self._long_term: crypto.PrivateKey | None = long_term
         self._pair_cache = pair_cache if pair_cache is not None else {}
         self._s_private: crypto.PrivateKey | None = crypto.PrivateKey.generate()
         self._c_private = crypto.PrivateKey.generate()
+        self._publics: tuple[bytes, bytes] = (b"", b"")  # s and c public keys, once advertised
         self._seed: bytes | None = None
         self._auth: dict[str, bytes] = {}  # neighbour -> MAC key from the long-term ECDH
         self._peers: dict[str, RosterEntry] = {}  # authenticated round-0 keys
@@ -138,6 +140,7 @@ class Party:
         assert self._long_term is not None and self._s_private is not None
         u, cid, digest = self.party_id, self.computation_id, self._digest
         s_public, c_public = crypto.public_key(self._s_private), crypto.public_key(self._c_private)
+        self._publics = (s_public, c_public)
         tags: dict[str, bytes] = {}
         for v in sorted(self.neighbours):
             peer_key = (v, self.invitation.parties[v])
@@ -148,7 +151,7 @@ class Party:
             tags[v] = crypto.mac(self._auth[v], "advertise", cid, u, v, s_public, c_public, digest)
         self._long_term = None
         self.phase = "advertised"
-        return AdvertiseKeys(
+        return AdvertiseKeys.model_construct(
             computation_id=cid, sender=u, s_public=s_public, c_public=c_public, tags=tags
         )
 
@@ -170,15 +173,13 @@ class Party:
                 f"{self.invitation.threshold}"
             )
         entries: dict[str, RosterEntry] = {}
+        near = self.neighbours | {u}
         for entry in roster.entries:
-            if entry.party not in self.neighbours | {u} or entry.party in entries:
+            if entry.party not in near or entry.party in entries:
                 raise TamperedMessage(f"roster lists {entry.party} unexpectedly")
             entries[entry.party] = entry
         mine = entries.pop(u, None)
-        if mine is None or (mine.s_public, mine.c_public) != (
-            crypto.public_key(self._s_private),
-            crypto.public_key(self._c_private),
-        ):
+        if mine is None or (mine.s_public, mine.c_public) != self._publics:
             raise TamperedMessage("the roster does not carry this party's own keys")
         for v, e in entries.items():
             fields = ("advertise", cid, v, u, e.s_public, e.c_public, self._digest)
@@ -197,17 +198,19 @@ class Party:
         ]
         shares = shamir.split(secrets, t, [self._index[h] for h in holders])
         records = []
-        for holder, (s_share, b_share) in zip(holders, shares, strict=True):
+        nonces = os.urandom(12 * len(holders))  # one draw for every record's nonce
+        for i, (holder, (s_share, b_share)) in enumerate(zip(holders, shares, strict=True)):
             if holder == u:
                 self._held[u] = (s_share, b_share)
                 continue
             plaintext = shamir.to_bytes(s_share) + shamir.to_bytes(b_share)
             key = self._share_keys_[holder] = self._share_key(entries[holder])
-            nonce, ciphertext = crypto.seal(key, crypto.frame(cid, u, holder), plaintext)
+            nonce = nonces[12 * i : 12 * i + 12]
+            nonce, ciphertext = crypto.seal(key, crypto.frame(cid, u, holder), plaintext, nonce)
             records.append((self._index[holder] - 1, nonce, ciphertext))
         self._peers = entries
         self.phase = "shared"
-        return ShareBundle(
+        return ShareBundle.model_construct(
             computation_id=cid,
             sender=u,
             shares=codec.pack_shares(records),
@@ -252,15 +255,17 @@ class Party:
             self._held[sender] = pair
         self._short("shared keys", len(self._held), self.threshold)
 
-        ring = self._ring
-        y = ring.add(self._input, self_mask(ring, self._seed, cid, u))
+        y, masker = self._input, self._ring.masker()  # y is this party's own copy
+        masker.self_mask(y, self._seed, cid, u, 1)
         for v in self._held:
             if v != u:
                 shared = crypto.agree(self._s_private, self._peers[v].s_public)
-                y = add_pairwise(ring, y, pairwise_mask(ring, shared, cid, u, v), u, v)
+                masker.pairwise(y, shared, cid, u, v, 1)
         self._input = self._seed = self._s_private = None  # only shares may be revealed now
         self.phase = "masked"
-        return MaskedInput(computation_id=cid, sender=u, vector=ring.to_wire(y))
+        return MaskedInput.model_construct(  # built from checked parts: no re-validation
+            computation_id=cid, sender=u, vector=self._ring.to_wire(y)
+        )
 
     # --- round 3: consistency -------------------------------------------------------
 
@@ -281,7 +286,7 @@ class Party:
             if v != u
         }
         self.phase = "checked"
-        return ConsistencyTags(computation_id=cid, sender=u, tags=tags)
+        return ConsistencyTags.model_construct(computation_id=cid, sender=u, tags=tags)
 
     def _check_lists(self, survivors_: list[str], dropped_: list[str]) -> tuple[set[str], set[str]]:
         survivors, dropped = set(survivors_), set(dropped_)
@@ -335,7 +340,7 @@ class Party:
                 f"only {confirmed} of this party's holders confirmed the survivor list, "
                 f"{self.threshold} needed: the server may be showing different lists"
             )
-        response = UnmaskResponse(
+        response = UnmaskResponse.model_construct(
             computation_id=cid,
             sender=u,
             s_shares={

@@ -70,11 +70,29 @@ class Ring:
             out[:, j] = column
         return out
 
+    def add_into(self, acc: Vector, b: Vector) -> None:
+        """acc += b in place (no temporary for the usual one limb)."""
+        if self.limbs == 1:
+            np.add(acc, b, out=acc)
+        else:
+            acc[...] = self.add(acc, b)
+
+    def sub_into(self, acc: Vector, b: Vector) -> None:
+        """acc -= b in place."""
+        if self.limbs == 1:
+            np.subtract(acc, b, out=acc)
+        else:
+            acc[...] = self.sub(acc, b)
+
     def mask(self, seed: bytes, label: str, *context: str) -> Vector:
         """A uniformly random vector: the AES-CTR keystream keyed by ``seed``, read
         as little-endian 64-bit limbs (every bit of every element is random)."""
         stream = crypto.keystream(seed, self.length * self.width, label, *context)
         return np.frombuffer(stream, dtype="<u8").reshape(self.length, self.limbs).copy()
+
+    def masker(self) -> Masker:
+        """A mask generator with its own scratch buffer, for many masks in a row."""
+        return Masker(self)
 
     # --- fixed point ------------------------------------------------------------
 
@@ -105,6 +123,15 @@ class Ring:
             return [int(e) for e in vector[:, 0]]
         raw, w = vector.astype("<u8").tobytes(), self.width
         return [int.from_bytes(raw[i * w : (i + 1) * w], "little") for i in range(self.length)]
+
+    def decode_floats(self, vector: Vector) -> list[float]:
+        """The same values as :meth:`decode`, as floats, without building 10,000
+        Fractions: int64 -> float64 rounds to nearest and dividing by 2**f is exact,
+        as is float(Fraction) (pinned equal in the unit tests)."""
+        if self.limbs == 1:
+            signed = vector[:, 0].view(np.int64).astype(np.float64)
+            return (signed / float(1 << self.frac_bits)).tolist()  # type: ignore[no-any-return]
+        return [float(value) for value in self.decode(vector)]
 
     def decode(self, vector: Vector) -> list[Fraction]:
         """Signed fixed-point values, exactly."""
@@ -143,6 +170,43 @@ def add_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str) -
     """What ``me`` does with the mask shared with ``peer``: + for a later peer,
     - for an earlier one, so the pair cancels in any sum holding both."""
     return ring.add(vector, mask) if peer > me else ring.sub(vector, mask)
+
+
+class Masker:
+    """Adds or removes masks in place: each AES-CTR keystream is written into one
+    reused buffer (``update_into``) and added to the accumulator with one numpy
+    call, so a party's 35 masks cost 35 keystreams and 35 additions, no allocation."""
+
+    def __init__(self, ring: Ring) -> None:
+        self.ring = ring
+        size = ring.length * ring.width
+        self._zeros = bytes(size)
+        self._buffer = bytearray(size + 15)  # update_into wants a block's slack
+        self._view: Vector = np.frombuffer(self._buffer, dtype="<u8", count=size // 8).reshape(
+            ring.length, ring.limbs
+        )
+
+    def apply(self, acc: Vector, seed: bytes, sign: int, label: str, *context: str) -> None:
+        """acc += PRG(seed) (``sign`` = 1) or acc -= PRG(seed) (``sign`` = -1)."""
+        crypto.keystream_into(seed, self._zeros, self._buffer, label, *context)
+        if sign > 0:
+            self.ring.add_into(acc, self._view)
+        else:
+            self.ring.sub_into(acc, self._view)
+
+    def self_mask(
+        self, acc: Vector, seed: bytes, computation_id: str, party: str, sign: int
+    ) -> None:
+        """acc +- PRG(b_u), the same mask as :func:`self_mask`."""
+        self.apply(acc, seed, sign, "self-mask", computation_id, party)
+
+    def pairwise(
+        self, acc: Vector, shared: bytes, computation_id: str, me: str, peer: str, sign: int
+    ) -> None:
+        """What :func:`add_pairwise` (``sign`` = 1) or :func:`remove_pairwise`
+        (``sign`` = -1) do with the mask of ``me`` and ``peer``, in place."""
+        direction = sign if peer > me else -sign
+        self.apply(acc, shared, direction, "pairwise-mask", computation_id, *crypto.pair(me, peer))
 
 
 def remove_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str) -> Vector:
