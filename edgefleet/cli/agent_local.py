@@ -34,20 +34,19 @@ SocketOption = typer.Option(
 )
 
 
-def _socket(ctx: typer.Context, state_dir: Path | None, socket: Path | None) -> Path:
-    """--socket, else --state-dir (here or given to ``agent``), else the environment."""
-    if socket is not None:
-        return socket
-    if state_dir is None:
-        context: Any = ctx
-        while context is not None and state_dir is None:
-            given = context.params.get("state_dir")
-            state_dir = Path(given) if given else None
-            context = context.parent
-    if state_dir is None:
-        env = os.environ.get("EDGEFLEET_STATE_DIR")
-        state_dir = Path(env) if env else default_state_dir()
-    return state_dir / "agent.sock"
+def _socket(ctx: typer.Context, state_dir: str | None, socket: str | None) -> Path:
+    """--socket, else --state-dir (here or given to ``agent``), else the environment.
+    Plain strings, not checked paths: the owner's group may reach the socket
+    in a state dir it cannot read (0710)."""
+    if socket:
+        return Path(socket)
+    context: Any = ctx
+    while not state_dir and context is not None:
+        state_dir = context.params.get("state_dir") or None
+        context = context.parent
+    if not state_dir:
+        state_dir = os.environ.get("EDGEFLEET_STATE_DIR") or str(default_state_dir())
+    return Path(state_dir) / "agent.sock"
 
 
 def _client(sock: Path, timeout: float | None = 30.0) -> httpx.Client:
@@ -91,8 +90,8 @@ def _answer(response: httpx.Response) -> Any:
 @app.command("status")
 def status(
     ctx: typer.Context,
-    state_dir: Path | None = StateDirOption,
-    socket: Path | None = SocketOption,
+    state_dir: str | None = StateDirOption,
+    socket: str | None = SocketOption,
     output: Format = OutputOption,
 ) -> None:
     """The device's identity, connection state and counts (no server needed)."""
@@ -132,8 +131,8 @@ def status(
 @app.command("jobs")
 def jobs(
     ctx: typer.Context,
-    state_dir: Path | None = StateDirOption,
-    socket: Path | None = SocketOption,
+    state_dir: str | None = StateDirOption,
+    socket: str | None = SocketOption,
     output: Format = OutputOption,
 ) -> None:
     """Jobs and local apps on this device, with their services' states and revisions."""
@@ -169,8 +168,8 @@ def logs(
     service: str = typer.Argument(..., help="service name"),
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new output"),
     tail: int | None = typer.Option(None, "--tail", min=0, help="only the last N lines"),
-    state_dir: Path | None = StateDirOption,
-    socket: Path | None = SocketOption,
+    state_dir: str | None = StateDirOption,
+    socket: str | None = SocketOption,
 ) -> None:
     """A service's output, from the engine on this device."""
     sock = _socket(ctx, state_dir, socket)
@@ -212,8 +211,8 @@ def _action_command(action: str, doc: str) -> None:
         ctx: typer.Context,
         job: str = typer.Argument(..., help="job id (or local-NAME for a local app)"),
         service: str = typer.Argument(..., help="service name"),
-        state_dir: Path | None = StateDirOption,
-        socket: Path | None = SocketOption,
+        state_dir: str | None = StateDirOption,
+        socket: str | None = SocketOption,
         output: Format = OutputOption,
     ) -> None:
         _act(ctx, action, job, service, _socket(ctx, state_dir, socket), output)
@@ -237,8 +236,8 @@ def apps_run(
         ..., "--file", "-f", help="Compose file", exists=True, dir_okay=False
     ),
     version: str = typer.Option("local", "--version", help="a version label for the app"),
-    state_dir: Path | None = StateDirOption,
-    socket: Path | None = SocketOption,
+    state_dir: str | None = StateDirOption,
+    socket: str | None = SocketOption,
     output: Format = OutputOption,
 ) -> None:
     """Run (or replace) your own app on this device, under the device's policy."""
@@ -253,8 +252,8 @@ def apps_run(
 @apps.command("list")
 def apps_list(
     ctx: typer.Context,
-    state_dir: Path | None = StateDirOption,
-    socket: Path | None = SocketOption,
+    state_dir: str | None = StateDirOption,
+    socket: str | None = SocketOption,
     output: Format = OutputOption,
 ) -> None:
     """Your local apps on this device."""
@@ -275,8 +274,8 @@ def apps_list(
 def apps_rm(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="the app's name"),
-    state_dir: Path | None = StateDirOption,
-    socket: Path | None = SocketOption,
+    state_dir: str | None = StateDirOption,
+    socket: str | None = SocketOption,
 ) -> None:
     """Remove a local app (its containers, networks and volumes)."""
     _call(_socket(ctx, state_dir, socket), "DELETE", f"/apps/{name}")

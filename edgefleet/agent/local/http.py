@@ -48,11 +48,16 @@ Answer = Response | Streamed
 Handler = Callable[[Request], Awaitable[Answer]]
 
 
-def bind_socket(path: Path, group: str | None) -> socket.socket:
+def bind_socket(path: Path, group: str | None, state_dir: Path | None = None) -> socket.socket:
     """A listening Unix socket at ``path``, mode 0660, owned by the agent's user
     and ``group`` (by name or number; default: the agent's own group). Bound
     under a 0077 umask and chmod-ed before ``listen``: no one else can ever
-    connect, not even for a moment."""
+    connect, not even for a moment.
+
+    When the socket is in the (0700) ``state_dir`` and a group is given, the
+    group may *traverse* the state dir (0710, group-owned): it can reach the
+    socket by name but cannot list the directory, and every file the agent
+    keeps there is 0600."""
     gid = -1
     if group:
         try:
@@ -70,6 +75,9 @@ def bind_socket(path: Path, group: str | None) -> socket.socket:
         os.umask(old)
     os.chown(path, -1, gid)
     os.chmod(path, 0o660)
+    if gid != -1 and state_dir is not None and path.parent == state_dir:
+        os.chown(state_dir, -1, gid)
+        os.chmod(state_dir, 0o710)
     sock.listen(64)
     sock.setblocking(False)
     return sock
@@ -156,6 +164,11 @@ class _Connection:
                 raise HttpError(400, "the request body ended early")
 
     async def _handle(self, event: h11.Request) -> None:
+        head = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if head > MAX_HEAD:
+            # h11 bounds only a head that arrives in pieces; one sent whole is checked here.
+            await self._answer(_error(431, f"request head over {MAX_HEAD} bytes"), close=True)
+            return
         target = urlsplit(event.target.decode("latin-1"))
         query = {k: v[-1] for k, v in parse_qs(target.query, keep_blank_values=True).items()}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}

@@ -58,7 +58,7 @@ class LocalApi:
     async def start(self) -> None:
         from edgefleet.agent.local.routes import make_handler
 
-        sock = bind_socket(self.path, self.agent.settings.local_api_group)
+        sock = bind_socket(self.path, self.agent.settings.local_api_group, self.agent.state.root)
         self.server = UnixServer(make_handler(self), self.agent.settings.local_api_max_body)
         await self.server.listen(sock)
         log.info("local API on %s", self.path)
