@@ -843,6 +843,54 @@ class Client:
                 return upgrade
             time.sleep(1.0)
 
+    # -- personal instances (issue 21) --------------------------------------------------------
+
+    def set_launchable(self, app: str, idle_timeout: int = 3600, launchable: bool = True) -> JSON:
+        """Let members launch personal instances of ``app``; each stops after
+        ``idle_timeout`` seconds without a request through the proxy."""
+        body = {"launchable": launchable, "idle_timeout": idle_timeout}
+        result: JSON = self.put(f"/applications/{app}/launchable", body)
+        return result
+
+    def launch_instance(
+        self,
+        app: str,
+        *,
+        version: str | None = None,
+        device: str | None = None,
+        selector: dict[str, str] | str | None = None,
+    ) -> JSON:
+        """Launch your own instance of a launchable application on one device (the
+        one named, else the first online one matching ``selector``)."""
+        body: JSON = {"app": app}
+        for key, value in (("version", version), ("device", device), ("selector", selector)):
+            if value is not None:
+                body[key] = value
+        result: JSON = self.post("/instances", body)
+        return result
+
+    def instances(self) -> list[JSON]:
+        """Your instances and those shared with you."""
+        return list(self.paged("/instances"))
+
+    def instance(self, instance_id: str) -> JSON:
+        result: JSON = self.get(f"/instances/{instance_id}")
+        return result
+
+    def share_instance(self, instance_id: str, user: str) -> JSON:
+        """Let ``user`` (a member of the instance's project) open your instance."""
+        result: JSON = self.post(f"/instances/{instance_id}/share", {"user": user})
+        return result
+
+    def unshare_instance(self, instance_id: str, user: str) -> JSON:
+        result: JSON = self.delete(f"/instances/{instance_id}/share/{user}")
+        return result
+
+    def stop_instance(self, instance_id: str) -> JSON:
+        """Remove the instance's workload from its device."""
+        result: JSON = self.post(f"/instances/{instance_id}/stop", {})
+        return result
+
     def websocket_url(self, path: str, **params: Any) -> str:
         from urllib.parse import urlencode
 
