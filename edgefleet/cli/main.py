@@ -87,6 +87,7 @@ _VERBS: dict[str, Loader] = {
     "reservations": _group("reservations"),
     "secrets": _group("secrets"),
     "variables": _group("variables"),
+    "instances": _group("instances"),  # personal instances (issue 21)
     "projects": _group("admin", "projects"),
     "users": _group("admin", "users"),
     "tokens": _group("admin", "tokens"),
