@@ -29,13 +29,22 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from edgefleet.agent.errors import DeviceRevoked
 from edgefleet.agent.state import Identity
 from edgefleet.wire.link import Link, TransportClosed
-from edgefleet.wire.messages import Heartbeat, Hello, Message, Revoked, Welcome
+from edgefleet.wire.messages import (
+    FED_BINARY_PROTOCOL,
+    FedRelay,
+    Heartbeat,
+    Hello,
+    Message,
+    Revoked,
+    Welcome,
+)
 from edgefleet.wire.mux import AcceptHandler
 
 log = logging.getLogger(__name__)
 
 REVOKED_CODE = 4401
 BUSY_CODE = 4503
+MAX_MESSAGE = 8 * 1024 * 1024  # the largest WebSocket message the agent accepts
 
 
 class ServerBusy(Exception):
@@ -168,6 +177,36 @@ class Connection:
             return False
         return True
 
+    @property
+    def fed_binary(self) -> bool:
+        """The server speaks typed binary frames for federated messages (protocol 3+)."""
+        welcome = self.welcome
+        return welcome is not None and (welcome.protocol or 1) >= FED_BINARY_PROTOCOL
+
+    async def send_frame(self, data: bytes) -> bool:
+        """Send one typed binary frame if connected (see :meth:`send`)."""
+        link = self.link
+        if link is None or link.closed.is_set():
+            return False
+        try:
+            await link.send_frame(data)
+        except TransportClosed:
+            return False
+        return True
+
+    async def _on_frame(self, data: bytes) -> None:
+        """A typed binary frame from the server: a federated message, parsed strictly
+        (:func:`edgefleet.fed.codec.decode_frame`: lengths, type code, the header's
+        pydantic model); anything else is logged and dropped, as a bad text frame is."""
+        from edgefleet.fed import codec
+
+        try:
+            payload = codec.decode_frame(data, limit=MAX_MESSAGE)
+        except codec.FrameError as exc:
+            log.warning("dropped a malformed binary frame from the server: %s", exc)
+            return
+        await self._on_message(FedRelay.model_construct(payload=payload))
+
     async def run(self) -> None:
         while True:
             try:
@@ -212,7 +251,7 @@ class Connection:
             open_timeout=15,
             ping_interval=20,
             ping_timeout=20,
-            max_size=8 * 1024 * 1024,
+            max_size=MAX_MESSAGE,
             # No permessage-deflate: its zlib state costs each side tens of KB per
             # connection (the server holds 10,000), for frames that are small JSON
             # or stream data already framed by the mux.
@@ -220,7 +259,13 @@ class Connection:
             close_timeout=5,
         ) as ws:
             transport = WebSocketTransport(ws)
-            link = Link(transport, odd=False, on_message=self._dispatch, on_stream=self._on_stream)
+            link = Link(
+                transport,
+                odd=False,
+                on_message=self._dispatch,
+                on_stream=self._on_stream,
+                on_frame=self._on_frame,
+            )
             await link.send(self._hello())
             self.link = link
             beat = asyncio.create_task(self._beat(link))

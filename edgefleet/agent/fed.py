@@ -42,6 +42,7 @@ from edgefleet.agent.datasets.ledger import LedgerFile
 from edgefleet.agent.datasets.policy import refusal
 from edgefleet.agent.datasets.sources import DatasetError
 from edgefleet.agent.fed_pins import PeerPins
+from edgefleet.fed import codec
 from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
 from edgefleet.fed.messages import (
     Abort,
@@ -256,7 +257,7 @@ class FederatedPart:
         if isinstance(payload, Abort):
             log.info("computation %s: ended by the server: %s", cid, payload.reason)
         if reply is not None:
-            await self._send(FedRelay(payload=reply))
+            await self._relay(reply)
             if isinstance(reply, MaskedInput):
                 log.info("computation %s: masked input sent", cid)
                 await self._fault("after-masked", running)
@@ -271,6 +272,16 @@ class FederatedPart:
         log.info("computation %s: declined: %s", computation_id, reason)
         abort = Abort(computation_id=computation_id, reason=reason[:1000])
         await self._send(FedRelay(payload=abort))
+
+    async def _relay(self, payload: FedMessage) -> None:
+        """A reply of the party: a masked input or share bundle as one typed binary
+        frame (its bytes raw, not base64) when the server speaks protocol 3, else JSON."""
+        connection = self.agent.connection
+        if connection is not None and connection.fed_binary and codec.has_body(payload):
+            if not await connection.send_frame(codec.encode_frame(payload)):
+                log.debug("not connected; %s not sent", payload.type)
+            return
+        await self._send(FedRelay(payload=payload))
 
     async def _send(self, message: Message) -> None:
         connection = self.agent.connection

@@ -19,6 +19,11 @@ from edgefleet.wire.messages import Message, ProtocolError, decode, encode
 from edgefleet.wire.mux import AcceptHandler, Mux
 
 MessageHandler = Callable[[Message], Awaitable[None]]
+FrameHandler = Callable[[bytes], Awaitable[None]]
+# A binary frame starting with this is a typed message frame (edgefleet.fed.codec:
+# a federated message whose large part travels as raw bytes), not a stream frame;
+# stream frames start with a kind byte of 1..6 (edgefleet.wire.mux).
+TYPED_FRAME = b"EF\x01"
 
 
 class TransportClosed(Exception):
@@ -55,10 +60,12 @@ class Link:
         on_message: MessageHandler,
         on_stream: AcceptHandler | None = None,
         data_queue: int = 8,
+        on_frame: FrameHandler | None = None,
     ) -> None:
         self.transport = transport
         self._on_message = on_message
-        self._control: deque[str] = deque()
+        self._on_frame = on_frame  # typed binary frames; none: they are dropped
+        self._control: deque[str | bytes] = deque()
         self._data: asyncio.Queue[bytes] = asyncio.Queue(maxsize=data_queue)
         self._wake = asyncio.Event()
         self.mux = Mux(self._queue_frame, odd=odd, accept=on_stream)
@@ -71,6 +78,14 @@ class Link:
         if self.closed.is_set():
             raise TransportClosed(self.close_code or 1006, self.close_reason)
         self._control.append(encode(message))
+        self._wake.set()
+
+    async def send_frame(self, data: bytes) -> None:
+        """Queue a typed binary frame (:data:`TYPED_FRAME`) with the control messages,
+        in order with them and ahead of stream data."""
+        if self.closed.is_set():
+            raise TransportClosed(self.close_code or 1006, self.close_reason)
+        self._control.append(data)
         self._wake.set()
 
     async def _queue_frame(self, data: bytes) -> None:
@@ -117,6 +132,10 @@ class Link:
                 self.close_code, self.close_reason = exc.code, exc.reason
                 return
             if isinstance(frame, bytes):
+                if frame.startswith(TYPED_FRAME):
+                    if self._on_frame is not None:
+                        await self._on_frame(frame)
+                    continue
                 self.mux.feed(frame)
                 continue
             try:
@@ -131,7 +150,11 @@ class Link:
         try:
             while True:
                 if self._control:
-                    await self.transport.send_text(self._control.popleft())
+                    item = self._control.popleft()
+                    if isinstance(item, bytes):
+                        await self.transport.send_bytes(item)
+                    else:
+                        await self.transport.send_text(item)
                 elif not self._data.empty():
                     await self.transport.send_bytes(self._data.get_nowait())
                 else:

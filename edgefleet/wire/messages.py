@@ -40,7 +40,10 @@ from edgefleet.wire.workload import JobAssignment
 # server accepts MIN_PROTOCOL_VERSION..PROTOCOL_VERSION and answers with the one
 # both speak in its welcome, so a fleet on mixed versions keeps working while an
 # upgrade rolls out. 2: welcome names the protocol; agents take `upgrade-agent`.
-PROTOCOL_VERSION = 2
+# 3: federated messages with a large part (masked input, share bundle and inbox)
+# may travel as typed binary frames (edgefleet.fed.codec); below 3, JSON only.
+PROTOCOL_VERSION = 3
+FED_BINARY_PROTOCOL = 3
 MIN_PROTOCOL_VERSION = 1
 
 

@@ -11,6 +11,16 @@ Each message is forwarded as the agent sent it (parsed and re-encoded by the
 strict wire models); the server holds no key that opens a share or a masked
 input. A device disconnecting mid-round is dropped at once, not at the timeout.
 
+Binary on the wire (protocol 3, negotiated in hello/welcome): a masked input,
+share bundle or share inbox travels as one typed binary frame
+(:func:`edgefleet.fed.codec.encode_frame`: a JSON header naming the message type
+and computation, then the raw bytes), not base64 inside JSON. A frame is parsed
+strictly (magic, type code, lengths, the header's pydantic model, body size;
+never unpickled or evaluated) and bounded by ``max_websocket_message_bytes``;
+a malformed one is dropped and counted (:attr:`Relay.refused_frames`), the
+session and everyone else's computations go on. Agents that speak protocol 1-2
+(mixed fleets) get and send JSON as before.
+
 Test aid: with the server setting ``test_fed_transcript`` every relayed
 message is appended to ``<data-dir>/fed-transcript.jsonl`` so a test can show
 what the server saw. Off by default; never for production.
@@ -26,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
 from edgefleet.server.bus.base import BusMessage, Subscription
 from edgefleet.server.computations import datasets, service
@@ -35,7 +46,8 @@ from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.context import ServerContext
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.projects.tables import Project
-from edgefleet.wire.messages import DatasetsReport, FedRelay, Hello
+from edgefleet.wire.link import TransportClosed
+from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, FedRelay, Hello, encode
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +68,13 @@ class Relay:
         self._sweeper: asyncio.Task[None] | None = None
         recording = ctx.settings.test_fed_transcript
         self.transcript: Path | None = ctx.settings.data_dir / TRANSCRIPT if recording else None
+        self.refused_frames = 0  # malformed or oversized binary frames dropped
+        self.frame_limit = ctx.settings.max_websocket_message_bytes
 
     async def start(self) -> None:
         hub = self.ctx.hub
         hub.on(FedRelay, self.from_device)
+        hub.frame_handler = self.from_frame
         hub.on(DatasetsReport, self._datasets)
         hub.disconnect_hooks.append(self._disconnected)
         if self.transcript is not None:
@@ -169,13 +184,39 @@ class Relay:
     # -- messages ----------------------------------------------------------------------------
 
     async def to_device(self, device_id: str, payload: FedMessage) -> bool:
-        message = FedRelay(payload=payload)
+        message = FedRelay.model_construct(payload=payload)  # the aggregator built it
+        session = self.ctx.hub.sessions.get(device_id)
+        if (
+            session is not None
+            and session.protocol >= FED_BINARY_PROTOCOL
+            and codec.has_body(payload)
+        ):
+            frame = codec.encode_frame(payload)
+            self._record("to", device_id, message, len(frame), binary=True)
+            try:
+                await session.link.send_frame(frame)
+            except TransportClosed:
+                return False
+            return True
         self._record("to", device_id, message)
         return await self.ctx.hub.deliver(device_id, message)
 
     async def from_device(self, session: AgentSession, message: FedRelay) -> None:
         self._record("from", session.device.id, message)
         await self._route(session.device.id, message.payload)
+
+    async def from_frame(self, session: AgentSession, data: bytes) -> None:
+        """A typed binary frame from an agent (protocol 3+): parsed strictly, then
+        handled exactly as the same message in JSON would be."""
+        try:
+            payload = codec.decode_frame(data, limit=self.frame_limit)
+        except codec.FrameError as exc:
+            self.refused_frames += 1
+            log.warning("device %s: dropped a binary frame: %s", session.device.id, exc)
+            return
+        message = FedRelay.model_construct(payload=payload)
+        self._record("from", session.device.id, message, len(data), binary=True)
+        await self._route(session.device.id, payload)
 
     async def _route(self, device_id: str, payload: FedMessage | None, cid: str = "") -> None:
         cid = payload.computation_id if payload is not None else cid
@@ -201,14 +242,26 @@ class Relay:
     async def _datasets(self, session: AgentSession, report: DatasetsReport) -> None:
         await datasets.ingest(self.ctx, session, report)
 
-    def _record(self, direction: str, device_id: str, message: FedRelay) -> None:
+    def _record(
+        self,
+        direction: str,
+        device_id: str,
+        message: FedRelay,
+        size: int | None = None,
+        binary: bool = False,
+    ) -> None:
+        """Test aid: the message as JSON, and the bytes it took on the wire (the
+        binary frame's length, or the JSON text frame's)."""
         if self.transcript is None:
             return
+        text = encode(message)
         line: dict[str, Any] = {
             "time": time.time(),
             "direction": direction,
             "device": device_id,
-            "message": json.loads(message.model_dump_json()),
+            "binary": binary,
+            "bytes": size if size is not None else len(text.encode()),
+            "message": json.loads(text),
         }
         with open(self.transcript, "a") as handle:
             handle.write(json.dumps(line) + "\n")

@@ -28,6 +28,7 @@ from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.projects.tables import Project
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
+    FED_BINARY_PROTOCOL,
     MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
     Applied,
@@ -118,8 +119,14 @@ async def agent_connect(websocket: WebSocket) -> None:
     async def on_stream(stream: Stream) -> None:
         await ctx.hub.accept_stream(session, stream)
 
-    link = Link(transport, odd=True, on_message=on_message, on_stream=on_stream)
+    async def on_frame(data: bytes) -> None:  # typed binary frames: federated messages
+        handler = ctx.hub.frame_handler
+        if handler is not None and session.protocol >= FED_BINARY_PROTOCOL:
+            await handler(session, data)
+
+    link = Link(transport, odd=True, on_message=on_message, on_stream=on_stream, on_frame=on_frame)
     session = AgentSession(ctx.hub, ref, link)
+    session.protocol = min(hello.protocol, PROTOCOL_VERSION)
     session.applied_generation = hello.applied_generation
     session.runtime_healthy = hello.runtime_healthy
     await session.send(

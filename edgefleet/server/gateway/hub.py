@@ -80,6 +80,8 @@ class Hub:
         self.fleet_hooks: list[Callable[[int], Awaitable[None]]] = []
         self.stream_bridge: Any = None  # set by the scale-out bridge when the bus is remote
         self.stream_acceptors: dict[str, StreamAcceptor] = {}  # agent-opened, by header kind
+        # typed binary frames (federated messages, protocol 3+): set by the computations relay
+        self.frame_handler: Callable[[AgentSession, bytes], Awaitable[None]] | None = None
         self._subs: dict[str, Subscription] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()

@@ -34,6 +34,7 @@ class AgentSession:
         self.seen_since_flush = True
         self.applied_generation = 0
         self.runtime_healthy = True
+        self.protocol = 1  # the wire protocol both ends speak (set from the hello)
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
 
     async def send(self, message: Message) -> None:
