@@ -486,6 +486,9 @@ API_RULES: list[Rule] = [
     ),
     Rule("POST", f"{A}/instances/{{instance}}/stop", OTHERS, {"instance": const("i-none")}),
     # -- end of personal instances --
+    # -- device telemetry (issue 18): members read a device's health, others get 404 --
+    Rule("GET", f"{A}/devices/{{device}}/metrics", Permission.READ, DEV),
+    # -- end of device telemetry --
 ]
 
 
