@@ -82,8 +82,9 @@ async def _pick_device(db: AsyncSession, project_pk: int, body: InstanceIn) -> l
     for device_id, labels in rows.all():
         if selector is None or selector.matches(dict(labels or {})):
             return [device_id]
-    wanted = f"matching {selector}" if selector is not None else "in the project"
-    raise Invalid(f"selector: no online device {wanted} to launch on", field="selector")
+    if selector is not None:
+        raise Invalid(f"selector: no online device matching {selector}", field="selector")
+    raise Invalid("device: no device of the project is online to launch on", field="device")
 
 
 async def launch(
