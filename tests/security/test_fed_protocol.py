@@ -5,7 +5,11 @@ and share records."""
 
 from __future__ import annotations
 
+import pickle
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +21,7 @@ from edgefleet.fed.messages import (
     SHARE_RECORD,
     Abort,
     FedMessage,
+    Invitation,
     MaskedInput,
     Params,
     ShareBundle,
@@ -27,6 +32,9 @@ from edgefleet.fed.messages import (
 )
 from edgefleet.fed.party import Party
 from edgefleet.fed.simulate import identities, invite
+from tests.conftest import Fleet
+from tests.support.fedraw import RawDevice
+from tests.support.procs import AgentProc, wait_for
 
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
 PARAMS = Params(length=4)
@@ -195,3 +203,82 @@ def test_party_lists_travel_as_one_string_and_come_back_as_lists() -> None:
     lists = Survivors(computation_id="c", survivors=["a", "b.c"], dropped=[])
     assert '"survivors":"a,b.c"' in lists.model_dump_json()
     assert codec.decode_frame(codec.encode_frame(lists)) == lists
+
+
+# --- a hostile agent over the real server -------------------------------------------
+
+
+def _hostile_frames(invitation: Invitation, me: str) -> list[tuple[str, bytes]]:
+    """What a hostile device sends instead of its advertisement: binary frames that
+    are malformed, oversized, or name another sender."""
+    cid = invitation.computation_id
+    someone_else = next(p for p in invitation.parties if p != me)
+    good = codec.encode_frame(MaskedInput(computation_id=cid, sender=me, vector=bytes(64)))
+    shares = codec.encode_frame(ShareInbox(computation_id=cid, recipient=me, shares=b""))
+    pickled = pickle.dumps({"computation_id": cid, "sender": me})  # never unpickled
+    return [
+        ("garbage", codec.MAGIC + random.randbytes(200)),
+        ("unknown type", good[:3] + bytes([200]) + good[4:]),
+        ("header past the end", good[:4] + (2**31).to_bytes(4, "big") + good[8:]),
+        ("header not JSON", good[:8] + b"\x80" + good[9:]),
+        ("pickle as header", good[:4] + len(pickled).to_bytes(4, "big") + pickled + bytes(4)),
+        ("body over its limit", shares[:-4] + (2**20).to_bytes(4, "big") + bytes(2**20)),
+        ("truncated", good[:-1]),
+        (  # well formed, in another device's name: refused by the orchestrator
+            "impersonation",
+            codec.encode_frame(MaskedInput(computation_id=cid, sender=someone_else, vector=b"")),
+        ),
+    ]
+
+
+@pytest.mark.slow
+def test_malformed_binary_frames_from_a_hostile_agent_hurt_nobody_else(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    server = fleet.start_server()
+    key, rng = fleet.key(), random.Random(5)
+    total, agents = 0.0, []
+    for name in ["ann", "ben", "cid", "mallory"]:
+        csv = tmp_path / f"{name}.csv"
+        rows = [round(rng.uniform(-50.0, 50.0), 3) for _ in range(30)]
+        total += sum(rows) if name != "mallory" else 0.0
+        csv.write_text("x\n" + "".join(f"{v}\n" for v in rows))
+        agent = AgentProc(fleet.workdir, [server.url], key=key, name=name)
+        done = subprocess.run(
+            [sys.executable, "-m", "edgefleet", "agent", "datasets", "add", "readings",
+             str(csv), "--state-dir", str(agent.state_dir)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        fleet.procs.append(agent)
+        agent.start()
+        agents.append(agent)
+    ids = [a.wait_enrolled() for a in agents]
+    with server.client() as client:
+        wait_for(lambda: len(client.datasets(dataset="readings")) == 4, 60, what="4 datasets")
+        agents[-1].stop()  # mallory's credential now drives a hostile agent
+        mallory = RawDevice(server.url, agents[-1].state_dir, protocol=3, hostile=_hostile_frames)
+        mallory.start()
+        try:
+            wait_for(
+                lambda: all(d["is_online"] for d in client.datasets(dataset="readings")),
+                30,
+                what="all four online",
+            )
+            result = client.compute("readings", "sum", "x", devices=ids, round_timeout=5, wait=True)
+            assert not mallory.closed_by_server  # refused frame by frame, not a crash
+            # the same connection still works: the device is online after the attack
+            assert any(
+                d["device"] == ids[-1] and d["is_online"]
+                for d in client.datasets(dataset="readings")
+            )
+        finally:
+            mallory.stop()
+    assert mallory.error is None, mallory.error
+    assert len(mallory.sent_hostile) == 8
+    assert result["state"] == "done", result
+    assert sorted(result["participants"]) == sorted(ids[:3])  # mallory dropped, alone
+    assert abs(result["result"]["value"] - total) < 1e-6
+    log = server.log()
+    assert log.count("dropped a binary frame") == 7, log[-3000:]
+    assert "Traceback" not in log
