@@ -24,6 +24,7 @@ have iptables       || need+=(iptables)         # netavark 1.4 sets up container
 have docker-registry || need+=(docker-registry)  # private-registry tests (Distribution)
 have htpasswd       || need+=(apache2-utils)    # its bcrypt logins
 have catatonit || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
+have systemd-analyze || need+=(systemd)       # `edgefleet agent install` units are verified with it
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"

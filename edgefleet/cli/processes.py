@@ -76,7 +76,7 @@ def _run_up(**values: Any) -> None:
 
 
 def register_agent(app: typer.Typer) -> None:
-    from edgefleet.cli import agent_datasets, agent_local
+    from edgefleet.cli import agent_datasets, agent_install, agent_local
 
     register_group(
         app,
@@ -84,7 +84,11 @@ def register_agent(app: typer.Typer) -> None:
         AgentSettings,
         _run_agent,
         help="Run the device daemon: enroll, connect out to the server, run the device's jobs.",
-        commands=[(agent_datasets.app, "datasets"), (agent_local.app, None)],
+        commands=[
+            (agent_datasets.app, "datasets"),
+            (agent_local.app, None),
+            (agent_install.app, None),  # install, uninstall: a systemd service (issue 18)
+        ],
     )
 
 
