@@ -34,7 +34,7 @@ def _server_missing(exc: ModuleNotFoundError) -> typer.Exit:
         raise exc
     return fail(
         f"the server is not installed here ({exc.name} is missing): "
-        "pip install 'edgefleet[server]'",
+        "pip install 'edgefleet\\[server]'",  # \[: not Rich markup
         2,
     )
 
