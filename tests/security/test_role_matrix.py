@@ -626,6 +626,18 @@ PORTAL_RULES: list[Rule] = [
         body=const({"project": P, "name": "sec-evil", "version": "1", "compose": "services: {}"}),
     ),
     Rule("GET", "/apps/{app}", Permission.READ, APP),
+    # -- personal instances portal (issue 21): "My instances", Launch, share, stop --
+    Rule("GET", "/instances", USER),
+    Rule("POST", "/instances/launch", Permission.MANAGE_APPS, body=lambda e: {"app": e.app}),
+    Rule(
+        "POST",
+        "/instances/{instance}/share",
+        OTHERS,
+        {"instance": const("i-none")},
+        body=const({"user": "admin"}),
+    ),
+    Rule("POST", "/instances/{instance}/stop", OTHERS, {"instance": const("i-none")}),
+    # -- end of personal instances portal --
     Rule(
         "POST",
         "/apps/{app}/versions",

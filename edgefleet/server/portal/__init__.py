@@ -62,4 +62,7 @@ def install(app: FastAPI) -> None:
     from edgefleet.server.portal import computations  # federated analytics pages
 
     app.include_router(computations.router)
+    from edgefleet.server.portal import instances  # personal instances (issue 21)
+
+    app.include_router(instances.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

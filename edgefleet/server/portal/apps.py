@@ -19,6 +19,7 @@ from edgefleet.server.applications.schemas import ApplicationIn, VersionIn
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError
+from edgefleet.server.instances import service as launchables
 from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
@@ -152,6 +153,7 @@ async def _app_page(
         "app": out,
         "versions": list(reversed(versions)),
         "can_manage": viewer.can(app.project_pk, Permission.MANAGE_APPS),
+        "launchable": await launchables.launchable_of(db, app) is not None,  # issue 21
         "form": form,
         "error": error,
         "check": await check(request, form.get("compose", "")),
