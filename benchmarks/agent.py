@@ -163,3 +163,89 @@ def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
             agent.stop()
         server.stop()
         engine.cleanup()
+
+
+# -- soak: memory over a long run with a job running and data flowing (issue 18) --------------
+
+WRITER = """
+import json, os, time, urllib.request
+url = os.environ["EDGEFLEET_DATA_URL"]
+url += ("&" if "?" in url else "?") + "stream=soak"
+n = 0
+while True:
+    body = json.dumps({"n": n, "value": n * 0.5}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=10).read()
+        n += 1
+    except OSError:
+        pass
+    time.sleep(0.1)
+"""
+
+
+def _slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
+    """Least-squares growth of RSS (MB) per hour over (seconds, MB) samples."""
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_m = sum(m for _, m in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples) or 1.0
+    cov = sum((t - mean_t) * (m - mean_m) for t, m in samples)
+    return cov / var * 3600
+
+
+def soak(report: Report, seconds: float) -> None:
+    """One agent (process runtime) running a workload that posts 10 records/s to its
+    data endpoint for ``seconds``; RSS sampled every 10 s after a 60 s warm-up."""
+    with tempfile.TemporaryDirectory(prefix="ef-bench-soak-") as tmp:
+        workdir = Path(tmp)
+        server = ServerProc(workdir, heartbeat=10, extra_args=["--log-level", "warning"])
+        server.start()
+        agent: AgentProc | None = None
+        try:
+            with httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+            ) as http:
+                key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
+                agent = AgentProc(
+                    workdir, [server.url], key=key, name="soak", runtime="process",
+                    extra_args=["--log-level", "warning"],
+                )  # fmt: skip
+                agent.start()
+                device = agent.wait_enrolled()
+                spec = {
+                    "services": {
+                        "writer": {
+                            "x-edgefleet-runtime": "process",
+                            "command": ["/usr/bin/python3", "-c", WRITER],
+                        }
+                    }
+                }
+                http.post(
+                    "/api/v1/applications", json={"name": "soak", "version": "1", "spec": spec}
+                )
+                job = http.post("/api/v1/jobs", json={"application": "soak", "devices": [device]})
+                job_id = job.json()["id"]
+                process = psutil.Process(agent.process.pid)  # type: ignore[union-attr]
+                time.sleep(60)  # warm-up: imports, first deploy, first uploads
+                samples: list[tuple[float, float]] = []
+                begin = time.monotonic()
+                while time.monotonic() - begin < seconds:
+                    samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
+                    time.sleep(10)
+                samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
+                summary = http.get(f"/api/v1/jobs/{job_id}/data/summary").json()
+        finally:
+            if agent is not None:
+                agent.stop()
+            server.stop()
+    stored = int(summary.get("records", 0))
+    what = f"{seconds / 60:g}-min soak, job running, ~10 records/s"
+    first, last = samples[0][1], samples[-1][1]
+    report.add("agent soak", what, "RSS after warm-up", first, "MB", "<= 40 MB")
+    report.add("agent soak", what, "RSS at the end", last, "MB", "<= 40 MB")
+    report.add("agent soak", what, "RSS max", max(m for _, m in samples), "MB")
+    report.add(
+        "agent soak", what, "RSS growth (least squares)", _slope_mb_per_hour(samples), "MB/hour",
+        "flat", f"{len(samples)} samples; {stored} records stored on the server",
+    )  # fmt: skip

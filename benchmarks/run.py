@@ -48,6 +48,12 @@ def main() -> None:
         "--replica-devices", type=int, default=2000, help="simulated devices in the replica runs"
     )
     parser.add_argument("--quick", action="store_true", help="small sizes only")
+    parser.add_argument(
+        "--agent-soak",
+        type=float,
+        default=3600,
+        help="seconds of the agent memory soak (job running, data flowing); 0 skips it",
+    )
     args = parser.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -74,6 +80,8 @@ def main() -> None:
                 from benchmarks import agent
 
                 attempt("agent", lambda: agent.run(report, engine))
+                if args.agent_soak > 0:
+                    attempt("agent soak", lambda: agent.soak(report, args.agent_soak))
             if "remote" in only:
                 from benchmarks import remote
 
