@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -193,6 +194,15 @@ class StreamGuard:
                 self._changed_at[user] = stamp
         self._wake.set()
 
+    def _made_it(self, task: asyncio.Task[Any] | None) -> None:
+        """The request that committed a change acted knowing it: judge it from now
+        on (a project's creator, made its owner, is not closed by that)."""
+        now = time.monotonic()
+        for watched in self.watched:
+            if task is not None and watched.task is task:
+                watched.registered_at = math.nextafter(now, math.inf)
+                watched.baseline = None
+
     async def _on_message(self, message: BusMessage) -> None:
         body = json.loads(message.data)
         # Our own commit was noted at commit time; stamping it again when the bus
@@ -222,6 +232,7 @@ class StreamGuard:
             return
         users, memberships = found
         self.changed(users, memberships)
+        self._made_it(asyncio.current_task())
         ctx = self._ctx
         assert ctx is not None
         data = json.dumps(
