@@ -1,12 +1,12 @@
 """The protocol's cryptographic building blocks, each a thin call into a
-maintained library: X25519, AES-256-GCM and AES-256-CTR from ``cryptography``;
+maintained library: X25519 from libsodium (PyNaCl), AES-256-GCM and AES-256-CTR
+from ``cryptography``;
 HMAC-SHA256 and HKDF-SHA256 (RFC 5869, two one-shot HMACs, tested equal to
 ``cryptography``'s HKDF) from the standard library. Nothing here is a home-made primitive
 (Shamir sharing, plain modular arithmetic over a prime field, is in :mod:`.shamir`).
 
-Private keys are passed around as loaded key objects where they are used many
-times: loading one from raw bytes costs as much as an exchange (it derives the
-public key), and a party exchanges with each of its neighbours.
+Private keys are raw 32-byte scalars: libsodium takes them as they are, where a
+``cryptography`` key object costs as much to load as an exchange.
 
 Every derived key is domain-separated by a label and the computation id, and
 every byte string fed to a KDF, MAC or AEAD is length-prefixed (:func:`frame`),
@@ -26,11 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
+from nacl.exceptions import RuntimeError as NaclRuntimeError
+from nacl.exceptions import TypeError as NaclTypeError
 
 from edgefleet.fed.errors import TamperedMessage
 
 DOMAIN = "edgefleet/fed/v2"
-PrivateKey = X25519PrivateKey
 
 
 def frame(*fields: str | bytes) -> bytes:
@@ -54,42 +56,55 @@ def _framed(text: str) -> bytes:
 
 
 # --- X25519 ---------------------------------------------------------------------
+# libsodium through PyNaCl: raw 32-byte keys (no key objects to load per exchange)
+# and the exchange runs without the GIL, so a process's threads share both cores.
+# Keys are interchangeable with ``cryptography``'s (RFC 7748 clamps the scalar on
+# use; pinned equal in the unit tests), which enrollment uses to make them.
+
+PrivateKey = bytes  # a raw X25519 scalar, as enrollment stores it
+
+
+def generate() -> bytes:
+    """A fresh private key: 32 bytes from the OS's CSPRNG (clamped on use)."""
+    return os.urandom(32)
 
 
 def new_private_key() -> bytes:
-    key = X25519PrivateKey.generate()
-    return key.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
+    return generate()
 
 
-def load(private: bytes | X25519PrivateKey) -> X25519PrivateKey:
-    if isinstance(private, X25519PrivateKey):
+def load(private: bytes | X25519PrivateKey) -> bytes:
+    """The raw scalar (a ``cryptography`` key object is accepted and unwrapped)."""
+    if isinstance(private, bytes):
+        if len(private) != 32:
+            raise ValueError("an X25519 private key is 32 bytes")
         return private
-    return X25519PrivateKey.from_private_bytes(private)
-
-
-def raw(private: X25519PrivateKey) -> bytes:
     return private.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
 
 
+def raw(private: bytes) -> bytes:
+    return private
+
+
 def public_key(private: bytes | X25519PrivateKey) -> bytes:
-    key = load(private).public_key()
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return bytes(crypto_scalarmult_base(load(private)))
 
 
-def agree(private: bytes | X25519PrivateKey, peer_public: bytes) -> bytes:
-    """Raw X25519 shared secret; a low-order peer key counts as tampering."""
+def agree(private: bytes, peer_public: bytes) -> bytes:
+    """Raw X25519 shared secret; a low-order peer key (all-zero secret, which
+    libsodium refuses) counts as tampering."""
     try:
-        peer = X25519PublicKey.from_public_bytes(peer_public)
-        # type(), not isinstance(): the key class is an ABC, and an ABC check per
-        # exchange cost ~10 % of one (a party makes ~100 of them)
-        key = load(private) if type(private) is bytes else private
-        return key.exchange(peer)  # type: ignore[union-attr]
-    except ValueError as exc:
+        return bytes(crypto_scalarmult(private, peer_public))
+    except (NaclRuntimeError, NaclTypeError) as exc:
         raise TamperedMessage(f"unusable X25519 public key: {exc}") from exc
+
+
+def agree_reference(private: bytes, peer_public: bytes) -> bytes:
+    """:func:`agree` through ``cryptography`` (for the test that pins them equal)."""
+    key = X25519PrivateKey.from_private_bytes(private)
+    return key.exchange(X25519PublicKey.from_public_bytes(peer_public))
 
 
 _NO_SALT = bytes(32)  # RFC 5869: an absent salt is HashLen zero bytes

@@ -83,7 +83,7 @@ class Party:
         never hits it; it is as secret as the long-term key itself."""
         if party_id not in invitation.parties:
             raise ProtocolViolation(f"{party_id} is not invited to {invitation.computation_id}")
-        long_term = crypto.load(long_term_private)  # loading derives the public key: once
+        long_term = crypto.load(long_term_private)
         if crypto.public_key(long_term) != invitation.parties[party_id]:
             raise ProtocolViolation("the invitation lists another long-term key for this party")
         self.invitation = invitation
@@ -100,10 +100,10 @@ class Party:
         self._index = invitation.indices()
         self.neighbours: frozenset[str] = invitation.neighbourhoods()[party_id]
         self.threshold = invitation.shape().threshold  # among the holders N(u) + {u}
-        self._long_term: crypto.PrivateKey | None = long_term
+        self._long_term: bytes | None = long_term
         self._pair_cache = pair_cache if pair_cache is not None else {}
-        self._s_private: crypto.PrivateKey | None = crypto.PrivateKey.generate()
-        self._c_private = crypto.PrivateKey.generate()
+        self._s_private: bytes | None = crypto.generate()
+        self._c_private = crypto.generate()
         self._publics: tuple[bytes, bytes] = (b"", b"")  # s and c public keys, once advertised
         self._seed: bytes | None = None
         self._auth: dict[str, bytes] = {}  # neighbour -> MAC key from the long-term ECDH
