@@ -10,6 +10,7 @@ flavour with two users' containers is tests/e2e/test_instances_podman.py)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from tests.conftest import Fleet
 from tests.support.procs import free_port, wait_for
 
+PASSWORD = "correct-horse-battery"
 SERVE = "import http.server,sys; http.server.test(http.server.SimpleHTTPRequestHandler, port=int(sys.argv[1]), bind='127.0.0.1')"
 
 
@@ -37,11 +39,17 @@ def lab(fleet: Fleet) -> dict[str, Any]:
     server = fleet.start_server()
     agent = fleet.start_agent("box", runtime="process")
     device = agent.wait_enrolled()
+
+    def online() -> bool:
+        with server.client() as admin:
+            return bool(admin.device(device)["is_online"])
+
+    wait_for(online, 30, what="device online")
     tokens: dict[str, str] = {}
     with server.client() as admin:
         admin.create_project("other")
         for name, project in (("alice", "default"), ("bob", "default"), ("mallory", "other")):
-            admin.create_user(name)
+            admin.create_user(name, password=PASSWORD)
             admin.add_member(project, name, "developer")
             tokens[name] = admin.create_token(name, user=name)["token"]
         port = free_port()
@@ -80,9 +88,11 @@ def test_only_owner_and_shared_users_reach_an_instance(lab: dict[str, Any]) -> N
         from websockets.sync.client import connect
 
         headers = {"Authorization": f"Bearer {tokens['bob']}"}
-        with connect(f"{ws}?{query}", additional_headers=headers) as conn:
-            with pytest.raises(ConnectionClosed) as closed:
-                conn.recv(timeout=10)
+        with (
+            connect(f"{ws}?{query}", additional_headers=headers) as conn,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            conn.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404  # 404
 
         # another project's developer: nothing exists, whatever they try
@@ -120,8 +130,34 @@ def test_only_owner_and_shared_users_reach_an_instance(lab: dict[str, Any]) -> N
         assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
 
 
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match is not None, page[:500]
+    return match.group(1)
+
+
+def _launch_in_portal(url: str, token: str) -> dict[str, Any]:
+    """Alice signs in and presses Launch on the application's page; her
+    "My instances" page then lists the instance."""
+    with httpx.Client(base_url=url, timeout=30) as browser:
+        form = {"csrf": _csrf(browser.get("/login").text), "username": "alice"}
+        signed = browser.post("/login", data={**form, "password": PASSWORD})
+        assert signed.status_code == 303, signed.text
+        page = browser.get("/apps/tool").text
+        assert 'action="/instances/launch"' in page and ">Launch</button>" in page
+        launched = browser.post("/instances/launch", data={"csrf": _csrf(page), "app": "tool"})
+        assert launched.status_code == 303 and launched.headers["location"] == "/instances"
+        mine = browser.get("/instances").text
+        assert "tool 1" in mine and "Launch tool" in mine
+    with httpx.Client(base_url=url, timeout=30) as api:
+        headers = {"Authorization": f"Bearer {token}"}
+        items = api.get("/api/v1/instances", headers=headers).json()["items"]
+    assert len(items) == 1 and items[0]["id"] in mine
+    return dict(items[0])
+
+
 def test_not_launchable_refused_and_idle_instance_stops(lab: dict[str, Any]) -> None:
-    server, tokens, device = lab["server"], lab["tokens"], lab["device"]
+    server, tokens = lab["server"], lab["tokens"]
     with server.client() as admin:
         admin.create_application("plain", "1", compose=compose(free_port()))
         admin.set_launchable("tool", idle_timeout=10)
@@ -130,7 +166,7 @@ def test_not_launchable_refused_and_idle_instance_stops(lab: dict[str, Any]) -> 
         assert refused.status_code == 422 and refused.json()["error"]["field"] == "app"
         too_short = alice.put("/api/v1/applications/tool/launchable", json={"idle_timeout": 1})
         assert too_short.status_code == 422 and "idle_timeout" in too_short.text
-        inst = alice.post("/api/v1/instances", json={"app": "tool", "device": device}).json()
+        inst = _launch_in_portal(server.url, tokens["alice"])
         assert inst["idle_timeout"] == 10
 
         def stopped() -> dict[str, Any] | None:
