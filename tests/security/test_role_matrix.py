@@ -638,6 +638,18 @@ PORTAL_RULES: list[Rule] = [
     ),
     Rule("POST", "/instances/{instance}/stop", OTHERS, {"instance": const("i-none")}),
     # -- end of personal instances portal --
+    # -- agent upgrades portal (issue 18): releases, rollouts, the upgrade form --
+    Rule("GET", "/agent-upgrades", USER),
+    Rule(
+        "GET", "/agent-upgrades/{upgrade}", Permission.READ, {"upgrade": const("upg-none")}, absent=True
+    ),
+    Rule(
+        "POST",
+        "/agent-upgrades",
+        Permission.MANAGE_DEVICES,
+        body=lambda e: {"version": "9.9.9", "devices": e.device, "max_parallel": "1"},
+    ),
+    # -- end of agent upgrades portal --
     Rule(
         "POST",
         "/apps/{app}/versions",

@@ -65,4 +65,7 @@ def install(app: FastAPI) -> None:
     from edgefleet.server.portal import instances  # personal instances (issue 21)
 
     app.include_router(instances.router)
+    from edgefleet.server.portal import agent_upgrades  # agent upgrades over the air (issue 18)
+
+    app.include_router(agent_upgrades.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

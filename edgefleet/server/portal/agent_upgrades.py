@@ -1,0 +1,83 @@
+"""Agent upgrades in the portal (issue 18): the releases the server holds, the
+rollouts with each device's state and the reason of a rollback, and the form
+that starts one. Everything goes through the API's own services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from edgefleet.server.agent_releases import routes as upgrade_api
+from edgefleet.server.agent_releases import service
+from edgefleet.server.agent_releases.schemas import UpgradeIn, UpgradeOut
+from edgefleet.server.deps import Ctx, Db
+from edgefleet.server.errors import ApiError
+from edgefleet.server.portal.web import (
+    CheckedForm,
+    PortalRoute,
+    Viewer,
+    ViewerDep,
+    build,
+    field,
+    redirect,
+    refused,
+    render,
+)
+from edgefleet.server.projects import service as projects
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+LISTED = 100
+
+
+async def _page(db: Db, viewer: Viewer) -> dict[str, Any]:
+    releases = await service.list_releases(db, 0, LISTED)
+    rows = await service.list_upgrades(db, viewer.caller, 0, LISTED)
+    return {
+        "releases": [service.release_out(r) for r in reversed(releases[:LISTED])],
+        "upgrades": [await service.upgrade_out(db, r) for r in reversed(rows[:LISTED])],
+        "projects": await projects.list_visible(db, viewer.caller, 0, 1000),
+        "form": {},
+        "error": "",
+    }
+
+
+@router.get("/agent-upgrades")
+async def upgrades_page(request: Request, viewer: ViewerDep, db: Db) -> Response:
+    return render(request, "agent_upgrades.html", await _page(db, viewer))
+
+
+@router.post("/agent-upgrades")
+async def start_upgrade(
+    request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
+) -> Response:
+    """The form: a version, devices (ids or names) or a selector, the batch size."""
+    values = {k: field(form, k) for k in ("version", "project", "devices", "selector")}
+    values["max_parallel"] = field(form, "max_parallel", "1")
+    context = await _page(db, viewer)
+    context["form"] = values
+    names = [d.strip() for d in values["devices"].split(",") if d.strip()]
+    try:
+        body = build(
+            UpgradeIn,
+            version=values["version"],
+            devices=names or None,
+            selector=None if names else values["selector"],
+            project=values["project"] or None,
+            max_parallel=values["max_parallel"] or 1,
+        )
+        made = await upgrade_api.upgrade_agents(body, viewer.caller, db, ctx)
+    except ApiError as exc:
+        refused(exc)
+        context["error"] = exc.message
+        return render(request, "agent_upgrades.html", context, status=exc.status)
+    assert isinstance(made, UpgradeOut)
+    return redirect(f"/agent-upgrades/{made.id}")
+
+
+@router.get("/agent-upgrades/{upgrade}")
+async def upgrade_page(request: Request, upgrade: str, viewer: ViewerDep, db: Db) -> Response:
+    found = await service.find_upgrade(db, viewer.caller, upgrade)
+    return render(request, "agent_upgrade.html", {"upgrade": await service.upgrade_out(db, found)})
