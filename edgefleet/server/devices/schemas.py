@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from edgefleet.labels import LabelError, check_key, check_value
 from edgefleet.server.schemas import Input, Name, Output, Timestamp
 from edgefleet.spec.policy import DevicePolicy
+from edgefleet.wire.local import LocalAppFact
 from edgefleet.wire.messages import Peripheral, Resources
 
 
@@ -36,6 +37,10 @@ class DeviceOut(Output):
     desired_generation: int = 0
     applied_generation: int = 0
     replica: str | None = Field(None, description="the server replica holding its connection")
+    local_apps: list[LocalAppFact] = Field(
+        default_factory=list,
+        description="the owner's own apps on the device (agent apps run): shown, never managed here",
+    )
 
 
 class DevicePatch(Input):

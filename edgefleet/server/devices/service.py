@@ -80,6 +80,7 @@ def to_out(
         desired_generation=device.desired_generation,
         applied_generation=device.applied_generation,
         replica=presence.replica if online and presence else None,
+        local_apps=facts.local_apps,
     )
 
 

@@ -116,6 +116,9 @@ class ServiceStatusOut(Output):
     image: str | None = None
     health: str | None = None
     error: str | None = None
+    held_locally: bool = Field(
+        False, description="stopped by the device's owner on the device; kept stopped (issue 21)"
+    )
 
 
 class JobDeviceOut(Output):
