@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
 from edgefleet.agent.settings import default_state_dir
+
+if TYPE_CHECKING:
+    import httpx
+
 from edgefleet.cli.output import Format, OutputOption, fail, print_json, show_item, show_list
 
 app = typer.Typer(no_args_is_help=True)
@@ -50,12 +53,16 @@ def _socket(ctx: typer.Context, state_dir: str | None, socket: str | None) -> Pa
 
 
 def _client(sock: Path, timeout: float | None = 30.0) -> httpx.Client:
+    import httpx  # loaded when a verb runs, not when the agent's verbs are listed
+
     return httpx.Client(
         transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://agent", timeout=timeout
     )
 
 
 def _call(sock: Path, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
     try:
         with _client(sock) as client:
             response = client.request(method, path, json=body)
@@ -172,6 +179,8 @@ def logs(
     socket: str | None = SocketOption,
 ) -> None:
     """A service's output, from the engine on this device."""
+    import httpx
+
     sock = _socket(ctx, state_dir, socket)
     params: dict[str, str] = {"follow": "1" if follow else "0"}
     if tail is not None:
