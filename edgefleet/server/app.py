@@ -137,8 +137,14 @@ def _features() -> list[Feature]:
         ([agent_releases_router], agent_rollouts.start),  # agent upgrades over the air (issue 18)
         ([], _start_local_actions),  # owners' actions on devices, reported later (issue 21)
         ([telemetry_router], telemetry_ingest.start),  # device health, stored logs (issue 18)
-        ([_instances_router()], None),  # personal instances (issue 21)
+        ([_instances_router(), _volumes_router()], None),  # personal instances, volumes (issue 21)
     ]
+
+
+def _volumes_router() -> APIRouter:
+    from edgefleet.server.volumes.routes import router
+
+    return router
 
 
 def _instances_router() -> APIRouter:

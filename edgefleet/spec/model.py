@@ -136,6 +136,11 @@ class Requirements(SpecModel):
 class Volume(SpecModel):
     external: bool = False
     name: str | None = Field(None, description="the device's volume, for an external volume")
+    project: bool = Field(
+        False,
+        description="a project volume (x-edgefleet-project-volume): kept on the device across "
+        "jobs; the server names it ef-proj-<project>-<key>",
+    )
     labels: dict[str, str] = Field(default_factory=dict)
 
 

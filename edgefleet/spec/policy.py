@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,6 +74,10 @@ OWNER_ONLY_CAPABILITIES = frozenset({"ALL"})
 JOB_VOLUME_PREFIX = "ef-"
 """Engine objects of jobs are named ``ef-<job>-<device>-...``: an external volume
 with such a name would be another job's data."""
+
+PROJECT_VOLUME = re.compile(r"ef-proj-[a-z0-9]+-[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A project volume as the server names it (``ef-proj-<project id>-<name>``): the
+agent's own, kept across jobs; no Compose file can give this name itself."""
 
 _FREE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges=true", "no-new-privileges=false")
 _PRIVILEGED = "its agent needs --allow-privileged"
@@ -326,6 +331,8 @@ def app_refusals(spec: AppSpec, policy: DevicePolicy, resolve: Resolve = _normal
         if volume is None or not volume.external:
             continue
         real = volume.name or key
+        if volume.project and PROJECT_VOLUME.fullmatch(real):
+            continue  # the server named it after the job's own project (server/volumes/)
         if real.startswith(JOB_VOLUME_PREFIX):
             found.append(
                 f"volume {key}: external volume {real} is named like a job's own volume "

@@ -68,6 +68,14 @@ def volumes(report: Report, value: Any) -> dict[str, Volume]:
             if options.get("name") is None
             else values.text(report, options["name"], (*at, "name"))
         )
+        project = options.get("x-edgefleet-project-volume", False) is True
+        if project and (not external or real):
+            report.invalid(
+                (*at, "x-edgefleet-project-volume"),
+                "a project volume is written {external: true, x-edgefleet-project-volume: true} "
+                "with no name: (the server names it after the job's project)",
+            )
+            project = False
         if real and not external:
             report.warn(
                 (*at, "name"),
@@ -75,13 +83,13 @@ def volumes(report: Report, value: Any) -> dict[str, Volume]:
                 "set external: true to use a volume that already exists on the device",
             )
             real = None
-        if external:
+        if external and not project:
             report.warn(
                 at,
                 f"external volume {real or name} must already exist on every device the job "
                 "runs on; devices without it fail to start the job",
             )
-        out[name] = Volume(external=bool(external), labels=labels, name=real)
+        out[name] = Volume(external=bool(external), labels=labels, name=real, project=project)
     return out
 
 

@@ -485,6 +485,15 @@ API_RULES: list[Rule] = [
         {"instance": const("i-none"), "user": const("admin")},
     ),
     Rule("POST", f"{A}/instances/{{instance}}/stop", OTHERS, {"instance": const("i-none")}),
+    # project volumes (issue 21): storage that outlives a job
+    Rule(
+        "POST",
+        f"{A}/projects/{{project}}/volumes",
+        Permission.MANAGE_APPS,
+        PROJ,
+        body=const({"name": "stolen"}),
+    ),
+    Rule("GET", f"{A}/projects/{{project}}/volumes", Permission.READ, PROJ),
     # -- end of personal instances --
     # -- device telemetry (issue 18): members read a device's health, others get 404 --
     Rule("GET", f"{A}/devices/{{device}}/metrics", Permission.READ, DEV),

@@ -24,5 +24,6 @@ from edgefleet.server.schedules import tables as _schedules  # noqa: F401
 from edgefleet.server.secrets import tables as _secrets  # noqa: F401
 from edgefleet.server.telemetry import tables as _telemetry  # noqa: F401
 from edgefleet.server.variables import tables as _variables  # noqa: F401
+from edgefleet.server.volumes import tables as _volumes  # noqa: F401
 
 metadata = Base.metadata

@@ -30,6 +30,7 @@ from edgefleet.server.reservations import links as reserved
 from edgefleet.server.rollouts import service as rollouts
 from edgefleet.server.schedules import service as schedules
 from edgefleet.server.secrets import service as project_secrets
+from edgefleet.server.volumes import service as project_volumes
 
 TERMINAL = ("cancelled", "expired")
 
@@ -88,6 +89,7 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
     if body.schedule is not None:
         schedules.check(body.schedule, spec, min_period=ctx.settings.schedule_min_period)
     await project_secrets.check_refs(db, app.project_pk, spec)
+    await project_volumes.bind(db, app.project_pk, spec)  # storage that outlives a job (issue 21)
     targets = await _resolve_devices(db, project, body.devices) if body.devices else None
     reservation = (
         await reserved.for_job(db, app.project_pk, body.reservation) if body.reservation else None
@@ -145,6 +147,7 @@ async def patch(
         environment = redact.keep_masked(body.environment, job.environment)
     spec = await applications.resolve(ctx.limits, version, environment)
     await project_secrets.check_refs(db, job.project_pk, spec)
+    await project_volumes.bind(db, job.project_pk, spec)  # storage that outlives a job (issue 21)
     periodic = await schedules.schedule_of(db, job)
     if body.schedule is not None and periodic is None:
         raise Invalid("schedule: this job is not periodic; create a new job", field="schedule")

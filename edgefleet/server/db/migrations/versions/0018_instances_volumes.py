@@ -30,7 +30,8 @@ def _fk(table: str, column: str, referred: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
-    """Launchable applications, personal instances and their shares (issue 21)."""
+    """Launchable applications, personal instances and their shares, project volumes
+    (issue 21)."""
     op.create_table(
         "launchable_apps",
         sa.Column("pk", Pk, autoincrement=True, nullable=False),
@@ -80,9 +81,28 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_instance_shares_user_pk"), ["user_pk"], unique=False)
 
+    op.create_table(
+        "project_volumes",
+        sa.Column("pk", Pk, autoincrement=True, nullable=False),
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("project_pk", Pk, nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        _fk("project_volumes", "project_pk", "projects"),
+        sa.PrimaryKeyConstraint("pk", name=op.f("pk_project_volumes")),
+        sa.UniqueConstraint("project_pk", "name", name=op.f("uq_project_volumes_project_pk")),
+    )
+    with op.batch_alter_table("project_volumes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_project_volumes_id"), ["id"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_project_volumes_project_pk"), ["project_pk"], unique=False
+        )
+
 
 def downgrade() -> None:
     """Undo of :func:`upgrade`."""
+    op.drop_table("project_volumes")
     op.drop_table("instance_shares")
     op.drop_table("instances")
     op.drop_table("launchable_apps")

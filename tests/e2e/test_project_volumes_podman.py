@@ -1,0 +1,61 @@
+"""Storage that outlives a job (issue 21), on real Podman: a project volume
+written by one job is still there, with its file, for the next job that
+mounts it after the first is cancelled (and its own volumes removed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Fleet
+from tests.support.podman import IMAGE, containers, podman
+from tests.support.procs import wait_for
+
+pytestmark = pytest.mark.podman
+
+
+def compose(command: str) -> str:
+    return f"""
+services:
+  work:
+    image: {IMAGE}
+    command: ["sh", "-c", "{command}"]
+    volumes: ["shared:/shared", "scratch:/scratch"]
+    init: true
+volumes:
+  shared: {{external: true, x-edgefleet-project-volume: true}}
+  scratch: {{}}
+"""
+
+
+def test_project_volume_survives_its_job(engine: Any, fleet: Fleet) -> None:
+    server = fleet.start_server()
+    agent = fleet.start_agent("store", runtime="docker", env={"DOCKER_HOST": engine.url})
+    device = agent.wait_enrolled()
+    with server.client() as client:
+        made = client.post("/projects/default/volumes", {"name": "shared"})
+        assert made["engine_name"] == f"ef-proj-{client.project('default')['id']}-shared"
+        writer = "echo written-by-job-1 > /shared/note.txt; echo temp > /scratch/t; sleep 3600"
+        client.create_application("writer", "1", compose=compose(writer))
+        first = client.create_job("writer", devices=[device])["id"]
+        wait_for(lambda: client.job(first)["state"] == "running", 120, what="job 1 running")
+        client.cancel_job(first)
+    wait_for(lambda: not containers(first), 60, what="job 1's container removed")
+    volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    assert made["engine_name"] in volumes  # kept: the project's, not the job's
+    assert not [v for v in volumes if v.startswith(f"ef-{first}")]  # job 1's own volume is gone
+    reader = "cat /shared/note.txt; echo scratch=$$(ls /scratch | wc -l); sleep 3600"
+    with server.client() as client:
+        client.create_application("reader", "1", compose=compose(reader))
+        second = client.create_job("reader", devices=[device])["id"]
+        wait_for(lambda: client.job(second)["state"] == "running", 120, what="job 2 running")
+
+        def logged() -> str | None:
+            text = "\n".join(client.logs(second, tail=20))
+            return text if "written-by-job-1" in text and "scratch=" in text else None
+
+        seen = wait_for(logged, 30, what="job 2 reads job 1's file")
+        assert "scratch=0" in seen, seen  # scratch was job 1's own volume: a new, empty one
+        client.cancel_job(second)
+    podman("volume", "rm", "-f", made["engine_name"])
