@@ -87,6 +87,8 @@ async def _start_computations(ctx: ServerContext) -> Callable[[], Awaitable[None
 def _features() -> list[Feature]:
     from edgefleet.server.agent_releases import rollout as agent_rollouts
     from edgefleet.server.agent_releases.routes import router as agent_releases_router
+    from edgefleet.server.alerts import runner as alert_runner
+    from edgefleet.server.alerts.routes import router as alerts_router
     from edgefleet.server.applications.routes import router as applications_router
     from edgefleet.server.auth import oidc_routes
     from edgefleet.server.computations.routes import router as computations_router
@@ -137,6 +139,7 @@ def _features() -> list[Feature]:
         ([agent_releases_router], agent_rollouts.start),  # agent upgrades over the air (issue 18)
         ([], _start_local_actions),  # owners' actions on devices, reported later (issue 21)
         ([telemetry_router], telemetry_ingest.start),  # device health, stored logs (issue 18)
+        ([alerts_router], alert_runner.start),  # alert rules, webhooks (issue 18)
         ([_instances_router(), _volumes_router()], None),  # personal instances, volumes (issue 21)
     ]
 

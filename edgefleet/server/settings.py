@@ -49,6 +49,29 @@ class ServerSettings(BaseSettings):
     metrics_lag_interval: float = Field(
         0.5, gt=0, le=60, description="seconds between event-loop lag samples (/metrics)"
     )
+    alert_interval: float = Field(
+        5.0, gt=0, le=3600, description="seconds between alert rule evaluations (issue 18)"
+    )
+    alert_webhook_allow: str = Field(
+        "",
+        max_length=4096,
+        description="hosts and CIDRs webhooks may target, comma-separated "
+        "(empty: any public address; private ranges only when listed)",
+    )
+    alert_webhook_allow_loopback: bool = Field(
+        False, description="let webhooks target loopback addresses (tests, local receivers)"
+    )
+    alert_webhook_attempts: int = Field(
+        6, ge=1, le=50, description="tries per webhook message before giving up"
+    )
+    alert_webhook_backoff: float = Field(
+        1.0, gt=0, le=3600, description="seconds before the first webhook retry (doubles, jittered)"
+    )
+    alert_webhook_timeout: float = Field(
+        5.0, gt=0, le=120, description="seconds a webhook receiver has to answer"
+    )
+    alert_max_rules: int = Field(200, ge=1, description="alert rules per project")
+    alert_max_webhooks: int = Field(20, ge=1, description="webhooks per project")
     bus_creds_file: Path | None = Field(
         None, description="NATS credentials file (JWT + nkey seed, from nsc)"
     )

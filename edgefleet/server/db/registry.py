@@ -1,6 +1,7 @@
 """Import every table module so ``Base.metadata`` is complete (Alembic, tests)."""
 
 from edgefleet.server.agent_releases import tables as _agent_releases  # noqa: F401
+from edgefleet.server.alerts import tables as _alerts  # noqa: F401
 from edgefleet.server.applications import tables as _applications  # noqa: F401
 from edgefleet.server.auth import oidc_tables as _oidc  # noqa: F401
 from edgefleet.server.auth import tables as _auth  # noqa: F401

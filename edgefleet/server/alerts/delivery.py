@@ -1,0 +1,145 @@
+"""Sending owed webhook messages: signed, retried with backoff and jitter, bounded.
+
+Each :class:`AlertDelivery` row is one message. A pass takes the due rows,
+POSTs their JSON bodies and marks them done on a 2xx answer. Anything else
+(status, timeout, refused address) schedules the next try
+``backoff * 2**(attempt-1)`` seconds later, times a jitter in [0.5, 1.5), so
+receivers recovering from an outage are not hit by every server in step;
+after ``--alert-webhook-attempts`` tries the row is given up, the reason kept.
+A ``resolved`` message waits until its ``firing`` one is settled, so a
+receiver never sees them out of order.
+
+Headers: ``X-Edgefleet-Signature: sha256=<hex HMAC-SHA-256 of the body with
+the webhook's secret>``, ``X-Edgefleet-Delivery`` (stable across retries, for
+receivers that dedupe), ``X-Edgefleet-Event`` (firing|resolved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select
+
+from edgefleet.server.alerts.guard import Refused
+from edgefleet.server.alerts.schemas import AlertOut, WebhookMessage
+from edgefleet.server.alerts.service import allowlist
+from edgefleet.server.alerts.tables import Alert, AlertDelivery, AlertRule, AlertWebhook
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.projects.tables import Project
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def delay(backoff: float, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before try ``attempt + 1``: exponential, jittered, capped at an hour."""
+    jitter = 0.5 + (rng or random).random()
+    return float(min(3600.0, backoff * 2 ** max(0, attempt - 1) * jitter))
+
+
+def alert_out(alert: Alert, rule: AlertRule, project: Project) -> AlertOut:
+    return AlertOut(
+        id=alert.id,
+        project=project.name,
+        rule=rule.id,
+        rule_name=rule.name,
+        kind=rule.kind,
+        subject=alert.subject,
+        labels={str(k): str(v) for k, v in alert.labels.items()},
+        state="resolved" if alert.state == "resolved" else "firing",
+        value=alert.value,
+        message=alert.message,
+        started_at=alert.created_at,
+        resolved_at=alert.resolved_at,
+    )
+
+
+async def _post(
+    ctx: ServerContext, client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+) -> str | None:
+    """None when delivered, else why not."""
+    try:
+        await allowlist(ctx).check(url)
+    except Refused as exc:
+        return f"refused: webhook URL {exc}"
+    try:
+        answer = await client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"{exc.__class__.__name__}: {exc}"[:500]
+    if 200 <= answer.status_code < 300:
+        return None
+    return f"receiver answered {answer.status_code}"
+
+
+async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
+    """One pass over due messages; returns how many were delivered."""
+    s = ctx.settings
+    now = utcnow()
+    async with ctx.session() as db:
+        rows = (
+            await db.execute(
+                select(AlertDelivery, Alert, AlertRule, AlertWebhook, Project)
+                .join(Alert, Alert.pk == AlertDelivery.alert_pk)
+                .join(AlertRule, AlertRule.pk == Alert.rule_pk)
+                .join(AlertWebhook, AlertWebhook.pk == AlertDelivery.webhook_pk)
+                .join(Project, Project.pk == Alert.project_pk)
+                .where(AlertDelivery.done.is_(False), AlertDelivery.next_at <= now)
+                .order_by(AlertDelivery.pk)
+                .limit(BATCH)
+            )
+        ).tuples()
+        unsettled = {
+            (a, w)
+            for a, w in (
+                await db.execute(
+                    select(AlertDelivery.alert_pk, AlertDelivery.webhook_pk).where(
+                        AlertDelivery.done.is_(False), AlertDelivery.status == "firing"
+                    )
+                )
+            ).tuples()
+        }
+        delivered = 0
+        for row, alert, rule, webhook, project in list(rows):
+            if row.status == "resolved" and (alert.pk, webhook.pk) in unsettled:
+                continue  # its firing message first
+            message = WebhookMessage(
+                status="resolved" if row.status == "resolved" else "firing",
+                alert=alert_out(alert, rule, project),
+            )
+            body = message.model_dump_json().encode()
+            secret = ctx.registry_auth.box.open(webhook.secret)
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "edgefleet-alerts",
+                "X-Edgefleet-Signature": sign(secret, body),
+                "X-Edgefleet-Delivery": f"{alert.id}-{row.status}",
+                "X-Edgefleet-Event": row.status,
+            }
+            error = await _post(ctx, client, webhook.url, body, headers)
+            row.attempts += 1
+            row.last_error = error
+            if error is None:
+                row.done = row.delivered = True
+                delivered += 1
+                if row.status == "firing":
+                    unsettled.discard((alert.pk, webhook.pk))
+            elif row.attempts >= s.alert_webhook_attempts:
+                row.done = True
+                unsettled.discard((alert.pk, webhook.pk))
+                log.warning("webhook %s gave up on alert %s: %s", webhook.id, alert.id, error)
+            else:
+                wait = delay(s.alert_webhook_backoff, row.attempts)
+                row.next_at = utcnow() + timedelta(seconds=wait)
+            await db.commit()
+        return delivered

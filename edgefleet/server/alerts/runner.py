@@ -1,0 +1,80 @@
+"""The alert loop: on the replica holding the scheduler lease, every
+``--alert-interval`` seconds, evaluate the rules and send what is owed.
+
+It renews the same ``scheduler`` lease row the scheduler uses (same holder,
+same TTL), so exactly one replica evaluates and delivers, and a replica that
+dies hands both over with the rest of the scheduler's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from edgefleet.server.alerts import delivery, observe, service
+from edgefleet.server.alerts.evaluate import evaluate
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.scheduler import lease
+from edgefleet.server.scheduler.loop import LEASE, LEASE_TTL
+
+log = logging.getLogger(__name__)
+
+
+async def evaluate_once(ctx: ServerContext) -> int:
+    """One evaluation: observations in, transitions written; returns how many."""
+    async with ctx.session() as db:
+        rules = await service.enabled_rules(db)
+        active = await service.firing(db)
+        kinds: dict[str, set[int]] = {}
+        for rule in rules:
+            kinds.setdefault(rule.kind, set()).add(rule.project_pk)
+        observations = await observe.observe(db, kinds, utcnow()) if rules else []
+        transitions = evaluate(rules, observations, set(active))
+        return await service.apply(db, transitions)
+
+
+class AlertLoop:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="alerts")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _leader(self) -> bool:
+        async with self.ctx.session() as db:
+            return await lease.acquire(db, LEASE, self.ctx.replica, LEASE_TTL)
+
+    async def _run(self) -> None:
+        s = self.ctx.settings
+        async with httpx.AsyncClient(
+            timeout=s.alert_webhook_timeout, follow_redirects=False, trust_env=False
+        ) as client:
+            while True:
+                await asyncio.sleep(s.alert_interval)
+                try:
+                    if not await self._leader():
+                        continue
+                    await evaluate_once(self.ctx)
+                    await delivery.deliver_due(self.ctx, client)
+                    self.passes += 1
+                except Exception:  # logged with its traceback; the next pass retries
+                    log.exception("alert pass failed")
+
+
+async def start(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+    """Feature start hook (after the registry key is loaded: webhook secrets are sealed)."""
+    loop = AlertLoop(ctx)
+    await loop.start()
+    return loop.stop
