@@ -94,6 +94,7 @@ def test_agent_upgraded_to_a_new_wheel_reconnects_with_its_version(
     assert seen["agent_version"] == GOOD and seen["is_online"], seen
     report = json.loads((agent.state_dir / "upgrade" / "report.json").read_text())
     assert report["state"] == "healthy" and report["from_version"] == __version__, report
+    assert seen["agent_upgrade"]["version"] == GOOD
     # Same process (re-exec'd in place), now running from its own venv.
     assert agent.running, "the agent process is gone"
     argv = Path(f"/proc/{agent_pid}/cmdline").read_bytes().split(b"\0")
@@ -126,7 +127,10 @@ def test_broken_wheel_is_rolled_back_by_the_agent_with_the_reason(
             seen = _device(fleet, device)
             return seen if seen["is_online"] and seen["agent_version"] == __version__ else None
 
-        wait_for(back, 60, what="the old agent back online")
+        seen = wait_for(back, 60, what="the old agent back online")
+        # The reason is on the device too (API; the portal's device page shows it).
+        assert seen["agent_upgrade"]["state"] == "rolled_back", seen["agent_upgrade"]
+        assert "exited before it reported healthy" in seen["agent_upgrade"]["reason"]
         report = json.loads((agent.state_dir / "upgrade" / "report.json").read_text())
         assert report["state"] == "rolled_back" and report["version"] == BROKEN, report
         assert not (agent.state_dir / "current").exists(), "current still points at the release"

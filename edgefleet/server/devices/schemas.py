@@ -9,6 +9,7 @@ from edgefleet.server.schemas import Input, Name, Output, Timestamp
 from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.local import LocalAppFact
 from edgefleet.wire.messages import Peripheral, Resources
+from edgefleet.wire.upgrade import UpgradeReport
 
 
 class DeviceOut(Output):
@@ -25,6 +26,9 @@ class DeviceOut(Output):
         None, description="what the device's owner allows, as its agent reports it"
     )
     agent_version: str
+    agent_upgrade: UpgradeReport | None = Field(
+        None, description="the agent's last over-the-air upgrade: healthy, or rolled back and why"
+    )
     is_online: bool
     is_ready: bool
     not_ready_reason: str | None = Field(

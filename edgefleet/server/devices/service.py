@@ -72,6 +72,7 @@ def to_out(
         runtimes=facts.runtimes,
         policy=facts.policy,
         agent_version=device.agent_version,
+        agent_upgrade=facts.upgrade,
         is_online=online,
         is_ready=reason is None,
         not_ready_reason=reason,
