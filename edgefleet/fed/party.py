@@ -111,6 +111,7 @@ class Party:
         self._share_keys_: dict[str, bytes] = {}  # neighbour -> AES-GCM key of the pair
         self._held: dict[str, tuple[int, int]] = {}  # owner -> (s-share, b-share) held here
         self._lists: bytes | None = None  # digest of the survivor list this party MACed
+        self._checked: tuple[set[str], set[str]] = (set(), set())  # that list, as sets
 
     def handle(self, message: FedMessage) -> FedMessage | None:
         """Dispatch one server message to its step; returns the reply to send, if any."""
@@ -278,8 +279,9 @@ class Party:
 
     def _consistency(self, message: Survivors) -> ConsistencyTags:
         u, cid = self.party_id, self.computation_id
-        survivors, _ = self._check_lists(message.survivors, message.dropped)
+        survivors, dropped = self._check_lists(message.survivors, message.dropped)
         self._lists = lists_digest(cid, message.survivors, message.dropped)
+        self._checked = (survivors, dropped)
         tags = {
             v: crypto.mac(self._auth[v], "consistency", cid, u, v, self._lists)
             for v in sorted(set(self._held) & survivors)
@@ -294,7 +296,7 @@ class Party:
             raise UnsafeRequest(f"the server lists {', '.join(both)} as both survived and dropped")
         if len(survivors) != len(survivors_) or len(dropped) != len(dropped_):
             raise UnsafeRequest("the survivor list repeats a party")
-        if not (survivors | dropped) <= set(self.invitation.parties):
+        if not (survivors | dropped) <= self._index.keys():
             raise UnsafeRequest("the survivor list names parties that are not invited")
         if not set(self._held) <= survivors | dropped or self.party_id not in survivors:
             raise UnsafeRequest("the survivor list does not match the parties that shared keys")
@@ -326,7 +328,8 @@ class Party:
                 "the unmask request carries another survivor list than the one this party "
                 "confirmed: the server is equivocating"
             )
-        survivors, dropped = self._check_lists(request.survivors, request.dropped)
+        # the same digest means the same sorted lists: the sets checked in round 3 hold
+        survivors, dropped = self._checked
         confirmed = 1 + sum(  # this party's own confirmation, then its neighbours'
             1
             for v, tag in request.tags.items()
