@@ -80,7 +80,9 @@ def watch(paths: Paths, pending: Pending) -> str | None:
         time.sleep(POLL)
 
 
-def roll_back(paths: Paths, pending: Pending, reason: str) -> None:
+def roll_back(paths: Paths, pending: Pending, reason: str) -> subprocess.Popen[bytes] | None:
+    """Point ``current`` back, report why, and (unsupervised) start the old agent;
+    returns that agent's process (the watchdog exits right after: it is not waited)."""
     point_current(paths, pending.previous_target)
     clear_pending(paths)
     write_report(
@@ -94,17 +96,18 @@ def roll_back(paths: Paths, pending: Pending, reason: str) -> None:
         ),
     )
     if pending.supervised:
-        return
-    log = (paths.root / "agent.log").open("ab")
-    process = subprocess.Popen(
-        pending.argv,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        close_fds=True,
-    )
+        return None
+    with (paths.root / "agent.log").open("ab") as log:
+        process = subprocess.Popen(
+            pending.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
     (paths.dir / "agent.pid").write_text(f"{process.pid}\n")
+    return process
 
 
 def main() -> int:
