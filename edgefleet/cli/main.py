@@ -47,6 +47,9 @@ def _devices(app: typer.Typer) -> None:
     remote.register_device_commands(devices.app)
     loans.register_device_commands(devices.app)  # lend, loans, revoke-loan
     requirements.register_device_commands(devices.app)  # require, requirements
+    from edgefleet.cli import telemetry
+
+    telemetry.register_device_commands(devices.app)  # metrics (issue 18)
     app.add_typer(devices.app, name="devices")
 
 

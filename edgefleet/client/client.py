@@ -729,6 +729,25 @@ class Client:
 
     # -- testbed: loans, reservations, declared peripherals ---------------------------------
 
+    def device_metrics(
+        self,
+        device: str,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        step: str | None = None,
+        limit: int | None = None,
+    ) -> list[JSON]:
+        """A device's health over time (issue 18), oldest first: ``{"time", "cpu",
+        "memory", "disk", "temperature", "net_rx", "net_tx", "uptime", ...}``.
+        ``since``/``until``: ISO times or durations ago (``"1h"``; default the last
+        24 hours); ``step``: average into buckets (``"15m"``); ``limit``: at most."""
+        return list(
+            self.paged(
+                f"/devices/{device}/metrics", limit=limit, since=since, until=until, step=step
+            )
+        )
+
     def lend_device(self, device: str, project: str, **limits: Any) -> JSON:
         """Lend a device to ``project`` (``"*"``: every project). ``limits``: ``rights``
         (the device-policy subset guests get), ``expose_labels``, ``time_share``,
