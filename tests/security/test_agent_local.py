@@ -139,6 +139,10 @@ def test_malformed_oversized_and_path_like_requests(fleet: Fleet) -> None:
         bad_name = c.post("/apps", json={"name": "../x", "compose": "services: {}"})
         assert bad_name.status_code == 422 and bad_name.json()["error"].startswith("name:")
         assert c.get("/status").status_code == 200  # still serving
+        assert c.get("/backlog").json() == {"streams": [], "files_pending": 0}
+        assert c.get("/desired").json()["jobs"] == []
+        assert "/jobs/{job}/services/{service}/stop" in c.get("/openapi.json").json()["paths"]
+        assert c.delete("/status").status_code == 405
     assert not list(agent.state_dir.glob("../*.json"))
 
 
