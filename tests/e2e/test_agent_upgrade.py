@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 
 from edgefleet import __version__
 from tests.conftest import Fleet
-from tests.support.procs import wait_for
+from tests.support.procs import ADMIN_TOKEN, wait_for
 from tests.support.wheels import build_wheel
 
 pytestmark = pytest.mark.slow
@@ -66,6 +68,14 @@ def _kill_restarted(state_dir: Path) -> None:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
+def _cli(server_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, EDGEFLEET_SERVER=server_url, EDGEFLEET_TOKEN=ADMIN_TOKEN, COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "edgefleet", *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+
+
 def _device(fleet: Fleet, device: str) -> dict[str, Any]:
     assert fleet.server is not None
     with fleet.server.client() as client:
@@ -82,12 +92,15 @@ def test_agent_upgraded_to_a_new_wheel_reconnects_with_its_version(
     workload = _workload_pid(agent.state_dir)
     assert agent.process is not None
     agent_pid = agent.process.pid
-    with server.client() as client:
-        release = client.upload_agent_release(wheels[GOOD], GOOD)
-        assert release["version"] == GOOD and len(release["sha256"]) == 64
-        upgrade = client.upgrade_agents(GOOD, devices=[device], deadline=60)
-        assert upgrade["state"] == "running", upgrade
-        done = client.wait_agent_upgrade(upgrade["id"], timeout=120)
+    # As a user would: the CLI's pinned verbs.
+    uploaded = _cli(server.url, "agent-releases", "upload", str(wheels[GOOD]), "--version", GOOD)
+    assert uploaded.returncode == 0 and GOOD in uploaded.stdout, uploaded.stderr
+    upgraded = _cli(
+        server.url, "devices", "upgrade-agent", "--devices", device, "--version", GOOD,
+        "--deadline", "60", "-o", "json",
+    )  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    done = json.loads(upgraded.stdout)
     assert done["state"] == "done", done
     assert done["devices"][0]["state"] == "healthy"
     seen = _device(fleet, device)
