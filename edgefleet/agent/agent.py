@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from edgefleet.agent import facts
+from edgefleet.agent import volumes as project_volumes
 from edgefleet.agent.commands import CommandRunner
 from edgefleet.agent.connection import Backoff, Connection
 from edgefleet.agent.enroll import enroll
@@ -188,6 +189,8 @@ class Agent:
         self.jobs.supervise_every = self.supervise_every
         self.jobs.locks.default_timeout = self.settings.update_lock_timeout
         self.tunnels = Tunnels(self)
+        # project volumes: sizes, tar download, removal (issue 21)
+        self.stream_handlers["volume"] = project_volumes.handler(lambda: self.runtimes)
         if self.with_parts:
             from edgefleet.agent.data import attach as attach_data
 

@@ -1,9 +1,12 @@
 """Storage that outlives a job (issue 21), on real Podman: a project volume
 written by one job is still there, with its file, for the next job that
-mounts it after the first is cancelled (and its own volumes removed)."""
+mounts it after the first is cancelled (and its own volumes removed); its
+size per device, its tar download from the device, and its removal."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from typing import Any
 
 import pytest
@@ -58,4 +61,21 @@ def test_project_volume_survives_its_job(engine: Any, fleet: Fleet) -> None:
         seen = wait_for(logged, 30, what="job 2 reads job 1's file")
         assert "scratch=0" in seen, seen  # scratch was job 1's own volume: a new, empty one
         client.cancel_job(second)
-    podman("volume", "rm", "-f", made["engine_name"])
+    wait_for(lambda: not containers(second), 60, what="job 2's container removed")
+    with server.http() as http:
+        shown = http.get("/api/v1/projects/default/volumes/shared").json()
+        [row] = shown["devices"]
+        assert row["device"] == device and row["state"] == "present"
+        assert row["size"] == len("written-by-job-1\n")
+        # the volume as a tar, streamed from the device through its agent
+        tar = http.get("/api/v1/projects/default/volumes/shared/archive", params={"device": device})
+        assert tar.status_code == 200, tar.text
+        assert tar.headers["content-type"] == "application/x-tar"
+        with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+            member = archive.extractfile("./note.txt")
+            assert member is not None and member.read() == b"written-by-job-1\n"
+        gone = http.delete("/api/v1/projects/default/volumes/shared")
+        assert gone.status_code == 200, gone.text
+        assert [d["state"] for d in gone.json()["devices"]] == ["removed"]
+        assert http.get("/api/v1/projects/default/volumes/shared").status_code == 404
+    assert made["engine_name"] not in podman("volume", "ls", "--format", "{{.Name}}").stdout

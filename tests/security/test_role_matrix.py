@@ -494,9 +494,90 @@ API_RULES: list[Rule] = [
         body=const({"name": "stolen"}),
     ),
     Rule("GET", f"{A}/projects/{{project}}/volumes", Permission.READ, PROJ),
+    # No volume exists in P: members allowed get 404 like the outsider.
+    Rule(
+        "GET",
+        f"{A}/projects/{{project}}/volumes/{{name}}",
+        Permission.READ,
+        {**PROJ, "name": const("none")},
+        absent=True,
+    ),
+    Rule(
+        "DELETE",
+        f"{A}/projects/{{project}}/volumes/{{name}}",
+        Permission.MANAGE_APPS,
+        {**PROJ, "name": const("none")},
+    ),
+    Rule(
+        "GET",
+        f"{A}/projects/{{project}}/volumes/{{name}}/archive",
+        Permission.MANAGE_APPS,
+        {**PROJ, "name": const("none")},
+        query={"device": attr("device")},
+        absent=True,
+    ),
     # -- end of personal instances --
     # -- device telemetry (issue 18): members read a device's health, others get 404 --
     Rule("GET", f"{A}/devices/{{device}}/metrics", Permission.READ, DEV),
+    # -- alerts (issue 18): rules and webhooks per project; owners/operators manage them --
+    Rule(
+        "POST",
+        f"{A}/projects/{{project}}/alert-rules",
+        Permission.MANAGE_DEVICES,
+        PROJ,
+        body=const({"name": "stolen", "kind": "job_failed"}),
+    ),
+    Rule("GET", f"{A}/projects/{{project}}/alert-rules", Permission.READ, PROJ),
+    Rule(
+        "GET",
+        f"{A}/projects/{{project}}/alert-rules/{{rule}}",
+        Permission.READ,
+        {**PROJ, "rule": const("none")},
+        absent=True,
+    ),
+    Rule(
+        "PATCH",
+        f"{A}/projects/{{project}}/alert-rules/{{rule}}",
+        Permission.MANAGE_DEVICES,
+        {**PROJ, "rule": const("none")},
+        body=const({"enabled": False}),
+    ),
+    Rule(
+        "DELETE",
+        f"{A}/projects/{{project}}/alert-rules/{{rule}}",
+        Permission.MANAGE_DEVICES,
+        {**PROJ, "rule": const("none")},
+    ),
+    Rule(
+        "POST",
+        f"{A}/projects/{{project}}/webhooks",
+        Permission.MANAGE_DEVICES,
+        PROJ,
+        body=const({"name": "stolen", "url": "http://evil.example.test/hook"}),
+    ),
+    Rule("GET", f"{A}/projects/{{project}}/webhooks", Permission.READ, PROJ),
+    Rule(
+        "GET",
+        f"{A}/projects/{{project}}/webhooks/{{webhook}}",
+        Permission.READ,
+        {**PROJ, "webhook": const("none")},
+        absent=True,
+    ),
+    Rule(
+        "PATCH",
+        f"{A}/projects/{{project}}/webhooks/{{webhook}}",
+        Permission.MANAGE_DEVICES,
+        {**PROJ, "webhook": const("none")},
+        body=const({"enabled": False}),
+    ),
+    Rule(
+        "DELETE",
+        f"{A}/projects/{{project}}/webhooks/{{webhook}}",
+        Permission.MANAGE_DEVICES,
+        {**PROJ, "webhook": const("none")},
+    ),
+    Rule("GET", f"{A}/projects/{{project}}/alerts", Permission.READ, PROJ),
+    # -- end of alerts --
     # -- end of device telemetry --
 ]
 
@@ -659,6 +740,9 @@ PORTAL_RULES: list[Rule] = [
         body=lambda e: {"version": "9.9.9", "devices": e.device, "max_parallel": "1"},
     ),
     # -- end of agent upgrades portal --
+    # -- fleet health portal (issue 18): latest telemetry of the devices one may read --
+    Rule("GET", "/fleet/health", USER, lists=(attr("device"),)),
+    # -- end of fleet health portal --
     Rule(
         "POST",
         "/apps/{app}/versions",

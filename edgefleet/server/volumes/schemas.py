@@ -25,3 +25,15 @@ class VolumeOut(Output):
     engine_name: str = Field(description="the volume's name on each device")
     created_by: str
     created_at: datetime
+
+
+class VolumeDevice(Output):
+    device: str
+    device_name: str
+    state: str = Field(description="present|absent|removed|in use|offline|unreachable")
+    size: int | None = Field(None, description="bytes of the files in it")
+    error: str | None = None
+
+
+class VolumeDetail(VolumeOut):
+    devices: list[VolumeDevice]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.db.base import new_id
-from edgefleet.server.errors import Conflict, Invalid
+from edgefleet.server.errors import Conflict, Invalid, NotFound
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.volumes.tables import ProjectVolume
 from edgefleet.spec.model import AppSpec
@@ -50,6 +50,22 @@ async def listed(db: AsyncSession, project: Project, after: int, limit: int) -> 
         .limit(limit + 1)
     )
     return list(await db.scalars(query))
+
+
+async def find(db: AsyncSession, project: Project, name: str) -> ProjectVolume:
+    row = await db.scalar(
+        select(ProjectVolume).where(
+            ProjectVolume.project_pk == project.pk, ProjectVolume.name == name
+        )
+    )
+    if row is None:
+        raise NotFound(f"project {project.name} has no volume {name!r}", field="name")
+    return row
+
+
+async def forget(db: AsyncSession, row: ProjectVolume) -> None:
+    await db.delete(row)
+    await db.commit()
 
 
 async def bind(db: AsyncSession, project_pk: int, spec: AppSpec) -> None:
