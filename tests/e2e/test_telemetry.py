@@ -71,6 +71,11 @@ def test_telemetry_reaches_the_server_is_charted_and_survives_a_server_outage(
         assert charts.count() >= 2  # CPU/memory/disk and network (temperature if the host has it)
         expect(page.locator("[data-telemetry-status]")).to_contain_text("CPU")
         screenshot(page, "device-telemetry")
+        page.goto(f"{server.url}/fleet/health")
+        row = page.locator(f"tr[data-device='{device}']")
+        expect(row.locator("meter")).to_have_count(3)
+        expect(row).to_contain_text("%")
+        screenshot(page, "fleet-health")
         console.check()
 
     # The server goes away; the agent keeps sampling into its on-disk buffer.

@@ -519,6 +519,7 @@ API_RULES: list[Rule] = [
     # -- end of personal instances --
     # -- device telemetry (issue 18): members read a device's health, others get 404 --
     Rule("GET", f"{A}/devices/{{device}}/metrics", Permission.READ, DEV),
+    # -- end of device telemetry --
     # -- alerts (issue 18): rules and webhooks per project; owners/operators manage them --
     Rule(
         "POST",
@@ -578,7 +579,6 @@ API_RULES: list[Rule] = [
     ),
     Rule("GET", f"{A}/projects/{{project}}/alerts", Permission.READ, PROJ),
     # -- end of alerts --
-    # -- end of device telemetry --
 ]
 
 

@@ -68,4 +68,7 @@ def install(app: FastAPI) -> None:
     from edgefleet.server.portal import agent_upgrades  # agent upgrades over the air (issue 18)
 
     app.include_router(agent_upgrades.router)
+    from edgefleet.server.portal import fleet_health  # device telemetry (issue 18)
+
+    app.include_router(fleet_health.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

@@ -133,3 +133,23 @@ async def stored_logs(db: AsyncSession, device_pks: list[int], job_id: str) -> l
         .order_by(WorkloadLog.device_pk, WorkloadLog.service)
     )
     return list(rows)
+
+
+async def latest(db: AsyncSession, device_pks: list[int]) -> dict[int, Point]:
+    """Each device's newest raw sample (devices with none are left out)."""
+    if not device_pks:
+        return {}
+    newest = (
+        select(TelemetrySample.device_pk, func.max(TelemetrySample.time).label("time"))
+        .where(TelemetrySample.device_pk.in_(device_pks))
+        .group_by(TelemetrySample.device_pk)
+        .subquery()
+    )
+    rows = await db.scalars(
+        select(TelemetrySample).join(
+            newest,
+            (TelemetrySample.device_pk == newest.c.device_pk)
+            & (TelemetrySample.time == newest.c.time),
+        )
+    )
+    return {row.device_pk: raw_point(row) for row in rows}
