@@ -87,10 +87,12 @@ _VERBS: dict[str, Loader] = {
     "data": _group("data"),
     "fed": _group("fed"),
     "registries": _group("registries"),
+    "alerts": _group("alerts"),  # alert rules, webhooks, alerts (issue 18)
     "reservations": _group("reservations"),
     "secrets": _group("secrets"),
     "variables": _group("variables"),
     "instances": _group("instances"),  # personal instances (issue 21)
+    "volumes": _group("volumes"),  # project volumes (issue 21)
     "projects": _group("admin", "projects"),
     "users": _group("admin", "users"),
     "tokens": _group("admin", "tokens"),

@@ -239,6 +239,62 @@ class Client:
         """Forget the project's login to a registry (by host or id)."""
         self.delete(f"/projects/{project}/registries/{registry}")
 
+    # -- alerts (rules, webhooks, alerts) -------------------------------------------------
+
+    def alert_rules(self, project: str = "default") -> list[JSON]:
+        """The project's alert rules."""
+        return list(self.paged(f"/projects/{project}/alert-rules"))
+
+    def add_alert_rule(
+        self,
+        name: str,
+        kind: str,
+        *,
+        threshold: float | None = None,
+        for_seconds: float = 0.0,
+        project: str = "default",
+    ) -> JSON:
+        """A rule: kind device_offline (for_seconds), job_failed, disk_above (threshold %)
+        or backlog_above (threshold records)."""
+        body: JSON = {"name": name, "kind": kind, "for_seconds": for_seconds}
+        if threshold is not None:
+            body["threshold"] = threshold
+        result: JSON = self.post(f"/projects/{project}/alert-rules", body)
+        return result
+
+    def update_alert_rule(self, rule: str, *, project: str = "default", **changes: Any) -> JSON:
+        """Change a rule's threshold, for_seconds or enabled (by name or id)."""
+        result: JSON = self.patch(f"/projects/{project}/alert-rules/{rule}", changes)
+        return result
+
+    def remove_alert_rule(self, rule: str, *, project: str = "default") -> None:
+        """Delete a rule and its alerts."""
+        self.delete(f"/projects/{project}/alert-rules/{rule}")
+
+    def webhooks(self, project: str = "default") -> list[JSON]:
+        """The project's alert webhooks (never their secrets)."""
+        return list(self.paged(f"/projects/{project}/webhooks"))
+
+    def add_webhook(self, name: str, url: str, *, project: str = "default") -> JSON:
+        """Register a receiver; the answer's ``secret`` (HMAC key) is shown only this once."""
+        result: JSON = self.post(f"/projects/{project}/webhooks", {"name": name, "url": url})
+        return result
+
+    def update_webhook(self, webhook: str, *, project: str = "default", **changes: Any) -> JSON:
+        """Change a webhook's url or enabled (by name or id)."""
+        result: JSON = self.patch(f"/projects/{project}/webhooks/{webhook}", changes)
+        return result
+
+    def remove_webhook(self, webhook: str, *, project: str = "default") -> None:
+        """Delete a webhook; messages still owed to it are dropped."""
+        self.delete(f"/projects/{project}/webhooks/{webhook}")
+
+    def alerts(
+        self, project: str = "default", *, state: str | None = None, limit: int | None = None
+    ) -> list[JSON]:
+        """Alerts, newest first; ``state`` 'firing' or 'resolved' to filter."""
+        return list(self.paged(f"/projects/{project}/alerts", limit=limit, state=state))
+
     # -- secrets and variables ----------------------------------------------------------
 
     def secrets(self, project: str = "default") -> list[JSON]:
@@ -909,6 +965,34 @@ class Client:
         """Remove the instance's workload from its device."""
         result: JSON = self.post(f"/instances/{instance_id}/stop", {})
         return result
+
+    # -- project volumes (issue 21) ------------------------------------------------------------
+
+    def create_volume(self, name: str, project: str = "default") -> JSON:
+        """Declare a project volume; Compose mounts it as
+        ``{external: true, x-edgefleet-project-volume: true}``."""
+        result: JSON = self.post(f"/projects/{project}/volumes", {"name": name})
+        return result
+
+    def volumes(self, project: str = "default") -> list[JSON]:
+        return list(self.paged(f"/projects/{project}/volumes"))
+
+    def volume(self, name: str, project: str = "default") -> JSON:
+        """The volume with its state and size on each device of the project."""
+        result: JSON = self.get(f"/projects/{project}/volumes/{name}")
+        return result
+
+    def delete_volume(self, name: str, project: str = "default") -> JSON:
+        """Remove it from every online device of the project (409 if in use)."""
+        result: JSON = self.delete(f"/projects/{project}/volumes/{name}")
+        return result
+
+    def download_volume(
+        self, name: str, device: str, sink: BinaryIO, project: str = "default"
+    ) -> int:
+        """Write the volume's files on ``device`` as a tar to ``sink``; bytes written."""
+        path = f"/api/v1/projects/{project}/volumes/{name}/archive"
+        return self._download(path, {"device": device}, sink, None, "content-length")
 
     def websocket_url(self, path: str, **params: Any) -> str:
         from urllib.parse import urlencode

@@ -84,6 +84,7 @@ async def change_rule(
     project: str, rule: str, body: RulePatch, caller: CallerDep, db: Db
 ) -> RuleOut:
     found = await projects.find(db, caller, project)
+    service.require_manage(caller, found)
     row = await service.find_rule(db, found, rule)
     return _rule(found, await service.change_rule(db, caller, found, row, body))
 
@@ -92,6 +93,7 @@ async def change_rule(
 async def remove_rule(project: str, rule: str, caller: CallerDep, db: Db) -> None:
     """Removes the rule and its alerts (no resolved message is sent for them)."""
     found = await projects.find(db, caller, project)
+    service.require_manage(caller, found)
     await service.remove_rule(db, caller, found, await service.find_rule(db, found, rule))
 
 
@@ -127,6 +129,7 @@ async def change_webhook(
     project: str, webhook: str, body: WebhookPatch, caller: CallerDep, db: Db, ctx: Ctx
 ) -> WebhookOut:
     found = await projects.find(db, caller, project)
+    service.require_manage(caller, found)
     row = await service.find_webhook(db, found, webhook)
     return _webhook(found, await service.change_webhook(ctx, db, caller, found, row, body))
 
@@ -134,6 +137,7 @@ async def change_webhook(
 @router.delete("/projects/{project}/webhooks/{webhook}", status_code=204)
 async def remove_webhook(project: str, webhook: str, caller: CallerDep, db: Db) -> None:
     found = await projects.find(db, caller, project)
+    service.require_manage(caller, found)
     await service.remove_webhook(db, caller, found, await service.find_webhook(db, found, webhook))
 
 

@@ -30,6 +30,12 @@ from edgefleet.server.projects.tables import Project
 MANAGE = Permission.MANAGE_DEVICES
 
 
+def require_manage(caller: Caller, project: Project) -> None:
+    """Checked before looking a rule or webhook up, so a role that may not change
+    them learns nothing about which exist (403, not 404)."""
+    caller.require(project.pk, MANAGE, f"project {project.name!r}")
+
+
 def allowlist(ctx: ServerContext) -> Allowlist:
     s = ctx.settings
     return Allowlist(s.alert_webhook_allow, s.alert_webhook_allow_loopback)

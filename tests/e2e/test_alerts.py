@@ -1,0 +1,119 @@
+"""Alerts delivered to a real webhook receiver (issue 18): an agent process is
+killed, the offline rule fires and the receiver gets one signed ``firing``
+message, even though it answered 500 at first (retried); the agent comes
+back and one ``resolved`` message follows. No duplicates, signatures checked
+with the secret shown once at creation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.conftest import Fleet
+from tests.support.procs import wait_for
+
+FAST = [
+    "--alert-interval",
+    "0.3",
+    "--alert-webhook-allow-loopback",
+    "--alert-webhook-backoff",
+    "0.2",
+]
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every request, fails the first ``fail`` ones."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.calls: list[tuple[dict[str, str], bytes, int]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status = 500 if receiver.fail > 0 else 204
+                receiver.fail -= 1
+                receiver.calls.append(
+                    ({k.lower(): v for k, v in self.headers.items()}, body, status)
+                )
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def accepted(self) -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for h, b, status in self.calls if status == 204]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(fail=2)
+    yield r
+    r.http.shutdown()
+
+
+def test_killed_agent_fires_a_signed_alert_and_its_return_resolves_it(
+    fleet: Fleet, receiver: Receiver
+) -> None:
+    server = fleet.start_server(extra_args=FAST)
+    with server.http() as http:
+        made = http.post(
+            "/api/v1/projects/default/webhooks", json={"name": "ops", "url": receiver.url}
+        )
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
+        rule = http.post(
+            "/api/v1/projects/default/alert-rules",
+            json={"name": "gone", "kind": "device_offline", "for_seconds": 1},
+        )
+        assert rule.status_code == 201, rule.text
+    agent = fleet.start_agent("pi")
+    device = agent.wait_enrolled()
+    with server.client() as client:
+        wait_for(lambda: client.device(device)["is_online"], 30, what="device online")
+
+    agent.kill()
+    wait_for(lambda: receiver.accepted(), 30, what="firing message")
+    firing_headers, _firing_body = receiver.accepted()[0]
+    assert [s for _h, _b, s in receiver.calls][:3] == [500, 500, 204]  # retried after 500s
+    assert len({b for _h, b, _s in receiver.calls}) == 1  # the same message each try
+
+    agent.start()
+    wait_for(lambda: len(receiver.accepted()) >= 2, 40, what="resolved message")
+
+    messages = []
+    for headers, body in receiver.accepted():
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["x-edgefleet-signature"] == f"sha256={expected}"
+        messages.append(json.loads(body))
+    assert [m["status"] for m in messages] == ["firing", "resolved"]
+    assert messages[0]["alert"]["subject"] == f"device:{device}"
+    assert messages[0]["alert"]["labels"]["device_name"] == "pi"
+    assert messages[0]["alert"]["rule_name"] == "gone"
+    assert messages[1]["alert"]["resolved_at"] is not None
+    assert firing_headers["x-edgefleet-event"] == "firing"
+
+    with server.http() as http:
+        alerts = http.get("/api/v1/projects/default/alerts").json()
+        assert [a["state"] for a in alerts["items"]] == ["resolved"]
+        assert alerts["next"] is None
+        hooks = http.get("/api/v1/projects/default/webhooks").json()["items"]
+        assert "secret" not in hooks[0]
+    # no further messages after a few more evaluation passes
+    import time
+
+    time.sleep(1.5)
+    assert len(receiver.accepted()) == 2
