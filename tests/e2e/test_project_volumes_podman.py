@@ -5,17 +5,31 @@ size per device, its tar download from the device, and its removal."""
 
 from __future__ import annotations
 
-import io
+import json
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Fleet
 from tests.support.podman import IMAGE, containers, podman
-from tests.support.procs import wait_for
+from tests.support.procs import ADMIN_TOKEN, wait_for
 
 pytestmark = pytest.mark.podman
+
+
+def cli(server: Any, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgefleet", "--server", server.url, "--token", ADMIN_TOKEN, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def compose(command: str) -> str:
@@ -32,12 +46,12 @@ volumes:
 """
 
 
-def test_project_volume_survives_its_job(engine: Any, fleet: Fleet) -> None:
+def test_project_volume_survives_its_job(engine: Any, fleet: Fleet, tmp_path: Path) -> None:
     server = fleet.start_server()
     agent = fleet.start_agent("store", runtime="docker", env={"DOCKER_HOST": engine.url})
     device = agent.wait_enrolled()
     with server.client() as client:
-        made = client.post("/projects/default/volumes", {"name": "shared"})
+        made = json.loads(cli(server, "volumes", "create", "shared", "-o", "json"))
         assert made["engine_name"] == f"ef-proj-{client.project('default')['id']}-shared"
         writer = "echo written-by-job-1 > /shared/note.txt; echo temp > /scratch/t; sleep 3600"
         client.create_application("writer", "1", compose=compose(writer))
@@ -68,10 +82,9 @@ def test_project_volume_survives_its_job(engine: Any, fleet: Fleet) -> None:
         assert row["device"] == device and row["state"] == "present"
         assert row["size"] == len("written-by-job-1\n")
         # the volume as a tar, streamed from the device through its agent
-        tar = http.get("/api/v1/projects/default/volumes/shared/archive", params={"device": device})
-        assert tar.status_code == 200, tar.text
-        assert tar.headers["content-type"] == "application/x-tar"
-        with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+        target = tmp_path / "shared.tar"
+        cli(server, "volumes", "download", "shared", "--device", device, "--out", str(target))
+        with tarfile.open(target) as archive:
             member = archive.extractfile("./note.txt")
             assert member is not None and member.read() == b"written-by-job-1\n"
         gone = http.delete("/api/v1/projects/default/volumes/shared")
