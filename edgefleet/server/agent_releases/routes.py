@@ -13,7 +13,17 @@ from edgefleet.server.pagination import Page, next_cursor
 router = APIRouter(tags=["agent upgrades"])
 
 
-@router.post("/agent-releases", status_code=201, response_model=ReleaseOut)
+WHEEL_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post(
+    "/agent-releases", status_code=201, response_model=ReleaseOut, openapi_extra=WHEEL_BODY
+)
 async def upload_release(
     request: Request,
     caller: CallerDep,
