@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from edgefleet.server.alerts.tables import Alert
 from edgefleet.server.data.tables import DataStream
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.query import online_clause
@@ -34,10 +35,11 @@ class FleetCounts:
     jobs: dict[str, int] = field(default_factory=dict)  # by state
     job_devices: dict[str, int] = field(default_factory=dict)  # by state
     data_records: int = 0  # stored, over all jobs and devices
+    alerts_firing: dict[str, int] = field(default_factory=dict)  # by project name
 
 
 async def read(db: AsyncSession) -> FleetCounts:
-    """Four aggregate queries, whatever the fleet's size."""
+    """Five aggregate queries, whatever the fleet's size."""
     online = online_clause(utcnow())
     ready = and_(
         online,
@@ -62,11 +64,18 @@ async def read(db: AsyncSession) -> FleetCounts:
     jobs = await db.execute(select(Job.state, func.count()).group_by(Job.state))
     job_devices = await db.execute(select(JobDevice.state, func.count()).group_by(JobDevice.state))
     records = await db.scalar(select(func.coalesce(func.sum(DataStream.records), 0)))
+    firing = await db.execute(
+        select(Project.name, func.count())
+        .join(Alert, Alert.project_pk == Project.pk)
+        .where(Alert.state == "firing")
+        .group_by(Project.name)
+    )
     return FleetCounts(
         devices=devices,
         jobs={state: int(n) for state, n in jobs.all()},
         job_devices={state: int(n) for state, n in job_devices.all()},
         data_records=int(records or 0),
+        alerts_firing={name: int(n) for name, n in firing.all()},
     )
 
 

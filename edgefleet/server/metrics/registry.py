@@ -77,7 +77,12 @@ class _Fleet(Collector):
             "Data records stored, all jobs and devices (from the database; rate() = ingest rate).",
             value=counts.data_records,
         )
-        yield from (devices, ready, jobs, job_devices, records)
+        alerts = GaugeMetricFamily(
+            "edgefleet_alerts_firing", "Alerts firing now, by project.", labels=["project"]
+        )
+        for project, n in sorted(counts.alerts_firing.items()):
+            alerts.add_metric([project], n)
+        yield from (devices, ready, jobs, job_devices, records, alerts)
 
 
 class ServerMetrics:

@@ -46,8 +46,10 @@ def test_exposition_of_fleet_counts() -> None:
         jobs={"running": 2, "failed": 1},
         job_devices={"running": 4},
         data_records=1234,
+        alerts_firing={"north": 2},
     )
     samples, types = parse(metrics.render(counts, agents=7).decode())
+    assert samples[("edgefleet_alerts_firing", (("project", "north"),))] == 2
     assert samples[("edgefleet_devices", (("online", "true"), ("project", "north")))] == 3
     assert samples[("edgefleet_devices", (("online", "false"), ("project", "north")))] == 2
     assert samples[("edgefleet_devices", (("online", "true"), ("project", "empty")))] == 0
