@@ -67,6 +67,8 @@ def test_only_owner_and_shared_users_reach_an_instance(lab: dict[str, Any]) -> N
     server, tokens, device = lab["server"], lab["tokens"], lab["device"]
     alice, bob, mallory = (server.http(tokens[n]) for n in ("alice", "bob", "mallory"))
     with alice, bob, mallory, server.http() as admin:
+        elsewhere = alice.post("/api/v1/instances", json={"app": "tool", "device": "nope"})
+        assert elsewhere.status_code == 422 and elsewhere.json()["error"]["field"] == "device"
         made = alice.post("/api/v1/instances", json={"app": "tool", "device": device})
         assert made.status_code == 201, made.text
         inst = made.json()

@@ -62,7 +62,15 @@ async def _pick_device(db: AsyncSession, project_pk: int, body: InstanceIn) -> l
     """The one device the instance runs on: the one named, else the first
     online device of the project matching the selector (any, without one)."""
     if body.device is not None:
-        return [body.device]
+        found = await db.scalar(
+            select(Device.id).where(
+                Device.project_pk == project_pk,
+                (Device.id == body.device) | (Device.name == body.device),
+            )
+        )
+        if found is None:
+            raise Invalid(f"device: no device {body.device!r} in the project", field="device")
+        return [found]
     selector: Selector | None = None
     if body.selector is not None:
         try:
