@@ -31,10 +31,13 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import ApiError
+from edgefleet.server.scheduler import lease
 from edgefleet.wire.upgrade import UpgradeOrder
 
 log = logging.getLogger("edgefleet.server.agent_releases")
 
+LEASE = "agent-upgrades"  # one replica drives the rollouts (scheduler/lease.py)
+LEASE_TTL = 10.0
 INSTALL_GRACE = (
     300.0  # seconds a device may spend downloading and installing, on top of the deadline
 )
@@ -117,7 +120,10 @@ class Rollouts:
                 log.warning("agent upgrade step failed: %s", exc)
 
     async def tick(self) -> None:
+        """One step of every running upgrade, on the one replica holding the lease."""
         async with self.ctx.session() as db:
+            if not await lease.acquire(db, LEASE, self.ctx.replica, LEASE_TTL):
+                return
             running = list(
                 await db.scalars(select(AgentUpgrade).where(AgentUpgrade.state == "running"))
             )
