@@ -81,6 +81,31 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _read_lines(path: Path, tail: int | None, block: int = 64 * 1024) -> tuple[list[str], int]:
+    """The file's lines (only the last ``tail`` when given) and its size. With a
+    tail only the end of the file is read: logs are shipped to the server every
+    few seconds (issue 18) and a long-running service's file can be huge."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if tail is None:
+                handle.seek(0)
+                return handle.read().decode(errors="replace").splitlines(), size
+            if tail <= 0:
+                return [], size
+            start, data = size, b""
+            while start > 0 and data.count(b"\n") <= tail:
+                start = max(0, start - block)
+                handle.seek(start)
+                data = handle.read(size - start)
+    except OSError:
+        return [], 0
+    lines = data.decode(errors="replace").splitlines()
+    if start > 0:
+        lines = lines[1:]  # the first line read may be cut
+    return lines[-tail:], size
+
+
 def _signal_number(name: str | None) -> int:
     if not name:
         return signal.SIGTERM
@@ -392,12 +417,8 @@ class ProcessRuntime:
         offsets: dict[str, int] = {}
         lines: list[LogLine] = []
         for stream, path in files.items():
-            try:
-                data = path.read_bytes()
-            except OSError:
-                data = b""
-            offsets[stream] = len(data)
-            for text in data.decode(errors="replace").splitlines():
+            texts, offsets[stream] = _read_lines(path, tail)
+            for text in texts:
                 lines.append(LogLine(stream=stream, time=None, text=text))  # type: ignore[arg-type]
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
