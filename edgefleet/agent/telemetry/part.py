@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 from edgefleet.agent.telemetry.buffer import SampleBuffer
@@ -60,7 +61,7 @@ class Telemetry:
                 stale = self._in_flight is not None and loop.time() - self._in_flight > RESEND
                 if self._in_flight is None or stale:
                     await self.flush()
-            except (OSError, ValueError):  # a /proc file we could not parse: next time
+            except (OSError, ValueError, sqlite3.Error):  # unreadable /proc, full disk: next time
                 log.exception("taking a telemetry sample failed")
             await asyncio.sleep(self.interval)
 

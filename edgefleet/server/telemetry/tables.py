@@ -21,7 +21,7 @@ class TelemetrySample(Base):
 
     pk: Mapped[int] = mapped_column(PkType, primary_key=True, autoincrement=True)
     device_pk: Mapped[int] = mapped_column(ForeignKey("devices.pk", ondelete="CASCADE"))
-    time: Mapped[datetime]
+    time: Mapped[datetime] = mapped_column(index=True)  # retention deletes by time alone
     cpu: Mapped[float] = mapped_column(Float)
     memory: Mapped[float] = mapped_column(Float)
     disk: Mapped[float] = mapped_column(Float)

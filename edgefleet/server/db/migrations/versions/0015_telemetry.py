@@ -57,6 +57,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_telemetry_samples_rolled"), "telemetry_samples", ["rolled"], unique=False
     )
+    op.create_index(op.f("ix_telemetry_samples_time"), "telemetry_samples", ["time"], unique=False)
     op.create_table(
         "telemetry_rollups",
         sa.Column("device_pk", _PK, nullable=False),
