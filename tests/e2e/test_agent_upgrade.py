@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from edgefleet import __version__
@@ -66,6 +69,18 @@ def _kill_restarted(state_dir: Path) -> None:
     if pid_file.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _portal(server_url: str) -> Iterator[httpx.Client]:
+    """A portal session of the admin (token sign-in)."""
+    with httpx.Client(base_url=server_url, timeout=30) as browser:
+        page = browser.get("/login")
+        login_csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert login_csrf, page.text[:500]
+        form = {"method": "token", "token": ADMIN_TOKEN, "csrf": login_csrf.group(1), "next": "/"}
+        assert browser.post("/login", data=form).status_code == 303
+        yield browser
 
 
 def _cli(server_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -128,8 +143,18 @@ def test_broken_wheel_is_rolled_back_by_the_agent_with_the_reason(
     try:
         with server.client() as client:
             client.upload_agent_release(wheels[BROKEN], BROKEN)
-            upgrade = client.upgrade_agents(BROKEN, devices=[device], deadline=60)
-            done = client.wait_agent_upgrade(upgrade["id"], timeout=120)
+        # Started from the portal's form, as an operator would.
+        with _portal(server.url) as browser:
+            page = browser.get("/agent-upgrades")
+            assert page.status_code == 200 and BROKEN in page.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf, page.text[:500]
+            form = {"csrf": csrf.group(1), "version": BROKEN, "project": "default"}
+            started = browser.post("/agent-upgrades", data={**form, "devices": device})
+            assert started.status_code == 303, started.text[:500]
+            upgrade_id = started.headers["location"].rsplit("/", 1)[1]
+        with server.client() as client:
+            done = client.wait_agent_upgrade(upgrade_id, timeout=120)
         assert done["state"] == "failed", done
         entry = done["devices"][0]
         assert entry["state"] == "failed"
@@ -146,6 +171,10 @@ def test_broken_wheel_is_rolled_back_by_the_agent_with_the_reason(
         assert "exited before it reported healthy" in seen["agent_upgrade"]["reason"]
         report = json.loads((agent.state_dir / "upgrade" / "report.json").read_text())
         assert report["state"] == "rolled_back" and report["version"] == BROKEN, report
+        with _portal(server.url) as browser:
+            rollout = browser.get(f"/agent-upgrades/{upgrade_id}").text
+            assert "exited before it reported healthy" in rollout
+            assert "exited before it reported healthy" in browser.get(f"/devices/{device}").text
         assert not (agent.state_dir / "current").exists(), "current still points at the release"
         assert _workload_pid(agent.state_dir) == workload, "the workload was restarted"
         os.kill(workload, 0)
