@@ -102,3 +102,28 @@ def test_the_two_hmac_hkdf_is_rfc5869_hkdf() -> None:
         assert crypto.kdf(secret, "label", "c1", "u") == crypto.kdf_reference(
             secret, "label", "c1", "u"
         )
+
+
+@pytest.mark.parametrize("bits", [64, 128])
+def test_masks_added_in_place_equal_the_allocating_ones(bits: int) -> None:
+    """Masker (one reused keystream buffer, in-place add) is the same arithmetic as
+    ring.mask + add/sub: devices of either code compute one and the same sum."""
+    ring = Ring(Params(length=257, ring_bits=bits, frac_bits=0, bound=1.0))
+    seed, shared = os.urandom(32), os.urandom(32)
+    x = ring.mask(os.urandom(32), "input")
+    expected = ring.add(x, ring.mask(seed, "self-mask", "c", "u"))
+    expected = add_pairwise(ring, expected, pairwise_mask(ring, shared, "c", "u", "v"), "u", "v")
+    acc, masker = x.copy(), ring.masker()
+    masker.self_mask(acc, seed, "c", "u", 1)
+    masker.pairwise(acc, shared, "c", "u", "v", 1)
+    assert np.array_equal(acc, expected)
+    masker.pairwise(acc, shared, "c", "u", "v", -1)  # what the server does for a dropped v
+    masker.self_mask(acc, seed, "c", "u", -1)
+    assert np.array_equal(acc, x)
+
+
+@pytest.mark.parametrize("bits", [64, 128])
+def test_float_decoding_equals_the_exact_fractions_rounded(bits: int) -> None:
+    ring = Ring(Params(length=1000, ring_bits=bits, frac_bits=24, bound=1024.0))
+    vector = ring.mask(os.urandom(32), "any")  # every bit pattern, sign included
+    assert ring.decode_floats(vector) == [float(v) for v in ring.decode(vector)]
