@@ -743,6 +743,12 @@ PORTAL_RULES: list[Rule] = [
     # -- fleet health portal (issue 18): latest telemetry of the devices one may read --
     Rule("GET", "/fleet/health", USER, lists=(attr("device"),)),
     # -- end of fleet health portal --
+    # -- alerts and data pages (issue 18): a project's alerts; a job's data, plotted --
+    Rule("GET", "/alerts", USER),
+    Rule("GET", "/alerts", Permission.READ, query={"project": const(P)}),
+    Rule("GET", "/data", USER, lists=(attr("job"),)),
+    Rule("GET", "/data", Permission.READ, query={"job": attr("job")}),
+    # -- end of alerts and data pages --
     Rule(
         "POST",
         "/apps/{app}/versions",

@@ -214,6 +214,15 @@ async def remove_webhook(
 # --- alerts --------------------------------------------------------------
 
 
+async def readable_projects(db: AsyncSession, caller: Caller) -> list[Project]:
+    """Projects whose alerts the caller may read (the portal's project picker)."""
+    pks = caller.visible_projects()
+    query = select(Project).order_by(Project.name)
+    if pks is not None:
+        query = query.where(Project.pk.in_(pks))
+    return [p for p in await db.scalars(query) if caller.can(p.pk, Permission.READ)]
+
+
 async def alerts(
     db: AsyncSession,
     caller: Caller,

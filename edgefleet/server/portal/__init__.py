@@ -71,4 +71,8 @@ def install(app: FastAPI) -> None:
     from edgefleet.server.portal import fleet_health  # device telemetry (issue 18)
 
     app.include_router(fleet_health.router)
+    from edgefleet.server.portal import alerts, data_page  # alerts, the data page (issue 18)
+
+    app.include_router(alerts.router)
+    app.include_router(data_page.router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
