@@ -57,7 +57,7 @@ async def _merged(
             stream = await ctx.hub.open_stream(device["id"], header)
         except ApiError as exc:
             # Unreachable: what its agent last shipped, marked as stored (issue 18).
-            stored = await offline.for_stream(ctx, device, header)
+            stored = await offline.for_stream(ctx, device, header, exc.message)
             for record in stored or [{"text": f"(no logs: {exc.message})", "error": True}]:
                 await queue.put({**record, "device": device["id"], "device_name": device["name"]})
             await queue.put(_DONE)

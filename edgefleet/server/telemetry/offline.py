@@ -23,9 +23,13 @@ async def records(
     job_id: str,
     service: str | None,
     tail: int | None,
+    reason: str = "",
 ) -> list[dict[str, Any]]:
     """The stored lines of ``job_id`` on the device (one service, or all), oldest
-    first per service, at most ``tail`` per service; [] if none were kept."""
+    first per service, at most ``tail`` per service; [] if none were kept.
+    ``reason``: why the device could not be asked (its notice says "offline"
+    only when that is why)."""
+    why = STORED if not reason or "offline" in reason else f"stored; device: {reason}"
     async with ctx.session() as db:
         rows = await query.stored_logs(db, [device_pk], job_id)
     found: list[dict[str, Any]] = []
@@ -39,7 +43,7 @@ async def records(
         found.append(
             {
                 "service": row.service,
-                "text": f"({STORED}: last lines shipped at {shipped})",
+                "text": f"({why}: last lines shipped at {shipped})",
                 "stored": True,
                 "notice": True,
             }
@@ -58,7 +62,7 @@ async def records(
 
 
 async def for_stream(
-    ctx: ServerContext, device: dict[str, Any], header: dict[str, Any]
+    ctx: ServerContext, device: dict[str, Any], header: dict[str, Any], reason: str = ""
 ) -> list[dict[str, Any]]:
     """:func:`records` for a log stream that could not be opened (job logs only)."""
     if header.get("kind") != "logs" or "pk" not in device:
@@ -70,4 +74,5 @@ async def for_stream(
         str(header["job"]),
         header.get("service"),
         int(tail) if tail is not None else None,
+        reason,
     )
