@@ -100,9 +100,8 @@ def test_owner_steers_the_device_without_a_server(
         with server.client() as client:
             return list(client.device(device)["local_apps"])
 
-    wait_for(
-        lambda: [a["name"] for a in local_apps_on_server()] == ["mine"], 30, what="app in facts"
-    )
+    shown = {"name": "mine", "job_id": "local-mine", "services": {"mine": "running"}}
+    wait_for(lambda: local_apps_on_server() == [shown], 30, what="app and its state in facts")
 
     # --- the server goes away -------------------------------------------------------
     server.stop()
@@ -216,4 +215,5 @@ def test_owner_steers_the_device_without_a_server(
 
     agent_cli(agent, "apps", "rm", "mine")
     wait_for(lambda: states("local-mine") == {}, 60, what="local app removed")
+    wait_for(lambda: local_apps_on_server() == [], 30, what="app gone from the device's facts")
     assert agent_cli(agent, "apps", "list", "-o", "json") == []

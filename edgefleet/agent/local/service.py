@@ -13,6 +13,8 @@ its state dir and the engine.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
+APPS_WATCH_EVERY = 5.0  # seconds between looks at local apps' states (facts to the server)
 
 
 class LocalApi:
@@ -52,6 +55,8 @@ class LocalApi:
         self.journal = Journal(agent.state, settings.local_actions_max)
         self.apps = LocalApps(agent.state, settings.local_apps_max)
         self.server: UnixServer | None = None
+        self._sent_apps: list[LocalAppFact] = []
+        self._watch: asyncio.Task[None] | None = None
 
     # -- life ---------------------------------------------------------------------------
 
@@ -61,15 +66,32 @@ class LocalApi:
         sock = bind_socket(self.path, self.agent.settings.local_api_group, self.agent.state.root)
         self.server = UnixServer(make_handler(self), self.agent.settings.local_api_max_body)
         await self.server.listen(sock)
+        self._watch = asyncio.create_task(self._watch_apps(), name="local-apps-facts")
         log.info("local API on %s", self.path)
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self.server is not None:
             await self.server.close()
         self.path.unlink(missing_ok=True)
 
     async def on_connected(self) -> None:
+        self._sent_apps = self.app_facts()  # the hello carried them
         await self.report()
+
+    async def _watch_apps(self) -> None:
+        """The server sees local apps' states as facts: sent again when they change."""
+        while True:
+            await asyncio.sleep(APPS_WATCH_EVERY)
+            current = self.app_facts()
+            connection = self.agent.connection
+            if current == self._sent_apps or connection is None:
+                continue
+            if await connection.send(FactsChanged(facts=self.agent.facts())):
+                self._sent_apps = current
 
     async def report(self) -> None:
         """Send what the server has not acknowledged yet (no-op when it is away)."""
@@ -262,6 +284,8 @@ class LocalApi:
                     self.holds.release(job_id, service)
                     await runtime.start(workload.id)
             except RuntimeFailure as exc:
+                if action == "stop":
+                    self.holds.release(job_id, service)  # not stopped: nothing to hold
                 raise HttpError(
                     502, f"the engine refused to {action} {service}: {exc.message}"
                 ) from exc
@@ -303,6 +327,7 @@ class LocalApi:
         await self.jobs._observe_and_report()
         await self.report()
         if self.agent.connection is not None:
+            self._sent_apps = self.app_facts()
             await self.agent.connection.send(FactsChanged(facts=self.agent.facts()))
 
     # -- helpers ------------------------------------------------------------------------
