@@ -23,7 +23,15 @@ from edgefleet.agent.state import Identity
 from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
 from edgefleet.fed.party import Party
-from edgefleet.wire.messages import DeviceFacts, FedRelay, Heartbeat, Hello, decode, encode
+from edgefleet.wire.messages import (
+    DeviceFacts,
+    FedRelay,
+    Heartbeat,
+    Hello,
+    Welcome,
+    decode,
+    encode,
+)
 
 # what a hostile device sends instead of its advertisement: (name, frame)
 Hostile = Callable[[Invitation, str], list[tuple[str, bytes]]]
@@ -88,8 +96,8 @@ class RawDevice:
             self._step(ws, codec.decode_frame(frame))
             return
         message = decode(frame)
-        if message.type == "welcome":
-            self.welcome_protocol = getattr(message, "protocol", None)
+        if isinstance(message, Welcome):
+            self.welcome_protocol = message.protocol
         if isinstance(message, FedRelay):
             self.received["text"] += 1
             self._step(ws, message.payload)
@@ -104,10 +112,10 @@ class RawDevice:
             assert payload.task is not None and self.identity.private_key is not None
             vector = self.catalog.contribution(payload.task, payload.threshold)
             key = base64.b64decode(self.identity.private_key)
-            party = self._parties[payload.computation_id] = Party(
+            joined = self._parties[payload.computation_id] = Party(
                 payload, self.device_id, key, vector
             )
-            self._send(ws, party.advertise())
+            self._send(ws, joined.advertise())
             return
         party = self._parties.get(payload.computation_id)
         if party is None:
