@@ -109,7 +109,20 @@ def test_oversized_and_mismatched_uploads_are_refused(fleet: Fleet) -> None:
         not_zip = b"#!/bin/sh\nrm -rf /\n"
         shell = _upload(admin, "7.0.3", not_zip, hashlib.sha256(not_zip).hexdigest())
         assert shell.status_code == 422, shell.text
+        form = admin.post(
+            "/api/v1/agent-releases",
+            data={"version": "7.0.4", "sha256": hashlib.sha256(big).hexdigest()},
+            files={"file": ("edgefleet-7.0.4-py3-none-any.whl", big)},
+        )
+        assert form.status_code == 413, form.text  # a multipart form is held to the limit too
         assert admin.get("/api/v1/agent-releases").json()["items"] == []
+        # The same form with a wheel that fits is taken.
+        fits = admin.post(
+            "/api/v1/agent-releases",
+            data={"version": "7.0.5", "sha256": SHA},
+            files={"file": ("edgefleet-7.0.5-py3-none-any.whl", WHEEL)},
+        )
+        assert fits.status_code == 201 and fits.json()["sha256"] == SHA, fits.text
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from edgefleet.server.agent_releases import service
+from edgefleet.server.agent_releases import service, upload
 from edgefleet.server.agent_releases.schemas import ReleaseOut, UpgradeIn, UpgradeOut
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging, bearer_token
 from edgefleet.server.pagination import Page, next_cursor
@@ -16,7 +16,20 @@ router = APIRouter(tags=["agent upgrades"])
 WHEEL_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "version": {"type": "string"},
+                        "sha256": {"type": "string"},
+                    },
+                }
+            },
+        },
     }
 }
 
@@ -29,20 +42,19 @@ async def upload_release(
     caller: CallerDep,
     db: Db,
     ctx: Ctx,
-    version: str = Query(description="the release's version (as the agent reports it)"),
-    sha256: str = Query(description="SHA-256 of the body, hex"),
+    version: str | None = Query(
+        None, description="the release's version (as the agent reports it)"
+    ),
+    sha256: str | None = Query(None, description="SHA-256 of the wheel, hex"),
 ) -> ReleaseOut:
-    """Upload an agent wheel as the raw body (``application/octet-stream``); admins only.
-    The body must hash to ``sha256`` and fit ``--agent-release-max-bytes``."""
-    length = request.headers.get("content-length")
+    """Upload an agent wheel (admins only): the raw body (``application/octet-stream``)
+    or a multipart form with a ``file`` (``version``/``sha256`` as fields or query).
+    The wheel must hash to ``sha256`` and fit ``--agent-release-max-bytes``."""
+    service.require_admin(caller)  # before reading anything
+    limit = ctx.settings.agent_release_max_bytes
+    wheel = await upload.read(request, version, sha256, limit)
     release = await service.upload(
-        db,
-        caller,
-        version,
-        sha256,
-        request.stream(),
-        int(length) if length and length.isdigit() else None,
-        ctx.settings.agent_release_max_bytes,
+        db, caller, wheel.version, wheel.sha256, wheel.chunks, wheel.length, limit
     )
     ctx.events.record(
         "agent.release_uploaded",

@@ -52,6 +52,11 @@ def check_version(version: str, field: str = "version") -> str:
     return version
 
 
+def require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise Forbidden("only administrators may upload agent releases")
+
+
 async def upload(
     db: AsyncSession,
     caller: Caller,
@@ -62,8 +67,7 @@ async def upload(
     max_bytes: int,
 ) -> AgentRelease:
     """Store a wheel after checking its size, SHA-256 and shape; admins only."""
-    if not caller.is_admin:
-        raise Forbidden("only administrators may upload agent releases")
+    require_admin(caller)
     check_version(version)
     sha256 = sha256.lower()
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
