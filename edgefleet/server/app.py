@@ -141,7 +141,14 @@ def _features() -> list[Feature]:
         ([telemetry_router], telemetry_ingest.start),  # device health, stored logs (issue 18)
         ([alerts_router], alert_runner.start),  # alert rules, webhooks (issue 18)
         ([_instances_router(), _volumes_router()], None),  # personal instances, volumes (issue 21)
+        ([_build_contexts_router()], None),  # images built on the device (issue 21)
     ]
+
+
+def _build_contexts_router() -> APIRouter:
+    from edgefleet.server.applications.context_routes import router
+
+    return router
 
 
 def _volumes_router() -> APIRouter:
@@ -272,7 +279,7 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        exempt=("/proxy/", f"{API}/agent/data", "/portal/static"),
+        exempt=("/proxy/", f"{API}/agent/data", "/portal/static", f"{API}/build-contexts"),
     )
     apps_domain = settings.resolved_apps_domain()
     if apps_domain:

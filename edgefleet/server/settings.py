@@ -97,6 +97,9 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         2 * 1024 * 1024, gt=0, description="largest JSON request body the API accepts"
     )
+    build_context_max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="largest build context tar (Compose build:) accepted"
+    )
     stream_recheck_interval: float = Field(
         2.0,
         gt=0,

@@ -41,14 +41,18 @@ _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 def parse(
-    source: str | Mapping[str, Any], *, environment: Mapping[str, str] | None = None
+    source: str | Mapping[str, Any],
+    *,
+    environment: Mapping[str, str] | None = None,
+    builds: bool = False,
 ) -> tuple[AppSpec, list[Finding]]:
     """Read a Compose file (YAML text, or the parsed mapping) into an :class:`AppSpec`.
 
     ``environment=None`` validates at upload time; a mapping interpolates with
     exactly those variables (deploy time). Returns the spec and its warnings;
-    raises :class:`SpecInvalid` (holding every finding) if there is any error."""
-    spec, report = _run(source, environment)
+    raises :class:`SpecInvalid` (holding every finding) if there is any error.
+    ``builds``: the version carries a build context, so ``build:`` is read."""
+    spec, report = _run(source, environment, builds)
     findings = report.ordered()
     if spec is None or report.has_errors:
         raise SpecInvalid(findings)
@@ -59,13 +63,13 @@ def validate(
     source: str | Mapping[str, Any], *, environment: Mapping[str, str] | None = None
 ) -> list[Finding]:
     """Every finding, errors and warnings, in file order; never raises."""
-    return _run(source, environment)[1].ordered()
+    return _run(source, environment, False)[1].ordered()
 
 
 def _run(
-    source: str | Mapping[str, Any], environment: Mapping[str, str] | None
+    source: str | Mapping[str, Any], environment: Mapping[str, str] | None, builds: bool
 ) -> tuple[AppSpec | None, Report]:
-    report = Report(upload=environment is None)
+    report = Report(upload=environment is None, builds=builds)
     if isinstance(source, str):
         try:
             data, lines = load_with_lines(source)

@@ -82,9 +82,13 @@ class Report:
     """Collects findings, and knows the line of every key path and which
     string values held a variable (``tainted``)."""
 
-    def __init__(self, lines: Mapping[Path, int] | None = None, *, upload: bool = True) -> None:
+    def __init__(
+        self, lines: Mapping[Path, int] | None = None, *, upload: bool = True, builds: bool = False
+    ) -> None:
         self.lines: dict[Path, int] = dict(lines or {})
         self.upload = upload
+        self.builds = builds
+        """``build:`` is accepted: the version carries a build context (spec/build.py)."""
         self.tainted: set[Path] = set()
         self.unset: set[Path] = set()
         """Paths where a variable had no value at upload time (already warned about)."""

@@ -75,11 +75,23 @@ class FileRef(SpecModel):
     content: str | None = None
 
 
+class Build(SpecModel):
+    """Compose ``build:``, accepted when the version carries a build context;
+    ``digest`` names that context (``sha256:…``), set by the server at deploy."""
+
+    context: str = "."
+    dockerfile: str | None = None
+    args: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+    digest: str | None = None
+
+
 class Service(SpecModel):
     """One service of an application, normalized."""
 
     runtime: Literal["container", "process"] = "container"
     image: str | None = None
+    build: Build | None = None
     command: list[str] | None = None
     entrypoint: list[str] | None = None
     environment: dict[str, str] = Field(default_factory=dict)

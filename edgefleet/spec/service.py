@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from edgefleet.spec import depends, files, keys, mounts, network, runopts, units, values
+from edgefleet.spec import build, depends, files, keys, mounts, network, runopts, units, values
 from edgefleet.spec.draft import Draft, Handler
 from edgefleet.spec.findings import Path, Report
 
@@ -261,7 +261,9 @@ def read_service(
     d.fields["runtime"] = runtime
     for key, value in raw.items():
         at = d.at(key)
-        if key in keys.REFUSED_SERVICE_KEYS:
+        if key == "build":
+            build.build(d, value, at)
+        elif key in keys.REFUSED_SERVICE_KEYS:
             report.error(at, keys.REFUSED_SERVICE_KEYS[key])
         elif key in keys.IGNORED_SERVICE_KEYS:
             report.warn(at, f"{key} {keys.IGNORED_SERVICE_KEYS[key]}")

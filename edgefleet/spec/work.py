@@ -25,10 +25,13 @@ def within(limits: Budget, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
 
-def check(source: str | dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
-    """Upload: the raw data and the warnings; raises SpecInvalid."""
+def check(
+    source: str | dict[str, Any], builds: bool = False
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Upload: the raw data and the warnings; raises SpecInvalid. ``builds``:
+    the version comes with a build context, so ``build:`` is accepted."""
     raw = compose.load_yaml(source) if isinstance(source, str) else source
-    _, warnings = compose.parse(source)
+    _, warnings = compose.parse(source, builds=builds)
     return raw, warnings
 
 
@@ -49,7 +52,9 @@ def findings(source: str) -> list[Finding]:
     return compose.validate(source)
 
 
-def resolve(source: str | dict[str, Any], environment: Mapping[str, str]) -> AppSpec:
+def resolve(
+    source: str | dict[str, Any], environment: Mapping[str, str], builds: bool = False
+) -> AppSpec:
     """Deploy time: the spec with the job's environment; raises SpecInvalid."""
-    spec, _ = compose.parse(source, environment=environment)
+    spec, _ = compose.parse(source, environment=environment, builds=builds)
     return spec

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from edgefleet.server.applications import service
+from edgefleet.server.applications import contexts, service
 from edgefleet.server.applications.schemas import (
     ApplicationIn,
     ApplicationOut,
@@ -14,11 +14,17 @@ from edgefleet.server.applications.schemas import (
 )
 from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
+from edgefleet.server.data.objects import ObjectStore, open_store
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
 
 router = APIRouter(tags=["applications"])
+
+
+def _store(ctx: ServerContext) -> ObjectStore:
+    return open_store(ctx.settings.object_store, ctx.settings.data_dir)
 
 
 async def _app_out(db: Db, app: Application) -> ApplicationOut:
@@ -70,7 +76,9 @@ async def create_application(
     # The role first: parsing a Compose file costs a worker, and a refusal must
     # not depend on what the file says.
     caller.require(project.pk, Permission.MANAGE_APPS, f"project {project.name!r}")
-    raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose)
+    if body.context is not None:
+        await contexts.require(_store(ctx), project.pk, body.context)
+    raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose, body.context)
     app = await service.create(
         db,
         caller,
@@ -132,7 +140,9 @@ async def create_version(
 ) -> VersionOut:
     found = await service.find(db, caller, app)
     caller.require(found.project_pk, Permission.MANAGE_APPS, f"application {found.name!r}")
-    raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose)
+    if body.context is not None:
+        await contexts.require(_store(ctx), found.project_pk, body.context)
+    raw, warnings = await service.check_source(ctx.limits, body.spec, body.compose, body.context)
     version = await service.add_version(
         db, caller, found, version=body.version, raw=raw, text=body.compose, warnings=warnings
     )

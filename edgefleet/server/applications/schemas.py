@@ -23,6 +23,11 @@ class SpecSource(Input):
 
 
 class ApplicationIn(SpecSource):
+    context: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="a build context uploaded with POST /build-contexts: Compose build: allowed",
+    )
     project: str = Field("default", description="project id or name")
     name: Name
     version: str = Field(pattern=VERSION_PATTERN)
@@ -30,6 +35,11 @@ class ApplicationIn(SpecSource):
 
 
 class VersionIn(SpecSource):
+    context: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="a build context uploaded with POST /build-contexts: Compose build: allowed",
+    )
     version: str = Field(pattern=VERSION_PATTERN)
 
 

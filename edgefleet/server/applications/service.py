@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.applications.contexts import CONTEXT_KEY
 from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
@@ -26,7 +27,7 @@ def describe(finding: compose.Finding) -> str:
 
 
 async def check_source(
-    limits: Limits, spec: dict[str, Any] | None, text: str | None
+    limits: Limits, spec: dict[str, Any] | None, text: str | None, context: str | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Validate at upload, in a worker process within the server's Compose
     budget; returns the parsed source and the warnings, or 422 with every
@@ -35,9 +36,11 @@ async def check_source(
     source: str | dict[str, Any] = text if text is not None else (spec or {})
 
     try:
-        raw, warnings = await limits.parse(work.check, source)
+        raw, warnings = await limits.parse(work.check, source, context is not None)
     except compose.SpecInvalid as exc:
         raise _refused("invalid application spec", field, exc) from exc
+    if context is not None:  # kept with the version: its builds use this context
+        raw = {**raw, CONTEXT_KEY: context}
     return raw, [w.to_dict() for w in warnings]
 
 
@@ -84,16 +87,20 @@ async def resolve(limits: Limits, version: AppVersion, environment: dict[str, st
     which also overrides every service's environment. Parsed in a worker
     thread within the Compose budget."""
     _check_expansion(limits, version, environment)
-    source: str | dict[str, Any] = version.compose if version.compose is not None else version.spec
+    stored = dict(version.spec or {})
+    context = stored.pop(CONTEXT_KEY, None)
+    source: str | dict[str, Any] = version.compose if version.compose is not None else stored
 
     try:
-        spec = await limits.parse(work.resolve, source, environment)
+        spec = await limits.parse(work.resolve, source, environment, context is not None)
     except compose.SpecInvalid as exc:
         raise _refused(
             f"version {version.version} cannot run with this environment", "environment", exc
         ) from exc
     for service in spec.services.values():
         service.environment.update(environment)
+        if service.build is not None:
+            service.build.digest = context  # what devices fetch and build
     return spec
 
 
