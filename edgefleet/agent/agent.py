@@ -204,6 +204,9 @@ class Agent:
         from edgefleet.agent.upgrade import attach as attach_upgrade
 
         attach_upgrade(self)  # over-the-air upgrades of the agent itself (issue 18)
+        from edgefleet.agent.builds import attach as attach_builds
+
+        attach_builds(self)  # Compose build: images built on this device (issue 21)
         if self.with_parts:
             from edgefleet.agent.telemetry import attach as attach_telemetry
 

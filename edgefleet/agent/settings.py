@@ -108,6 +108,11 @@ class AgentSettings(BaseModel):
         le=7 * 86400,
         description="seconds an upgrade waits for a held update lock when the job sets none",
     )
+    build_context_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="largest build context (Compose build:) this device fetches from the server",
+    )
     upgrade_max_bytes: int = Field(
         100 * 1024 * 1024,
         ge=1024,

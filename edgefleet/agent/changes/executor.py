@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgefleet.agent.builds import Builds, build_tag
 from edgefleet.agent.changes import plan as p
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.health import HealthTracker
@@ -102,6 +103,8 @@ class Executor:
         self.lock_dir: Callable[[str], Path] | None = None
         self.workdir = workdir
         self.settle = settle
+        # Compose build: fetch the version's context and build it here (agent/builds.py).
+        self.builds: Builds | None = None
         # Jobs change side by side, but the engine is changed one step at a time:
         # Podman 4.3 loses networks and hangs under concurrent creates and
         # removes. Pulls and the waits (dependencies, settle windows) overlap.
@@ -123,6 +126,9 @@ class Executor:
         self, assignment: JobAssignment, revision: str, name: str
     ) -> WorkloadSpec:
         service = assignment.spec.services[name]
+        if service.build is not None and service.build.digest:  # the image built here
+            image = build_tag(assignment.application, assignment.version, service.build.digest)
+            service = service.model_copy(update={"image": image})
         env = dict(service.environment)
         for hook in self.env_hooks:
             env.update(await hook(assignment.job_id, name))
@@ -202,9 +208,13 @@ class Executor:
             assert run.assignment is not None and run.plan.revision is not None
             self.phase(job_id, "pulling")
             spec = await self.workload_spec(run.assignment, run.plan.revision, step.service)
-            await self.runtime_for(run.assignment, step.service).prepare(
-                spec, run.assignment.registry_auth
-            )
+            runtime = self.runtime_for(run.assignment, step.service)
+            if spec.service.build is not None:  # built here from the version's context
+                if self.builds is None:
+                    raise ChangeFailed(f"service {step.service}: this agent cannot build images")
+                await self.builds.build(spec, runtime)
+            else:
+                await runtime.prepare(spec, run.assignment.registry_auth)
         elif isinstance(step, p.AwaitDependencies):
             assert run.assignment is not None
             self.phase(job_id, "starting")

@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -214,6 +215,14 @@ class DockerRuntime:
                 else f" (no credentials for {registry}: add them with `edgefleet registries add`)"
             )
         raise RuntimeFailure(f"cannot pull image {image} from {registry}: {answer}{hint}")
+
+    async def build(self, spec: WorkloadSpec, context: Path) -> None:
+        """Build ``spec.service.build`` here, tagged ``spec.service.image`` (agent/builds.py)."""
+        assert spec.service.build is not None and spec.service.image
+        from edgefleet.agent.runtimes.docker_build import build_image
+
+        api = self.client.api
+        await asyncio.to_thread(build_image, api, context, spec.service.image, spec.service.build)
 
     async def is_podman(self) -> bool:
         """Podman's compatible API needs a few things said differently."""

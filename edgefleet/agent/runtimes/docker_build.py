@@ -1,0 +1,57 @@
+"""``docker build`` through the engine's API (Docker or Podman's compatible one).
+
+The engine reports a failed step inside the progress stream of a 200
+response, like a pull; the last lines of the log go into the error so the
+job's status says what broke.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from docker.errors import APIError, DockerException
+
+from edgefleet.agent.errors import RuntimeFailure
+from edgefleet.spec.model import Build
+
+log = logging.getLogger(__name__)
+TAIL_LINES = 12
+
+
+def build_image(api: Any, context: Path, tag: str, build: Build) -> list[str]:
+    """Build the plain tar ``context`` as ``tag``; the log's last lines. Blocking."""
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    error: str | None = None
+    try:
+        with context.open("rb") as body:
+            for item in api.build(
+                fileobj=body,
+                custom_context=True,
+                tag=tag,
+                dockerfile=build.dockerfile,
+                buildargs=build.args or None,
+                target=build.target,
+                rm=True,
+                forcerm=True,
+                decode=True,
+            ):
+                if not isinstance(item, dict):
+                    continue
+                if item.get("error") or item.get("errorDetail"):
+                    detail = item.get("errorDetail") or {}
+                    error = str(item.get("error") or detail.get("message") or item)
+                text = str(item.get("stream") or "").strip()
+                if text:
+                    tail.append(text)
+                    log.info("build %s: %s", tag, text)
+    except (APIError, DockerException, OSError) as exc:
+        error = getattr(exc, "explanation", None) or str(exc)
+    if error is not None:
+        last = " | ".join(tail)
+        raise RuntimeFailure(
+            f"building image {tag} failed: {error.strip()}" + (f" (log: {last})" if last else "")
+        )
+    return list(tail)
