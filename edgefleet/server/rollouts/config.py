@@ -22,6 +22,7 @@ services use a secret all count, with no second copy of those rules.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +43,14 @@ Rendered = dict[tuple[int, str], dict[str, Any]]  # (device pk, job id) -> spec
 
 @dataclass
 class Snapshot:
-    """The specs the staged jobs' devices were told before a configuration change."""
+    """The specs the staged jobs' devices were told before a configuration change
+    (``told``), and what the current values alone gave then (``raw``: the same,
+    unless a rollout holds some devices on previous inputs)."""
 
     jobs: dict[str, int]  # job id -> pk, the project's jobs that have a rollout block
     device_pks: set[int]
-    rendered: Rendered = field(default_factory=dict)
+    told: Rendered = field(default_factory=dict)
+    raw: Rendered = field(default_factory=dict)
 
 
 async def _staged_jobs(db: AsyncSession, project_pk: int) -> dict[str, int]:
@@ -58,12 +62,15 @@ async def _staged_jobs(db: AsyncSession, project_pk: int) -> dict[str, int]:
     return {job_id: pk for job_id, pk, settings in rows.all() if settings}
 
 
-async def _render(ctx: ServerContext, db: AsyncSession, snapshot: Snapshot) -> Rendered:
+async def _render(
+    ctx: ServerContext, db: AsyncSession, snapshot: Snapshot, *, held: bool
+) -> Rendered:
+    config = getattr(ctx, "workload_config", None)
     states = await desired.desired_for(
         db,
         snapshot.device_pks,
         getattr(ctx, "registry_auth", None),
-        getattr(ctx, "workload_config", None),
+        config if config is None or held else functools.partial(config, held=False),
     )
     return {
         (pk, a.job_id): a.spec.model_dump(mode="json")
@@ -91,7 +98,8 @@ async def before(
     snapshot = Snapshot(jobs=jobs, device_pks=set(await db.scalars(query)))
     if not snapshot.device_pks:
         return None
-    snapshot.rendered = await _render(ctx, db, snapshot)
+    snapshot.told = await _render(ctx, db, snapshot, held=True)
+    snapshot.raw = await _render(ctx, db, snapshot, held=False)
     return snapshot
 
 
@@ -100,20 +108,27 @@ async def after(
 ) -> None:
     """The change is committed: stage it for every job whose spec it changed on
     some device. Commits; the caller then re-sends desired state as usual
-    (held-back devices get the previous inputs, so nothing restarts there)."""
+    (held-back devices get the previous inputs, so nothing restarts there).
+
+    A job is touched when the change alters what the current values give on
+    some device; its devices to move are those whose spec would differ from
+    what they are told now (devices held on previous inputs included). A
+    change that does not touch a job leaves its held devices where they are."""
     if snapshot is None:
         return
-    now = await _render(ctx, db, snapshot)
+    now = await _render(ctx, db, snapshot, held=False)
     ids = dict((await db.execute(select(Device.pk, Device.id).where(
         Device.pk.in_(snapshot.device_pks)))).all())  # fmt: skip
-    touched: dict[str, set[str]] = {}
-    for key in set(now) | set(snapshot.rendered):
-        if now.get(key) != snapshot.rendered.get(key):
-            device_pk, job_id = key
-            touched.setdefault(job_id, set()).add(ids[device_pk])
-    for job_id, devices in sorted(touched.items()):
+    touched = {key[1] for key, spec in now.items() if snapshot.raw.get(key) != spec}
+    touched |= {key[1] for key in snapshot.raw if key not in now}
+    moving: dict[str, set[str]] = {job_id: set() for job_id in touched}
+    for key in set(now) | set(snapshot.told):
+        device_pk, job_id = key
+        if job_id in touched and now.get(key) != snapshot.told.get(key):
+            moving[job_id].add(ids[device_pk])
+    for job_id, devices in sorted(moving.items()):
         job = await db.scalar(select(Job).where(Job.pk == snapshot.jobs[job_id]))
-        if job is None:
+        if job is None or not devices:
             continue
         version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
         await service.begin(

@@ -79,7 +79,10 @@ class WorkloadConfig:
             self._parsed.popitem(last=False)
         return spec
 
-    async def __call__(self, db: AsyncSession, states: States) -> None:
+    async def __call__(self, db: AsyncSession, states: States, held: bool = True) -> None:
+        """Lay variables, secrets and configs over ``states``; ``held=False``
+        ignores what configuration rollouts hold back (what the current values
+        alone would give, for :mod:`edgefleet.server.rollouts.config`)."""
         pairs = [(pk, a) for pk, (_, state) in states.items() for a in state.jobs]
         if not pairs:
             return
@@ -124,7 +127,9 @@ class WorkloadConfig:
             ):
                 secrets[(secret.project_pk, secret.name)] = secret
         # A configuration rollout keeps the devices it holds back on the previous inputs.
-        staged = await rollout_pins.load(db, {job.pk for job in jobs.values()})
+        staged = rollout_pins.Pins()
+        if held:
+            staged = await rollout_pins.load(db, {job.pk for job in jobs.values()})
         for device_pk, assignment in pairs:
             if assignment.job_id not in jobs:
                 continue
@@ -133,10 +138,10 @@ class WorkloadConfig:
             device_id = states[device_pk][0]
             scope, rows = project_vars.get(job.project_pk, []), secrets
             mine = device_vars[device_pk]
-            held = staged.held(job.pk, device_id)
-            if held is not None:
-                scope, mine = held.project_scope(scope), held.device_scope(device_id, mine)
-                rows = held.secret_rows(job.project_pk, secrets)
+            kept = staged.held(job.pk, device_id)
+            if kept is not None:
+                scope, mine = kept.project_scope(scope), kept.device_scope(device_id, mine)
+                rows = kept.secret_rows(job.project_pk, secrets)
             over = overlay(scope, mine, labels)
             if not over and not assignment.spec.secrets and not assignment.spec.configs:
                 continue
