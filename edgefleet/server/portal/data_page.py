@@ -93,6 +93,7 @@ async def data_page(
             "devices": devices,
             "stream": filters["stream"],
             "records_url": f"{base}?{urlencode(params)}",
+            "device_names": dict(devices),
             "downloads": {
                 fmt: f"{base}?{urlencode({**params, 'format': fmt})}"
                 for fmt in ("csv", "jsonl", "parquet")

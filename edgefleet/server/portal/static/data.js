@@ -37,7 +37,7 @@
     return Object.keys(seen).sort();
   }
 
-  function perDevice(items, key) {
+  function perDevice(items, key, names) {
     var devices = [], times = {}, byDevice = {};
     items.forEach(function (item) {
       var v = item.record[key];
@@ -52,7 +52,7 @@
     devices.forEach(function (d) {
       data.push(xs.map(function (t) { return t in byDevice[d] ? byDevice[d][t] : null; }));
     });
-    return { labels: devices, data: data };
+    return { labels: devices.map(function (d) { return names[d] || d; }), data: data };
   }
 
   function aggregate(items, key) {
@@ -78,10 +78,11 @@
     var status = document.querySelector("[data-data-status]");
     var fields = numericFields(items, holder.getAttribute("data-field"));
     var mode = holder.getAttribute("data-mode");
+    var names = JSON.parse(holder.getAttribute("data-names") || "{}");
     holder.innerHTML = "";
     var width = Math.max(320, holder.clientWidth || 800);
     fields.forEach(function (key) {
-      var shaped = mode === "aggregate" ? aggregate(items, key) : perDevice(items, key);
+      var shaped = mode === "aggregate" ? aggregate(items, key) : perDevice(items, key, names);
       var box = document.createElement("figure");
       box.className = "data-chart";
       box.setAttribute("data-chart", key);
