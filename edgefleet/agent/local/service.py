@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from edgefleet import __version__
 from edgefleet.agent.changes.plan import revision_of
 from edgefleet.agent.data.http import HttpError
-from edgefleet.agent.errors import RuntimeFailure
+from edgefleet.agent.errors import ConfigError, RuntimeFailure
 from edgefleet.agent.local import schemas as s
 from edgefleet.agent.local.apps import LocalApps
 from edgefleet.agent.local.holds import Holds
@@ -63,7 +63,21 @@ class LocalApi:
     async def start(self) -> None:
         from edgefleet.agent.local.routes import make_handler
 
-        sock = bind_socket(self.path, self.agent.settings.local_api_group, self.agent.state.root)
+        try:
+            sock = bind_socket(
+                self.path, self.agent.settings.local_api_group, self.agent.state.root
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        except OSError as exc:
+            # The device's workloads matter more than the owner's console: run
+            # without it (say so loudly) rather than not at all.
+            log.error(
+                "local API not served: cannot listen on %s (%s); give --local-api-socket",
+                self.path,
+                exc,
+            )
+            return
         self.server = UnixServer(make_handler(self), self.agent.settings.local_api_max_body)
         await self.server.listen(sock)
         self._watch = asyncio.create_task(self._watch_apps(), name="local-apps-facts")
@@ -76,7 +90,7 @@ class LocalApi:
                 await self._watch
         if self.server is not None:
             await self.server.close()
-        self.path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
 
     async def on_connected(self) -> None:
         self._sent_apps = self.app_facts()  # the hello carried them
