@@ -18,7 +18,7 @@ class AgentRelease(Keyed, Base):
     version: Mapped[str] = mapped_column(String(64), unique=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
-    wheel: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    wheel: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     created_by: Mapped[str] = mapped_column(String(64), default="")
 
 
