@@ -98,7 +98,7 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
                 .order_by(AlertDelivery.pk)
                 .limit(BATCH)
             )
-        ).tuples()
+        ).all()
         unsettled = {
             (a, w)
             for a, w in (
@@ -107,7 +107,7 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
                         AlertDelivery.done.is_(False), AlertDelivery.status == "firing"
                     )
                 )
-            ).tuples()
+            ).all()
         }
         delivered = 0
         for row, alert, rule, webhook, project in list(rows):

@@ -63,7 +63,7 @@ async def job_failed(db: AsyncSession, projects: set[int]) -> list[Observation]:
         )
     )
     out = []
-    for job, d, error in rows.tuples():
+    for job, d, error in rows.all():
         labels = {**_device(d), "job": job.id, "job_name": job.name, "error": (error or "")[:500]}
         out.append(
             Observation(job.project_pk, "job_failed", f"job:{job.id}/device:{d.id}", 1.0, labels)
@@ -90,7 +90,7 @@ async def disk(db: AsyncSession, projects: set[int]) -> list[Observation]:
     )
     return [
         Observation(d.project_pk, "disk_above", f"device:{d.id}", float(pct), _device(d))
-        for d, pct in rows.tuples()
+        for d, pct in rows.all()
     ]
 
 
@@ -103,7 +103,7 @@ async def backlog(db: AsyncSession, projects: set[int]) -> list[Observation]:
     )
     return [
         Observation(d.project_pk, "backlog_above", f"device:{d.id}", float(n or 0), _device(d))
-        for d, n in rows.tuples()
+        for d, n in rows.all()
     ]
 
 

@@ -243,7 +243,7 @@ async def alerts(
     if state is not None:
         query = query.where(Alert.state == state)
     rows = await db.execute(query.order_by(Alert.pk.desc()).limit(limit + 1))
-    return list(rows.tuples())
+    return list(rows.all())
 
 
 async def enabled_rules(db: AsyncSession) -> list[core.Rule]:
