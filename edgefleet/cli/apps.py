@@ -17,6 +17,26 @@ FileOption = typer.Option(
 )
 
 
+ContextOption = typer.Option(
+    None,
+    "--context",
+    help="directory to upload as the build context: Compose build: then builds on each device",
+    exists=True,
+    file_okay=False,
+)
+
+
+def _context(client: object, directory: Path | None, project: str) -> str | None:
+    """Upload the directory as a tar; its digest, for the version."""
+    if directory is None:
+        return None
+    try:
+        answer = client.upload_build_context(directory, project)  # type: ignore[attr-defined]
+    except OSError as exc:
+        raise fail(f"cannot pack {directory}: {exc}") from exc
+    return str(answer["context"])
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -41,14 +61,21 @@ def create(
     version: str = typer.Option("1", "--version", "-v", help="version label"),
     project: str = typer.Option("default", "--project", "-p"),
     description: str = typer.Option("", "--description", "-d"),
+    context: Path = ContextOption,
     output: Format = OutputOption,
 ) -> None:
     """Create an application from a compose file (its first version)."""
     with config.client() as client:
+        digest = _context(client, context, project)
         item = _upload(
             client,
             lambda: client.create_application(
-                name, version, compose=_read(file), project=project, description=description
+                name,
+                version,
+                compose=_read(file),
+                project=project,
+                description=description,
+                context=digest,
             ),
             str(file),
         )
@@ -68,12 +95,16 @@ def add_version(
     name: str = typer.Argument(..., help="application name or id"),
     file: Path = FileOption,
     version: str = typer.Option(..., "--version", "-v", help="new version label"),
+    context: Path = ContextOption,
     output: Format = OutputOption,
 ) -> None:
     """Add a version to an application (versions are immutable)."""
     with config.client() as client:
+        digest = _context(client, context, client.application(name)["project"] if context else "")
         item = _upload(
-            client, lambda: client.add_version(name, version, compose=_read(file)), str(file)
+            client,
+            lambda: client.add_version(name, version, compose=_read(file), context=digest),
+            str(file),
         )
     show_item(
         item,

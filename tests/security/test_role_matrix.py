@@ -444,6 +444,22 @@ API_RULES: list[Rule] = [
         absent=True,
     ),
     # -- end of agent upgrades --
+    # -- build contexts (issue 21, images built on the device): upload by app managers,
+    # fetched only by devices assigned to the job that names the context --
+    Rule(
+        "POST",
+        f"{A}/build-contexts",
+        Permission.MANAGE_APPS,
+        query={"project": const(P)},
+        body=const({}),
+    ),
+    Rule(
+        "GET",
+        f"{A}/agent/build-contexts/{{job}}/{{digest}}",
+        "device credential",
+        {**JOB, "digest": const("sha256:" + "0" * 64)},
+    ),
+    # -- end of build contexts --
     # The app proxy: only members of the job's project get through (SPEC).
     *(
         Rule(
