@@ -55,7 +55,11 @@ def progress_table(rollout: dict[str, Any]) -> Table:
 
 def summary(rollout: dict[str, Any]) -> str:
     text = f"rollout {rollout['state']}"
-    if rollout.get("from_version") or rollout.get("to_version"):
+    if rollout.get("kind") == "configuration":  # a secret or variable changed, not the version
+        text += " of a configuration change"
+        if rollout.get("changes"):
+            text += " (" + "; ".join(rollout["changes"]) + ")"
+    elif rollout.get("from_version") or rollout.get("to_version"):
         text += f" {rollout.get('from_version')} → {rollout.get('to_version')}"
     if rollout.get("batch_count"):
         text += f", batch {rollout.get('batch')} of {rollout['batch_count']}"
@@ -63,6 +67,8 @@ def summary(rollout: dict[str, Any]) -> str:
         text += f", {len(rollout['failures'])} failed"
     if rollout.get("reason"):
         text += f" ({rollout['reason']})"
+    if rollout.get("holding_previous_configuration"):
+        text += "; the job stays on the previous secrets/variables until its next change"
     return text
 
 
