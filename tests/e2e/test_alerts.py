@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,6 +64,7 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver(fail=2)
     yield r
     r.http.shutdown()
+    r.http.server_close()
 
 
 def test_killed_agent_fires_a_signed_alert_and_its_return_resolves_it(
@@ -113,7 +115,5 @@ def test_killed_agent_fires_a_signed_alert_and_its_return_resolves_it(
         hooks = http.get("/api/v1/projects/default/webhooks").json()["items"]
         assert "secret" not in hooks[0]
     # no further messages after a few more evaluation passes
-    import time
-
     time.sleep(1.5)
     assert len(receiver.accepted()) == 2
