@@ -39,14 +39,16 @@ if TYPE_CHECKING:
     from edgefleet.agent.agent import Agent
 
 CHUNK = 1 << 16
+Progress = Callable[[str], None]  # "building: STEP 2/4: COPY …"
 _TAG_CHARS = re.compile(r"[^a-z0-9_.-]+")
 
 
 @runtime_checkable
 class Builder(Protocol):
-    async def build(self, spec: WorkloadSpec, context: Path) -> None:
+    async def build(self, spec: WorkloadSpec, context: Path, progress: Progress) -> None:
         """Build ``spec.service.build`` from the plain tar ``context`` and tag it
-        ``spec.service.image``; raise RuntimeFailure with the engine's error."""
+        ``spec.service.image``, calling ``progress`` (on the event loop) with
+        each step; raise RuntimeFailure with the engine's error."""
 
 
 def build_tag(application: str, version: str, digest: str) -> str:
@@ -142,7 +144,7 @@ class Builds:
         self.max_bytes = max_bytes
         self.context = context
 
-    async def build(self, spec: WorkloadSpec, runtime: object) -> None:
+    async def build(self, spec: WorkloadSpec, runtime: object, progress: Progress) -> None:
         build = spec.service.build
         assert build is not None
         if not isinstance(runtime, Builder):
@@ -167,7 +169,7 @@ class Builds:
                 self.context,
             )
             await asyncio.to_thread(repack, fetched, build, plain)
-            await runtime.build(spec, plain)
+            await runtime.build(spec, plain, progress)
 
 
 def attach(agent: Agent) -> None:

@@ -72,6 +72,8 @@ class Jobs:
             workdir=state.job_dir,
         )
         self.executor.lock_dir = self.locks.dir_for  # mounted into the job's containers
+        self.executor.progress = self._set_progress  # image builds' steps (agent/builds.py)
+        self.progress: dict[str, dict[str, str]] = {}  # job -> service -> change under way
         self.desired_state = state.load_desired() or DesiredState(generation=0)
         self.applied_generation: int = state.load_json("applied.json", {}).get("generation", 0)
         self._processing_generation = self.desired_state.generation
@@ -288,6 +290,17 @@ class Jobs:
             self.phases[job_id] = phase
             self._soon(self._report_changes())
 
+    def _set_progress(self, job_id: str, service: str, text: str | None) -> None:
+        """A service's change under way (an image build's step), or done (None)."""
+        current = self.progress.setdefault(job_id, {})
+        if text is None:
+            current.pop(service, None)
+        elif current.get(service) != text:
+            current[service] = text
+        else:
+            return
+        self._soon(self._report_changes())
+
     async def _observe_and_report(self) -> None:
         await self._observe()
         await self._report_changes()
@@ -399,6 +412,9 @@ class Jobs:
                     health=self.health.state,
                 ).model_copy(update={"waiting": self.waiting.get(job_id)})
             )
+            for service, text in self.progress.get(job_id, {}).items():
+                if service in result[-1].services:
+                    result[-1].services[service].progress = text
         if self.status_hook is not None:
             result = [self.status_hook(status) for status in result]
         for job_id in self._removed - set(wanted):

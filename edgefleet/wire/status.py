@@ -40,6 +40,9 @@ class ServiceStatus(BaseModel):
     held_locally: bool = Field(
         False, description="stopped by the device's owner on the device (agent stop): kept stopped"
     )
+    progress: str | None = Field(
+        None, description="a change under way, e.g. 'building: STEP 2/4: COPY …' (issue 21)"
+    )
 
 
 class JobStatus(BaseModel):

@@ -35,7 +35,7 @@ services:
 CONTAINERFILE = f"""FROM {IMAGE}
 ARG GREETING
 COPY hello.txt /built/hello.txt
-RUN echo "$GREETING" > /built/greeting.txt
+RUN echo "$GREETING" > /built/greeting.txt && sleep 3
 """
 
 
@@ -70,12 +70,16 @@ def test_build_context_built_on_two_devices(engine: Any, fleet: Fleet, tmp_path:
     with server.client() as client:
         job_id = client.create_job("builder", selector={"role": "builder"})["id"]
 
+    seen: set[str] = set()  # the builds' progress, as the job's status shows it
+
     def running_on_both() -> bool:
         with server.client() as client:
             devices = [d for d in client.job(job_id)["devices"] if d["assigned"]]
+        seen.update(s["progress"] for d in devices for s in d["services"].values() if s["progress"])
         return len(devices) == 2 and all(d["state"] == "running" for d in devices)
 
     wait_for(running_on_both, 180, what="the built image running on both devices")
+    assert any(p.startswith("building: STEP") and "RUN echo" in p for p in seen), seen
     found = containers(job_id)
     assert {str(c["Labels"]["io.edgefleet.device"]) for c in found} == ids  # type: ignore[index]
     for container in found:

@@ -105,6 +105,7 @@ class Executor:
         self.settle = settle
         # Compose build: fetch the version's context and build it here (agent/builds.py).
         self.builds: Builds | None = None
+        self.progress: Callable[[str, str, str | None], None] = lambda job, service, text: None
         # Jobs change side by side, but the engine is changed one step at a time:
         # Podman 4.3 loses networks and hangs under concurrent creates and
         # removes. Pulls and the waits (dependencies, settle windows) overlap.
@@ -212,7 +213,13 @@ class Executor:
             if spec.service.build is not None:  # built here from the version's context
                 if self.builds is None:
                     raise ChangeFailed(f"service {step.service}: this agent cannot build images")
-                await self.builds.build(spec, runtime)
+                self.progress(job_id, step.service, "building")
+                try:
+                    await self.builds.build(
+                        spec, runtime, lambda line: self.progress(job_id, step.service, line)
+                    )
+                finally:
+                    self.progress(job_id, step.service, None)
             else:
                 await runtime.prepare(spec, run.assignment.registry_auth)
         elif isinstance(step, p.AwaitDependencies):

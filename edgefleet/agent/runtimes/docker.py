@@ -216,13 +216,21 @@ class DockerRuntime:
             )
         raise RuntimeFailure(f"cannot pull image {image} from {registry}: {answer}{hint}")
 
-    async def build(self, spec: WorkloadSpec, context: Path) -> None:
+    async def build(
+        self, spec: WorkloadSpec, context: Path, progress: Callable[[str], None]
+    ) -> None:
         """Build ``spec.service.build`` here, tagged ``spec.service.image`` (agent/builds.py)."""
         assert spec.service.build is not None and spec.service.image
         from edgefleet.agent.runtimes.docker_build import build_image
 
-        api = self.client.api
-        await asyncio.to_thread(build_image, api, context, spec.service.image, spec.service.build)
+        api, loop = self.client.api, asyncio.get_running_loop()
+
+        def step(line: str) -> None:  # from the build's thread to the event loop
+            loop.call_soon_threadsafe(progress, f"building: {line}"[:300])
+
+        await asyncio.to_thread(
+            build_image, api, context, spec.service.image, spec.service.build, step
+        )
 
     async def is_podman(self) -> bool:
         """Podman's compatible API needs a few things said differently."""

@@ -8,7 +8,9 @@ job's status says what broke.
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,14 @@ from edgefleet.spec.model import Build
 
 log = logging.getLogger(__name__)
 TAIL_LINES = 12
+_STEP = re.compile(r"^(STEP|Step) \d+/\d+")
 
 
-def build_image(api: Any, context: Path, tag: str, build: Build) -> list[str]:
-    """Build the plain tar ``context`` as ``tag``; the log's last lines. Blocking."""
+def build_image(
+    api: Any, context: Path, tag: str, build: Build, step: Callable[[str], None]
+) -> list[str]:
+    """Build the plain tar ``context`` as ``tag``; the log's last lines. Blocking;
+    ``step`` gets each build step (``STEP 2/4: COPY …``) as it starts."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     error: str | None = None
     try:
@@ -45,6 +51,8 @@ def build_image(api: Any, context: Path, tag: str, build: Build) -> list[str]:
                     error = str(item.get("error") or detail.get("message") or item)
                 text = str(item.get("stream") or "").strip()
                 if text:
+                    if _STEP.match(text):
+                        step(text)
                     tail.append(text)
                     log.info("build %s: %s", tag, text)
     except (APIError, DockerException, OSError) as exc:

@@ -119,6 +119,9 @@ class ServiceStatusOut(Output):
     held_locally: bool = Field(
         False, description="stopped by the device's owner on the device; kept stopped (issue 21)"
     )
+    progress: str | None = Field(
+        None, description="a change under way, e.g. the image build's current step (issue 21)"
+    )
 
 
 class JobDeviceOut(Output):
