@@ -110,9 +110,14 @@ class Jobs:
             return
         before = {a.job_id for a in self.desired_state.jobs}
         logins = {a.job_id: a.registry_auth for a in self.desired_state.jobs}
+        specs = {a.job_id: a.spec for a in self.desired_state.jobs}
         for assignment in message.jobs:
             if logins.get(assignment.job_id, assignment.registry_auth) != assignment.registry_auth:
                 self.retries.forget_job(assignment.job_id)  # new credentials: pull again now
+            elif specs.get(assignment.job_id, assignment.spec) != assignment.spec:
+                # New inputs (a rotated secret, a variable) keep the revision: the
+                # backoff earned by the old inputs must not hold the new ones back.
+                self.retries.forget_job(assignment.job_id)
         self.desired_state = message
         self.state.save_desired(message)
         self._processing_generation = message.generation
