@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Fleet
-from tests.support.procs import wait_for
+from tests.support.procs import ADMIN_TOKEN, wait_for
 
 FAST = [
     "--alert-interval",
@@ -59,6 +62,22 @@ class Receiver:
         return [(h, b) for h, b, status in self.calls if status == 204]
 
 
+def cli_env(server: Any) -> dict[str, str]:
+    return dict(os.environ, EDGEFLEET_SERVER=server.url, EDGEFLEET_TOKEN=ADMIN_TOKEN)
+
+
+def cli(server: Any, *args: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgefleet", *args],
+        env=cli_env(server),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(fail=2)
@@ -71,17 +90,34 @@ def test_killed_agent_fires_a_signed_alert_and_its_return_resolves_it(
     fleet: Fleet, receiver: Receiver
 ) -> None:
     server = fleet.start_server(extra_args=FAST)
-    with server.http() as http:
-        made = http.post(
-            "/api/v1/projects/default/webhooks", json={"name": "ops", "url": receiver.url}
-        )
-        assert made.status_code == 201, made.text
-        secret = made.json()["secret"]
-        rule = http.post(
-            "/api/v1/projects/default/alert-rules",
-            json={"name": "gone", "kind": "device_offline", "for_seconds": 1},
-        )
-        assert rule.status_code == 201, rule.text
+    made = cli(server, "alerts", "webhooks", "add", "ops", receiver.url, "-o", "json")
+    secret = made["secret"]
+    rule = cli(
+        server,
+        "alerts",
+        "rules",
+        "add",
+        "gone",
+        "--kind",
+        "device_offline",
+        "--for",
+        "1",
+        "-o",
+        "json",
+    )
+    assert rule["kind"] == "device_offline" and rule["for_seconds"] == 1
+    refused = subprocess.run(
+        [sys.executable, "-m", "edgefleet", "alerts", "webhooks", "add", "x", "http://10.9.9.9/"],
+        env=cli_env(server),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        refused.returncode != 0
+        and "webhook URL" in refused.stderr
+        and "Traceback" not in refused.stderr
+    )
     agent = fleet.start_agent("pi")
     device = agent.wait_enrolled()
     with server.client() as client:
@@ -108,12 +144,10 @@ def test_killed_agent_fires_a_signed_alert_and_its_return_resolves_it(
     assert messages[1]["alert"]["resolved_at"] is not None
     assert firing_headers["x-edgefleet-event"] == "firing"
 
-    with server.http() as http:
-        alerts = http.get("/api/v1/projects/default/alerts").json()
-        assert [a["state"] for a in alerts["items"]] == ["resolved"]
-        assert alerts["next"] is None
-        hooks = http.get("/api/v1/projects/default/webhooks").json()["items"]
-        assert "secret" not in hooks[0]
+    listed = cli(server, "alerts", "list", "-o", "json")
+    assert [a["state"] for a in listed] == ["resolved"]
+    hooks = cli(server, "alerts", "webhooks", "list", "-o", "json")
+    assert [h["name"] for h in hooks] == ["ops"] and "secret" not in hooks[0]
     # no further messages after a few more evaluation passes
     time.sleep(1.5)
     assert len(receiver.accepted()) == 2
