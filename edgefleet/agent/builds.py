@@ -112,14 +112,21 @@ def repack(source: Path, build: Build, dest: Path) -> None:
                 relative = name[len(prefix) :] if prefix else name
                 if not relative or relative == ".":
                     continue
-                if member.issym() or member.islnk():
-                    base = posixpath.dirname(relative) if member.issym() else ""
-                    if _inside(posixpath.join(base, member.linkname)) is None:
+                if member.issym():
+                    if (
+                        _inside(posixpath.join(posixpath.dirname(relative), member.linkname))
+                        is None
+                    ):
                         raise RuntimeFailure(
                             f"build context entry {member.name!r} links outside the context"
                         )
-                    if member.islnk():
-                        member.linkname = member.linkname[len(prefix) :]
+                elif member.islnk():  # a hard link names a path from the tar's root
+                    target = _inside(member.linkname)
+                    if target is None or not (target + "/").startswith(prefix):
+                        raise RuntimeFailure(
+                            f"build context entry {member.name!r} links outside the context"
+                        )
+                    member.linkname = target[len(prefix) :]
                 member.name = relative
                 out.addfile(member, src.extractfile(member) if member.isfile() else None)
                 count += 1
