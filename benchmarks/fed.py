@@ -48,8 +48,9 @@ def run(report: Report | None = None, quick: bool = False) -> dict[str, Any]:
         report.notes.append(
             f"fed: load average {load} at start (2 cores shared): wall times inflate with it, "
             "CPU times much less (whole run: process_time over all threads; server and party: "
-            "thread_time of the thread doing the work); 64-bit ring in the benchmark (the "
-            "product's default is 128-bit); the simulated parties share one derivation "
+            "thread_time of the thread doing the work); ring picked as the product picks it "
+            "(Params.fitting: 64-bit for |x| <= 1024 at scale 2**24 and for counts, 128-bit "
+            "for sums at the default 2**60 bound); the simulated parties share one derivation "
             "of the invitation's digest, order and graph (a device does it once, ~1 ms at "
             "1,000 parties)"
         )
@@ -189,7 +190,7 @@ def markdown(runs: list[tuple[str, Benchmark]], sim: dict[str, Any] | None) -> s
         "### Secure aggregation (SecAgg+) against the plaintext protocol",
         "",
         f"Python {platform.python_version()} on {platform.machine()}, one process, "
-        "64-bit ring (scale 2**24), majority threshold.",
+        "64-bit ring (picked by Params.fitting for |x| <= 1024, scale 2**24), majority threshold.",
         "",
         f"Load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
         "(2 cores): wall times inflate with it, CPU times much less.",

@@ -68,6 +68,7 @@ TAG_BYTES = 32  # HMAC-SHA256
 NONCE_BYTES = 12  # AES-GCM
 MAX_PARTIES = 10_000
 SHARE_RECORD = 4 + 12 + 2 * 33 + 16  # peer index, nonce, two sealed shares + GCM tag
+RING_MARGIN = 16  # Params.fitting: a ring holds 16x the parties it is picked for
 
 
 def _from_b64(value: object) -> bytes:
@@ -183,6 +184,27 @@ class Params(Strict):
         """How many bounded inputs sum without wrapping around the signed ring."""
         per_party = Fraction(self.bound) * 2**self.frac_bits + Fraction(1, 2)  # + rounding
         return int((2 ** (self.ring_bits - 1) - 1) // per_party)
+
+    @classmethod
+    def fitting(
+        cls, length: int, bound: float, parties: int, frac_bits: int = 40, margin: int = RING_MARGIN
+    ) -> Params:
+        """The smallest ring that holds the sum of ``margin`` x ``parties`` inputs of
+        |x| <= ``bound`` at scale 2**``frac_bits``: the bytes on the wire follow the
+        computation (64-bit elements for counts or bounded sums, 128-bit for the
+        default 2**60 bound) instead of always paying for the widest case. The
+        margin leaves room for the invitation's own check (n <= max_parties) and
+        for parties added later; a party still refuses any input above ``bound``,
+        so the smaller ring can never wrap. ValueError if no ring up to 512 bits fits."""
+        if parties < 1 or margin < 1:
+            raise ValueError("parties and margin must be positive")
+        if not (math.isfinite(bound) and bound > 0 and frac_bits >= 0):
+            raise ValueError("bound must be finite and positive, frac_bits >= 0")
+        per_party = Fraction(bound) * 2**frac_bits + Fraction(1, 2)  # as in max_parties
+        for bits in range(64, 513, 64):
+            if (2 ** (bits - 1) - 1) // per_party >= parties * margin:
+                return cls(length=length, ring_bits=bits, frac_bits=frac_bits, bound=bound)
+        raise ValueError(f"no ring up to 512 bits holds {parties} parties at bound {bound!r}")
 
 
 class Message(Strict):

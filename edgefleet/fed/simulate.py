@@ -248,7 +248,7 @@ def warm_caches(
     return out
 
 
-BENCH_PARAMS = {"ring_bits": 64, "frac_bits": 24, "bound": 1024.0}
+BENCH_BOUND, BENCH_FRAC_BITS = 1024.0, 24  # values in [-1000, 1000], scale 2**24
 
 
 def benchmark(
@@ -261,7 +261,7 @@ def benchmark(
     threads: int = 1,
 ) -> Benchmark:
     """Secure sum of ``parties`` random vectors of ``length`` values in [-1000, 1000]
-    (64-bit ring, scale 2**24), a bare majority threshold, and ``dropout`` of the
+    (the ring :meth:`Params.fitting` picks for that bound: 64 bits; scale 2**24), a bare majority threshold, and ``dropout`` of the
     parties going silent from ``drop_round`` on ("consistency": right after sending
     their masked input; "masked": after sharing keys, before masking, the case
     where the server must rebuild their pairwise masks), against the plaintext
@@ -274,7 +274,8 @@ def benchmark(
     data = rng.uniform(-1e3, 1e3, (parties, length))
     vectors = {name: data[i] for i, name in enumerate(names)}
     keys = identities(names)
-    invitation = invite("bench", keys, parties // 2 + 1, Params(length=length, **BENCH_PARAMS))
+    params = Params.fitting(length, BENCH_BOUND, parties, frac_bits=BENCH_FRAC_BITS)  # 64-bit
+    invitation = invite("bench", keys, parties // 2 + 1, params)
     silent = random.Random(seed).sample(names, int(parties * dropout))
     drop: dict[str, Round] = dict.fromkeys(silent, drop_round)
     caches = warm_caches(invitation, keys) if warm else None

@@ -42,6 +42,8 @@ from edgefleet.fed.messages import Op, Params, Task
 OPS: tuple[Op, ...] = ("count", "sum", "mean", "variance", "histogram")  # one column
 TASK_OPS: tuple[Op, ...] = (*OPS, "covariance", "ols", "quantile")
 DEFAULT_BOUND = 2.0**60  # |sum x^2| of one device: 1e6 rows of values up to 1e6
+COUNTING_OPS: tuple[Op, ...] = ("count", "histogram", "quantile")  # whole counts only
+MAX_ROWS = 2**40  # rows one device may count; a party refuses a larger count (Ring.encode)
 
 
 class Statistic(BaseModel):
@@ -125,9 +127,22 @@ def _edges(bins: Sequence[float] | None) -> list[float]:
     return edges
 
 
-def task_params(task: Task, bound: float = DEFAULT_BOUND) -> Params:
-    """Encoding parameters for a task; ValueError naming the field if it is impossible."""
-    return Params(length=layout.check(task).length, bound=bound)
+def task_params(task: Task, bound: float | None = None, parties: int | None = None) -> Params:
+    """Encoding parameters for a task; ValueError naming the field if it is impossible.
+
+    With ``parties`` the ring is the smallest that fits (:meth:`Params.fitting`):
+    a task whose every element is a whole count (count, histogram, quantile
+    without differential privacy) is encoded exactly at scale 1 with room for
+    :data:`MAX_ROWS` rows per device, so it travels in 64-bit elements; sums of
+    values keep scale 2**40 and |x| <= ``bound`` (2**60 unless given), 128-bit
+    for the default bound. Without ``parties``: the 128-bit default (what the
+    vector length check on a device needs)."""
+    length = layout.check(task).length
+    if parties is None:
+        return Params(length=length, bound=DEFAULT_BOUND if bound is None else bound)
+    if bound is None and task.op in COUNTING_OPS and task.epsilon is None:
+        return Params.fitting(length, float(MAX_ROWS), parties, frac_bits=0)
+    return Params.fitting(length, DEFAULT_BOUND if bound is None else bound, parties)
 
 
 def noise_scale(task: Task) -> float | None:

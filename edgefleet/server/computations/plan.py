@@ -157,7 +157,7 @@ def check(
             f"only {len(devices) - len(offline)} of {len(devices)} devices are online; "
             f"the computation needs {threshold}"
         )
-    params = task_params(task)
+    params = task_params(task, parties=len(devices))  # the smallest ring that fits
     if len(devices) > params.max_parties():
         raise Invalid(f"at most {params.max_parties()} devices per computation", field="devices")
     return Plan(threshold, params, keys, {d.id: d.name for d in devices}, offline, task)

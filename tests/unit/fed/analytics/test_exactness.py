@@ -57,7 +57,7 @@ def secure(task: Task, data: Mapping[str, list[Row]], drop: str | None) -> Resul
         computation_id="analytics",
         parties={p: crypto.public_key(k) for p, k in keys.items()},
         threshold=3,
-        params=task_params(task),
+        params=task_params(task, parties=len(NAMES)),  # the ring the product picks
         task=task,
     )
     vectors = {p: contribution(task, COLUMNS, data[p], 3) for p in NAMES}
