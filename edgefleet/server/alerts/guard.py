@@ -40,10 +40,14 @@ class Allowlist:
 
     def check_url(self, url: str) -> tuple[str, int]:
         """Shape only: http(s), a host, no credentials. Returns (host, port)."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:  # "http://[" and friends
+            raise Refused("is not a valid URL") from exc
         if parts.scheme not in ("http", "https"):
             raise Refused("must be an http:// or https:// URL")
-        if not parts.hostname:
+        if not hostname:
             raise Refused("has no host")
         if parts.username or parts.password:
             raise Refused("must not carry credentials")
@@ -51,7 +55,7 @@ class Allowlist:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise Refused("has an invalid port") from exc
-        return parts.hostname.lower(), port
+        return hostname.lower(), port
 
     def address_ok(self, host: str, address: IP) -> bool:
         if address.is_link_local or address.is_unspecified or address.is_multicast:
@@ -71,7 +75,7 @@ class Allowlist:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise Refused(f"host {host!r} does not resolve") from exc
         addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
         bad = sorted(str(a) for a in addresses if not self.address_ok(host, a))

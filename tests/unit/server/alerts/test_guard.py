@@ -41,7 +41,14 @@ def test_allowlist_restricts_to_listed_hosts_and_cidrs() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/x", "http:///nohost", "http://user:pw@example.com/", "http://h:99999/"],
+    [
+        "ftp://example.com/x",
+        "http:///nohost",
+        "http://[",
+        "http://[zz::1]/",
+        "http://user:pw@example.com/",
+        "http://h:99999/",
+    ],
 )
 def test_url_shapes_refused(url: str) -> None:
     with pytest.raises(Refused):
