@@ -49,15 +49,16 @@ from edgefleet.fed.messages import (
     UnmaskRequest,
     UnmaskResponse,
 )
-from edgefleet.fed.ring import Ring, Vector
+from edgefleet.fed.ring import MaskJob, Ring, Vector, apply_all
 
 Phase = Literal["advertise", "shares", "masked", "consistency", "unmask", "done", "aborted"]
 Kind = Literal["s", "b"]
 
 
 class Aggregator:
-    def __init__(self, invitation: Invitation) -> None:
+    def __init__(self, invitation: Invitation, threads: int = 2) -> None:
         self.invitation = invitation
+        self.threads = threads  # for removing the masks (see ring.apply_all)
         self.computation_id = invitation.computation_id
         self.threshold = invitation.threshold  # fewest inputs a released sum may hold
         self.phase: Phase = "advertise"
@@ -260,7 +261,6 @@ class Aggregator:
     def _reconstruct(self) -> Vector:
         """One pass over one accumulator: add the masked inputs, then remove every
         self-mask and every dropped party's pairwise masks in place."""
-        cid = self.computation_id
         survivors = sorted(self._masked)
         dropped = sorted(set(self._bundles) - set(self._masked))
         seeds = self._recover_all(survivors, "b")
@@ -269,15 +269,22 @@ class Aggregator:
         total = next(masked).copy()
         for vector in masked:
             self._ring.add_into(total, vector)
-        masker = self._ring.masker()
-        for u in survivors:
-            masker.self_mask(total, seeds[u], cid, u, -1)
+        jobs = [self._self_mask_job(seeds[u], u) for u in survivors]
         for d in dropped:
             s_key = crypto.load(s_keys[d])
             for u in sorted(self._neighbours[d] & set(self._masked)):
-                shared = crypto.agree(s_key, self._adverts[u].s_public)
-                masker.pairwise(total, shared, cid, u, d, -1)
+                jobs.append(self._pairwise_job(s_key, u, d))
+        apply_all(self._ring, total, jobs, self.threads)
         return total
+
+    def _self_mask_job(self, seed: bytes, u: str) -> MaskJob:
+        cid = self.computation_id
+        return lambda masker, acc: masker.self_mask(acc, seed, cid, u, -1)
+
+    def _pairwise_job(self, s_key: bytes, u: str, d: str) -> MaskJob:
+        """Survivor u's mask with dropped d, the exchange done in the job (GIL-free)."""
+        cid, public = self.computation_id, self._adverts[u].s_public
+        return lambda masker, acc: masker.pairwise(acc, crypto.agree(s_key, public), cid, u, d, -1)
 
     def _recover_all(self, owners: list[str], kind: Kind) -> dict[str, bytes]:
         """Every owner's secret; owners whose first t answering holders are the same

@@ -19,7 +19,8 @@ usual one limb (k = 64) it is a single ``+``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import numpy as np
@@ -212,3 +213,31 @@ class Masker:
 def remove_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str) -> Vector:
     """Undo :func:`add_pairwise` (the server, for a survivor ``me`` and a dropped ``peer``)."""
     return ring.sub(vector, mask) if peer > me else ring.add(vector, mask)
+
+
+MaskJob = Callable[[Masker, Vector], None]  # adds or removes one mask into the given vector
+
+
+def apply_all(ring: Ring, acc: Vector, jobs: Sequence[MaskJob], threads: int = 1) -> None:
+    """Run every job into ``acc``. With ``threads`` > 1 the jobs are dealt round-robin
+    to that many threads, each with its own :class:`Masker` and accumulator, and the
+    partial sums are added at the end (addition in Z_{2^k} is order-free, so the
+    result is the same). Worth it because the heavy parts run without the GIL:
+    X25519 in libsodium, the AES-CTR keystream in ``cryptography``'s Rust core and
+    numpy's additions; a second core then really works (the server's unmasking)."""
+    if threads <= 1 or len(jobs) < 2 * threads:
+        masker = ring.masker()
+        for job in jobs:
+            job(masker, acc)
+        return
+
+    def work(chunk: Sequence[MaskJob]) -> Vector:
+        masker, partial = ring.masker(), ring.zero()
+        for job in chunk:
+            job(masker, partial)
+        return partial
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="fed-unmask") as pool:
+        partials = list(pool.map(work, [jobs[i::threads] for i in range(threads)]))
+    for partial in partials:
+        ring.add_into(acc, partial)

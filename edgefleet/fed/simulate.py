@@ -93,7 +93,7 @@ def run(
     separate devices; the X25519 exchanges and numpy additions run without the
     GIL, so a second core really works); the server stays on this thread."""
     drop = drop or {}
-    aggregator = Aggregator(invitation)
+    aggregator = Aggregator(invitation, threads=threads)  # its unmasking too
     caches = pair_caches or {}
     out = Run(result=None, error=None, aggregator=aggregator)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None

@@ -308,6 +308,13 @@ class ServerSettings(BaseSettings):
     agent_upgrade_interval: float = Field(
         1.0, gt=0, le=60, description="seconds between steps of agent upgrade rollouts"
     )
+    fed_unmask_threads: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="threads removing the masks of a federated result (X25519 and AES-CTR "
+        "run without the GIL, so more than one core works)",
+    )
     test_fed_transcript: bool = Field(
         False,
         description="TEST AID, not for production: append every relayed federated message "

@@ -70,6 +70,7 @@ class Relay:
         self.transcript: Path | None = ctx.settings.data_dir / TRANSCRIPT if recording else None
         self.refused_frames = 0  # malformed or oversized binary frames dropped
         self.frame_limit = ctx.settings.max_websocket_message_bytes
+        self.unmask_threads = ctx.settings.fed_unmask_threads
 
     async def start(self) -> None:
         hub = self.ctx.hub
@@ -105,6 +106,7 @@ class Relay:
         orchestrator = Orchestrator(
             invitation, body.op, body.bins, plan.names, body.round_timeout, self.to_device
         )
+        orchestrator.aggregator.threads = self.unmask_threads
         for device in plan.offline:
             orchestrator.gone[device] = ("advertise", "offline")
         self.running[computation_id] = orchestrator
