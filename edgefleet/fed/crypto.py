@@ -108,6 +108,7 @@ def agree_reference(private: bytes, peer_public: bytes) -> bytes:
 
 
 _NO_SALT = bytes(32)  # RFC 5869: an absent salt is HashLen zero bytes
+_EXTRACT = hmac.new(_NO_SALT, digestmod="sha256")  # copied per kdf: one HMAC object
 
 
 def kdf(secret: bytes, label: str, *context: str) -> bytes:
@@ -117,8 +118,9 @@ def kdf(secret: bytes, label: str, *context: str) -> bytes:
     written with the stdlib's one-call ``hmac.digest`` they cost a tenth of
     building a ``cryptography`` HKDF object each time (a party derives ~3 keys per
     neighbour). A unit test checks it against ``cryptography``'s HKDF."""
-    prk = hmac.digest(_NO_SALT, secret, "sha256")
-    return hmac.digest(prk, frame(DOMAIN, label, *context) + b"\x01", "sha256")
+    extract = _EXTRACT.copy()  # the salt's key schedule once, not per derivation
+    extract.update(secret)
+    return hmac.digest(extract.digest(), frame(DOMAIN, label, *context) + b"\x01", "sha256")
 
 
 def kdf_reference(secret: bytes, label: str, *context: str) -> bytes:
