@@ -198,6 +198,10 @@ def create_app(
         await asyncio.to_thread(migrate.upgrade, url)
         engine = db_engine.create_engine(url)
         bus = create_bus(settings.bus, settings.bus_options())
+        if getattr(app.state, "metrics", None) is not None:  # bus traffic on /metrics
+            from edgefleet.server.metrics.bus import CountedBus
+
+            bus = CountedBus(bus, app.state.metrics)
         await bus.start()
         ctx = ServerContext(
             settings=settings, engine=engine, sessions=db_engine.sessionmaker(engine), bus=bus

@@ -66,6 +66,9 @@ def test_metrics_show_the_fleet_and_only_to_scrapers(
     assert value(samples, "edgefleet_devices", project="default", online="false") == 0.0
     assert value(samples, "edgefleet_agents_connected") == 1.0
     assert total(samples, "edgefleet_jobs") == 0.0
+    # the hub subscribes on the bus at start; an enrolled agent's presence crosses it
+    assert value(samples, "edgefleet_bus_subscriptions") >= 1.0
+    assert total(samples, "edgefleet_bus_messages_total") >= 1.0
     for name in (
         "edgefleet_devices",
         "edgefleet_devices_ready",
@@ -76,6 +79,8 @@ def test_metrics_show_the_fleet_and_only_to_scrapers(
         "edgefleet_websockets_open",
         "edgefleet_event_loop_lag_seconds",
         "edgefleet_data_records_stored",
+        "edgefleet_bus_messages",
+        "edgefleet_bus_subscriptions",
         "process_resident_memory_bytes",
         "process_cpu_seconds",
     ):

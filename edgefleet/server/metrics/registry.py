@@ -124,6 +124,21 @@ class ServerMetrics:
         self.agents = Gauge(
             "edgefleet_agents_connected", "Agents connected to this replica.", registry=r
         )
+        self.bus_messages = Counter(
+            "edgefleet_bus_messages",
+            "Messages through the bus on this replica: published, received, requested.",
+            ["direction"],
+            registry=r,
+        )
+        self.bus_errors = Counter(
+            "edgefleet_bus_errors",
+            "Bus calls that failed (no responders, timeouts, lost connection).",
+            ["operation"],
+            registry=r,
+        )
+        self.bus_subscriptions = Gauge(
+            "edgefleet_bus_subscriptions", "Bus subscriptions open on this replica.", registry=r
+        )
         self.fleet = _Fleet()
         r.register(self.fleet)
 

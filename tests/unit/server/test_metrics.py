@@ -205,3 +205,40 @@ async def test_fleet_counts_cached(sessions: async_sessionmaker[AsyncSession]) -
     assert await cache.get(sessions) is first  # within max_age: no query
     fresh = await FleetCache(max_age=0).get(sessions)
     assert fresh.devices["north"] == ProjectDevices(total=4, online=3, ready=2)
+
+
+async def test_bus_traffic_counted_on_a_real_memory_bus() -> None:
+    import pytest
+
+    from edgefleet.server.bus.base import BusError, BusMessage
+    from edgefleet.server.bus.memory import MemoryBus
+    from edgefleet.server.metrics.bus import CountedBus
+
+    metrics = ServerMetrics("r")
+    bus = CountedBus(MemoryBus(), metrics)
+    await bus.start()
+    got: list[bytes] = []
+
+    async def echo(message: BusMessage) -> None:
+        got.append(message.data)
+        if message.reply:
+            await bus.publish(message.reply, message.data)
+
+    subscription = await bus.subscribe("ef.echo", echo)
+    await bus.publish("ef.echo", b"a")
+    assert await bus.request("ef.echo", b"b", timeout=2) == b"b"
+    with pytest.raises(BusError):  # nobody answers: counted as an error
+        await bus.request("ef.nobody", b"c", timeout=0.2)
+    await asyncio.sleep(0.05)
+    samples, types = parse(metrics.render(FleetCounts(), agents=0).decode())
+    await subscription.unsubscribe()
+    await bus.close()
+    assert got == [b"a", b"b"]
+    assert samples[("edgefleet_bus_messages_total", (("direction", "requested"),))] == 1
+    assert samples[("edgefleet_bus_messages_total", (("direction", "published"),))] == 2
+    assert samples[("edgefleet_bus_messages_total", (("direction", "received"),))] == 2
+    assert samples[("edgefleet_bus_errors_total", (("operation", "request"),))] >= 1
+    assert samples[("edgefleet_bus_subscriptions", ())] == 1
+    assert types["edgefleet_bus_messages"] == "counter"
+    after, _ = parse(metrics.render(FleetCounts(), agents=0).decode())
+    assert after[("edgefleet_bus_subscriptions", ())] == 0
