@@ -87,7 +87,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_killed_agent_fires_a_signed_alert_and_its_return_resolves_it(
-    fleet: Fleet, receiver: Receiver
+    fleet: Fleet, database_url: str | None, receiver: Receiver
 ) -> None:
     server = fleet.start_server(extra_args=FAST)
     made = cli(server, "alerts", "webhooks", "add", "ops", receiver.url, "-o", "json")

@@ -32,6 +32,7 @@ from edgefleet.server.alerts.tables import Alert, AlertDelivery, AlertRule, Aler
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.projects.tables import Project
+from edgefleet.server.registries.crypto import SecretKeyError
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,13 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
                 alert=alert_out(alert, rule, project),
             )
             body = message.model_dump_json().encode()
-            secret = ctx.registry_auth.box.open(webhook.secret)
+            try:
+                secret = ctx.registry_auth.box.open(webhook.secret)
+            except SecretKeyError as exc:  # the server's key changed: this row can never go
+                row.done, row.last_error = True, f"cannot open the webhook's secret: {exc}"
+                log.error("webhook %s: %s", webhook.id, row.last_error)
+                await db.commit()
+                continue
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "edgefleet-alerts",
