@@ -282,3 +282,24 @@ def test_malformed_binary_frames_from_a_hostile_agent_hurt_nobody_else(
     log = server.log()
     assert log.count("dropped a binary frame") == 7, log[-3000:]
     assert "Traceback" not in log
+
+
+def test_a_server_shrinking_the_ring_gets_refusals_never_a_wrapped_sum() -> None:
+    """The server picks the ring (Params.fitting); a hostile one may pick a 64-bit
+    ring with a tiny bound or room for fewer parties than it invites. Devices
+    refuse an input above the bound (naming no value) and every invitation whose
+    ring could overflow, so no sum can wrap around into a misleading result."""
+    keys = identities(NAMES)
+    tiny = Params(length=4, ring_bits=64, frac_bits=24, bound=1.0)
+    invitation = invite("shrunk", keys, 4, tiny)
+    with pytest.raises(ProtocolViolation, match="input refused") as refused:
+        Party(invitation, "alpha", keys["alpha"], [0.5, -0.5, 1.5, 0.0])
+    assert "1.5" not in str(refused.value)
+    Party(invitation, "alpha", keys["alpha"], [1.0, -1.0, 0.5, 0.0])  # at the bound: fine
+    cramped = Params(length=4, ring_bits=64, frac_bits=40, bound=2.0**21)  # room for 3
+    with pytest.raises(ValidationError, match="overflow the ring"):
+        invite("cramped", keys, 4, cramped)
+    forged = invitation.model_dump(mode="json")
+    forged["params"] = cramped.model_dump()
+    with pytest.raises(ValidationError):
+        Invitation.model_validate(forged)
