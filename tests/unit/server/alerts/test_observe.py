@@ -107,3 +107,51 @@ async def test_offline_and_disk_fire_once_then_resolve(
         assert states == {"resolved"}
         resolved = await db.scalars(select(AlertDelivery).where(AlertDelivery.status == "resolved"))
         assert len(list(resolved)) == 4
+
+
+async def test_failed_job_devices_and_backlog_observed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from edgefleet.server.applications.tables import Application, AppVersion
+    from edgefleet.server.data.tables import DataStream
+    from edgefleet.server.jobs.tables import Job, JobDevice
+
+    async with sessions() as db:
+        project = Project(id="p2", name="south")
+        db.add(project)
+        await db.flush()
+        app = Application(id="a1", project_pk=project.pk, name="probe")
+        db.add(app)
+        await db.flush()
+        version = AppVersion(id="v1", application_pk=app.pk, version="1")
+        device = Device(id="dpi", project_pk=project.pk, name="pi", credential_hash="h9")
+        db.add_all([version, device])
+        await db.flush()
+        job = Job(
+            id="j1",
+            project_pk=project.pk,
+            application_pk=app.pk,
+            version_pk=version.pk,
+            name="sensing",
+            state="running",
+        )
+        db.add(job)
+        await db.flush()
+        db.add(JobDevice(job_pk=job.pk, device_pk=device.pk, state="failed", error="exit 3"))
+        db.add_all(
+            [
+                DataStream(job_pk=job.pk, device_id="dpi", stream="a", pending=700),
+                DataStream(job_pk=job.pk, device_id="dpi", stream="b", pending=400),
+            ]
+        )
+        await db.commit()
+        kinds = {"job_failed": {project.pk}, "backlog_above": {project.pk}}
+        found = {(o.kind, o.subject): o for o in await observe.observe(db, kinds, utcnow())}
+        failed = found[("job_failed", "job:j1/device:dpi")]
+        assert failed.labels["error"] == "exit 3" and failed.labels["job_name"] == "sensing"
+        assert found[("backlog_above", "device:dpi")].value == 1100
+        # another project's rules see none of it
+        assert await observe.observe(db, {"job_failed": {project.pk + 100}}, utcnow()) == []
+        job.state = "cancelled"  # a cancelled job's failures no longer alert
+        await db.commit()
+        assert await observe.job_failed(db, {project.pk}) == []
