@@ -59,6 +59,7 @@ class Aggregator:
     def __init__(self, invitation: Invitation, threads: int = 2) -> None:
         self.invitation = invitation
         self.threads = threads  # for removing the masks (see ring.apply_all)
+        self.worker_cpu = 0.0  # CPU seconds those threads spent
         self.computation_id = invitation.computation_id
         self.threshold = invitation.threshold  # fewest inputs a released sum may hold
         self.phase: Phase = "advertise"
@@ -274,7 +275,7 @@ class Aggregator:
             s_key = crypto.load(s_keys[d])
             for u in sorted(self._neighbours[d] & set(self._masked)):
                 jobs.append(self._pairwise_job(s_key, u, d))
-        apply_all(self._ring, total, jobs, self.threads)
+        self.worker_cpu += apply_all(self._ring, total, jobs, self.threads)
         return total
 
     def _self_mask_job(self, seed: bytes, u: str) -> MaskJob:

@@ -19,6 +19,7 @@ usual one limb (k = 64) it is a single ``+``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -218,26 +219,30 @@ def remove_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str
 MaskJob = Callable[[Masker, Vector], None]  # adds or removes one mask into the given vector
 
 
-def apply_all(ring: Ring, acc: Vector, jobs: Sequence[MaskJob], threads: int = 1) -> None:
+def apply_all(ring: Ring, acc: Vector, jobs: Sequence[MaskJob], threads: int = 1) -> float:
     """Run every job into ``acc``. With ``threads`` > 1 the jobs are dealt round-robin
     to that many threads, each with its own :class:`Masker` and accumulator, and the
     partial sums are added at the end (addition in Z_{2^k} is order-free, so the
     result is the same). Worth it because the heavy parts run without the GIL:
     X25519 in libsodium, the AES-CTR keystream in ``cryptography``'s Rust core and
-    numpy's additions; a second core then really works (the server's unmasking)."""
+    numpy's additions; a second core then really works (the server's unmasking).
+    Returns the CPU seconds the worker threads spent (0 when run on the caller's
+    thread), so that a benchmark timing the caller's thread hides none of it."""
     if threads <= 1 or len(jobs) < 2 * threads:
         masker = ring.masker()
         for job in jobs:
             job(masker, acc)
-        return
+        return 0.0
 
-    def work(chunk: Sequence[MaskJob]) -> Vector:
+    def work(chunk: Sequence[MaskJob]) -> tuple[Vector, float]:
+        cpu = time.thread_time()
         masker, partial = ring.masker(), ring.zero()
         for job in chunk:
             job(masker, partial)
-        return partial
+        return partial, time.thread_time() - cpu
 
     with ThreadPoolExecutor(threads, thread_name_prefix="fed-unmask") as pool:
-        partials = list(pool.map(work, [jobs[i::threads] for i in range(threads)]))
-    for partial in partials:
+        done = list(pool.map(work, [jobs[i::threads] for i in range(threads)]))
+    for partial, _ in done:
         ring.add_into(acc, partial)
+    return sum(cpu for _, cpu in done)

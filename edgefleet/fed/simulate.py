@@ -111,10 +111,11 @@ def run(
     parties = out.parties
 
     def on_server(step: Callable[[], None]) -> None:
-        started, cpu = time.perf_counter(), time.thread_time()
+        started, cpu, workers = time.perf_counter(), time.thread_time(), aggregator.worker_cpu
         step()
         out.aggregator_seconds += time.perf_counter() - started
-        out.aggregator_cpu += time.thread_time() - cpu
+        # its own thread and its unmasking threads (ring.apply_all)
+        out.aggregator_cpu += time.thread_time() - cpu + aggregator.worker_cpu - workers
 
     def party_work(party: str, step: Callable[[], FedMessage]) -> bytes:
         """One party's step and the framing of its answer, timed in its own thread."""

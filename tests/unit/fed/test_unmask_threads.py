@@ -46,6 +46,7 @@ def test_the_aggregator_unmasks_the_same_sum_on_two_threads() -> None:
         outcome = run(invitation, keys, vectors, drop={"p3": "masked"}, threads=threads)
         assert outcome.result is not None, outcome.error
         assert outcome.aggregator.threads == threads
+        assert (outcome.aggregator.worker_cpu > 0) == (threads > 1)  # counted, not hidden
         results.append(outcome.aggregator.result_exact())
     assert results[0] == results[1]
     want = np.sum([vectors[p] for p in names if p != "p3"], axis=0)
