@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from edgefleet.agent import facts
+from edgefleet.agent import saves as instance_saves
 from edgefleet.agent import volumes as project_volumes
 from edgefleet.agent.commands import CommandRunner
 from edgefleet.agent.connection import Backoff, Connection
@@ -191,6 +192,8 @@ class Agent:
         self.tunnels = Tunnels(self)
         # project volumes: sizes, tar download, removal (issue 21)
         self.stream_handlers["volume"] = project_volumes.handler(lambda: self.runtimes)
+        # an instance's container committed and pushed as a new version (issue 21)
+        self.stream_handlers["save"] = instance_saves.handler(lambda: self.runtimes)
         if self.with_parts:
             from edgefleet.agent.data import attach as attach_data
 

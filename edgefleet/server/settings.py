@@ -100,6 +100,12 @@ class ServerSettings(BaseSettings):
     build_context_max_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="largest build context tar (Compose build:) accepted"
     )
+    instance_save_timeout: float = Field(
+        1800, gt=0, description="seconds a device may take to commit and push a saved instance"
+    )
+    instance_saves_kept: int = Field(
+        200, ge=1, description="finished instance saves this replica remembers for GET"
+    )
     stream_recheck_interval: float = Field(
         2.0,
         gt=0,

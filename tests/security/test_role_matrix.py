@@ -501,6 +501,20 @@ API_RULES: list[Rule] = [
         {"instance": const("i-none"), "user": const("admin")},
     ),
     Rule("POST", f"{A}/instances/{{instance}}/stop", OTHERS, {"instance": const("i-none")}),
+    # instance save (issue 21 part D): the instance is its owner's, 404 to everyone else
+    Rule(
+        "POST",
+        f"{A}/instances/{{instance}}/save",
+        OTHERS,
+        {"instance": const("i-none")},
+        body=const({"service": "web", "as": "stolen:1"}),
+    ),
+    Rule(
+        "GET",
+        f"{A}/instances/{{instance}}/saves/{{save}}",
+        OTHERS,
+        {"instance": const("i-none"), "save": const("s-none")},
+    ),
     # project volumes (issue 21): storage that outlives a job
     Rule(
         "POST",

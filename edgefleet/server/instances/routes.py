@@ -6,12 +6,14 @@ from fastapi import APIRouter
 
 from edgefleet.server.applications import service as applications
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
-from edgefleet.server.instances import service, view
+from edgefleet.server.instances import saves, service, view
 from edgefleet.server.instances.schemas import (
     InstanceIn,
     InstanceOut,
     LaunchableIn,
     LaunchableOut,
+    SaveIn,
+    SaveOut,
     ShareIn,
 )
 from edgefleet.server.pagination import Page, next_cursor
@@ -86,3 +88,21 @@ async def stop_instance(instance: str, caller: CallerDep, db: Db, ctx: Ctx) -> I
     found = await service.find(db, caller, instance)
     await service.stop_by(ctx, db, caller, found)
     return await view.output(db, found)
+
+
+@router.post("/instances/{instance}/save", status_code=202, response_model=SaveOut)
+async def save_instance(
+    instance: str, body: SaveIn, caller: CallerDep, db: Db, ctx: Ctx
+) -> SaveOut:
+    """Commit a service's container on the device, push it to the project's
+    registry and record it as APP:VERSION (the owner, with the developer role);
+    202: follow it with ``GET /instances/{id}/saves/{save}``."""
+    found = await service.find(db, caller, instance)
+    return (await saves.start(ctx, db, caller, found, body)).out()
+
+
+@router.get("/instances/{instance}/saves/{save}", response_model=SaveOut)
+async def show_save(instance: str, save: str, caller: CallerDep, db: Db) -> SaveOut:
+    """State, progress (layers and bytes pushed) and error of one save."""
+    found = await service.find(db, caller, instance)
+    return saves.find(found, save).out()

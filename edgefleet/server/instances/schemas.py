@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgefleet.server.schemas import Input, Output
 
@@ -67,3 +67,46 @@ class InstanceOut(Output):
     created_at: datetime
     devices: list[InstanceDevice]
     urls: list[str] = Field(description="proxy paths of the instance's declared ports")
+
+
+# -- saving an instance as a new application version (issue 21, part D) --------------
+
+SAVE_AS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}:[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+
+
+class SaveIn(Input):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    service: str = Field(min_length=1, max_length=64, description="the service to commit")
+    as_: str = Field(
+        alias="as",
+        pattern=SAVE_AS_PATTERN,
+        description="APP:VERSION: a new version of an app of the instance's project (or a new app)",
+    )
+    registry: str | None = Field(
+        None, max_length=255, description="registry host; default: the project's only registry"
+    )
+
+
+class SaveProgress(BaseModel):
+    layers_done: int = 0
+    layers_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+class SaveOut(Output):
+    id: str
+    instance: str
+    service: str
+    app: str
+    version: str
+    registry: str
+    device: str
+    state: str = Field(description="pending, pushing, recording, done or failed")
+    status: str = Field(description="the engine's last progress line")
+    progress: SaveProgress
+    image: str | None = Field(description="the pushed reference host/repo@sha256:…, once done")
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
