@@ -16,6 +16,7 @@ receivers that dedupe), ``X-Edgefleet-Event`` (firing|resolved).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -37,6 +38,7 @@ from edgefleet.server.registries.crypto import SecretKeyError
 log = logging.getLogger(__name__)
 
 BATCH = 100
+PARALLEL = 10  # receivers contacted at once
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -110,10 +112,10 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
                 )
             ).all()
         }
-        delivered = 0
+        sends: list[tuple[AlertDelivery, str, str, bytes, dict[str, str]]] = []
         for row, alert, rule, webhook, project in list(rows):
             if row.status == "resolved" and (alert.pk, webhook.pk) in unsettled:
-                continue  # its firing message first
+                continue  # its firing message first (a later pass)
             message = WebhookMessage(
                 status="resolved" if row.status == "resolved" else "firing",
                 alert=alert_out(alert, rule, project),
@@ -124,7 +126,6 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
             except SecretKeyError as exc:  # the server's key changed: this row can never go
                 row.done, row.last_error = True, f"cannot open the webhook's secret: {exc}"
                 log.error("webhook %s: %s", webhook.id, row.last_error)
-                await db.commit()
                 continue
             headers = {
                 "Content-Type": "application/json",
@@ -133,20 +134,27 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
                 "X-Edgefleet-Delivery": f"{alert.id}-{row.status}",
                 "X-Edgefleet-Event": row.status,
             }
-            error = await _post(ctx, client, webhook.url, body, headers)
+            sends.append((row, webhook.id, webhook.url, body, headers))
+        # One slow receiver must not hold up the others: sends run side by side.
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def send(url: str, body: bytes, headers: dict[str, str]) -> str | None:
+            async with gate:
+                return await _post(ctx, client, url, body, headers)
+
+        errors = await asyncio.gather(*(send(u, b, h) for _r, _w, u, b, h in sends))
+        delivered = 0
+        for (row, webhook_id, _url, _body, _headers), error in zip(sends, errors, strict=True):
             row.attempts += 1
             row.last_error = error
             if error is None:
                 row.done = row.delivered = True
                 delivered += 1
-                if row.status == "firing":
-                    unsettled.discard((alert.pk, webhook.pk))
             elif row.attempts >= s.alert_webhook_attempts:
                 row.done = True
-                unsettled.discard((alert.pk, webhook.pk))
-                log.warning("webhook %s gave up on alert %s: %s", webhook.id, alert.id, error)
+                log.warning("webhook %s gave up on delivery %d: %s", webhook_id, row.pk, error)
             else:
                 wait = delay(s.alert_webhook_backoff, row.attempts)
                 row.next_at = utcnow() + timedelta(seconds=wait)
-            await db.commit()
+        await db.commit()
         return delivered
