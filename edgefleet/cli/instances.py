@@ -138,3 +138,26 @@ def launchable(
     with config.client() as client:
         item = client.set_launchable(application, idle_timeout=idle_timeout, launchable=not off)
     show_item(item, output)
+
+
+@app.command("save")
+def save(
+    instance: str,
+    service: str = typer.Option(..., "--service", "-s", help="the service whose container"),
+    as_: str = typer.Option(..., "--as", metavar="APP:VERSION", help="the version to record"),
+    registry: str | None = typer.Option(
+        None, "--registry", help="registry host to push to (default: the project's only one)"
+    ),
+    timeout: float = typer.Option(1800, "--timeout", help="seconds to wait for the push"),
+    output: Format = OutputOption,
+) -> None:
+    """Commit a service of your instance on its device, push it to the project's
+    registry and record it as APP:VERSION, which others can launch or deploy."""
+    from edgefleet.cli.instance_save import follow
+
+    with config.client() as client:
+        started = client.save_instance(instance, service, as_, registry)
+        item = follow(client, instance, started, timeout, quiet=output != Format.table)
+    if item["state"] != "done":
+        raise fail(f"saving {instance} as {as_} failed: {item.get('error') or item['state']}")
+    show_item(item, output)

@@ -1003,6 +1003,23 @@ class Client:
         result: JSON = self.post(f"/instances/{instance_id}/stop", {})
         return result
 
+    def save_instance(
+        self, instance_id: str, service: str, as_: str, registry: str | None = None
+    ) -> JSON:
+        """Start saving ``service`` of your instance as ``as_`` (``APP:VERSION``):
+        the device commits its container and pushes it to the project's registry
+        (``registry``, default its only one); follow it with :meth:`instance_save`."""
+        body: JSON = {"service": service, "as": as_}
+        if registry is not None:
+            body["registry"] = registry
+        result: JSON = self.post(f"/instances/{instance_id}/save", body)
+        return result
+
+    def instance_save(self, instance_id: str, save_id: str) -> JSON:
+        """A save's state (pushing, recording, done, failed), progress and error."""
+        result: JSON = self.get(f"/instances/{instance_id}/saves/{save_id}")
+        return result
+
     # -- project volumes (issue 21) ------------------------------------------------------------
 
     def create_volume(self, name: str, project: str = "default") -> JSON:
