@@ -87,6 +87,9 @@ def test_broken_version_stops_after_first_batch_and_is_reverted(engine: Any, fle
     assert paused["batch"] == 1 and paused["failures"]
     assert "failure_threshold" in paused["reason"]
     assert {b["state"] for b in paused["batches"][1:]} == {"waiting"}
+    # Each device's target is what it is told: held-back devices are told v1.
+    targets = {d["device"]: d["target_version"] for d in job(server, job_id)["devices"]}
+    assert {targets[d] for d in later} == {"1"} and {targets[d] for d in first} == {"2"}
     # The failed devices keep v1 running; the later batches never heard of v2.
     now = by_device(job_id)
     assert {d: now[d] for d in later} == {d: before[d] for d in later}
