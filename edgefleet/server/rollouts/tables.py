@@ -14,10 +14,13 @@ from edgefleet.server.db.base import Base, utcnow
 class JobRollout(Base):
     """One row per job that has a ``rollout`` block.
 
-    ``state`` is ``idle`` until a version change starts a staged rollout;
-    while it is ``rolling`` or ``paused``, devices not yet moved keep
-    ``from_version`` / ``from_resolved`` (see :func:`.service.pins`).
-    ``progress`` is the pure state machine's state (:mod:`.machine`).
+    ``state`` is ``idle`` until a version or configuration change starts a
+    staged rollout; while it is ``rolling`` or ``paused``, devices not yet
+    moved keep ``from_version`` / ``from_resolved`` (see :mod:`.pins`) and,
+    for a configuration change, the previous secrets/variables kept in
+    ``progress["held"]`` (:mod:`.inputs`; after a revert or abort, every
+    device keeps them). ``progress`` is the pure state machine's state
+    (:mod:`.machine`).
     """
 
     __tablename__ = "job_rollouts"
