@@ -34,6 +34,28 @@ def _deploys(http: httpx.Client, app: str, device: str, rounds: int) -> list[flo
     return times
 
 
+def _idle_footprint(report: Report, agent: AgentProc, runtime: str) -> None:
+    """RSS, PSS, USS and CPU of a connected agent with no job, after it settled."""
+    time.sleep(5)
+    process = psutil.Process(agent.process.pid)  # type: ignore[union-attr]
+    process.cpu_percent(None)
+    time.sleep(30)
+    cpu = process.cpu_percent(None)
+    memory = process.memory_full_info()
+    what = f"1 idle agent, {runtime}"
+    note = "10 s heartbeat; RSS counts shared libraries whole"
+    report.add("agent footprint", what, "RSS", memory.rss / 1e6, "MB", "<= 40 MB", note)
+    report.add(
+        "agent footprint",
+        what,
+        "PSS (shared pages split among their users)",
+        memory.pss / 1e6,
+        "MB",
+    )
+    report.add("agent footprint", what, "USS (its own pages)", memory.uss / 1e6, "MB")
+    report.add("agent footprint", what, "CPU over 30 s", cpu, "% of one core")
+
+
 def run(report: Report, podman: Any | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ef-bench-agent-") as tmp:
         workdir = Path(tmp)
@@ -64,33 +86,7 @@ def run(report: Report, podman: Any | None = None) -> None:
                     30,
                     what="online",
                 )
-                time.sleep(5)
-                process = psutil.Process(agent.process.pid)  # type: ignore[union-attr]
-                process.cpu_percent(None)
-                time.sleep(30)
-                cpu = process.cpu_percent(None)
-                memory = process.memory_full_info()
-                report.add(
-                    "agent footprint",
-                    "1 idle agent",
-                    "RSS",
-                    memory.rss / 1e6,
-                    "MB",
-                    "< 40 MB",
-                    "process runtime, 10 s heartbeat; RSS counts shared libraries whole",
-                )
-                report.add(
-                    "agent footprint",
-                    "1 idle agent",
-                    "PSS (shared pages split among their users)",
-                    memory.pss / 1e6,
-                    "MB",
-                )
-                report.add(
-                    "agent footprint", "1 idle agent", "USS (its own pages)", memory.uss / 1e6, "MB"
-                )
-                report.add("agent footprint", "1 idle agent", "CPU over 30 s", cpu, "% of one core")
-
+                _idle_footprint(report, agent, "process runtime")
                 spec = {
                     "services": {
                         "tick": {"x-edgefleet-runtime": "process", "command": ["sleep", "3600"]}
@@ -144,6 +140,7 @@ def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
             wait_for(
                 lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"], 30, what="online"
             )
+            _idle_footprint(report, agent, "docker runtime (Podman)")
             spec = {
                 "services": {"web": {"image": IMAGE, "command": ["sleep", "3600"], "init": True}}
             }

@@ -1,13 +1,67 @@
-"""``edgefleet agent ...`` with only what the agent needs loaded."""
+"""``edgefleet agent ...`` with only what the agent needs loaded.
+
+The daemon runs in a second, lean interpreter (issue 18: an idle agent within
+40 MB). Typer, the CLI's settings plumbing and the sub-verbs' modules cost the
+agent 2-3 MB it would carry for months, so the first process only parses and
+validates the flags, then ``exec``s the same command line (same pid, nothing
+to supervise twice) with the validated settings in :data:`SETTINGS_ENV`; that
+process reads them back here without importing Typer at all.
+
+The hand-off also sets ``MALLOC_ARENA_MAX=2`` unless the environment already
+chooses: glibc otherwise gives every thread that allocates (the asyncio
+executor, SQLite writers) its own arena, which a long-running agent keeps as
+resident memory. Two arenas are plenty for one event loop and a few threads.
+"""
 
 from __future__ import annotations
 
-import typer
+import os
+import sys
+from typing import TYPE_CHECKING
 
-from edgefleet.cli.processes import register_agent
+if TYPE_CHECKING:
+    from edgefleet.agent.settings import AgentSettings
+
+# The validated settings as JSON, for the lean process only (removed from its
+# environment at once, so workloads and children never see it).
+SETTINGS_ENV = "EDGEFLEET_AGENT_LEAN_SETTINGS"
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def exec_lean(settings: AgentSettings) -> None:
+    """Replace this process with a lean one running the agent with ``settings``
+    (never returns). The command line is kept, so ``ps``, a restart and an
+    over-the-air upgrade see the same arguments."""
+    env = dict(os.environ)
+    env[SETTINGS_ENV] = settings.model_dump_json()
+    for name, value in MALLOC_ENV.items():
+        env.setdefault(name, value)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+def _run_lean(raw: str) -> None:
+    from pydantic import ValidationError
+
+    from edgefleet.agent.main import run
+    from edgefleet.agent.settings import AgentSettings
+
+    try:
+        settings = AgentSettings.model_validate_json(raw)
+    except ValidationError as exc:  # written by exec_lean from valid settings: a bug
+        print(f"edgefleet agent: bad hand-off settings: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(run(settings))
 
 
 def main() -> None:
+    raw = os.environ.pop(SETTINGS_ENV, None)
+    if raw is not None:
+        _run_lean(raw)
+        return
+    import typer
+
+    from edgefleet.cli.processes import register_agent
+
     app = typer.Typer(
         name="edgefleet", pretty_exceptions_enable=False, add_completion=False, no_args_is_help=True
     )

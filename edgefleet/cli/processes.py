@@ -54,11 +54,11 @@ def _run_agent(**values: Any) -> None:
     from edgefleet.agent.upgrade.launch import follow_current
 
     follow_current(settings.state_dir)  # an upgraded agent runs from its own venv
-    from edgefleet.agent.main import run as run_agent
-
     if not settings.server and not (settings.state_dir / "device.json").exists():
         raise fail("--server is required (the URL of the edgefleet server)", 2)
-    sys.exit(run_agent(settings))
+    from edgefleet.cli.agent_entry import exec_lean
+
+    exec_lean(settings)  # the daemon runs without Typer and the CLI loaded (issue 18)
 
 
 def _run_up(**values: Any) -> None:

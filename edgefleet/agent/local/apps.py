@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field
 from edgefleet.agent.data.http import HttpError
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.agent.state import StateDir
-from edgefleet.spec.compose import SpecInvalid, parse
 from edgefleet.wire.local import local_app_job
 from edgefleet.wire.workload import JobAssignment
 
@@ -62,6 +61,10 @@ class LocalApps:
         check_name(name)
         if name not in self._book.apps and len(self._book.apps) >= self.limit:
             raise HttpError(409, f"name: this device already runs {self.limit} local apps")
+        # The Compose parser (and YAML) load with the first app, not with every
+        # idle agent: 1.7 MB the daemon would otherwise keep (issue 18).
+        from edgefleet.spec.compose import SpecInvalid, parse
+
         try:
             spec, _ = parse(compose, environment={})
         except SpecInvalid as exc:
