@@ -22,10 +22,8 @@ def _deploys(http: httpx.Client, app: str, device: str, rounds: int) -> list[flo
         job = http.post("/api/v1/jobs", json={"application": app, "devices": [device]}).json()
 
         def running(job_id: str = job["id"]) -> bool:
-            return (
-                http.get(f"/api/v1/jobs/{job_id}", params={"devices": "false"}).json()["state"]
-                == "running"
-            )
+            answer = http.get(f"/api/v1/jobs/{job_id}", params={"devices": "false"}).json()
+            return bool(answer["state"] == "running")
 
         wait_for(running, 60, interval=0.01, what="running")
         times.append((time.perf_counter() - begin) * 1000)

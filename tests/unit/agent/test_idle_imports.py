@@ -1,0 +1,157 @@
+"""What an idle agent loads (issue 18: an idle agent within 40 MB).
+
+Each module an agent imports stays in its memory for months, so heavy ones load
+only with the feature that needs them. This starts the real ``edgefleet
+agent`` command (a stored enrollment, a server that does not answer), lets it
+reach its idle state (every part started, the connection retrying) and reads
+which modules the daemon imported from ``-X importtime``: a regression fails
+here rather than in a benchmark.
+
+``edgefleet agent`` parses its flags with Typer, then ``exec``s a lean process
+(same pid) that loads neither Typer nor the CLI: the importtime log of the
+second interpreter starts at its own header line.
+"""
+
+from __future__ import annotations
+
+import base64
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from edgefleet.agent.state import Identity, StateDir
+from tests.support.procs import base_env, free_port
+
+# Must not be in an idle agent: server packages, the CLI's, and what only a
+# feature in use needs (the docker SDK with the docker runtime, the Compose
+# parser with a local app, the fed protocol's crypto with a computation).
+FORBIDDEN = {
+    "typer",
+    "click",
+    "rich",
+    "edgefleet.cli.processes",
+    "edgefleet.cli.settings_command",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "sqlalchemy",
+    "alembic",
+    "pyarrow",
+    "nats",
+    "psycopg",
+    "httpx",
+    "numpy",
+    "docker",
+    "requests",
+    "urllib3",
+    "yaml",
+    "edgefleet.spec.compose",
+    "edgefleet.fed.party",
+    "edgefleet.fed.crypto",
+    "cryptography",
+    "edgefleet.server",
+    "edgefleet.client",
+}
+# Loaded by an idle agent that really reached its idle state (parts started).
+EXPECTED = {"edgefleet.agent.data.service", "edgefleet.agent.telemetry.part", "websockets"}
+HEADER = "import time: self [us] | cumulative | imported package"
+
+
+def _enrolled(state_dir: Path, server: str) -> None:
+    key = X25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    StateDir(state_dir).save_identity(
+        Identity(
+            device_id="dev-idle",
+            credential="unused",
+            name="idle",
+            project="p",
+            servers=[server],
+            private_key=base64.b64encode(private).decode(),
+            public_key=base64.b64encode(public).decode(),
+        )
+    )
+
+
+def _imported(log: str) -> set[str]:
+    names = set()
+    for line in log.splitlines():
+        if line.startswith("import time:") and "|" in line and HEADER not in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -> None:
+    server = f"http://127.0.0.1:{free_port()}"  # nobody listens: the agent keeps retrying
+    state_dir = tmp_path / "s"
+    _enrolled(state_dir, server)
+    argv = [sys.executable, "-X", "importtime", "-m", "edgefleet", "agent", "--server", server]
+    argv += ["--state-dir", str(state_dir), "--runtime", "process", "--log-level", "info"]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base_env(),
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        deadline = time.monotonic() + 60
+        log_file = state_dir / "agent.log"
+        while time.monotonic() < deadline:
+            if log_file.exists() and "cannot reach" in log_file.read_text():
+                break
+            assert proc.poll() is None, "the agent exited"
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the agent never tried to connect")
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-2000:]
+
+    parts = stderr.split(HEADER)
+    assert len(parts) == 3, "edgefleet agent did not hand over to a lean process"
+    cli, daemon = _imported(parts[1]), _imported(parts[2])
+    assert "typer" in cli  # the flags were parsed by the full CLI...
+    assert daemon >= EXPECTED, EXPECTED - daemon  # ...and the daemon reached its idle state
+    loaded = {name for name in daemon if name.split(".")[0] in {n.split(".")[0] for n in FORBIDDEN}}
+    bad = {name for name in loaded if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)}
+    assert not bad, f"an idle agent imported {sorted(bad)}"
+    # Set for the daemon by the hand-off: two glibc arenas, not one per thread.
+    assert b"MALLOC_ARENA_MAX=2" in environ
+
+
+def test_the_lean_settings_never_reach_a_workload(tmp_path: Path) -> None:
+    """The hand-off's settings (the provisioning key among them) are removed from
+    the daemon's environment before anything starts, so children never see them."""
+    from edgefleet.agent.settings import AgentSettings
+
+    settings = AgentSettings(
+        server=["http://127.0.0.1:9"], state_dir=tmp_path, provisioning_key="k"
+    )
+    script = (
+        "import os, edgefleet.cli.agent_entry as e, edgefleet.agent.main as m\n"
+        "m.run = lambda s: print(s.provisioning_key, os.environ.get(e.SETTINGS_ENV),"
+        " os.popen('env').read().count(e.SETTINGS_ENV)) or 0\n"
+        "e.main()\n"
+    )
+    env = base_env(EDGEFLEET_AGENT_LEAN_SETTINGS=settings.model_dump_json())
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["k", "None", "0"]
