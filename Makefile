@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# One module per worker keeps each module's shared fixtures (the security estate) in one place.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint typecheck unit bench deps test-deps clean
