@@ -60,7 +60,12 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
         try:
             try:
                 digest = await asyncio.to_thread(
-                    commit_and_push, runtime.client.api, container, request, emit
+                    commit_and_push,
+                    runtime.client.api,
+                    container,
+                    request,
+                    emit,
+                    await runtime.is_podman(),
                 )
                 last = SaveEvent(status="pushed", done=True, digest=digest)
             except SaveFailed as exc:
@@ -85,9 +90,18 @@ def _docker(runtimes: RuntimeSet | None) -> Any:
 
 
 def commit_and_push(
-    api: Any, container: str, request: SaveRequest, emit: Callable[[SaveEvent], None]
+    api: Any,
+    container: str,
+    request: SaveRequest,
+    emit: Callable[[SaveEvent], None],
+    podman: bool = False,
 ) -> str:
-    """Commit, tag, push; the digest the registry stored. Blocking (a worker thread)."""
+    """Commit, tag, push; the digest the registry stored. Blocking (a worker thread).
+
+    Docker Engine reports each layer's bytes while it pushes. Podman's compatible
+    API (4.x) reports only the start and the digest, so for it the image's layers
+    are announced before the push and marked pushed with the digest: the progress
+    is then in layers, all at the end."""
     from docker.errors import APIError, DockerException
 
     emit(SaveEvent(status=f"committing {container[:12]}"))
@@ -100,6 +114,9 @@ def commit_and_push(
         )
     except (APIError, DockerException, OSError) as exc:
         raise SaveFailed(f"commit failed: {getattr(exc, 'explanation', None) or exc}") from exc
+    layers = _layers(api, f"{request.repository}:{request.tag}") if podman else []
+    for layer in layers:
+        emit(SaveEvent(status="Waiting", layer=layer))
     emit(SaveEvent(status=f"pushing {request.repository}:{request.tag}"))
     auth = request.auth.model_dump() if request.auth is not None else None
     try:
@@ -117,7 +134,21 @@ def commit_and_push(
         digest = _from_repo_digests(info.get("RepoDigests") or [], request.repository)
     if digest is None:
         raise SaveFailed("the engine pushed the image but reported no digest")
+    for layer in layers:
+        emit(SaveEvent(status="Pushed", layer=layer))
     return digest
+
+
+def _layers(api: Any, image: str) -> list[str]:
+    """Short ids of the image's layers (``RootFS.Layers``), oldest first."""
+    from docker.errors import APIError, DockerException
+
+    try:
+        info = api.inspect_image(image)
+    except (APIError, DockerException, OSError) as exc:
+        raise SaveFailed(f"the committed image cannot be inspected: {exc}") from exc
+    found = (info.get("RootFS") or {}).get("Layers") or []
+    return [str(layer).removeprefix("sha256:")[:12] for layer in found]
 
 
 def _follow(events: Iterator[dict[str, Any]], emit: Callable[[SaveEvent], None]) -> str | None:
