@@ -1,0 +1,38 @@
+"""A save's progress as the API shows it (edgefleet.server.instances.saves.SaveRun):
+layers counted done on Pushed / already exists, bytes from the engine's counts."""
+
+from __future__ import annotations
+
+from edgefleet.server.instances.saves import SaveRun
+from edgefleet.wire.saves import SaveEvent
+
+
+def _run() -> SaveRun:
+    return SaveRun(
+        id="s1", instance="i1", service="web", app="tool", version="2",
+        registry="reg:5000", device="d1", repository="reg:5000/p/tool", project_pk=1,
+    )  # fmt: skip
+
+
+def test_progress_counts_layers_and_bytes() -> None:
+    run = _run()
+    run.apply(SaveEvent(status="Preparing", layer="a"))
+    run.apply(SaveEvent(status="Pushing", layer="a", current=100, total=400))
+    run.apply(SaveEvent(status="Layer already exists", layer="b"))
+    progress = run.out().progress
+    assert (progress.layers_done, progress.layers_total) == (1, 2)
+    assert (progress.bytes_done, progress.bytes_total) == (100, 400)
+    run.apply(SaveEvent(status="Pushed", layer="a"))
+    progress = run.out().progress
+    assert (progress.layers_done, progress.bytes_done) == (2, 400)
+    assert run.out().status == "Pushed"
+
+
+def test_finish_sets_state_and_error() -> None:
+    run = _run()
+    run.finish("push failed: denied")
+    out = run.out()
+    assert out.state == "failed" and out.error == "push failed: denied" and out.finished_at
+    other = _run()
+    other.finish()
+    assert other.out().state == "done" and other.out().error is None
