@@ -15,9 +15,12 @@ resident memory. Two arenas are plenty for one event loop and a few threads.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import sys
-from typing import TYPE_CHECKING
+import types
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgefleet.agent.settings import AgentSettings
@@ -39,7 +42,44 @@ def exec_lean(settings: AgentSettings) -> None:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
+# Imported by the agent's dependencies (websockets' proxy support) or modules
+# for rare work (enrollment, upgrades, builds), but used only then: they load on
+# first use instead. urllib.request brings http.client and email, ~3 MB.
+DEFERRED = ("urllib.request",)
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module until one of its names is used, then imports the
+    real module and becomes a copy of it. (The stdlib's LazyLoader does not do:
+    the import statement itself reads ``__spec__``, which loads the module.)"""
+
+    def __getattr__(self, attr: str) -> Any:
+        real = sys.modules.get(self.__name__)
+        if real is self or real is None:
+            del sys.modules[self.__name__]
+            real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, attr)
+
+
+def defer(name: str) -> None:
+    """Register ``name`` so it is imported on first use; a no-op if it already is."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return
+    stub = _Deferred(name)
+    stub.__spec__ = spec
+    sys.modules[name] = stub
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, stub)
+
+
 def _run_lean(raw: str) -> None:
+    for name in DEFERRED:
+        defer(name)
     from pydantic import ValidationError
 
     from edgefleet.agent.main import run

@@ -51,6 +51,7 @@ FORBIDDEN = {
     "docker",
     "requests",
     "urllib3",
+    "http.client",  # websockets' proxy lookup, only with a *_proxy variable set
     "yaml",
     "edgefleet.spec.compose",
     "edgefleet.fed.party",
