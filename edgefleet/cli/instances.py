@@ -143,7 +143,7 @@ def launchable(
 @app.command("save")
 def save(
     instance: str,
-    service: str = typer.Option(..., "--service", "-s", help="the service whose container"),
+    service: str = typer.Option(..., "--service", "-s", help="the service to commit"),
     as_: str = typer.Option(..., "--as", metavar="APP:VERSION", help="the version to record"),
     registry: str | None = typer.Option(
         None, "--registry", help="registry host to push to (default: the project's only one)"

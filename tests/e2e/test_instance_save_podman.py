@@ -103,6 +103,18 @@ def test_instance_saved_pushed_and_launched_again(
         assert again.returncode == 1 and "already exists" in again.stderr
         assert "Traceback" not in again.stderr
 
+        # into a new app of the project, with the progress bar (table output):
+        # the new app is launchable like its parent
+        fresh = cli(
+            server, tokens["alice"], "instances", "save", mine["id"],
+            "--service", "web", "--as", "notebook-lab:1",
+        )  # fmt: skip
+        assert fresh.returncode == 0, fresh.stderr + fresh.stdout
+        assert "layers" in fresh.stderr and "done" in fresh.stdout
+        with server.client(tokens["bob"]) as bob:
+            assert bob.application("notebook-lab")["versions"] == ["1"]
+            assert bob.get("/applications/notebook-lab/launchable")["idle_timeout"] == 600
+
         # bob gets it from the registry, not from the device's local copy
         podman("rmi", "-f", f"{pushed}:2", check=False)
         podman("rmi", "-f", result["image"], check=False)
@@ -119,4 +131,4 @@ def test_instance_saved_pushed_and_launched_again(
         assert read["exit_code"] == 0 and read["stdout"].strip() == "made-by-alice", read
     finally:
         engine.cleanup()
-        podman("rmi", "-f", f"{pushed}:2", check=False)
+        podman("rmi", "-f", f"{pushed}:2", f"{registry.host}/default/notebook-lab:1", check=False)
