@@ -3,7 +3,8 @@ Podman engine, writes a file in it, saves it with the CLI as ``notebook:2``
 (the device commits the container and pushes it to a real registry, Debian's
 ``docker-registry``, with the project's registry login), the image is in the
 registry's catalog, and bob launches ``notebook:2`` — pulled back from the
-registry, the local copy removed first — and finds alice's file inside."""
+registry, the local copy removed first — and finds alice's file inside. A login the
+registry refuses fails the save in plain words (exit 1) and records nothing."""
 
 from __future__ import annotations
 
@@ -114,6 +115,20 @@ def test_instance_saved_pushed_and_launched_again(
         with server.client(tokens["bob"]) as bob:
             assert bob.application("notebook-lab")["versions"] == ["1"]
             assert bob.get("/applications/notebook-lab/launchable")["idle_timeout"] == 600
+
+        # a real fault: the registry refuses the project's login; the CLI says so and exits 1
+        with server.client() as admin:
+            admin.add_registry(registry.host, USER, "wrong-password")
+        refused = cli(
+            server, tokens["alice"], "instances", "save", mine["id"],
+            "--service", "web", "--as", "notebook:3",
+        )  # fmt: skip
+        assert refused.returncode == 1, refused.stdout
+        assert "failed" in refused.stderr and "unauthorized" in refused.stderr.lower()
+        assert "Traceback" not in refused.stderr
+        with server.client() as admin:
+            assert admin.application("notebook")["versions"] == ["1", "2"]
+            admin.add_registry(registry.host, USER, PASSWORD)
 
         # bob gets it from the registry, not from the device's local copy
         podman("rmi", "-f", f"{pushed}:2", check=False)
