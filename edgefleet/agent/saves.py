@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.wire.mux import Stream, StreamError
 from edgefleet.wire.saves import SaveEvent, SaveRequest
@@ -43,7 +44,12 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
         if runtime is None:
             await stream.refuse("this device has no container engine: nothing to save")
             return
-        found = [w for w in await runtime.workloads(request.job) if w.service == request.service]
+        try:
+            workloads = await runtime.workloads(request.job)
+        except RuntimeFailure as exc:
+            await stream.refuse(str(exc)[:500])
+            return
+        found = [w for w in workloads if w.service == request.service]
         if not found:
             await stream.refuse(
                 f"no container of service {request.service} of job {request.job} on this device"
