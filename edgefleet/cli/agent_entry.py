@@ -20,6 +20,7 @@ import importlib.util
 import os
 import sys
 import types
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,6 +47,13 @@ def exec_lean(settings: AgentSettings) -> None:
 # for rare work (enrollment, upgrades, builds), but used only then: they load on
 # first use instead. urllib.request brings http.client and email, ~3 MB.
 DEFERRED = ("urllib.request",)
+
+
+# Never loaded by the daemon: requests (under the docker SDK) uses a charset
+# detector only to guess the encoding of a text answer that declares none, and
+# falls back to UTF-8 without one, which is what the engine API speaks. The
+# detector costs ~2 MB with the docker runtime.
+BLOCKED = ("charset_normalizer", "chardet")
 
 
 class _Deferred(types.ModuleType):
@@ -80,6 +88,9 @@ def defer(name: str) -> None:
 def _run_lean(raw: str) -> None:
     for name in DEFERRED:
         defer(name)
+    for name in BLOCKED:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    warnings.filterwarnings("ignore", "Unable to find acceptable character detection")
     from pydantic import ValidationError
 
     from edgefleet.agent.main import run

@@ -136,9 +136,10 @@ def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -
     assert b"MALLOC_ARENA_MAX=2" in environ
 
 
-def test_the_lean_settings_never_reach_a_workload(tmp_path: Path) -> None:
+def test_the_lean_process_drops_its_settings_and_keeps_requests_working(tmp_path: Path) -> None:
     """The hand-off's settings (the provisioning key among them) are removed from
-    the daemon's environment before anything starts, so children never see them."""
+    the daemon's environment before anything starts, so children never see them;
+    requests (the docker SDK's transport) works without a charset detector."""
     from edgefleet.agent.settings import AgentSettings
 
     settings = AgentSettings(
@@ -146,8 +147,12 @@ def test_the_lean_settings_never_reach_a_workload(tmp_path: Path) -> None:
     )
     script = (
         "import os, edgefleet.cli.agent_entry as e, edgefleet.agent.main as m\n"
-        "m.run = lambda s: print(s.provisioning_key, os.environ.get(e.SETTINGS_ENV),"
-        " os.popen('env').read().count(e.SETTINGS_ENV)) or 0\n"
+        "def run(s):\n"
+        "    import requests.models\n"
+        "    print(s.provisioning_key, os.environ.get(e.SETTINGS_ENV),\n"
+        "          os.popen('env').read().count(e.SETTINGS_ENV), requests.models.chardet)\n"
+        "    return 0\n"
+        "m.run = run\n"
         "e.main()\n"
     )
     env = base_env(EDGEFLEET_AGENT_LEAN_SETTINGS=settings.model_dump_json())
@@ -155,4 +160,5 @@ def test_the_lean_settings_never_reach_a_workload(tmp_path: Path) -> None:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["k", "None", "0"]
+    assert out.stdout.split() == ["k", "None", "0", "None"]
+    assert "Warning" not in out.stderr, out.stderr
