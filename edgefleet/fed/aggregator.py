@@ -55,6 +55,20 @@ Phase = Literal["advertise", "shares", "masked", "consistency", "unmask", "done"
 Kind = Literal["s", "b"]
 
 
+def roster_entry(party: str, s_public: bytes, c_public: bytes, tag: bytes | None) -> RosterEntry:
+    """What ``RosterEntry.model_construct`` builds (from checked advertisements: no
+    validation), without its per-call walk over the fields: the server builds k
+    entries per party each computation (39,000 at 1,000 parties), and that walk
+    was a fifth of its work. Pinned equal to ``model_construct`` in the unit tests."""
+    entry = RosterEntry.__new__(RosterEntry)
+    values = {"party": party, "s_public": s_public, "c_public": c_public, "tag": tag}
+    object.__setattr__(entry, "__dict__", values)
+    object.__setattr__(entry, "__pydantic_fields_set__", set(values))
+    object.__setattr__(entry, "__pydantic_extra__", None)
+    object.__setattr__(entry, "__pydantic_private__", None)
+    return entry
+
+
 class Aggregator:
     def __init__(self, invitation: Invitation, threads: int = 2) -> None:
         self.invitation = invitation
@@ -132,12 +146,7 @@ class Aggregator:
         for recipient in self._adverts:
             near = self._neighbours[recipient] | {recipient}
             entries = [
-                RosterEntry.model_construct(
-                    party=a.sender,
-                    s_public=a.s_public,
-                    c_public=a.c_public,
-                    tag=a.tags.get(recipient),
-                )
+                roster_entry(a.sender, a.s_public, a.c_public, a.tags.get(recipient))
                 for a in (self._adverts[p] for p in sorted(near) if p in self._adverts)
             ]
             out[recipient] = Roster.model_construct(
@@ -157,7 +166,7 @@ class Aggregator:
         except codec.FrameError as exc:
             raise ProtocolViolation(f"shares of {msg.sender}: {exc}") from exc
         recipients = [self._parties[index] for index, _, _ in records]
-        expected = self._neighbours[msg.sender] & set(self._adverts)
+        expected = {v for v in self._neighbours[msg.sender] if v in self._adverts}  # O(k), not O(n)
         if len(recipients) != len(expected) or set(recipients) != expected:
             raise ProtocolViolation(
                 f"{msg.sender} must send one share to each advertised neighbour"
@@ -209,7 +218,7 @@ class Aggregator:
 
     def on_consistency(self, msg: ConsistencyTags) -> None:
         self._accept(msg, msg.sender, "consistency", self._masked, self._tags)
-        if set(msg.tags) != self._neighbours[msg.sender] & set(self._masked):
+        if set(msg.tags) != {v for v in self._neighbours[msg.sender] if v in self._masked}:
             raise ProtocolViolation(f"{msg.sender} must tag the list for each surviving neighbour")
         self._tags[msg.sender] = msg
 
@@ -239,9 +248,10 @@ class Aggregator:
 
     def on_unmask(self, msg: UnmaskResponse) -> None:
         self._accept(msg, msg.sender, "unmask", self._tags, self._responses)
-        held = (self._neighbours[msg.sender] | {msg.sender}) & set(self._bundles)
-        dropped = held - set(self._masked)
-        if set(msg.s_shares) != dropped or set(msg.b_shares) != held & set(self._masked):
+        near = self._neighbours[msg.sender] | {msg.sender}
+        held = {v for v in near if v in self._bundles}  # per message O(k), not O(n)
+        alive = {v for v in held if v in self._masked}
+        if set(msg.s_shares) != held - alive or set(msg.b_shares) != alive:
             raise ProtocolViolation(f"{msg.sender} answered for other parties than requested")
         self._responses[msg.sender] = msg
 
