@@ -40,6 +40,8 @@ def exec_lean(settings: AgentSettings) -> None:
     env[SETTINGS_ENV] = settings.model_dump_json()
     for name, value in MALLOC_ENV.items():
         env.setdefault(name, value)
+    sys.stdout.flush()  # exec drops what Python still buffers
+    sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
