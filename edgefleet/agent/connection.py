@@ -90,7 +90,7 @@ class Backoff:
 def proxy_setting() -> Literal[True] | None:
     """``True`` (websockets reads the proxy from the environment) only when a
     ``*_proxy`` variable is set: looking it up loads ``urllib.request`` and
-    ``http.client``, about 3 MB an idle agent would otherwise keep (issue 18)."""
+    ``http.client``, memory an idle agent would otherwise keep (issue 18)."""
     configured = any(k.lower().endswith("_proxy") and v for k, v in os.environ.items())
     return True if configured else None
 

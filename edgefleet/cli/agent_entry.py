@@ -47,7 +47,7 @@ def exec_lean(settings: AgentSettings) -> None:
 
 # Imported by the agent's dependencies (websockets' proxy support) or modules
 # for rare work (enrollment, upgrades, builds), but used only then: they load on
-# first use instead. urllib.request brings http.client and email, ~3 MB.
+# first use instead. urllib.request brings http.client (~0.6 MB in the daemon).
 DEFERRED = ("urllib.request",)
 
 
