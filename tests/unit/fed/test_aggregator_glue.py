@@ -13,7 +13,7 @@ from edgefleet.fed.aggregator import roster_entry
 from edgefleet.fed.messages import Roster, RosterEntry
 
 
-@pytest.mark.parametrize("tag", [os.urandom(32), None])
+@pytest.mark.parametrize("tag", [bytes(range(32)), None], ids=["tag", "no-tag"])
 def test_roster_entry_is_what_model_construct_builds(tag: bytes | None) -> None:
     s, c = os.urandom(32), os.urandom(32)
     fast = roster_entry("device-00007", s, c, tag)
