@@ -97,7 +97,9 @@ class Jobs:
         now = datetime.now(UTC)
         found = {a.job_id: a for a in self.desired_state.jobs if a.end is None or a.end > now}
         if self.local_assignments is not None:
-            found.update(self.local_assignments())  # the owner's apps: the server cannot replace them
+            found.update(
+                self.local_assignments()
+            )  # the owner's apps: the server cannot replace them
         return found
 
     def desired(self, message: DesiredState) -> None:

@@ -211,7 +211,9 @@ class AgentSettings(BaseModel):
         1024 * 1024, gt=0, le=64 * 1024 * 1024, description="largest local API request body, bytes"
     )
     local_actions_max: int = Field(
-        1000, gt=0, description="local actions kept until the server acknowledges them (oldest dropped)"
+        1000,
+        gt=0,
+        description="local actions kept until the server acknowledges them (oldest dropped)",
     )
     local_apps_max: int = Field(20, gt=0, description="most owner's local apps on the device")
     # device telemetry and logs that outlive the connection (issue 18)
@@ -219,13 +221,20 @@ class AgentSettings(BaseModel):
         60.0, gt=0, description="seconds between two samples of CPU, memory, disk, temperature..."
     )
     telemetry_buffer_max: int = Field(
-        10080, gt=0, description="samples kept on disk while the server is unreachable (oldest dropped)"
+        10080,
+        gt=0,
+        description="samples kept on disk while the server is unreachable (oldest dropped)",
     )
     logs_ship_interval: float = Field(
-        15.0, ge=0, description="seconds between shipping workloads' recent logs to the server (0: never)"
+        15.0,
+        ge=0,
+        description="seconds between shipping workloads' recent logs to the server (0: never)",
     )
     logs_ship_lines: int = Field(
-        200, gt=0, le=2000, description="last lines per service kept on the server for offline viewing"
+        200,
+        gt=0,
+        le=2000,
+        description="last lines per service kept on the server for offline viewing",
     )
     logs_ship_bytes: int = Field(
         64 * 1024, gt=0, description="bytes of recent log lines per service shipped to the server"

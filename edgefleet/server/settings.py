@@ -300,7 +300,10 @@ class ServerSettings(BaseSettings):
         1000, ge=1, le=10000, description="most devices one reservation may book"
     )
     reservation_check_interval: float = Field(
-        2.0, gt=0, le=60, description="seconds between checks for reservation windows opening/closing"
+        2.0,
+        gt=0,
+        le=60,
+        description="seconds between checks for reservation windows opening/closing",
     )
     agent_release_max_bytes: int = Field(
         100 * 1024 * 1024, ge=1024, description="largest agent release (wheel) an admin may upload"

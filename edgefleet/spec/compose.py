@@ -125,7 +125,9 @@ def _document(
     raw_services = resolve_extends(raw_services, report)
     volumes = toplevel.volumes(report, data.get("volumes"))
     networks = toplevel.networks(report, data.get("networks"))
-    declared = {kind: files.sources(report, data.get(kind), kind) for kind in ("secrets", "configs")}
+    declared = {
+        kind: files.sources(report, data.get(kind), kind) for kind in ("secrets", "configs")
+    }
     requires = toplevel.requirements(report, data["x-edgefleet"]) if "x-edgefleet" in data else None
     drafts = {
         name: read_service(report, name, raw, environment) for name, raw in raw_services.items()

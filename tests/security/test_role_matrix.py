@@ -428,7 +428,12 @@ API_RULES: list[Rule] = [
     ),
     Rule("GET", f"{A}/agent-releases", USER),
     # devices only (DEVICE_ONLY, defined with the WebSocket rules below)
-    Rule("GET", f"{A}/agent-releases/{{version}}/wheel", "device credential", {"version": const("9.9.9")}),
+    Rule(
+        "GET",
+        f"{A}/agent-releases/{{version}}/wheel",
+        "device credential",
+        {"version": const("9.9.9")},
+    ),
     Rule(
         "POST",
         f"{A}/devices/upgrade-agent",
@@ -761,7 +766,11 @@ PORTAL_RULES: list[Rule] = [
     # -- agent upgrades portal (issue 18): releases, rollouts, the upgrade form --
     Rule("GET", "/agent-upgrades", USER),
     Rule(
-        "GET", "/agent-upgrades/{upgrade}", Permission.READ, {"upgrade": const("upg-none")}, absent=True
+        "GET",
+        "/agent-upgrades/{upgrade}",
+        Permission.READ,
+        {"upgrade": const("upg-none")},
+        absent=True,
     ),
     Rule(
         "POST",

@@ -343,7 +343,6 @@ class DataService:
         )
         return built.model_dump(mode="json")
 
-
     async def lock(self, job: str, action: str) -> dict[str, Any]:
         """The job's update lock (agent/changes/locks.py): only a job on this device has one."""
         jobs = self.agent.jobs
