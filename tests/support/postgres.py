@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 ROLE = "edgefleet"
@@ -69,5 +70,13 @@ def fresh_database(admin_url: str) -> tuple[str, str]:
 def drop_database(admin_url: str, name: str) -> None:
     import psycopg
 
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # FORCE cannot end a backend of another role (an autovacuum worker of the
+    # superuser): wait for it a little, then leave the database to the
+    # per-run cluster rather than fail the test that used it.
+    for _ in range(20):
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            time.sleep(0.25)
