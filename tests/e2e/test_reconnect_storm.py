@@ -61,7 +61,8 @@ def test_restart_under_sim_agents_all_return_without_reenrolling(
         wait_for(lambda: _connected(server) == N, 120, what=f"{N} agents connected")
         before = _ids(state)
         assert len(before) == N
-        assert _enrollments(server) == N
+        # The enrollment events are written just after the answers: wait for them.
+        wait_for(lambda: _enrollments(server) == N, 30, what=f"{N} enrollment events")
 
         server.kill()
         time.sleep(2)  # every agent has noticed and is backing off

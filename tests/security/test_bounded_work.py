@@ -272,14 +272,18 @@ def test_fifty_parallel_wrong_sign_ins_end_in_429_and_starve_nothing(fleet: Flee
         {"csrf": sign_in_form(b), "username": "victim", "password": f"guess-{i}"}
         for i, b in enumerate(browsers)
     ]
-    with HealthWatch(server.url) as health, presence(server, device) as still_online:
-        with ThreadPoolExecutor(50) as pool:
-            answers = list(pool.map(lambda i: browsers[i].post("/login", data=forms[i]), range(50)))
-        time.sleep(2.5)  # more than two heartbeats after the storm
-        still_online()
-    health.check()
-    for browser in browsers:
-        browser.close()
+    try:
+        with HealthWatch(server.url) as health, presence(server, device) as still_online:
+            with ThreadPoolExecutor(50) as pool:
+                answers = list(
+                    pool.map(lambda i: browsers[i].post("/login", data=forms[i]), range(50))
+                )
+            time.sleep(2.5)  # more than two heartbeats after the storm
+            still_online()
+        health.check()
+    finally:  # closed even when a check fails, so no socket leaks into the next test
+        for browser in browsers:
+            browser.close()
 
     refused = [a for a in answers if a.status_code == 429]
     tried = [a for a in answers if a.status_code != 429]
