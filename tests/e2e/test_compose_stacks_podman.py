@@ -512,7 +512,10 @@ def test_two_jobs_on_one_device_never_reach_each_other(engine: Any, fleet: Fleet
         answers.append(sh(a["probe"], "nslookup web")[1])
         return a_web in answers[-1]
 
-    wait_for(resolved, 30, interval=1, what="web resolved inside the first job")
+    try:
+        wait_for(resolved, 30, interval=1, what="web resolved inside the first job")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last answers: {answers[-3:]}") from None
     assert b_web not in answers[-1], answers[-1]
     code, out = sh(
         a["probe"], 'wget -q -O- --post-data \'{"n": 1}\' "$EDGEFLEET_DATA_URL?stream=t"'

@@ -104,6 +104,7 @@ class PodmanService:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("podman system service did not start")
             time.sleep(0.1)
+        purge_stale_dns()
 
     def cleanup(self) -> None:
         """Remove what this test session's agents made in the engine (containers,
@@ -131,6 +132,7 @@ class PodmanService:
         names = [str(n["name"]) for n in nets if _device(n.get("labels")) in devices]
         if names:
             podman("network", "rm", "-f", *names, check=False)
+        purge_stale_dns()
         vols = json.loads(podman("volume", "ls", "--format", "json", check=False).stdout or "[]")
         names = [str(v["Name"]) for v in vols if _device(v.get("Labels")) in devices]
         if names:
@@ -154,6 +156,31 @@ class PodmanService:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+AARDVARK = Path("/run/containers/networks/aardvark-dns")
+
+
+def purge_stale_dns() -> None:
+    """Forget aardvark-dns records of agents' networks the engine no longer has.
+
+    The record files are shared by every engine on the machine, those in device
+    namespaces included; a network torn down after its namespace was gone keeps
+    its file. A later network given the same gateway address then gets that
+    stale file's answers (NXDOMAIN for its own services), so a test asking a
+    service by name fails for what an earlier test left behind."""
+    if not AARDVARK.is_dir():
+        return
+    files = [p for p in AARDVARK.iterdir() if p.name.startswith("ef-")]
+    if not files:
+        return
+    nets = json.loads(podman("network", "ls", "--format", "json", check=False).stdout or "[]")
+    known = {str(n["name"]) for n in nets}
+    stale = [p for p in files if p.name not in known]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:  # aardvark-dns re-reads its records on SIGHUP, as netavark makes it
+        subprocess.run(["pkill", "-HUP", "-x", "aardvark-dns"], check=False)
 
 
 def _device(labels: object) -> str | None:

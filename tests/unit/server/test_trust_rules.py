@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from edgefleet.server.auth import secrets
 from edgefleet.server.auth.freshness import TokenState, Watched, verdict
-from edgefleet.server.auth.freshness_asgi import credentials
+from edgefleet.server.auth.freshness_asgi import FreshStreams, credentials
 from edgefleet.server.bus.nats import redact
 from edgefleet.server.gateway.enrollments import label_clashes as _label_clashes
 from edgefleet.server.settings import ServerSettings
@@ -96,6 +96,35 @@ def test_credentials_read_like_the_routes() -> None:
     assert credentials(_scope(("authorization", f"Bearer {secrets.KEY_PREFIX}x"))) == ()
     assert credentials(_scope(("cookie", 'broken="unterminated'))) == ()
     assert credentials(_scope()) == ()
+
+
+def test_only_requests_that_can_stream_are_watched() -> None:
+    """A scrape may carry the --metrics-token, which is no API token: watched, the
+    guard would find it "deleted" and cut the scrape it happened to overlap."""
+
+    class Guard:
+        running = True
+        seen: list[tuple[str, ...]] = []
+
+        def watch(self, digests: tuple[str, ...], task: object) -> Watched:
+            self.seen.append(digests)
+            assert isinstance(task, asyncio.Task)
+            return Watched(digests, task)
+
+        def forget(self, watched: Watched) -> None:
+            pass
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    async def run(path: str) -> None:
+        scope = {"type": "http", "path": path, **_scope(("authorization", "Bearer scrape-me"))}
+        await FreshStreams(app, Guard())(scope, None, None)  # type: ignore[arg-type]
+
+    asyncio.run(run("/metrics"))
+    assert Guard.seen == []
+    asyncio.run(run("/api/v1/events"))
+    assert Guard.seen == [(secrets.digest("scrape-me"),)]
 
 
 def test_key_labels_win() -> None:
