@@ -16,12 +16,8 @@ local vector and the party's secrets stay in this process and are dropped when
 the computation ends. Log lines name computations, datasets and reasons, never
 a value.
 
-Test aid (off unless set): ``EDGEFLEET_FED_FAULT`` injects faults at moments a
-test cannot hit from outside. A comma-separated list of ``ACTION[@DATASET]``:
-``exit-before-masked`` (the process dies when the inbox arrives, before its
-masked input), ``exit-after-masked`` (dies right after sending it),
-``delay-masked:SECONDS`` (waits before masking). ``@DATASET`` limits a fault to
-computations on that dataset. Never set it on a real device.
+Tests inject faults (a process dying before or after its masked input) from
+outside, by wrapping this part's methods: tests/support/fedhooks.py.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -61,27 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edgefleet.agent.fed")
 
-FAULT_ENV = "EDGEFLEET_FED_FAULT"
 POLL_INTERVAL = 2.0  # seconds between looks at the registry and the dataset files
 FORGET_AFTER = 3600.0  # a computation the server never finished is dropped after this
-
-
-@dataclass(frozen=True)
-class Fault:
-    action: str
-    seconds: float = 0.0
-    dataset: str | None = None
-
-
-def parse_faults(text: str) -> list[Fault]:
-    faults = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        spec, _, dataset = item.partition("@")
-        action, _, seconds = spec.partition(":")
-        if action not in ("exit-before-masked", "exit-after-masked", "delay-masked"):
-            raise ValueError(f"{FAULT_ENV}: unknown fault {action!r}")
-        faults.append(Fault(action, float(seconds or 0), dataset or None))
-    return faults
 
 
 @dataclass
@@ -98,7 +74,6 @@ class FederatedPart:
         self.catalog = Catalog(agent.settings.state_dir)
         self.guard = Guard(LedgerFile(agent.settings.state_dir))  # budgets, differencing, DP
         self.running: dict[str, Running] = {}
-        self.faults = parse_faults(os.environ.get(FAULT_ENV, ""))
         self.pins = PeerPins(agent.settings.state_dir)
         # ECDH(long-term me, long-term peer) by (peer, its key): the same every time
         self.pair_cache: dict[tuple[str, bytes], bytes] = {}
@@ -109,8 +84,6 @@ class FederatedPart:
     # -- life -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.faults:
-            log.warning("TEST FAULTS ARE ENABLED (%s): not for real devices", FAULT_ENV)
         if self.agent.settings.fed_repin:
             await asyncio.to_thread(self.pins.forget, self.agent.settings.fed_repin)
         if not self.catalog.idle():
@@ -230,8 +203,6 @@ class FederatedPart:
         unsent = party.phase in ("new", "advertised", "shared") and not isinstance(
             payload, ShareInbox
         )
-        if isinstance(payload, ShareInbox):
-            await self._fault("before-masked", running)
         # the guard writes its ledger durably: off the event loop, where 100 devices'
         # fsyncs would otherwise queue one behind another (the simulator runs them all)
         if isinstance(payload, UnmaskRequest) and (
@@ -260,7 +231,6 @@ class FederatedPart:
             await self._relay(reply)
             if isinstance(reply, MaskedInput):
                 log.info("computation %s: masked input sent", cid)
-                await self._fault("after-masked", running)
         if party.phase in ("done", "aborted"):
             self.running.pop(cid, None)
             if party.phase == "aborted" and unsent:
@@ -287,18 +257,3 @@ class FederatedPart:
         connection = self.agent.connection
         if connection is None or not await connection.send(message):
             log.debug("not connected; %s not sent", message.__class__.__name__)
-
-    async def _fault(self, moment: str, running: Running) -> None:
-        """Test aid: the faults of ``EDGEFLEET_FED_FAULT`` that apply here and now."""
-        for fault in self.faults:
-            if fault.dataset not in (None, running.task.dataset):
-                continue
-            if fault.action == "delay-masked" and moment == "before-masked":
-                log.warning("TEST FAULT: waiting %.1f s before the masked input", fault.seconds)
-                await asyncio.sleep(fault.seconds)
-            elif fault.action == f"exit-{moment}":
-                log.warning("TEST FAULT: the agent process dies now (%s)", fault.action)
-                if moment == "after-masked":
-                    await asyncio.sleep(0.5)  # let the writer put the masked input on the wire
-                logging.shutdown()
-                os._exit(70)

@@ -324,11 +324,6 @@ class ServerSettings(BaseSettings):
         description="threads removing the masks of a federated result (X25519 and AES-CTR "
         "run without the GIL, so more than one core works)",
     )
-    test_fed_transcript: bool = Field(
-        False,
-        description="TEST AID, not for production: append every relayed federated message "
-        "to <data-dir>/fed-transcript.jsonl",
-    )
 
     @field_validator("database_url")
     @classmethod

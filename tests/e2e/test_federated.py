@@ -67,15 +67,15 @@ def declare(agent: AgentProc, name: str, csv: Path, *flags: str) -> None:
 def start_fleet(
     fleet: Fleet, tmp_path: Path, faults: dict[str, str] | None = None, seed: int = 8
 ) -> tuple[ServerProc, list[Device]]:
-    server = fleet.start_server(extra_args=["--test-fed-transcript"])
+    server = fleet.start_server(fed_transcript=True)
     rng = random.Random(seed)
     key = fleet.key()
     devices = []
     for i, name in enumerate(NAMES):
         csv = tmp_path / f"{name}.csv"
         values, cells = write_csv(csv, rng, 20 + 7 * i)
-        env = {"EDGEFLEET_FED_FAULT": faults[name]} if faults and name in faults else None
-        agent = AgentProc(fleet.workdir, [server.url], key=key, name=name, env=env)
+        fault = (faults or {}).get(name)
+        agent = AgentProc(fleet.workdir, [server.url], key=key, name=name, fed_fault=fault)
         if i < 3:  # declared before the agent starts ...
             declare(agent, "readings", csv)
         fleet.procs.append(agent)

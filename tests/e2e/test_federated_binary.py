@@ -45,7 +45,7 @@ def declare(agent: AgentProc, csv: Path) -> None:
 def test_binary_frames_carry_the_large_parts_and_an_old_agent_still_takes_part(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    server = fleet.start_server(extra_args=["--test-fed-transcript"])
+    server = fleet.start_server(fed_transcript=True)
     key, rng = fleet.key(), random.Random(3)
     values: list[float] = []
     agents = []

@@ -38,8 +38,8 @@ def test_ask_and_watch_a_private_computation(fleet: Fleet, tmp_path: Path) -> No
         cells += values
         csv.write_text("temp,site\n" + "".join(f"{v},{rng.choice('ab')}\n" for v in values))
         # one device takes its time before masking, so the page shows a round in progress
-        slow = {"EDGEFLEET_FED_FAULT": "delay-masked:4"} if name == NAMES[0] else None
-        agent = fleet.start_agent(name, key=key, env=slow)
+        slow = "delay-masked:4" if name == NAMES[0] else None
+        agent = fleet.start_agent(name, key=key, fed_fault=slow)
         done = subprocess.run(
             [sys.executable, "-m", "edgefleet", "agent", "datasets", "add", "air", str(csv),
              "--state-dir", str(agent.state_dir), "--dp-epsilon", "2", "--query-budget", "10/1d"],

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from edgefleet.client import Client
+from tests.support import fedhooks
 
 ADMIN_TOKEN = "eft_test-admin-token-0123456789"
 
@@ -102,6 +103,16 @@ class Proc:
             return ""
 
 
+FEDHOOKS = Path(__file__).with_name("fedhooks.py")
+
+
+def edgefleet_argv(hooks: bool = False) -> list[str]:
+    """How to start ``edgefleet``: with ``hooks``, through the test-only
+    :mod:`tests.support.fedhooks` bootstrap, which installs the hooks its
+    environment variables ask for and then runs the same CLI."""
+    return [sys.executable, str(FEDHOOKS)] if hooks else [sys.executable, "-m", "edgefleet"]
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -120,14 +131,18 @@ class ServerProc(Proc):
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         name: str = "server",
+        fed_transcript: bool = False,
     ) -> None:
+        """``fed_transcript``: record every relayed federated message in
+        ``<data-dir>/fed-transcript.jsonl`` (see :mod:`tests.support.fedhooks`)."""
         self.port = port or free_port()
         self.data_dir = workdir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(env or {})
+        if fed_transcript:
+            env[fedhooks.TRANSCRIPT_ENV] = str(self.data_dir / "fed-transcript.jsonl")
         argv = [
-            sys.executable,
-            "-m",
-            "edgefleet",
+            *edgefleet_argv(hooks=fed_transcript),
             "server",
             "--host",
             "127.0.0.1",
@@ -147,7 +162,7 @@ class ServerProc(Proc):
             name,
             argv,
             workdir / f"{name}.log",
-            base_env(EDGEFLEET_ADMIN_TOKEN=ADMIN_TOKEN, **(env or {})),
+            base_env(EDGEFLEET_ADMIN_TOKEN=ADMIN_TOKEN, **env),
         )
 
     @property
@@ -189,13 +204,19 @@ class AgentProc(Proc):
         env: dict[str, str] | None = None,
         netns: str | None = None,
         process_user: str | None = "",
+        fed_fault: str | None = None,
     ) -> None:
         """``process_user``: by default the test runner's own user, so process
         services can run the runner's Python and write to pytest's tmp dirs
         (both closed to ``nobody``, the agent's default as root); ``None`` leaves
-        the agent's default (tests/security/test_device_policy.py checks it)."""
+        the agent's default (tests/security/test_device_policy.py checks it).
+        ``fed_fault``: faults in federated computations, as
+        :mod:`tests.support.fedhooks` reads them (``exit-after-masked@DATASET``, ...)."""
         self.state_dir = workdir / f"agent-{name}"
-        argv = [sys.executable, "-m", "edgefleet", "agent"]
+        env = dict(env or {})
+        if fed_fault:
+            env[fedhooks.FAULT_ENV] = fed_fault
+        argv = [*edgefleet_argv(hooks=bool(fed_fault)), "agent"]
         for server in servers:
             argv += ["--server", server]
         argv += [
@@ -219,9 +240,7 @@ class AgentProc(Proc):
         argv += extra_args or []
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]
-        super().__init__(
-            f"agent-{name}", argv, workdir / f"agent-{name}.log", base_env(**(env or {}))
-        )
+        super().__init__(f"agent-{name}", argv, workdir / f"agent-{name}.log", base_env(**env))
 
     def device_id(self) -> str:
         import json

@@ -21,9 +21,8 @@ a malformed one is dropped and counted (:attr:`Relay.refused_frames`), the
 session and everyone else's computations go on. Agents that speak protocol 1-2
 (mixed fleets) get and send JSON as before.
 
-Test aid: with the server setting ``test_fed_transcript`` every relayed
-message is appended to ``<data-dir>/fed-transcript.jsonl`` so a test can show
-what the server saw. Off by default; never for production.
+Tests record what the server relays by wrapping this class's methods from
+outside (tests/support/fedhooks.py); nothing here writes a transcript.
 """
 
 from __future__ import annotations
@@ -32,9 +31,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from pathlib import Path
-from typing import Any
 
 from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
@@ -47,12 +43,11 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.projects.tables import Project
 from edgefleet.wire.link import TransportClosed
-from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, FedRelay, Hello, encode
+from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, FedRelay, Hello
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 60.0
-TRANSCRIPT = "fed-transcript.jsonl"
 
 
 def subject(computation_id: str) -> str:
@@ -66,8 +61,6 @@ class Relay:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._subs: dict[str, Subscription] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        recording = ctx.settings.test_fed_transcript
-        self.transcript: Path | None = ctx.settings.data_dir / TRANSCRIPT if recording else None
         self.refused_frames = 0  # malformed or oversized binary frames dropped
         self.frame_limit = ctx.settings.max_websocket_message_bytes
         self.unmask_threads = ctx.settings.fed_unmask_threads
@@ -78,8 +71,6 @@ class Relay:
         hub.frame_handler = self.from_frame
         hub.on(DatasetsReport, self._datasets)
         hub.disconnect_hooks.append(self._disconnected)
-        if self.transcript is not None:
-            log.warning("TEST AID: recording relayed federated messages in %s", self.transcript)
         self._sweeper = asyncio.create_task(self._sweep(), name="computations-sweep")
 
     async def stop(self) -> None:
@@ -193,18 +184,14 @@ class Relay:
             and session.protocol >= FED_BINARY_PROTOCOL
             and codec.has_body(payload)
         ):
-            frame = codec.encode_frame(payload)
-            self._record("to", device_id, message, len(frame), binary=True)
             try:
-                await session.link.send_frame(frame)
+                await session.link.send_frame(codec.encode_frame(payload))
             except TransportClosed:
                 return False
             return True
-        self._record("to", device_id, message)
         return await self.ctx.hub.deliver(device_id, message)
 
     async def from_device(self, session: AgentSession, message: FedRelay) -> None:
-        self._record("from", session.device.id, message)
         await self._route(session.device.id, message.payload)
 
     async def from_frame(self, session: AgentSession, data: bytes) -> None:
@@ -216,8 +203,6 @@ class Relay:
             self.refused_frames += 1
             log.warning("device %s: dropped a binary frame: %s", session.device.id, exc)
             return
-        message = FedRelay.model_construct(payload=payload)
-        self._record("from", session.device.id, message, len(data), binary=True)
         await self._route(session.device.id, payload)
 
     async def _route(self, device_id: str, payload: FedMessage | None, cid: str = "") -> None:
@@ -243,30 +228,6 @@ class Relay:
 
     async def _datasets(self, session: AgentSession, report: DatasetsReport) -> None:
         await datasets.ingest(self.ctx, session, report)
-
-    def _record(
-        self,
-        direction: str,
-        device_id: str,
-        message: FedRelay,
-        size: int | None = None,
-        binary: bool = False,
-    ) -> None:
-        """Test aid: the message as JSON, and the bytes it took on the wire (the
-        binary frame's length, or the JSON text frame's)."""
-        if self.transcript is None:
-            return
-        text = encode(message)
-        line: dict[str, Any] = {
-            "time": time.time(),
-            "direction": direction,
-            "device": device_id,
-            "binary": binary,
-            "bytes": size if size is not None else len(text.encode()),
-            "message": json.loads(text),
-        }
-        with open(self.transcript, "a") as handle:
-            handle.write(json.dumps(line) + "\n")
 
     async def _sweep(self) -> None:
         # One process: nothing that was running before this start can still run.
