@@ -50,7 +50,9 @@ Handler = Callable[[BusMessage], Awaitable[None]]
 
 class Subscription(Protocol):
     async def unsubscribe(self) -> None:
-        """Stop delivery; messages already queued may still be handled."""
+        """Stop delivery; messages already queued may still be handled. Never
+        raises: a bus that cannot tell its server logs why (the subscription is
+        gone with the connection anyway)."""
 
 
 class Bus(Protocol):
@@ -61,7 +63,7 @@ class Bus(Protocol):
         """Drain and disconnect."""
 
     async def publish(self, subject: str, data: bytes, reply: str | None = None) -> None:
-        """Fire and forget."""
+        """Fire and forget (at most once); raises BusError if the bus cannot take it."""
 
     async def subscribe(
         self, subject: str, handler: Handler, queue: str | None = None

@@ -17,7 +17,6 @@ needs the ``nkeys`` package: ``pip install edgefleet[nats-creds]``), and TLS
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -28,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -101,8 +101,10 @@ class _NatsSubscription:
         self._sub = sub
 
     async def unsubscribe(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self._sub.unsubscribe()
+        except NatsError as exc:  # closed or draining: nothing is delivered any more
+            log.warning("unsubscribing from %s: %s", self._sub.subject, exc or type(exc).__name__)
 
 
 class NatsBus:
@@ -164,19 +166,24 @@ class NatsBus:
         except TimeoutError:
             why = last[0] if last else "no answer"
             raise BusError(f"cannot connect to NATS at {shown}: {why}") from None
-        except Exception as exc:
+        except (OSError, ssl.SSLError, NatsError) as exc:
             raise BusError(f"cannot connect to NATS at {shown}: {exc}") from exc
         self._state = "up"
 
     async def close(self) -> None:
         self._state = "closed"
         if self._nc is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self._nc.drain()
+            except (NatsError, TimeoutError) as exc:
+                log.warning("draining the NATS connection: %s", exc or type(exc).__name__)
             self._nc = None
 
     async def publish(self, subject: str, data: bytes, reply: str | None = None) -> None:
-        await self._nc.publish(subject, data, reply=reply or "")
+        try:
+            await self._nc.publish(subject, data, reply=reply or "")
+        except NatsError as exc:
+            raise BusError(f"cannot publish on {subject}: {exc or type(exc).__name__}") from exc
 
     async def subscribe(
         self, subject: str, handler: Handler, queue: str | None = None
@@ -184,10 +191,13 @@ class NatsBus:
         async def callback(msg: Any) -> None:
             try:
                 await handler(BusMessage(msg.subject, msg.data, msg.reply or None))
-            except Exception:
+            except Exception:  # one failing handler must not end the subscription
                 log.exception("bus handler failed on %s", msg.subject)
 
-        sub = await self._nc.subscribe(subject, queue=queue or "", cb=callback)
+        try:
+            sub = await self._nc.subscribe(subject, queue=queue or "", cb=callback)
+        except NatsError as exc:
+            raise BusError(f"cannot subscribe to {subject}: {exc or type(exc).__name__}") from exc
         return _NatsSubscription(sub)
 
     async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
@@ -197,4 +207,6 @@ class NatsBus:
             raise NoResponders(subject) from None
         except (TimeoutError, NatsTimeout):
             raise BusTimeout(subject) from None
+        except NatsError as exc:
+            raise BusError(f"cannot ask on {subject}: {exc or type(exc).__name__}") from exc
         return bytes(msg.data)

@@ -548,3 +548,16 @@ async def test_close_ends_delivery_and_leaves_no_task_behind(bus_url: str) -> No
     left = {t for t in asyncio.all_tasks() - before if not t.done()}
     assert left == set(), [t.get_name() for t in left]
     assert [m.data for m in inbox.seen] == [b"1"]
+
+
+async def test_unsubscribing_again_or_after_close_never_raises(bus_url: str) -> None:
+    """Callers unsubscribe on every way out (a device leaving, a replica stopping)
+    without guarding the call: the bus says why it could not, it does not raise."""
+    plane = Backplane(bus_url)
+    bus = await plane.connect()
+    twice = await bus.subscribe("u.twice", Inbox())
+    late = await bus.subscribe("u.late", Inbox())
+    await twice.unsubscribe()
+    await twice.unsubscribe()
+    await plane.close()
+    await late.unsubscribe()
