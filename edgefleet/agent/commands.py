@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent.errors import AgentError
-from edgefleet.agent.runtimes.base import Execer
+from edgefleet.agent.runtimes.capabilities import CanExec
 from edgefleet.wire.messages import Command, CommandResult
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class CommandRunner:
         timeout = float(args.get("timeout") or 30)
         limit = int(args.get("max_output") or DEFAULT_OUTPUT_LIMIT)
         workload, runtime = await jobs.find_workload(job_id, service)
-        if not isinstance(runtime, Execer):
+        if not isinstance(runtime, CanExec):
             raise CommandError(f"the {runtime.name} runtime cannot run commands in workloads")
         try:
             code, out, err = await runtime.exec(

@@ -16,7 +16,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from edgefleet.agent.runtimes.base import Execer, Runtime
+from edgefleet.agent.runtimes.base import Runtime
+from edgefleet.agent.runtimes.capabilities import CanExec
 from edgefleet.spec.model import HealthCheck
 from edgefleet.wire.status import HealthState
 
@@ -46,7 +47,7 @@ class HealthTracker:
     def watch(self, workload_id: str, runtime: Runtime, check: HealthCheck) -> None:
         if workload_id in self._watches:
             return
-        if not isinstance(runtime, Execer):
+        if not isinstance(runtime, CanExec):
             return
         watch = _Watch(check)
         watch.task = asyncio.create_task(self._run(workload_id, runtime, watch))
@@ -72,7 +73,7 @@ class HealthTracker:
         for workload_id in list(self._watches):
             self.forget(workload_id)
 
-    async def _run(self, workload_id: str, runtime: Execer, watch: _Watch) -> None:
+    async def _run(self, workload_id: str, runtime: CanExec, watch: _Watch) -> None:
         check = watch.check
         started = time.monotonic()
         argv = test_argv(check)

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent.errors import AgentError, RuntimeFailure
 from edgefleet.agent.execs import ExecSession, HostExec
-from edgefleet.agent.runtimes.base import InteractiveExecer, LogLine, Runtime
+from edgefleet.agent.runtimes.base import LogLine, Runtime
+from edgefleet.agent.runtimes.capabilities import CanExecInteractive
 from edgefleet.wire.mux import MAX_FRAME, Stream, StreamError
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class Tunnels:
         if job:
             assert self.agent.jobs is not None
             workload, runtime = await self.agent.jobs.find_workload(str(job), str(service))
-            if not isinstance(runtime, InteractiveExecer):
+            if not isinstance(runtime, CanExecInteractive):
                 raise RuntimeFailure(f"the {runtime.name} runtime cannot run commands in workloads")
             return await runtime.exec_session(workload.id, argv, env, tty=tty, cols=cols, rows=rows)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}

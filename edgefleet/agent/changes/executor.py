@@ -21,6 +21,7 @@ from edgefleet.agent.changes import plan as p
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.health import HealthTracker
 from edgefleet.agent.runtimes.base import (
+    ContainerRuntime,
     Runtime,
     RuntimeSet,
     Workload,
@@ -199,12 +200,12 @@ class Executor:
     async def _do(self, run: Execution, step: p.Step) -> None:
         job_id = run.plan.job_id
         if isinstance(step, p.EnsureNetwork):
-            for runtime in self._container_runtimes():
-                await runtime.ensure_network(step.name, job_id, step.internal)
-                run.undo.append(functools.partial(runtime.remove_network, step.name))
+            for container in self._container_runtimes():
+                await container.ensure_network(step.name, job_id, step.internal)
+                run.undo.append(functools.partial(container.remove_network, step.name))
         elif isinstance(step, p.EnsureVolume):
-            for runtime in self._container_runtimes():
-                await runtime.ensure_volume(step.name, job_id)
+            for container in self._container_runtimes():
+                await container.ensure_volume(step.name, job_id)
         elif isinstance(step, p.Prepare):
             assert run.assignment is not None and run.plan.revision is not None
             self.phase(job_id, "pulling")
@@ -246,17 +247,17 @@ class Executor:
         elif isinstance(step, p.RemoveWorkloads):
             await self.remove_workloads(job_id, list(step.workload_ids))
         elif isinstance(step, p.RemoveNetworks):
-            for runtime in self._container_runtimes():
-                for net in await runtime.list_networks(job_id):
+            for container in self._container_runtimes():
+                for net in await container.list_networks(job_id):
                     keep = step.keep_revision
                     if keep and net.startswith(network_name(job_id, self.device_id, keep)):
                         continue
-                    await runtime.remove_network(net)
+                    await container.remove_network(net)
         elif isinstance(step, p.RemoveVolumes):
-            for runtime in self._container_runtimes():
-                await runtime.remove_volumes(job_id)
+            for container in self._container_runtimes():
+                await container.remove_volumes(job_id)
 
-    def _container_runtimes(self) -> list[Runtime]:
+    def _container_runtimes(self) -> list[ContainerRuntime]:
         return [self.runtimes.container] if self.runtimes.container is not None else []
 
     async def remove_workloads(self, job_id: str, ids: list[str]) -> None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import docker
 
     from edgefleet.agent.execs import ExecSession
-    from edgefleet.agent.runtimes.base import WorkloadSpec
+    from edgefleet.agent.runtimes.workload import WorkloadSpec
 
 NetworkHook = Callable[[], Awaitable[None]]
 

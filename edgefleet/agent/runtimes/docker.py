@@ -24,7 +24,7 @@ from edgefleet.agent import workload_files
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import DockerExec
 from edgefleet.agent.runtimes import docker_config
-from edgefleet.agent.runtimes.base import (
+from edgefleet.agent.runtimes.workload import (
     LABEL_DEVICE,
     LABEL_INPUTS,
     LABEL_JOB,
@@ -85,7 +85,7 @@ class DockerRuntime:
         self.device_id = ""
         self._podman: bool | None = None
         # Awaited after a job network is created or removed, before any container
-        # joins it: the isolation firewall (runtimes/isolation.py) follows at once.
+        # joins it: the isolation firewall (agent/isolation.py) follows at once.
         self.network_hooks: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -93,6 +93,10 @@ class DockerRuntime:
         if self._client is None:
             self._client = docker.DockerClient(base_url=self.base_url, timeout=120)
         return self._client
+
+    def engine_api(self) -> docker.APIClient:
+        """The SDK's low-level client (:class:`~.capabilities.HasEngine`)."""
+        return self.client.api
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -447,7 +451,7 @@ class DockerRuntime:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(thread), 2)
 
-    # -- Execer ---------------------------------------------------------------------------
+    # -- CanExec, CanExecInteractive ---------------------------------------------------------------------------
 
     async def exec(
         self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float

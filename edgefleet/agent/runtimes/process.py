@@ -52,7 +52,8 @@ from typing import Any
 
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import HostExec
-from edgefleet.agent.runtimes.base import (
+from edgefleet.agent.runtimes.process_user import ProcessUser, own_name
+from edgefleet.agent.runtimes.workload import (
     LABEL_INPUTS,
     LABEL_JOB,
     LogLine,
@@ -60,7 +61,6 @@ from edgefleet.agent.runtimes.base import (
     WorkloadSpec,
     WorkloadState,
 )
-from edgefleet.agent.runtimes.process_user import ProcessUser, own_name
 from edgefleet.agent.state import atomic_write
 from edgefleet.spec.policy import DevicePolicy, limits
 
@@ -253,21 +253,6 @@ class ProcessRuntime:
             raise RuntimeFailure(f"service {spec.service_name}: a process service needs a command")
         return argv
 
-    async def ensure_network(self, name: str, job_id: str, internal: bool = False) -> None:
-        return None
-
-    async def remove_network(self, name: str) -> None:
-        return None
-
-    async def ensure_volume(self, name: str, job_id: str) -> None:
-        return None
-
-    async def remove_volumes(self, job_id: str) -> None:
-        return None
-
-    async def list_networks(self, job_id: str) -> list[str]:
-        return []
-
     def _workdir(self, job_id: str) -> Path:
         """The job's working directory, chosen here (never by the job), owned by
         the process user and closed to everyone else."""
@@ -444,7 +429,7 @@ class ProcessRuntime:
                 for text in complete.decode(errors="replace").split("\n"):
                     yield LogLine(stream=stream, time=datetime.now(UTC), text=text)  # type: ignore[arg-type]
 
-    # -- Execer ---------------------------------------------------------------------------
+    # -- CanExec, CanExecInteractive ---------------------------------------------------------------------------
 
     async def exec(
         self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float

@@ -1,4 +1,5 @@
-"""The ``sim`` runtime: workloads that start at once, for the fleet simulator.
+"""The ``sim`` runtime: workloads that start at once, for the fleet simulator
+and tests. A real agent never offers it: the simulator builds it directly.
 
 No engine, no processes: a workload is a record that goes created ->
 running when started (or exited, if its command is ``["false"]``, so
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.runtimes.base import (
+from edgefleet.agent.runtimes.workload import (
     LABEL_INPUTS,
     LABEL_JOB,
     LogLine,
@@ -31,7 +32,8 @@ class SimRuntime:
     def __init__(self) -> None:
         self._workloads: dict[str, Workload] = {}
         self._specs: dict[str, WorkloadSpec] = {}
-        self._networks: dict[str, str] = {}
+        self._networks: dict[str, str] = {}  # name -> job id
+        self._volumes: dict[str, str] = {}  # name -> job id
         self.device_id = ""
         self.policy = DevicePolicy()  # set by RuntimeSet.set_policy; nothing runs for real
 
@@ -55,10 +57,10 @@ class SimRuntime:
         return sorted(n for n, j in self._networks.items() if j == job_id)
 
     async def ensure_volume(self, name: str, job_id: str) -> None:
-        return None
+        self._volumes[name] = job_id
 
     async def remove_volumes(self, job_id: str) -> None:
-        return None
+        self._volumes = {n: j for n, j in self._volumes.items() if j != job_id}
 
     async def create(self, spec: WorkloadSpec) -> str:
         for workload in self._workloads.values():
