@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,7 +26,7 @@ def async_url(database_url: str | None, data_dir: Path) -> str:
         return f"sqlite+aiosqlite:///{data_dir / 'edgefleet.db'}"
     try:
         url = make_url(database_url)
-    except Exception as exc:
+    except (ArgumentError, ValueError) as exc:  # no scheme; a port that is no number
         raise DatabaseUrlError(f"--database-url is not a valid URL: {exc}") from exc
     backend = url.get_backend_name()
     if backend in ("postgresql", "postgres"):

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth.caller import Caller
-from edgefleet.server.bus.base import Bus
+from edgefleet.server.bus.base import Bus, BusError
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.events import audit
 from edgefleet.server.events.tables import Event
@@ -93,7 +93,7 @@ class EventLog:
             await asyncio.sleep(self._flush_every)
             try:
                 await self.flush()
-            except Exception:
+            except Exception:  # the loop outlives one bad write; flush kept the batch
                 log.exception("writing events failed; will retry")
                 await asyncio.sleep(1)
 
@@ -105,12 +105,21 @@ class EventLog:
             async with self._sessions() as db:
                 await db.execute(insert(Event), [e.row() for e in batch])
                 await db.commit()
-        except Exception:
+        except BaseException:  # failed or cancelled (stop): the next flush writes them
             self._queue[:0] = batch
             raise
+        unpublished = 0
         for event in batch:
-            with contextlib.suppress(Exception):
+            try:
                 await self._bus.publish(events_subject(event.project_pk), event.wire())
+            except BusError:
+                unpublished += 1
+        if unpublished:
+            log.warning(
+                "%d of %d events stored but not published on the bus: live watchers miss them",
+                unpublished,
+                len(batch),
+            )
 
 
 @dataclass

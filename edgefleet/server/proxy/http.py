@@ -284,8 +284,7 @@ async def forward(
         finally:
             sender.cancel()
             if not stream.closed:
-                with contextlib.suppress(Exception):
-                    await stream.reset("done")
+                await stream.reset("done")  # idempotent; never raises
 
     response = StreamingResponse(body(), status_code=event.status_code)
     response.raw_headers = [

@@ -20,6 +20,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError
 
 from edgefleet.wire.mux import Stream, StreamError
 
@@ -72,7 +73,8 @@ async def forward(
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     code = message.get("code", 1000)
-                    with contextlib.suppress(Exception):
+                    # the app's side may be gone or closing already: then there is no one to tell
+                    with contextlib.suppress(StreamError, LocalProtocolError):
                         await stream.send(ws.send(CloseConnection(code=code)))
                     return
                 if message.get("text") is not None:
@@ -105,7 +107,7 @@ async def forward(
                 elif isinstance(event, Ping):
                     await stream.send(ws.send(event.response()))
                 elif isinstance(event, CloseConnection):
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(StreamError, LocalProtocolError):  # as above
                         await stream.send(ws.send(event.response()))
                     return event.code
                 elif isinstance(event, RejectData):
@@ -119,7 +121,6 @@ async def forward(
         code = 1011
     finally:
         upstream.cancel()
-        with contextlib.suppress(Exception):
-            await stream.reset("websocket closed")
-        with contextlib.suppress(Exception):
+        await stream.reset("websocket closed")  # idempotent; never raises
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client left first
             await websocket.close(code if 1000 <= code < 5000 and code != 1006 else 1000)

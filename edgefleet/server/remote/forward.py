@@ -50,8 +50,7 @@ async def _relay(websocket: WebSocket, stream: Stream) -> None:
     finally:
         task.cancel()
         if not stream.closed:
-            with contextlib.suppress(Exception):
-                await stream.reset("forward closed")
+            await stream.reset("forward closed")  # idempotent; never raises
         with contextlib.suppress(RuntimeError):
             await websocket.close(1000)
 

@@ -8,7 +8,6 @@ logs``, or as JSON lines with ``format=jsonl``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -98,8 +97,7 @@ async def _merged(
         for task in tasks:
             task.cancel()
         for stream in streams:
-            with contextlib.suppress(Exception):
-                await stream.reset("client went away")
+            await stream.reset("client went away")  # idempotent; never raises
 
 
 def _check_format(fmt: str) -> str:

@@ -37,6 +37,14 @@ class S3Store:
         self.client: Any = boto3.client(
             "s3", endpoint_url=query.get("endpoint"), region_name=query.get("region")
         )
+        botocore = importlib.import_module("botocore.exceptions")
+        # what a call can fail with: the service's answer, the SDK's own errors, the disk
+        self.errors: tuple[type[Exception], ...] = (
+            botocore.BotoCoreError,
+            botocore.ClientError,
+            importlib.import_module("boto3.exceptions").Boto3Error,
+            OSError,
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -46,7 +54,7 @@ class S3Store:
             await asyncio.to_thread(
                 self.client.upload_file, str(source), self.bucket, self._key(key)
             )
-        except Exception as exc:
+        except self.errors as exc:
             raise ObjectStoreError(f"cannot store {key!r} in s3://{self.bucket}: {exc}") from exc
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
@@ -54,7 +62,7 @@ class S3Store:
             answer = await asyncio.to_thread(
                 self.client.get_object, Bucket=self.bucket, Key=self._key(key)
             )
-        except Exception as exc:
+        except self.errors as exc:
             raise ObjectStoreError(f"cannot read {key!r} from s3://{self.bucket}: {exc}") from exc
         body = answer["Body"]
         try:
@@ -68,5 +76,5 @@ class S3Store:
             await asyncio.to_thread(
                 self.client.delete_object, Bucket=self.bucket, Key=self._key(key)
             )
-        except Exception as exc:
+        except self.errors as exc:
             raise ObjectStoreError(f"cannot delete {key!r} from s3://{self.bucket}: {exc}") from exc
