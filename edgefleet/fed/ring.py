@@ -188,9 +188,10 @@ class Masker:
             ring.length, ring.limbs
         )
 
-    def apply(self, acc: Vector, seed: bytes, sign: int, label: str, *context: str) -> None:
-        """acc += PRG(seed) (``sign`` = 1) or acc -= PRG(seed) (``sign`` = -1)."""
-        crypto.keystream_into(seed, self._zeros, self._buffer, label, *context)
+    def apply(self, acc: Vector, seed: bytes, sign: int, info: bytes) -> None:
+        """acc += PRG(seed) (``sign`` = 1) or acc -= PRG(seed) (``sign`` = -1), the
+        keystream for the pre-framed ``info`` (:func:`crypto.keystream_into`)."""
+        crypto.keystream_into(seed, self._zeros, self._buffer, info)
         if sign > 0:
             self.ring.add_into(acc, self._view)
         else:
@@ -200,7 +201,7 @@ class Masker:
         self, acc: Vector, seed: bytes, computation_id: str, party: str, sign: int
     ) -> None:
         """acc +- PRG(b_u), the same mask as :func:`self_mask`."""
-        self.apply(acc, seed, sign, "self-mask", computation_id, party)
+        self.apply(acc, seed, sign, _SELF_MASK + crypto.frame(computation_id, party))
 
     def pairwise(
         self, acc: Vector, shared: bytes, computation_id: str, me: str, peer: str, sign: int
@@ -208,7 +209,12 @@ class Masker:
         """What :func:`add_pairwise` (``sign`` = 1) or :func:`remove_pairwise`
         (``sign`` = -1) do with the mask of ``me`` and ``peer``, in place."""
         direction = sign if peer > me else -sign
-        self.apply(acc, shared, direction, "pairwise-mask", computation_id, *crypto.pair(me, peer))
+        info = _PAIRWISE_MASK + crypto.frame(computation_id, *crypto.pair(me, peer))
+        self.apply(acc, shared, direction, info)
+
+
+_SELF_MASK = crypto.labelled("self-mask")
+_PAIRWISE_MASK = crypto.labelled("pairwise-mask")
 
 
 def remove_pairwise(ring: Ring, vector: Vector, mask: Vector, me: str, peer: str) -> Vector:

@@ -37,18 +37,31 @@ def split(secrets: Sequence[int], threshold: int, xs: Sequence[int]) -> list[lis
         raise ValueError("holder coordinates must be distinct and non-zero")
     if any(not 0 <= s < P for s in secrets):
         raise ValueError("a secret is outside the field")
-    polys = [[s, *_coefficients(threshold - 1)] for s in secrets]
+    # All secrets' polynomials evaluated at once: coefficient j of every secret sits
+    # in one integer, each in its own lane of ``lane`` bits. The lanes never carry
+    # into each other (each holds sum_j c_j x**j < P * threshold * max(xs)**(t-1)),
+    # so one Horner pass per holder does the work of len(secrets) passes.
+    count = len(secrets)
+    lane = P.bit_length() + threshold * max(xs).bit_length() + threshold.bit_length()
+    randoms = _coefficients((threshold - 1) * count)
+    packed = [_pack(secrets, lane)]
+    packed += [_pack(randoms[j :: threshold - 1], lane) for j in range(threshold - 1)]
+    packed.reverse()  # highest degree first, for Horner
+    mask = (1 << lane) - 1
     out: list[list[int]] = []
     for x in xs:
-        # Horner with the reduction deferred: x is a small index, so the unreduced
-        # value stays a few hundred bits wider than P and one % per share suffices
-        row = []
-        for coeffs in polys:
-            acc = 0
-            for c in reversed(coeffs):
-                acc = acc * x + c
-            row.append(acc % P)
-        out.append(row)
+        acc = 0
+        for c in packed:
+            acc = acc * x + c
+        out.append([(acc >> (lane * i)) & mask for i in range(count - 1, -1, -1)])
+    return [[value % P for value in row] for row in out]
+
+
+def _pack(values: Sequence[int], lane: int) -> int:
+    """values[0] in the highest lane, values[-1] in the lowest."""
+    out = 0
+    for value in values:
+        out = (out << lane) | value
     return out
 
 
@@ -68,25 +81,28 @@ def lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
     degree < len(xs): one modular inverse per holder set, reused for every secret."""
     if len(set(xs)) != len(xs) or any(not 0 < x < P for x in xs):
         raise ValueError("holder coordinates must be distinct and non-zero")
-    nums, dens = [], []
-    for j, xj in enumerate(xs):
-        num, den = 1, 1
-        for m, xm in enumerate(xs):
-            if m != j:
-                num = num * xm % P
-                den = den * (xm - xj) % P
-        nums.append(num)
-        dens.append(den)
+    # x are small Shamir indices: prod x_m and prod (x_m - x_j) are exact integers of
+    # a few hundred bits, so no reduction is needed until the one inversion below
+    everything = 1
+    for x in xs:
+        everything *= x
+    dens = []  # l_j = (prod_{m != j} x_m) / (prod_{m != j} (x_m - x_j)) = everything / den_j
+    for xj in xs:
+        den = xj
+        for xm in xs:
+            if xm != xj:
+                den *= xm - xj
+        dens.append(den % P)
     # Montgomery's trick: one modular inversion for all the denominators
     prefix = [1]
     for den in dens:
         prefix.append(prefix[-1] * den % P)
-    inverse = pow(prefix[-1], -1, P)
-    inverses = [0] * len(dens)
+    inverse = pow(prefix[-1], -1, P) * (everything % P) % P
+    out = [0] * len(dens)
     for j in range(len(dens) - 1, -1, -1):
-        inverses[j] = inverse * prefix[j] % P
+        out[j] = inverse * prefix[j] % P
         inverse = inverse * dens[j] % P
-    return tuple(n * i % P for n, i in zip(nums, inverses, strict=True))
+    return tuple(out)
 
 
 def combine(xs: Sequence[int], shares: Sequence[Sequence[int]]) -> list[int]:

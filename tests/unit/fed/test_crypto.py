@@ -44,3 +44,45 @@ def test_low_order_points_are_refused(point: bytes) -> None:
 def test_a_private_key_has_32_bytes() -> None:
     with pytest.raises(ValueError):
         crypto.public_key(bytes(31))
+
+
+def test_derivations_are_pinned_to_known_bytes() -> None:
+    """Devices of every version must derive the same keys, MACs and masks (their
+    pairwise masks cancel only then): these bytes came from the stdlib-HMAC code."""
+    import hashlib
+
+    secret = bytes(range(32))
+    assert crypto.kdf(secret, "pairwise-mask", "c1", "alice", "bob").hex() == (
+        "8ed49f491a98378444a55dab5b1b09c5544c15f98a2a8881931da9ad53109279"
+    )
+    tag = crypto.mac(secret, "advertise", "c1", "alice", "bob", bytes(32), b"\1" * 32, b"\2" * 32)
+    assert tag.hex() == "b0f5bee3553076f9d75aa4c86e8832850db7748092773103143ad63a39e41ec0"
+    stream = crypto.keystream(secret, 80_000, "self-mask", "c1", "alice")
+    assert hashlib.sha256(stream).hexdigest() == (
+        "27e0741696da7f0e4590b6a81cfe1f9561f5f3b07846305d70f15fa2be97c18d"
+    )
+    assert crypto.commit(secret, "c1", "alice").hex() == (
+        "91dacbdb11dacb59920b4f4a5f59c6986b32124159d6a3958ee220375eb1a26d"
+    )
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_hmac_is_the_stdlib_hmac(key_length: int) -> None:
+    import hmac
+    import os
+
+    for _ in range(10):
+        key, message = os.urandom(key_length), os.urandom(key_length * 3 % 150)
+        assert crypto.hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
+
+
+def test_masks_from_pre_framed_info_are_the_labelled_keystream() -> None:
+    import os
+
+    secret, zeros, out = os.urandom(32), bytes(1000), bytearray(1015)
+    info = crypto.labelled("pairwise-mask") + crypto.frame("c1", "a", "b")
+    crypto.keystream_into(secret, zeros, out, info)
+    assert bytes(out[:1000]) == crypto.keystream(secret, 1000, "pairwise-mask", "c1", "a", "b")
+    assert crypto.derive(secret, info) == crypto.kdf_reference(
+        secret, "pairwise-mask", "c1", "a", "b"
+    )

@@ -63,3 +63,36 @@ def test_bad_input_is_refused() -> None:
         shamir.from_bytes(shamir.P.to_bytes(33, "big"))
     with pytest.raises(ValueError):
         shamir.from_bytes(bytes(32))
+
+
+def test_lagrange_coefficients_are_the_exact_fractions() -> None:
+    """The small-integer products (reduced only at the one inversion) give the
+    textbook l_j = prod x_m / (x_m - x_j), for any holder set up to 10,000 parties."""
+    from fractions import Fraction
+
+    rng = random.Random(7)
+    for _ in range(30):
+        xs = tuple(rng.sample(range(1, 10_001), rng.randint(1, 40)))
+        for xj, coefficient in zip(xs, shamir.lagrange_at_zero(xs), strict=True):
+            exact = Fraction(1)
+            for xm in xs:
+                if xm != xj:
+                    exact *= Fraction(xm, xm - xj)
+            assert coefficient == exact.numerator * pow(exact.denominator, -1, shamir.P) % shamir.P
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_packed_sharing_keeps_every_secret_apart(count: int) -> None:
+    """split evaluates all secrets' polynomials in one packed integer: secrets at the
+    field's edges, the widest x and the largest threshold still come back exactly,
+    from any t holders, and each holder's shares lie in the field."""
+    rng = random.Random(count)
+    secrets = [shamir.P - 1, 0, *[rng.randrange(shamir.P) for _ in range(count)]][:count]
+    xs = [10_000, 9_999, *rng.sample(range(1, 9_999), 38)]
+    shares = shamir.split(secrets, 40, xs)
+    assert all(0 <= value < shamir.P for row in shares for value in row)
+    assert shamir.combine(xs, shares) == secrets
+    picked = rng.sample(range(len(xs)), 40)
+    assert shamir.combine([xs[i] for i in picked], [shares[i] for i in picked]) == secrets
+    wrong = [*shares[:39], [(value + 1) % shamir.P for value in shares[39]]]
+    assert shamir.combine(xs, wrong) != secrets  # one wrong share spoils every secret
