@@ -33,7 +33,6 @@ from edgefleet.agent.state import Identity
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
     FED_BINARY_PROTOCOL,
-    FedRelay,
     Heartbeat,
     Hello,
     Message,
@@ -209,6 +208,7 @@ class Connection:
         (:func:`edgefleet.fed.codec.decode_frame`: lengths, type code, the header's
         pydantic model); anything else is logged and dropped, as a bad text frame is."""
         from edgefleet.fed import codec
+        from edgefleet.wire.fed_relay import FedRelay
 
         try:
             payload = codec.decode_frame(data, limit=MAX_MESSAGE)

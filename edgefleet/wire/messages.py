@@ -10,25 +10,35 @@ handler.
 Direction is part of the name's docstring, not of the type system: both sides
 share one union so that a relay (the server's bus bridge) can carry any
 message without knowing it.
+
+Messages of an optional feature live in their own module, named in
+:data:`LAZY_MESSAGES` and joined to the union (:func:`register`) when that
+module is imported: an idle agent never loads the federated protocol's models;
+the first ``fed`` frame it gets loads them (the server imports them at start).
 """
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    SerializeAsAny,
     SerializerFunctionWrapHandler,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
-from edgefleet.fed.messages import FedMessage
 from edgefleet.spec.policy import DevicePolicy
+from edgefleet.wire.commands import COMMANDS, CommandArgs, CommandReply
 from edgefleet.wire.local import LocalAction, LocalAppFact
 from edgefleet.wire.schedule import RunRecord
 from edgefleet.wire.status import JobStatus
@@ -145,12 +155,15 @@ class Applied(Message):
 
 
 class CommandResult(Message):
-    """agent -> server, the answer to a :class:`Command`."""
+    """agent -> server, the answer to a :class:`Command`: the command's reply model
+    (:mod:`edgefleet.wire.commands`) on the agent; on the server, the permissive
+    base until :meth:`~edgefleet.wire.commands.CommandSpec.reply_of` types it
+    (the answer does not name its command)."""
 
     type: Literal["command_result"] = "command_result"
     request_id: str
     ok: bool = True
-    result: dict[str, Any] = Field(default_factory=dict)
+    result: SerializeAsAny[CommandReply] = Field(default_factory=CommandReply)
     error: str | None = None
 
 
@@ -267,15 +280,6 @@ class DatasetsReport(Message):
     datasets: list[DatasetInfo] = Field(default_factory=list, max_length=100)
 
 
-class FedRelay(Message):
-    """either way: one message of a federated computation
-    (:mod:`edgefleet.fed.messages`). The server relays these between its aggregator
-    and the devices' parties; it cannot read the shares or unmask an input."""
-
-    type: Literal["fed"] = "fed"
-    payload: FedMessage
-
-
 class ScheduleRuns(Message):
     """agent -> server: runs of periodic jobs the server has not acknowledged yet,
     oldest first (also those made while it was unreachable); answered by
@@ -375,12 +379,38 @@ class DesiredState(Message):
 
 
 class Command(Message):
-    """server -> agent: do one thing now and answer with :class:`CommandResult`."""
+    """server -> agent: do one thing now and answer with :class:`CommandResult`.
+
+    ``args`` is validated into the named command's args model
+    (:data:`edgefleet.wire.commands.COMMANDS`). A name this side does not know
+    (a newer server's) or args that do not fit still decode, with
+    :attr:`problem` saying why, so the agent can answer instead of dropping it.
+    """
 
     type: Literal["command"] = "command"
     request_id: str
     name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: SerializeAsAny[CommandArgs] = Field(default_factory=CommandArgs)
+    _problem: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _typed_args(self) -> Self:
+        spec = COMMANDS.get(self.name)
+        if spec is None:
+            self._problem = f"unknown command {self.name!r}"
+            return self
+        try:
+            self.args = spec.args_of(self.args)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            self._problem = f"invalid args for {self.name!r}: {where}: {error['msg']}"
+        return self
+
+    @property
+    def problem(self) -> str | None:
+        """Why this command cannot run here (unknown name, bad args), or None."""
+        return self._problem
 
 
 class Revoked(Message):
@@ -390,33 +420,48 @@ class Revoked(Message):
     reason: str
 
 
-AnyMessage = Annotated[
-    Hello
-    | Heartbeat
-    | FactsChanged
-    | JobStatusReport
-    | Applied
-    | CommandResult
-    | DatasetsReport
-    | FedRelay
-    | Welcome
-    | DesiredState
-    | Command
-    | Revoked
-    | DataBatch
-    | DataAck
-    | DataBacklog
-    | ScheduleRuns
-    | ScheduleRunsAck
-    | LocalActions
-    | LocalActionsAck
-    | TelemetryBatch
-    | TelemetryAck
-    | WorkloadLogs,
-    Field(discriminator="type"),
+_members: list[type[Message]] = [
+    Hello,
+    Heartbeat,
+    FactsChanged,
+    JobStatusReport,
+    Applied,
+    CommandResult,
+    DatasetsReport,
+    Welcome,
+    DesiredState,
+    Command,
+    Revoked,
+    DataBatch,
+    DataAck,
+    DataBacklog,
+    ScheduleRuns,
+    ScheduleRunsAck,
+    LocalActions,
+    LocalActionsAck,
+    TelemetryBatch,
+    TelemetryAck,
+    WorkloadLogs,
 ]
 
-_adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+LAZY_MESSAGES = {"fed": "edgefleet.wire.fed_relay"}
+"""Message ``type`` -> the module defining it, imported the first time one arrives."""
+
+
+def _union(members: list[type[Message]]) -> TypeAdapter[Message]:
+    union: Any = Union[tuple(members)]  # noqa: UP007 - built from a list at run time
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+
+
+_adapter = _union(_members)
+
+
+def register(message: type[Message]) -> None:
+    """Join a message class from an optional module to the union both sides decode."""
+    global _adapter
+    if message not in _members:
+        _members.append(message)
+        _adapter = _union(_members)
 
 
 class ProtocolError(ValueError):
@@ -424,11 +469,25 @@ class ProtocolError(ValueError):
 
 
 def decode(text: str | bytes) -> Message:
-    """Parse one text frame into its message class."""
+    """Parse one text frame into its message class (loading the module of a
+    :data:`LAZY_MESSAGES` type the first time one arrives)."""
     try:
         return _adapter.validate_json(text)
-    except ValueError as exc:
-        raise ProtocolError(f"invalid control message: {exc}") from exc
+    except ValidationError as exc:
+        module = _lazy_module(exc)
+        if module is None:
+            raise ProtocolError(f"invalid control message: {exc}") from exc
+    importlib.import_module(module)
+    return decode(text)
+
+
+def _lazy_module(exc: ValidationError) -> str | None:
+    """The not yet imported module of the message type ``exc`` did not know."""
+    for error in exc.errors():
+        if error["type"] == "union_tag_invalid":
+            tag = str((error.get("ctx") or {}).get("tag", ""))
+            return LAZY_MESSAGES.pop(tag, None)
+    return None
 
 
 def encode(message: Message) -> str:

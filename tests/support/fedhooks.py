@@ -113,8 +113,9 @@ def install_transcript(path: Path) -> None:
     from edgefleet.fed.messages import FedMessage
     from edgefleet.server.computations.relay import Relay
     from edgefleet.server.gateway.session import AgentSession
+    from edgefleet.wire.fed_relay import FedRelay
     from edgefleet.wire.link import Link
-    from edgefleet.wire.messages import FedRelay, encode
+    from edgefleet.wire.messages import encode
 
     def record(direction: str, device: str, payload: FedMessage, frame: int | None) -> None:
         text = encode(FedRelay.model_construct(payload=payload))

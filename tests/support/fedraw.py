@@ -23,9 +23,9 @@ from edgefleet.agent.state import Identity
 from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
 from edgefleet.fed.party import Party
+from edgefleet.wire.fed_relay import FedRelay
 from edgefleet.wire.messages import (
     DeviceFacts,
-    FedRelay,
     Heartbeat,
     Hello,
     Welcome,

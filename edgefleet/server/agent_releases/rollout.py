@@ -32,7 +32,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import ApiError
 from edgefleet.server.scheduler import lease
-from edgefleet.wire.upgrade import UpgradeOrder
+from edgefleet.wire.commands import UPGRADE_AGENT, ReplyError, UpgradeArgs
 
 log = logging.getLogger("edgefleet.server.agent_releases")
 
@@ -171,7 +171,7 @@ class Rollouts:
                 f"agent release {upgrade.version} was deleted",
             )
             return
-        order = UpgradeOrder(
+        order = UpgradeArgs(
             version=release.version,
             sha256=release.sha256,
             url=f"/api/v1/agent-releases/{release.version}/wheel",
@@ -180,7 +180,7 @@ class Rollouts:
             attempt=upgrade.id,
         )
         try:
-            result = await self.ctx.hub.command(entry["id"], "upgrade-agent", order.model_dump())
+            result = await self.ctx.hub.command(entry["id"], UPGRADE_AGENT, order)
         except ApiError as exc:
             entry["state"], entry["error"] = "failed", exc.message
             return
@@ -189,8 +189,12 @@ class Rollouts:
             if "unknown command" in reason:
                 reason = "this agent is too old for over-the-air upgrades; upgrade it by hand once"
             entry["state"], entry["error"] = "failed", reason
-        elif (result.result or {}).get("already"):
-            entry["state"] = "healthy"
+            return
+        try:
+            if UPGRADE_AGENT.reply_of(result.result).already:
+                entry["state"] = "healthy"
+        except ReplyError as exc:
+            entry["state"], entry["error"] = "failed", str(exc)
 
 
 async def start(ctx: ServerContext) -> Any:

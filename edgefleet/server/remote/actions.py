@@ -12,10 +12,22 @@ from edgefleet.server.deps import CallerDep, Ctx, Db
 from edgefleet.server.errors import BadGateway, Invalid
 from edgefleet.server.remote import targets
 from edgefleet.server.schemas import Input
+from edgefleet.wire.commands import (
+    IDENTIFY,
+    REBOOT,
+    RESTART_AGENT,
+    ActionArgs,
+    CommandSpec,
+    ReplyError,
+)
 
 router = APIRouter(tags=["devices"])
 
-COMMANDS = {"restart": "restart-agent", "reboot": "reboot", "identify": "identify"}
+COMMANDS: dict[str, CommandSpec[ActionArgs, Any]] = {
+    "restart": RESTART_AGENT,
+    "reboot": REBOOT,
+    "identify": IDENTIFY,
+}
 
 
 class ActionIn(Input):
@@ -39,11 +51,11 @@ async def device_action(
     target = await targets.device(db, caller, device, permission)
     if action == "reboot" and not body.confirm:
         raise Invalid('rebooting a device needs {"confirm": true}', field="confirm")
-    args: dict[str, Any] = {
-        "confirm": body.confirm,
-        "message": body.message or f"identify requested by {caller.name}",
-    }
-    result = await ctx.hub.command(target.id, COMMANDS[action], args, 30)
+    args = ActionArgs(
+        confirm=body.confirm, message=body.message or f"identify requested by {caller.name}"
+    )
+    spec = COMMANDS[action]
+    result = await ctx.hub.command(target.id, spec, args, 30)
     ctx.events.record(
         f"device.{action}",
         target.project_pk,
@@ -53,4 +65,8 @@ async def device_action(
     )
     if not result.ok:
         raise BadGateway(f"device {target.name} could not {action}: {result.error}")
-    return {"device": target.id, "action": action, "result": result.result}
+    try:
+        reply = spec.reply_of(result.result)
+    except ReplyError as exc:
+        raise BadGateway(f"device {target.name} answered {action}: {exc}") from exc
+    return {"device": target.id, "action": action, "result": reply.model_dump(by_alias=True)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, WebSocket
 from pydantic import Field
@@ -29,9 +29,19 @@ from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.remote import targets
 from edgefleet.server.remote.tables import ExecAudit
 from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.wire.commands import (
+    EXEC,
+    WORKLOAD_EXEC,
+    CommandSpec,
+    ExecArgs,
+    ExecReply,
+    ReplyError,
+    WorkloadExecArgs,
+)
 from edgefleet.wire.mux import StreamError
 
 router = APIRouter(tags=["exec"])
+E = TypeVar("E", bound=ExecArgs)
 MAX_OUTPUT = 1024 * 1024
 CONTROL = 3
 
@@ -133,17 +143,26 @@ async def _audit_end(ctx: ServerContext, pk: int, exit_code: int | None, error: 
 
 
 async def _run(
-    ctx: ServerContext, device_id: str, name: str, args: dict[str, Any], timeout: float, audit: int
+    ctx: ServerContext,
+    device_id: str,
+    spec: CommandSpec[E, ExecReply],
+    args: E,
+    audit: int,
 ) -> ExecOut:
     try:
-        result = await ctx.hub.command(device_id, name, args, timeout + 10)
+        result = await ctx.hub.command(device_id, spec, args, args.timeout + 10)
     except ApiError as exc:
         await _audit_end(ctx, audit, None, exc.message)
         raise
     if not result.ok:
         await _audit_end(ctx, audit, None, result.error)
         raise BadGateway(f"the device could not run the command: {result.error}")
-    out = ExecOut.model_validate(result.result)
+    try:
+        reply = spec.reply_of(result.result)
+    except ReplyError as exc:
+        await _audit_end(ctx, audit, None, str(exc))
+        raise BadGateway(f"the device answered the command with {exc}") from exc
+    out = ExecOut.model_validate(reply.model_dump())
     await _audit_end(ctx, audit, out.exit_code, "timed out" if out.timed_out else None)
     return out
 
@@ -152,7 +171,8 @@ async def _run(
 async def exec_on_device(device: str, body: ExecIn, caller: CallerDep, db: Db, ctx: Ctx) -> ExecOut:
     target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
     audit = await _audit_start(ctx, caller.name, target.project_pk, target.id, body.command)
-    return await _run(ctx, target.id, "exec", body.model_dump(), body.timeout, audit)
+    args = ExecArgs.model_validate(body.model_dump())
+    return await _run(ctx, target.id, EXEC, args, audit)
 
 
 @router.post("/jobs/{job}/exec", response_model=ExecOut)
@@ -171,8 +191,8 @@ async def exec_in_workload(
         job=target.job.id,
         service=body.service,
     )
-    args = body.model_dump() | {"job": target.job.id}
-    return await _run(ctx, target.device.id, "workload-exec", args, body.timeout, audit)
+    args = WorkloadExecArgs.model_validate(body.model_dump() | {"job": target.job.id})
+    return await _run(ctx, target.device.id, WORKLOAD_EXEC, args, audit)
 
 
 @router.get("/audit/exec", response_model=Page[AuditOut])
@@ -349,8 +369,7 @@ async def _bridge_exec(
     finally:
         reader.cancel()
         if not stream.closed:
-            with contextlib.suppress(Exception):
-                await stream.reset("client went away")
+            await stream.reset("client went away")  # idempotent; never raises
         await _audit_end(ctx, audit, exit_code, error)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(1000)
