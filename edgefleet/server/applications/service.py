@@ -7,13 +7,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.applications import contexts
 from edgefleet.server.applications.contexts import CONTEXT_KEY
+from edgefleet.server.applications.schemas import ApplicationIn, VersionIn
 from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
+from edgefleet.server.data.objects import open_store
 from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Conflict, Invalid, NotFound
 from edgefleet.server.limits import Limits
+from edgefleet.server.pagination import Page, PageParams, keyset_page
+from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.spec import compose, work
 from edgefleet.spec.findings import Finding
@@ -126,6 +132,19 @@ async def find(
     return rows[0]
 
 
+async def listing(
+    db: AsyncSession, caller: Caller, page: PageParams, project: str | None = None
+) -> Page[Application]:
+    """The applications of the caller's projects (or of ``project``), oldest first."""
+    query = select(Application)
+    visible = caller.visible_projects()
+    if visible is not None:
+        query = query.where(Application.project_pk.in_(visible))
+    if project:
+        query = query.where(Application.project_pk == (await projects.find(db, caller, project)).pk)
+    return await keyset_page(db, query, Application.pk, page)
+
+
 async def find_version(db: AsyncSession, app: Application, version: str) -> AppVersion:
     found = await db.scalar(
         select(AppVersion).where(
@@ -174,6 +193,64 @@ async def create(
     db.add(_version_row(app, version, raw, text, warnings, caller))
     await db.commit()
     return app
+
+
+async def _checked_source(
+    ctx: ServerContext, project_pk: int, body: ApplicationIn | VersionIn
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The spec a request carries, checked; its build context must be one the
+    project uploaded."""
+    if body.context is not None:
+        store = open_store(ctx.settings.object_store, ctx.settings.data_dir)
+        await contexts.require(store, project_pk, body.context)
+    return await check_source(ctx.limits, body.spec, body.compose, body.context)
+
+
+async def create_from(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, body: ApplicationIn
+) -> Application:
+    """``POST /applications``: the role first (parsing a Compose file costs a worker,
+    and a refusal must not depend on what the file says), then the spec, the row
+    and the event."""
+    project = await projects.find(db, caller, body.project)
+    caller.require(project.pk, Permission.MANAGE_APPS, f"project {project.name!r}")
+    raw, warnings = await _checked_source(ctx, project.pk, body)
+    app = await create(
+        db,
+        caller,
+        project,
+        name=body.name,
+        description=body.description,
+        version=body.version,
+        raw=raw,
+        text=body.compose,
+        warnings=warnings,
+    )
+    ctx.events.record(
+        "application.created",
+        project.pk,
+        f"application {app.name} version {body.version} created by {caller.name}",
+        actor=caller.name,
+    )
+    return app
+
+
+async def add_version_from(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, app: Application, body: VersionIn
+) -> AppVersion:
+    """``POST /applications/{app}/versions``: as :func:`create_from`, for a new version."""
+    caller.require(app.project_pk, Permission.MANAGE_APPS, f"application {app.name!r}")
+    raw, warnings = await _checked_source(ctx, app.project_pk, body)
+    row = await add_version(
+        db, caller, app, version=body.version, raw=raw, text=body.compose, warnings=warnings
+    )
+    ctx.events.record(
+        "application.version",
+        app.project_pk,
+        f"application {app.name} version {body.version} added by {caller.name}",
+        actor=caller.name,
+    )
+    return row
 
 
 def _version_row(

@@ -3,15 +3,11 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 
-from edgefleet.server.applications import service as applications
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.jobs import devices, service
 from edgefleet.server.jobs.schemas import JobDeviceOut, JobIn, JobOut, JobPatch
-from edgefleet.server.jobs.tables import Job
 from edgefleet.server.pagination import Page, next_cursor
-from edgefleet.server.projects import service as projects
 from edgefleet.server.schedules import service as schedules
 
 router = APIRouter(tags=["jobs"])
@@ -33,19 +29,12 @@ async def list_jobs(
     state: str | None = Query(None, description="comma-separated states"),
     devices: bool = Query(True, description="include per-device status"),
 ) -> Page[JobOut]:
-    query = service.filters(select(Job).where(Job.pk > page.after), caller)
-    project_pk = None
-    if project:
-        project_pk = (await projects.find(db, caller, project)).pk
-        query = query.where(Job.project_pk == project_pk)
-    if application:
-        app = await applications.find(db, caller, application, project_pk)
-        query = query.where(Job.application_pk == app.pk)
-    if state:
-        query = query.where(Job.state.in_([s.strip() for s in state.split(",")]))
-    rows = list(await db.scalars(query.order_by(Job.pk).limit(page.limit + 1)))
-    items = [await service.output(db, j, caller, with_devices=devices) for j in rows[: page.limit]]
-    return Page(items=items, next=next_cursor([j.pk for j in rows], page.limit))
+    states = [s.strip() for s in state.split(",")] if state else None
+    found = await service.listing(
+        db, caller, page, project=project, application=application, states=states
+    )
+    items = [await service.output(db, j, caller, with_devices=devices) for j in found.items]
+    return Page(items=items, next=found.next)
 
 
 @router.get("/jobs/{job}", response_model=JobOut)

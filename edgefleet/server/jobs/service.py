@@ -23,7 +23,7 @@ from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.status import refresh_jobs
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.loans import service as loans
-from edgefleet.server.pagination import next_cursor
+from edgefleet.server.pagination import Page, PageParams, keyset_page, next_cursor
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.reservations import links as reserved
@@ -287,6 +287,30 @@ async def output_json(
         if periodic is not None:
             await schedules.decorate(db, job, periodic, head["devices"])
     return json.dumps(head, separators=(",", ":")).encode()
+
+
+async def listing(
+    db: AsyncSession,
+    caller: Caller,
+    page: PageParams,
+    *,
+    project: str | None = None,
+    application: str | None = None,
+    states: list[str] | None = None,
+) -> Page[Job]:
+    """The jobs of the caller's projects, oldest first; ``project`` and
+    ``application`` are ids or names, ``application`` within ``project`` if given."""
+    query = filters(select(Job), caller)
+    project_pk = None
+    if project:
+        project_pk = (await projects.find(db, caller, project)).pk
+        query = query.where(Job.project_pk == project_pk)
+    if application:
+        app = await applications.find(db, caller, application, project_pk)
+        query = query.where(Job.application_pk == app.pk)
+    if states:
+        query = query.where(Job.state.in_(states))
+    return await keyset_page(db, query, Job.pk, page)
 
 
 def filters(query: Any, caller: Caller) -> Any:

@@ -13,8 +13,8 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from edgefleet.server.applications import routes as app_api
 from edgefleet.server.applications import service as applications
+from edgefleet.server.applications import view as app_view
 from edgefleet.server.applications.schemas import ApplicationIn, VersionIn
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
@@ -97,9 +97,9 @@ async def _projects_for(db: Db, viewer: Viewer) -> list[Any]:
 async def _list_page(
     request: Request, viewer: Viewer, db: Db, form: dict[str, str], status: int = 200, **extra: Any
 ) -> Response:
-    page = await app_api.list_applications(viewer.caller, db, PageParams(limit=1000, after=0), None)
+    page = await applications.listing(db, viewer.caller, PageParams(limit=1000, after=0))
     context = {
-        "apps": page.items,
+        "apps": [await app_view.application(db, a) for a in page.items],
         "projects": await _projects_for(db, viewer),
         "form": form,
         "example": EXAMPLE,
@@ -129,7 +129,7 @@ async def create_app(
     }
     try:
         body = build(ApplicationIn, **values)
-        created = await app_api.create_application(body, viewer.caller, db, ctx)
+        created = await applications.create_from(ctx, db, viewer.caller, body)
     except ApiError as exc:
         refused(exc)
         return await _list_page(request, viewer, db, values, error=exc.message)
@@ -146,8 +146,8 @@ async def _app_page(
     error: str = "",
 ) -> Response:
     app = await applications.find(db, viewer.caller, ref)
-    out = await app_api.show_application(app.id, viewer.caller, db)
-    versions = (await app_api.list_versions(app.id, viewer.caller, db)).items
+    out = await app_view.application(db, app)
+    versions = [app_view.version(v, False) for v in await applications.versions(db, app)]
     form = form or {}
     context = {
         "app": out,
@@ -176,7 +176,7 @@ async def create_version(
     values = {"version": form_field(form, "version"), "compose": source}
     try:
         body = build(VersionIn, **values)
-        version = await app_api.create_version(found.id, body, viewer.caller, db, ctx)
+        version = await applications.add_version_from(ctx, db, viewer.caller, found, body)
     except ApiError as exc:
         refused(exc)
         return await _app_page(request, viewer, db, app, values, error=exc.message)
@@ -188,13 +188,13 @@ async def version_page(
     request: Request, app: str, version: str, viewer: ViewerDep, db: Db
 ) -> Response:
     found = await applications.find(db, viewer.caller, app)
-    out = await app_api.show_version(found.id, version, viewer.caller, db)
+    out = app_view.version(await applications.find_version(db, found, version), True)
     source = out.compose
     if source is None:
         source = yaml.safe_dump(out.spec or {}, sort_keys=False)
     lines, _ = annotate(source, [w.model_dump() for w in out.warnings])
     context = {
-        "app": await app_api.show_application(found.id, viewer.caller, db),
+        "app": await app_view.application(db, found),
         "version": out,
         "lines": lines,
         "can_deploy": viewer.can(found.project_pk, Permission.MANAGE_APPS),

@@ -20,9 +20,8 @@ from fastapi.responses import Response
 from edgefleet.server.data import query
 from edgefleet.server.deps import Db
 from edgefleet.server.errors import Invalid
-from edgefleet.server.jobs import routes as job_api
 from edgefleet.server.jobs import service as jobs
-from edgefleet.server.pagination import PageParams
+from edgefleet.server.portal.jobs import recent_jobs
 from edgefleet.server.portal.web import PortalRoute, ViewerDep, render
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -55,11 +54,8 @@ async def data_page(
 ) -> Response:
     if mode not in MODES:
         raise Invalid("mode is 'device' or 'aggregate'", field="mode")
-    listed = await job_api.list_jobs(
-        viewer.caller, db, PageParams(limit=1000, after=0), None, None, None, False
-    )
     context: dict[str, Any] = {
-        "jobs": list(reversed(listed.items)),
+        "jobs": await recent_jobs(db, viewer),
         "job": None,
         "form": {
             "job": job or "",

@@ -14,13 +14,12 @@ from fastapi.datastructures import FormData
 from fastapi.responses import Response
 
 from edgefleet.labels import LabelError, parse_selector
-from edgefleet.server.applications import routes as app_api
 from edgefleet.server.applications import service as applications
+from edgefleet.server.applications import view as app_view
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.devices import service as devices
 from edgefleet.server.errors import ApiError, Invalid, NotFound
-from edgefleet.server.jobs import routes as job_api
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.schemas import JobIn, JobPatch
 from edgefleet.server.pagination import PageParams
@@ -47,11 +46,14 @@ router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 PREVIEW_LIMIT = 200
 
 
+async def recent_jobs(db: Db, viewer: Viewer) -> list[Any]:
+    """The viewer's jobs, newest first, without their devices (the list pages)."""
+    page = await jobs.listing(db, viewer.caller, PageParams(limit=1000, after=0))
+    return [await jobs.output(db, j, viewer.caller, with_devices=False) for j in page.items][::-1]
+
+
 async def _jobs(db: Db, viewer: Viewer) -> dict[str, Any]:
-    page = await job_api.list_jobs(
-        viewer.caller, db, PageParams(limit=1000, after=0), None, None, None, False
-    )
-    return {"jobs": list(reversed(page.items))}
+    return {"jobs": await recent_jobs(db, viewer)}
 
 
 @router.get("/jobs")
@@ -68,10 +70,10 @@ async def job_rows(request: Request, viewer: ViewerDep, db: Db) -> Response:
 
 async def _deployable(db: Db, viewer: Viewer) -> list[Any]:
     """Applications the viewer may deploy (developer or owner of their project)."""
-    page = await app_api.list_applications(viewer.caller, db, PageParams(limit=1000, after=0), None)
+    page = await applications.listing(db, viewer.caller, PageParams(limit=1000, after=0))
     visible = await projects.list_visible(db, viewer.caller, 0, 1000)
-    allowed = {p.id for p in visible if viewer.can(p.pk, Permission.MANAGE_APPS)}
-    return [a for a in page.items if a.project_id in allowed]
+    allowed = {p.pk for p in visible if viewer.can(p.pk, Permission.MANAGE_APPS)}
+    return [await app_view.application(db, a) for a in page.items if a.project_pk in allowed]
 
 
 async def _versions(db: Db, viewer: Viewer, application: str) -> list[str]:
