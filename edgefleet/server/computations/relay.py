@@ -28,9 +28,10 @@ outside (tests/support/fedhooks.py); nothing here writes a transcript.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
@@ -78,8 +79,12 @@ class Relay:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except (SQLAlchemyError, OSError):  # recording "the server stopped" failed
+                log.exception("stopping %s", task.get_name())
 
     # -- launching --------------------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class Relay:
                 error="the server stopped during the computation; nothing was released",
             )
             raise
-        except Exception:
+        except Exception:  # any bug ends this computation as failed, never the others
             log.exception("computation %s failed", cid)
             outcome = None
         finally:
@@ -130,8 +135,7 @@ class Relay:
             self._tasks.pop(cid, None)
             sub = self._subs.pop(cid, None)
             if sub is not None:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+                await sub.unsubscribe()
         if outcome is None:
             await service.finish(
                 self.ctx,
@@ -236,6 +240,6 @@ class Relay:
             try:
                 await service.sweep(self.ctx, set(self.running), everything=everything)
                 everything = False
-            except Exception:
+            except Exception:  # the loop outlives one bad sweep; the next one retries
                 log.exception("sweeping computations failed")
             await asyncio.sleep(SWEEP_EVERY)

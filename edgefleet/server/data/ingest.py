@@ -46,6 +46,7 @@ from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.db.upsert import insert_for
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import (
     DATA_FILE_STREAM,
     DataAck,
@@ -123,8 +124,10 @@ class Ingest:
 
     async def stop(self) -> None:
         for task in list(self._tasks):
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(task, 5)
+            except TimeoutError:  # cancelled unacked: the agent keeps the batch and resends
+                log.warning("a data batch was still being stored at stop; left unacked")
 
     # -- records --------------------------------------------------------------------------
 
@@ -145,11 +148,13 @@ class Ingest:
                 session.device.id,
                 (time.perf_counter() - begin) * 1000,
             )
-        except Exception as exc:
+        except Exception as exc:  # answered: the agent keeps the batch and says why
             log.exception("storing data batch from %s failed", session.device.id)
             ack = DataAck(batch=batch.batch, ok=False, error=f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(Exception):
+        try:
             await session.send(ack)
+        except TransportClosed:  # unacked: the agent resends the batch when it is back
+            log.info("device %s left before batch %d was acked", session.device.id, batch.batch)
 
     async def store(
         self, session: AgentSession, records: list[DataRecord]

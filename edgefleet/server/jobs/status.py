@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.applications.tables import AppVersion
@@ -48,8 +49,10 @@ class StatusSink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception):
+        try:
             await self.flush()
+        except (SQLAlchemyError, OSError):  # agents report again in their next hello
+            log.exception("writing the last job statuses at stop failed")
 
     async def on_report(self, session: AgentSession, report: JobStatusReport) -> None:
         self.add(session, report.statuses)
@@ -70,7 +73,7 @@ class StatusSink:
             await asyncio.sleep(self.flush_every)
             try:
                 await self.flush()
-            except Exception:
+            except Exception:  # the loop outlives one bad batch; later reports still land
                 log.exception("writing job statuses failed")
 
     async def flush(self) -> None:
