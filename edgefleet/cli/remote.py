@@ -93,7 +93,8 @@ def _interactive(
 
             def send_resize(*_: Any) -> None:
                 c, r = _size()
-                with contextlib.suppress(Exception):
+                # closed: the loop below reads how the session ended and says so
+                with contextlib.suppress(ConnectionClosed):
                     ws.send(bytes([CONTROL]) + json.dumps({"resize": [c, r]}).encode())
 
             if tty and hasattr(signal, "SIGWINCH"):
@@ -107,10 +108,10 @@ def _interactive(
                     except OSError:
                         break
                     if not data:
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(ConnectionClosed):  # as in send_resize
                             ws.send(bytes([CONTROL]) + b'{"eof": true}')
                         break
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(ConnectionClosed):  # as in send_resize
                         ws.send(bytes([STDIN]) + data)
 
             threading.Thread(target=pump_stdin, daemon=True).start()
