@@ -7,7 +7,7 @@ For a service with ``build:`` the Prepare step does this instead of a pull::
     check  sha256 of the bytes == digest; at most --build-context-max-bytes
     repack the build's context directory into a plain tar, refusing any entry
            that leaves it (absolute, .., outside links, devices)
-    build  with this device's engine (:class:`Builder`), tagged
+    build  with this device's engine (:class:`~edgefleet.agent.runtimes.capabilities.CanBuild`), tagged
            localhost/ef-build/<app>:<version>-<digest>, so it is the device's
            own architecture and needs no registry
 
@@ -28,11 +28,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from edgefleet.agent.enroll import http_base
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.runtimes.base import WorkloadSpec
+from edgefleet.agent.runtimes.base import Runtime, WorkloadSpec
+from edgefleet.agent.runtimes.capabilities import CanBuild
 from edgefleet.spec.model import Build
 
 if TYPE_CHECKING:
@@ -41,14 +42,6 @@ if TYPE_CHECKING:
 CHUNK = 1 << 16
 Progress = Callable[[str], None]  # "building: STEP 2/4: COPY …"
 _TAG_CHARS = re.compile(r"[^a-z0-9_.-]+")
-
-
-@runtime_checkable
-class Builder(Protocol):
-    async def build(self, spec: WorkloadSpec, context: Path, progress: Progress) -> None:
-        """Build ``spec.service.build`` from the plain tar ``context`` and tag it
-        ``spec.service.image``, calling ``progress`` (on the event loop) with
-        each step; raise RuntimeFailure with the engine's error."""
 
 
 def build_tag(application: str, version: str, digest: str) -> str:
@@ -151,12 +144,12 @@ class Builds:
         self.max_bytes = max_bytes
         self.context = context
 
-    async def build(self, spec: WorkloadSpec, runtime: object, progress: Progress) -> None:
+    async def build(self, spec: WorkloadSpec, runtime: Runtime, progress: Progress) -> None:
         build = spec.service.build
         assert build is not None
-        if not isinstance(runtime, Builder):
+        if not isinstance(runtime, CanBuild):
             raise RuntimeFailure(
-                f"service {spec.service_name}: the {getattr(runtime, 'name', '?')} runtime "
+                f"service {spec.service_name}: the {runtime.name} runtime "
                 "cannot build images (build: needs a container engine)"
             )
         if not build.digest:

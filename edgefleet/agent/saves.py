@@ -40,7 +40,8 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
         except ValidationError as exc:
             await stream.refuse(f"not a save request: {exc.errors()[0]['msg']}")
             return
-        runtime = _docker(runtimes())
+        found_runtimes = runtimes()
+        runtime = found_runtimes.engine() if found_runtimes is not None else None
         if runtime is None:
             await stream.refuse("this device has no container engine: nothing to save")
             return
@@ -67,7 +68,7 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
             try:
                 digest = await asyncio.to_thread(
                     commit_and_push,
-                    runtime.client.api,
+                    runtime.engine_api(),
                     container,
                     request,
                     emit,
@@ -86,13 +87,6 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
 
 class SaveFailed(Exception):
     """The engine refused the commit or the push; the message is its answer."""
-
-
-def _docker(runtimes: RuntimeSet | None) -> Any:
-    for runtime in runtimes.all() if runtimes is not None else []:
-        if runtime.name == "docker":
-            return runtime
-    return None
 
 
 def commit_and_push(

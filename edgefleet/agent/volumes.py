@@ -41,10 +41,12 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
         if not PROJECT_VOLUME.fullmatch(name):
             await stream.refuse(f"{name!r} is not a project volume")
             return
-        api = _engine(runtimes())
-        if api is None:
+        found_runtimes = runtimes()
+        engine = found_runtimes.engine() if found_runtimes is not None else None
+        if engine is None:
             await stream.refuse("this device has no container engine: it holds no volumes")
             return
+        api = engine.engine_api()
         try:
             if op == "usage":
                 path = await _mountpoint(api, name)
@@ -68,13 +70,6 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
             log.info("volume stream for %s closed by the server", name)
 
     return serve
-
-
-def _engine(runtimes: RuntimeSet | None) -> Any:
-    for runtime in runtimes.all() if runtimes is not None else []:
-        if runtime.name == "docker":
-            return runtime.client.api  # type: ignore[attr-defined]
-    return None
 
 
 async def _mountpoint(api: Any, name: str) -> Path | None:

@@ -3,8 +3,10 @@
 Containers of a job sit on the job's own bridge network; the host's address
 on that bridge (the gateway) is how they reach the agent, and it exists only
 while a container runs on the bridge. Only the Docker Engine API runtime has
-networks; the docker SDK client is reached through the runtime's ``client``
-attribute (duck-typed, so this module never imports the SDK itself).
+networks; its SDK client is reached through the
+:class:`~edgefleet.agent.runtimes.capabilities.HasEngine` capability, and the
+SDK's errors are imported only once an engine is there (a process-only device
+never loads the SDK).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgefleet.agent.runtimes.base import LABEL_DEVICE, LABEL_MANAGED, Runtime
+from edgefleet.agent.runtimes.capabilities import HasEngine
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,14 @@ class JobNetwork:
 
 
 def _api(runtime: Runtime | None) -> Any:
-    client = getattr(runtime, "client", None)
-    return getattr(client, "api", None)
+    return runtime.engine_api() if isinstance(runtime, HasEngine) else None
+
+
+def _engine_errors() -> tuple[type[Exception], ...]:
+    """What asking the engine can raise: the SDK's errors, and the socket's."""
+    from docker.errors import DockerException
+
+    return (DockerException, OSError)
 
 
 def _parse(info: dict[str, Any]) -> JobNetwork | None:
@@ -57,7 +66,7 @@ async def job_networks(runtime: Runtime | None, device_id: str) -> list[JobNetwo
     labels = [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={device_id}"]
     try:
         found = await asyncio.to_thread(api.networks, filters={"label": labels})
-    except Exception as exc:
+    except _engine_errors() as exc:
         log.debug("cannot list networks: %s", exc)
         return []
     result = []
@@ -67,7 +76,8 @@ async def job_networks(runtime: Runtime | None, device_id: str) -> list[JobNetwo
             # Some engines leave IPAM out of the list; ask for the one network.
             try:
                 net = _parse(await asyncio.to_thread(api.inspect_network, info["Name"]))
-            except Exception:
+            except _engine_errors() as exc:
+                log.debug("cannot inspect network %s: %s", info["Name"], exc)
                 net = None
         if net is not None:
             result.append(net)
@@ -82,6 +92,7 @@ def gateway_now(runtime: Runtime | None, network: str) -> str | None:
         return None
     try:
         net = _parse(api.inspect_network(network))
-    except Exception:
+    except _engine_errors() as exc:
+        log.debug("cannot inspect network %s: %s", network, exc)
         return None
     return net.gateway if net is not None else None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from edgefleet.agent.runtimes.capabilities import HasNetworks, HasVolumes
+from edgefleet.agent.runtimes.capabilities import HasEngine, HasNetworks, HasVolumes
 from edgefleet.agent.runtimes.workload import (
     LABEL_DEVICE,
     LABEL_INPUTS,
@@ -68,6 +68,7 @@ __all__ = [
     "LABEL_VERSION",
     "RUNTIMES",
     "ContainerRuntime",
+    "EngineRuntime",
     "LogLine",
     "Runtime",
     "RuntimeSet",
@@ -129,6 +130,11 @@ class ContainerRuntime(Runtime, HasNetworks, HasVolumes, Protocol):
     volumes (``docker``, and the simulator's ``sim``)."""
 
 
+class EngineRuntime(ContainerRuntime, HasEngine, Protocol):
+    """A container runtime with a Docker Engine API behind it (``docker``): what
+    saves, volume archives and the job networks' gateways go to directly."""
+
+
 RUNTIMES: dict[str, str] = {
     "docker": "edgefleet.agent.runtimes.docker:DockerRuntime",
     "process": "edgefleet.agent.runtimes.process:ProcessRuntime",
@@ -179,6 +185,10 @@ class RuntimeSet:
             if runtime is not None and runtime not in found:
                 found.append(runtime)
         return found
+
+    def engine(self) -> EngineRuntime | None:
+        """The container runtime, when it has an engine's API (see :class:`EngineRuntime`)."""
+        return self.container if isinstance(self.container, HasEngine) else None
 
     def for_service(self, service: Service) -> Runtime | None:
         return self.process if service.runtime == "process" else self.container
