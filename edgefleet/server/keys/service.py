@@ -8,12 +8,17 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth import secrets
+from edgefleet.server.auth.accounts import expiry
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import Invalid, NotFound, Unauthorized
 from edgefleet.server.events import audit
+from edgefleet.server.keys.schemas import KeyCreated, KeyIn, KeyOut
 from edgefleet.server.keys.tables import ProvisioningKey
+from edgefleet.server.pagination import Page, PageParams, keyset_page
+from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 
 
@@ -49,21 +54,60 @@ async def create(
     return key, secret
 
 
-async def list_visible(
-    db: AsyncSession, caller: Caller, project_pk: int | None, after: int, limit: int
-) -> list[ProvisioningKey]:
-    query = (
-        select(ProvisioningKey)
-        .where(ProvisioningKey.pk > after)
-        .order_by(ProvisioningKey.pk)
-        .limit(limit + 1)
+async def create_from(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, body: KeyIn
+) -> KeyCreated:
+    """``POST /provisioning-keys``: the key, its secret (shown once) and the command
+    that enrolls a device with it."""
+    project = await projects.find(db, caller, body.project)
+    expires = expiry(body.expires_at, body.expires_in)
+    key, secret = await create(
+        db,
+        caller,
+        project,
+        name=body.name,
+        labels=body.labels,
+        expires_at=expires,
+        max_uses=body.max_uses,
     )
+    out = await key_out(db, key)
+    command = (
+        f"edgefleet agent --server {ctx.settings.resolved_public_url()} "
+        f"--provisioning-key {secret} --state-dir /var/lib/edgefleet"
+    )
+    return KeyCreated(**out.model_dump(), key=secret, command=command)
+
+
+async def key_out(db: AsyncSession, key: ProvisioningKey) -> KeyOut:
+    project = (await projects.names(db, {key.project_pk}))[key.project_pk]
+    return KeyOut(
+        id=key.id,
+        name=key.name,
+        project=project.name,
+        project_id=project.id,
+        prefix=key.prefix,
+        labels=key.labels,
+        created_at=key.created_at,
+        created_by=key.created_by,
+        expires_at=key.expires_at,
+        max_uses=key.max_uses,
+        uses=key.uses,
+        revoked_at=key.revoked_at,
+    )
+
+
+async def listing(
+    db: AsyncSession, caller: Caller, page: PageParams, project: str | None = None
+) -> Page[ProvisioningKey]:
+    """The keys of the caller's projects (or of ``project``), oldest first."""
+    query = select(ProvisioningKey)
     visible = caller.visible_projects()
     if visible is not None:
         query = query.where(ProvisioningKey.project_pk.in_(visible))
-    if project_pk is not None:
+    if project:
+        project_pk = (await projects.find(db, caller, project)).pk
         query = query.where(ProvisioningKey.project_pk == project_pk)
-    return list(await db.scalars(query))
+    return await keyset_page(db, query, ProvisioningKey.pk, page)
 
 
 async def find(db: AsyncSession, caller: Caller, key_id: str) -> ProvisioningKey:

@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from edgefleet.server.auth import routes as auth_api
+from edgefleet.server.auth import accounts
+from edgefleet.server.auth import service as users
 from edgefleet.server.auth.roles import Permission, Role
 from edgefleet.server.auth.schemas import TokenIn
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError, Invalid
-from edgefleet.server.keys import routes as key_api
+from edgefleet.server.keys import service as keys
 from edgefleet.server.keys.schemas import KeyIn
 from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
@@ -31,7 +32,6 @@ from edgefleet.server.portal.web import (
     render,
     show_once,
 )
-from edgefleet.server.projects import routes as project_api
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.schemas import MemberIn, ProjectIn, RoleIn
 
@@ -62,9 +62,10 @@ def _seconds(value: str, name: str, unit: str, per: int) -> int | None:
 async def _keys_page(
     request: Request, viewer: Viewer, db: Db, status: int = 200, **extra: Any
 ) -> Response:
-    visible = await projects.list_visible(db, viewer.caller, 0, 1000)
+    visible = await projects.visible(db, viewer.caller)
+    listed = (await keys.listing(db, viewer.caller, ALL)).items
     context: dict[str, Any] = {
-        "keys": list(reversed((await key_api.list_keys(viewer.caller, db, ALL, None)).items)),
+        "keys": [await keys.key_out(db, k) for k in reversed(listed)],
         "projects": [p for p in visible if viewer.can(p.pk, Permission.MANAGE_KEYS)],
         "created": None,
         "error": "",
@@ -94,7 +95,7 @@ async def create_key(
             expires_in=_seconds(values["expires_in"], "expires in", "hours", 3600),
             max_uses=values["max_uses"] or None,
         )
-        created = await key_api.create_key(body, viewer.caller, db, ctx)
+        created = await keys.create_from(ctx, db, viewer.caller, body)
     except ApiError as exc:
         refused(exc)
         return await _keys_page(request, viewer, db, error=exc.message, form=values)
@@ -103,7 +104,7 @@ async def create_key(
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
-    await key_api.revoke_key(key_id, viewer.caller, db)
+    await keys.revoke(db, viewer.caller, await keys.find(db, viewer.caller, key_id))
     return redirect("/keys")
 
 
@@ -113,9 +114,8 @@ async def revoke_key(key_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) 
 async def _tokens_page(
     request: Request, viewer: Viewer, db: Db, status: int = 200, **extra: Any
 ) -> Response:
-    tokens = await auth_api.list_tokens(viewer.caller, db, None, False)
     context: dict[str, Any] = {
-        "tokens": list(reversed(tokens.items)),
+        "tokens": list(reversed(await accounts.tokens(db, viewer.caller))),
         "created": None,
         "error": "",
         "form": {},
@@ -138,7 +138,7 @@ async def create_token(
     try:
         seconds = _seconds(values["expires_in"], "expires in", "days", 86400)
         body = build(TokenIn, name=values["name"], expires_in=seconds)
-        created = await auth_api.create_token(body, viewer.caller, db)
+        created = await accounts.create_token(db, viewer.caller, body)
     except ApiError as exc:
         refused(exc)
         return await _tokens_page(request, viewer, db, error=exc.message, form=values)
@@ -147,17 +147,25 @@ async def create_token(
 
 @router.post("/tokens/{token_id}/revoke")
 async def revoke_token(token_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
-    await auth_api.revoke_token(token_id, viewer.caller, db)
+    await users.revoke_token(db, viewer.caller, token_id)
     return redirect("/tokens")
 
 
 # --- projects and members ---------------------------------------------------------------------
 
 
+async def _projects_page(
+    request: Request, viewer: Viewer, db: Db, error: str = "", form: dict[str, str] | None = None
+) -> Response:
+    found = await projects.visible(db, viewer.caller)
+    listed = [await projects.project_out(db, viewer.caller, p) for p in found]
+    context = {"projects": listed, "error": error, "form": form or {}}
+    return render(request, "projects.html", context)
+
+
 @router.get("/projects")
 async def project_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    page = await project_api.list_projects(viewer.caller, db, ALL)
-    return render(request, "projects.html", {"projects": page.items, "error": "", "form": {}})
+    return await _projects_page(request, viewer, db)
 
 
 @router.post("/projects")
@@ -166,12 +174,11 @@ async def create_project(
 ) -> Response:
     values = {k: field(form, k) for k in ("name", "description")}
     try:
-        created = await project_api.create_project(build(ProjectIn, **values), viewer.caller, db)
+        body = build(ProjectIn, **values)
+        created = await projects.create(db, viewer.caller, body.name, body.description)
     except ApiError as exc:
         refused(exc)
-        page = await project_api.list_projects(viewer.caller, db, ALL)
-        context = {"projects": page.items, "error": exc.message, "form": values}
-        return render(request, "projects.html", context)
+        return await _projects_page(request, viewer, db, exc.message, values)
     return redirect(f"/projects/{created.name}")
 
 
@@ -180,7 +187,7 @@ async def _project_page(
 ) -> Response:
     found = await projects.find(db, viewer.caller, ref)
     context = {
-        "project": await project_api.show_project(found.id, viewer.caller, db),
+        "project": await projects.project_out(db, viewer.caller, found),
         "can_manage": viewer.can(found.pk, Permission.MANAGE_MEMBERS),
         "roles": [r.value for r in Role],
         "error": error,
@@ -200,7 +207,8 @@ async def add_member(
     found = await projects.find(db, viewer.caller, project)
     try:
         body = build(MemberIn, user=field(form, "user"), role=field(form, "role"))
-        await project_api.add_member(found.id, body, viewer.caller, db)
+        user = await users.find_user(db, body.user)
+        await projects.set_member(db, viewer.caller, found, user, body.role)
     except ApiError as exc:
         refused(exc)
         return await _project_page(request, viewer, db, project, exc.message)
@@ -214,10 +222,11 @@ async def change_member(
     found = await projects.find(db, viewer.caller, project)
     try:
         if field(form, "action") == "remove":
-            await project_api.remove_member(found.id, user, viewer.caller, db)
+            await projects.remove_member(db, viewer.caller, found, await users.find_user(db, user))
         else:
             body = build(RoleIn, role=field(form, "role"))
-            await project_api.set_role(found.id, user, body, viewer.caller, db)
+            member = await users.find_user(db, user)
+            await projects.set_member(db, viewer.caller, found, member, body.role)
     except ApiError as exc:
         refused(exc)
         return await _project_page(request, viewer, db, project, exc.message)

@@ -38,7 +38,7 @@ async def _page(db: Db, viewer: Viewer) -> dict[str, Any]:
     return {
         "releases": [service.release_out(r) for r in reversed(releases[:LISTED])],
         "upgrades": [await service.upgrade_out(db, r) for r in reversed(rows[:LISTED])],
-        "projects": await projects.list_visible(db, viewer.caller, 0, 1000),
+        "projects": await projects.visible(db, viewer.caller),
         "form": {},
         "error": "",
     }

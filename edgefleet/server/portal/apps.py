@@ -90,7 +90,7 @@ async def check(request: Request, source: str) -> dict[str, Any]:
 
 
 async def _projects_for(db: Db, viewer: Viewer) -> list[Any]:
-    visible = await projects.list_visible(db, viewer.caller, 0, 1000)
+    visible = await projects.visible(db, viewer.caller)
     return [p for p in visible if viewer.can(p.pk, Permission.MANAGE_APPS)]
 
 

@@ -56,7 +56,7 @@ async def _listing(db: Db, viewer: Viewer, values: dict[str, str], cursor: str) 
     caller = viewer.caller
     choices = [
         p
-        for p in await projects.list_visible(db, caller, 0, 1000)
+        for p in await projects.visible(db, caller)
         if caller.is_admin or p.pk in audit.owned(caller)
     ]
     error = ""

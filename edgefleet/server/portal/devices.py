@@ -93,7 +93,7 @@ async def device_list(
     project: str = "",
 ) -> Response:
     context = await _table(db, viewer, selector.strip(), online, project)
-    context["projects"] = await projects.list_visible(db, viewer.caller, 0, 1000)
+    context["projects"] = await projects.visible(db, viewer.caller)
     context["query"] = request.url.query
     return render(request, "devices.html", context)
 

@@ -71,7 +71,7 @@ async def job_rows(request: Request, viewer: ViewerDep, db: Db) -> Response:
 async def _deployable(db: Db, viewer: Viewer) -> list[Any]:
     """Applications the viewer may deploy (developer or owner of their project)."""
     page = await applications.listing(db, viewer.caller, PageParams(limit=1000, after=0))
-    visible = await projects.list_visible(db, viewer.caller, 0, 1000)
+    visible = await projects.visible(db, viewer.caller)
     allowed = {p.pk for p in visible if viewer.can(p.pk, Permission.MANAGE_APPS)}
     return [await app_view.application(db, a) for a in page.items if a.project_pk in allowed]
 

@@ -72,7 +72,7 @@ async def _calendar(db: Db, viewer: Viewer, start: str) -> dict[str, Any]:
         "reservations": items,
         "earlier": (first - timedelta(days=7)).date().isoformat(),
         "later": (first + timedelta(days=7)).date().isoformat(),
-        "projects": await projects.list_visible(db, viewer.caller, 0, 1000),
+        "projects": await projects.visible(db, viewer.caller),
         "form": {},
         "dry": None,
         "error": "",

@@ -11,6 +11,8 @@ from edgefleet.server.auth.tables import User
 from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Conflict, Forbidden, NotFound
 from edgefleet.server.events import audit
+from edgefleet.server.pagination import MAX_LIMIT, Page, PageParams, keyset_page
+from edgefleet.server.projects.schemas import Member, ProjectOut
 from edgefleet.server.projects.tables import Membership, Project
 
 
@@ -29,15 +31,39 @@ async def names(db: AsyncSession, pks: set[int]) -> dict[int, Project]:
     return {p.pk: p for p in rows}
 
 
-async def list_visible(db: AsyncSession, caller: Caller, after: int, limit: int) -> list[Project]:
-    query = select(Project).where(Project.pk > after).order_by(Project.pk).limit(limit + 1)
+async def listing(db: AsyncSession, caller: Caller, page: PageParams) -> Page[Project]:
+    """The projects the caller belongs to (administrators: all), oldest first."""
+    query = select(Project)
     visible = caller.visible_projects()
     if visible is not None:
         query = query.where(Project.pk.in_(visible))
-    return list(await db.scalars(query))
+    return await keyset_page(db, query, Project.pk, page)
+
+
+async def visible(db: AsyncSession, caller: Caller) -> list[Project]:
+    """The first thousand of :func:`listing` (the portal's project pickers)."""
+    return (await listing(db, caller, PageParams(limit=MAX_LIMIT, after=0))).items
+
+
+async def project_out(db: AsyncSession, caller: Caller, project: Project) -> ProjectOut:
+    """The project with its members, and the caller's role in it."""
+    listed = [
+        Member(user=name, user_id=uid, role=Role(role))
+        for uid, name, role in await members(db, project)
+    ]
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        description=project.description,
+        created_at=project.created_at,
+        members=listed,
+        role=caller.roles.get(project.pk) or (Role.OWNER if caller.is_admin else None),
+    )
 
 
 async def create(db: AsyncSession, caller: Caller, name: str, description: str) -> Project:
+    if not caller.is_admin:
+        raise Forbidden("only administrators may create projects")
     if await db.scalar(select(Project.pk).where(Project.name == name)) is not None:
         raise Conflict(f"project {name!r} already exists", field="name")
     project = Project(id=new_id("p"), name=name, description=description)
