@@ -19,6 +19,7 @@ from edgefleet.server.data.tables import DataFile, DataRecordRow, DataStream
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import NotFound
 from edgefleet.server.jobs.tables import Job
+from edgefleet.server.pagination import Page, PageParams, keyset_page, keyset_rows
 
 
 @dataclass
@@ -69,6 +70,23 @@ COLUMNS = (
 async def rows(db: AsyncSession, filters: Filters, after: int, limit: int) -> list[Any]:
     query = filters.apply(select(*COLUMNS).where(DataRecordRow.pk > after))
     return list((await db.execute(query.order_by(DataRecordRow.pk).limit(limit))).all())
+
+
+async def record_page(db: AsyncSession, filters: Filters, page: PageParams) -> Page[Any]:
+    """One page of records (rows of :data:`COLUMNS`) for ``GET /jobs/{job}/data``."""
+    query = filters.apply(select(*COLUMNS))
+    return await keyset_rows(db, query, DataRecordRow.pk, page, key=lambda row: int(row.pk))
+
+
+async def files(
+    db: AsyncSession, job: Job, page: PageParams, device: str | None = None
+) -> Page[DataFile]:
+    """The job's files, oldest first; ``device`` an id or name (see :func:`device_id`)."""
+    query = select(DataFile).where(DataFile.job_pk == job.pk)
+    device_ref = await device_id(db, job, device)
+    if device_ref is not None:
+        query = query.where(DataFile.device_id == device_ref)
+    return await keyset_page(db, query, DataFile.pk, page)
 
 
 async def count(db: AsyncSession, filters: Filters) -> int:

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from edgefleet.server.data import export, query, records
 from edgefleet.server.data.objects import ObjectStoreError, open_store
@@ -18,7 +17,7 @@ from edgefleet.server.data.tables import DataFile
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.errors import Unavailable
 from edgefleet.server.jobs import service as jobs
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.schemas import _aware
 
 router = APIRouter(tags=["data"])
@@ -58,11 +57,10 @@ async def job_data(
         _aware(until) if until else None,
     )
     if format == "json":
-        rows = await query.rows(db, filters, page.after, page.limit + 1)
-        cursor = next_cursor([r.pk for r in rows], page.limit)
-        lines = (records.line(r) for r in rows[: page.limit])
+        listed = await query.record_page(db, filters, page)
+        lines = (records.line(r) for r in listed.items)
         body = b'{"items": [' + b", ".join(x for x in lines if x is not None)
-        body += b'], "next": ' + json.dumps(cursor).encode() + b"}"
+        body += b'], "next": ' + json.dumps(listed.next).encode() + b"}"
         return Response(body, media_type="application/json")
     total = await query.count(db, filters)
     produce = {"jsonl": export.jsonl, "csv": export.csv_rows, "parquet": export.parquet}[format]
@@ -107,16 +105,8 @@ def _file_out(f: DataFile) -> FileOut:
 async def job_files(
     job: str, caller: CallerDep, db: Db, page: Paging, device: DeviceQ = None
 ) -> Page[FileOut]:
-    found = await jobs.find(db, caller, job)
-    stmt = select(DataFile).where(DataFile.job_pk == found.pk, DataFile.pk > page.after)
-    device_id = await query.device_id(db, found, device)
-    if device_id is not None:
-        stmt = stmt.where(DataFile.device_id == device_id)
-    rows = list(await db.scalars(stmt.order_by(DataFile.pk).limit(page.limit + 1)))
-    return Page(
-        items=[_file_out(f) for f in rows[: page.limit]],
-        next=next_cursor([f.pk for f in rows], page.limit),
-    )
+    found = await query.files(db, await jobs.find(db, caller, job), page, device)
+    return Page(items=[_file_out(f) for f in found.items], next=found.next)
 
 
 @router.get("/jobs/{job}/files/{file}", response_model=FileOut)

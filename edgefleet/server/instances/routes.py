@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from edgefleet.server.applications import service as applications
+from edgefleet.server.applications.tables import Application
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.instances import saves, service, view
 from edgefleet.server.instances.schemas import (
@@ -16,34 +17,32 @@ from edgefleet.server.instances.schemas import (
     SaveOut,
     ShareIn,
 )
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.instances.tables import Launchable
+from edgefleet.server.pagination import Page
 
 router = APIRouter(tags=["instances"])
+
+
+def _launchable_out(app: Application, row: Launchable | None) -> LaunchableOut:
+    return LaunchableOut(
+        application=app.name,
+        application_id=app.id,
+        launchable=row is not None,
+        idle_timeout=row.idle_timeout if row is not None else None,
+    )
 
 
 @router.get("/applications/{app}/launchable", response_model=LaunchableOut)
 async def show_launchable(app: str, caller: CallerDep, db: Db) -> LaunchableOut:
     found = await applications.find(db, caller, app)
-    row = await service.launchable_of(db, found)
-    return LaunchableOut(
-        application=found.name,
-        application_id=found.id,
-        launchable=row is not None,
-        idle_timeout=row.idle_timeout if row is not None else None,
-    )
+    return _launchable_out(found, await service.launchable_of(db, found))
 
 
 @router.put("/applications/{app}/launchable", response_model=LaunchableOut)
 async def set_launchable(app: str, body: LaunchableIn, caller: CallerDep, db: Db) -> LaunchableOut:
     """Let members launch personal instances of the application (developer role and up)."""
     found = await applications.find(db, caller, app)
-    row = await service.set_launchable(db, caller, found, body)
-    return LaunchableOut(
-        application=found.name,
-        application_id=found.id,
-        launchable=row is not None,
-        idle_timeout=row.idle_timeout if row is not None else None,
-    )
+    return _launchable_out(found, await service.set_launchable(db, caller, found, body))
 
 
 @router.post("/instances", status_code=201, response_model=InstanceOut)
@@ -55,11 +54,8 @@ async def launch_instance(body: InstanceIn, caller: CallerDep, db: Db, ctx: Ctx)
 @router.get("/instances", response_model=Page[InstanceOut])
 async def list_instances(caller: CallerDep, db: Db, page: Paging) -> Page[InstanceOut]:
     """The caller's instances and those shared with them."""
-    rows = await service.visible(db, caller, page.after, page.limit)
-    return Page(
-        items=[await view.output(db, r) for r in rows[: page.limit]],
-        next=next_cursor([r.pk for r in rows], page.limit),
-    )
+    found = await service.visible(db, caller, page)
+    return Page(items=[await view.output(db, r) for r in found.items], next=found.next)
 
 
 @router.get("/instances/{instance}", response_model=InstanceOut)

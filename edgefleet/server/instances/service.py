@@ -27,6 +27,7 @@ from edgefleet.server.instances.tables import Instance, InstanceShare, Launchabl
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.schemas import JobIn
 from edgefleet.server.jobs.tables import Job
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Membership
 
@@ -163,16 +164,26 @@ async def may_open(db: AsyncSession, caller: Caller, instance: Instance) -> bool
     return shared is not None
 
 
-async def visible(db: AsyncSession, caller: Caller, after: int, limit: int) -> list[Instance]:
+async def visible(db: AsyncSession, caller: Caller, page: PageParams) -> Page[Instance]:
     """The caller's own instances and those shared with them, oldest first."""
     shared = select(InstanceShare.instance_pk).where(InstanceShare.user_pk == caller.user_pk)
-    query = (
-        select(Instance)
-        .where(Instance.pk > after, (Instance.owner_pk == caller.user_pk) | Instance.pk.in_(shared))
-        .order_by(Instance.pk)
-        .limit(limit + 1)
+    query = select(Instance).where((Instance.owner_pk == caller.user_pk) | Instance.pk.in_(shared))
+    return await keyset_page(db, query, Instance.pk, page)
+
+
+async def launchable_apps(db: AsyncSession, caller: Caller) -> list[tuple[Application, int]]:
+    """Launchable applications the caller may launch (developer role and up), by
+    name, each with its idle timeout."""
+    rows = await db.execute(
+        select(Application, Launchable.idle_timeout)
+        .join(Launchable, Launchable.application_pk == Application.pk)
+        .order_by(Application.name)
     )
-    return list(await db.scalars(query))
+    return [
+        (app, timeout)
+        for app, timeout in rows.all()
+        if caller.can(app.project_pk, Permission.MANAGE_APPS)
+    ]
 
 
 def _require_owner(caller: Caller, instance: Instance, doing: str) -> None:

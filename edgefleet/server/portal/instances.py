@@ -1,7 +1,7 @@
 """ "My instances": the signed-in user's personal instances and those shared
 with them (open, share, stop), and a Launch button for every launchable
-application of their projects. Handlers call the instances API's own
-functions, so the portal and the API apply the same rules."""
+application of their projects. Handlers call the instances service, as the
+API's routes do, so the portal and the API apply the same rules."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
-from edgefleet.server.applications.tables import Application
-from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError
-from edgefleet.server.instances import routes as instance_api
+from edgefleet.server.instances import service as instances
+from edgefleet.server.instances import view
 from edgefleet.server.instances.schemas import InstanceIn, ShareIn
-from edgefleet.server.instances.tables import Launchable
 from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
@@ -37,24 +34,18 @@ ALL = PageParams(limit=1000, after=0)
 
 async def _launchable(db: Db, viewer: Viewer) -> list[dict[str, Any]]:
     """Launchable applications the viewer may launch (developer role and up)."""
-    rows = await db.execute(
-        select(Application, Launchable.idle_timeout)
-        .join(Launchable, Launchable.application_pk == Application.pk)
-        .order_by(Application.name)
-    )
     return [
         {"id": app.id, "name": app.name, "idle_timeout": timeout}
-        for app, timeout in rows.all()
-        if viewer.can(app.project_pk, Permission.MANAGE_APPS)
+        for app, timeout in await instances.launchable_apps(db, viewer.caller)
     ]
 
 
 async def _page(
     request: Request, viewer: Viewer, db: Db, status: int = 200, error: str = ""
 ) -> Response:
-    page = await instance_api.list_instances(viewer.caller, db, ALL)
+    page = await instances.visible(db, viewer.caller, ALL)
     context = {
-        "instances": list(reversed(page.items)),
+        "instances": [await view.output(db, i) for i in reversed(page.items)],
         "launchable": await _launchable(db, viewer),
         "me": viewer.caller.name,
         "error": error,
@@ -73,7 +64,7 @@ async def launch(
 ) -> Response:
     try:
         body = build(InstanceIn, app=field(form, "app"))
-        await instance_api.launch_instance(body, viewer.caller, db, ctx)
+        await instances.launch(ctx, db, viewer.caller, body)
     except ApiError as exc:
         refused(exc)
         return await _page(request, viewer, db, status=exc.status, error=exc.message)
@@ -86,7 +77,8 @@ async def share(
 ) -> Response:
     try:
         body = build(ShareIn, user=field(form, "user"))
-        await instance_api.share_instance(instance, body, viewer.caller, db)
+        found = await instances.find(db, viewer.caller, instance)
+        await instances.share(db, viewer.caller, found, body.user)
     except ApiError as exc:
         refused(exc)
         return await _page(request, viewer, db, status=exc.status, error=exc.message)
@@ -98,7 +90,8 @@ async def stop(
     request: Request, instance: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     try:
-        await instance_api.stop_instance(instance, viewer.caller, db, ctx)
+        found = await instances.find(db, viewer.caller, instance)
+        await instances.stop_by(ctx, db, viewer.caller, found)
     except ApiError as exc:
         refused(exc)
         return await _page(request, viewer, db, status=exc.status, error=exc.message)
