@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, select
@@ -10,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.labels import Selector
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices import query as q
 from edgefleet.server.devices.schemas import DeviceOut, DevicePatch
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import Conflict, NotFound
+from edgefleet.server.jobs import desired
 from edgefleet.server.loans import service as loans
 from edgefleet.server.loans.view import guest_view
+from edgefleet.server.pagination import Page, PageParams, keyset_rows
 from edgefleet.server.projects import service as projects
 from edgefleet.server.readiness import check
 from edgefleet.server.readiness import service as readiness
@@ -115,14 +119,15 @@ async def outputs(
 async def list_devices(
     db: AsyncSession,
     caller: Caller,
+    page: PageParams,
     *,
-    after: int,
-    limit: int,
     selector: Selector | None = None,
     online: bool | None = None,
     project_pk: int | None = None,
-) -> list[tuple[Device, Presence | None]]:
-    query = q.visible_or_lent(q.with_presence(), caller).where(Device.pk > after)
+) -> Page[tuple[Device, Presence | None]]:
+    """The devices the caller sees (its projects' and those lent to it), oldest
+    first, each with its presence row."""
+    query = q.visible_or_lent(q.with_presence(), caller)
     if selector is not None:
         query = query.where(q.selector_clause(selector))
     if project_pk is not None:
@@ -130,8 +135,7 @@ async def list_devices(
     if online is not None:
         clause = q.online_clause(utcnow())
         query = query.where(clause if online else ~clause)
-    rows = await db.execute(query.order_by(Device.pk).limit(limit + 1))
-    return [(d, p) for d, p in rows.all()]
+    return await keyset_rows(db, query, Device.pk, page, key=lambda row: int(row[0].pk))
 
 
 async def find(db: AsyncSession, caller: Caller, ref: str) -> tuple[Device, Presence | None]:
@@ -172,6 +176,51 @@ async def patch(db: AsyncSession, caller: Caller, device: Device, body: DevicePa
         device.meta = merge_patch(device.meta, body.metadata)
     await db.commit()
     return device
+
+
+async def patch_from(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, ref: str, body: DevicePatch
+) -> DeviceOut:
+    """``PATCH /devices/{device}``: the change, its event; a fleet change when the
+    labels moved (selectors re-match), new desired states when what workloads
+    see of the device (name, labels, metadata) changed."""
+    found, presence = await find(db, caller, ref)
+    before = dict(found.labels)
+    described = (found.name, before, copy.deepcopy(found.meta))
+    updated = await patch(db, caller, found, body)
+    ctx.events.record(
+        "device.updated",
+        updated.project_pk,
+        f"device {updated.name} updated by {caller.name}",
+        device_id=updated.id,
+        actor=caller.name,
+        data=body.model_dump(exclude_none=True),
+    )
+    if updated.labels != before:
+        await ctx.hub.fleet_changed(updated.project_pk)
+    if (updated.name, updated.labels, updated.meta) != described:
+        await desired.device_changed(ctx, db, updated.pk)
+    return (await outputs(db, [(updated, presence)], caller))[0]
+
+
+async def delete_by(ctx: ServerContext, db: AsyncSession, caller: Caller, ref: str) -> None:
+    """``DELETE /devices/{device}``: the rows, then the device's connection is cut
+    (its credential no longer exists) and the fleet told."""
+    found, _ = await find(db, caller, ref)
+    device_id, name, project_pk = found.id, found.name, found.project_pk
+    await delete_device(db, caller, found)
+    await ctx.hub.kick(
+        device_id,
+        f"device {name} ({device_id}) was deleted by {caller.name}; its credential is revoked",
+    )
+    ctx.events.record(
+        "device.deleted",
+        project_pk,
+        f"device {name} deleted",
+        device_id=device_id,
+        actor=caller.name,
+    )
+    await ctx.hub.fleet_changed(project_pk)
 
 
 async def delete_device(db: AsyncSession, caller: Caller, device: Device) -> None:

@@ -17,13 +17,13 @@ from fastapi.responses import Response
 from edgefleet.labels import LabelError, parse_selector
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
-from edgefleet.server.devices import routes as device_api
 from edgefleet.server.devices import service as devices
 from edgefleet.server.devices.schemas import DevicePatch
 from edgefleet.server.errors import ApiError, Invalid
 from edgefleet.server.events import service as events
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.loans import service as loans
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -38,7 +38,7 @@ from edgefleet.server.portal.web import (
     render,
 )
 from edgefleet.server.projects import service as projects
-from edgefleet.server.remote import actions as action_api
+from edgefleet.server.remote import device_actions as action_api
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
@@ -61,21 +61,22 @@ async def _table(
     except LabelError as exc:
         error = str(exc)
     project_pk = (await projects.find(db, viewer.caller, project)).pk if project else None
-    rows = []
+    rows: list[Any] = []
+    more = False
     if not error:
-        rows = await devices.list_devices(
+        page = await devices.list_devices(
             db,
             viewer.caller,
-            after=0,
-            limit=LIST_LIMIT,
+            PageParams(limit=LIST_LIMIT, after=0),
             selector=parsed,
             online={"yes": True, "no": False}.get(online),
             project_pk=project_pk,
         )
-    items = await devices.outputs(db, rows[:LIST_LIMIT], viewer.caller)
+        rows, more = page.items, page.next is not None
+    items = await devices.outputs(db, rows, viewer.caller)
     return {
         "devices": items,
-        "more": len(rows) > LIST_LIMIT,
+        "more": more,
         "selector": selector,
         "online": online,
         "project": project,
@@ -211,7 +212,7 @@ async def edit_device(
             labels=diff_patch(found.labels, labels),
             metadata=diff_patch(found.meta, metadata),
         )
-        await device_api.patch_device(found.id, body, viewer.caller, db, ctx)
+        await devices.patch_from(ctx, db, viewer.caller, found.id, body)
     except ApiError as exc:
         refused(exc)
         return await _device_page(
@@ -241,7 +242,7 @@ async def device_action(
         raise Invalid(f"no action {action!r}", field="action")
     body = action_api.ActionIn(confirm=field(form, "confirm") == "yes")
     try:
-        await action_api.device_action(found.id, action, viewer.caller, db, ctx, body)  # type: ignore[arg-type]
+        await action_api.perform(ctx, db, viewer.caller, found.id, action, body)  # type: ignore[arg-type]
     except ApiError as exc:
         refused(exc)
         return await _device_page(request, viewer, db, device, error=exc.message)

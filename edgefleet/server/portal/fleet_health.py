@@ -14,6 +14,7 @@ from edgefleet.server.auth.roles import Permission
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.deps import Db
 from edgefleet.server.devices import service as devices
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import PortalRoute, ViewerDep, render
 from edgefleet.server.telemetry import query
 
@@ -32,8 +33,8 @@ def level(value: float | None) -> str:
 
 @router.get("/fleet/health")
 async def fleet_health(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    rows = await devices.list_devices(db, viewer.caller, after=0, limit=LIMIT + 1)
-    rows = [r for r in rows[:LIMIT] if viewer.can(r[0].project_pk, Permission.READ)]
+    page = await devices.list_devices(db, viewer.caller, PageParams(limit=LIMIT, after=0))
+    rows = [r for r in page.items if viewer.can(r[0].project_pk, Permission.READ)]
     shown = await devices.outputs(db, rows, viewer.caller)
     samples = await query.latest(db, [d.pk for d, _ in rows])
     now = utcnow()

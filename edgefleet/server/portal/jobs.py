@@ -94,7 +94,7 @@ async def _form_page(
     apps = await _deployable(db, viewer)
     if not values.get("application") and apps:
         values["application"] = apps[0].id
-    rows = await devices.list_devices(db, viewer.caller, after=0, limit=1000)
+    rows = (await devices.list_devices(db, viewer.caller, PageParams(limit=1000, after=0))).items
     context = {
         "apps": apps,
         "versions": await _versions(db, viewer, values.get("application", "")),
@@ -135,14 +135,18 @@ async def _preview(db: Db, viewer: Viewer, application: str, selector: str) -> d
     project_pk = None
     if application:
         project_pk = (await applications.find(db, viewer.caller, application)).project_pk
-    rows = await devices.list_devices(
-        db, viewer.caller, after=0, limit=PREVIEW_LIMIT, selector=parsed, project_pk=project_pk
+    page = await devices.list_devices(
+        db,
+        viewer.caller,
+        PageParams(limit=PREVIEW_LIMIT, after=0),
+        selector=parsed,
+        project_pk=project_pk,
     )
     return {
         "selector": selector,
-        "devices": await devices.outputs(db, rows[:PREVIEW_LIMIT], viewer.caller),
+        "devices": await devices.outputs(db, page.items, viewer.caller),
         "error": "",
-        "more": len(rows) > PREVIEW_LIMIT,
+        "more": page.next is not None,
     }
 
 
