@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import time
@@ -54,6 +53,7 @@ from sqlalchemy.orm import Session, attributes
 from edgefleet.server.auth import secrets
 from edgefleet.server.auth.tables import ApiToken, User
 from edgefleet.server.bus.base import BusMessage
+from edgefleet.server.bus.envelopes import EnvelopeError, RightsChanged, read_rights
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.projects.tables import Membership
@@ -204,12 +204,16 @@ class StreamGuard:
                 watched.baseline = None
 
     async def _on_message(self, message: BusMessage) -> None:
-        body = json.loads(message.data)
+        try:
+            change = read_rights(message.data)
+        except EnvelopeError as exc:
+            log.warning("ignored a rights change: %s", exc)
+            return
         # Our own commit was noted at commit time; stamping it again when the bus
         # delivers it would close requests the user made after the change.
-        if self._ctx is not None and body.get("replica") == self._ctx.replica:
+        if self._ctx is not None and change.replica == self._ctx.replica:
             return
-        self.changed((int(u) for u in body.get("users", [])), bool(body.get("memberships")))
+        self.changed(change.users, change.memberships)
 
     def _owned(self, session: Session) -> bool:
         return self._ctx is not None and session.bind is self._ctx.engine.sync_engine
@@ -235,8 +239,8 @@ class StreamGuard:
         self._made_it(asyncio.current_task())
         ctx = self._ctx
         assert ctx is not None
-        data = json.dumps(
-            {"users": sorted(users), "memberships": memberships, "replica": ctx.replica}
+        data = RightsChanged(
+            users=sorted(users), memberships=memberships, replica=ctx.replica
         ).encode()
         task = asyncio.get_running_loop().create_task(ctx.bus.publish(SUBJECT, data))
         self._pending.add(task)

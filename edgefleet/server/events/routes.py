@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.bus.base import BusMessage
+from edgefleet.server.bus.envelopes import EnvelopeError, read_event
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.events import audit, service
 from edgefleet.server.events.tables import Event
@@ -18,6 +20,7 @@ from edgefleet.server.pagination import Page, next_cursor
 from edgefleet.server.projects import service as projects
 from edgefleet.server.schemas import Output, Timestamp, _aware
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
 
 
@@ -99,7 +102,11 @@ async def stream_events(
     release = ctx.limits.claim_stream(caller.user_id)
 
     async def on_event(message: BusMessage) -> None:
-        event = json.loads(message.data)
+        try:
+            event = read_event(message.data).model_dump()
+        except EnvelopeError as exc:
+            log.warning("dropped an event from the bus: %s", exc)
+            return
         if not _visible(caller, event):
             return
         if device and event.get("device_id") != device:

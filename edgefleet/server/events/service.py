@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.bus.base import Bus, BusError
+from edgefleet.server.bus.envelopes import EventNotice
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.events import audit
 from edgefleet.server.events.tables import Event
@@ -51,9 +51,10 @@ class PendingEvent:
         }
 
     def wire(self) -> bytes:
+        """The bus body live views receive (:class:`~edgefleet.server.bus.envelopes.EventNotice`)."""
         row = self.row()
         row["time"] = self.time.isoformat().replace("+00:00", "Z")
-        return json.dumps(row, default=str).encode()
+        return EventNotice.model_validate(row).encode()
 
 
 def events_subject(project_pk: int | None) -> str:

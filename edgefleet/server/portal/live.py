@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,9 +29,11 @@ from fastapi.responses import StreamingResponse
 
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.bus.base import BusMessage
+from edgefleet.server.bus.envelopes import EnvelopeError, read_event
 from edgefleet.server.deps import Ctx
 from edgefleet.server.portal.web import PortalRoute, ViewerDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
 KEEPALIVE = 15.0
@@ -59,7 +62,11 @@ async def live(request: Request, viewer: ViewerDep, ctx: Ctx) -> StreamingRespon
     queue: asyncio.Queue[list[str]] = asyncio.Queue(maxsize=500)
 
     async def on_event(message: BusMessage) -> None:
-        event = json.loads(message.data)
+        try:
+            event = read_event(message.data).model_dump()
+        except EnvelopeError as exc:
+            log.warning("dropped an event from the bus: %s", exc)
+            return
         project_pk = event.get("project_pk")
         if not caller.is_admin and project_pk not in caller.roles:
             return
