@@ -332,7 +332,12 @@ class DockerRuntime:
             pass
         except (APIError, OSError, DockerException) as exc:
             raise RuntimeFailure(f"inspecting {spec.name}: {exc}") from exc
-        kwargs = docker_config.create_args(self, spec, host_gateway=await self._host_gateway(spec))
+        settings = docker_config.CreateSettings(
+            policy=self.policy,
+            api_version=api.api_version,
+            host_gateway=await self._host_gateway(spec),
+        )
+        kwargs = docker_config.create_args(settings, spec)
         networks = list(spec.networks.items())
         networking = None
         if networks:
@@ -496,8 +501,3 @@ def _log_line(raw: bytes) -> LogLine:
     if parsed is None:
         return LogLine(stream="stdout", time=None, text=text)
     return LogLine(stream="stdout", time=parsed, text=rest)
-
-
-def build_create_args(runtime: DockerRuntime, spec: WorkloadSpec) -> dict[str, Any]:
-    """Compose semantics to Engine API arguments (see :mod:`docker_config`)."""
-    return docker_config.create_args(runtime, spec)

@@ -28,21 +28,24 @@ Compose key -> Engine API field (``Config`` / ``HostConfig``)::
 
 ``healthcheck`` is not given to the engine: the agent runs it (see
 :mod:`edgefleet.agent.health`).
+
+What the translation needs besides the service (the device's policy, the
+engine's API version) comes in a :class:`CreateSettings`: this module never
+reads the runtime, so it can be checked without an engine.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from docker.types import Mount, Ulimit
+from docker.types import HostConfig, Mount, Ulimit
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.runtimes.base import WorkloadSpec, host_path
-from edgefleet.spec.policy import limits, refusals
-
-if TYPE_CHECKING:
-    from edgefleet.agent.runtimes.docker import DockerRuntime
+from edgefleet.agent.runtimes.base import host_path
+from edgefleet.agent.runtimes.workload import WorkloadSpec
+from edgefleet.spec.policy import DevicePolicy, limits, refusals
 
 GRACE_LABEL = "io.edgefleet.grace"
 LOCK_DIR = "/run/edgefleet/lock"
@@ -55,11 +58,20 @@ _RESTART: dict[str, dict[str, Any] | None] = {
 }
 
 
-def check_policy(runtime: DockerRuntime, spec: WorkloadSpec) -> None:
+@dataclass(frozen=True)
+class CreateSettings:
+    """What :func:`create_args` needs from the runtime, handed in by it."""
+
+    policy: DevicePolicy  # what the device's owner allows: checked, and limits applied
+    api_version: str  # the engine's API version: which HostConfig fields it takes
+    host_gateway: str | None = None  # for ``host-gateway`` in extra_hosts (see create_args)
+
+
+def check_policy(policy: DevicePolicy, spec: WorkloadSpec) -> None:
     """Raise :class:`RuntimeFailure` with every reason the device refuses the
     service. The agent checked the whole job before creating anything; this is
     the last look, right before the engine acts."""
-    found = refusals(spec.service_name, spec.service, runtime.policy, host_path)
+    found = refusals(spec.service_name, spec.service, policy, host_path)
     if found:
         raise RuntimeFailure("; ".join(found))
 
@@ -95,14 +107,14 @@ def _mounts(spec: WorkloadSpec) -> list[Mount]:
     return mounts
 
 
-def _ports(runtime: DockerRuntime, spec: WorkloadSpec) -> tuple[list[str], dict[int | str, Any]]:
+def _ports(policy: DevicePolicy, spec: WorkloadSpec) -> tuple[list[str], dict[int | str, Any]]:
     service = spec.service
     exposed: list[str] = [f"{p}/tcp" for p in service.expose]
     bindings: dict[str, list[Any]] = {}
     for port in service.ports:
         key = f"{port.target}/{port.protocol}"
         exposed.append(key)
-        if port.published is not None and runtime.policy.published_ports:
+        if port.published is not None and policy.published_ports:
             bindings.setdefault(key, []).append((port.host_ip or "", port.published))
     found: dict[int | str, Any] = {k: v[0] if len(v) == 1 else v for k, v in bindings.items()}
     return list(dict.fromkeys(exposed)), found
@@ -115,17 +127,15 @@ def network_mode(spec: WorkloadSpec) -> str | None:
     return mode
 
 
-def create_args(
-    runtime: DockerRuntime, spec: WorkloadSpec, *, host_gateway: str | None = None
-) -> dict[str, Any]:
+def create_args(settings: CreateSettings, spec: WorkloadSpec) -> dict[str, Any]:
     """Keyword arguments for ``APIClient.create_container`` (the networking config
-    is added by the caller). ``host_gateway`` replaces ``host-gateway`` in
+    is added by the caller). ``settings.host_gateway`` replaces ``host-gateway`` in
     ``extra_hosts`` on engines that do not know it (Podman before 4.7)."""
-    check_policy(runtime, spec)
+    check_policy(settings.policy, spec)
     service = spec.service
-    memory, pids = limits(service, runtime.policy)
-    api = runtime.client.api
-    exposed, port_bindings = _ports(runtime, spec)
+    memory, pids = limits(service, settings.policy)
+    exposed, port_bindings = _ports(settings.policy, spec)
+    host_gateway = settings.host_gateway
     restart = _RESTART[service.restart]
     if restart is not None and service.restart == "on-failure" and service.restart_max_attempts:
         restart = {"Name": "on-failure", "MaximumRetryCount": service.restart_max_attempts}
@@ -133,7 +143,8 @@ def create_args(
         h.replace(":host-gateway", f":{host_gateway}") if host_gateway else h
         for h in service.extra_hosts
     ]
-    host_config = api.create_host_config(
+    host_config = HostConfig(
+        version=settings.api_version,
         restart_policy=restart,
         mounts=_mounts(spec) or None,
         port_bindings=port_bindings or None,

@@ -4,39 +4,20 @@ policy refuses what its owner did not allow."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from textwrap import dedent
 from typing import Any
 
-import docker
 import pytest
 
 from edgefleet.agent.changes.executor import job_networks
 from edgefleet.agent.changes.plan import EnsureNetwork, plan_job, revision_of
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import WorkloadSpec
-from edgefleet.agent.runtimes.docker_config import create_args, network_mode
+from edgefleet.agent.runtimes.docker_config import CreateSettings, create_args, network_mode
 from edgefleet.spec.compose import parse
 from edgefleet.spec.model import AppSpec
 from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.workload import JobAssignment
-
-
-@dataclass
-class FakeClient:
-    api: docker.APIClient
-
-
-@dataclass
-class FakeRuntime:
-    """What create_args reads from a DockerRuntime (no socket is opened)."""
-
-    client: FakeClient = field(
-        default_factory=lambda: FakeClient(
-            docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")
-        )
-    )
-    policy: DevicePolicy = field(default_factory=DevicePolicy)
 
 
 def assignment(compose: str) -> JobAssignment:
@@ -61,8 +42,13 @@ def workload(compose: str, service: str, revision: str = "r1") -> WorkloadSpec:
     )
 
 
-def args(compose: str, service: str, runtime: FakeRuntime | None = None) -> dict[str, Any]:
-    return create_args(runtime or FakeRuntime(), workload(compose, service))  # type: ignore[arg-type]
+def settings(policy: DevicePolicy | None = None) -> CreateSettings:
+    """What the docker runtime hands create_args (no engine needed)."""
+    return CreateSettings(policy=policy or DevicePolicy(), api_version="1.41")
+
+
+def args(compose: str, service: str, given: CreateSettings | None = None) -> dict[str, Any]:
+    return create_args(given or settings(), workload(compose, service))
 
 
 HARDENED = """
@@ -110,8 +96,8 @@ volumes:
 
 
 def test_every_key_lands_in_its_engine_field() -> None:
-    runtime = FakeRuntime(policy=DevicePolicy(published_ports=True, peripherals=["/dev/null"]))
-    created = args(HARDENED, "app", runtime)
+    given = settings(DevicePolicy(published_ports=True, peripherals=["/dev/null"]))
+    created = args(HARDENED, "app", given)
     host = created["host_config"]
     assert created["image"] == "localhost/app:1"
     assert created["command"] == ["serve", "--port", "8080"]
@@ -249,10 +235,8 @@ def test_what_the_owner_allows_runs(tmp_path: Any) -> None:
         volumes: ["{allowed}/sub:/data"]
         devices: [/dev/ttyUSB7]
     """
-    runtime = FakeRuntime(
-        policy=DevicePolicy(host_paths=[str(allowed)], published_ports=True, privileged=True)
-    )
-    host = args(compose, "s", runtime)["host_config"]
+    given = settings(DevicePolicy(host_paths=[str(allowed)], published_ports=True, privileged=True))
+    host = args(compose, "s", given)["host_config"]
     assert host["Privileged"] is True
     assert host["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
     assert host["Mounts"][0]["Source"] == f"{allowed}/sub"
@@ -260,12 +244,12 @@ def test_what_the_owner_allows_runs(tmp_path: Any) -> None:
     (allowed / "escape").symlink_to("/etc")
     sneaky = compose.replace(f"{allowed}/sub", f"{allowed}/escape")
     with pytest.raises(RuntimeFailure, match=r"^service s: host path \S+/escape is not allowed"):
-        args(sneaky, "s", runtime)
+        args(sneaky, "s", given)
     # Peripherals the device reports may be passed through without --allow-privileged.
     camera = "services:\n  s:\n    image: x\n    devices: [/dev/video0]\n"
-    assert args(camera, "s", FakeRuntime(policy=DevicePolicy(peripherals=["/dev/video0"])))[
-        "host_config"
-    ]["Devices"]
+    assert args(camera, "s", settings(DevicePolicy(peripherals=["/dev/video0"])))["host_config"][
+        "Devices"
+    ]
 
 
 def test_revision_ignores_fields_left_at_their_default() -> None:
