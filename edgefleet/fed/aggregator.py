@@ -30,37 +30,22 @@ from collections.abc import Callable, Collection, Mapping
 from fractions import Fraction
 from typing import Literal
 
-from edgefleet.fed import codec, crypto, shamir
+from edgefleet.fed import codec, crypto, messages, shamir
 from edgefleet.fed.errors import BelowThreshold, ProtocolAborted, ProtocolViolation, TamperedMessage
-from edgefleet.fed.messages import (
-    SHARE_RECORD,
-    Abort,
-    AdvertiseKeys,
-    ConsistencyTags,
-    FedMessage,
-    Invitation,
-    MaskedInput,
-    Message,
-    Roster,
-    RosterEntry,
-    ShareBundle,
-    ShareInbox,
-    Survivors,
-    UnmaskRequest,
-    UnmaskResponse,
-)
 from edgefleet.fed.ring import MaskJob, Ring, Vector, apply_all
 
 Phase = Literal["advertise", "shares", "masked", "consistency", "unmask", "done", "aborted"]
 Kind = Literal["s", "b"]
 
 
-def roster_entry(party: str, s_public: bytes, c_public: bytes, tag: bytes | None) -> RosterEntry:
+def roster_entry(
+    party: str, s_public: bytes, c_public: bytes, tag: bytes | None
+) -> messages.RosterEntry:
     """What ``RosterEntry.model_construct`` builds (from checked advertisements: no
     validation), without its per-call walk over the fields: the server builds k
     entries per party each computation (39,000 at 1,000 parties), and that walk
     was a fifth of its work. Pinned equal to ``model_construct`` in the unit tests."""
-    entry = RosterEntry.__new__(RosterEntry)
+    entry = messages.RosterEntry.__new__(messages.RosterEntry)
     values = {"party": party, "s_public": s_public, "c_public": c_public, "tag": tag}
     object.__setattr__(entry, "__dict__", values)
     object.__setattr__(entry, "__pydantic_fields_set__", set(values))
@@ -70,7 +55,7 @@ def roster_entry(party: str, s_public: bytes, c_public: bytes, tag: bytes | None
 
 
 class Aggregator:
-    def __init__(self, invitation: Invitation, threads: int = 2) -> None:
+    def __init__(self, invitation: messages.Invitation, threads: int = 2) -> None:
         self.invitation = invitation
         self.threads = threads  # for removing the masks (see ring.apply_all)
         self.worker_cpu = 0.0  # CPU seconds those threads spent
@@ -83,34 +68,34 @@ class Aggregator:
         self._neighbours = invitation.neighbourhoods()
         self._t = invitation.shape().threshold  # shares per secret
         self._ring = Ring(invitation.params)
-        self._adverts: dict[str, AdvertiseKeys] = {}  # U1
-        self._bundles: dict[str, ShareBundle] = {}  # U2
+        self._adverts: dict[str, messages.AdvertiseKeys] = {}  # U1
+        self._bundles: dict[str, messages.ShareBundle] = {}  # U2
         self._masked: dict[str, Vector] = {}  # U3
-        self._tags: dict[str, ConsistencyTags] = {}  # U4
-        self._responses: dict[str, UnmaskResponse] = {}  # U5
+        self._tags: dict[str, messages.ConsistencyTags] = {}  # U4
+        self._responses: dict[str, messages.UnmaskResponse] = {}  # U5
         self._result: Vector | None = None  # the unmasked sum
         self.abort_reason: str | None = None
 
-    def handle(self, message: FedMessage) -> None:
+    def handle(self, message: messages.FedMessage) -> None:
         """Dispatch one device message to its ``on_*`` method."""
         match message:
-            case AdvertiseKeys():
+            case messages.AdvertiseKeys():
                 self.on_advertise(message)
-            case ShareBundle():
+            case messages.ShareBundle():
                 self.on_shares(message)
-            case MaskedInput():
+            case messages.MaskedInput():
                 self.on_masked(message)
-            case ConsistencyTags():
+            case messages.ConsistencyTags():
                 self.on_consistency(message)
-            case UnmaskResponse():
+            case messages.UnmaskResponse():
                 self.on_unmask(message)
             case _:
                 raise ProtocolViolation(f"the server does not accept {message.type}")
 
-    def abort(self, reason: str) -> Abort:
+    def abort(self, reason: str) -> messages.Abort:
         """Give up (e.g. on a deadline of the transport); the message tells the parties."""
         self.phase, self.abort_reason, self._result = "aborted", reason, None
-        return Abort(computation_id=self.computation_id, reason=reason)
+        return messages.Abort(computation_id=self.computation_id, reason=reason)
 
     @property
     def survivors(self) -> list[str]:
@@ -131,25 +116,25 @@ class Aggregator:
 
     # --- round 0: advertise keys ------------------------------------------------------
 
-    def on_advertise(self, msg: AdvertiseKeys) -> None:
+    def on_advertise(self, msg: messages.AdvertiseKeys) -> None:
         self._accept(msg, msg.sender, "advertise", self._parties, self._adverts)
         if set(msg.tags) != self._neighbours[msg.sender]:
             raise ProtocolViolation(f"{msg.sender} must tag its keys for each of its neighbours")
         self._adverts[msg.sender] = msg
 
-    def rosters(self) -> dict[str, Roster]:
+    def rosters(self) -> dict[str, messages.Roster]:
         """Close round 0; one roster per party that advertised: its neighbours'
         advertisements (with the tags addressed to it) and its own."""
         self._close("advertise", "shares", self._parties, self._adverts)
         self._holders_left(self._adverts, self._adverts, "advertised keys")
-        out: dict[str, Roster] = {}
+        out: dict[str, messages.Roster] = {}
         for recipient in self._adverts:
             near = self._neighbours[recipient] | {recipient}
             entries = [
                 roster_entry(a.sender, a.s_public, a.c_public, a.tags.get(recipient))
                 for a in (self._adverts[p] for p in sorted(near) if p in self._adverts)
             ]
-            out[recipient] = Roster.model_construct(
+            out[recipient] = messages.Roster.model_construct(
                 computation_id=self.computation_id,
                 recipient=recipient,
                 threshold=self.threshold,
@@ -159,7 +144,7 @@ class Aggregator:
 
     # --- round 1: share keys ------------------------------------------------------
 
-    def on_shares(self, msg: ShareBundle) -> None:
+    def on_shares(self, msg: messages.ShareBundle) -> None:
         self._accept(msg, msg.sender, "shares", self._adverts, self._bundles)
         try:
             records = codec.unpack_shares(msg.shares, len(self._parties))
@@ -173,7 +158,7 @@ class Aggregator:
             )
         self._bundles[msg.sender] = msg
 
-    def inboxes(self) -> dict[str, ShareInbox]:
+    def inboxes(self) -> dict[str, messages.ShareInbox]:
         """Close round 1; route each record to its recipient (only within U2),
         readdressed with its sender's index."""
         self._close("shares", "masked", self._adverts, self._bundles)
@@ -182,14 +167,14 @@ class Aggregator:
         for sender, bundle in self._bundles.items():
             index = self._index[sender] - 1
             data = bundle.shares
-            for start in range(0, len(data), SHARE_RECORD):
+            for start in range(0, len(data), messages.SHARE_RECORD):
                 recipient = self._parties[int.from_bytes(data[start : start + 4], "big")]
                 if recipient in routed and recipient != sender:
                     routed[recipient].append(
-                        codec.readdress(data[start : start + SHARE_RECORD], index)
+                        codec.readdress(data[start : start + messages.SHARE_RECORD], index)
                     )
         return {
-            recipient: ShareInbox.model_construct(
+            recipient: messages.ShareInbox.model_construct(
                 computation_id=self.computation_id, recipient=recipient, shares=b"".join(records)
             )
             for recipient, records in routed.items()
@@ -197,18 +182,18 @@ class Aggregator:
 
     # --- round 2: masked input ----------------------------------------------------
 
-    def on_masked(self, msg: MaskedInput) -> None:
+    def on_masked(self, msg: messages.MaskedInput) -> None:
         self._accept(msg, msg.sender, "masked", self._bundles, self._masked)
         try:
             self._masked[msg.sender] = self._ring.from_wire(msg.vector)
         except ValueError as exc:
             raise ProtocolViolation(f"masked input of {msg.sender}: {exc}") from exc
 
-    def survivor_list(self) -> Survivors:
+    def survivor_list(self) -> messages.Survivors:
         """Close round 2: survivors (U3) and dropped (U2 - U3), the same for everyone."""
         self._close("masked", "consistency", self._bundles, self._masked)
         self._holders_left(self._bundles, self._masked, "sent masked input")
-        return Survivors(
+        return messages.Survivors(
             computation_id=self.computation_id,
             survivors=sorted(self._masked),
             dropped=sorted(set(self._bundles) - set(self._masked)),
@@ -216,13 +201,13 @@ class Aggregator:
 
     # --- round 3: consistency -------------------------------------------------------
 
-    def on_consistency(self, msg: ConsistencyTags) -> None:
+    def on_consistency(self, msg: messages.ConsistencyTags) -> None:
         self._accept(msg, msg.sender, "consistency", self._masked, self._tags)
         if set(msg.tags) != {v for v in self._neighbours[msg.sender] if v in self._masked}:
             raise ProtocolViolation(f"{msg.sender} must tag the list for each surviving neighbour")
         self._tags[msg.sender] = msg
 
-    def unmask_requests(self) -> dict[str, UnmaskRequest]:
+    def unmask_requests(self) -> dict[str, messages.UnmaskRequest]:
         """Close round 3; to each party that sent tags, the lists and the tags its
         neighbours addressed to it (the server can forge none of them)."""
         self._close("consistency", "unmask", self._masked, self._tags)
@@ -234,7 +219,7 @@ class Aggregator:
         survivors = sorted(self._masked)
         dropped = sorted(set(self._bundles) - set(self._masked))
         return {
-            r: UnmaskRequest.model_construct(
+            r: messages.UnmaskRequest.model_construct(
                 computation_id=self.computation_id,
                 recipient=r,
                 survivors=survivors,
@@ -246,7 +231,7 @@ class Aggregator:
 
     # --- round 4: unmask ------------------------------------------------------------
 
-    def on_unmask(self, msg: UnmaskResponse) -> None:
+    def on_unmask(self, msg: messages.UnmaskResponse) -> None:
         self._accept(msg, msg.sender, "unmask", self._tags, self._responses)
         near = self._neighbours[msg.sender] | {msg.sender}
         held = {v for v in near if v in self._bundles}  # per message O(k), not O(n)
@@ -367,7 +352,7 @@ class Aggregator:
 
     def _accept(
         self,
-        msg: Message,
+        msg: messages.Message,
         sender: str,
         phase: Phase,
         expected: Collection[str],

@@ -19,6 +19,7 @@ module has no side effects; :func:`benchmark` runs only when called.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,10 +36,7 @@ from edgefleet.fed.messages import (
     FedMessage,
     Invitation,
     Params,
-    Roster,
-    ShareInbox,
     Survivors,
-    UnmaskRequest,
 )
 from edgefleet.fed.party import Party
 
@@ -60,6 +58,11 @@ class Run:
     aggregator_seconds: float = 0.0
     party_cpu: dict[str, float] = field(default_factory=dict)  # CPU time: robust to a busy host
     aggregator_cpu: float = 0.0
+
+
+def to_survivors(lists: Survivors) -> dict[str, Survivors]:
+    """The one survivor list, addressed to every survivor (in the list's order)."""
+    return dict.fromkeys(lists.survivors, lists)
 
 
 def identities(names: Sequence[str]) -> dict[str, bytes]:
@@ -161,44 +164,29 @@ def run(
     def answering(party: str, round_name: Round) -> bool:
         return party not in drop or ROUNDS.index(round_name) < ROUNDS.index(drop[party])
 
+    def relay(
+        round_name: Round,
+        close: Callable[[], Mapping[str, M]],
+        step: Callable[[Party, M], FedMessage],
+    ) -> None:
+        """Close the server's round (its work), carry each message it returns to its
+        party and hand the answers of those still answering back to the server."""
+        messages: dict[str, M] = {}
+        on_server(lambda: messages.update(close()))
+        round_(
+            [
+                (p, carried(p, message, functools.partial(step, parties[p])))
+                for p, message in messages.items()
+                if answering(p, round_name)
+            ]
+        )
+
     try:
         round_([(p, party.advertise) for p, party in parties.items() if answering(p, "advertise")])
-        rosters: dict[str, Roster] = {}
-        on_server(lambda: rosters.update(aggregator.rosters()))
-        round_(
-            [
-                (p, carried(p, roster, parties[p].share_keys))
-                for p, roster in rosters.items()
-                if answering(p, "shares")
-            ]
-        )
-        inboxes: dict[str, ShareInbox] = {}
-        on_server(lambda: inboxes.update(aggregator.inboxes()))
-        round_(
-            [
-                (p, carried(p, inbox, parties[p].masked_input))
-                for p, inbox in inboxes.items()
-                if answering(p, "masked")
-            ]
-        )
-        lists: list[Survivors] = []
-        on_server(lambda: lists.append(aggregator.survivor_list()))
-        round_(
-            [
-                (p, carried(p, lists[0], parties[p].consistency))
-                for p in lists[0].survivors
-                if answering(p, "consistency")
-            ]
-        )
-        requests: dict[str, UnmaskRequest] = {}
-        on_server(lambda: requests.update(aggregator.unmask_requests()))
-        round_(
-            [
-                (p, carried(p, request, parties[p].unmask))
-                for p, request in requests.items()
-                if answering(p, "unmask")
-            ]
-        )
+        relay("shares", aggregator.rosters, Party.share_keys)
+        relay("masked", aggregator.inboxes, Party.masked_input)
+        relay("consistency", lambda: to_survivors(aggregator.survivor_list()), Party.consistency)
+        relay("unmask", aggregator.unmask_requests, Party.unmask)
         result: list[float] = []
         on_server(lambda: result.extend(aggregator.result()))
         out.result = result
