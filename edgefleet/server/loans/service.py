@@ -67,6 +67,14 @@ async def loans_of(db: AsyncSession, device: Device) -> list[DeviceLoan]:
     return list(rows)
 
 
+async def visible_loans(db: AsyncSession, caller: Caller, device: Device) -> list[LoanOut]:
+    """The device's loans: its owners see them all, a guest only its own."""
+    rows = await loans_of(db, device)
+    if not caller.can(device.project_pk, Permission.READ):
+        rows = [r for r in rows if r.project_pk is None or r.project_pk in caller.roles]
+    return [await to_out(db, r, device) for r in rows]
+
+
 async def revoke(db: AsyncSession, caller: Caller, device: Device, ref: str) -> DeviceLoan:
     """Removes the loan; the caller recomputes the device's desired state."""
     caller.require(device.project_pk, Permission.MANAGE_DEVICES, f"device {device.id!r}")

@@ -14,8 +14,9 @@ from fastapi.responses import Response
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.devices import service as devices
 from edgefleet.server.errors import ApiError
-from edgefleet.server.loans import routes as loan_api
+from edgefleet.server.loans import changes as loan_changes
 from edgefleet.server.loans.schemas import LoanIn, LoanRights
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -28,8 +29,7 @@ from edgefleet.server.portal.web import (
     render,
 )
 from edgefleet.server.projects import service as projects
-from edgefleet.server.reservations import routes as reservation_api
-from edgefleet.server.reservations import service
+from edgefleet.server.reservations import changes, service
 from edgefleet.server.reservations.booking import Plan
 from edgefleet.server.reservations.schemas import ReservationIn, ReservationOut
 
@@ -62,10 +62,14 @@ async def _calendar(db: Db, viewer: Viewer, start: str) -> dict[str, Any]:
         first = None
     first = first or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     days = _days(first)
-    rows = await service.listing(
-        db, viewer.caller, after=0, limit=1000, since=days[0], until=days[-1] + timedelta(days=1)
+    page = await service.listing(
+        db,
+        viewer.caller,
+        PageParams(limit=1000, after=0),
+        since=days[0],
+        until=days[-1] + timedelta(days=1),
     )
-    items = await service.outputs(db, rows)
+    items = await service.outputs(db, page.items)
     return {
         "days": days,
         "grid": _grid(items, days),
@@ -108,24 +112,15 @@ async def book(
             exclusive=values["exclusive"] != "shared",
             dry_run=values["action"] == "check",
         )
-        if body.dry_run:
-            plan = await service.create(
-                db,
-                viewer.caller,
-                body,
-                ctx.settings.reservation_max_days,
-                ctx.settings.reservation_max_devices,
-            )
-            assert isinstance(plan, Plan)
-            context["dry"] = service.dry_run_out(plan)
-            return render(request, "reservations.html", context)
-        made = await reservation_api.create_reservation(body, viewer.caller, db, ctx)
+        made = await changes.book(ctx, db, viewer.caller, body)
     except ApiError as exc:
         refused(exc)
         context["error"] = exc.message
         context["conflicts"] = exc.extra.get("conflicts", [])
         return render(request, "reservations.html", context, status=exc.status)
-    assert isinstance(made, ReservationOut)
+    if isinstance(made, Plan):
+        context["dry"] = service.dry_run_out(made)
+        return render(request, "reservations.html", context)
     return redirect(f"/reservations?start={made.start.date().isoformat()}")
 
 
@@ -133,7 +128,7 @@ async def book(
 async def cancel(
     reservation: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
-    await reservation_api.cancel_reservation(reservation, viewer.caller, db, ctx)
+    await changes.cancel(ctx, db, viewer.caller, reservation)
     return redirect("/reservations")
 
 
@@ -150,7 +145,7 @@ async def lend(
             expose_labels=[k.strip() for k in field(form, "expose").split(",") if k.strip()],
             time_share=float(field(form, "time_share") or 1),
         )
-        await loan_api.lend_device(found.id, body, viewer.caller, db, ctx)
+        await loan_changes.lend(ctx, db, viewer.caller, found.id, body)
     except (ApiError, ValueError) as exc:
         if isinstance(exc, ApiError):
             refused(exc)
@@ -164,5 +159,5 @@ async def revoke(
     device: str, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     found, _ = await devices.find(db, viewer.caller, device)
-    await loan_api.revoke_loan(found.id, project, viewer.caller, db, ctx)
+    await loan_changes.revoke(ctx, db, viewer.caller, found.id, project)
     return redirect(f"/devices/{found.id}")

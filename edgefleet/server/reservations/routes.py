@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.devices import service as devices
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
-from edgefleet.server.reservations import effects, service
+from edgefleet.server.reservations import changes, service
 from edgefleet.server.reservations.booking import Plan
 from edgefleet.server.reservations.schemas import (
     DryRunOut,
@@ -34,26 +34,10 @@ async def create_reservation(
     body: ReservationIn, caller: CallerDep, db: Db, ctx: Ctx
 ) -> ReservationOut | JSONResponse:
     """Book devices for a window; 409 with ``conflicts`` if any; ``dry_run``: 200, nothing held."""
-    try:
-        made = await service.create(
-            db,
-            caller,
-            body,
-            ctx.settings.reservation_max_days,
-            ctx.settings.reservation_max_devices,
-        )
-    except service.Refused as refused:
-        raise service.conflict_error(refused.plan) from None
+    made = await changes.book(ctx, db, caller, body)
     if isinstance(made, Plan):
         out = service.dry_run_out(made)
         return JSONResponse(out.model_dump(mode="json"), status_code=200)
-    ctx.events.record(
-        "reservation.created",
-        made.project_pk,
-        f"reservation {made.id} made by {caller.name}",
-        actor=caller.name,
-    )
-    await effects.reapply_devices(ctx, db, await service.device_pks(db, made))
     return (await service.outputs(db, [made]))[0]
 
 
@@ -69,18 +53,10 @@ async def list_reservations(
 ) -> Page[ReservationOut]:
     project_pk = (await projects.find(db, caller, project)).pk if project else None
     device_pk = (await devices.find(db, caller, device))[0].pk if device else None
-    rows = await service.listing(
-        db,
-        caller,
-        after=page.after,
-        limit=page.limit,
-        project_pk=project_pk,
-        device_pk=device_pk,
-        since=since,
-        until=until,
+    found = await service.listing(
+        db, caller, page, project_pk=project_pk, device_pk=device_pk, since=since, until=until
     )
-    items = await service.outputs(db, rows[: page.limit])
-    return Page(items=items, next=next_cursor([r.pk for r in rows], page.limit))
+    return Page(items=await service.outputs(db, found.items), next=found.next)
 
 
 @router.get("/reservations/{reservation}", response_model=ReservationOut)
@@ -94,33 +70,11 @@ async def change_reservation(
     reservation: str, body: ReservationPatch, caller: CallerDep, db: Db, ctx: Ctx
 ) -> ReservationOut:
     """Extend or shorten (409 with ``conflicts`` if the new window collides)."""
-    found = await service.find(db, caller, reservation)
-    try:
-        changed = await service.change(db, caller, found, body, ctx.settings.reservation_max_days)
-    except service.Refused as refused:
-        raise service.conflict_error(refused.plan) from None
-    ctx.events.record(
-        "reservation.changed",
-        changed.project_pk,
-        f"reservation {changed.id} now {changed.start.isoformat()} to {changed.end.isoformat()}",
-        actor=caller.name,
-    )
-    await effects.reapply_devices(
-        ctx, db, await service.device_pks(db, changed), reservation_pks=[changed.pk]
-    )
+    changed = await changes.change(ctx, db, caller, reservation, body)
     return (await service.outputs(db, [changed]))[0]
 
 
 @router.delete("/reservations/{reservation}", status_code=204)
 async def cancel_reservation(reservation: str, caller: CallerDep, db: Db, ctx: Ctx) -> None:
     """Cancel: its jobs stop on its devices; others' jobs may land there again."""
-    found = await service.find(db, caller, reservation)
-    project_pk, reservation_id = found.project_pk, found.id
-    pks = await service.cancel(db, caller, found)
-    ctx.events.record(
-        "reservation.cancelled",
-        project_pk,
-        f"reservation {reservation_id} cancelled by {caller.name}",
-        actor=caller.name,
-    )
-    await effects.reapply_devices(ctx, db, pks)
+    await changes.cancel(ctx, db, caller, reservation)

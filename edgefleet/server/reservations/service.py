@@ -25,6 +25,7 @@ from edgefleet.server.errors import Conflict, Invalid, NotFound
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.loans import service as loans
 from edgefleet.server.loans.view import exposed
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.readiness import check
@@ -280,15 +281,16 @@ async def cancel(db: AsyncSession, caller: Caller, reservation: Reservation) -> 
 async def listing(
     db: AsyncSession,
     caller: Caller,
+    page: PageParams,
     *,
-    after: int,
-    limit: int,
     project_pk: int | None = None,
     device_pk: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[Reservation]:
-    query = select(Reservation).where(Reservation.pk > after)
+) -> Page[Reservation]:
+    """The caller's projects' reservations (holding ``device_pk``, overlapping
+    ``since``..``until``), oldest first."""
+    query = select(Reservation)
     visible = caller.visible_projects()
     if visible is not None:
         query = query.where(Reservation.project_pk.in_(visible))
@@ -303,7 +305,7 @@ async def listing(
         query = query.where(Reservation.end > since)
     if until is not None:
         query = query.where(Reservation.start < until)
-    return list(await db.scalars(query.order_by(Reservation.pk).limit(limit + 1)))
+    return await keyset_page(db, query, Reservation.pk, page)
 
 
 async def outputs(db: AsyncSession, rows: list[Reservation]) -> list[ReservationOut]:
