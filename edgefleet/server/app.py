@@ -1,8 +1,21 @@
 """Build the server: the FastAPI app and everything it starts and stops.
 
-Start-up order (lifespan): data dir -> migrations -> engine -> bus -> event
-log -> hub -> feature modules (each registers its routes and hooks) ->
-bootstrap (admin, default project). Shutdown runs it backwards.
+:func:`create_app` makes the data dir and includes every feature's routes (the
+:func:`_features` table, the gateway's endpoints, the portal, middleware).
+The lifespan then starts, in this order:
+
+1. migrations, the engine, the bus (counted on ``/metrics`` when on);
+2. :func:`edgefleet.server.assembly.build`: the context and every long-lived
+   part (key, event log, limits, registry logins, single sign-on, hub, render
+   step, scheduler, relay), built, none running yet; the Compose parsing
+   processes are warmed up;
+3. the features' start hooks, in the table's order (each registers its agent
+   message handlers and starts its loops);
+4. the event log's writer, the hub's presence loops, the stream guard;
+5. bootstrap (the admin and the default project; replicas may race here).
+
+Shutdown: guard, hub, limits, the hooks' stoppers in reverse, the event log,
+the bus, the engine.
 """
 
 from __future__ import annotations
@@ -16,9 +29,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet import __version__
+from edgefleet.server import assembly
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.freshness import StreamGuard
 from edgefleet.server.auth.freshness_asgi import FreshStreams
@@ -31,12 +46,10 @@ from edgefleet.server.devices.routes import router as devices_router
 from edgefleet.server.devices.summary import router as summary_router
 from edgefleet.server.errors import install_handlers
 from edgefleet.server.events.routes import router as events_router
-from edgefleet.server.events.service import EventLog
 from edgefleet.server.gateway.endpoint import router as agent_ws_router
 from edgefleet.server.gateway.enroll import router as enroll_router
-from edgefleet.server.gateway.hub import Hub
 from edgefleet.server.keys.routes import router as keys_router
-from edgefleet.server.limits import BodyLimit, Limits
+from edgefleet.server.limits import BodyLimit
 from edgefleet.server.projects.routes import router as projects_router
 from edgefleet.server.settings import ServerSettings
 from edgefleet.wire.messages import DesiredState
@@ -45,16 +58,22 @@ log = logging.getLogger("edgefleet.server")
 
 API = "/api/v1"
 
+Stop = Callable[[], Awaitable[None]]
+StartHook = Callable[[ServerContext], Awaitable[Stop | None]]
 # Feature modules add themselves here: (routers, start hook). Keeping the list
 # in one place makes the server's shape readable at a glance.
-Feature = tuple[list[APIRouter], Callable[[ServerContext], Any] | None]
+Feature = tuple[list[APIRouter], StartHook | None]
 
 
-async def _start_jobs(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+async def _stop_oidc(ctx: ServerContext) -> Stop | None:
+    """Single sign-on: built by the assembly when configured; closed at shutdown."""
+    return ctx.oidc.close if ctx.oidc is not None else None
+
+
+async def _start_jobs(ctx: ServerContext) -> Stop:
     """Jobs: status ingestion, desired state on connect, the scheduler."""
     from edgefleet.server.jobs import desired
     from edgefleet.server.jobs.status import StatusSink
-    from edgefleet.server.scheduler.loop import Scheduler
 
     sink = StatusSink(ctx)
     await sink.start()
@@ -62,26 +81,20 @@ async def _start_jobs(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
     async def desired_state(db: AsyncSession, device_pk: int) -> DesiredState:
         return await desired.for_device(ctx, db, device_pk)
 
-    ctx.hub.desired_state = desired_state
-    scheduler = Scheduler(ctx)
-    ctx.scheduler = scheduler
-    await scheduler.start()
+    ctx.hub.desired_from(desired_state)
+    await ctx.scheduler.start()
 
     async def stop() -> None:
-        await scheduler.stop()
+        await ctx.scheduler.stop()
         await sink.stop()
 
     return stop
 
 
-async def _start_computations(ctx: ServerContext) -> Callable[[], Awaitable[None]]:
+async def _start_computations(ctx: ServerContext) -> Stop:
     """Federated computations: dataset reports, the relay of fed messages, orchestrators."""
-    from edgefleet.server.computations.relay import Relay
-
-    relay = Relay(ctx)
-    ctx.computations = relay
-    await relay.start()
-    return relay.stop
+    await ctx.computations.start()
+    return ctx.computations.stop
 
 
 def _features() -> list[Feature]:
@@ -90,14 +103,13 @@ def _features() -> list[Feature]:
     from edgefleet.server.alerts import runner as alert_runner
     from edgefleet.server.alerts.routes import router as alerts_router
     from edgefleet.server.applications.routes import router as applications_router
-    from edgefleet.server.auth import oidc_routes
+    from edgefleet.server.auth.oidc_routes import router as oidc_router
     from edgefleet.server.computations.routes import router as computations_router
     from edgefleet.server.data import ingest as data_ingest
     from edgefleet.server.data.routes import router as data_router
     from edgefleet.server.jobs.routes import router as jobs_router
     from edgefleet.server.loans.routes import router as loans_router
     from edgefleet.server.readiness.routes import router as readiness_router
-    from edgefleet.server.registries import service as registries
     from edgefleet.server.registries.routes import router as registries_router
     from edgefleet.server.remote.actions import router as actions_router
     from edgefleet.server.remote.exec import router as exec_router
@@ -110,7 +122,6 @@ def _features() -> list[Feature]:
     from edgefleet.server.secrets.routes import router as secrets_router
     from edgefleet.server.telemetry import ingest as telemetry_ingest
     from edgefleet.server.telemetry.routes import router as telemetry_router
-    from edgefleet.server.variables import render as workload_config
     from edgefleet.server.variables.routes import router as variables_router
 
     return [
@@ -126,9 +137,9 @@ def _features() -> list[Feature]:
             None,
         ),
         ([enroll_router], None),
-        ([oidc_routes.router], oidc_routes.start),  # single sign-on (OpenID Connect)
-        ([registries_router], registries.start),
-        ([secrets_router, variables_router], workload_config.start),
+        ([oidc_router], _stop_oidc),  # single sign-on (OpenID Connect)
+        ([registries_router], None),
+        ([secrets_router, variables_router], None),
         ([applications_router, jobs_router, rollouts_router], _start_jobs),
         ([exec_router, logs_router, actions_router], None),
         ([computations_router], _start_computations),
@@ -203,22 +214,18 @@ def create_app(
 
             bus = CountedBus(bus, app.state.metrics)
         await bus.start()
-        ctx = ServerContext(
-            settings=settings, engine=engine, sessions=db_engine.sessionmaker(engine), bus=bus
-        )
-        ctx.events = EventLog(ctx.sessions, bus)
-        ctx.hub = Hub(ctx)
-        ctx.limits = Limits(settings)
+        ctx, hub = assembly.build(settings, engine, bus)
         ctx.limits.warm_up()  # the Compose parsing processes
         app.state.ctx = ctx
-        stoppers: list[Any] = []
+        app.state.hub = hub  # the gateway's own endpoints; services use ctx.hub
+        stoppers: list[Stop] = []
         for _routers, start in features:
             if start is not None:
                 stopper = await start(ctx)
                 if stopper is not None:
                     stoppers.append(stopper)
         await ctx.events.start()
-        await ctx.hub.start()
+        await hub.start()
         await guard.start(ctx)
         boot = await _bootstrap(ctx, settings.admin_token)
         if boot.admin_token:
@@ -228,7 +235,7 @@ def create_app(
             yield
         finally:
             await guard.stop()
-            await ctx.hub.stop()
+            await hub.stop()
             ctx.limits.close()
             for stopper in reversed(stoppers):
                 await stopper()
@@ -254,7 +261,7 @@ def create_app(
         try:
             async with ctx.session() as db:
                 await db.execute(text("SELECT 1"))
-        except Exception as exc:
+        except (SQLAlchemyError, OSError) as exc:  # reported, not raised: health says why
             database = f"error: {exc.__class__.__name__}"
         return {
             "status": "ok" if database == "ok" else "degraded",

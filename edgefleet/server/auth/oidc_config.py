@@ -23,13 +23,48 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from edgefleet.server.auth.roles import Role
 
-if TYPE_CHECKING:
-    from edgefleet.server.settings import ServerSettings
+
+class OidcSettings(Protocol):
+    """The ``--oidc-*`` settings :meth:`OidcConfig.from_settings` reads (what
+    :class:`~edgefleet.server.settings.ServerSettings` has): typed here because
+    the settings import this module to check them, so it must not import them."""
+
+    @property
+    def oidc_issuer(self) -> str | None: ...
+    @property
+    def oidc_client_id(self) -> str | None: ...
+    @property
+    def oidc_client_secret(self) -> SecretStr | None: ...
+    @property
+    def oidc_client_secret_file(self) -> Path | None: ...
+    @property
+    def oidc_scopes(self) -> str: ...
+    @property
+    def oidc_groups_claim(self) -> str: ...
+    @property
+    def oidc_username_claim(self) -> str: ...
+    @property
+    def oidc_role_map(self) -> str: ...
+    @property
+    def oidc_flow_seconds(self) -> int: ...
+    @property
+    def oidc_max_pending(self) -> int: ...
+    @property
+    def oidc_cli_token_hours(self) -> int: ...
+    @property
+    def oidc_leeway_seconds(self) -> int: ...
+    @property
+    def oidc_http_timeout(self) -> float: ...
+    @property
+    def oidc_jwks_refresh_seconds(self) -> float: ...
+
 
 RANK = (Role.OWNER, Role.OPERATOR, Role.DEVELOPER, Role.VIEWER)
 """Precedence when several groups grant roles in one project: the first wins."""
@@ -146,7 +181,7 @@ class OidcConfig:
     jwks_refresh_seconds: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings) -> OidcConfig | None:
+    def from_settings(cls, settings: OidcSettings) -> OidcConfig | None:
         """None when single sign-on is off (no ``--oidc-issuer``)."""
         if not settings.oidc_issuer:
             return None

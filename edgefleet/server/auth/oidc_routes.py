@@ -5,14 +5,11 @@ callback) is ``server/portal/oidc.py``; the flow is drawn in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from edgefleet.server.auth import oidc_device, oidc_service
-from edgefleet.server.auth.oidc_config import OidcConfig
 from edgefleet.server.auth.oidc_provider import OidcProvider
 from edgefleet.server.context import ServerContext
 from edgefleet.server.deps import Ctx, Db
@@ -58,16 +55,6 @@ def provider(ctx: ServerContext) -> OidcProvider:
     if ctx.oidc is None:
         raise NotFound(NOT_CONFIGURED)
     return ctx.oidc
-
-
-async def start(ctx: ServerContext) -> Callable[[], Awaitable[None]] | None:
-    """Start hook: the provider client, when ``--oidc-issuer`` is set. Discovery
-    waits for the first sign-in, so a provider that is down does not stop the server."""
-    config = OidcConfig.from_settings(ctx.settings)
-    if config is None:
-        return None
-    ctx.oidc = OidcProvider(config)
-    return ctx.oidc.close
 
 
 @router.get("/auth/oidc", response_model=OidcInfo)

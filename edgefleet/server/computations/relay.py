@@ -28,7 +28,6 @@ outside (tests/support/fedhooks.py); nothing here writes a transcript.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
 from edgefleet.server.bus.base import BusMessage, Subscription
+from edgefleet.server.bus.envelopes import EnvelopeError, FedForward, read_fed
 from edgefleet.server.computations import datasets, service
 from edgefleet.server.computations.orchestrator import Orchestrator
 from edgefleet.server.computations.plan import Plan
@@ -43,8 +43,9 @@ from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.context import ServerContext
 from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.projects.tables import Project
+from edgefleet.wire.fed_relay import FedRelay
 from edgefleet.wire.link import TransportClosed
-from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, FedRelay, Hello
+from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, Hello
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,9 @@ class Relay:
     async def start(self) -> None:
         hub = self.ctx.hub
         hub.on(FedRelay, self.from_device)
-        hub.frame_handler = self.from_frame
+        hub.on_frames(self.from_frame)
         hub.on(DatasetsReport, self._datasets)
-        hub.disconnect_hooks.append(self._disconnected)
+        hub.on_disconnect(self._disconnected)
         self._sweeper = asyncio.create_task(self._sweep(), name="computations-sweep")
 
     async def stop(self) -> None:
@@ -215,15 +216,18 @@ class Relay:
         if orchestrator is not None:
             orchestrator.deliver(device_id, payload)
         elif self.ctx.hub.remote_bus and payload is not None:
-            body = {"device": device_id, "payload": json.loads(payload.model_dump_json())}
-            await self.ctx.bus.publish(subject(cid), json.dumps(body).encode())
+            forward = FedForward(device=device_id, payload=payload)
+            await self.ctx.bus.publish(subject(cid), forward.encode())
 
     async def _from_bus(self, message: BusMessage) -> None:
-        body = json.loads(message.data)
-        payload = FedRelay.model_validate({"payload": body["payload"]}).payload
-        orchestrator = self.running.get(payload.computation_id)
+        try:
+            forward = read_fed(message.data)
+        except EnvelopeError as exc:
+            log.warning("dropped a federated message from the bus: %s", exc)
+            return
+        orchestrator = self.running.get(forward.payload.computation_id)
         if orchestrator is not None:
-            orchestrator.deliver(str(body["device"]), payload)
+            orchestrator.deliver(forward.device, forward.payload)
 
     async def _disconnected(self, session: AgentSession, _hello: Hello | None) -> None:
         for cid, orchestrator in list(self.running.items()):

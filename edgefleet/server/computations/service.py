@@ -12,7 +12,7 @@ device, nothing released.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,9 +30,6 @@ from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import ApiError, Invalid, NotFound
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
-
-if TYPE_CHECKING:
-    from edgefleet.server.computations.relay import Relay
 
 RECONSTRUCTION_MARGIN = 300.0  # seconds a computation may take beyond its four rounds
 
@@ -307,6 +304,5 @@ def _round(ctx: ServerContext, row: Computation) -> str | None:
     """advertise, shares, masked, unmask: where the protocol is, while it runs here."""
     if row.state != "running":
         return None
-    relay: Relay | None = ctx.computations
-    running = relay.running.get(row.id) if relay is not None else None
+    running = ctx.computations.running.get(row.id)
     return str(running.aggregator.phase) if running is not None else None

@@ -120,7 +120,7 @@ class Ingest:
     def register(self) -> None:
         self.ctx.hub.on(DataBatch, self.on_batch)
         self.ctx.hub.on(DataBacklog, self.on_backlog)
-        self.ctx.hub.stream_acceptors[DATA_FILE_STREAM] = self.on_file
+        self.ctx.hub.on_stream(DATA_FILE_STREAM, self.on_file)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -25,7 +25,7 @@ devices' reports (policy changes) go through the batched
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import and_, false, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,8 +39,18 @@ from edgefleet.server.devices.tables import Device
 from edgefleet.server.events.tables import Event
 
 if TYPE_CHECKING:
-    from edgefleet.server.events.service import EventLog
     from edgefleet.server.gateway.session import DeviceRef
+
+
+class EventRecorder(Protocol):
+    """What :func:`policy_changed` needs of the batched event log
+    (:class:`~edgefleet.server.events.service.EventLog`, which imports this
+    module for its visibility rules, so this one must not import it back)."""
+
+    def record(
+        self, kind: str, project_pk: int | None, message: str = "", **fields: Any
+    ) -> None: ...
+
 
 OWNERS_ONLY = ("user.", "token.", "login.", "member.", "key.")
 """Kinds (prefixes) only a project's owners and admins read; with no project, admins."""
@@ -144,7 +154,7 @@ def login_succeeded(db: AsyncSession, user_name: str, client: str) -> None:
 
 
 def policy_changed(
-    events: EventLog,
+    events: EventRecorder,
     device: DeviceRef,
     before: object,
     after: object,

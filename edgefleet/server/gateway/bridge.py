@@ -19,19 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any
 
-from edgefleet.server.bus.base import BusMessage, BusTimeout, NoResponders, Subscription
+from edgefleet.server.bus.base import (
+    Bus,
+    BusError,
+    BusMessage,
+    BusTimeout,
+    NoResponders,
+    Subscription,
+)
+from edgefleet.server.bus.envelopes import (
+    EnvelopeError,
+    OpenStream,
+    StreamOpened,
+    read_stream_opened,
+)
 from edgefleet.server.errors import GatewayTimeout, Unavailable
+from edgefleet.server.gateway.session import AgentSession
 from edgefleet.wire.mux import Mux, Stream, StreamError
-
-if TYPE_CHECKING:
-    from edgefleet.server.gateway.hub import Hub
-    from edgefleet.server.gateway.session import AgentSession
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +50,17 @@ KEEPALIVE_EVERY = 5.0
 SILENCE_LIMIT = 20.0
 
 
+def device_subject(device_id: str) -> str:
+    """The bus subject the replica holding a device's connection listens on."""
+    return f"ef.device.{device_id}"
+
+
 class StreamBridge:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.bus = hub.ctx.bus
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -54,8 +68,6 @@ class StreamBridge:
     # -- requester side -------------------------------------------------------------------
 
     async def open(self, device_id: str, header: dict[str, Any]) -> Stream:
-        from edgefleet.server.gateway.hub import device_subject
-
         sid = uuid.uuid4().hex
         last_heard = time.monotonic()
 
@@ -72,9 +84,7 @@ class StreamBridge:
         sub = await self.bus.subscribe(f"ef.stream.{sid}.r", on_frame)
         try:
             reply = await self.bus.request(
-                device_subject(device_id),
-                json.dumps({"op": "open_stream", "sid": sid}).encode(),
-                10,
+                device_subject(device_id), OpenStream(sid=sid).encode(), 10
             )
         except NoResponders:
             await sub.unsubscribe()
@@ -82,10 +92,14 @@ class StreamBridge:
         except BusTimeout:
             await sub.unsubscribe()
             raise GatewayTimeout(f"the replica holding device {device_id} did not answer") from None
-        answer = json.loads(reply)
-        if answer.get("error"):
+        try:
+            answer = read_stream_opened(reply)
+        except EnvelopeError as exc:
             await sub.unsubscribe()
-            raise Unavailable(str(answer["error"]))
+            raise Unavailable(f"the replica holding device {device_id} answered {exc}") from exc
+        if answer.error:
+            await sub.unsubscribe()
+            raise Unavailable(answer.error)
         stream = await mux.open(header)
 
         async def watch() -> None:
@@ -105,9 +119,9 @@ class StreamBridge:
 
     # -- holder side ----------------------------------------------------------------------
 
-    async def accept(self, session: AgentSession, body: dict[str, Any], reply: str | None) -> None:
-        sid = str(body.get("sid", ""))
-        if not sid or reply is None:
+    async def accept(self, session: AgentSession, request: OpenStream, reply: str | None) -> None:
+        sid = request.sid
+        if reply is None:
             return
         done = asyncio.Event()
         opened = asyncio.Event()
@@ -133,7 +147,7 @@ class StreamBridge:
         sub: Subscription = await self.bus.subscribe(
             f"ef.stream.{sid}.h", lambda message: _feed(mux, message)
         )
-        await self.bus.publish(reply, json.dumps({"ok": True}).encode())
+        await self.bus.publish(reply, StreamOpened().encode())
 
         async def keepalive() -> None:
             started = time.monotonic()
@@ -141,8 +155,10 @@ class StreamBridge:
                 while not done.is_set():
                     if not opened.is_set() and time.monotonic() - started > 15:
                         return  # the requester never followed up
-                    with contextlib.suppress(Exception):
+                    try:
                         await self.bus.publish(f"ef.stream.{sid}.r", PING)
+                    except BusError as exc:  # the requester's silence limit ends it
+                        log.warning("stream %s: keepalive not sent: %s", sid, exc)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(done.wait(), KEEPALIVE_EVERY)
                     if session.link.closed.is_set():
@@ -169,5 +185,4 @@ async def _pump(source: Stream, target: Stream) -> None:
             await target.send(chunk)
         await target.close()
     except StreamError as exc:
-        with contextlib.suppress(Exception):
-            await target.reset(exc.reason)
+        await target.reset(exc.reason)  # never raises: the peer may be gone already

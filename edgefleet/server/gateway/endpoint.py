@@ -22,6 +22,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events import audit
+from edgefleet.server.gateway.hub import Hub
 from edgefleet.server.gateway.session import AgentSession, DeviceRef
 from edgefleet.server.gateway.transport import StarletteTransport
 from edgefleet.server.jobs.eligibility import facts_key
@@ -61,9 +62,10 @@ def _credential(websocket: WebSocket) -> str | None:
 @router.websocket("/api/v1/agent/connect")
 async def agent_connect(websocket: WebSocket) -> None:
     ctx: ServerContext = websocket.app.state.ctx
-    wait = ctx.hub.admission.admit()
+    hub: Hub = websocket.app.state.hub
+    wait = hub.admission.admit()
     if wait is not None:
-        line = ctx.hub.admission.summary()
+        line = hub.admission.summary()
         if line:
             log.info(line)
         await _turn_away(websocket, wait)
@@ -114,18 +116,18 @@ async def agent_connect(websocket: WebSocket) -> None:
     audit.policy_changed(ctx.events, ref, device.facts, changes.get("facts"))
 
     async def on_message(message: Message) -> None:
-        await _on_message(ctx, session, message)
+        await _on_message(ctx, hub, session, message)
 
     async def on_stream(stream: Stream) -> None:
-        await ctx.hub.accept_stream(session, stream)
+        await hub.accept_stream(session, stream)
 
     async def on_frame(data: bytes) -> None:  # typed binary frames: federated messages
-        handler = ctx.hub.frame_handler
+        handler = hub.frame_handler
         if handler is not None and session.protocol >= FED_BINARY_PROTOCOL:
             await handler(session, data)
 
     link = Link(transport, odd=True, on_message=on_message, on_stream=on_stream, on_frame=on_frame)
-    session = AgentSession(ctx.hub, ref, link)
+    session = AgentSession(ref, link)
     session.protocol = min(hello.protocol, PROTOCOL_VERSION)
     session.applied_generation = hello.applied_generation
     session.runtime_healthy = hello.runtime_healthy
@@ -141,12 +143,12 @@ async def agent_connect(websocket: WebSocket) -> None:
             protocol=min(hello.protocol, PROTOCOL_VERSION) if hello.protocol >= 2 else None,
         )
     )
-    await ctx.hub.attach(session, hello, device_changes=changes)
+    await hub.attach(session, hello, device_changes=changes)
     new_facts = changes.get("facts")
     if isinstance(new_facts, dict) and facts_key(device.facts or {}) != facts_key(new_facts):
         # New capabilities (a camera plugged in, a runtime installed): selector
         # jobs may now take this device, or rule it out.
-        await ctx.hub.fleet_changed(device.project_pk)
+        await hub.fleet_changed(device.project_pk)
     async with ctx.session() as db:
         # Read after attach: a change committed from now on is pushed to this
         # session; one committed before shows here. Skipping the snapshot when
@@ -156,7 +158,7 @@ async def agent_connect(websocket: WebSocket) -> None:
             select(Device.desired_generation).where(Device.pk == device.pk)
         )
         if generation != hello.applied_generation:
-            await session.send(await ctx.hub.desired_state(db, device.pk))
+            await session.send(await hub.desired_state(db, device.pk))
     # This frame lives as long as the connection: keep only the session. The
     # device row, its facts and the hello (tens of KB of Python objects) would
     # otherwise stay in memory for every connected agent.
@@ -165,7 +167,7 @@ async def agent_connect(websocket: WebSocket) -> None:
         await link.run()
     finally:
         reason = f"connection closed ({link.close_code})"
-        await ctx.hub.detach(session, reason)
+        await hub.detach(session, reason)
 
 
 async def _turn_away(websocket: WebSocket, wait: int) -> None:
@@ -194,7 +196,9 @@ def _hello_changes(device: Device, hello: Hello) -> dict[str, object]:
     return values
 
 
-async def _on_message(ctx: ServerContext, session: AgentSession, message: Message) -> None:
+async def _on_message(
+    ctx: ServerContext, hub: Hub, session: AgentSession, message: Message
+) -> None:
     session.touch()
     if isinstance(message, Heartbeat):
         await _note_generation(ctx, session, message.applied_generation, message.runtime_healthy)
@@ -216,9 +220,9 @@ async def _on_message(ctx: ServerContext, session: AgentSession, message: Messag
                 )
             )
             await db.commit()
-        await ctx.hub.fleet_changed(session.device.project_pk)
+        await hub.fleet_changed(session.device.project_pk)
     else:
-        await ctx.hub.dispatch(session, message)
+        await hub.dispatch(session, message)
 
 
 async def _note_generation(

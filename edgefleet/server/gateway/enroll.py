@@ -15,6 +15,7 @@ from edgefleet.server.deps import Ctx
 from edgefleet.server.devices.schemas import EnrollIn, EnrollOut
 from edgefleet.server.errors import Invalid, TooManyRequests, Unauthorized
 from edgefleet.server.gateway.enrollments import Request as Enrollment
+from edgefleet.server.gateway.hub import Hub
 from edgefleet.wire.messages import DeviceFacts
 
 router = APIRouter(tags=["agents"])
@@ -60,8 +61,9 @@ async def enroll(body: EnrollIn, ctx: Ctx, http: Request) -> EnrollOut:
         facts=facts,
         public_key=body.public_key,
     )
+    hub: Hub = http.app.state.hub  # the gateway's own route: the concrete hub
     try:
-        done = await ctx.hub.enrollments.enroll(request)
+        done = await hub.enrollments.enroll(request)
     except Unauthorized:
         ctx.limits.enroll_per_ip.spend(client)  # only refused keys count
         raise

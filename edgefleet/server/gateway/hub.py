@@ -13,55 +13,74 @@ flush. A device whose agent went quiet, or whose replica died, simply stops
 being extended and is offline once ``expires_at`` passes; a clean disconnect
 deletes its row at once.
 
-Other modules plug in without the gateway knowing them: ``on(MessageType,
-handler)`` for agent messages, ``connect_hooks`` / ``disconnect_hooks`` for
-session life, and ``desired_state`` for what to push when an agent connects.
+Other modules plug in without the gateway knowing them, through the
+:class:`~edgefleet.server.devices_link.DeviceLink` Protocol the hub satisfies:
+``on(MessageType, handler)`` for agent messages, ``on_connect`` /
+``on_disconnect`` for session life, ``on_stream`` / ``on_frames`` for what
+agents open or send in binary, ``on_fleet_change``, and ``desired_from`` for
+what to push when an agent connects. Only the server's assembly knows ``Hub``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.bus.base import BusError, BusMessage, BusTimeout, NoResponders, Subscription
+from edgefleet.server.bus.envelopes import (
+    CommandAnswered,
+    CommandFailed,
+    Deliver,
+    EnvelopeError,
+    Kick,
+    OpenStream,
+    RunCommand,
+    Superseded,
+    read_command_reply,
+    read_device,
+)
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.devices_link import (
+    DesiredSource,
+    FleetHook,
+    FrameHandler,
+    M,
+    MessageHandler,
+    SessionHook,
+    StreamAcceptor,
+)
 from edgefleet.server.errors import GatewayTimeout, Unavailable
 from edgefleet.server.gateway.admission import Admission
 from edgefleet.server.gateway.arrivals import Arrivals
+from edgefleet.server.gateway.bridge import StreamBridge, device_subject
 from edgefleet.server.gateway.enrollments import Enrollments
 from edgefleet.server.gateway.session import AgentSession
+from edgefleet.tasks import cancel_all, every
+from edgefleet.wire.commands import CommandArgs, CommandSpec
+from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import (
     CommandResult,
     DesiredState,
     Hello,
     Message,
     Revoked,
-    decode,
-    encode,
 )
 from edgefleet.wire.mux import Stream, StreamRefused
 
 log = logging.getLogger(__name__)
+A = TypeVar("A", bound=CommandArgs)
 
-MessageHandler = Callable[[AgentSession, Any], Awaitable[None]]
-SessionHook = Callable[[AgentSession, Hello | None], Awaitable[None]]
-DesiredSource = Callable[[AsyncSession, int], Awaitable[DesiredState]]
-StreamAcceptor = Callable[[AgentSession, Stream], Awaitable[None]]
-
-
-def device_subject(device_id: str) -> str:
-    return f"ef.device.{device_id}"
+AnyHandler = Callable[[AgentSession, Any], Awaitable[None]]
 
 
 async def _no_jobs(db: AsyncSession, device_pk: int) -> DesiredState:
@@ -69,19 +88,29 @@ async def _no_jobs(db: AsyncSession, device_pk: int) -> DesiredState:
     return DesiredState(generation=generation or 0, jobs=[])
 
 
+async def _run_hooks(
+    hooks: list[SessionHook], session: AgentSession, hello: Hello | None, what: str
+) -> None:
+    for hook in hooks:
+        try:
+            await hook(session, hello)
+        except Exception:  # hooks are other modules': one's bug must not stop the rest
+            log.exception("%s hook failed for %s", what, session.device.id)
+
+
 class Hub:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.sessions: dict[str, AgentSession] = {}
-        self.handlers: dict[type[Message], MessageHandler] = {}
+        self.handlers: dict[type[Message], AnyHandler] = {}
         self.connect_hooks: list[SessionHook] = []
         self.disconnect_hooks: list[SessionHook] = []
         self.desired_state: DesiredSource = _no_jobs
-        self.fleet_hooks: list[Callable[[int], Awaitable[None]]] = []
-        self.stream_bridge: Any = None  # set by the scale-out bridge when the bus is remote
+        self.fleet_hooks: list[FleetHook] = []
+        self.stream_bridge: StreamBridge | None = None  # when the bus is remote (scale-out)
         self.stream_acceptors: dict[str, StreamAcceptor] = {}  # agent-opened, by header kind
-        # typed binary frames (federated messages, protocol 3+): set by the computations relay
-        self.frame_handler: Callable[[AgentSession, bytes], Awaitable[None]] | None = None
+        # typed binary frames (federated messages, protocol 3+): the computations relay's
+        self.frame_handler: FrameHandler | None = None
         self._subs: dict[str, Subscription] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -96,40 +125,54 @@ class Hub:
     def remote_bus(self) -> bool:
         return self.ctx.settings.bus != "memory"
 
-    def on(self, message_type: type[Message], handler: MessageHandler) -> None:
+    # -- plugging in (DeviceLink) -----------------------------------------------------
+
+    def on(self, message_type: type[M], handler: MessageHandler[M]) -> None:
         self.handlers[message_type] = handler
+
+    def on_connect(self, hook: SessionHook) -> None:
+        self.connect_hooks.append(hook)
+
+    def on_disconnect(self, hook: SessionHook) -> None:
+        self.disconnect_hooks.append(hook)
+
+    def on_stream(self, kind: str, acceptor: StreamAcceptor) -> None:
+        self.stream_acceptors[kind] = acceptor
+
+    def on_frames(self, handler: FrameHandler) -> None:
+        self.frame_handler = handler
+
+    def on_fleet_change(self, hook: FleetHook) -> None:
+        self.fleet_hooks.append(hook)
+
+    def desired_from(self, source: DesiredSource) -> None:
+        self.desired_state = source
 
     async def fleet_changed(self, project_pk: int) -> None:
         """A device joined, left or changed labels: let selector jobs follow."""
         for hook in self.fleet_hooks:
             try:
                 await hook(project_pk)
-            except Exception:
-                log.exception("fleet hook failed")
+            except Exception:  # hooks are other modules': one's bug must not stop the rest
+                log.exception("fleet hook failed for project pk %d", project_pk)
 
     # -- life -----------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.remote_bus:
-            from edgefleet.server.gateway.bridge import StreamBridge
-
-            self.stream_bridge = StreamBridge(self)
+            self.stream_bridge = StreamBridge(self.ctx.bus)
+        flush = every(self.flush_interval, self.flush_presence, log, "presence flush")
         self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="presence-flush"),
+            asyncio.create_task(flush, name="presence-flush"),
             asyncio.create_task(self._reap_loop(), name="session-reaper"),
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         for session in list(self.sessions.values()):
             await session.link.close(1012, "server shutting down")
-        for sub in list(self._subs.values()):
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        for device_id in list(self._subs):
+            await self._unsubscribe(device_id)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -148,12 +191,8 @@ class Hub:
         was_online = await self.arrivals.arrive(session.device.pk, dict(device_changes or {}))
         if self.remote_bus:
             await self._subscribe(session)
-            await self.ctx.bus.publish(
-                device_subject(session.device.id),
-                json.dumps(
-                    {"op": "superseded", "replica": self.ctx.replica, "session": session.id}
-                ).encode(),
-            )
+            superseded = Superseded(replica=self.ctx.replica, session=session.id)
+            await self.ctx.bus.publish(device_subject(session.device.id), superseded.encode())
         if not was_online:
             self.ctx.events.record(
                 "device.connected",
@@ -162,21 +201,14 @@ class Hub:
                 device_id=session.device.id,
                 data={"replica": self.ctx.replica},
             )
-        for hook in self.connect_hooks:
-            try:
-                await hook(session, hello)
-            except Exception:
-                log.exception("connect hook failed for %s", session.device.id)
+        await _run_hooks(self.connect_hooks, session, hello, "connect")
 
     async def detach(self, session: AgentSession, reason: str) -> None:
         if self.sessions.get(session.device.id) is not session:
             return  # replaced by a newer connection, which owns presence now
         del self.sessions[session.device.id]
         session.fail_pending(f"device disconnected: {reason}")
-        sub = self._subs.pop(session.device.id, None)
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await self._unsubscribe(session.device.id)
         try:
             async with self.ctx.session() as db:
                 await db.execute(
@@ -189,7 +221,7 @@ class Hub:
                     update(Device).where(Device.pk == session.device.pk).values(last_seen=utcnow())
                 )
                 await db.commit()
-        except Exception:
+        except SQLAlchemyError:  # its presence expires on its own (offline_after)
             log.exception("could not clear presence of %s", session.device.id)
         self.ctx.events.record(
             "device.disconnected",
@@ -197,9 +229,7 @@ class Hub:
             f"device {session.device.name} disconnected ({reason})",
             device_id=session.device.id,
         )
-        for hook in self.disconnect_hooks:
-            with contextlib.suppress(Exception):
-                await hook(session, None)
+        await _run_hooks(self.disconnect_hooks, session, None, "disconnect")
 
     async def dispatch(self, session: AgentSession, message: Message) -> None:
         handler = self.handlers.get(type(message))
@@ -224,23 +254,24 @@ class Hub:
         if it is offline (nothing is queued: desired state is re-sent on connect)."""
         session = self.sessions.get(device_id)
         if session is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await session.send(message)
-                return True
-            return False
+            except TransportClosed:  # it is going away; the reconnect re-sends state
+                log.info("device %s closed before a %s", device_id, type(message).__name__)
+                return False
+            return True
         if not self.remote_bus:
             return False
-        envelope = json.dumps({"op": "deliver", "message": json.loads(encode(message))})
-        await self.ctx.bus.publish(device_subject(device_id), envelope.encode())
+        await self.ctx.bus.publish(device_subject(device_id), Deliver(message=message).encode())
         return True
 
     async def command(
-        self, device_id: str, name: str, args: dict[str, Any], timeout: float = 30.0
+        self, device_id: str, spec: CommandSpec[A, Any], args: A, timeout: float = 30.0
     ) -> CommandResult:
         session = self.sessions.get(device_id)
         if session is not None:
             try:
-                return await session.command(name, args, timeout)
+                return await session.command(spec.name, args, timeout)
             except TimeoutError:
                 raise GatewayTimeout(
                     f"device {device_id} did not answer within {timeout:g} s"
@@ -249,7 +280,7 @@ class Hub:
                 raise Unavailable(str(exc)) from None
         if not self.remote_bus:
             raise Unavailable(f"device {device_id} is offline")
-        envelope = json.dumps({"op": "command", "name": name, "args": args, "timeout": timeout})
+        envelope = RunCommand(name=spec.name, args=args, timeout=timeout)
         try:
             reply = await self.ctx.bus.request(
                 device_subject(device_id), envelope.encode(), timeout + 2
@@ -260,12 +291,13 @@ class Hub:
             raise GatewayTimeout(
                 f"device {device_id} did not answer within {timeout:g} s"
             ) from None
-        body = json.loads(reply)
-        if "result" not in body:
-            raise Unavailable(
-                str(body.get("error") or "the device's replica could not run the command")
-            )
-        return CommandResult.model_validate(body["result"])
+        try:
+            answer = read_command_reply(reply)
+        except EnvelopeError as exc:
+            raise Unavailable(f"the device's replica answered the command with {exc}") from exc
+        if isinstance(answer, CommandFailed):
+            raise Unavailable(answer.error or "the device's replica could not run the command")
+        return answer.result
 
     async def open_stream(
         self, device_id: str, header: dict[str, Any], timeout: float = 15.0
@@ -291,72 +323,76 @@ class Hub:
         """The device's credential is gone: tell the agent and drop it."""
         session = self.sessions.get(device_id)
         if session is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await session.send(Revoked(reason=reason))
+            except TransportClosed:  # gone already: closing below is all that is left
+                log.info("device %s left before hearing it was revoked", device_id)
             await session.link.close(4401, reason[:120])
             return
         if self.remote_bus:
-            with contextlib.suppress(BusError):
-                envelope = json.dumps({"op": "kick", "reason": reason}).encode()
-                await self.ctx.bus.publish(device_subject(device_id), envelope)
+            try:
+                await self.ctx.bus.publish(device_subject(device_id), Kick(reason=reason).encode())
+            except BusError as exc:  # its credential is gone: it cannot reconnect anyway
+                log.warning("could not tell the replica holding %s to drop it: %s", device_id, exc)
 
     # -- cross-replica ----------------------------------------------------------------
 
     async def _subscribe(self, session: AgentSession) -> None:
         device_id = session.device.id
-        old = self._subs.pop(device_id, None)
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old.unsubscribe()
+        await self._unsubscribe(device_id)
 
         async def handle(message: BusMessage) -> None:
             await self._on_bus(session, message)
 
         self._subs[device_id] = await self.ctx.bus.subscribe(device_subject(device_id), handle)
 
+    async def _unsubscribe(self, device_id: str) -> None:
+        sub = self._subs.pop(device_id, None)
+        if sub is None:
+            return
+        try:
+            await sub.unsubscribe()
+        except BusError as exc:  # the bus connection is gone, and its subscriptions with it
+            log.warning("unsubscribing from device %s: %s", device_id, exc)
+
     async def _on_bus(self, session: AgentSession, message: BusMessage) -> None:
         if self.sessions.get(session.device.id) is not session:
             return
-        body = json.loads(message.data)
-        op = body.get("op")
-        if op == "deliver":
-            with contextlib.suppress(Exception):
-                await session.send(decode(json.dumps(body["message"])))
-        elif op == "command" and message.reply:
-            self._spawn(self._answer_command(session, body, message.reply))
-        elif op == "kick":
-            await self.kick(session.device.id, body.get("reason", "revoked"))
-        elif op == "superseded" and body.get("session") != session.id:
+        try:
+            envelope = read_device(message.data)
+        except EnvelopeError as exc:
+            log.warning("dropped a message for device %s: %s", session.device.id, exc)
+            return
+        if isinstance(envelope, Deliver):
+            await self.deliver(session.device.id, envelope.message)
+        elif isinstance(envelope, RunCommand) and message.reply:
+            self._spawn(self._answer_command(session, envelope, message.reply))
+        elif isinstance(envelope, Kick):
+            await self.kick(session.device.id, envelope.reason)
+        elif isinstance(envelope, Superseded) and envelope.session != session.id:
             await session.link.close(4000, "the device connected to another replica")
-        elif op == "open_stream" and self.stream_bridge is not None:
-            self._spawn(self.stream_bridge.accept(session, body, message.reply))
+        elif isinstance(envelope, OpenStream) and self.stream_bridge is not None:
+            self._spawn(self.stream_bridge.accept(session, envelope, message.reply))
 
     async def _answer_command(
-        self, session: AgentSession, body: dict[str, Any], reply_to: str
+        self, session: AgentSession, envelope: RunCommand, reply_to: str
     ) -> None:
+        answer: CommandAnswered | CommandFailed
         try:
-            result = await session.command(body["name"], body.get("args", {}), body["timeout"])
-            reply = json.dumps({"result": result.model_dump(mode="json")}).encode()
+            result = await session.command(envelope.name, envelope.args, envelope.timeout)
+            answer = CommandAnswered(result=result)
         except TimeoutError:
-            reply = json.dumps({"error": "device did not answer in time"}).encode()
+            answer = CommandFailed(error="device did not answer in time")
         except ConnectionError as exc:
-            reply = json.dumps({"error": str(exc)}).encode()
-        await self.ctx.bus.publish(reply_to, reply)
+            answer = CommandFailed(error=str(exc))
+        await self.ctx.bus.publish(reply_to, answer.encode())
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     # -- presence ---------------------------------------------------------------------
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await self.flush_presence()
-            except Exception:
-                log.exception("presence flush failed")
 
     async def flush_presence(self) -> None:
         seen = [s for s in self.sessions.values() if s.seen_since_flush]

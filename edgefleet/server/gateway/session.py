@@ -1,4 +1,7 @@
-"""One connected agent, as this replica sees it."""
+"""One connected agent, as this replica sees it.
+
+Imports nothing of the server: services receive a session as "the agent that
+sent this" (:mod:`edgefleet.server.devices_link`) without reaching the hub."""
 
 from __future__ import annotations
 
@@ -6,13 +9,10 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from edgefleet.wire.commands import CommandArgs
 from edgefleet.wire.link import Link
 from edgefleet.wire.messages import Command, CommandResult, Message
-
-if TYPE_CHECKING:
-    from edgefleet.server.gateway.hub import Hub
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,7 @@ class DeviceRef:
 
 
 class AgentSession:
-    def __init__(self, hub: Hub, device: DeviceRef, link: Link) -> None:
-        self.hub = hub
+    def __init__(self, device: DeviceRef, link: Link) -> None:
         self.device = device
         self.link = link
         self.id = uuid.uuid4().hex[:12]
@@ -44,12 +43,12 @@ class AgentSession:
         self.last_heartbeat = time.monotonic()
         self.seen_since_flush = True
 
-    async def command(self, name: str, args: dict[str, object], timeout: float) -> CommandResult:
+    async def command(self, name: str, args: CommandArgs, timeout: float) -> CommandResult:
         request_id = uuid.uuid4().hex
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            await self.send(Command(request_id=request_id, name=name, args=dict(args)))
+            await self.send(Command(request_id=request_id, name=name, args=args))
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(request_id, None)

@@ -44,5 +44,7 @@ class StarletteTransport:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(Exception):
+        # "must not raise if it is already closed" (Transport): the client may have
+        # hung up (a disconnect, or RuntimeError once Starlette saw it close)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await self.websocket.close(code, reason)

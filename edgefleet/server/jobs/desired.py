@@ -4,14 +4,13 @@ through the hub the moment it changes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.applications.tables import Application, AppVersion
-from edgefleet.server.context import ServerContext
+from edgefleet.server.context import RegistryAuth, ServerContext
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.loans import view as loan_view
@@ -26,9 +25,8 @@ from edgefleet.wire.workload import DeviceContext, JobAssignment
 INACTIVE = ("cancelled", "expired")
 CHUNK = 500
 
-# Optional: registry credentials per project (private registries), filled in by
-# the registries module when present: (db, project_pks) -> {project_pk: {host: {...}}}
-RegistryAuth = Any
+Render = Callable[[AsyncSession, dict[int, tuple[str, DesiredState]]], Awaitable[None]]
+"""Lays variables, secrets and configs over built states (``ctx.workload_config``)."""
 
 
 def _pulled_from(spec: AppSpec, auth: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -54,8 +52,8 @@ async def bump(db: AsyncSession, device_pks: Iterable[int]) -> None:
 async def desired_for(
     db: AsyncSession,
     device_pks: Iterable[int],
-    registry_auth: RegistryAuth = None,
-    workload_config: Any = None,
+    registry_auth: RegistryAuth | None = None,
+    workload_config: Render | None = None,
 ) -> dict[int, tuple[str, DesiredState]]:
     """{device_pk: (device_id, DesiredState)} for every device given.
     ``workload_config`` (:mod:`edgefleet.server.variables.render`) lays each
@@ -134,9 +132,7 @@ async def push(ctx: ServerContext, device_pks: Iterable[int]) -> int:
     if not pks:
         return 0
     async with ctx.session() as db:
-        states = await desired_for(
-            db, pks, getattr(ctx, "registry_auth", None), getattr(ctx, "workload_config", None)
-        )
+        states = await desired_for(db, pks, ctx.registry_auth, ctx.workload_config)
     delivered = 0
     for device_id, state in states.values():
         if await ctx.hub.deliver(device_id, state):
@@ -154,7 +150,5 @@ async def device_changed(ctx: ServerContext, db: AsyncSession, device_pk: int) -
 
 
 async def for_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> DesiredState:
-    states = await desired_for(
-        db, [device_pk], getattr(ctx, "registry_auth", None), getattr(ctx, "workload_config", None)
-    )
+    states = await desired_for(db, [device_pk], ctx.registry_auth, ctx.workload_config)
     return states[device_pk][1] if device_pk in states else DesiredState(generation=0)

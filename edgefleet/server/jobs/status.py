@@ -41,7 +41,7 @@ class StatusSink:
 
     async def start(self) -> None:
         self.ctx.hub.on(JobStatusReport, self.on_report)
-        self.ctx.hub.connect_hooks.append(self.on_hello)
+        self.ctx.hub.on_connect(self.on_hello)
         self._task = asyncio.create_task(self._run(), name="job-status")
 
     async def stop(self) -> None:

@@ -21,12 +21,10 @@ by the browser straight from the API with the session cookie.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-STATIC = Path(__file__).parent / "static"
+from edgefleet.server.portal.assets import STATIC
 
 
 def install(app: FastAPI) -> None:

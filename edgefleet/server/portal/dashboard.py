@@ -11,7 +11,7 @@ from edgefleet.server.deps import Db
 from edgefleet.server.devices import service as devices
 from edgefleet.server.events import service as events
 from edgefleet.server.jobs import service as jobs
-from edgefleet.server.portal import STATIC
+from edgefleet.server.portal.assets import STATIC
 from edgefleet.server.portal.web import PortalRoute, Viewer, ViewerDep, render
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)

@@ -33,8 +33,9 @@ Auth = dict[str, dict[str, str]]
 
 
 class RegistryAuth:
-    """``ctx.registry_auth``: what :mod:`edgefleet.server.jobs.desired` calls to fill
-    ``JobAssignment.registry_auth``, and the box that seals new passwords."""
+    """``ctx.registry_auth`` (built by :mod:`edgefleet.server.assembly`): what
+    :mod:`edgefleet.server.jobs.desired` calls to fill ``JobAssignment.registry_auth``,
+    and the box that seals new passwords."""
 
     def __init__(self, box: SecretBox) -> None:
         self.box = box
@@ -63,8 +64,7 @@ async def put(
 ) -> tuple[RegistryCredential, bool]:
     """Add the project's credential for a registry, or replace it; True if new."""
     caller.require(project.pk, Permission.MANAGE_REGISTRIES, f"project {project.name!r}")
-    auth: RegistryAuth = ctx.registry_auth
-    secret = auth.box.seal(body.password.get_secret_value())
+    secret = ctx.registry_auth.box.seal(body.password.get_secret_value())
     row = await db.scalar(
         select(RegistryCredential).where(
             RegistryCredential.project_pk == project.pk,
@@ -158,12 +158,3 @@ async def _resend(ctx: ServerContext, db: AsyncSession, project_pk: int) -> None
         await desired.bump(db, device_pks)
         await db.commit()
         await desired.push(ctx, device_pks)
-
-
-async def start(ctx: ServerContext) -> None:
-    """Start hook: load (or make) the key, and let desired state use the credentials."""
-    from edgefleet.server.registries.crypto import load_key
-
-    secret = ctx.settings.secret_key
-    key = load_key(secret.get_secret_value() if secret else None, ctx.settings.data_dir)
-    ctx.registry_auth = RegistryAuth(SecretBox(key))

@@ -44,5 +44,5 @@ async def loans_changed(ctx: ServerContext, project_pk: int | None) -> None:
     """A new loan: the guest's selector jobs may now reach the device."""
     if project_pk is not None:
         await ctx.hub.fleet_changed(project_pk)
-    elif ctx.scheduler is not None:
+    else:
         await ctx.scheduler.reconcile_projects(None)

@@ -65,12 +65,12 @@ async def _staged_jobs(db: AsyncSession, project_pk: int) -> dict[str, int]:
 async def _render(
     ctx: ServerContext, db: AsyncSession, snapshot: Snapshot, *, held: bool
 ) -> Rendered:
-    config = getattr(ctx, "workload_config", None)
+    config = ctx.workload_config
     states = await desired.desired_for(
         db,
         snapshot.device_pks,
-        getattr(ctx, "registry_auth", None),
-        config if config is None or held else functools.partial(config, held=False),
+        ctx.registry_auth,
+        config if held else functools.partial(config, held=False),
     )
     return {
         (pk, a.job_id): a.spec.model_dump(mode="json")

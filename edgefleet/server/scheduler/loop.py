@@ -19,11 +19,11 @@ happened.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
@@ -34,6 +34,7 @@ from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.rollouts import driver as rollouts
 from edgefleet.server.scheduler import lease
+from edgefleet.tasks import cancel_all, every
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +59,26 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.passes = 0
+        self._last_full = 0.0  # loop time of the last full reconcile pass
 
     async def start(self) -> None:
-        self.ctx.hub.fleet_hooks.append(self.fleet_changed)
+        self.ctx.hub.on_fleet_change(self.fleet_changed)
+        clock = every(TICK, self.run_pass, log, "scheduler pass")
         self._tasks = [
             asyncio.create_task(self._follow(), name="scheduler-follow"),
-            asyncio.create_task(self._clock(), name="scheduler-clock"),
+            asyncio.create_task(clock, name="scheduler-clock"),
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         if self.leader:
-            with contextlib.suppress(Exception):
+            try:
                 async with self.ctx.session() as db:
                     await lease.release(db, LEASE, self.ctx.replica)
+            except SQLAlchemyError as exc:  # another replica takes over once it expires
+                log.warning(
+                    "could not release the scheduler lease (expires in %gs): %s", LEASE_TTL, exc
+                )
 
     async def _database_lease(self) -> bool:
         async with self.ctx.session() as db:
@@ -99,7 +102,7 @@ class Scheduler:
             dirty, self._dirty = self._dirty, set()
             try:
                 await self.reconcile_projects(dirty)
-            except Exception:
+            except Exception:  # a supervisor loop: retried with the next change or pass
                 log.exception("following the fleet failed")
                 self._dirty |= dirty
 
@@ -111,23 +114,18 @@ class Scheduler:
             for job in list(await db.scalars(query)):
                 await jobs.apply(self.ctx, db, job)
 
-    async def _clock(self) -> None:
-        last_full = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(TICK)
-            try:
-                if not await self.lease():
-                    continue
-                await self.tick()
-                await rollouts.drive(self.ctx)
-                await idle_instances.stop_idle(self.ctx)  # personal instances (issue 21)
-                await self.resend_stale()
-                if loop.time() - last_full > FULL_PASS_EVERY:
-                    last_full = loop.time()
-                    await self.reconcile_projects(None)
-            except Exception:
-                log.exception("scheduler pass failed")
+    async def run_pass(self) -> None:
+        """One tick of the clock (every ``TICK``); only the lease holder works."""
+        if not await self.lease():
+            return
+        await self.tick()
+        await rollouts.drive(self.ctx)
+        await idle_instances.stop_idle(self.ctx)  # personal instances (issue 21)
+        await self.resend_stale()
+        now = asyncio.get_running_loop().time()
+        if now - self._last_full > FULL_PASS_EVERY:
+            self._last_full = now
+            await self.reconcile_projects(None)
 
     async def resend_stale(self) -> None:
         """Devices online but behind their desired generation get it again."""

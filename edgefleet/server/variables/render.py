@@ -1,6 +1,7 @@
 """Variables, secrets and configs laid into a device's desired state.
 
-``ctx.workload_config`` is an instance of :class:`WorkloadConfig`; the
+``ctx.workload_config`` is an instance of :class:`WorkloadConfig` (built by
+:mod:`edgefleet.server.assembly`); the
 desired-state builder (:mod:`edgefleet.server.jobs.desired`) calls it with the
 assignments it built from each job's stored spec, and it rewrites, per device:
 
@@ -29,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.applications.tables import AppVersion
-from edgefleet.server.context import ServerContext
+from edgefleet.server.context import ServerContext, WorkloadRender
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs import desired
 from edgefleet.server.jobs.tables import Job, JobDevice
@@ -221,9 +222,8 @@ class WorkloadConfig:
             return None
 
 
-def hook(ctx: ServerContext) -> WorkloadConfig:
-    config: WorkloadConfig = ctx.workload_config
-    return config
+def hook(ctx: ServerContext) -> WorkloadRender:
+    return ctx.workload_config
 
 
 async def resend_project(ctx: ServerContext, db: AsyncSession, project_pk: int) -> None:
@@ -250,13 +250,3 @@ async def resend_device(ctx: ServerContext, db: AsyncSession, device_pk: int) ->
     await desired.bump(db, [device_pk])
     await db.commit()
     await desired.push(ctx, [device_pk])
-
-
-async def start(ctx: ServerContext) -> Any:
-    """Start hook: the server's key (shared with registry passwords) and the render step."""
-    from edgefleet.server.registries.crypto import load_key
-
-    secret = ctx.settings.secret_key
-    key = load_key(secret.get_secret_value() if secret else None, ctx.settings.data_dir)
-    ctx.workload_config = WorkloadConfig(ctx, SecretBox(key))
-    return None
