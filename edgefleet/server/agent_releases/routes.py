@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from edgefleet.server.agent_releases import service, upload
 from edgefleet.server.agent_releases.schemas import ReleaseOut, UpgradeIn, UpgradeOut
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging, bearer_token
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 
 router = APIRouter(tags=["agent upgrades"])
 
@@ -51,28 +51,15 @@ async def upload_release(
     or a multipart form with a ``file`` (``version``/``sha256`` as fields or query).
     The wheel must hash to ``sha256`` and fit ``--agent-release-max-bytes``."""
     service.require_admin(caller)  # before reading anything
-    limit = ctx.settings.agent_release_max_bytes
-    wheel = await upload.read(request, version, sha256, limit)
-    release = await service.upload(
-        db, caller, wheel.version, wheel.sha256, wheel.chunks, wheel.length, limit
-    )
-    ctx.events.record(
-        "agent.release_uploaded",
-        None,
-        f"agent release {release.version} uploaded by {caller.name}",
-        actor=caller.name,
-    )
-    return service.release_out(release)
+    wheel = await upload.read(request, version, sha256, ctx.settings.agent_release_max_bytes)
+    return service.release_out(await service.publish(ctx, db, caller, wheel))
 
 
 @router.get("/agent-releases", response_model=Page[ReleaseOut])
 async def list_releases(caller: CallerDep, db: Db, paging: Paging) -> Page[ReleaseOut]:
     """Releases the server holds (any signed-in user: versions are not secret)."""
-    rows = await service.list_releases(db, paging.after, paging.limit)
-    return Page(
-        items=[service.release_out(r) for r in rows[: paging.limit]],
-        next=next_cursor([r.pk for r in rows], paging.limit),
-    )
+    found = await service.list_releases(db, paging)
+    return Page(items=[service.release_out(r) for r in found.items], next=found.next)
 
 
 @router.get("/agent-releases/{version}/wheel")
@@ -86,23 +73,13 @@ async def download_release(version: str, request: Request, db: Db) -> Response:
 async def upgrade_agents(body: UpgradeIn, caller: CallerDep, db: Db, ctx: Ctx) -> UpgradeOut:
     """Roll an agent release out to devices in batches of ``max_parallel``; each batch
     must come back healthy before the next; a device that rolls back stops the rest."""
-    upgrade = await service.create_upgrade(db, caller, body, ctx.settings.agent_upgrade_deadline)
-    ctx.events.record(
-        "agent.upgrade_started",
-        upgrade.project_pk,
-        f"agent upgrade to {upgrade.version} of {len(upgrade.devices)} device(s) by {caller.name}",
-        actor=caller.name,
-    )
-    return await service.upgrade_out(db, upgrade)
+    return await service.upgrade_out(db, await service.start_upgrade(ctx, db, caller, body))
 
 
 @router.get("/agent-upgrades", response_model=Page[UpgradeOut])
 async def list_upgrades(caller: CallerDep, db: Db, paging: Paging) -> Page[UpgradeOut]:
-    rows = await service.list_upgrades(db, caller, paging.after, paging.limit)
-    return Page(
-        items=[await service.upgrade_out(db, r) for r in rows[: paging.limit]],
-        next=next_cursor([r.pk for r in rows], paging.limit),
-    )
+    found = await service.list_upgrades(db, caller, paging)
+    return Page(items=[await service.upgrade_out(db, r) for r in found.items], next=found.next)
 
 
 @router.get("/agent-upgrades/{upgrade}", response_model=UpgradeOut)

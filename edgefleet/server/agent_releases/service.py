@@ -18,9 +18,11 @@ from edgefleet.server.agent_releases.schemas import (
     UpgradeOut,
 )
 from edgefleet.server.agent_releases.tables import AgentRelease, AgentUpgrade
+from edgefleet.server.agent_releases.upload import Wheel
 from edgefleet.server.auth import secrets
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
+from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id
 from edgefleet.server.devices import query as q
 from edgefleet.server.devices import service as devices
@@ -33,6 +35,7 @@ from edgefleet.server.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects import service as projects
 from edgefleet.wire.upgrade import valid_version
 
@@ -122,9 +125,31 @@ def release_out(release: AgentRelease) -> ReleaseOut:
     )
 
 
-async def list_releases(db: AsyncSession, after: int, limit: int) -> list[AgentRelease]:
-    query = select(AgentRelease).where(AgentRelease.pk > after).order_by(AgentRelease.pk)
-    return list(await db.scalars(query.limit(limit + 1)))
+async def list_releases(db: AsyncSession, page: PageParams) -> Page[AgentRelease]:
+    return await keyset_page(db, select(AgentRelease), AgentRelease.pk, page)
+
+
+async def publish(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, wheel: Wheel
+) -> AgentRelease:
+    """Store an uploaded wheel (checked against its hash and the size limit) and
+    tell the event log."""
+    release = await upload(
+        db,
+        caller,
+        wheel.version,
+        wheel.sha256,
+        wheel.chunks,
+        wheel.length,
+        ctx.settings.agent_release_max_bytes,
+    )
+    ctx.events.record(
+        "agent.release_uploaded",
+        None,
+        f"agent release {release.version} uploaded by {caller.name}",
+        actor=caller.name,
+    )
+    return release
 
 
 async def find_release(db: AsyncSession, version: str) -> AgentRelease | None:
@@ -218,14 +243,26 @@ async def find_upgrade(db: AsyncSession, caller: Caller, ref: str) -> AgentUpgra
     return upgrade
 
 
-async def list_upgrades(
-    db: AsyncSession, caller: Caller, after: int, limit: int
-) -> list[AgentUpgrade]:
-    query = select(AgentUpgrade).where(AgentUpgrade.pk > after).order_by(AgentUpgrade.pk)
+async def list_upgrades(db: AsyncSession, caller: Caller, page: PageParams) -> Page[AgentUpgrade]:
+    query = select(AgentUpgrade)
     visible = caller.visible_projects()
     if visible is not None:
         query = query.where(AgentUpgrade.project_pk.in_(visible))
-    return list(await db.scalars(query.limit(limit + 1)))
+    return await keyset_page(db, query, AgentUpgrade.pk, page)
+
+
+async def start_upgrade(
+    ctx: ServerContext, db: AsyncSession, caller: Caller, body: UpgradeIn
+) -> AgentUpgrade:
+    """The rollout row (the runner drives it, :mod:`.rollout`) and its event."""
+    upgrade = await create_upgrade(db, caller, body, ctx.settings.agent_upgrade_deadline)
+    ctx.events.record(
+        "agent.upgrade_started",
+        upgrade.project_pk,
+        f"agent upgrade to {upgrade.version} of {len(upgrade.devices)} device(s) by {caller.name}",
+        actor=caller.name,
+    )
+    return upgrade
 
 
 async def upgrade_out(db: AsyncSession, upgrade: AgentUpgrade) -> UpgradeOut:

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from edgefleet.server.agent_releases import routes as upgrade_api
 from edgefleet.server.agent_releases import service
-from edgefleet.server.agent_releases.schemas import UpgradeIn, UpgradeOut
+from edgefleet.server.agent_releases.schemas import UpgradeIn
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -29,15 +29,15 @@ from edgefleet.server.projects import service as projects
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
-LISTED = 100
+LISTED = PageParams(limit=100, after=0)
 
 
 async def _page(db: Db, viewer: Viewer) -> dict[str, Any]:
-    releases = await service.list_releases(db, 0, LISTED)
-    rows = await service.list_upgrades(db, viewer.caller, 0, LISTED)
+    releases = await service.list_releases(db, LISTED)
+    rows = await service.list_upgrades(db, viewer.caller, LISTED)
     return {
-        "releases": [service.release_out(r) for r in reversed(releases[:LISTED])],
-        "upgrades": [await service.upgrade_out(db, r) for r in reversed(rows[:LISTED])],
+        "releases": [service.release_out(r) for r in reversed(releases.items)],
+        "upgrades": [await service.upgrade_out(db, r) for r in reversed(rows.items)],
         "projects": await projects.visible(db, viewer.caller),
         "form": {},
         "error": "",
@@ -68,12 +68,11 @@ async def start_upgrade(
             project=values["project"] or None,
             max_parallel=values["max_parallel"] or 1,
         )
-        made = await upgrade_api.upgrade_agents(body, viewer.caller, db, ctx)
+        made = await service.start_upgrade(ctx, db, viewer.caller, body)
     except ApiError as exc:
         refused(exc)
         context["error"] = exc.message
         return render(request, "agent_upgrades.html", context, status=exc.status)
-    assert isinstance(made, UpgradeOut)
     return redirect(f"/agent-upgrades/{made.id}")
 
 
