@@ -119,10 +119,12 @@ class Link:
             await self._read_loop()
         finally:
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await writer
-            self.mux.close(self.close_reason or "connection closed")
-            self.closed.set()
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer  # a writer that failed otherwise re-raises its bug here ...
+            finally:  # ... after the link has ended all the same
+                self.mux.close(self.close_reason or "connection closed")
+                self.closed.set()
 
     async def _read_loop(self) -> None:
         while True:
@@ -162,8 +164,7 @@ class Link:
                     await self._wake.wait()
         except TransportClosed as exc:
             self.close_code, self.close_reason = exc.code, exc.reason
-            with contextlib.suppress(Exception):
-                await self.transport.close()
+            await self.transport.close()  # never raises (Transport.close)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Flush queued control messages (best effort), then close."""
@@ -172,5 +173,4 @@ class Link:
                 break
             await asyncio.sleep(0.01)
         self.close_code, self.close_reason = code, reason
-        with contextlib.suppress(Exception):
-            await self.transport.close(code, reason)
+        await self.transport.close(code, reason)  # never raises (Transport.close)

@@ -329,3 +329,25 @@ async def test_a_stream_writer_waiting_for_room_fails_when_the_connection_ends(
     await asyncio.wait_for(server.task, WAIT)
     with pytest.raises((StreamError, TransportClosed), match="device gone"):
         await asyncio.wait_for(producer, WAIT)
+
+
+async def test_a_writer_that_fails_unexpectedly_surfaces_after_the_link_ended() -> None:
+    """Only a closed transport is the writer's expected end; any other failure is
+    a bug that ``run`` re-raises, once the link is closed for everyone waiting."""
+
+    class Faulty(Pipe):
+        async def send_text(self, data: str) -> None:
+            raise RuntimeError("a bug in the transport")
+
+    mine, theirs = Faulty(), Pipe()
+    mine.peer, theirs.peer = theirs, mine
+    end = make_end(mine, odd=True)
+    assert end.task is not None
+    await end.link.send(Heartbeat())
+    await asyncio.sleep(0.05)  # the writer has died; the reader still waits
+    await theirs.close(1001, "peer left")
+    with pytest.raises(RuntimeError, match="a bug in the transport"):
+        await asyncio.wait_for(end.task, WAIT)
+    assert end.link.closed.is_set()
+    with pytest.raises(StreamError):
+        await end.link.mux.open({"echo": True})
