@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from edgefleet.server.remote import targets
 from edgefleet.server.telemetry import offline
 from edgefleet.wire.mux import Stream, StreamError
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["logs"])
 
 _DONE = object()
@@ -56,10 +58,14 @@ async def _merged(
             stream = await ctx.hub.open_stream(device["id"], header)
         except ApiError as exc:
             # Unreachable: what its agent last shipped, marked as stored (issue 18).
-            stored = await offline.for_stream(ctx, device, header, exc.message)
-            for record in stored or [{"text": f"(no logs: {exc.message})", "error": True}]:
-                await queue.put({**record, "device": device["id"], "device_name": device["name"]})
-            await queue.put(_DONE)
+            try:
+                stored = await offline.for_stream(ctx, device, header, exc.message)
+                for record in stored or [{"text": f"(no logs: {exc.message})", "error": True}]:
+                    await queue.put(
+                        {**record, "device": device["id"], "device_name": device["name"]}
+                    )
+            finally:  # the merged response ends only when every device said it is done
+                await queue.put(_DONE)
             return
         streams.append(stream)
         try:
@@ -67,12 +73,14 @@ async def _merged(
                 record = json.loads(chunk)
                 record["device"], record["device_name"] = device["id"], device["name"]
                 await queue.put(record)
-        except StreamError as exc:
+        except (StreamError, ValueError, TypeError) as exc:  # reset; a line not a JSON object
+            reason = exc.reason if isinstance(exc, StreamError) else f"bad line: {exc}"
+            log.info("log stream of %s ended: %s", device["id"], reason)
             await queue.put(
                 {
                     "device": device["id"],
                     "device_name": device["name"],
-                    "text": f"(log stream ended: {exc.reason})",
+                    "text": f"(log stream ended: {reason})",
                     "error": True,
                 }
             )
