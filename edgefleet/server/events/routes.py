@@ -14,42 +14,14 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.bus.base import BusMessage
 from edgefleet.server.bus.envelopes import EnvelopeError, read_event
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
-from edgefleet.server.events import audit, service
-from edgefleet.server.events.tables import Event
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.events import audit, service, view
+from edgefleet.server.events.view import EventOut
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
-from edgefleet.server.schemas import Output, Timestamp, _aware
+from edgefleet.server.schemas import _aware
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
-
-
-class EventOut(Output):
-    id: int
-    time: Timestamp
-    kind: str
-    project: str | None = None
-    device: str | None = None
-    job: str | None = None
-    actor: str | None = None
-    message: str
-    data: dict[str, Any]
-
-
-def event_out(caller: Caller, event: Event, names: dict[int, Any]) -> EventOut:
-    """One event as ``caller`` may read it (private data dropped, see :mod:`.audit`)."""
-    project = names.get(event.project_pk) if event.project_pk is not None else None
-    return EventOut(
-        id=event.pk,
-        time=event.time,
-        kind=event.kind,
-        project=project.name if project is not None else None,
-        device=event.device_id,
-        job=event.job_id,
-        actor=event.actor,
-        message=event.message,
-        data=audit.shown_data(caller, event.project_pk, event.kind, event.data),
-    )
 
 
 @router.get("/events", response_model=Page[EventOut])
@@ -78,10 +50,8 @@ async def list_events(
         since=_aware(since) if since else None,
         until=_aware(until) if until else None,
     )
-    rows = await service.search(db, caller, where, after=page.after, limit=page.limit + 1)
-    names = await projects.names(db, {e.project_pk for e in rows if e.project_pk is not None})
-    items = [event_out(caller, e, names) for e in rows[: page.limit]]
-    return Page(items=items, next=next_cursor([e.pk for e in rows], page.limit))
+    found = await service.search(db, caller, where, page)
+    return Page(items=await view.outputs(db, caller, found.items), next=found.next)
 
 
 def _visible(caller: Caller, event: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ from edgefleet.server.bus.envelopes import EventNotice
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.events import audit
 from edgefleet.server.events.tables import Event
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +167,14 @@ async def search(
     db: AsyncSession,
     caller: Caller,
     where: EventFilter,
+    page: PageParams,
     *,
-    after: int = 0,
-    before: int | None = None,
-    limit: int = 50,
-) -> list[Event]:
-    """Events the caller may see, matching ``where``: oldest first after ``after``,
-    or newest first below ``before`` (the Audit page reads backwards)."""
+    newest_first: bool = False,
+) -> Page[Event]:
+    """Events the caller may see, matching ``where``: oldest first, or newest first
+    (the Audit page and the feeds read backwards)."""
     query = where.apply(select(Event), caller)
-    if before is not None:
-        query = query.where(Event.pk < before).order_by(Event.pk.desc())
-    else:
-        query = query.where(Event.pk > after).order_by(Event.pk)
-    return list(await db.scalars(query.limit(limit)))
+    return await keyset_page(db, query, Event.pk, page, newest_first=newest_first)
 
 
 async def recent(
@@ -191,4 +187,5 @@ async def recent(
 ) -> list[Event]:
     """The latest events the caller may see, newest first (the portal's feeds)."""
     where = EventFilter(device_id=device_id, job_id=job_id)
-    return await search(db, caller, where, before=2**62, limit=limit)
+    found = await search(db, caller, where, PageParams(limit=limit, after=0), newest_first=True)
+    return found.items

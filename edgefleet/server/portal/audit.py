@@ -23,8 +23,8 @@ from edgefleet.server.deps import Db
 from edgefleet.server.errors import Forbidden, Invalid
 from edgefleet.server.events import audit
 from edgefleet.server.events import service as events
-from edgefleet.server.events.routes import event_out
-from edgefleet.server.pagination import decode_cursor, encode_cursor
+from edgefleet.server.events import view as event_view
+from edgefleet.server.pagination import PageParams, decode_cursor
 from edgefleet.server.portal.web import PortalRoute, Viewer, ViewerDep, render
 from edgefleet.server.projects import service as projects
 
@@ -61,6 +61,7 @@ async def _listing(db: Db, viewer: Viewer, values: dict[str, str], cursor: str) 
     ]
     error = ""
     rows: list[Any] = []
+    next_cursor: str | None = None
     try:
         project_pk = None
         if values["project"]:
@@ -73,16 +74,21 @@ async def _listing(db: Db, viewer: Viewer, values: dict[str, str], cursor: str) 
             until=_time(values["until"], "until"),
             owned_only=True,
         )
-        before = decode_cursor(cursor) or None
-        rows = await events.search(db, caller, where, before=before or 2**62, limit=PAGE + 1)
+        found = await events.search(
+            db,
+            caller,
+            where,
+            PageParams(limit=PAGE, after=decode_cursor(cursor)),
+            newest_first=True,
+        )
+        rows, next_cursor = found.items, found.next
     except Invalid as exc:
         error = exc.message
-    names = await projects.names(db, {e.project_pk for e in rows if e.project_pk is not None})
-    items = [event_out(caller, e, names) for e in rows[:PAGE]]
+    items = await event_view.outputs(db, caller, rows)
     query = {k: v for k, v in values.items() if v}
     older = None
-    if len(rows) > PAGE:
-        older = "/audit?" + urlencode(query | {"cursor": encode_cursor(rows[PAGE - 1].pk)})
+    if next_cursor is not None:
+        older = "/audit?" + urlencode(query | {"cursor": next_cursor})
     return {
         "items": items,
         "data": {e.id: json.dumps(e.data, ensure_ascii=False, sort_keys=True) for e in items},
