@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from edgefleet.agent.health import HealthTracker
 from edgefleet.agent.runtimes.base import Runtime, RuntimeSet, Workload
 from edgefleet.agent.state import StateDir
 from edgefleet.agent.status import job_status
+from edgefleet.tasks import cancel_all
 from edgefleet.wire.messages import Applied, DesiredState, JobStatusReport, Message
 from edgefleet.wire.status import JobStatus
 from edgefleet.wire.workload import JobAssignment
@@ -157,11 +157,7 @@ class Jobs:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         await self.health.stop()
 
     def connected(self) -> None:
