@@ -10,15 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from edgefleet.server.auth import oidc_device, oidc_service
-from edgefleet.server.auth.oidc_provider import OidcProvider
-from edgefleet.server.context import ServerContext
 from edgefleet.server.deps import Ctx, Db
-from edgefleet.server.errors import NotFound
 from edgefleet.server.schemas import Input, Output, Timestamp
 
 router = APIRouter(tags=["users and tokens"])
-
-NOT_CONFIGURED = "single sign-on is not configured on this server (edgefleet server --oidc-issuer)"
 
 
 class OidcInfo(Output):
@@ -51,12 +46,6 @@ class CliTokenOut(Output):
     expires_at: Timestamp | None
 
 
-def provider(ctx: ServerContext) -> OidcProvider:
-    if ctx.oidc is None:
-        raise NotFound(NOT_CONFIGURED)
-    return ctx.oidc
-
-
 @router.get("/auth/oidc", response_model=OidcInfo)
 async def oidc_info(ctx: Ctx) -> OidcInfo:
     """Whether single sign-on is on, and where it starts (no credentials needed)."""
@@ -77,7 +66,7 @@ async def oidc_info(ctx: Ctx) -> OidcInfo:
 async def cli_token(body: CliTokenIn, ctx: Ctx, db: Db) -> CliTokenOut:
     """Redeem the one-time code of ``edgefleet login --sso`` (with its PKCE verifier)
     for an API token. A code is good for one attempt, for two minutes."""
-    config = provider(ctx).config
+    config = oidc_service.configured_provider(ctx).config
     token, secret, user = await oidc_service.redeem(
         db, config, body.code, body.code_verifier, body.name
     )
@@ -109,7 +98,7 @@ class DevicePending(Output):
 async def device_start(ctx: Ctx, db: Db) -> DeviceOut:
     """Begin a device sign-in (RFC 8628) where the provider offers one: the user
     opens ``verification_uri`` anywhere and types ``user_code``."""
-    handle, start = await oidc_device.begin_device(db, provider(ctx))
+    handle, start = await oidc_device.begin_device(db, oidc_service.configured_provider(ctx))
     return DeviceOut(
         handle=handle,
         user_code=start.user_code,
@@ -131,7 +120,7 @@ async def device_token(
 ) -> CliTokenOut | JSONResponse:
     """Poll a device sign-in: 202 until the user approves, then 201 with the API token
     (once). Denied or expired: 401."""
-    oidc = provider(ctx)
+    oidc = oidc_service.configured_provider(ctx)
     client = request.client.host if request.client else "unknown"
     answer = await oidc_device.poll_device(db, oidc, body.handle, client, body.name)
     if isinstance(answer, str):

@@ -53,8 +53,9 @@ from edgefleet.server.auth.oidc_provider import (
 from edgefleet.server.auth.oidc_tables import OidcFlow
 from edgefleet.server.auth.roles import Role
 from edgefleet.server.auth.tables import ApiToken, User
+from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
-from edgefleet.server.errors import TooManyRequests, Unauthorized
+from edgefleet.server.errors import NotFound, TooManyRequests, Unauthorized
 from edgefleet.server.events import audit
 from edgefleet.server.projects.tables import Membership, Project
 
@@ -83,6 +84,16 @@ class SignIn:
     cli: CliRequest | None = None
     next_url: str = "/"
     grant: str | None = None  # the CLI's one-time code
+
+
+NOT_CONFIGURED = "single sign-on is not configured on this server (edgefleet server --oidc-issuer)"
+
+
+def configured_provider(ctx: ServerContext) -> OidcProvider:
+    """The server's identity provider; 404 where single sign-on is not configured."""
+    if ctx.oidc is None:
+        raise NotFound(NOT_CONFIGURED)
+    return ctx.oidc
 
 
 def digest(value: str) -> str:

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgefleet.server.auth import oidc_service
-from edgefleet.server.auth.oidc_routes import provider
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import Invalid
 from edgefleet.server.portal.auth import start_session
@@ -55,7 +54,7 @@ async def _begin(
     browser = request.cookies.get(FLOW_COOKIE, "")
     if not (32 <= len(browser) <= 64 and _TOKENISH.match(browser)):
         browser = pysecrets.token_urlsafe(32)
-    oidc = provider(ctx)
+    oidc = oidc_service.configured_provider(ctx)
     url = await oidc_service.begin(
         db, oidc, browser=browser, public_url=_public(ctx), next_url=next_url, cli=cli
     )
@@ -110,7 +109,7 @@ async def oidc_callback(
     error_description: str = Query("", max_length=1024),
 ) -> Response:
     """The provider's answer: a session (portal) or a one-time code (CLI)."""
-    oidc = provider(ctx)
+    oidc = oidc_service.configured_provider(ctx)
     if error:
         why = f"{error}: {error_description}" if error_description else error
         return _page(request, "Sign-in refused", f"The sign-in provider refused: {why}", 401)
