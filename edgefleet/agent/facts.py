@@ -103,8 +103,8 @@ def declared_peripherals(specs: list[str]) -> list[Peripheral]:
 
 def process_allowed(settings: AgentSettings) -> bool:
     """SPEC: the process runtime runs only with ``--runtime process`` or
-    ``--allow-process`` (the simulator's ``sim`` runtime runs nothing real)."""
-    return settings.allow_process or settings.runtime in ("process", "sim")
+    ``--allow-process``."""
+    return settings.allow_process or settings.runtime == "process"
 
 
 def default_process_user() -> str:

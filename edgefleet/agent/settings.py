@@ -87,7 +87,8 @@ class AgentSettings(BaseModel):
         "$XDG_RUNTIME_DIR/edgefleet-files, else /dev/shm); never on disk",
     )
     label: StrList = Field(default_factory=list, description="k=v label at enrollment (repeat)")
-    runtime: Literal["auto", "docker", "process", "sim"] = Field(
+    # No "sim": the simulator's runtime is built by the simulator itself, never chosen here.
+    runtime: Literal["auto", "docker", "process"] = Field(
         "auto", description="docker (containers and processes), process, or auto"
     )
     docker_host: str | None = Field(
@@ -256,6 +257,17 @@ class AgentSettings(BaseModel):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split(value)
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _not_sim(cls, value: Any) -> Any:
+        """``sim`` was offered once; say where it went rather than just "not a choice"."""
+        if value == "sim":
+            raise ValueError(
+                "--runtime sim: 'sim' is the fleet simulator's runtime (`edgefleet sim`), "
+                "a real agent runs auto, docker or process"
+            )
+        return value
 
     @field_validator("default_memory", "max_memory")
     @classmethod

@@ -170,7 +170,7 @@ async def simulate(
             state_dir=state_dir / f"{name_prefix}-{i:05d}",
             name=f"{name_prefix}-{i:05d}",
             label=[f"{k}={v}" for k, v in label_sets[i].items()],
-            runtime="sim",
+            allow_process=True,  # the sim runtime runs nothing real: every job is accepted
             heartbeat_interval=heartbeat,
             reconnect_max_delay=10,
         )
