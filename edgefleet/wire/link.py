@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from edgefleet.wire.messages import Message, ProtocolError, decode, encode
-from edgefleet.wire.mux import AcceptHandler, Mux
+from edgefleet.wire.mux import AcceptHandler, Mux, SendFailed
 
 MessageHandler = Callable[[Message], Awaitable[None]]
 FrameHandler = Callable[[bytes], Awaitable[None]]
@@ -26,7 +26,7 @@ FrameHandler = Callable[[bytes], Awaitable[None]]
 TYPED_FRAME = b"EF\x01"
 
 
-class TransportClosed(Exception):
+class TransportClosed(SendFailed):
     """The transport is gone; ``code`` and ``reason`` as the peer (or the OS) gave them."""
 
     def __init__(self, code: int = 1006, reason: str = "") -> None:

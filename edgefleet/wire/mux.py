@@ -30,8 +30,9 @@ Stream life::
                          \\--RESET--> [reset]        \\--RESET--> [reset]
 
 The mux knows nothing about WebSockets or NATS: it is given a coroutine that
-sends one frame, and is fed the frames that arrive. The server reuses it to
-bridge a stream across replicas over the bus.
+sends one frame (raising :class:`SendFailed` when the carrier is gone), and is
+fed the frames that arrive. The server reuses it to bridge a stream across
+replicas over the bus.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -51,6 +53,14 @@ INITIAL_WINDOW = 256 * 1024
 
 SendFrame = Callable[[bytes], Awaitable[None]]
 AcceptHandler = Callable[["Stream"], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+
+class SendFailed(Exception):
+    """A frame could not be sent: what carries the streams (the agent connection,
+    the bus between replicas) is gone. What a :data:`SendFrame` raises then;
+    :class:`edgefleet.wire.link.TransportClosed` is one."""
 
 
 class StreamError(Exception):
@@ -164,7 +174,8 @@ class Stream:
         if self._reset is not None:
             return
         self._on_reset(StreamReset(reason))
-        with contextlib.suppress(Exception):
+        # the carrier (or the mux) is gone: the peer's end is reset with it
+        with contextlib.suppress(SendFailed, StreamError):
             await self.mux._send(frame(RESET, self.id, reason.encode()[:1024]))
 
     # -- opening ------------------------------------------------------------------
@@ -319,6 +330,7 @@ class Mux:
         except StreamError:
             pass
         except Exception as exc:  # one bad handler must not take the connection down
+            log.exception("stream %s (%s) failed", stream.id, stream.header.get("kind", "?"))
             await stream.reset(f"internal error: {exc}")
         finally:
             if not stream.closed:

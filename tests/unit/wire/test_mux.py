@@ -120,3 +120,25 @@ async def test_peer_exceeding_window_is_reset() -> None:
     mux.feed(frame(DATA, 1, b"x" * 2000))
     with pytest.raises(StreamReset, match="window"):
         await stream.recv()
+
+
+async def test_a_reset_after_the_carrier_is_gone_is_quiet_but_a_broken_sender_is_not() -> None:
+    """Resetting a stream whose carrier is gone (SendFailed) only resets our end;
+    any other failure of the sender is a bug and reaches the caller."""
+    from edgefleet.wire.mux import SendFailed
+
+    async def gone(_frame: bytes) -> None:
+        raise SendFailed("connection lost")
+
+    async def broken(_frame: bytes) -> None:
+        raise RuntimeError("bug in the sender")
+
+    quiet = Mux(gone, odd=True)
+    stream = Stream(quiet, 1, {})
+    await stream.reset("giving up")
+    with pytest.raises(StreamReset, match="giving up"):
+        await stream.recv()
+
+    loud = Mux(broken, odd=True)
+    with pytest.raises(RuntimeError, match="bug in the sender"):
+        await Stream(loud, 1, {}).reset("giving up")
