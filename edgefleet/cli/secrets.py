@@ -45,6 +45,14 @@ def _value(stdin: bool, from_file: Path | None) -> str:
     return value
 
 
+def _store(name: str, value: str, project: str, output: Format, *, rotate: bool) -> None:
+    """Send a new secret (or a secret's new value) and show what the server keeps."""
+    with config.client() as client:
+        write = client.rotate_secret if rotate else client.create_secret
+        item = write(name, value, project=project)
+    show_item(item, output, _FIELDS)
+
+
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="the name Compose files use under secrets:"),
@@ -54,10 +62,7 @@ def create(
     output: Format = OutputOption,
 ) -> None:
     """Store a new secret (operator or owner)."""
-    value = _value(value_stdin, from_file)
-    with config.client() as client:
-        item = client.create_secret(name, value, project=project)
-    show_item(item, output, _FIELDS)
+    _store(name, _value(value_stdin, from_file), project, output, rotate=False)
 
 
 @app.command("rotate")
@@ -69,10 +74,7 @@ def rotate(
     output: Format = OutputOption,
 ) -> None:
     """Give a secret a new value: the services that use it restart with it, only they."""
-    value = _value(value_stdin, from_file)
-    with config.client() as client:
-        item = client.rotate_secret(name, value, project=project)
-    show_item(item, output, _FIELDS)
+    _store(name, _value(value_stdin, from_file), project, output, rotate=True)
 
 
 @app.command("list")

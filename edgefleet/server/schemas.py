@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 
-from edgefleet.labels import LabelError, check_labels
+from edgefleet.labels import LabelError, Selector, check_labels, parse_selector
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -36,6 +36,19 @@ def _check_labels(value: dict[str, str]) -> dict[str, str]:
         return check_labels(dict(value))
     except LabelError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def selector_text(value: dict[str, str] | str, max_length: int | None = None) -> str:
+    """A label selector sent as labels (``{"site": "x"}``) or as text, checked and
+    written back in its one text form, for a ``selector`` field's validator; a
+    text longer than ``max_length`` is refused before it is parsed."""
+    if max_length is not None and isinstance(value, str) and len(value) > max_length:
+        raise ValueError(f"at most {max_length} characters")
+    try:
+        parsed = Selector.from_labels(value) if isinstance(value, dict) else parse_selector(value)
+    except LabelError as exc:
+        raise ValueError(str(exc)) from exc
+    return str(parsed)
 
 
 def _iso(value: datetime) -> str:

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from edgefleet.labels import LabelError, Selector, parse_selector
+from edgefleet.server.schemas import selector_text
 from edgefleet.wire.upgrade import VERSION_MAX, VERSION_PATTERN
 
 
@@ -39,15 +39,7 @@ class UpgradeIn(BaseModel):
     @field_validator("selector")
     @classmethod
     def _selector(cls, value: dict[str, str] | str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parsed = (
-                Selector.from_labels(value) if isinstance(value, dict) else parse_selector(value)
-            )
-        except LabelError as exc:
-            raise ValueError(str(exc)) from None
-        return str(parsed)
+        return None if value is None else selector_text(value)
 
     @model_validator(mode="after")
     def _one_target(self) -> UpgradeIn:

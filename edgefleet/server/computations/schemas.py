@@ -10,19 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edgefleet.fed.analytics import query
 from edgefleet.fed.analytics.layout import check
-from edgefleet.fed.analytics.query import (
-    MAX_COLUMNS,
-    MAX_CONDITIONS,
-    MAX_GROUPS,
-    MAX_QUANTILES,
-    ColumnName,
-    Condition,
-    Scalar,
-)
 from edgefleet.fed.messages import Op, Task
-from edgefleet.labels import LabelError, Selector, parse_selector
-from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.server.schemas import Input, Output, Timestamp, selector_text
 from edgefleet.wire.messages import DatasetColumn, DatasetPrivacy
 
 State = Literal["running", "done", "failed", "refused"]
@@ -31,30 +22,32 @@ State = Literal["running", "done", "failed", "refused"]
 class Query(Input):
     """What a computation asks beyond one column (see :mod:`edgefleet.fed.analytics`)."""
 
-    columns: list[ColumnName] = Field(
+    columns: list[query.ColumnName] = Field(
         default_factory=list,
-        max_length=MAX_COLUMNS,
+        max_length=query.MAX_COLUMNS,
         description="several columns at once; covariance: the variables; ols: the X columns",
     )
-    where: list[Condition] = Field(
+    where: list[query.Condition] = Field(
         default_factory=list,
-        max_length=MAX_CONDITIONS,
+        max_length=query.MAX_CONDITIONS,
         description='rows to use, all must hold: [{"column", "op": "==|!=|<|<=|>|>=|in|not_in", '
         '"value"}]',
     )
-    group_by: ColumnName | None = Field(None, description="a categorical column")
-    groups: list[Scalar] = Field(
-        default_factory=list, max_length=MAX_GROUPS, description="with group_by: the groups"
+    group_by: query.ColumnName | None = Field(None, description="a categorical column")
+    groups: list[query.Scalar] = Field(
+        default_factory=list, max_length=query.MAX_GROUPS, description="with group_by: the groups"
     )
     quantiles: list[float] = Field(
-        default_factory=list, max_length=MAX_QUANTILES, description="quantile: fractions in (0, 1)"
+        default_factory=list,
+        max_length=query.MAX_QUANTILES,
+        description="quantile: fractions in (0, 1)",
     )
     epsilon: float | None = Field(
         None, gt=0, le=10, description="differential privacy: noise added on the devices"
     )
-    bounds: dict[ColumnName, tuple[float, float]] = Field(
+    bounds: dict[query.ColumnName, tuple[float, float]] = Field(
         default_factory=dict,
-        max_length=MAX_COLUMNS + 1,
+        max_length=query.MAX_COLUMNS + 1,
         description="with epsilon: values are clipped to [lo, hi] per column",
     )
 
@@ -82,15 +75,7 @@ class ComputationIn(Query):
     @field_validator("selector")
     @classmethod
     def _selector(cls, value: dict[str, str] | str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parsed = (
-                Selector.from_labels(value) if isinstance(value, dict) else parse_selector(value)
-            )
-        except LabelError as exc:
-            raise ValueError(str(exc)) from exc
-        return str(parsed)
+        return None if value is None else selector_text(value)
 
     @model_validator(mode="after")
     def _shape(self) -> ComputationIn:

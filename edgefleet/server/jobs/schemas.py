@@ -4,11 +4,10 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from edgefleet.labels import LabelError, Selector, parse_selector
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.rollouts.schemas import RolloutIn, RolloutOut
 from edgefleet.server.schedules.schemas import RunOut, ScheduleOut, schedule_shorthand
-from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.server.schemas import Input, Output, Timestamp, selector_text
 from edgefleet.wire.schedule import Schedule
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -69,15 +68,7 @@ class JobIn(Input):
     @field_validator("selector")
     @classmethod
     def _selector(cls, value: dict[str, str] | str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parsed = (
-                Selector.from_labels(value) if isinstance(value, dict) else parse_selector(value)
-            )
-        except LabelError as exc:
-            raise ValueError(str(exc)) from exc
-        return str(parsed)
+        return None if value is None else selector_text(value)
 
     @model_validator(mode="after")
     def _targets_and_window(self) -> JobIn:

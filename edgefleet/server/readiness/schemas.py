@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from edgefleet.labels import LabelError, Selector, parse_selector
-from edgefleet.server.schemas import Input, Output
+from edgefleet.server.schemas import Input, Output, selector_text
 
 
 class RequirementIn(Input):
@@ -17,15 +16,7 @@ class RequirementIn(Input):
     @field_validator("selector")
     @classmethod
     def _selector(cls, value: dict[str, str] | str) -> str:
-        if isinstance(value, str) and len(value) > 1024:
-            raise ValueError("at most 1024 characters")
-        try:
-            parsed = (
-                Selector.from_labels(value) if isinstance(value, dict) else parse_selector(value)
-            )
-        except LabelError as exc:
-            raise ValueError(str(exc)) from exc
-        return str(parsed)
+        return selector_text(value, max_length=1024)
 
     @field_validator("peripherals")
     @classmethod

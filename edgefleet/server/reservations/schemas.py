@@ -5,9 +5,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edgefleet.labels import LabelError, Selector, check_key, parse_selector
+from edgefleet.labels import LabelError, check_key
 from edgefleet.server.db.base import utcnow
-from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.server.schemas import Input, Output, Timestamp, selector_text
 
 
 class ReservationIn(Input):
@@ -26,17 +26,7 @@ class ReservationIn(Input):
     @field_validator("selector")
     @classmethod
     def _selector(cls, value: dict[str, str] | str | None) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, str) and len(value) > 1024:
-            raise ValueError("at most 1024 characters")
-        try:
-            parsed = (
-                Selector.from_labels(value) if isinstance(value, dict) else parse_selector(value)
-            )
-        except LabelError as exc:
-            raise ValueError(str(exc)) from exc
-        return str(parsed)
+        return None if value is None else selector_text(value, max_length=1024)
 
     @field_validator("spread")
     @classmethod
