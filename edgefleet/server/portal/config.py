@@ -18,6 +18,7 @@ from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.devices import service as devices
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import ApiError, Invalid, NotFound
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -39,7 +40,7 @@ from edgefleet.server.variables.schemas import VariableIn, canonical_selector
 from edgefleet.server.variables.schemas import check_name as variable_name
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
-MOST = 1000
+MOST = PageParams(limit=1000, after=0)
 
 
 async def _page(
@@ -53,8 +54,8 @@ async def _page(
     project = await projects.find(db, viewer.caller, ref)
     context = {
         "project": project,
-        "secrets": (await secrets.visible(db, viewer.caller, project, 0, MOST))[:MOST],
-        "variables": (await variables.project_rows(db, viewer.caller, project, 0, MOST))[:MOST],
+        "secrets": (await secrets.visible(db, viewer.caller, project, MOST)).items,
+        "variables": (await variables.project_rows(db, viewer.caller, project, MOST)).items,
         "can_secrets": viewer.can(project.pk, Permission.MANAGE_SECRETS),
         "can_variables": viewer.can(project.pk, Permission.MANAGE_VARIABLES),
         "error": error,
@@ -168,14 +169,14 @@ async def _device_page(
     device, project = await _device(db, viewer, ref)
     scoped = [
         ScopedValue(v.name, v.value, v.selector)
-        for v in await variables.project_rows(db, viewer.caller, project, 0, MOST)
+        for v in (await variables.project_rows(db, viewer.caller, project, MOST)).items
     ]
-    own = await variables.device_rows(db, device, 0, MOST)
+    own = (await variables.device_rows(db, device, MOST)).items
     seen = explain(scoped, {v.name: v.value for v in own}, device.labels or {})
     context = {
         "device": device,
         "project": project,
-        "own": own[:MOST],
+        "own": own,
         "seen": sorted(seen.items()),
         "can_variables": viewer.can(device.project_pk, Permission.MANAGE_VARIABLES),
         "error": error,

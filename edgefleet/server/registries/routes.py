@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.registries import service
@@ -44,11 +44,8 @@ async def list_registries(
 ) -> Page[RegistryOut]:
     """Registries with stored credentials: host and username only, never the password."""
     found = await projects.find(db, caller, project)
-    rows = await service.visible(db, caller, found, page.after, page.limit)
-    return Page(
-        items=[_out(found, r) for r in rows[: page.limit]],
-        next=next_cursor([r.pk for r in rows], page.limit),
-    )
+    listed = await service.visible(db, caller, found, page)
+    return Page(items=[_out(found, r) for r in listed.items], next=listed.next)
 
 
 @router.delete("/projects/{project}/registries/{registry}", status_code=204)

@@ -21,6 +21,7 @@ from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import NotFound
 from edgefleet.server.jobs import desired
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.registries.crypto import SecretBox, SecretKeyError
 from edgefleet.server.registries.schemas import RegistryIn
@@ -97,16 +98,11 @@ async def put(
 
 
 async def visible(
-    db: AsyncSession, caller: Caller, project: Project, after: int, limit: int
-) -> list[RegistryCredential]:
+    db: AsyncSession, caller: Caller, project: Project, page: PageParams
+) -> Page[RegistryCredential]:
     caller.require(project.pk, Permission.READ, f"project {project.name!r}")
-    rows = await db.scalars(
-        select(RegistryCredential)
-        .where(RegistryCredential.project_pk == project.pk, RegistryCredential.pk > after)
-        .order_by(RegistryCredential.pk)
-        .limit(limit + 1)
-    )
-    return list(rows)
+    query = select(RegistryCredential).where(RegistryCredential.project_pk == project.pk)
+    return await keyset_page(db, query, RegistryCredential.pk, page)
 
 
 async def find(db: AsyncSession, project: Project, ref: str) -> RegistryCredential:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.errors import Invalid
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.secrets import service
@@ -49,11 +49,8 @@ async def create_secret(
 async def list_secrets(project: str, caller: CallerDep, db: Db, page: Paging) -> Page[SecretOut]:
     """Name, version, who changed it and when; never the value."""
     found = await projects.find(db, caller, project)
-    rows = await service.visible(db, caller, found, page.after, page.limit)
-    return Page(
-        items=[_out(found, r) for r in rows[: page.limit]],
-        next=next_cursor([r.pk for r in rows], page.limit),
-    )
+    listed = await service.visible(db, caller, found, page)
+    return Page(items=[_out(found, r) for r in listed.items], next=listed.next)
 
 
 @router.get("/projects/{project}/secrets/{name}", response_model=SecretOut)

@@ -20,6 +20,7 @@ from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.rollouts import config as staged
 from edgefleet.server.rollouts import inputs
@@ -113,16 +114,11 @@ def _event(
 
 
 async def visible(
-    db: AsyncSession, caller: Caller, project: Project, after: int, limit: int
-) -> list[ProjectSecret]:
+    db: AsyncSession, caller: Caller, project: Project, page: PageParams
+) -> Page[ProjectSecret]:
     caller.require(project.pk, Permission.READ, f"project {project.name!r}")
-    rows = await db.scalars(
-        select(ProjectSecret)
-        .where(ProjectSecret.project_pk == project.pk, ProjectSecret.pk > after)
-        .order_by(ProjectSecret.pk)
-        .limit(limit + 1)
-    )
-    return list(rows)
+    query = select(ProjectSecret).where(ProjectSecret.project_pk == project.pk)
+    return await keyset_page(db, query, ProjectSecret.pk, page)
 
 
 async def find(db: AsyncSession, caller: Caller, project: Project, name: str) -> ProjectSecret:

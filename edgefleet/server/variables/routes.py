@@ -11,7 +11,7 @@ from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.devices import service as devices
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Invalid, NotFound
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.variables import service
@@ -92,11 +92,8 @@ async def list_project_variables(
     project: str, caller: CallerDep, db: Db, page: Paging
 ) -> Page[VariableOut]:
     found = await projects.find(db, caller, project)
-    rows = await service.project_rows(db, caller, found, page.after, page.limit)
-    return Page(
-        items=[_project_out(found, r) for r in rows[: page.limit]],
-        next=next_cursor([r.pk for r in rows], page.limit),
-    )
+    listed = await service.project_rows(db, caller, found, page)
+    return Page(items=[_project_out(found, r) for r in listed.items], next=listed.next)
 
 
 @router.get("/projects/{project}/variables/{name}", response_model=VariableOut)
@@ -150,11 +147,8 @@ async def list_device_variables(
     device: str, caller: CallerDep, db: Db, page: Paging
 ) -> Page[VariableOut]:
     found, project = await _device(db, caller, device)
-    rows = await service.device_rows(db, found, page.after, page.limit)
-    return Page(
-        items=[_device_out(project, found, r) for r in rows[: page.limit]],
-        next=next_cursor([r.pk for r in rows], page.limit),
-    )
+    listed = await service.device_rows(db, found, page)
+    return Page(items=[_device_out(project, found, r) for r in listed.items], next=listed.next)
 
 
 @router.get("/devices/{device}/variables/{name}", response_model=VariableOut)

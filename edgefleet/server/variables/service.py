@@ -17,6 +17,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.rollouts import config as staged
 from edgefleet.server.rollouts import inputs
@@ -87,16 +88,11 @@ async def put_project(
 
 
 async def project_rows(
-    db: AsyncSession, caller: Caller, project: Project, after: int, limit: int
-) -> list[ProjectVariable]:
+    db: AsyncSession, caller: Caller, project: Project, page: PageParams
+) -> Page[ProjectVariable]:
     caller.require(project.pk, Permission.READ, f"project {project.name!r}")
-    rows = await db.scalars(
-        select(ProjectVariable)
-        .where(ProjectVariable.project_pk == project.pk, ProjectVariable.pk > after)
-        .order_by(ProjectVariable.pk)
-        .limit(limit + 1)
-    )
-    return list(rows)
+    query = select(ProjectVariable).where(ProjectVariable.project_pk == project.pk)
+    return await keyset_page(db, query, ProjectVariable.pk, page)
 
 
 async def find_project(
@@ -185,16 +181,9 @@ async def put_device(
     return row, created
 
 
-async def device_rows(
-    db: AsyncSession, device: Device, after: int, limit: int
-) -> list[DeviceVariable]:
-    rows = await db.scalars(
-        select(DeviceVariable)
-        .where(DeviceVariable.device_pk == device.pk, DeviceVariable.pk > after)
-        .order_by(DeviceVariable.pk)
-        .limit(limit + 1)
-    )
-    return list(rows)
+async def device_rows(db: AsyncSession, device: Device, page: PageParams) -> Page[DeviceVariable]:
+    query = select(DeviceVariable).where(DeviceVariable.device_pk == device.pk)
+    return await keyset_page(db, query, DeviceVariable.pk, page)
 
 
 async def find_device(db: AsyncSession, device: Device, name: str) -> DeviceVariable:

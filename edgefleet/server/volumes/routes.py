@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.errors import Conflict
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.volumes import devices, service
@@ -41,11 +41,8 @@ async def create_volume(project: str, body: VolumeIn, caller: CallerDep, db: Db)
 @router.get("/projects/{project}/volumes", response_model=Page[VolumeOut])
 async def list_volumes(project: str, caller: CallerDep, db: Db, page: Paging) -> Page[VolumeOut]:
     found = await projects.find(db, caller, project)
-    rows = await service.listed(db, found, page.after, page.limit)
-    return Page(
-        items=[_out(found, r) for r in rows[: page.limit]],
-        next=next_cursor([r.pk for r in rows], page.limit),
-    )
+    listed = await service.listed(db, found, page)
+    return Page(items=[_out(found, r) for r in listed.items], next=listed.next)
 
 
 @router.get("/projects/{project}/volumes/{name}", response_model=VolumeDetail)

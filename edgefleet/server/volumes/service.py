@@ -18,6 +18,7 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.volumes.tables import ProjectVolume
 from edgefleet.spec.model import AppSpec
@@ -42,14 +43,9 @@ async def create(db: AsyncSession, caller: Caller, project: Project, name: str) 
     return row
 
 
-async def listed(db: AsyncSession, project: Project, after: int, limit: int) -> list[ProjectVolume]:
-    query = (
-        select(ProjectVolume)
-        .where(ProjectVolume.project_pk == project.pk, ProjectVolume.pk > after)
-        .order_by(ProjectVolume.pk)
-        .limit(limit + 1)
-    )
-    return list(await db.scalars(query))
+async def listed(db: AsyncSession, project: Project, page: PageParams) -> Page[ProjectVolume]:
+    query = select(ProjectVolume).where(ProjectVolume.project_pk == project.pk)
+    return await keyset_page(db, query, ProjectVolume.pk, page)
 
 
 async def find(db: AsyncSession, project: Project, name: str) -> ProjectVolume:
