@@ -20,8 +20,7 @@ from edgefleet.server.alerts.schemas import (
 )
 from edgefleet.server.alerts.tables import AlertRule, AlertWebhook
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
-from edgefleet.server.pagination import Page, encode_cursor
-from edgefleet.server.pagination import next_cursor as forward_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 
@@ -66,11 +65,8 @@ async def add_rule(project: str, body: RuleIn, caller: CallerDep, db: Db, ctx: C
 @router.get("/projects/{project}/alert-rules", response_model=Page[RuleOut])
 async def list_rules(project: str, caller: CallerDep, db: Db, page: Paging) -> Page[RuleOut]:
     found = await projects.find(db, caller, project)
-    rows = await service.rules(db, caller, found, page.after, page.limit)
-    return Page(
-        items=[_rule(found, r) for r in rows[: page.limit]],
-        next=forward_cursor([r.pk for r in rows], page.limit),
-    )
+    listed = await service.rules(db, caller, found, page)
+    return Page(items=[_rule(found, r) for r in listed.items], next=listed.next)
 
 
 @router.get("/projects/{project}/alert-rules/{rule}", response_model=RuleOut)
@@ -111,11 +107,8 @@ async def add_webhook(
 @router.get("/projects/{project}/webhooks", response_model=Page[WebhookOut])
 async def list_webhooks(project: str, caller: CallerDep, db: Db, page: Paging) -> Page[WebhookOut]:
     found = await projects.find(db, caller, project)
-    rows = await service.webhooks(db, caller, found, page.after, page.limit)
-    return Page(
-        items=[_webhook(found, w) for w in rows[: page.limit]],
-        next=forward_cursor([w.pk for w in rows], page.limit),
-    )
+    listed = await service.webhooks(db, caller, found, page)
+    return Page(items=[_webhook(found, w) for w in listed.items], next=listed.next)
 
 
 @router.get("/projects/{project}/webhooks/{webhook}", response_model=WebhookOut)
@@ -151,9 +144,5 @@ async def list_alerts(
 ) -> Page[AlertOut]:
     """Alerts, newest first; ``state=firing`` for the active ones."""
     found = await projects.find(db, caller, project)
-    rows = await service.alerts(db, caller, found, page.after, page.limit, state)
-    shown = rows[: page.limit]
-    return Page(
-        items=[alert_out(a, r, found) for a, r in shown],
-        next=encode_cursor(shown[-1][0].pk) if len(rows) > page.limit else None,
-    )
+    listed = await service.alerts(db, caller, found, page, state)
+    return Page(items=[alert_out(a, r, found) for a, r in listed.items], next=listed.next)

@@ -25,6 +25,7 @@ from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.pagination import Page, PageParams, keyset_page, keyset_rows
 from edgefleet.server.projects.tables import Project
 
 MANAGE = Permission.MANAGE_DEVICES
@@ -78,16 +79,11 @@ async def add_rule(
 
 
 async def rules(
-    db: AsyncSession, caller: Caller, project: Project, after: int, limit: int
-) -> list[AlertRule]:
+    db: AsyncSession, caller: Caller, project: Project, page: PageParams
+) -> Page[AlertRule]:
     caller.require(project.pk, Permission.READ, f"project {project.name!r}")
-    rows = await db.scalars(
-        select(AlertRule)
-        .where(AlertRule.project_pk == project.pk, AlertRule.pk > after)
-        .order_by(AlertRule.pk)
-        .limit(limit + 1)
-    )
-    return list(rows)
+    query = select(AlertRule).where(AlertRule.project_pk == project.pk)
+    return await keyset_page(db, query, AlertRule.pk, page)
 
 
 async def find_rule(db: AsyncSession, project: Project, ref: str) -> AlertRule:
@@ -160,16 +156,11 @@ async def add_webhook(
 
 
 async def webhooks(
-    db: AsyncSession, caller: Caller, project: Project, after: int, limit: int
-) -> list[AlertWebhook]:
+    db: AsyncSession, caller: Caller, project: Project, page: PageParams
+) -> Page[AlertWebhook]:
     caller.require(project.pk, Permission.READ, f"project {project.name!r}")
-    rows = await db.scalars(
-        select(AlertWebhook)
-        .where(AlertWebhook.project_pk == project.pk, AlertWebhook.pk > after)
-        .order_by(AlertWebhook.pk)
-        .limit(limit + 1)
-    )
-    return list(rows)
+    query = select(AlertWebhook).where(AlertWebhook.project_pk == project.pk)
+    return await keyset_page(db, query, AlertWebhook.pk, page)
 
 
 async def find_webhook(db: AsyncSession, project: Project, ref: str) -> AlertWebhook:
@@ -227,23 +218,21 @@ async def alerts(
     db: AsyncSession,
     caller: Caller,
     project: Project,
-    after: int,
-    limit: int,
+    page: PageParams,
     state: str | None,
-) -> list[tuple[Alert, AlertRule]]:
-    """Newest first (the cursor walks down the pk)."""
+) -> Page[tuple[Alert, AlertRule]]:
+    """Newest first (the cursor walks down the pk), each with its rule."""
     caller.require(project.pk, Permission.READ, f"project {project.name!r}")
     query = (
         select(Alert, AlertRule)
         .join(AlertRule, AlertRule.pk == Alert.rule_pk)
         .where(Alert.project_pk == project.pk)
     )
-    if after:
-        query = query.where(Alert.pk < after)
     if state is not None:
         query = query.where(Alert.state == state)
-    rows = await db.execute(query.order_by(Alert.pk.desc()).limit(limit + 1))
-    return list(rows.all())
+    return await keyset_rows(
+        db, query, Alert.pk, page, key=lambda row: int(row[0].pk), newest_first=True
+    )
 
 
 async def enabled_rules(db: AsyncSession) -> list[core.Rule]:

@@ -11,11 +11,13 @@ from edgefleet.server.alerts import service
 from edgefleet.server.alerts.delivery import alert_out
 from edgefleet.server.deps import Db
 from edgefleet.server.errors import NotFound
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import PortalRoute, ViewerDep, render
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
-RECENT = 50
+RECENT = PageParams(limit=50, after=0)
+ALL = PageParams(limit=1000, after=0)
 
 
 @router.get("/alerts")
@@ -30,10 +32,10 @@ async def alerts_page(
     context: dict[str, object] = {"projects": choices, "project": chosen}
     if chosen is not None:
         caller = viewer.caller
-        firing = await service.alerts(db, caller, chosen, 0, RECENT, "firing")
-        recent = await service.alerts(db, caller, chosen, 0, RECENT, "resolved")
-        context["firing"] = [alert_out(a, r, chosen) for a, r in firing[:RECENT]]
-        context["recent"] = [alert_out(a, r, chosen) for a, r in recent[:RECENT]]
-        context["rules"] = (await service.rules(db, caller, chosen, 0, 1000))[:1000]
-        context["webhooks"] = (await service.webhooks(db, caller, chosen, 0, 1000))[:1000]
+        firing = await service.alerts(db, caller, chosen, RECENT, "firing")
+        recent = await service.alerts(db, caller, chosen, RECENT, "resolved")
+        context["firing"] = [alert_out(a, r, chosen) for a, r in firing.items]
+        context["recent"] = [alert_out(a, r, chosen) for a, r in recent.items]
+        context["rules"] = (await service.rules(db, caller, chosen, ALL)).items
+        context["webhooks"] = (await service.webhooks(db, caller, chosen, ALL)).items
     return render(request, "alerts.html", context)
