@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from edgefleet.agent.agent import Agent
+from edgefleet.agent.errors import AgentError
 from edgefleet.agent.settings import AgentSettings
 from edgefleet.client import Client, ClientError
 from edgefleet.server.auth import service as auth_service
@@ -237,11 +238,17 @@ async def _up(settings: ServerSettings, *, demo: bool, runtime: str) -> int:
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, agent_task, serving}, return_when=asyncio.FIRST_COMPLETED)
     agent.stopping.set()
-    with contextlib.suppress(Exception):
+    try:
         await asyncio.wait_for(agent_task, 10)
+    except TimeoutError:
+        log.warning("the local agent did not stop within 10 s")
+    except AgentError as exc:  # e.g. its enrollment refused: said once, the server still stops
+        log.error("the local agent stopped: %s", exc.message)
     server.should_exit = True
-    with contextlib.suppress(Exception):
+    try:
         await asyncio.wait_for(serving, 10)
+    except TimeoutError:
+        log.warning("the server did not stop within 10 s")
     return 0
 
 

@@ -4,35 +4,51 @@
       |- enroll (first start only) -> state dir
       |- Jobs: desired state from disk -> change queue -> runtimes   (no server needed)
       |- Connection: hello / heartbeats / desired state / commands / streams
-      '- extra services (data endpoint, datasets) registered as "parts"
+      |- parts (agent/parts.py: PARTS, in start order, each with its condition),
+      |  built from an AgentContext, hooked in by the phases they implement
+      |  (agent/part.py): start/stop, on_connected, message, stream and
+      |  command handlers, facts hooks
+      '- Jobs start, then the parts, then the connection runs until stopped
 
 Everything that talks to the server goes through :attr:`Agent.connection`;
-everything that touches workloads goes through :attr:`Agent.jobs`.
+everything that touches workloads goes through :attr:`Agent.jobs`. Parts
+never see the agent itself, only their context.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from edgefleet.agent import facts
-from edgefleet.agent import saves as instance_saves
-from edgefleet.agent import volumes as project_volumes
 from edgefleet.agent.commands import CommandRunner
 from edgefleet.agent.connection import Backoff, Connection
 from edgefleet.agent.enroll import enroll
 from edgefleet.agent.errors import ConfigError, ServerUnreachable
 from edgefleet.agent.jobs import Jobs
+from edgefleet.agent.part import (
+    AddsFacts,
+    AgentContext,
+    CommandHandler,
+    HandlesCommands,
+    HandlesMessages,
+    HandlesStreams,
+    MessageHandler,
+    OnConnected,
+    Part,
+    Starts,
+    Stops,
+    StreamHandler,
+)
+from edgefleet.agent.parts import DEVICE, Profile, build_parts
 from edgefleet.agent.runtimes.base import RuntimeSet, choose_runtimes
 from edgefleet.agent.settings import AgentSettings
 from edgefleet.agent.state import Identity, StateDir
-from edgefleet.agent.tunnels import Tunnels
 from edgefleet.spec.policy import DevicePolicy
 from edgefleet.wire.messages import (
     Command,
@@ -45,14 +61,6 @@ from edgefleet.wire.messages import (
 from edgefleet.wire.mux import Stream
 
 log = logging.getLogger("edgefleet.agent")
-
-
-class Part(Protocol):
-    """An optional piece of the agent with its own life (data endpoint, datasets)."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @functools.cache
@@ -83,25 +91,32 @@ def public_key_of(private_b64: str) -> str:
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, runtimes: RuntimeSet | None = None) -> None:
+    """One device's agent. Its parts (:mod:`edgefleet.agent.parts`) are built in
+    :meth:`run` from an :class:`~edgefleet.agent.part.AgentContext` and never see
+    the agent itself; ``profile`` says which of them run (the simulator's differ)."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        runtimes: RuntimeSet | None = None,
+        profile: Profile = DEVICE,
+    ) -> None:
         self.settings = settings
-        self.state = StateDir(settings.state_dir)
+        self.profile = profile
+        self.state = StateDir(settings.state_dir, durable=profile.durable)
         self.runtimes = runtimes
         self.connection: Connection | None = None
         self.identity: Identity | None = None
         self.jobs: Jobs | None = None
         self.parts: list[Part] = []
-        self.stream_handlers: dict[str, Callable[[Stream], Awaitable[None]]] = {}
-        self.message_handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {}
-        self.on_connected: list[Callable[[], Awaitable[None]]] = []  # after each welcome
-        self.facts_hooks: list[Callable[[DeviceFacts], DeviceFacts]] = []  # e.g. local apps
-        self.commands = CommandRunner(self)
+        self.commands: CommandRunner | None = None
+        self._streams: dict[str, StreamHandler] = {}
+        self._messages: dict[type[Message], MessageHandler] = {}
+        self._commands: dict[str, CommandHandler] = {}
+        self._connected: list[OnConnected] = []
+        self._facts_hooks: list[AddsFacts] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
-        self.supervise_every = 2.0  # the simulator slows this down for 10,000 agents
-        # The data endpoint and federated computations; the simulator leaves them
-        # out (10,000 local HTTP servers and SQLite buffers measure nothing useful).
-        self.with_parts = True
         self.restart_requested = False
         # Set by an over-the-air upgrade: run after a clean stop instead of a plain restart.
         self.handover: Callable[[], None] | None = None
@@ -121,8 +136,8 @@ class Agent:
         found = facts.collect(
             self.settings.state_dir, names, self.settings.peripheral, self.policy()
         )
-        for hook in self.facts_hooks:
-            found = hook(found)
+        for part in self._facts_hooks:
+            found = part.facts_hook(found)
         return found
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -180,44 +195,17 @@ class Agent:
         )
         return identity
 
-    async def run(self) -> None:
+    async def assemble(self) -> AgentContext:
+        """Runtimes, identity (enrolling on first start), Jobs and the connection,
+        and the context the parts are built from; :meth:`run` starts with this."""
         if self.runtimes is None:
             self.runtimes = await choose_runtimes(self.settings, self.state)
         else:
             self.policy()  # runtimes given by the caller (the simulator) get the policy too
         self.identity = await self.ensure_identity()
         self.jobs = Jobs(self.state, self.runtimes, self.identity.device_id, report=self._report)
-        self.jobs.supervise_every = self.supervise_every
+        self.jobs.supervise_every = self.profile.supervise_every
         self.jobs.locks.default_timeout = self.settings.update_lock_timeout
-        self.tunnels = Tunnels(self)
-        # project volumes: sizes, tar download, removal (issue 21)
-        self.stream_handlers["volume"] = project_volumes.handler(lambda: self.runtimes)
-        # an instance's container committed and pushed as a new version (issue 21)
-        self.stream_handlers["save"] = instance_saves.handler(lambda: self.runtimes)
-        if self.with_parts:
-            from edgefleet.agent.data import attach as attach_data
-
-            attach_data(self)  # env hook before jobs start; a part like any other
-        from edgefleet.agent.runtimes.isolation import attach as attach_isolation
-
-        attach_isolation(self)  # its hook keeps jobs' networks apart from their creation on
-        from edgefleet.agent.workload_files import attach as attach_files
-
-        attach_files(self)  # secrets and configs as files on a tmpfs
-        from edgefleet.agent.upgrade import attach as attach_upgrade
-
-        attach_upgrade(self)  # over-the-air upgrades of the agent itself (issue 18)
-        from edgefleet.agent.builds import attach as attach_builds
-
-        attach_builds(self)  # Compose build: images built on this device (issue 21)
-        if self.with_parts:
-            from edgefleet.agent.telemetry import attach as attach_telemetry
-
-            attach_telemetry(self)  # device health and workload logs for the server (issue 18)
-        if self.with_parts and self.settings.local_api:
-            from edgefleet.agent.local import attach as attach_local
-
-            attach_local(self)  # the owner's local API and apps (issue 21)
         self.connection = Connection(
             self.identity,
             hello=self._hello,
@@ -229,33 +217,74 @@ class Agent:
             ssl_context=self.ssl_context(),
             on_up=self._on_up,
         )
-        if self.with_parts:
-            from edgefleet.agent.fed import FederatedPart
+        return AgentContext(
+            settings=self.settings,
+            state=self.state,
+            identity=self.identity,
+            runtimes=self.runtimes,
+            jobs=self.jobs,
+            connection=self.connection,
+            ssl_context=self.ssl_context(),
+            spawn=self.spawn,
+            facts=self.facts,
+            request_restart=self.request_restart,
+        )
 
-            self.parts.append(FederatedPart(self))
-            from edgefleet.agent.schedule import attach as attach_periodic
-
-            attach_periodic(self)  # periodic jobs fire from this device's clock
-        await self.jobs.start()
-        for part in self.parts:
-            await part.start()
+    async def run(self) -> None:
+        context = await self.assemble()
+        jobs, connection = context.jobs, context.connection
+        self._add_parts(build_parts(context, self.profile))
+        self.commands = CommandRunner(context, self._commands)
+        await jobs.start()
+        started: list[Part] = []
         try:
-            connection = asyncio.create_task(self.connection.run(), name="connection")
+            for part in self.parts:
+                if isinstance(part, Starts):
+                    await part.start()
+                started.append(part)
+            running = asyncio.create_task(connection.run(), name="connection")
             stop = asyncio.create_task(self.stopping.wait(), name="stop")
-            done, _ = await asyncio.wait({connection, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (connection, stop):
+            done, _ = await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (running, stop):
                 task.cancel()
-            if connection in done and not connection.cancelled():
-                connection.result()  # re-raises DeviceRevoked
+            if running in done and not running.cancelled():
+                running.result()  # re-raises DeviceRevoked
         finally:
-            for part in reversed(self.parts):
-                with contextlib.suppress(Exception):
-                    await part.stop()
-            await self.jobs.stop()
+            for part in reversed(started):
+                if isinstance(part, Stops):
+                    await self._stop(part)
+            await jobs.stop()
             for task in list(self._tasks):
                 task.cancel()
 
-    def request_restart(self) -> None:
+    def _add_parts(self, parts: list[Part]) -> None:
+        """Take each part's phases: handlers by message type, stream kind and
+        command name, hooks after each welcome and on the facts."""
+        self.parts = parts
+        for part in parts:
+            if isinstance(part, HandlesMessages):
+                self._messages.update(part.message_handlers())
+            if isinstance(part, HandlesStreams):
+                self._streams.update(part.stream_handlers())
+            if isinstance(part, HandlesCommands):
+                self._commands.update(part.command_handlers())
+            if isinstance(part, OnConnected):
+                self._connected.append(part)
+            if isinstance(part, AddsFacts):
+                self._facts_hooks.append(part)
+
+    @staticmethod
+    async def _stop(part: Stops) -> None:
+        """A part that fails to stop must not keep the others (and Jobs) from
+        stopping: its error is logged, with its traceback, and the stop goes on."""
+        try:
+            await part.stop()
+        except Exception:
+            log.exception("stopping %s failed", type(part).__name__)
+
+    def request_restart(self, handover: Callable[[], None] | None = None) -> None:
+        if handover is not None:
+            self.handover = handover
         self.restart_requested = True
         self.stopping.set()
 
@@ -287,8 +316,8 @@ class Agent:
     async def _on_up(self) -> None:
         assert self.jobs is not None
         self.jobs.connected()
-        for hook in self.on_connected:
-            self.spawn(hook())
+        for part in self._connected:
+            self.spawn(part.on_connected())
 
     async def _report(self, message: Message) -> bool:
         if self.connection is None:
@@ -300,15 +329,16 @@ class Agent:
         if isinstance(message, DesiredState):
             self.jobs.desired(message)
         elif isinstance(message, Command):
+            assert self.commands is not None  # built before the connection runs
             self.spawn(self.commands.run(message))
         else:
-            handler = self.message_handlers.get(type(message))
+            handler = self._messages.get(type(message))
             if handler is not None:
                 self.spawn(handler(message))
 
     async def _on_stream(self, stream: Stream) -> None:
         kind = str(stream.header.get("kind", ""))
-        handler = self.stream_handlers.get(kind) or self.tunnels.handlers.get(kind)
+        handler = self._streams.get(kind)
         if handler is None:
             await stream.refuse(f"this agent does not support {kind!r} streams")
             return

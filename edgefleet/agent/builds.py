@@ -28,16 +28,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgefleet.agent.enroll import http_base
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import Runtime, WorkloadSpec
 from edgefleet.agent.runtimes.capabilities import CanBuild
 from edgefleet.spec.model import Build
-
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
 
 CHUNK = 1 << 16
 Progress = Callable[[str], None]  # "building: STEP 2/4: COPY …"
@@ -130,7 +126,7 @@ def repack(source: Path, build: Build, dest: Path) -> None:
 
 
 class Builds:
-    """Fetch, check, repack and build; set on the executor by :func:`attach`."""
+    """Fetch, check, repack and build; set on the executor by the parts table (:mod:`edgefleet.agent.parts`)."""
 
     def __init__(
         self,
@@ -170,17 +166,3 @@ class Builds:
             )
             await asyncio.to_thread(repack, fetched, build, plain)
             await runtime.build(spec, plain, progress)
-
-
-def attach(agent: Agent) -> None:
-    """Let the agent's executor build images for services with ``build:``."""
-    assert agent.jobs is not None and agent.identity is not None
-    identity = agent.identity
-
-    def server() -> str:
-        connection = agent.connection
-        return connection.server if connection is not None else identity.servers[0]
-
-    agent.jobs.executor.builds = Builds(
-        server, identity.credential, agent.settings.build_context_max_bytes, agent.ssl_context()
-    )

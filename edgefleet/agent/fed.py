@@ -28,6 +28,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ from edgefleet.agent.datasets.ledger import LedgerFile
 from edgefleet.agent.datasets.policy import refusal
 from edgefleet.agent.datasets.sources import DatasetError
 from edgefleet.agent.fed_pins import PeerPins
+from edgefleet.agent.part import AgentContext, MessageHandler
 from edgefleet.fed import codec
 from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
 from edgefleet.fed.messages import (
@@ -48,10 +50,10 @@ from edgefleet.fed.messages import (
     Task,
     UnmaskRequest,
 )
-from edgefleet.wire.messages import DatasetsReport, FedRelay, Message
+from edgefleet.wire.fed_relay import FedRelay
+from edgefleet.wire.messages import DatasetsReport, Message
 
 if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
     from edgefleet.fed.party import Party
 
 log = logging.getLogger("edgefleet.agent.fed")
@@ -69,23 +71,27 @@ class Running:
 
 
 class FederatedPart:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.catalog = Catalog(agent.settings.state_dir)
-        self.guard = Guard(LedgerFile(agent.settings.state_dir))  # budgets, differencing, DP
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.catalog = Catalog(ctx.settings.state_dir)
+        self.guard = Guard(LedgerFile(ctx.settings.state_dir))  # budgets, differencing, DP
         self.running: dict[str, Running] = {}
-        self.pins = PeerPins(agent.settings.state_dir)
+        self.pins = PeerPins(ctx.settings.state_dir)
         # ECDH(long-term me, long-term peer) by (peer, its key): the same every time
         self.pair_cache: dict[tuple[str, bytes], bytes] = {}
         self._task: asyncio.Task[None] | None = None
-        agent.message_handlers[FedRelay] = self.on_relay
-        agent.on_connected.append(self.report)
+
+    def message_handlers(self) -> Mapping[type[Message], MessageHandler]:
+        return {FedRelay: self.on_relay}
+
+    async def on_connected(self) -> None:
+        await self.report()
 
     # -- life -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.agent.settings.fed_repin:
-            await asyncio.to_thread(self.pins.forget, self.agent.settings.fed_repin)
+        if self.ctx.settings.fed_repin:
+            await asyncio.to_thread(self.pins.forget, self.ctx.settings.fed_repin)
         if not self.catalog.idle():
             await asyncio.to_thread(self.catalog.refresh)
         self._task = asyncio.create_task(self._watch(), name="datasets-watch")
@@ -103,7 +109,7 @@ class FederatedPart:
         while True:
             # As slow as the agent's supervisor (the simulator slows it for 10,000 agents),
             # and jittered so that agents started together do not tick together.
-            interval = max(POLL_INTERVAL, float(getattr(self.agent, "supervise_every", 0.0)))
+            interval = max(POLL_INTERVAL, self.ctx.jobs.supervise_every)
             await asyncio.sleep(interval * random.uniform(0.75, 1.25))
             try:
                 if not self.catalog.idle() and await asyncio.to_thread(self.catalog.refresh):
@@ -138,10 +144,10 @@ class FederatedPart:
             await self._step(running, payload)
 
     async def _join(self, invitation: Invitation) -> None:
-        cid, task, identity = invitation.computation_id, invitation.task, self.agent.identity
-        if cid in self.running or identity is None:
+        cid, task, identity = invitation.computation_id, invitation.task, self.ctx.identity
+        if cid in self.running:
             return
-        welcome = self.agent.connection.welcome if self.agent.connection else None
+        welcome = self.ctx.connection.welcome
         own_project = welcome.project if welcome else identity.project
         spec = self.catalog.spec(task.dataset) if task else None
         reason = refusal(spec, invitation, identity.device_id, own_project)
@@ -246,14 +252,13 @@ class FederatedPart:
     async def _relay(self, payload: FedMessage) -> None:
         """A reply of the party: a masked input or share bundle as one typed binary
         frame (its bytes raw, not base64) when the server speaks protocol 3, else JSON."""
-        connection = self.agent.connection
-        if connection is not None and connection.fed_binary and codec.has_body(payload):
+        connection = self.ctx.connection
+        if connection.fed_binary and codec.has_body(payload):
             if not await connection.send_frame(codec.encode_frame(payload)):
                 log.debug("not connected; %s not sent", payload.type)
             return
         await self._send(FedRelay(payload=payload))
 
     async def _send(self, message: Message) -> None:
-        connection = self.agent.connection
-        if connection is None or not await connection.send(message):
+        if not await self.ctx.connection.send(message):
             log.debug("not connected; %s not sent", message.__class__.__name__)

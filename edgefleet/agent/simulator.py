@@ -33,6 +33,7 @@ from pathlib import Path
 
 from edgefleet.agent.agent import Agent
 from edgefleet.agent.errors import AgentError, DeviceRevoked
+from edgefleet.agent.parts import Profile
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.agent.runtimes.sim import SimRuntime
 from edgefleet.agent.settings import AgentSettings
@@ -102,16 +103,12 @@ class SimAgent(Agent):
 
 
 def _make_agent(settings: AgentSettings, supervise_every: float, fed: bool = False) -> Agent:
+    """A virtual device: the ``sim`` runtime, state written without fsync, and of
+    the parts only those the simulator measures (federated computations, on
+    datasets declared in the device's state dir, only with ``fed``)."""
     sim = SimRuntime()
-    agent = SimAgent(settings, runtimes=RuntimeSet(container=sim, process=sim))
-    agent.supervise_every = supervise_every
-    agent.with_parts = False
-    agent.state.durable = False
-    if fed:  # federated computations only: datasets declared in the device's state dir
-        from edgefleet.agent.fed import FederatedPart
-
-        agent.parts.append(FederatedPart(agent))
-    return agent
+    profile = Profile(simulated=True, fed=fed, durable=False, supervise_every=supervise_every)
+    return SimAgent(settings, runtimes=RuntimeSet(container=sim, process=sim), profile=profile)
 
 
 async def _run_one(
@@ -183,8 +180,10 @@ async def simulate(
     await stop.wait()
     for agent in stats.agents:
         agent.stopping.set()
-    with contextlib.suppress(Exception):
+    try:  # each device's own error is already counted and logged by _run_one
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    except TimeoutError:
+        log.warning("some virtual devices did not stop within 30 s")
     reporter.cancel()
     return stats
 

@@ -26,23 +26,20 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgefleet.agent.errors import AgentError, RuntimeFailure
-from edgefleet.agent.execs import ExecSession, HostExec
+from edgefleet.agent.execs import ExecRequest, ExecSession, HostExec
+from edgefleet.agent.part import AgentContext, StreamHandler
 from edgefleet.agent.runtimes.base import LogLine, Runtime
 from edgefleet.agent.runtimes.capabilities import CanExecInteractive
 from edgefleet.wire.mux import MAX_FRAME, Stream, StreamError
 
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
-
 log = logging.getLogger(__name__)
 
-StreamHandler = Callable[[Stream], Awaitable[None]]
 STDIN, STDOUT, STDERR, CONTROL = 0, 1, 2, 3
 CONNECT_TIMEOUT = 10.0
 
@@ -52,14 +49,19 @@ def control(payload: dict[str, Any]) -> bytes:
 
 
 class Tunnels:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    """The part serving the streams above (:meth:`stream_handlers`)."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
         self.handlers: dict[str, StreamHandler] = {
             "exec": self.exec,
             "logs": self.logs,
             "agent-logs": self.agent_logs,
             "tcp": self.tcp,
         }
+
+    def stream_handlers(self) -> Mapping[str, StreamHandler]:
+        return self.handlers
 
     # -- exec -----------------------------------------------------------------------------
 
@@ -73,7 +75,7 @@ class Tunnels:
         cols, rows = int(header.get("cols") or 80), int(header.get("rows") or 24)
         env = {str(k): str(v) for k, v in (header.get("env") or {}).items()}
         try:
-            session = await self._start_exec(header, argv, env, tty, cols, rows)
+            session = await self._start_exec(header, ExecRequest(argv, env, tty, cols, rows))
         except (AgentError, OSError) as exc:
             await stream.refuse(getattr(exc, "message", None) or str(exc))
             return
@@ -98,31 +100,27 @@ class Tunnels:
         finally:
             feeder.cancel()
 
-    async def _start_exec(
-        self,
-        header: dict[str, Any],
-        argv: list[str],
-        env: dict[str, str],
-        tty: bool,
-        cols: int,
-        rows: int,
-    ) -> ExecSession:
+    async def _start_exec(self, header: dict[str, Any], request: ExecRequest) -> ExecSession:
         job, service = header.get("job"), header.get("service")
         if job:
-            assert self.agent.jobs is not None
-            workload, runtime = await self.agent.jobs.find_workload(str(job), str(service))
+            workload, runtime = await self.ctx.jobs.find_workload(str(job), str(service))
             if not isinstance(runtime, CanExecInteractive):
                 raise RuntimeFailure(f"the {runtime.name} runtime cannot run commands in workloads")
-            return await runtime.exec_session(workload.id, argv, env, tty=tty, cols=cols, rows=rows)
+            return await runtime.exec_session(workload.id, request)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
-        if tty:
+        if request.tty:
             base_env.setdefault("TERM", "xterm-256color")
         try:
             return await HostExec.start(
-                argv, env={**base_env, **env}, cwd=header.get("cwd"), tty=tty, cols=cols, rows=rows
+                request.argv,
+                env={**base_env, **request.env},
+                cwd=header.get("cwd"),
+                tty=request.tty,
+                cols=request.cols,
+                rows=request.rows,
             )
         except FileNotFoundError as exc:
-            raise RuntimeFailure(f"{argv[0]}: command not found") from exc
+            raise RuntimeFailure(f"{request.argv[0]}: command not found") from exc
 
     async def _pump(self, stream: Stream, session: ExecSession) -> None:
         while (chunk := await session.read()) is not None:
@@ -153,8 +151,7 @@ class Tunnels:
 
     async def logs(self, stream: Stream) -> None:
         header = stream.header
-        jobs = self.agent.jobs
-        assert jobs is not None
+        jobs = self.ctx.jobs
         job_id = str(header.get("job"))
         wanted = header.get("service")
         assignment = jobs.assignments().get(job_id)
@@ -204,7 +201,7 @@ class Tunnels:
                 task.cancel()
 
     async def agent_logs(self, stream: Stream) -> None:
-        path = self.agent.settings.state_dir / "agent.log"
+        path = self.ctx.settings.state_dir / "agent.log"
         await stream.accept({})
         tail = stream.header.get("tail")
         follow = bool(stream.header.get("follow"))
@@ -282,8 +279,7 @@ class Tunnels:
             return str(
                 header.get("host") or "127.0.0.1"
             ), f"device port {header.get('host') or '127.0.0.1'}"
-        jobs = self.agent.jobs
-        assert jobs is not None
+        jobs = self.ctx.jobs
         job_id, service = str(header.get("job")), str(header.get("service"))
         workload, _ = await jobs.find_workload(job_id, service)
         what = f"service {service} of job {job_id}"

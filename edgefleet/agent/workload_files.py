@@ -27,16 +27,13 @@ import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import WorkloadFile, inputs_digest, workload_name
 from edgefleet.spec.model import FileRef
 from edgefleet.wire.sealed import SealError, associated_data, open_sealed
 from edgefleet.wire.workload import JobAssignment
-
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -178,21 +175,6 @@ def forget(sources: Iterable[str]) -> None:
         parent = Path(source).parent
         if (parent / MARKER).exists():
             shutil.rmtree(parent, ignore_errors=True)
-
-
-def attach(agent: Agent, root: Path | None = None) -> WorkloadFiles | None:
-    """Give the executor its file hook (after Jobs exist, before they start)."""
-    if agent.jobs is None or agent.identity is None:
-        return None
-    hook = WorkloadFiles(
-        agent.identity.private_key,
-        agent.jobs.device_id,
-        root or agent.settings.files_dir or default_dir(),
-        agent.settings.state_dir,
-    )
-    agent.jobs.executor.file_hooks.append(hook)
-    rehydrate(hook, list(agent.jobs.assignments().values()))
-    return hook
 
 
 def rehydrate(hook: WorkloadFiles, assignments: list[JobAssignment]) -> None:

@@ -140,7 +140,7 @@ class PodmanService:
         if os.geteuid() == 0 and shutil.which("nft"):
             # The agents' isolation firewall tables (an agent leaves its table when it
             # stops: its containers would keep running on a real device).
-            from edgefleet.agent.runtimes.isolation import table_name
+            from edgefleet.agent.isolation import table_name
 
             for device in devices:
                 subprocess.run(

@@ -26,9 +26,9 @@ import os
 import secrets
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from edgefleet.agent import facts
 from edgefleet.agent.changes.plan import revision_of
@@ -37,12 +37,10 @@ from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored, f
 from edgefleet.agent.data.endpoint import make_handler
 from edgefleet.agent.data.http import HttpError, Server
 from edgefleet.agent.data.uploader import Uploader
+from edgefleet.agent.part import AgentContext, MessageHandler
 from edgefleet.agent.runtimes.base import network_name
 from edgefleet.agent.state import atomic_write
-from edgefleet.wire.messages import Peripheral
-
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
+from edgefleet.wire.messages import DataAck, Message, Peripheral
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,10 +69,10 @@ def _within(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Callable[[
 
 
 class DataService:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        settings = agent.settings
-        self.dir = agent.state.root / "data"
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        self.dir = ctx.state.root / "data"
         self.dir.mkdir(mode=0o700, exist_ok=True)
         self.secret = self._load_secret()
         self.port = self._load_port(settings.data_port)
@@ -88,8 +86,11 @@ class DataService:
         self._listening = asyncio.Lock()  # one pass at a time: hooks and the loop
         self._gateways: dict[str, str] = {}  # network name -> gateway
         self._tasks: list[asyncio.Task[None]] = []
-        self.uploader = Uploader(self)
+        self.uploader = Uploader(self, ctx.connection)
         self.handler = make_handler(self)
+
+    def message_handlers(self) -> Mapping[type[Message], MessageHandler]:
+        return {DataAck: self.uploader.on_ack}
 
     # -- identity of URLs -----------------------------------------------------------------
 
@@ -137,18 +138,17 @@ class DataService:
         return {"EDGEFLEET_DATA_URL": url, "EDGEFLEET_CONTEXT_URL": f"{url}/context"}
 
     async def _host_for(self, job_id: str, service: str) -> str:
-        jobs = self.agent.jobs
-        assignment = jobs.assignments().get(job_id) if jobs is not None else None
+        jobs = self.ctx.jobs
+        assignment = jobs.assignments().get(job_id)
         if assignment is None or service not in assignment.spec.services:
             return "127.0.0.1"
         spec = assignment.spec.services[service]
         if spec.runtime == "process" or spec.network_mode == "host":
             return "127.0.0.1"
         first = next(iter(spec.networks or {"default": []}))
-        device = jobs.device_id if jobs is not None else ""
-        name = network_name(job_id, device, revision_of(assignment), first)
+        name = network_name(job_id, jobs.device_id, revision_of(assignment), first)
         if name not in self._gateways:
-            runtime = self.agent.runtimes.container if self.agent.runtimes else None
+            runtime = self.ctx.runtimes.container
             gateway = await asyncio.to_thread(networks.gateway_now, runtime, name)
             if gateway is None:
                 return networks.FALLBACK_HOST
@@ -173,9 +173,10 @@ class DataService:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        ended = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(self._tasks, ended, strict=True):
+            if isinstance(result, Exception):  # it died before the stop: say how, once
+                log.error("data endpoint: %s had failed", task.get_name(), exc_info=result)
         for server in self._listeners.values():
             await server.close()
         self._listeners.clear()
@@ -197,7 +198,7 @@ class DataService:
                 passes += 1
                 if passes % PRUNE_EVERY == 0:
                     await self.call(self.buffer.prune_ids)
-            except Exception:
+            except (OSError, sqlite3.Error):  # an address gone mid-pass, a busy disk: next pass
                 log.exception("data endpoint: listener pass failed")
 
     async def _listen_once(self) -> None:
@@ -205,9 +206,7 @@ class DataService:
             await self._listen_pass()
 
     async def _listen_pass(self) -> None:
-        runtime = self.agent.runtimes.container if self.agent.runtimes else None
-        device = self.agent.jobs.device_id if self.agent.jobs is not None else ""
-        found = await networks.job_networks(runtime, device)
+        found = await networks.job_networks(self.ctx.runtimes.container, self.ctx.jobs.device_id)
         wanted: dict[str, Callable[[str], bool]] = {"127.0.0.1": _loopback}
         for net in found:
             self._gateways[net.name] = net.gateway
@@ -321,11 +320,11 @@ class DataService:
     async def context(self, job: str) -> dict[str, Any]:
         """The job's context, from the desired state on disk and the agent's own
         peripherals and policy (no server needed)."""
-        jobs = self.agent.jobs
-        assignment = jobs.assignments().get(job) if jobs is not None else None
-        if jobs is None or assignment is None:
+        jobs = self.ctx.jobs
+        assignment = jobs.assignments().get(job)
+        if assignment is None:
             raise HttpError(404, f"job {job} is not on this device (any more)")
-        settings = self.agent.settings
+        settings = self.ctx.settings
 
         def peripherals() -> list[Peripheral]:
             discovered = facts.discovered_peripherals()
@@ -333,10 +332,9 @@ class DataService:
             policy = facts.device_policy(settings, discovered)
             return context.visible_peripherals(reported, policy)
 
-        identity = self.agent.identity
         built = context.build(
             jobs.device_id,
-            identity.name if identity is not None else "",
+            self.ctx.identity.name,
             assignment,
             revision_of(assignment),
             await asyncio.to_thread(peripherals),
@@ -345,8 +343,8 @@ class DataService:
 
     async def lock(self, job: str, action: str) -> dict[str, Any]:
         """The job's update lock (agent/changes/locks.py): only a job on this device has one."""
-        jobs = self.agent.jobs
-        if jobs is None or job not in jobs.assignments():
+        jobs = self.ctx.jobs
+        if job not in jobs.assignments():
             raise HttpError(404, f"job {job} is not on this device (any more)")
         return jobs.lock(job, action).model_dump(mode="json")
 

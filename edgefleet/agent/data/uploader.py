@@ -21,11 +21,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from edgefleet.agent.data.buffer import PendingFile, Row
-from edgefleet.wire.link import Link
+from edgefleet.agent.connection import Connection
+from edgefleet.agent.data.buffer import Buffer, PendingFile, Row
+from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
     DATA_FILE_STREAM,
     DataAck,
@@ -36,10 +39,9 @@ from edgefleet.wire.messages import (
 )
 from edgefleet.wire.mux import MAX_FRAME, StreamError
 
-if TYPE_CHECKING:
-    from edgefleet.agent.data.service import DataService
-
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+SENDING = (TransportClosed, StreamError, OSError)  # the connection went away mid-send
 
 BATCH_RECORDS = 2000
 BATCH_BYTES = 512 * 1024
@@ -50,9 +52,18 @@ REPORT_ANYWAY = 60.0
 IDLE_CHECK = 5.0
 
 
+class Store(Protocol):
+    """The buffer and the one thread it is used on (the data part)."""
+
+    buffer: Buffer
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+
 class Uploader:
-    def __init__(self, service: DataService) -> None:
+    def __init__(self, service: Store, connection: Connection) -> None:
         self.service = service
+        self.connection = connection
         self._wake = asyncio.Event()
         self._acks: dict[int, asyncio.Future[DataAck]] = {}
         self._batch = 0
@@ -63,8 +74,8 @@ class Uploader:
         self._wake.set()
 
     def _link(self) -> Link | None:
-        connection = self.service.agent.connection
-        if connection is None or not connection.connected.is_set():
+        connection = self.connection
+        if not connection.connected.is_set():
             return None
         link = connection.link
         return link if link is not None and not link.closed.is_set() else None
@@ -85,7 +96,7 @@ class Uploader:
                 try:
                     progressed = await self._upload_records(link)
                     progressed = await self._upload_file(link) or progressed
-                except Exception:
+                except (*SENDING, sqlite3.Error):
                     log.exception("data upload failed")
                     progressed = False
                 if self._delay:
@@ -107,7 +118,7 @@ class Uploader:
         try:
             await link.send(DataBatch(batch=batch, records=[_wire(r) for r in rows]))
             ack = await self._wait(link, future, ACK_TIMEOUT)
-        except Exception as exc:
+        except SENDING as exc:
             log.info("data batch %d not acknowledged (%s); will send again", batch, exc)
             return False
         finally:
@@ -180,7 +191,7 @@ class Uploader:
             await stream.close()
             answer = await stream.read_all(64 * 1024)
         except BaseException:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*SENDING):  # the link is gone: so is the stream
                 await stream.reset("upload abandoned")
             raise
         try:
@@ -203,8 +214,10 @@ class Uploader:
                 self.kick()
             if fresh or time.monotonic() - last >= REPORT_EVERY:
                 last = time.monotonic()
-                with contextlib.suppress(Exception):
+                try:
                     await self.report()
+                except (*SENDING, sqlite3.Error) as exc:  # the next report says it all again
+                    log.debug("data backlog not reported: %s", exc)
 
     async def report(self) -> None:
         link = self._link()

@@ -17,18 +17,37 @@ is looked up: a name is never a path, on disk or in the engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from edgefleet.agent.data.http import HttpError, Request, Response
 from edgefleet.agent.local import schemas as s
-from edgefleet.agent.local.http import Answer, Streamed, json_body
+from edgefleet.agent.local.http import Answer, Streamed, UnixServer, json_body
 from edgefleet.agent.local.openapi import document
+from edgefleet.wire.local import LocalActionKind
 
-if TYPE_CHECKING:
-    from edgefleet.agent.local.service import LocalApi
+
+class LocalApi(Protocol):
+    """What the routes call: the local API part (``service.py``), named here
+    so that the routes need not import the part that serves them."""
+
+    server: UnixServer | None
+
+    def status(self) -> s.LocalStatus: ...
+    def job_list(self) -> list[s.LocalJob]: ...
+    def job(self, job_id: str) -> s.LocalJob: ...
+    def desired(self) -> s.LocalDesired: ...
+    async def backlog(self) -> s.Backlog: ...
+    async def logs(
+        self, job_id: str, service: str, tail: int | None, follow: bool
+    ) -> AsyncIterator[bytes]: ...
+    async def act(self, action: LocalActionKind, job_id: str, service: str) -> s.ActionDone: ...
+    def app_list(self) -> list[s.LocalApp]: ...
+    async def run_app(self, body: s.AppRun) -> s.LocalApp: ...
+    async def remove_app(self, name: str) -> None: ...
+
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 ACTIONS = ("restart", "stop", "start")

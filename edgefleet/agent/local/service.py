@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 from edgefleet import __version__
@@ -28,15 +28,22 @@ from edgefleet.agent.local.apps import LocalApps
 from edgefleet.agent.local.holds import Holds
 from edgefleet.agent.local.http import UnixServer, bind_socket
 from edgefleet.agent.local.journal import Journal
+from edgefleet.agent.local.routes import make_handler
+from edgefleet.agent.part import AgentContext, MessageHandler
 from edgefleet.agent.runtimes.base import Runtime, Workload
 from edgefleet.wire.local import LOCAL_APP_PREFIX, LocalActionKind, LocalAppFact
-from edgefleet.wire.messages import DeviceFacts, FactsChanged, LocalActions, LocalActionsAck
+from edgefleet.wire.messages import (
+    DeviceFacts,
+    FactsChanged,
+    LocalActions,
+    LocalActionsAck,
+    Message,
+)
 from edgefleet.wire.status import JobStatus
 from edgefleet.wire.workload import JobAssignment
 
 if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
-    from edgefleet.agent.jobs import Jobs
+    from edgefleet.agent.data.service import DataService
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +52,35 @@ APPS_WATCH_EVERY = 5.0  # seconds between looks at local apps' states (facts to 
 
 
 class LocalApi:
-    def __init__(self, agent: Agent) -> None:
-        assert agent.jobs is not None
-        self.agent = agent
-        self.jobs: Jobs = agent.jobs
-        settings = agent.settings
+    """The part; ``data`` is the data part when it runs (for the backlog).
+
+    Built before Jobs start: its apps join the assignments, its holds the
+    change queue, and held services show as held in the jobs' status."""
+
+    def __init__(self, ctx: AgentContext, data: DataService | None) -> None:
+        self.ctx = ctx
+        self.jobs = ctx.jobs
+        self.data = data
+        settings = ctx.settings
         self.path = settings.local_api_socket or settings.state_dir / "agent.sock"
-        self.holds = Holds(agent.state)
-        self.journal = Journal(agent.state, settings.local_actions_max)
-        self.apps = LocalApps(agent.state, settings.local_apps_max)
+        self.holds = Holds(ctx.state)
+        self.journal = Journal(ctx.state, settings.local_actions_max)
+        self.apps = LocalApps(ctx.state, settings.local_apps_max)
+        self.jobs.local_assignments = self.apps.assignments
+        self.jobs.held = self.held
+        self.jobs.status_hook = self.status_hook
         self.server: UnixServer | None = None
         self._sent_apps: list[LocalAppFact] = []
         self._watch: asyncio.Task[None] | None = None
 
     # -- life ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        from edgefleet.agent.local.routes import make_handler
+    def message_handlers(self) -> Mapping[type[Message], MessageHandler]:
+        return {LocalActionsAck: self.on_ack}
 
+    async def start(self) -> None:
         try:
-            sock = bind_socket(
-                self.path, self.agent.settings.local_api_group, self.agent.state.root
-            )
+            sock = bind_socket(self.path, self.ctx.settings.local_api_group, self.ctx.state.root)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         except OSError as exc:
@@ -78,7 +92,7 @@ class LocalApi:
                 exc,
             )
             return
-        self.server = UnixServer(make_handler(self), self.agent.settings.local_api_max_body)
+        self.server = UnixServer(make_handler(self), self.ctx.settings.local_api_max_body)
         await self.server.listen(sock)
         self._watch = asyncio.create_task(self._watch_apps(), name="local-apps-facts")
         log.info("local API on %s", self.path)
@@ -101,17 +115,16 @@ class LocalApi:
         while True:
             await asyncio.sleep(APPS_WATCH_EVERY)
             current = self.app_facts()
-            connection = self.agent.connection
-            if current == self._sent_apps or connection is None:
+            if current == self._sent_apps:
                 continue
-            if await connection.send(FactsChanged(facts=self.agent.facts())):
+            if await self.ctx.connection.send(FactsChanged(facts=self.ctx.facts())):
                 self._sent_apps = current
 
     async def report(self) -> None:
         """Send what the server has not acknowledged yet (no-op when it is away)."""
         pending = self.journal.pending()
-        if pending and self.agent.connection is not None:
-            await self.agent.connection.send(LocalActions(actions=pending))
+        if pending:
+            await self.ctx.connection.send(LocalActions(actions=pending))
 
     async def on_ack(self, message: LocalActionsAck) -> None:
         self.journal.acknowledged(message.ids)
@@ -158,19 +171,18 @@ class LocalApi:
     # -- reading ------------------------------------------------------------------------
 
     def status(self) -> s.LocalStatus:
-        identity = self.agent.identity
-        connection = self.agent.connection
-        connected = connection is not None and connection.connected.is_set()
+        identity, connection = self.ctx.identity, self.ctx.connection
+        connected = connection.connected.is_set()
         return s.LocalStatus(
             device=s.DeviceInfo(
                 id=self.jobs.device_id,
-                name=identity.name if identity else "",
-                project=identity.project if identity else "",
+                name=identity.name,
+                project=identity.project,
             ),
             connection=s.ConnectionInfo(
                 connected=connected,
-                server=connection.server if connection is not None and connected else None,
-                servers=list(identity.servers) if identity else [],
+                server=connection.server if connected else None,
+                servers=list(identity.servers),
             ),
             applied_generation=self.jobs.applied_generation,
             runtime_healthy=self.jobs.runtime_healthy,
@@ -244,9 +256,7 @@ class LocalApi:
         return s.LocalDesired(generation=self.jobs.desired_state.generation, jobs=jobs)
 
     async def backlog(self) -> s.Backlog:
-        from edgefleet.agent.data.service import DataService
-
-        data = next((p for p in self.agent.parts if isinstance(p, DataService)), None)
+        data = self.data
         if data is None:
             return s.Backlog(streams=[], files_pending=0)
         stats = await data.call(data.buffer.stats)
@@ -340,9 +350,8 @@ class LocalApi:
     async def _after_change(self) -> None:
         await self.jobs._observe_and_report()
         await self.report()
-        if self.agent.connection is not None:
-            self._sent_apps = self.app_facts()
-            await self.agent.connection.send(FactsChanged(facts=self.agent.facts()))
+        self._sent_apps = self.app_facts()
+        await self.ctx.connection.send(FactsChanged(facts=self.ctx.facts()))
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -21,10 +21,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from edgefleet.agent.jobs import Jobs
+from edgefleet.agent.part import MessageHandler
 from edgefleet.agent.schedule.core import Action, Cancel, Skip, Start, Timetable
 from edgefleet.agent.schedule.runlog import RunLog
 from edgefleet.agent.schedule.runner import Runner
@@ -199,6 +200,9 @@ class Periodic:
                 return
             self._last_offer = asyncio.get_running_loop().time()
             await self.send(ScheduleRuns(runs=batch))
+
+    def message_handlers(self) -> Mapping[type[Message], MessageHandler]:
+        return {ScheduleRunsAck: self.on_ack}
 
     async def on_ack(self, ack: ScheduleRunsAck) -> None:
         self.log.ack(ack.ids)

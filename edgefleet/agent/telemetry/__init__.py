@@ -11,39 +11,35 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
-
-
-def attach(agent: Agent) -> None:
-    """Add telemetry and log shipping to ``agent`` (after its Jobs exist)."""
-    from edgefleet.agent.telemetry.buffer import SampleBuffer
+    from edgefleet.agent.part import AgentContext
     from edgefleet.agent.telemetry.logs import LogShipper
     from edgefleet.agent.telemetry.part import Telemetry
+
+
+def telemetry(ctx: AgentContext) -> Telemetry:
+    """The sampling part, sending over the agent's connection."""
+    from edgefleet.agent.telemetry.buffer import SampleBuffer
+    from edgefleet.agent.telemetry.part import Telemetry
     from edgefleet.agent.telemetry.sampler import Sampler
-    from edgefleet.wire.messages import Message, TelemetryAck
 
-    assert agent.jobs is not None
-    settings = agent.settings
-
-    async def send(message: Message) -> bool:
-        return agent.connection is not None and await agent.connection.send(message)
-
-    telemetry = Telemetry(
+    settings = ctx.settings
+    return Telemetry(
         Sampler(settings.state_dir),
         SampleBuffer(settings.state_dir / "telemetry.db", settings.telemetry_buffer_max),
-        send,
+        ctx.connection.send,
         interval=settings.telemetry_interval,
     )
-    agent.parts.append(telemetry)
-    agent.on_connected.append(telemetry.on_connected)
-    agent.message_handlers[TelemetryAck] = telemetry.on_ack
-    if settings.logs_ship_interval > 0:
-        shipper = LogShipper(
-            agent.jobs,
-            send,
-            interval=settings.logs_ship_interval,
-            max_lines=settings.logs_ship_lines,
-            max_bytes=settings.logs_ship_bytes,
-        )
-        agent.parts.append(shipper)
-        agent.on_connected.append(shipper.on_connected)
+
+
+def log_shipper(ctx: AgentContext) -> LogShipper:
+    """The part shipping workloads' last log lines (when ``--logs-ship-interval`` > 0)."""
+    from edgefleet.agent.telemetry.logs import LogShipper
+
+    settings = ctx.settings
+    return LogShipper(
+        ctx.jobs,
+        ctx.connection.send,
+        interval=settings.logs_ship_interval,
+        max_lines=settings.logs_ship_lines,
+        max_bytes=settings.logs_ship_bytes,
+    )

@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+from edgefleet.agent.part import MessageHandler
 from edgefleet.agent.telemetry.buffer import SampleBuffer
 from edgefleet.agent.telemetry.sampler import Sampler
 from edgefleet.wire.messages import Message, TelemetryAck, TelemetryBatch
@@ -77,6 +78,9 @@ class Telemetry:
                 return
             if await self.send(TelemetryBatch(samples=batch)):
                 self._in_flight = asyncio.get_running_loop().time()
+
+    def message_handlers(self) -> Mapping[type[Message], MessageHandler]:
+        return {TelemetryAck: self.on_ack}
 
     async def on_ack(self, ack: TelemetryAck) -> None:
         await asyncio.to_thread(self.buffer.ack, ack.upto)

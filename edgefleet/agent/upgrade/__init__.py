@@ -25,17 +25,3 @@ process workloads are adopted by pid after the exec, as on any restart)::
 State under ``<state-dir>/upgrade/``: ``pending.json`` while a switch is on
 trial, ``report.json`` with the last outcome (sent in the device's facts).
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
-
-
-def attach(agent: Agent) -> None:
-    """Register the ``upgrade-agent`` command and the health check after each welcome."""
-    from edgefleet.agent.upgrade.part import UpgradePart
-
-    UpgradePart(agent).attach()

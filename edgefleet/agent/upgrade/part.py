@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
+from collections.abc import Mapping
 
 from edgefleet import __version__
 from edgefleet.agent.errors import AgentError
+from edgefleet.agent.part import AgentContext, CommandHandler
 from edgefleet.agent.upgrade import install
 from edgefleet.agent.upgrade.launch import switch
 from edgefleet.agent.upgrade.state import (
@@ -20,10 +19,9 @@ from edgefleet.agent.upgrade.state import (
     read_pending,
     write_report,
 )
+from edgefleet.wire.commands import UpgradeAnswer, UpgradeArgs
+from edgefleet.wire.messages import FactsChanged
 from edgefleet.wire.upgrade import UpgradeOrder, UpgradeReport
-
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
 
 log = logging.getLogger("edgefleet.agent.upgrade")
 
@@ -33,16 +31,17 @@ class UpgradeRefused(AgentError):
 
 
 class UpgradePart:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.paths = Paths(agent.settings.state_dir)
+    """The ``upgrade-agent`` command, and the health check after each welcome."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.paths = Paths(ctx.settings.state_dir)
         self.busy = False
 
-    def attach(self) -> None:
-        self.agent.commands.handlers["upgrade-agent"] = self.upgrade
-        self.agent.on_connected.append(self.connected)
+    def command_handlers(self) -> Mapping[str, CommandHandler]:
+        return {"upgrade-agent": self.upgrade}
 
-    async def connected(self) -> None:
+    async def on_connected(self) -> None:
         """Welcomed by the server: if this version is on trial, it passed."""
         pending = read_pending(self.paths)
         if pending is None or pending.version != __version__:
@@ -61,22 +60,17 @@ class UpgradePart:
         self._remove_old_versions(keep={__version__, pending.from_version})
         await self._send_facts()
 
-    async def upgrade(self, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            order = UpgradeOrder.model_validate(args)
-        except ValidationError as exc:
-            raise UpgradeRefused(f"invalid upgrade order: {exc.errors()[0]['msg']}") from None
+    async def upgrade(self, order: UpgradeArgs) -> UpgradeAnswer:
         if order.version == __version__:
-            return {"accepted": False, "already": True, "version": __version__}
+            return UpgradeAnswer(accepted=False, already=True, version=__version__)
         if self.busy or read_pending(self.paths) is not None:
             raise UpgradeRefused("an upgrade is already in progress on this device")
         self.busy = True
-        self.agent.spawn(self._run(order), name="upgrade")
-        return {"accepted": True, "version": order.version, "from": __version__}
+        self.ctx.spawn(self._run(order), "upgrade")
+        return UpgradeAnswer(accepted=True, version=order.version, from_version=__version__)
 
     async def _run(self, order: UpgradeOrder) -> None:
-        connection, identity = self.agent.connection, self.agent.identity
-        assert connection is not None and identity is not None
+        connection, identity = self.ctx.connection, self.ctx.identity
         self._report(order, "installing")
         try:
             wheel = await asyncio.to_thread(
@@ -85,8 +79,8 @@ class UpgradePart:
                 identity.credential,
                 order,
                 self.paths.downloads,
-                self.agent.settings.upgrade_max_bytes,
-                self.agent.ssl_context(),
+                self.ctx.settings.upgrade_max_bytes,
+                self.ctx.ssl_context,
             )
             python = await asyncio.to_thread(install.install, self.paths, order.version, wheel)
             wheel.unlink(missing_ok=True)
@@ -98,8 +92,7 @@ class UpgradePart:
             return
         self._report(order, "switching")
         log.warning("switching the agent to %s", order.version)
-        self.agent.handover = lambda: switch(self.paths, order, python)
-        self.agent.request_restart()
+        self.ctx.request_restart(lambda: switch(self.paths, order, python))
 
     def _report(self, order: UpgradeOrder, state: str, reason: str = "") -> None:
         write_report(
@@ -116,10 +109,7 @@ class UpgradePart:
         )
 
     async def _send_facts(self) -> None:
-        if self.agent.connection is not None:
-            from edgefleet.wire.messages import FactsChanged
-
-            await self.agent.connection.send(FactsChanged(facts=self.agent.facts()))
+        await self.ctx.connection.send(FactsChanged(facts=self.ctx.facts()))
 
     def _remove_old_versions(self, keep: set[str]) -> None:
         """Keep the running version and the one before it (the way back)."""

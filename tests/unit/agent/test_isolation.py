@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgefleet.agent.runtimes.isolation import (
+from edgefleet.agent.isolation import (
     IsolationFirewall,
     JobNet,
     desired,
@@ -237,7 +237,7 @@ class PodmanRuntime(FakeRuntime):
 
 
 def test_podman_bridges_from_its_own_api_else_subnets_only() -> None:
-    from edgefleet.agent.runtimes.isolation import engine_networks
+    from edgefleet.agent.isolation import engine_networks
 
     item = {
         "name": "ef-j1-deva-r1",

@@ -8,8 +8,6 @@ import ipaddress
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -17,23 +15,12 @@ import pytest
 from edgefleet.agent.data.endpoint import MAX_RECORD_BYTES, parse_records
 from edgefleet.agent.data.http import HttpError
 from edgefleet.agent.data.service import DataService, _loopback, _within
-from edgefleet.agent.settings import AgentSettings
-from edgefleet.agent.state import StateDir
-
-
-def fake_agent(state_dir: Path, **settings: Any) -> Any:
-    return SimpleNamespace(
-        settings=AgentSettings(state_dir=state_dir, **settings),
-        state=StateDir(state_dir),
-        jobs=None,
-        runtimes=None,
-        connection=None,
-    )
+from tests.support.agents import agent_context
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[DataService]:
-    data = DataService(fake_agent(tmp_path, data_quota_mb=1))
+    data = DataService(await agent_context(tmp_path, data_quota_mb=1))
     await data.start()
     yield data
     await data.stop()
@@ -88,7 +75,7 @@ async def test_bad_requests_get_clear_4xx_and_store_nothing(service: DataService
 
 
 async def test_full_buffer_answers_507_with_retry_after(tmp_path: Path) -> None:
-    data = DataService(fake_agent(tmp_path, data_quota_mb=1))
+    data = DataService(await agent_context(tmp_path, data_quota_mb=1))
     await data.start()
     try:
         url = data.url("j")
@@ -116,14 +103,14 @@ async def test_files_are_stored_and_listed(service: DataService) -> None:
 
 
 async def test_port_and_secret_are_kept_across_restarts(tmp_path: Path) -> None:
-    first = DataService(fake_agent(tmp_path))
+    first = DataService(await agent_context(tmp_path))
     port, token = first.port, first.token("j")
     first.buffer.close()
-    second = DataService(fake_agent(tmp_path))
+    second = DataService(await agent_context(tmp_path))
     assert (second.port, second.token("j")) == (port, token)
     assert second.token("k") != token
     second.buffer.close()
-    fixed = DataService(fake_agent(tmp_path / "other", data_port=45678))
+    fixed = DataService(await agent_context(tmp_path / "other", data_port=45678))
     assert fixed.port == 45678
     fixed.buffer.close()
 

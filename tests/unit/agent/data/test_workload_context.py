@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -15,12 +13,11 @@ import pytest
 from edgefleet.agent.changes.plan import revision_of
 from edgefleet.agent.data.context import build, visible_peripherals
 from edgefleet.agent.data.service import DataService
-from edgefleet.agent.settings import AgentSettings
-from edgefleet.agent.state import StateDir
 from edgefleet.spec.model import AppSpec
 from edgefleet.spec.policy import DevicePolicy
-from edgefleet.wire.messages import Peripheral
+from edgefleet.wire.messages import DesiredState, Peripheral
 from edgefleet.wire.workload import DeviceContext, JobAssignment
+from tests.support.agents import agent_context
 
 
 def assignment(job: str, device: DeviceContext | None = None) -> JobAssignment:
@@ -87,17 +84,13 @@ def test_device_context_is_not_part_of_the_revision() -> None:
 async def service(tmp_path: Path) -> AsyncIterator[DataService]:
     described = DeviceContext(name="cam-7", labels={"site": "a"}, metadata={"floor": 2})
     jobs = {"j1": assignment("j1", described), "j2": assignment("j2", described)}
-    agent: Any = SimpleNamespace(
-        settings=AgentSettings(
-            state_dir=tmp_path, data_quota_mb=1, peripheral=["sensor=/dev/ttyFAKE9"]
-        ),
-        state=StateDir(tmp_path),
-        jobs=SimpleNamespace(assignments=lambda: jobs, device_id="d1"),
-        identity=SimpleNamespace(name="enrolled"),
-        runtimes=None,
-        connection=None,
+    ctx = await agent_context(
+        tmp_path,
+        desired=DesiredState(generation=1, jobs=list(jobs.values())),
+        data_quota_mb=1,
+        peripheral=["sensor=/dev/ttyFAKE9"],
     )
-    data = DataService(agent)
+    data = DataService(ctx)
     await data.start()
     yield data
     await data.stop()

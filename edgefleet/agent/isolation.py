@@ -43,12 +43,11 @@ import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from edgefleet.agent.part import AgentContext
 from edgefleet.agent.runtimes.base import LABEL_DEVICE, LABEL_MANAGED
-
-if TYPE_CHECKING:
-    from edgefleet.agent.agent import Agent
+from edgefleet.agent.runtimes.capabilities import HasNetworkHooks
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +199,15 @@ async def engine_networks(runtime: Any) -> list[JobNet]:
             answer = await asyncio.to_thread(api._get, url, params=params)
             if answer.status_code == 200:
                 return [parse_libpod(i) for i in answer.json() if i.get("driver") == "bridge"]
-        except Exception as exc:  # an older Podman, or the SDK moved: the compatible API
+        # an older Podman (an API error is an OSError, as every requests error is),
+        # or the SDK moved its private helpers: the compatible API below
+        except (OSError, ValueError, AttributeError) as exc:
             log.debug("Podman's own network list failed (%s); using subnets only", exc)
     found = await asyncio.to_thread(api.networks, filters={"label": [label]})
     result = []
     for item in found:
         if not (item.get("IPAM") or {}).get("Config") and item.get("Name"):
-            with contextlib.suppress(Exception):  # gone since the list: next round
+            with contextlib.suppress(OSError):  # gone since the list (NotFound): next round
                 item = await asyncio.to_thread(api.inspect_network, item["Name"])
         result.append(parse_compat(item, podman))
     return result
@@ -270,10 +271,11 @@ class IsolationFirewall:
             await self.reconcile_quietly()
 
     async def reconcile_quietly(self) -> None:
-        """For hooks and the loop: a failure is logged once, never raised."""
+        """For hooks and the loop: a failure of the engine (OSError) or of nft
+        (RuntimeError, OSError) is logged once, never raised."""
         try:
             await self.reconcile()
-        except Exception as exc:
+        except (OSError, RuntimeError) as exc:
             message = str(exc) or type(exc).__name__
             if message != self._failing:
                 log.warning("isolation firewall not updated (the rules in place stay): %s", message)
@@ -324,14 +326,13 @@ class IsolationFirewall:
             raise RuntimeError(f"nft refused the rules: {output.strip()}")
 
 
-def attach(agent: Agent) -> IsolationFirewall | None:
-    """Add the firewall part when the container runtime has networks and the
-    agent may and can keep a firewall (after Jobs exist, before they start)."""
-    runtime = agent.runtimes.container if agent.runtimes is not None else None
-    hooks = getattr(runtime, "network_hooks", None)
-    if runtime is None or hooks is None or agent.jobs is None:
+def firewall(ctx: AgentContext) -> IsolationFirewall | None:
+    """The firewall part, when the container runtime has network hooks and the
+    agent may and can keep a firewall (built after Jobs exist, before they start)."""
+    runtime: object = ctx.runtimes.container  # any runtime may have the capability
+    if not isinstance(runtime, HasNetworkHooks):
         return None
-    if not agent.settings.isolation_firewall:
+    if not ctx.settings.isolation_firewall:
         log.info("--no-isolation-firewall: keeping jobs apart is left to the container engine")
         return None
     reason = unavailable()
@@ -342,7 +343,6 @@ def attach(agent: Agent) -> IsolationFirewall | None:
             reason,
         )
         return None
-    firewall = IsolationFirewall(runtime, agent.jobs.device_id)
-    hooks.append(firewall.reconcile_quietly)
-    agent.parts.append(firewall)
-    return firewall
+    part = IsolationFirewall(runtime, ctx.device_id)
+    runtime.network_hooks.append(part.reconcile_quietly)
+    return part
