@@ -20,6 +20,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.gateway.session import AgentSession
+from edgefleet.server.pagination import Page, PageParams, keyset_rows
 from edgefleet.server.projects import service as projects
 from edgefleet.wire.messages import DatasetColumn, DatasetPrivacy, DatasetsReport
 
@@ -56,19 +57,17 @@ async def ingest(ctx: ServerContext, session: AgentSession, report: DatasetsRepo
 async def listing(
     db: AsyncSession,
     caller: Caller,
+    page: PageParams,
     *,
-    after: int,
-    limit: int,
     project_pk: int | None = None,
     dataset: str | None = None,
     device: str | None = None,
-) -> tuple[list[DatasetOut], list[int]]:
-    """One item per (device, dataset) the caller may see; and the rows' pks (cursor)."""
+) -> Page[DatasetOut]:
+    """One item per (device, dataset) the caller may see, oldest first."""
     query = (
         select(FedDataset, Device, Presence)
         .join(Device, Device.pk == FedDataset.device_pk)
         .outerjoin(Presence, Presence.device_pk == Device.pk)
-        .where(FedDataset.pk > after)
     )
     query = device_query.visible(query, caller)
     if project_pk is not None:
@@ -77,7 +76,8 @@ async def listing(
         query = query.where(FedDataset.name == dataset)
     if device:
         query = query.where((Device.id == device) | (Device.name == device))
-    rows = (await db.execute(query.order_by(FedDataset.pk).limit(limit + 1))).all()
+    found = await keyset_rows(db, query, FedDataset.pk, page, key=lambda row: int(row[0].pk))
+    rows = found.items
     names = await projects.names(db, {d.project_pk for _, d, _ in rows})
     now = utcnow()
     items = [
@@ -98,6 +98,6 @@ async def listing(
             is_online=presence is not None and presence.expires_at > now,
             updated_at=ds.updated_at,
         )
-        for ds, dev, presence in rows[:limit]
+        for ds, dev, presence in rows
     ]
-    return items, [ds.pk for ds, _, _ in rows]
+    return Page(items=items, next=found.next)

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from edgefleet.server.computations import datasets, service
 from edgefleet.server.computations.schemas import ComputationIn, ComputationOut, DatasetOut
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
 
 router = APIRouter(tags=["federated"])
@@ -30,17 +30,16 @@ async def list_computations(
     dataset: str | None = None,
     state: str | None = Query(None, description="comma-separated: running,done,failed,refused"),
 ) -> Page[ComputationOut]:
-    rows = await service.listing(
+    listed = await service.listing(
         db,
         caller,
-        after=page.after,
-        limit=page.limit,
+        page,
         project_pk=(await projects.find(db, caller, project)).pk if project else None,
         dataset=dataset,
         states=[s.strip() for s in state.split(",")] if state else None,
     )
-    items = [await service.output(db, row, ctx) for row in rows[: page.limit]]
-    return Page(items=items, next=next_cursor([r.pk for r in rows], page.limit))
+    items = [await service.output(db, row, ctx) for row in listed.items]
+    return Page(items=items, next=listed.next)
 
 
 @router.get("/computations/{computation}", response_model=ComputationOut)
@@ -62,13 +61,6 @@ async def list_datasets(
     """Datasets declared on the caller's projects' devices, one item per device:
     schema, rounded size and the owner's policy. Never a value."""
     project_pk = (await projects.find(db, caller, project)).pk if project else None
-    items, pks = await datasets.listing(
-        db,
-        caller,
-        after=page.after,
-        limit=page.limit,
-        project_pk=project_pk,
-        dataset=dataset,
-        device=device,
+    return await datasets.listing(
+        db, caller, page, project_pk=project_pk, dataset=dataset, device=device
     )
-    return Page(items=items, next=next_cursor(pks, page.limit))

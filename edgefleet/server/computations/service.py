@@ -28,6 +28,7 @@ from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import ApiError, Invalid, NotFound
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 
@@ -44,15 +45,14 @@ async def find(db: AsyncSession, caller: Caller, ref: str) -> Computation:
 async def listing(
     db: AsyncSession,
     caller: Caller,
+    page: PageParams,
     *,
-    after: int,
-    limit: int,
     project_pk: int | None = None,
     dataset: str | None = None,
     states: list[str] | None = None,
-) -> list[Computation]:
-    """Up to ``limit + 1`` computations the caller may see, oldest first."""
-    query = select(Computation).where(Computation.pk > after)
+) -> Page[Computation]:
+    """The computations the caller may see, oldest first."""
+    query = select(Computation)
     visible = caller.visible_projects()
     if visible is not None:
         query = query.where(Computation.project_pk.in_(visible))
@@ -62,7 +62,7 @@ async def listing(
         query = query.where(Computation.dataset == dataset)
     if states:
         query = query.where(Computation.state.in_(states))
-    return list(await db.scalars(query.order_by(Computation.pk).limit(limit + 1)))
+    return await keyset_page(db, query, Computation.pk, page)
 
 
 async def _project(db: AsyncSession, caller: Caller, body: ComputationIn) -> Project:

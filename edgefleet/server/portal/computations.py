@@ -27,6 +27,7 @@ from edgefleet.server.computations import datasets, service
 from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError, Invalid
+from edgefleet.server.pagination import PageParams
 from edgefleet.server.portal.web import (
     CheckedForm,
     PortalRoute,
@@ -110,8 +111,8 @@ def _values(form: FormData) -> dict[str, Any]:
 async def _page(
     request: Request, viewer: Viewer, db: Db, ctx: Ctx, values: dict[str, Any], error: str = ""
 ) -> Response:
-    rows = await service.listing(db, viewer.caller, after=0, limit=PAGE)
-    items = [await service.output(db, row, ctx) for row in reversed(rows[:PAGE])]
+    listed = await service.listing(db, viewer.caller, PageParams(limit=PAGE, after=0))
+    items = [await service.output(db, row, ctx) for row in reversed(listed.items)]
     context = {
         "computations": items,
         "ops": TASK_OPS,
@@ -163,5 +164,5 @@ async def computation_fragment(
 
 @router.get("/datasets")
 async def datasets_page(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    items, _ = await datasets.listing(db, viewer.caller, after=0, limit=500)
-    return render(request, "datasets.html", {"datasets": items})
+    listed = await datasets.listing(db, viewer.caller, PageParams(limit=500, after=0))
+    return render(request, "datasets.html", {"datasets": listed.items})
