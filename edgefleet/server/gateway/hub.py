@@ -7,11 +7,9 @@ replica that does (subject ``ef.device.<id>``, subscribed by the holder).
 With the in-process bus there is no other replica, so a device that is not
 held here is offline, and no per-device subscriptions are made at all.
 
-Presence is written in batches: every ``flush_interval`` one UPDATE extends
-``presence.expires_at`` for every device that heartbeated since the last
-flush. A device whose agent went quiet, or whose replica died, simply stops
-being extended and is offline once ``expires_at`` passes; a clean disconnect
-deletes its row at once.
+Presence is written in batches (:mod:`.presence`): every ``flush_interval``
+the devices that heartbeated since the last flush are extended together; a
+silent one simply expires, a clean disconnect clears its row at once.
 
 Other modules plug in without the gateway knowing them, through the
 :class:`~edgefleet.server.devices_link.DeviceLink` Protocol the hub satisfies:
@@ -27,10 +25,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,8 +45,7 @@ from edgefleet.server.bus.envelopes import (
     read_device,
 )
 from edgefleet.server.context import ServerContext
-from edgefleet.server.db.base import utcnow
-from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.devices.tables import Device
 from edgefleet.server.devices_link import (
     DesiredSource,
     FleetHook,
@@ -60,6 +56,7 @@ from edgefleet.server.devices_link import (
     StreamAcceptor,
 )
 from edgefleet.server.errors import GatewayTimeout, Unavailable
+from edgefleet.server.gateway import presence
 from edgefleet.server.gateway.admission import Admission
 from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.bridge import StreamBridge, device_subject
@@ -210,17 +207,7 @@ class Hub:
         session.fail_pending(f"device disconnected: {reason}")
         await self._unsubscribe(session.device.id)
         try:
-            async with self.ctx.session() as db:
-                await db.execute(
-                    delete(Presence).where(
-                        Presence.device_pk == session.device.pk,
-                        Presence.replica == self.ctx.replica,
-                    )
-                )
-                await db.execute(
-                    update(Device).where(Device.pk == session.device.pk).values(last_seen=utcnow())
-                )
-                await db.commit()
+            await presence.clear(self.ctx.sessions, self.ctx.replica, session.device.pk)
         except SQLAlchemyError:  # its presence expires on its own (offline_after)
             log.exception("could not clear presence of %s", session.device.id)
         self.ctx.events.record(
@@ -400,19 +387,8 @@ class Hub:
             return
         for s in seen:
             s.seen_since_flush = False
-        now = utcnow()
-        expires = now + timedelta(seconds=self.ttl)
         pks = [s.device.pk for s in seen]
-        async with self.ctx.session() as db:
-            for start in range(0, len(pks), 500):
-                chunk = pks[start : start + 500]
-                await db.execute(
-                    update(Presence)
-                    .where(Presence.device_pk.in_(chunk), Presence.replica == self.ctx.replica)
-                    .values(expires_at=expires)
-                )
-                await db.execute(update(Device).where(Device.pk.in_(chunk)).values(last_seen=now))
-            await db.commit()
+        await presence.extend(self.ctx.sessions, self.ctx.replica, pks, self.ttl)
 
     async def _reap_loop(self) -> None:
         """Close sessions whose agent stopped heartbeating (a cut network leaves

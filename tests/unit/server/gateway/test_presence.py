@@ -1,0 +1,85 @@
+"""Presence rows on a real SQLite file: a flush extends this replica's rows of
+the devices given (and their last seen), nobody else's; a clean disconnect
+clears this replica's row only (the device may already be held elsewhere)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from edgefleet.server.db.base import utcnow
+from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.gateway import presence
+from edgefleet.server.projects.tables import Project
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def _fleet(sessions: Sessions) -> list[int]:
+    """Three devices online since a minute ago, expiring in 5 s: two on replica
+    "here", one on "there"."""
+    async with sessions() as db:
+        project = Project(id="p1", name="north")
+        db.add(project)
+        await db.flush()
+        devices = [
+            Device(id=f"d{n}", project_pk=project.pk, name=f"pi-{n}", credential_hash=f"h{n}")
+            for n in range(3)
+        ]
+        db.add_all(devices)
+        await db.flush()
+        then = utcnow() - timedelta(minutes=1)
+        for device, replica in zip(devices, ["here", "here", "there"], strict=True):
+            device.last_seen = then
+            db.add(
+                Presence(
+                    device_pk=device.pk,
+                    replica=replica,
+                    connected_at=then,
+                    expires_at=utcnow() + timedelta(seconds=5),
+                )
+            )
+        await db.commit()
+        return [d.pk for d in devices]
+
+
+async def _rows(sessions: Sessions) -> dict[int, tuple[str, float]]:
+    """device pk -> (replica, seconds until its presence expires)"""
+    async with sessions() as db:
+        rows = await db.scalars(select(Presence))
+        now = utcnow()
+        return {r.device_pk: (r.replica, (r.expires_at - now).total_seconds()) for r in rows}
+
+
+async def test_a_flush_extends_only_this_replicas_rows_of_the_devices_seen(
+    sessions: Sessions,
+) -> None:
+    first, second, elsewhere = await _fleet(sessions)
+    await presence.extend(sessions, "here", [first, elsewhere], ttl=90)
+    rows = await _rows(sessions)
+    assert 85 < rows[first][1] <= 90  # extended
+    assert rows[second][1] <= 5  # not seen since the last flush: left to expire
+    assert rows[elsewhere][1] <= 5  # held by another replica: not ours to extend
+    async with sessions() as db:
+        seen = {pk: last for pk, last in await db.execute(select(Device.pk, Device.last_seen))}
+    assert utcnow() - seen[first] < timedelta(seconds=5)
+    assert utcnow() - seen[second] > timedelta(seconds=50)
+
+
+async def test_a_clean_disconnect_clears_only_this_replicas_row(sessions: Sessions) -> None:
+    first, _second, elsewhere = await _fleet(sessions)
+    await presence.clear(sessions, "here", first)
+    await presence.clear(sessions, "here", elsewhere)  # reconnected to "there" meanwhile
+    rows = await _rows(sessions)
+    assert first not in rows
+    assert rows[elsewhere][0] == "there"
+
+
+async def test_a_flush_of_many_devices_goes_in_chunks(sessions: Sessions) -> None:
+    pks = await _fleet(sessions)
+    many = [*pks, *range(10_000, 10_000 + presence.CHUNK + 5)]  # unknown pks match no row
+    await presence.extend(sessions, "here", many, ttl=60)
+    rows = await _rows(sessions)
+    assert rows[pks[0]][1] > 55 and rows[pks[1]][1] > 55
