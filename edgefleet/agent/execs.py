@@ -11,14 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import signal
 import struct
 import subprocess
 import termios
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 STDOUT, STDERR = 1, 2
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """An interactive command as the server's exec stream asks for it; one value
+    handed from the stream to the runtime to the session, so that the runtimes'
+    ``exec_session`` and the sessions' ``start`` need not each spell it out."""
+
+    argv: list[str]
+    env: dict[str, str]
+    tty: bool
+    cols: int = 80
+    rows: int = 24
 
 
 class ExecSession(Protocol):
@@ -209,23 +225,17 @@ class DockerExec:
         self._loop = asyncio.get_running_loop()
 
     @classmethod
-    async def start(
-        cls,
-        api: Any,
-        container: str,
-        argv: list[str],
-        env: dict[str, str],
-        tty: bool,
-        cols: int,
-        rows: int,
-    ) -> DockerExec:
+    async def start(cls, api: Any, container: str, request: ExecRequest) -> DockerExec:
+        tty = request.tty
+
         def open_exec() -> tuple[str, Any]:
-            created = api.exec_create(container, argv, stdin=True, tty=tty, environment=env or None)
+            created = api.exec_create(
+                container, request.argv, stdin=True, tty=tty, environment=request.env or None
+            )
             raw = api.exec_start(created["Id"], tty=tty, socket=True)
             sock = getattr(raw, "_sock", raw)
             if tty:
-                with contextlib.suppress(Exception):
-                    api.exec_resize(created["Id"], height=rows, width=cols)
+                _resize(api, created["Id"], request.cols, request.rows)
             return created["Id"], sock
 
         exec_id, sock = await asyncio.to_thread(open_exec)
@@ -266,8 +276,7 @@ class DockerExec:
 
     async def resize(self, cols: int, rows: int) -> None:
         if self.tty:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.api.exec_resize, self.exec_id, height=rows, width=cols)
+            await asyncio.to_thread(_resize, self.api, self.exec_id, cols, rows)
 
     async def interrupt(self, name: str) -> None:
         if self.tty and name.upper() in ("INT", "SIGINT"):
@@ -287,3 +296,14 @@ class DockerExec:
     async def kill(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def _resize(api: Any, exec_id: str, cols: int, rows: int) -> None:
+    """Set an engine exec's TTY size (blocking). A size is a nicety: one the
+    engine refuses (the command just ended) leaves the session as it is."""
+    from docker.errors import DockerException  # only reached with the docker runtime
+
+    try:
+        api.exec_resize(exec_id, height=rows, width=cols)
+    except (DockerException, OSError) as exc:
+        log.debug("exec %s: the engine refused a resize: %s", exec_id[:12], exc)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import docker
 
-    from edgefleet.agent.execs import ExecSession
+    from edgefleet.agent.execs import ExecRequest, ExecSession
     from edgefleet.agent.runtimes.workload import WorkloadSpec
 
 NetworkHook = Callable[[], Awaitable[None]]
@@ -86,16 +86,7 @@ class CanExec(Protocol):
 class CanExecInteractive(Protocol):
     """Start an interactive command inside a workload (stdin, TTY, resize)."""
 
-    async def exec_session(
-        self,
-        workload_id: str,
-        argv: list[str],
-        env: dict[str, str],
-        *,
-        tty: bool,
-        cols: int,
-        rows: int,
-    ) -> ExecSession:
+    async def exec_session(self, workload_id: str, request: ExecRequest) -> ExecSession:
         """The running session; the caller pumps it and closes it."""
 
 

@@ -22,7 +22,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from edgefleet.agent import workload_files
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.execs import DockerExec
+from edgefleet.agent.execs import DockerExec, ExecRequest
 from edgefleet.agent.runtimes import docker_config
 from edgefleet.agent.runtimes.workload import (
     LABEL_DEVICE,
@@ -476,18 +476,9 @@ class DockerRuntime:
                 f"exec failed: {getattr(exc, 'explanation', None) or exc}"
             ) from exc
 
-    async def exec_session(
-        self,
-        workload_id: str,
-        argv: list[str],
-        env: dict[str, str],
-        *,
-        tty: bool,
-        cols: int,
-        rows: int,
-    ) -> DockerExec:
+    async def exec_session(self, workload_id: str, request: ExecRequest) -> DockerExec:
         try:
-            return await DockerExec.start(self.client.api, workload_id, argv, env, tty, cols, rows)
+            return await DockerExec.start(self.client.api, workload_id, request)
         except (APIError, DockerException) as exc:
             raise RuntimeFailure(
                 f"exec failed: {getattr(exc, 'explanation', None) or exc}"

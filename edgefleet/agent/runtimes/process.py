@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet.agent.errors import RuntimeFailure
-from edgefleet.agent.execs import HostExec
+from edgefleet.agent.execs import ExecRequest, HostExec
 from edgefleet.agent.runtimes.process_user import ProcessUser, own_name
 from edgefleet.agent.runtimes.workload import (
     LABEL_INPUTS,
@@ -456,31 +456,22 @@ class ProcessRuntime:
             raise
         return process.returncode or 0, out, err
 
-    async def exec_session(
-        self,
-        workload_id: str,
-        argv: list[str],
-        env: dict[str, str],
-        *,
-        tty: bool,
-        cols: int,
-        rows: int,
-    ) -> HostExec:
+    async def exec_session(self, workload_id: str, request: ExecRequest) -> HostExec:
         meta = self._meta(workload_id)
         if meta is None:
             raise RuntimeFailure(f"no such workload {workload_id}")
         try:
             return await HostExec.start(
-                argv,
-                env={**meta["env"], **env},
+                request.argv,
+                env={**meta["env"], **request.env},
                 cwd=meta["cwd"],
-                tty=tty,
-                cols=cols,
-                rows=rows,
+                tty=request.tty,
+                cols=request.cols,
+                rows=request.rows,
                 user=self.user.ids if self.user.popen_args() else None,
             )
         except OSError as exc:
-            raise RuntimeFailure(f"cannot run {argv[0]}: {exc}") from exc
+            raise RuntimeFailure(f"cannot run {request.argv[0]}: {exc}") from exc
 
     # -- restart policies -----------------------------------------------------------------
 
