@@ -32,6 +32,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.errors import ApiError
 from edgefleet.server.scheduler import lease
+from edgefleet.tasks import cancel_all
 from edgefleet.wire.commands import UPGRADE_AGENT, ReplyError, UpgradeArgs
 
 log = logging.getLogger("edgefleet.server.agent_releases")
@@ -108,8 +109,7 @@ class Rollouts:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_all([self._task])  # a loop that had crashed says so here
 
     async def _loop(self) -> None:
         while True:

@@ -20,6 +20,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.scheduler import lease
 from edgefleet.server.scheduler.loop import LEASE, LEASE_TTL
+from edgefleet.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ class AlertLoop:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_all([task])  # a loop that had crashed says so here
 
     async def _leader(self) -> bool:
         async with self.ctx.session() as db:

@@ -399,8 +399,8 @@ class Ingest:
         except ObjectStoreError as exc:
             log.warning("file %s from %s not stored: %s", name, session.device.id, exc.message)
             await _reply(stream, {"error": exc.message})
-        except StreamError:
-            pass
+        except StreamError as exc:  # not acknowledged: the agent sends the file again
+            log.info("file %s from %s not received: %s", name, session.device.id, exc.reason)
         finally:
             path.unlink(missing_ok=True)
 

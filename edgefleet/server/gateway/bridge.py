@@ -41,7 +41,7 @@ from edgefleet.server.bus.envelopes import (
 )
 from edgefleet.server.errors import GatewayTimeout, Unavailable
 from edgefleet.server.gateway.session import AgentSession
-from edgefleet.wire.mux import Mux, Stream, StreamError
+from edgefleet.wire.mux import Mux, SendFailed, SendFrame, Stream, StreamError
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ class StreamBridge:
             if message.data != PING:
                 mux.feed(message.data)
 
-        async def send(frame: bytes) -> None:
-            await self.bus.publish(f"ef.stream.{sid}.h", frame)
-
+        send = _sender(self.bus, f"ef.stream.{sid}.h")
         mux = Mux(send, odd=True)
         sub = await self.bus.subscribe(f"ef.stream.{sid}.r", on_frame)
         try:
@@ -126,8 +124,7 @@ class StreamBridge:
         done = asyncio.Event()
         opened = asyncio.Event()
 
-        async def send(frame: bytes) -> None:
-            await self.bus.publish(f"ef.stream.{sid}.r", frame)
+        send = _sender(self.bus, f"ef.stream.{sid}.r")
 
         async def relay(bridged: Stream) -> None:
             opened.set()
@@ -176,6 +173,19 @@ class StreamBridge:
 
 async def _feed(mux: Mux, message: BusMessage) -> None:
     mux.feed(message.data)
+
+
+def _sender(bus: Bus, subject: str) -> SendFrame:
+    """How a bridged mux sends a frame: on the bus, whose failure is the mux's
+    "the carrier is gone" (:class:`SendFailed`)."""
+
+    async def send(frame: bytes) -> None:
+        try:
+            await bus.publish(subject, frame)
+        except BusError as exc:
+            raise SendFailed(str(exc)) from exc
+
+    return send
 
 
 async def _pump(source: Stream, target: Stream) -> None:

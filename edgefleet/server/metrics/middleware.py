@@ -11,6 +11,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgefleet.server.metrics.registry import UNMATCHED, ServerMetrics
+from edgefleet.tasks import cancel_all
 
 
 class RouteTemplates:
@@ -64,8 +65,7 @@ class LoopLag:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_all([task])  # a loop that had crashed says so here
 
     async def _run(self) -> None:
         while True:
