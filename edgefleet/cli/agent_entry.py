@@ -21,28 +21,11 @@ import os
 import sys
 import types
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from edgefleet.agent.settings import AgentSettings
+from edgefleet.cli.handoff import SETTINGS_ENV  # written by handoff.exec_lean
 
-# The validated settings as JSON, for the lean process only (removed from its
-# environment at once, so workloads and children never see it).
-SETTINGS_ENV = "EDGEFLEET_AGENT_LEAN_SETTINGS"
-MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
-
-
-def exec_lean(settings: AgentSettings) -> None:
-    """Replace this process with a lean one running the agent with ``settings``
-    (never returns). The command line is kept, so ``ps``, a restart and an
-    over-the-air upgrade see the same arguments."""
-    env = dict(os.environ)
-    env[SETTINGS_ENV] = settings.model_dump_json()
-    for name, value in MALLOC_ENV.items():
-        env.setdefault(name, value)
-    sys.stdout.flush()  # exec drops what Python still buffers
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+__all__ = ["SETTINGS_ENV", "defer", "main"]
 
 
 # Imported by the agent's dependencies (websockets' proxy support) or modules

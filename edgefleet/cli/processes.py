@@ -56,7 +56,7 @@ def _run_agent(**values: Any) -> None:
     follow_current(settings.state_dir)  # an upgraded agent runs from its own venv
     if not settings.server and not (settings.state_dir / "device.json").exists():
         raise fail("--server is required (the URL of the edgefleet server)", 2)
-    from edgefleet.cli.agent_entry import exec_lean
+    from edgefleet.cli.handoff import exec_lean
 
     exec_lean(settings)  # the daemon runs without Typer and the CLI loaded (issue 18)
 

@@ -1,0 +1,36 @@
+"""The hand-off from the CLI's process to the agent's lean one (issue 18).
+
+``edgefleet agent`` parses and validates its flags with the full CLI, then
+:func:`exec_lean` replaces the process with the same command line and the
+validated settings in :data:`SETTINGS_ENV`, which
+:mod:`edgefleet.cli.agent_entry` reads back without Typer. Both sides name the
+variable from here: a leaf module, so the verb (``cli/processes.py``) and the
+lean entry, which registers that verb, do not import each other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgefleet.agent.settings import AgentSettings
+
+# The validated settings as JSON, for the lean process only (removed from its
+# environment at once, so workloads and children never see it).
+SETTINGS_ENV = "EDGEFLEET_AGENT_LEAN_SETTINGS"
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def exec_lean(settings: AgentSettings) -> None:
+    """Replace this process with a lean one running the agent with ``settings``
+    (never returns). The command line is kept, so ``ps``, a restart and an
+    over-the-air upgrade see the same arguments."""
+    env = dict(os.environ)
+    env[SETTINGS_ENV] = settings.model_dump_json()
+    for name, value in MALLOC_ENV.items():
+        env.setdefault(name, value)
+    sys.stdout.flush()  # exec drops what Python still buffers
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
