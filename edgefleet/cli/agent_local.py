@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,7 @@ def _unreachable(sock: Path, exc: Exception) -> typer.Exit:
     return fail(f"cannot reach the agent at {sock}: {exc}")
 
 
-def _key(name: str) -> Callable[[dict[str, Any]], Any]:
+def _key(name: str) -> Callable[[Mapping[str, Any]], Any]:
     return lambda item: item[name]
 
 

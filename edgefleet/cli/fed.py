@@ -10,7 +10,7 @@ from rich.table import Table
 
 from edgefleet.cli import config
 from edgefleet.cli.choices import Op
-from edgefleet.cli.output import Format, OutputOption, console, fail, print_json, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, console, fail, print_json, show_list
 from edgefleet.fed.analytics.query import parse_condition, scalar
 
 app = typer.Typer(
@@ -59,12 +59,12 @@ def _floats(text: str | None, flag: str) -> list[float]:
         raise fail(f"{flag} {text!r}: expected comma-separated numbers") from None
 
 
-def _names(computation: dict[str, Any], devices: list[str]) -> str:
+def _names(computation: Item, devices: list[str]) -> str:
     parties = {p["device"]: p["name"] for p in computation.get("parties", [])}
     return ", ".join(parties.get(d, d) for d in devices) or "-"
 
 
-def show(computation: dict[str, Any]) -> None:
+def show(computation: Item) -> None:
     """The computation for people: the released value, who is in it, who is not and why."""
     state = computation["state"]
     what = f"{computation['op']} of {computation['dataset']}.{computation['column']}"

@@ -6,18 +6,18 @@ on stdout stays a clean document."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from edgefleet.cli import output
 from edgefleet.cli.output import fail
 from edgefleet.client.client import Client
+from edgefleet.client.models import InstanceSave
 
 SETTLED = ("done", "failed")
 
 
 def follow(
-    client: Client, instance: str, save: dict[str, Any], timeout: float, *, quiet: bool
-) -> dict[str, Any]:
+    client: Client, instance: str, save: InstanceSave, timeout: float, *, quiet: bool
+) -> InstanceSave:
     """Poll the save until it is done or failed; the last answer."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 

@@ -7,12 +7,16 @@ URLs); it stops by itself after the application's idle timeout."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from edgefleet.cli import config
 from edgefleet.cli.output import Format, OutputOption, ago, fail, show_item, show_list
+
+if TYPE_CHECKING:
+    from edgefleet.client import Client
+    from edgefleet.client.models import Instance
 
 app = typer.Typer(
     help="Personal instances: launch your own copy of a launchable application, share it, stop it.",
@@ -31,7 +35,7 @@ _FIELDS = [
 ]
 
 
-def _wait_running(client: Any, instance: dict[str, Any], timeout: float) -> dict[str, Any]:
+def _wait_running(client: Client, instance: Instance, timeout: float) -> Instance:
     deadline = time.monotonic() + timeout
     while instance["state"] not in ("running", "failed", "stopped"):
         if time.monotonic() > deadline:
@@ -41,7 +45,7 @@ def _wait_running(client: Any, instance: dict[str, Any], timeout: float) -> dict
         time.sleep(1.0)
         instance = client.instance(instance["id"])
     if instance["state"] != "running":
-        errors = "; ".join(d["error"] for d in instance["devices"] if d.get("error"))
+        errors = "; ".join(e for d in instance["devices"] if (e := d.get("error")))
         raise fail(f"instance {instance['id']} is {instance['state']}: {errors or 'no detail'}")
     return instance
 

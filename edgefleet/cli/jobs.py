@@ -11,8 +11,9 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from edgefleet.cli import config, rollout, schedule
-from edgefleet.cli.output import Format, OutputOption, fail, show_item, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, fail, show_item, show_list
 from edgefleet.client import Client
+from edgefleet.client.models import Job
 from edgefleet.labels import LabelError, parse_assignments
 
 app = typer.Typer(help="Jobs: an application deployed to devices.", no_args_is_help=True)
@@ -46,7 +47,7 @@ COLUMNS = [
 ]
 
 
-def device_table(job: dict[str, Any]) -> Table:
+def device_table(job: Item) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for title in ("DEVICE", "STATE", "VERSION", "SERVICES", "ERROR"):
         table.add_column(title)
@@ -66,7 +67,7 @@ def device_table(job: dict[str, Any]) -> Table:
     return table
 
 
-def watch(client: Client, job_id: str, timeout: float) -> dict[str, Any]:
+def watch(client: Client, job_id: str, timeout: float) -> Job:
     """Live view of a rollout until the job settles (or ``timeout``)."""
     progress = Progress(
         TextColumn("{task.description}"),
@@ -95,7 +96,7 @@ def watch(client: Client, job_id: str, timeout: float) -> dict[str, Any]:
             grid.add_row(progress)
             grid.add_row(device_table(job))
             live.update(grid)
-            staged = (job.get("rollout") or {}).get("state")
+            staged = rolling.get("state") if (rolling := job.get("rollout")) else None
             if job["state"] in SETTLED or staged in rollout.STOPPED:
                 return job
             if time.monotonic() > deadline:
@@ -271,8 +272,9 @@ def upgrade(
         show_item(item, output)
     else:
         typer.echo(f"job {item['id']} → version {item['version']}: {item['state']}")
-        if item.get("rollout") and item["rollout"]["state"] in ("rolling", "paused"):
-            typer.echo(rollout.summary(item["rollout"]))
+        staged = item.get("rollout")
+        if staged and staged["state"] in ("rolling", "paused"):
+            typer.echo(rollout.summary(staged))
 
 
 @app.command("cancel")

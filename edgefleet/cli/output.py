@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -64,10 +64,11 @@ def labels_text(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-Column = tuple[str, Callable[[dict[str, Any]], Any]]
+Item = Mapping[str, Any]  # a JSON object: a plain dict or a client model (TypedDict)
+Column = tuple[str, Callable[[Item], Any]]
 
 
-def show_list(items: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: Format) -> None:
+def show_list(items: Sequence[Item], columns: Sequence[Column], fmt: Format) -> None:
     if fmt == Format.json:
         print_json(list(items))
         return
@@ -81,7 +82,7 @@ def show_list(items: Sequence[dict[str, Any]], columns: Sequence[Column], fmt: F
     __getattr__("console").print(table)
 
 
-def show_item(item: dict[str, Any], fmt: Format, fields: Sequence[Column] | None = None) -> None:
+def show_item(item: Item, fmt: Format, fields: Sequence[Column] | None = None) -> None:
     if fmt == Format.json or fields is None:
         print_json(item)
         return

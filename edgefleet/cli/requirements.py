@@ -4,12 +4,10 @@ devices must have to count as ready (``PUT/GET
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from edgefleet.cli import config
-from edgefleet.cli.output import Format, OutputOption, fail, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, fail, show_list
 
 COLUMNS = [
     ("SELECTOR", lambda r: r["selector"] or "(every device)"),
@@ -30,7 +28,7 @@ def require(
     that selector); a device missing one is online but not ready."""
     with config.client() as client:
         if clear:
-            rules: list[dict[str, Any]] = []
+            rules: list[Item] = []
         else:
             if not peripherals:
                 raise fail("name at least one peripheral, or give --clear")

@@ -4,13 +4,14 @@ devices for a time window, with the conflicts shown before anything is held."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
 
 from edgefleet.cli import config
-from edgefleet.cli.output import Format, OutputOption, fail, print_json, show_item, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, fail, print_json, show_item, show_list
 from edgefleet.client.errors import ApiError
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ def when(text: str, option: str) -> str:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
 
 
-def _window(r: dict[str, Any]) -> str:
+def _window(r: Item) -> str:
     return f"{r['start'][:16]} → {r['end'][:16]}"
 
 
@@ -52,7 +53,7 @@ COLUMNS = [
 ]
 
 
-def _conflicts(items: list[dict[str, Any]], title: str) -> None:
+def _conflicts(items: Sequence[Item], title: str) -> None:
     if items:
         typer.echo(title)
         for item in items:
@@ -87,7 +88,7 @@ def create(
     }
     with config.client() as client:
         try:
-            made = client.reserve(
+            made: Item = client.reserve(  # a dry run answers a ReservationDryRun
                 project, start=when(start, "--start"), end=when(end, "--end"), **booking
             )
         except ApiError as exc:

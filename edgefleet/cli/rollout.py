@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from edgefleet.cli import config
-from edgefleet.cli.output import Format, OutputOption, fail, show_item
+from edgefleet.cli.output import Format, Item, OutputOption, fail, show_item
 
 STOPPED = ("paused", "reverted", "aborted")  # a staged rollout waiting for people
 
@@ -38,7 +38,7 @@ def settings(
     return body or None
 
 
-def progress_table(rollout: dict[str, Any]) -> Table:
+def progress_table(rollout: Item) -> Table:
     """One row per batch: its state and its devices (with what each runs)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     for title in ("BATCH", "STATE", "DEVICES"):
@@ -53,7 +53,7 @@ def progress_table(rollout: dict[str, Any]) -> Table:
     return table
 
 
-def summary(rollout: dict[str, Any]) -> str:
+def summary(rollout: Item) -> str:
     text = f"rollout {rollout['state']}"
     if rollout.get("kind") == "configuration":  # a secret or variable changed, not the version
         text += " of a configuration change"
@@ -72,7 +72,7 @@ def summary(rollout: dict[str, Any]) -> str:
     return text
 
 
-def print_rollout(job: dict[str, Any]) -> None:
+def print_rollout(job: Item) -> None:
     rollout = job.get("rollout")
     if not rollout:
         return
@@ -161,7 +161,7 @@ def set_settings(
     if body is None:
         raise fail("give at least one setting, e.g. --max-parallel 2")
     with config.client() as client:
-        current = client.job(job, devices=False).get("rollout") or {}
+        current: Item = client.job(job, devices=False).get("rollout") or {}
         keep = {k: current[k] for k in RolloutKeys if k in current}
         item = client.update_job(job, rollout={**keep, **body})
     if output == Format.json:

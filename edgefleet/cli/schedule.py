@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from edgefleet.cli import config
-from edgefleet.cli.output import Format, OutputOption, fail, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, fail, show_list
 
 RUN_COLUMNS = [
     ("DEVICE", lambda r: r["device_name"]),
@@ -35,7 +35,7 @@ def body(cron: str | None, timezone: str | None, overlap: str | None) -> dict[st
     return schedule
 
 
-def print_schedule(job: dict[str, Any]) -> None:
+def print_schedule(job: Item) -> None:
     """One line under ``edgefleet jobs show`` for a periodic job."""
     schedule = job.get("schedule")
     if not schedule:

@@ -44,6 +44,7 @@ from edgefleet.client.errors import ClientError
 
 if TYPE_CHECKING:
     from edgefleet.client.client import Client
+    from edgefleet.client.models import SsoDevicePoll, SsoToken
 
 DONE_PAGE = (
     b"<!doctype html><meta charset=utf-8><title>edgefleet</title>"
@@ -96,7 +97,7 @@ def _listener(callback: Callback) -> HTTPServer:
 
 def sso_token(
     server: str, *, open_browser: bool, paste: bool, device: bool | None, timeout: float
-) -> dict[str, Any]:
+) -> SsoToken | SsoDevicePoll:
     """Run the sign-in and answer the server's ``{"token", "user", "expires_at"}``.
 
     ``device``: True for device sign-in (RFC 8628), None to use it when the
@@ -135,7 +136,7 @@ def sso_token(
         return client.oidc_token(code, verifier)
 
 
-def _device(client: Client, timeout: float) -> dict[str, Any]:
+def _device(client: Client, timeout: float) -> SsoDevicePoll:
     """Device sign-in: show where to go and the code to type, then poll."""
     start = client.oidc_device_start()
     where = start.get("verification_uri_complete") or start["verification_uri"]

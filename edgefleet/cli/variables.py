@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from edgefleet.cli import config
-from edgefleet.cli.output import Format, OutputOption, ago, fail, show_item, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, ago, fail, show_item, show_list
 
 app = typer.Typer(
     help="Variables for ${VAR} in Compose files and for services' environment "
@@ -24,7 +24,7 @@ SelectorOption = typer.Option(
 )
 
 
-def _scope(s: dict[str, object]) -> str:
+def _scope(s: Item) -> str:
     if s["scope"] == "device":
         return f"device {s['device']}"
     return f"selector {s['selector']}" if s["scope"] == "selector" else "project"

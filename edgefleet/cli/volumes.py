@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from edgefleet.cli import config
-from edgefleet.cli.output import Format, OutputOption, ago, fail, show_item, show_list
+from edgefleet.cli.output import Format, Item, OutputOption, ago, fail, show_item, show_list
 
 app = typer.Typer(
     help="Project volumes: storage kept on devices across jobs.", no_args_is_help=True
@@ -21,8 +20,8 @@ app = typer.Typer(
 ProjectOption = typer.Option("default", "--project", "-p", help="project id or name")
 
 
-def _devices(item: dict[str, Any]) -> None:
-    rows: list[dict[str, Any]] = item.get("devices") or []
+def _devices(item: Item) -> None:
+    rows: list[Item] = item.get("devices") or []
     show_list(
         rows,
         [

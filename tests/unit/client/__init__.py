@@ -1,0 +1,1 @@
+"""Unit tests for edgefleet.client, laid out like the package."""
