@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Invalid
 from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.pagination import Page, PageParams, keyset_rows
 from edgefleet.server.rollouts import pins as rollout_pins
 from edgefleet.wire.status import DeviceJobState
 
@@ -42,10 +43,10 @@ def parse_states(state: str | None) -> list[str] | None:
 
 
 async def page(
-    db: AsyncSession, job: Job, *, after: int, limit: int, states: list[str] | None = None
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Up to ``limit + 1`` rows after the row ``after``, oldest first, and their keys
-    (the extra one tells :func:`~edgefleet.server.pagination.next_cursor` there is more)."""
+    db: AsyncSession, job: Job, params: PageParams, states: list[str] | None = None
+) -> Page[dict[str, Any]]:
+    """The job's devices with their status, oldest row first, as plain dicts in the
+    API's shape (a job on 10,000 devices is read as columns, not objects)."""
     query = (
         select(
             JobDevice.pk,
@@ -62,13 +63,11 @@ async def page(
             JobDevice.waiting,
         )
         .join(Device, Device.pk == JobDevice.device_pk)
-        .where(JobDevice.job_pk == job.pk, JobDevice.pk > after)
-        .order_by(JobDevice.pk)
-        .limit(limit + 1)
+        .where(JobDevice.job_pk == job.pk)
     )
     if states is not None:
         query = query.where(JobDevice.state.in_(states))
-    rows = (await db.execute(query)).all()
+    found = await keyset_rows(db, query, JobDevice.pk, params, key=lambda row: int(row[0]))
     items = [
         {
             "device": device_id,
@@ -84,9 +83,7 @@ async def page(
             "services": services or {},
             "updated_at": _iso(updated),
         }
-        for _pk, device_id, name, state, error, eligible, assigned, version, target, services, updated, waiting in rows[
-            :limit
-        ]
+        for _pk, device_id, name, state, error, eligible, assigned, version, target, services, updated, waiting in found.items
     ]
     # A staged rollout tells the devices it holds back the previous version:
     # that, not the job's new one, is their target.
@@ -95,7 +92,7 @@ async def page(
         for item in items:
             if item["device"] not in pin.moved:
                 item["target_version"] = pin.version
-    return items, [row[0] for row in rows]
+    return Page(items=items, next=found.next)
 
 
 def _iso(value: datetime | None) -> str | None:

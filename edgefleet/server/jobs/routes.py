@@ -7,8 +7,7 @@ from fastapi import APIRouter, Query, Response
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.jobs import devices, service
 from edgefleet.server.jobs.schemas import JobDeviceOut, JobIn, JobOut, JobPatch
-from edgefleet.server.pagination import Page, next_cursor
-from edgefleet.server.schedules import service as schedules
+from edgefleet.server.pagination import Page
 
 router = APIRouter(tags=["jobs"])
 
@@ -60,12 +59,8 @@ async def job_devices(
     """Every device of the job with its status, a page at a time (``GET /jobs/{id}``
     carries only the first 100)."""
     found = await service.find(db, caller, job)
-    states = devices.parse_states(state)
-    items, keys = await devices.page(db, found, after=page.after, limit=page.limit, states=states)
-    periodic = await schedules.schedule_of(db, found)
-    if periodic is not None:  # a periodic job: last run and next fire per device
-        await schedules.decorate(db, found, periodic, items)
-    body = {"items": items, "next": next_cursor(keys, page.limit)}
+    listed = await service.device_page(db, found, page, devices.parse_states(state))
+    body = {"items": listed.items, "next": listed.next}
     return Response(content=json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 

@@ -23,7 +23,7 @@ from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.status import refresh_jobs
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.loans import service as loans
-from edgefleet.server.pagination import Page, PageParams, keyset_page, next_cursor
+from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.reservations import links as reserved
@@ -281,9 +281,9 @@ async def output_json(
     periodic = await schedules.schedule_of(db, job)
     head["schedule"] = schedules.view(periodic).model_dump(mode="json") if periodic else None
     if with_devices:
-        items, keys = await devices.page(db, job, after=0, limit=devices.FIRST_PAGE)
-        head["devices"] = items
-        head["devices_next"] = next_cursor(keys, devices.FIRST_PAGE)
+        first = await devices.page(db, job, PageParams(limit=devices.FIRST_PAGE, after=0))
+        head["devices"] = first.items
+        head["devices_next"] = first.next
         if periodic is not None:
             await schedules.decorate(db, job, periodic, head["devices"])
     return json.dumps(head, separators=(",", ":")).encode()
@@ -311,6 +311,18 @@ async def listing(
     if states:
         query = query.where(Job.state.in_(states))
     return await keyset_page(db, query, Job.pk, page)
+
+
+async def device_page(
+    db: AsyncSession, job: Job, page: PageParams, states: list[str] | None = None
+) -> Page[dict[str, Any]]:
+    """``GET /jobs/{job}/devices``: a page of the job's devices; a periodic job's
+    with each device's last run and next fire time."""
+    found = await devices.page(db, job, page, states)
+    periodic = await schedules.schedule_of(db, job)
+    if periodic is not None:
+        await schedules.decorate(db, job, periodic, found.items)
+    return found
 
 
 def filters(query: Any, caller: Caller) -> Any:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from edgefleet.server.deps import CallerDep, Db, Paging
 from edgefleet.server.jobs import service as jobs
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
 from edgefleet.server.schedules import service
 from edgefleet.server.schedules.schemas import RunOut
 
@@ -28,7 +28,4 @@ async def job_runs(
     exit code, state. Runs made while a device was offline appear once it
     reconnects."""
     found = await jobs.find(db, caller, job)
-    items, keys = await service.page(
-        db, found, before=page.after, limit=page.limit, device=device, state=state
-    )
-    return Page(items=items, next=next_cursor(keys, page.limit))
+    return await service.page(db, found, page, device=device, state=state)

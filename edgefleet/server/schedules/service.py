@@ -17,6 +17,7 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Invalid
 from edgefleet.server.jobs.tables import Job
+from edgefleet.server.pagination import Page, PageParams, keyset_rows
 from edgefleet.server.schedules import plan
 from edgefleet.server.schedules.schemas import RunOut, ScheduleOut
 from edgefleet.server.schedules.tables import JobRun, JobSchedule
@@ -84,27 +85,23 @@ def _out(run: JobRun, device_id: str, device_name: str) -> RunOut:
 async def page(
     db: AsyncSession,
     job: Job,
+    params: PageParams,
     *,
-    before: int,
-    limit: int,
     device: str | None = None,
     state: str | None = None,
-) -> tuple[list[RunOut], list[int]]:
-    """Runs of ``job``, newest first (by arrival), at most ``limit`` (+1 key
-    to tell whether there is more); ``before`` is the cursor (0: from the top)."""
+) -> Page[RunOut]:
+    """Runs of ``job``, newest first (by arrival); the cursor walks down."""
     query = (
         select(JobRun, Device.id, Device.name)
         .join(Device, Device.pk == JobRun.device_pk)
         .where(JobRun.job_pk == job.pk)
     )
-    if before:
-        query = query.where(JobRun.pk < before)
     if device:
         named = (Device.id == device) | (Device.name == device)
-        found = await db.scalar(
+        known = await db.scalar(
             select(func.count()).where(Device.project_pk == job.project_pk, named)
         )
-        if not found:
+        if not known:
             raise Invalid(f"device: no device {device[:64]!r} in the job's project", field="device")
         query = query.where(named)
     if state:
@@ -115,14 +112,15 @@ async def page(
                 f"state: {unknown[0][:32]!r} is not one of {', '.join(STATES)}", field="state"
             )
         query = query.where(JobRun.state.in_(states))
-    rows = (await db.execute(query.order_by(JobRun.pk.desc()).limit(limit + 1))).all()
-    return [_out(run, i, n) for run, i, n in rows[:limit]], [run.pk for run, _, _ in rows]
+    found = await keyset_rows(
+        db, query, JobRun.pk, params, key=lambda row: int(row[0].pk), newest_first=True
+    )
+    return Page(items=[_out(run, i, n) for run, i, n in found.items], next=found.next)
 
 
 async def recent(db: AsyncSession, job: Job, limit: int = 20) -> list[RunOut]:
     """The newest runs of ``job`` (the portal's runs section)."""
-    items, _ = await page(db, job, before=0, limit=limit)
-    return items
+    return (await page(db, job, PageParams(limit=limit, after=0))).items
 
 
 async def decorate(db: AsyncSession, job: Job, schedule: Schedule, items: list[Any]) -> None:
