@@ -13,7 +13,7 @@ on first need: results and error messages stay Typer's.
 It relies on two Typer internals (``_TyperParameter._runtime_param``, a lazily
 built converter, and ``typer._coercion.RuntimeParam``); if a Typer release
 drops them, :func:`speed_up` does nothing and the CLI is only slower
-(tests/unit/test_cli_startup.py then fails on pydantic being imported).
+(tests/unit/cli/test_startup.py then fails on pydantic being imported).
 """
 
 from __future__ import annotations

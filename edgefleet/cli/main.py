@@ -2,8 +2,9 @@
 
 The verbs are registered lazily (see :mod:`edgefleet.cli.lazy`): start-up
 imports Typer and this module, and a verb's own module, with httpx, Rich or
-pydantic as it needs them, only when that verb runs. ``tests/unit/
-test_cli_startup.py`` fails if a heavy module comes back on the start-up path.
+pydantic as it needs them, only when that verb runs.
+``tests/unit/cli/test_startup.py`` fails if a heavy module comes back on the
+start-up path.
 """
 
 from __future__ import annotations
