@@ -1,8 +1,9 @@
 """``edgefleet agent ...`` with only what the agent needs loaded.
 
 The daemon runs in a second, lean interpreter (issue 18's target: an idle
-agent within 40 MB RSS; benchmarks/RESULTS.md measured 47.1 MB, missed). Typer, the CLI's settings plumbing and the sub-verbs' modules cost the
-agent 2-3 MB it would carry for months, so the first process only parses and
+agent within 40 MB RSS; benchmarks/RESULTS.md measured 47.1 MB, missed).
+Typer, the CLI's settings plumbing and the sub-verbs' modules cost the agent
+2-3 MB it would carry for months, so the first process only parses and
 validates the flags, then ``exec``s the same command line (same pid, nothing
 to supervise twice) with the validated settings in :data:`SETTINGS_ENV`; that
 process reads them back here without importing Typer at all.
