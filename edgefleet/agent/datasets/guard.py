@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from edgefleet.agent.datasets.ledger import Answer, DatasetLedger, LedgerError, LedgerFile
 from edgefleet.agent.datasets.registry import DatasetSpec
 from edgefleet.fed.messages import Task
 
 EPSILON_SLACK = 1e-9
+log = logging.getLogger(__name__)
 
 
 def question(task: Task) -> str:
@@ -115,46 +117,50 @@ class Guard:
     ) -> str | None:
         """Check, and if allowed charge the query (persisted before returning)."""
         now = time.time()
-        with self.ledger.lock:
-            try:
-                ledger = self.ledger.load()
-            except LedgerError as exc:
-                return str(exc)
-            entry = ledger.datasets.setdefault(spec.name, DatasetLedger())
+
+        def charge(entry: DatasetLedger) -> str | None:
             reason = refusal(spec, entry, task, parties, now, computation)
-            if reason is not None:
-                return reason
-            entry.queries = [t for t in entry.queries if t > now - spec.privacy.budget_window] + [
-                now
-            ]
-            entry.epsilon_spent += task.epsilon or 0.0
-            entry.answers.append(
-                Answer(
+            if reason is None:
+                window = now - spec.privacy.budget_window
+                entry.queries = [t for t in entry.queries if t > window] + [now]
+                entry.epsilon_spent += task.epsilon or 0.0
+                answer = Answer(
                     computation=computation, key=question(task), parties=sorted(parties), time=now
                 )
-            )
-            self.ledger.save(ledger)
-        return None
+                entry.answers.append(answer)
+            return reason
+
+        return self._update(spec.name, charge)
 
     def narrow(
         self, spec: DatasetSpec, task: Task, computation: str, survivors: Collection[str]
     ) -> str | None:
         """At unmasking: the survivors are who the result covers; check them against
         every other answer and remember them instead of the invited set."""
+
+        def remember(entry: DatasetLedger) -> str | None:
+            reason = differencing(spec, entry, task, survivors, computation)
+            if reason is None:
+                for answer in entry.answers:
+                    if answer.computation == computation:
+                        answer.parties = sorted(survivors)
+            return reason
+
+        return self._update(spec.name, remember)
+
+    def _update(self, dataset: str, change: Callable[[DatasetLedger], str | None]) -> str | None:
+        """Load the ledger under its lock, let ``change`` judge (and edit) one
+        dataset's entry, and save it unless ``change`` refused: a refusal leaves
+        the ledger as it was. An unreadable ledger refuses, saying why."""
         with self.ledger.lock:
             try:
                 ledger = self.ledger.load()
             except LedgerError as exc:
                 return str(exc)
-            entry = ledger.datasets.setdefault(spec.name, DatasetLedger())
-            reason = differencing(spec, entry, task, survivors, computation)
-            if reason is not None:
-                return reason
-            for answer in entry.answers:
-                if answer.computation == computation:
-                    answer.parties = sorted(survivors)
-            self.ledger.save(ledger)
-        return None
+            reason = change(ledger.datasets.setdefault(dataset, DatasetLedger()))
+            if reason is None:
+                self.ledger.save(ledger)
+        return reason
 
     def refund(self, dataset: str, task: Task, computation: str) -> None:
         """Undo :meth:`admit` for a computation that ended before this device sent its
@@ -164,7 +170,10 @@ class Guard:
         with self.ledger.lock:
             try:
                 ledger = self.ledger.load()
-            except LedgerError:
+            except LedgerError as exc:  # nothing to undo from: the query stays charged
+                log.warning(
+                    "dataset %s: no refund for computation %s: %s", dataset, computation, exc
+                )
                 return
             entry = ledger.datasets.get(dataset)
             answer = (

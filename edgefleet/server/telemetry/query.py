@@ -27,41 +27,34 @@ def from_micros(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1_000_000, UTC)
 
 
+SHARED = (
+    "time",
+    "cpu",
+    "memory",
+    "disk",
+    "temperature",
+    "net_rx",
+    "net_tx",
+    "uptime",
+    "memory_total",
+    "disk_total",
+)
+"""Columns a raw sample and a rollup both have, read into a :class:`Point` alike."""
+RAW_ONLY = ("memory_used", "disk_used")
+ROLLUP_ONLY = ("count", "cpu_max", "memory_max", "disk_max", "temperature_count")
+
+
+def _point(row: TelemetrySample | TelemetryRollup, names: tuple[str, ...]) -> Point:
+    return Point(**{name: getattr(row, name) for name in names})
+
+
 def raw_point(row: TelemetrySample) -> Point:
-    return Point(
-        time=row.time,
-        cpu=row.cpu,
-        memory=row.memory,
-        disk=row.disk,
-        temperature=row.temperature,
-        net_rx=row.net_rx,
-        net_tx=row.net_tx,
-        uptime=row.uptime,
-        memory_used=row.memory_used,
-        memory_total=row.memory_total,
-        disk_used=row.disk_used,
-        disk_total=row.disk_total,
-    )
+    return _point(row, SHARED + RAW_ONLY)
 
 
 def rollup_point(row: TelemetryRollup) -> Point:
-    return Point(
-        time=row.time,
-        cpu=row.cpu,
-        memory=row.memory,
-        disk=row.disk,
-        temperature=row.temperature,
-        net_rx=row.net_rx,
-        net_tx=row.net_tx,
-        uptime=row.uptime,
-        memory_total=row.memory_total,
-        disk_total=row.disk_total,
-        count=row.count,
-        cpu_max=row.cpu_max,
-        memory_max=row.memory_max,
-        disk_max=row.disk_max,
-        temperature_count=row.temperature_count,
-    )
+    """A bucket of samples; its used bytes are not kept, only the averages."""
+    return _point(row, SHARED + ROLLUP_ONLY)
 
 
 async def _points(
