@@ -3,7 +3,7 @@ which keeps them on disk until the server has them.
 
     endpoint.py   what workloads may POST, validation, answers
     context.py    what a workload may read about its device and job (GET context)
-    http.py       the tiny asyncio + h11 server behind it
+    http.py       its TCP listeners (the HTTP loop is agent/http_server.py)
     buffer.py     the durable SQLite buffer (seqs, idempotency, quota, eviction)
     service.py    the part: listeners, group commit, URLs and the env hook
     uploader.py   batches and files to the server, backlog reports

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from edgefleet.agent.data.buffer import Incoming, Stored
-from edgefleet.agent.data.http import HttpError, Request, Response
+from edgefleet.agent.http_server import HttpError, Request, Response
 
 MAX_RECORD_BYTES = 256 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -35,8 +35,9 @@ from edgefleet.agent.changes.plan import revision_of
 from edgefleet.agent.data import context, networks
 from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored, fsync_dir
 from edgefleet.agent.data.endpoint import make_handler
-from edgefleet.agent.data.http import HttpError, Server
+from edgefleet.agent.data.http import Server
 from edgefleet.agent.data.uploader import Uploader
+from edgefleet.agent.http_server import HttpError
 from edgefleet.agent.part import AgentContext, MessageHandler
 from edgefleet.agent.runtimes.base import network_name
 from edgefleet.agent.state import atomic_write

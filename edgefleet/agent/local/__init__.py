@@ -1,6 +1,6 @@
 """The agent's local API: the device's owner sees and steers it with no server.
 
-http.py      asyncio + h11 on a Unix socket (0660, root:GROUP)
+http.py      the Unix socket (0660, root:GROUP) for agent/http_server.py
 routes.py    paths -> LocalApi calls, names checked
 service.py   the part: reads, actions, hooks into Jobs, reports to the server
 holds.py     services the owner stopped: kept stopped until started or a new revision

@@ -18,7 +18,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from edgefleet.agent.data.http import HttpError
+from edgefleet.agent.http_server import HttpError
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.agent.state import StateDir
 from edgefleet.wire.local import local_app_job

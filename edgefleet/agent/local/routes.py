@@ -22,9 +22,9 @@ from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from edgefleet.agent.data.http import HttpError, Request, Response
+from edgefleet.agent.http_server import Answer, HttpError, Request, Response, Streamed
 from edgefleet.agent.local import schemas as s
-from edgefleet.agent.local.http import Answer, Streamed, UnixServer, json_body
+from edgefleet.agent.local.http import UnixServer, json_body
 from edgefleet.agent.local.openapi import document
 from edgefleet.wire.local import LocalActionKind
 

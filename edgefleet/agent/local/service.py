@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from edgefleet import __version__
 from edgefleet.agent.changes.plan import revision_of
-from edgefleet.agent.data.http import HttpError
 from edgefleet.agent.errors import ConfigError, RuntimeFailure
+from edgefleet.agent.http_server import HttpError
 from edgefleet.agent.local import schemas as s
 from edgefleet.agent.local.apps import LocalApps
 from edgefleet.agent.local.holds import Holds

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from edgefleet.agent.data.endpoint import MAX_RECORD_BYTES, parse_records
-from edgefleet.agent.data.http import HttpError
 from edgefleet.agent.data.service import DataService, _loopback, _within
+from edgefleet.agent.http_server import HttpError
 from tests.support.agents import agent_context
 
 

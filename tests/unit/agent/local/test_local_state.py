@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefleet.agent.data.http import HttpError
+from edgefleet.agent.http_server import HttpError
 from edgefleet.agent.local.apps import LocalApps
 from edgefleet.agent.local.holds import Holds
 from edgefleet.agent.local.http import bind_socket
