@@ -7,9 +7,9 @@ and puts it on the context as a :class:`DeviceLink`. That keeps the gateway
 free to change (and free of import cycles with the services it serves), and
 lets a test hand a service any object with these methods.
 
-The one gateway module named here is :mod:`~edgefleet.server.gateway.session`,
-the value a handler receives ("which agent sent this"); it imports nothing of
-the server.
+Nothing of the gateway is imported here: the value a handler receives ("which
+agent sent this") is :class:`~edgefleet.server.agent_session.AgentSession`,
+which imports nothing of the server.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from edgefleet.server.gateway.session import AgentSession
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.wire.commands import CommandArgs, CommandSpec
 from edgefleet.wire.messages import CommandResult, DesiredState, Hello, Message
 from edgefleet.wire.mux import Stream

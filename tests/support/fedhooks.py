@@ -111,8 +111,8 @@ def install_transcript(path: Path) -> None:
     """Wrap the server's relay so that every message it passes on is written to ``path``."""
     from edgefleet.fed import codec
     from edgefleet.fed.messages import FedMessage
+    from edgefleet.server.agent_session import AgentSession
     from edgefleet.server.computations.relay import Relay
-    from edgefleet.server.gateway.session import AgentSession
     from edgefleet.wire.fed_relay import FedRelay
     from edgefleet.wire.link import Link
     from edgefleet.wire.messages import encode

@@ -12,6 +12,7 @@ import logging
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.computations.schemas import DatasetOut
 from edgefleet.server.computations.tables import FedDataset
@@ -19,7 +20,6 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device, Presence
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.pagination import Page, PageParams, keyset_rows
 from edgefleet.server.projects import service as projects
 from edgefleet.wire.messages import DatasetColumn, DatasetPrivacy, DatasetsReport

@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edgefleet.fed import codec
 from edgefleet.fed.messages import FedMessage, Invitation
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.bus.base import BusMessage, Subscription
 from edgefleet.server.bus.envelopes import EnvelopeError, FedForward, read_fed
 from edgefleet.server.computations import datasets, service
@@ -41,7 +42,6 @@ from edgefleet.server.computations.orchestrator import Orchestrator
 from edgefleet.server.computations.plan import Plan
 from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.context import ServerContext
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.projects.tables import Project
 from edgefleet.wire.fed_relay import FedRelay
 from edgefleet.wire.link import TransportClosed

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.context import ServerContext
 from edgefleet.server.data.objects import ObjectStoreError, open_store
 from edgefleet.server.data.records import RecordError
@@ -44,7 +45,6 @@ from edgefleet.server.data.records import check as records_check
 from edgefleet.server.data.tables import DataFile, DataRecordRow, DataStream
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.db.upsert import insert_for
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import (

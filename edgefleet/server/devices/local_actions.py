@@ -20,9 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.agent_session import AgentSession, DeviceRef
 from edgefleet.server.context import ServerContext
 from edgefleet.server.events.tables import Event
-from edgefleet.server.gateway.session import AgentSession, DeviceRef
 from edgefleet.server.jobs.tables import Job
 from edgefleet.wire.local import LOCAL_APP_PREFIX, LocalAction
 from edgefleet.wire.messages import LocalActions, LocalActionsAck

@@ -39,7 +39,7 @@ from edgefleet.server.devices.tables import Device
 from edgefleet.server.events.tables import Event
 
 if TYPE_CHECKING:
-    from edgefleet.server.gateway.session import DeviceRef
+    from edgefleet.server.agent_session import DeviceRef
 
 
 class EventRecorder(Protocol):

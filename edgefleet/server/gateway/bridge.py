@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.bus.base import (
     Bus,
     BusError,
@@ -40,7 +41,6 @@ from edgefleet.server.bus.envelopes import (
     read_stream_opened,
 )
 from edgefleet.server.errors import GatewayTimeout, Unavailable
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.wire.mux import Mux, SendFailed, SendFrame, Stream, StreamError
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,13 @@ import logging
 from fastapi import APIRouter, WebSocket
 from sqlalchemy import select, update
 
+from edgefleet.server.agent_session import AgentSession, DeviceRef
 from edgefleet.server.auth import secrets
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events import audit
 from edgefleet.server.gateway.hub import Hub
-from edgefleet.server.gateway.session import AgentSession, DeviceRef
 from edgefleet.server.gateway.transport import StarletteTransport
 from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.projects.tables import Project

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.bus.base import BusError, BusMessage, BusTimeout, NoResponders, Subscription
 from edgefleet.server.bus.envelopes import (
     CommandAnswered,
@@ -61,7 +62,6 @@ from edgefleet.server.gateway.admission import Admission
 from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.bridge import StreamBridge, device_subject
 from edgefleet.server.gateway.enrollments import Enrollments
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.tasks import cancel_all, every
 from edgefleet.wire.commands import CommandArgs, CommandSpec
 from edgefleet.wire.link import TransportClosed

@@ -18,10 +18,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.applications.tables import AppVersion
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.jobs import rollout
 from edgefleet.server.jobs.assign import active
 from edgefleet.server.jobs.tables import Job, JobDevice

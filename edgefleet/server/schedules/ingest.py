@@ -22,10 +22,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.db.upsert import insert_for
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.schedules.tables import JobRun, JobSchedule
 from edgefleet.wire.messages import ScheduleRuns, ScheduleRunsAck

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.context import ServerContext
-from edgefleet.server.gateway.session import AgentSession
 from edgefleet.server.telemetry import store
 from edgefleet.wire.messages import TelemetryAck, TelemetryBatch, WorkloadLogs
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from edgefleet.server.agent_session import DeviceRef
 from edgefleet.server.devices.local_actions import KIND, store
 from edgefleet.server.events.tables import Event
-from edgefleet.server.gateway.session import DeviceRef
 from edgefleet.wire.local import LocalAction
 
 DEVICE = DeviceRef(pk=1, id="dev1", name="pi-1", project_pk=7)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from edgefleet.server import assembly
+from edgefleet.server.agent_session import AgentSession, DeviceRef
 from edgefleet.server.bus.base import create_bus
 from edgefleet.server.db.engine import async_url, create_engine
 from edgefleet.server.errors import Unavailable
 from edgefleet.server.gateway.hub import Hub
-from edgefleet.server.gateway.session import AgentSession, DeviceRef
 from edgefleet.server.settings import ServerSettings
 from edgefleet.wire.commands import PING, NoArgs
 from edgefleet.wire.link import Link, TransportClosed

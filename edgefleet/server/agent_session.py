@@ -1,7 +1,9 @@
 """One connected agent, as this replica sees it.
 
-Imports nothing of the server: services receive a session as "the agent that
-sent this" (:mod:`edgefleet.server.devices_link`) without reaching the hub."""
+The gateway makes a session per connection; services receive it as "the agent
+that sent this" (:mod:`edgefleet.server.devices_link`). It lives outside the
+gateway and imports nothing of the server, so a service can name it without
+importing the gateway."""
 
 from __future__ import annotations
 
