@@ -20,7 +20,8 @@ raw bytes, not envelopes.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter, ValidationError
 from pydantic.functional_validators import BeforeValidator
@@ -96,7 +97,6 @@ class OpenStream(Envelope):
 DeviceEnvelope = Annotated[
     Deliver | RunCommand | Kick | Superseded | OpenStream, Field(discriminator="op")
 ]
-_device: TypeAdapter[DeviceEnvelope] = TypeAdapter(DeviceEnvelope)
 
 
 class CommandAnswered(Envelope):
@@ -109,11 +109,6 @@ class CommandFailed(Envelope):
     """Reply to :class:`RunCommand`: the holding replica could not get an answer."""
 
     error: str
-
-
-_command_reply: TypeAdapter[CommandAnswered | CommandFailed] = TypeAdapter(
-    CommandAnswered | CommandFailed
-)
 
 
 class StreamOpened(Envelope):
@@ -156,48 +151,30 @@ class FedForward(Envelope):
     payload: FedMessage
 
 
-# --- decoding, one function per subject ---------------------------------------------------
+# --- decoding, one reader per subject ----------------------------------------------------
+
+T = TypeVar("T")
 
 
-def _read(adapter: TypeAdapter[Any], data: bytes, what: str) -> Any:
-    try:
-        return adapter.validate_json(data)
-    except ValidationError as exc:
-        raise EnvelopeError(f"invalid {what} on the bus: {exc.errors()[0]['msg']}") from exc
+@dataclass(frozen=True)
+class Reader(Generic[T]):
+    """Decodes the body of one subject (or one reply) into its envelope."""
+
+    adapter: TypeAdapter[T]
+    what: str
+
+    def __call__(self, data: bytes) -> T:
+        try:
+            return self.adapter.validate_json(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise EnvelopeError(f"invalid {self.what} on the bus: {error['msg']}") from exc
 
 
-_rights: TypeAdapter[RightsChanged] = TypeAdapter(RightsChanged)
-_fed: TypeAdapter[FedForward] = TypeAdapter(FedForward)
-_event: TypeAdapter[EventNotice] = TypeAdapter(EventNotice)
-_stream_opened: TypeAdapter[StreamOpened] = TypeAdapter(StreamOpened)
-
-
-def read_device(data: bytes) -> DeviceEnvelope:
-    """A body published on ``ef.device.<id>``."""
-    result: DeviceEnvelope = _read(_device, data, "device envelope")
-    return result
-
-
-def read_command_reply(data: bytes) -> CommandAnswered | CommandFailed:
-    result: CommandAnswered | CommandFailed = _read(_command_reply, data, "command reply")
-    return result
-
-
-def read_stream_opened(data: bytes) -> StreamOpened:
-    result: StreamOpened = _read(_stream_opened, data, "stream answer")
-    return result
-
-
-def read_rights(data: bytes) -> RightsChanged:
-    result: RightsChanged = _read(_rights, data, "rights change")
-    return result
-
-
-def read_fed(data: bytes) -> FedForward:
-    result: FedForward = _read(_fed, data, "federated message")
-    return result
-
-
-def read_event(data: bytes) -> EventNotice:
-    result: EventNotice = _read(_event, data, "event")
-    return result
+read_device = Reader(TypeAdapter(DeviceEnvelope), "device envelope")
+"""A body published on ``ef.device.<id>``."""
+read_command_reply = Reader(TypeAdapter(CommandAnswered | CommandFailed), "command reply")
+read_stream_opened = Reader(TypeAdapter(StreamOpened), "stream answer")
+read_rights = Reader(TypeAdapter(RightsChanged), "rights change")
+read_fed = Reader(TypeAdapter(FedForward), "federated message")
+read_event = Reader(TypeAdapter(EventNotice), "event")
