@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.auth import accounts
@@ -17,25 +17,12 @@ from edgefleet.server.errors import ApiError, Invalid
 from edgefleet.server.keys import service as keys
 from edgefleet.server.keys.schemas import KeyIn
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    forget_once,
-    parse_pairs,
-    read_once,
-    redirect,
-    refused,
-    render,
-    show_once,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.schemas import MemberIn, ProjectIn, RoleIn
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 ALL = PageParams(limit=1000, after=0)
 
 
@@ -72,40 +59,42 @@ async def _keys_page(
         "form": {},
     }
     context.update(extra)
-    return render(request, "keys.html", context, status=status)
+    return web.render(request, "keys.html", context, status=status)
 
 
 @router.get("/keys")
 async def key_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    created = read_once(request)
-    return forget_once(await _keys_page(request, viewer, db, created=created), "/keys")
+    created = web.read_once(request)
+    return web.forget_once(await _keys_page(request, viewer, db, created=created), "/keys")
 
 
 @router.post("/keys")
 async def create_key(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
-    values = {k: field(form, k) for k in ("project", "name", "labels", "expires_in", "max_uses")}
+    values = {
+        k: web.field(form, k) for k in ("project", "name", "labels", "expires_in", "max_uses")
+    }
     try:
-        body = build(
+        body = web.build(
             KeyIn,
             project=values["project"] or "default",
             name=values["name"],
-            labels=parse_pairs(values["labels"], "labels"),
+            labels=web.parse_pairs(values["labels"], "labels"),
             expires_in=_seconds(values["expires_in"], "expires in", "hours", 3600),
             max_uses=values["max_uses"] or None,
         )
         created = await keys.create_from(ctx, db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _keys_page(request, viewer, db, error=exc.message, form=values)
-    return show_once("/keys", created.model_dump(mode="json"), _https(request, ctx))
+    return web.show_once("/keys", created.model_dump(mode="json"), _https(request, ctx))
 
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
     await keys.revoke(db, viewer.caller, await keys.find(db, viewer.caller, key_id))
-    return redirect("/keys")
+    return web.redirect("/keys")
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -121,34 +110,34 @@ async def _tokens_page(
         "form": {},
     }
     context.update(extra)
-    return render(request, "tokens.html", context, status=status)
+    return web.render(request, "tokens.html", context, status=status)
 
 
 @router.get("/tokens")
 async def token_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    created = read_once(request)
-    return forget_once(await _tokens_page(request, viewer, db, created=created), "/tokens")
+    created = web.read_once(request)
+    return web.forget_once(await _tokens_page(request, viewer, db, created=created), "/tokens")
 
 
 @router.post("/tokens")
 async def create_token(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
-    values = {k: field(form, k) for k in ("name", "expires_in")}
+    values = {k: web.field(form, k) for k in ("name", "expires_in")}
     try:
         seconds = _seconds(values["expires_in"], "expires in", "days", 86400)
-        body = build(TokenIn, name=values["name"], expires_in=seconds)
+        body = web.build(TokenIn, name=values["name"], expires_in=seconds)
         created = await accounts.create_token(db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _tokens_page(request, viewer, db, error=exc.message, form=values)
-    return show_once("/tokens", created.model_dump(mode="json"), _https(request, ctx))
+    return web.show_once("/tokens", created.model_dump(mode="json"), _https(request, ctx))
 
 
 @router.post("/tokens/{token_id}/revoke")
 async def revoke_token(token_id: str, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
     await users.revoke_token(db, viewer.caller, token_id)
-    return redirect("/tokens")
+    return web.redirect("/tokens")
 
 
 # --- projects and members ---------------------------------------------------------------------
@@ -160,7 +149,7 @@ async def _projects_page(
     found = await projects.visible(db, viewer.caller)
     listed = [await projects.project_out(db, viewer.caller, p) for p in found]
     context = {"projects": listed, "error": error, "form": form or {}}
-    return render(request, "projects.html", context)
+    return web.render(request, "projects.html", context)
 
 
 @router.get("/projects")
@@ -172,14 +161,14 @@ async def project_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
 async def create_project(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db
 ) -> Response:
-    values = {k: field(form, k) for k in ("name", "description")}
+    values = {k: web.field(form, k) for k in ("name", "description")}
     try:
-        body = build(ProjectIn, **values)
+        body = web.build(ProjectIn, **values)
         created = await projects.create(db, viewer.caller, body.name, body.description)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _projects_page(request, viewer, db, exc.message, values)
-    return redirect(f"/projects/{created.name}")
+    return web.redirect(f"/projects/{created.name}")
 
 
 async def _project_page(
@@ -192,7 +181,7 @@ async def _project_page(
         "roles": [r.value for r in Role],
         "error": error,
     }
-    return render(request, "project.html", context, status=status)
+    return web.render(request, "project.html", context, status=status)
 
 
 @router.get("/projects/{project}")
@@ -206,13 +195,13 @@ async def add_member(
 ) -> Response:
     found = await projects.find(db, viewer.caller, project)
     try:
-        body = build(MemberIn, user=field(form, "user"), role=field(form, "role"))
+        body = web.build(MemberIn, user=web.field(form, "user"), role=web.field(form, "role"))
         user = await users.find_user(db, body.user)
         await projects.set_member(db, viewer.caller, found, user, body.role)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _project_page(request, viewer, db, project, exc.message)
-    return redirect(f"/projects/{found.name}")
+    return web.redirect(f"/projects/{found.name}")
 
 
 @router.post("/projects/{project}/members/{user}")
@@ -221,13 +210,13 @@ async def change_member(
 ) -> Response:
     found = await projects.find(db, viewer.caller, project)
     try:
-        if field(form, "action") == "remove":
+        if web.field(form, "action") == "remove":
             await projects.remove_member(db, viewer.caller, found, await users.find_user(db, user))
         else:
-            body = build(RoleIn, role=field(form, "role"))
+            body = web.build(RoleIn, role=web.field(form, "role"))
             member = await users.find_user(db, user)
             await projects.set_member(db, viewer.caller, found, member, body.role)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _project_page(request, viewer, db, project, exc.message)
-    return redirect(f"/projects/{found.name}")
+    return web.redirect(f"/projects/{found.name}")

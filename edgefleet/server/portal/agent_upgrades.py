@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.agent_releases import service
@@ -14,20 +14,11 @@ from edgefleet.server.agent_releases.schemas import UpgradeIn
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 LISTED = PageParams(limit=100, after=0)
 
@@ -46,7 +37,7 @@ async def _page(db: Db, viewer: Viewer) -> dict[str, Any]:
 
 @router.get("/agent-upgrades")
 async def upgrades_page(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    return render(request, "agent_upgrades.html", await _page(db, viewer))
+    return web.render(request, "agent_upgrades.html", await _page(db, viewer))
 
 
 @router.post("/agent-upgrades")
@@ -54,13 +45,13 @@ async def start_upgrade(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     """The form: a version, devices (ids or names) or a selector, the batch size."""
-    values = {k: field(form, k) for k in ("version", "project", "devices", "selector")}
-    values["max_parallel"] = field(form, "max_parallel", "1")
+    values = {k: web.field(form, k) for k in ("version", "project", "devices", "selector")}
+    values["max_parallel"] = web.field(form, "max_parallel", "1")
     context = await _page(db, viewer)
     context["form"] = values
     names = [d.strip() for d in values["devices"].split(",") if d.strip()]
     try:
-        body = build(
+        body = web.build(
             UpgradeIn,
             version=values["version"],
             devices=names or None,
@@ -70,13 +61,15 @@ async def start_upgrade(
         )
         made = await service.start_upgrade(ctx, db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         context["error"] = exc.message
-        return render(request, "agent_upgrades.html", context, status=exc.status)
-    return redirect(f"/agent-upgrades/{made.id}")
+        return web.render(request, "agent_upgrades.html", context, status=exc.status)
+    return web.redirect(f"/agent-upgrades/{made.id}")
 
 
 @router.get("/agent-upgrades/{upgrade}")
 async def upgrade_page(request: Request, upgrade: str, viewer: ViewerDep, db: Db) -> Response:
     found = await service.find_upgrade(db, viewer.caller, upgrade)
-    return render(request, "agent_upgrade.html", {"upgrade": await service.upgrade_out(db, found)})
+    return web.render(
+        request, "agent_upgrade.html", {"upgrade": await service.upgrade_out(db, found)}
+    )

@@ -4,7 +4,7 @@ the API and ``edgefleet alerts``; this page shows them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.alerts import service
@@ -12,9 +12,10 @@ from edgefleet.server.alerts.delivery import alert_out
 from edgefleet.server.deps import Db
 from edgefleet.server.errors import NotFound
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import PortalRoute, ViewerDep, render
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import ViewerDep
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 RECENT = PageParams(limit=50, after=0)
 ALL = PageParams(limit=1000, after=0)
@@ -38,4 +39,4 @@ async def alerts_page(
         context["recent"] = [alert_out(a, r, chosen) for a, r in recent.items]
         context["rules"] = (await service.rules(db, caller, chosen, ALL)).items
         context["webhooks"] = (await service.webhooks(db, caller, chosen, ALL)).items
-    return render(request, "alerts.html", context)
+    return web.render(request, "alerts.html", context)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.applications import service as applications
@@ -21,24 +21,12 @@ from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError
 from edgefleet.server.instances import service as launchables
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    redirect,
-    refused,
-    render,
-    text_or_upload,
-)
-from edgefleet.server.portal.web import (
-    field as form_field,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 from edgefleet.spec import compose
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 EXAMPLE = """services:
   web:
@@ -107,7 +95,7 @@ async def _list_page(
         "check": await check(request, form.get("compose", "")),
     }
     context.update(extra)
-    return render(request, "apps.html", context, status=status)
+    return web.render(request, "apps.html", context, status=status)
 
 
 @router.get("/apps")
@@ -119,21 +107,21 @@ async def app_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
 async def create_app(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
-    source = await text_or_upload(form, "compose", "file")
+    source = await web.text_or_upload(form, "compose", "file")
     values = {
-        "project": form_field(form, "project", "default"),
-        "name": form_field(form, "name"),
-        "version": form_field(form, "version"),
-        "description": form_field(form, "description"),
+        "project": web.field(form, "project", "default"),
+        "name": web.field(form, "name"),
+        "version": web.field(form, "version"),
+        "description": web.field(form, "description"),
         "compose": source,
     }
     try:
-        body = build(ApplicationIn, **values)
+        body = web.build(ApplicationIn, **values)
         created = await applications.create_from(ctx, db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _list_page(request, viewer, db, values, error=exc.message)
-    return redirect(f"/apps/{created.id}")
+    return web.redirect(f"/apps/{created.id}")
 
 
 async def _app_page(
@@ -159,7 +147,7 @@ async def _app_page(
         "check": await check(request, form.get("compose", "")),
         "example": EXAMPLE,
     }
-    return render(request, "app.html", context, status=status)
+    return web.render(request, "app.html", context, status=status)
 
 
 @router.get("/apps/{app}")
@@ -172,15 +160,15 @@ async def create_version(
     request: Request, app: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     found = await applications.find(db, viewer.caller, app)
-    source = await text_or_upload(form, "compose", "file")
-    values = {"version": form_field(form, "version"), "compose": source}
+    source = await web.text_or_upload(form, "compose", "file")
+    values = {"version": web.field(form, "version"), "compose": source}
     try:
-        body = build(VersionIn, **values)
+        body = web.build(VersionIn, **values)
         version = await applications.add_version_from(ctx, db, viewer.caller, found, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _app_page(request, viewer, db, app, values, error=exc.message)
-    return redirect(f"/apps/{found.id}/versions/{version.version}")
+    return web.redirect(f"/apps/{found.id}/versions/{version.version}")
 
 
 @router.get("/apps/{app}/versions/{version}")
@@ -199,10 +187,10 @@ async def version_page(
         "lines": lines,
         "can_deploy": viewer.can(found.project_pk, Permission.MANAGE_APPS),
     }
-    return render(request, "version.html", context)
+    return web.render(request, "version.html", context)
 
 
 @router.post("/portal/fragments/validate")
 async def validate(request: Request, viewer: ViewerDep, form: CheckedForm) -> Response:
-    source = await text_or_upload(form, "compose", "file")
-    return render(request, "fragments/findings.html", {"check": await check(request, source)})
+    source = await web.text_or_upload(form, "compose", "file")
+    return web.render(request, "fragments/findings.html", {"check": await check(request, source)})

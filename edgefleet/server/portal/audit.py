@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
 from edgefleet.server.deps import Db
@@ -25,10 +25,11 @@ from edgefleet.server.events import audit
 from edgefleet.server.events import service as events
 from edgefleet.server.events import view as event_view
 from edgefleet.server.pagination import PageParams, decode_cursor
-from edgefleet.server.portal.web import PortalRoute, Viewer, ViewerDep, render
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 PAGE = 50
 FILTERS = ("kind", "actor", "project", "since", "until")
@@ -135,7 +136,7 @@ AuditFilters = Annotated[AuditQuery, Depends()]
 @router.get("/audit")
 async def audit_page(request: Request, viewer: ViewerDep, db: Db, query: AuditFilters) -> Response:
     context = await _listing(db, viewer, query.values(), query.cursor)
-    return render(request, "audit.html", context, status=400 if context["error"] else 200)
+    return web.render(request, "audit.html", context, status=400 if context["error"] else 200)
 
 
 @router.get("/portal/fragments/audit")
@@ -143,4 +144,4 @@ async def audit_fragment(
     request: Request, viewer: ViewerDep, db: Db, query: AuditFilters
 ) -> Response:
     context = await _listing(db, viewer, query.values(), query.cursor)
-    return render(request, "fragments/audit_rows.html", context)
+    return web.render(request, "fragments/audit_rows.html", context)

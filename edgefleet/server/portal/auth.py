@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets as pysecrets
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.auth import secrets
@@ -20,17 +20,10 @@ from edgefleet.server.auth import service as auth_service
 from edgefleet.server.auth.tables import User
 from edgefleet.server.deps import Ctx, Db, is_secure, session_cookie_name, session_secret
 from edgefleet.server.errors import TooManyRequests, Unauthorized
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    ViewerDep,
-    field,
-    redirect,
-    render,
-    safe_next,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, ViewerDep
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 LOGIN_COOKIE = "edgefleet_login"
 
@@ -44,7 +37,7 @@ def _login_page(
 ) -> Response:
     token = pysecrets.token_urlsafe(24)
     sso = ctx.oidc is not None  # single sign-on: a button to the provider (portal/oidc.py)
-    response = render(
+    response = web.render(
         request,
         "login.html",
         {"next": next_url, "error": error, "login_csrf": token, "username": name, "sso": sso},
@@ -66,28 +59,28 @@ def _login_page(
 async def login_form(request: Request, ctx: Ctx, db: Db, next: str = "/") -> Response:
     secret = session_secret(request)
     if secret and await auth_service.authenticate_session(db, secret) is not None:
-        return redirect(safe_next(next))
-    return _login_page(request, ctx, safe_next(next))
+        return web.redirect(web.safe_next(next))
+    return _login_page(request, ctx, web.safe_next(next))
 
 
 @router.post("/login")
 async def login(request: Request, ctx: Ctx, db: Db) -> Response:
     form = await request.form()
-    next_url = safe_next(field(form, "next"))
-    name = field(form, "username")
-    sent, expected = field(form, "csrf"), request.cookies.get(LOGIN_COOKIE, "")
+    next_url = web.safe_next(web.field(form, "next"))
+    name = web.field(form, "username")
+    sent, expected = web.field(form, "csrf"), request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.same(sent, expected):
         return _login_page(
             request, ctx, next_url, "The sign-in form expired: please try again.", name
         )
     user: User
     try:
-        if field(form, "method") == "token":
-            caller = await auth_service.authenticate(db, field(form, "token"))
+        if web.field(form, "method") == "token":
+            caller = await auth_service.authenticate(db, web.field(form, "token"))
             user = await auth_service.find_user(db, caller.user_id)
         else:
             client = request.client.host if request.client else "unknown"
-            password = field(form, "password")
+            password = web.field(form, "password")
             user = await auth_service.check_password(db, ctx.limits, name, password, client)
     except Unauthorized as exc:
         return _login_page(request, ctx, next_url, exc.message, name)
@@ -95,7 +88,7 @@ async def login(request: Request, ctx: Ctx, db: Db) -> Response:
         page = _login_page(request, ctx, next_url, exc.message, name, status=429)
         page.headers["Retry-After"] = str(exc.extra["retry_after"])
         return page
-    response = redirect(next_url)
+    response = web.redirect(next_url)
     await start_session(request, ctx, db, user, response)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
@@ -119,7 +112,7 @@ async def start_session(request: Request, ctx: Ctx, db: Db, user: User, response
 @router.post("/logout")
 async def logout(request: Request, viewer: ViewerDep, form: CheckedForm, db: Db) -> Response:
     await auth_service.revoke_secret(db, viewer.session)
-    response = redirect("/login")
+    response = web.redirect("/login")
     response.delete_cookie(
         session_cookie_name(is_secure(request)), path="/", secure=is_secure(request)
     )

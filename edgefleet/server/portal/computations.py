@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
@@ -28,19 +28,10 @@ from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import ApiError, Invalid
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 PAGE = 100
 
@@ -75,7 +66,7 @@ def _request(values: dict[str, Any]) -> ComputationIn:
     except ValueError as exc:
         raise Invalid(f"where: {exc}", field="where") from None
     by_devices = values["target"] == "devices"
-    return build(
+    return web.build(
         ComputationIn,
         project=values["project"] or None,
         dataset=values["dataset"],
@@ -101,7 +92,7 @@ FIELDS = (
 
 
 def _values(form: FormData) -> dict[str, Any]:
-    values: dict[str, Any] = {name: field(form, name) for name in FIELDS}
+    values: dict[str, Any] = {name: web.field(form, name) for name in FIELDS}
     for multiline in ("where", "bounds"):
         text = form.get(multiline)
         values[multiline] = text if isinstance(text, str) else ""
@@ -120,7 +111,7 @@ async def _page(
         "error": error,
         "can_compute": viewer.can_any(Permission.COMPUTE),
     }
-    return render(request, "computations.html", context, status=200)
+    return web.render(request, "computations.html", context, status=200)
 
 
 @router.get("/computations")
@@ -134,9 +125,9 @@ async def ask(request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ct
     try:
         row = await service.create(ctx, db, viewer.caller, _request(values))
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, ctx, values, exc.message)
-    return redirect(f"/computations/{row.id}")
+    return web.redirect(f"/computations/{row.id}")
 
 
 async def _one(db: Db, viewer: Viewer, ctx: Ctx, ref: str) -> dict[str, Any]:
@@ -149,7 +140,7 @@ async def _one(db: Db, viewer: Viewer, ctx: Ctx, ref: str) -> dict[str, Any]:
 async def computation_page(
     request: Request, computation: str, viewer: ViewerDep, db: Db, ctx: Ctx
 ) -> Response:
-    return render(request, "computation.html", await _one(db, viewer, ctx, computation))
+    return web.render(request, "computation.html", await _one(db, viewer, ctx, computation))
 
 
 @router.get("/portal/fragments/computations/{computation}")
@@ -159,10 +150,10 @@ async def computation_fragment(
     context = await _one(db, viewer, ctx, computation)
     # 286: htmx stops polling once the computation is over (and still swaps this in)
     status = 200 if context["c"].state == "running" else 286
-    return render(request, "fragments/computation.html", context, status=status)
+    return web.render(request, "fragments/computation.html", context, status=status)
 
 
 @router.get("/datasets")
 async def datasets_page(request: Request, viewer: ViewerDep, db: Db) -> Response:
     listed = await datasets.listing(db, viewer.caller, PageParams(limit=500, after=0))
-    return render(request, "datasets.html", {"datasets": listed.items})
+    return web.render(request, "datasets.html", {"datasets": listed.items})

@@ -10,7 +10,7 @@ operators, developers and owners write variables; members read.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.auth.roles import Permission
@@ -19,17 +19,8 @@ from edgefleet.server.devices import service as devices
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import ApiError, Invalid, NotFound
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.secrets import service as secrets
@@ -39,7 +30,7 @@ from edgefleet.server.variables.precedence import ScopedValue, explain
 from edgefleet.server.variables.schemas import VariableIn, canonical_selector
 from edgefleet.server.variables.schemas import check_name as variable_name
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 MOST = PageParams(limit=1000, after=0)
 
 
@@ -61,7 +52,7 @@ async def _page(
         "error": error,
         "form": form or {},
     }
-    return render(request, "config.html", context, status=200)
+    return web.render(request, "config.html", context, status=200)
 
 
 @router.get("/projects/{project}/config")
@@ -82,14 +73,14 @@ async def put_secret(
 ) -> Response:
     """Create a secret, or rotate it when the name exists (a new version)."""
     found = await projects.find(db, viewer.caller, project)
-    name = field(form, "name")
+    name = web.field(form, "name")
     try:
-        body = build(SecretValue, value=form.get("value") or "")
+        body = web.build(SecretValue, value=form.get("value") or "")
         await secrets.rotate(ctx, db, viewer.caller, found, _secret_name(name), body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, project, exc.message, {"name": name})
-    return redirect(f"/projects/{found.name}/config")
+    return web.redirect(f"/projects/{found.name}/config")
 
 
 @router.post("/projects/{project}/config/secrets/{name}/delete")
@@ -106,9 +97,9 @@ async def delete_secret(
     try:
         await secrets.remove(ctx, db, viewer.caller, found, name)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, project, exc.message)
-    return redirect(f"/projects/{found.name}/config")
+    return web.redirect(f"/projects/{found.name}/config")
 
 
 @router.post("/projects/{project}/config/variables")
@@ -116,7 +107,7 @@ async def put_variable(
     request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     found = await projects.find(db, viewer.caller, project)
-    values = {k: field(form, k) for k in ("name", "selector")}
+    values = {k: web.field(form, k) for k in ("name", "selector")}
     raw = form.get("value")
     value = raw if isinstance(raw, str) else ""
     try:
@@ -124,12 +115,12 @@ async def put_variable(
             name = variable_name(values["name"])
         except ValueError as exc:
             raise Invalid(f"name: {exc}", field="name") from exc
-        body = build(VariableIn, value=value, selector=values["selector"] or None)
+        body = web.build(VariableIn, value=value, selector=values["selector"] or None)
         await variables.put_project(ctx, db, viewer.caller, found, name, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, project, exc.message, {**values, "value": value})
-    return redirect(f"/projects/{found.name}/config")
+    return web.redirect(f"/projects/{found.name}/config")
 
 
 @router.post("/projects/{project}/config/variables/{name}/delete")
@@ -144,15 +135,15 @@ async def delete_variable(
 ) -> Response:
     found = await projects.find(db, viewer.caller, project)
     try:
-        selector = canonical_selector(field(form, "selector"))
+        selector = canonical_selector(web.field(form, "selector"))
     except ValueError as exc:
         raise Invalid(f"selector: {exc}", field="selector") from exc
     try:
         await variables.delete_project(ctx, db, viewer.caller, found, name, selector)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, project, exc.message)
-    return redirect(f"/projects/{found.name}/config")
+    return web.redirect(f"/projects/{found.name}/config")
 
 
 # --- one device: its own variables, and what it sees in the end ------------------------------
@@ -182,7 +173,7 @@ async def _device_page(
         "error": error,
         "form": form or {},
     }
-    return render(request, "device_config.html", context)
+    return web.render(request, "device_config.html", context)
 
 
 async def _device(db: Db, viewer: Viewer, ref: str) -> tuple[Device, Project]:
@@ -203,7 +194,7 @@ async def put_device_variable(
     request: Request, device: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     found, _ = await _device(db, viewer, device)
-    name = field(form, "name")
+    name = web.field(form, "name")
     raw = form.get("value")
     value = raw if isinstance(raw, str) else ""
     try:
@@ -211,14 +202,14 @@ async def put_device_variable(
             checked = variable_name(name)
         except ValueError as exc:
             raise Invalid(f"name: {exc}", field="name") from exc
-        body = build(VariableIn, value=value)
+        body = web.build(VariableIn, value=value)
         await variables.put_device(ctx, db, viewer.caller, found, checked, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _device_page(
             request, viewer, db, device, exc.message, {"name": name, "value": value}
         )
-    return redirect(f"/devices/{found.id}/config")
+    return web.redirect(f"/devices/{found.id}/config")
 
 
 @router.post("/devices/{device}/config/variables/{name}/delete")
@@ -229,6 +220,6 @@ async def delete_device_variable(
     try:
         await variables.delete_device(ctx, db, viewer.caller, found, name)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _device_page(request, viewer, db, device, exc.message)
-    return redirect(f"/devices/{found.id}/config")
+    return web.redirect(f"/devices/{found.id}/config")

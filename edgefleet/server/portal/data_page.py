@@ -14,17 +14,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.data import query
 from edgefleet.server.deps import Db
 from edgefleet.server.errors import Invalid
 from edgefleet.server.jobs import service as jobs
+from edgefleet.server.portal import web
 from edgefleet.server.portal.jobs import recent_jobs
-from edgefleet.server.portal.web import PortalRoute, ViewerDep, render
+from edgefleet.server.portal.web import ViewerDep
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 MODES = ("device", "aggregate")
 
@@ -95,4 +96,4 @@ async def data_page(
                 for fmt in ("csv", "jsonl", "parquet")
             },
         }
-    return render(request, "data.html", context)
+    return web.render(request, "data.html", context)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.labels import LabelError, parse_selector
@@ -24,23 +24,12 @@ from edgefleet.server.events import service as events
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.loans import service as loans
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    format_pairs,
-    parse_pairs,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 from edgefleet.server.remote import device_actions as action_api
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 LIST_LIMIT = 500
 NOTICES = {
@@ -96,7 +85,7 @@ async def device_list(
     context = await _table(db, viewer, selector.strip(), online, project)
     context["projects"] = await projects.visible(db, viewer.caller)
     context["query"] = request.url.query
-    return render(request, "devices.html", context)
+    return web.render(request, "devices.html", context)
 
 
 @router.get("/portal/fragments/devices")
@@ -109,7 +98,7 @@ async def device_rows(
     project: str = "",
 ) -> Response:
     context = await _table(db, viewer, selector.strip(), online, project)
-    return render(request, "fragments/device_rows.html", context)
+    return web.render(request, "fragments/device_rows.html", context)
 
 
 async def _device(db: Db, viewer: Viewer, ref: str) -> dict[str, Any]:
@@ -154,12 +143,12 @@ async def _device_page(
         loan_error=loan_error[:200],
         error=error,
         notice=NOTICES.get(notice, ""),
-        labels_text=format_pairs(device.labels) if labels_text is None else labels_text,
+        labels_text=web.format_pairs(device.labels) if labels_text is None else labels_text,
         metadata_text=json.dumps(device.metadata, indent=2, sort_keys=True)
         if metadata_text is None
         else metadata_text,
     )
-    return render(request, "device.html", context, status=status)
+    return web.render(request, "device.html", context, status=status)
 
 
 @router.get("/devices/{device}")
@@ -176,7 +165,7 @@ async def device_page(
 
 @router.get("/portal/fragments/devices/{device}")
 async def device_live(request: Request, device: str, viewer: ViewerDep, db: Db) -> Response:
-    return render(request, "fragments/device_live.html", await _device(db, viewer, device))
+    return web.render(request, "fragments/device_live.html", await _device(db, viewer, device))
 
 
 def diff_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -197,24 +186,24 @@ def diff_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 async def edit_device(
     request: Request, device: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
-    labels_text, metadata_text = field(form, "labels"), field(form, "metadata") or "{}"
+    labels_text, metadata_text = web.field(form, "labels"), web.field(form, "metadata") or "{}"
     found, _ = await devices.find(db, viewer.caller, device)
     try:
-        labels = parse_pairs(labels_text, "labels")
+        labels = web.parse_pairs(labels_text, "labels")
         try:
             metadata = json.loads(metadata_text)
         except json.JSONDecodeError as exc:
             raise Invalid(f"metadata is not valid JSON: {exc}", field="metadata") from None
         if not isinstance(metadata, dict):
             raise Invalid("metadata must be a JSON object", field="metadata")
-        body = build(
+        body = web.build(
             DevicePatch,
             labels=diff_patch(found.labels, labels),
             metadata=diff_patch(found.meta, metadata),
         )
         await devices.patch_from(ctx, db, viewer.caller, found.id, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _device_page(
             request,
             viewer,
@@ -224,7 +213,7 @@ async def edit_device(
             labels_text=labels_text,
             metadata_text=metadata_text,
         )
-    return redirect(f"/devices/{found.id}?notice=saved")
+    return web.redirect(f"/devices/{found.id}?notice=saved")
 
 
 @router.post("/devices/{device}/actions/{action}")
@@ -240,10 +229,10 @@ async def device_action(
     found, _ = await devices.find(db, viewer.caller, device)
     if action not in action_api.COMMANDS:
         raise Invalid(f"no action {action!r}", field="action")
-    body = action_api.ActionIn(confirm=field(form, "confirm") == "yes")
+    body = action_api.ActionIn(confirm=web.field(form, "confirm") == "yes")
     try:
         await action_api.perform(ctx, db, viewer.caller, found.id, action, body)  # type: ignore[arg-type]
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _device_page(request, viewer, db, device, error=exc.message)
-    return redirect(f"/devices/{found.id}?notice={action}")
+    return web.redirect(f"/devices/{found.id}?notice={action}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.auth.roles import Permission
@@ -15,10 +15,11 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.deps import Db
 from edgefleet.server.devices import service as devices
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import PortalRoute, ViewerDep, render
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import ViewerDep
 from edgefleet.server.telemetry import query
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 LIMIT = 500
 STALE = timedelta(minutes=5)  # a sample older than this is shown as stale
@@ -56,7 +57,7 @@ async def fleet_health(request: Request, viewer: ViewerDep, db: Db) -> Response:
             }
         )
     items.sort(key=lambda i: (-i["worst"], i["device"].name))
-    return render(
+    return web.render(
         request,
         "fleet_health.html",
         {"items": items, "more": len(rows) > LIMIT, "reporting": len(samples)},

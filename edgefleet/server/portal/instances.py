@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.deps import Ctx, Db
@@ -16,19 +16,10 @@ from edgefleet.server.instances import service as instances
 from edgefleet.server.instances import view
 from edgefleet.server.instances.schemas import InstanceIn, ShareIn
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 ALL = PageParams(limit=1000, after=0)
 
 
@@ -50,7 +41,7 @@ async def _page(
         "me": viewer.caller.name,
         "error": error,
     }
-    return render(request, "instances.html", context, status=status)
+    return web.render(request, "instances.html", context, status=status)
 
 
 @router.get("/instances")
@@ -63,12 +54,12 @@ async def launch(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     try:
-        body = build(InstanceIn, app=field(form, "app"))
+        body = web.build(InstanceIn, app=web.field(form, "app"))
         await instances.launch(ctx, db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, status=exc.status, error=exc.message)
-    return redirect("/instances")
+    return web.redirect("/instances")
 
 
 @router.post("/instances/{instance}/share")
@@ -76,13 +67,13 @@ async def share(
     request: Request, instance: str, viewer: ViewerDep, form: CheckedForm, db: Db
 ) -> Response:
     try:
-        body = build(ShareIn, user=field(form, "user"))
+        body = web.build(ShareIn, user=web.field(form, "user"))
         found = await instances.find(db, viewer.caller, instance)
         await instances.share(db, viewer.caller, found, body.user)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, status=exc.status, error=exc.message)
-    return redirect("/instances")
+    return web.redirect("/instances")
 
 
 @router.post("/instances/{instance}/stop")
@@ -93,6 +84,6 @@ async def stop(
         found = await instances.find(db, viewer.caller, instance)
         await instances.stop_by(ctx, db, viewer.caller, found)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _page(request, viewer, db, status=exc.status, error=exc.message)
-    return redirect("/instances")
+    return web.redirect("/instances")

@@ -9,7 +9,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.datastructures import FormData
 from fastapi.responses import Response
 
@@ -23,25 +23,15 @@ from edgefleet.server.errors import ApiError, Invalid, NotFound
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.schemas import JobIn, JobPatch
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    parse_pairs,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 from edgefleet.server.proxy import origins
 from edgefleet.server.rollouts import service as rollouts
 from edgefleet.server.schedules import service as schedules
 from edgefleet.server.settings import ServerSettings
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 PREVIEW_LIMIT = 200
 
@@ -60,12 +50,12 @@ async def _jobs(db: Db, viewer: Viewer) -> dict[str, Any]:
 async def job_list(request: Request, viewer: ViewerDep, db: Db) -> Response:
     context = await _jobs(db, viewer)
     context["can_create"] = viewer.can_any(Permission.MANAGE_APPS)
-    return render(request, "jobs.html", context)
+    return web.render(request, "jobs.html", context)
 
 
 @router.get("/portal/fragments/jobs")
 async def job_rows(request: Request, viewer: ViewerDep, db: Db) -> Response:
-    return render(request, "fragments/job_rows.html", await _jobs(db, viewer))
+    return web.render(request, "fragments/job_rows.html", await _jobs(db, viewer))
 
 
 async def _deployable(db: Db, viewer: Viewer) -> list[Any]:
@@ -105,7 +95,7 @@ async def _form_page(
             db, viewer, values.get("application", ""), values.get("selector", "")
         ),
     }
-    return render(request, "job_new.html", context, status=status)
+    return web.render(request, "job_new.html", context, status=status)
 
 
 @router.get("/jobs/new")
@@ -121,7 +111,7 @@ async def version_options(
     request: Request, viewer: ViewerDep, db: Db, application: str = ""
 ) -> Response:
     context = {"versions": await _versions(db, viewer, application), "values": {}}
-    return render(request, "fragments/version_options.html", context)
+    return web.render(request, "fragments/version_options.html", context)
 
 
 async def _preview(db: Db, viewer: Viewer, application: str, selector: str) -> dict[str, Any]:
@@ -155,7 +145,7 @@ async def preview(
     request: Request, viewer: ViewerDep, db: Db, application: str = "", selector: str = ""
 ) -> Response:
     context = {"preview": await _preview(db, viewer, application, selector)}
-    return render(request, "fragments/preview.html", context)
+    return web.render(request, "fragments/preview.html", context)
 
 
 def _time(value: str, name: str) -> datetime | None:
@@ -171,15 +161,15 @@ def _time(value: str, name: str) -> datetime | None:
 
 def _values(form: FormData) -> dict[str, Any]:
     return {
-        "application": field(form, "application"),
-        "version": field(form, "version"),
-        "name": field(form, "name"),
-        "target": field(form, "target", "selector"),
-        "selector": field(form, "selector"),
+        "application": web.field(form, "application"),
+        "version": web.field(form, "version"),
+        "name": web.field(form, "name"),
+        "target": web.field(form, "target", "selector"),
+        "selector": web.field(form, "selector"),
         "devices": [d for d in form.getlist("devices") if isinstance(d, str)],
-        "environment": field(form, "environment"),
-        "start": field(form, "start"),
-        "end": field(form, "end"),
+        "environment": web.field(form, "environment"),
+        "start": web.field(form, "start"),
+        "end": web.field(form, "end"),
     }
 
 
@@ -194,22 +184,22 @@ async def create_job(
             raise Invalid("pick at least one device, or target a selector", field="devices")
         if not by_devices and not values["selector"]:
             raise Invalid("give a selector, or pick devices", field="selector")
-        body = build(
+        body = web.build(
             JobIn,
             application=values["application"],
             version=values["version"] or None,
             name=values["name"],
             devices=values["devices"] if by_devices else None,
             selector=None if by_devices else values["selector"],
-            environment=parse_pairs(values["environment"], "environment"),
+            environment=web.parse_pairs(values["environment"], "environment"),
             start=_time(values["start"], "start"),
             end=_time(values["end"], "end"),
         )
         job = await jobs.create(ctx, db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         return await _form_page(request, viewer, db, values, exc.message)
-    return redirect(f"/jobs/{job.id}")
+    return web.redirect(f"/jobs/{job.id}")
 
 
 async def _job(db: Db, viewer: Viewer, ref: str, settings: ServerSettings) -> dict[str, Any]:
@@ -237,12 +227,12 @@ async def _job(db: Db, viewer: Viewer, ref: str, settings: ServerSettings) -> di
 
 @router.get("/jobs/{job}")
 async def job_page(request: Request, job: str, viewer: ViewerDep, db: Db, ctx: Ctx) -> Response:
-    return render(request, "job.html", await _job(db, viewer, job, ctx.settings))
+    return web.render(request, "job.html", await _job(db, viewer, job, ctx.settings))
 
 
 @router.get("/portal/fragments/jobs/{job}")
 async def job_grid(request: Request, job: str, viewer: ViewerDep, db: Db, ctx: Ctx) -> Response:
-    return render(request, "fragments/job_grid.html", await _job(db, viewer, job, ctx.settings))
+    return web.render(request, "fragments/job_grid.html", await _job(db, viewer, job, ctx.settings))
 
 
 @router.post("/jobs/{job}/cancel")
@@ -251,7 +241,7 @@ async def cancel_job(
 ) -> Response:
     found = await jobs.find(db, viewer.caller, job)
     await jobs.cancel(ctx, db, viewer.caller, found)
-    return redirect(f"/jobs/{found.id}")
+    return web.redirect(f"/jobs/{found.id}")
 
 
 @router.post("/jobs/{job}/version")
@@ -261,14 +251,14 @@ async def roll_job(
     """Roll the job to another version on every device (old runs until new is up)."""
     found = await jobs.find(db, viewer.caller, job)
     try:
-        body = build(JobPatch, version=field(form, "version"))
+        body = web.build(JobPatch, version=web.field(form, "version"))
         await jobs.patch(ctx, db, viewer.caller, found, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         context = await _job(db, viewer, job, ctx.settings)
         context["error"] = exc.message
-        return render(request, "job.html", context)
-    return redirect(f"/jobs/{found.id}")
+        return web.render(request, "job.html", context)
+    return web.redirect(f"/jobs/{found.id}")
 
 
 ROLLOUT_ACTIONS = ("pause", "resume", "abort", "override-locks")
@@ -288,8 +278,8 @@ async def rollout_action(
         else:
             await rollouts.control(ctx, db, viewer.caller, found, cast(rollouts.Control, action))
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         context = await _job(db, viewer, job, ctx.settings)
         context["error"] = exc.message
-        return render(request, "job.html", context)
-    return redirect(f"/jobs/{found.id}")
+        return web.render(request, "job.html", context)
+    return web.redirect(f"/jobs/{found.id}")

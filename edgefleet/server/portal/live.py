@@ -24,17 +24,18 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.bus.base import BusMessage
 from edgefleet.server.bus.envelopes import EnvelopeError, read_event
 from edgefleet.server.deps import Ctx
-from edgefleet.server.portal.web import PortalRoute, ViewerDep
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import ViewerDep
 
 log = logging.getLogger(__name__)
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 KEEPALIVE = 15.0
 

@@ -15,16 +15,16 @@ import re
 import secrets as pysecrets
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from edgefleet.server.auth import oidc_service
 from edgefleet.server.deps import Ctx, Db
 from edgefleet.server.errors import Invalid
+from edgefleet.server.portal import web
 from edgefleet.server.portal.auth import start_session
-from edgefleet.server.portal.web import PortalRoute, redirect, render, safe_next
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 FLOW_COOKIE = "edgefleet_oidc"
 COOKIE_PATH = "/auth/oidc"
@@ -42,7 +42,7 @@ def _elsewhere(request: Request, ctx: Ctx) -> Response | None:
     if request.url.netloc.lower() == public.netloc.lower():
         return None
     query = f"?{request.url.query}" if request.url.query else ""
-    return redirect(f"{public.scheme}://{public.netloc}{request.url.path}{query}")
+    return web.redirect(f"{public.scheme}://{public.netloc}{request.url.path}{query}")
 
 
 async def _begin(
@@ -75,7 +75,7 @@ async def _begin(
 async def oidc_login(request: Request, ctx: Ctx, db: Db, next: str = "/") -> Response:
     """Send the browser to the provider; it comes back signed in, to ``next`` (a
     path on this site only: anything else becomes ``/``)."""
-    return await _begin(request, ctx, db, safe_next(next), None)
+    return await _begin(request, ctx, db, web.safe_next(next), None)
 
 
 @router.get("/auth/oidc/cli")
@@ -154,7 +154,7 @@ async def oidc_callback(
             )
         response = _page(request, "No project roles", message, 200, next_url=result.next_url)
     else:
-        response = redirect(result.next_url)
+        response = web.redirect(result.next_url)
     await start_session(request, ctx, db, result.user, response)
     return response
 
@@ -169,4 +169,4 @@ def _page(
     next_url: str | None = None,
 ) -> Response:
     context = {"title": title, "message": message, "code": code, "next_url": next_url}
-    return render(request, "oidc.html", context, status=status)
+    return web.render(request, "oidc.html", context, status=status)

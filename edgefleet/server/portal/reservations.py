@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from edgefleet.server.deps import Ctx, Db
@@ -17,23 +17,14 @@ from edgefleet.server.errors import ApiError
 from edgefleet.server.loans import changes as loan_changes
 from edgefleet.server.loans.schemas import LoanIn, LoanRights
 from edgefleet.server.pagination import PageParams
-from edgefleet.server.portal.web import (
-    CheckedForm,
-    PortalRoute,
-    Viewer,
-    ViewerDep,
-    build,
-    field,
-    redirect,
-    refused,
-    render,
-)
+from edgefleet.server.portal import web
+from edgefleet.server.portal.web import CheckedForm, Viewer, ViewerDep
 from edgefleet.server.projects import service as projects
 from edgefleet.server.reservations import changes, service
 from edgefleet.server.reservations.booking import Plan
 from edgefleet.server.reservations.schemas import ReservationIn, ReservationOut
 
-router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+router = web.page_router()
 
 DAYS = 14
 DEVICE_ROWS = 200
@@ -86,7 +77,7 @@ async def _calendar(db: Db, viewer: Viewer, start: str) -> dict[str, Any]:
 
 @router.get("/reservations")
 async def calendar(request: Request, viewer: ViewerDep, db: Db, start: str = "") -> Response:
-    return render(request, "reservations.html", await _calendar(db, viewer, start))
+    return web.render(request, "reservations.html", await _calendar(db, viewer, start))
 
 
 @router.post("/reservations")
@@ -94,13 +85,13 @@ async def book(
     request: Request, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     """Book, or (the "Check" button) show what would be booked and every conflict."""
-    values = {k: field(form, k) for k in ("project", "devices", "selector", "count", "spread")}
-    values |= {k: field(form, k) for k in ("start", "end", "exclusive", "action")}
+    values = {k: web.field(form, k) for k in ("project", "devices", "selector", "count", "spread")}
+    values |= {k: web.field(form, k) for k in ("start", "end", "exclusive", "action")}
     context = await _calendar(db, viewer, "")
     context["form"] = values
     devices_list = [d.strip() for d in values["devices"].split(",") if d.strip()]
     try:
-        body = build(
+        body = web.build(
             ReservationIn,
             project=values["project"],
             devices=devices_list or None,
@@ -114,14 +105,14 @@ async def book(
         )
         made = await changes.book(ctx, db, viewer.caller, body)
     except ApiError as exc:
-        refused(exc)
+        web.refused(exc)
         context["error"] = exc.message
         context["conflicts"] = exc.extra.get("conflicts", [])
-        return render(request, "reservations.html", context, status=exc.status)
+        return web.render(request, "reservations.html", context, status=exc.status)
     if isinstance(made, Plan):
         context["dry"] = service.dry_run_out(made)
-        return render(request, "reservations.html", context)
-    return redirect(f"/reservations?start={made.start.date().isoformat()}")
+        return web.render(request, "reservations.html", context)
+    return web.redirect(f"/reservations?start={made.start.date().isoformat()}")
 
 
 @router.post("/reservations/{reservation}/cancel")
@@ -129,7 +120,7 @@ async def cancel(
     reservation: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Response:
     await changes.cancel(ctx, db, viewer.caller, reservation)
-    return redirect("/reservations")
+    return web.redirect("/reservations")
 
 
 @router.post("/devices/{device}/loans")
@@ -138,20 +129,20 @@ async def lend(
 ) -> Response:
     found, _ = await devices.find(db, viewer.caller, device)
     try:
-        body = build(
+        body = web.build(
             LoanIn,
-            project=field(form, "project"),
-            rights=LoanRights(process=field(form, "process") == "yes"),
-            expose_labels=[k.strip() for k in field(form, "expose").split(",") if k.strip()],
-            time_share=float(field(form, "time_share") or 1),
+            project=web.field(form, "project"),
+            rights=LoanRights(process=web.field(form, "process") == "yes"),
+            expose_labels=[k.strip() for k in web.field(form, "expose").split(",") if k.strip()],
+            time_share=float(web.field(form, "time_share") or 1),
         )
         await loan_changes.lend(ctx, db, viewer.caller, found.id, body)
     except (ApiError, ValueError) as exc:
         if isinstance(exc, ApiError):
-            refused(exc)
+            web.refused(exc)
         message = exc.message if isinstance(exc, ApiError) else "time share must be a number"
-        return redirect(f"/devices/{found.id}?loan_error={message[:200]}")
-    return redirect(f"/devices/{found.id}")
+        return web.redirect(f"/devices/{found.id}?loan_error={message[:200]}")
+    return web.redirect(f"/devices/{found.id}")
 
 
 @router.post("/devices/{device}/loans/{project}/revoke")
@@ -160,4 +151,4 @@ async def revoke(
 ) -> Response:
     found, _ = await devices.find(db, viewer.caller, device)
     await loan_changes.revoke(ctx, db, viewer.caller, found.id, project)
-    return redirect(f"/devices/{found.id}")
+    return web.redirect(f"/devices/{found.id}")

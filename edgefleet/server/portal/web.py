@@ -27,7 +27,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -340,6 +340,12 @@ class PortalRoute(APIRoute):
             return response
 
         return run
+
+
+def page_router() -> APIRouter:
+    """The router every portal module starts with: its pages speak HTML
+    (:class:`PortalRoute`) and stay out of the API's OpenAPI document."""
+    return APIRouter(route_class=PortalRoute, include_in_schema=False)
 
 
 def refused(exc: ApiError) -> None:
