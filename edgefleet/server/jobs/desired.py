@@ -152,3 +152,24 @@ async def device_changed(ctx: ServerContext, db: AsyncSession, device_pk: int) -
 async def for_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> DesiredState:
     states = await desired_for(db, [device_pk], ctx.registry_auth, ctx.workload_config)
     return states[device_pk][1] if device_pk in states else DesiredState(generation=0)
+
+
+async def resend_project(ctx: ServerContext, db: AsyncSession, project_pk: int) -> None:
+    """Desired state again to every device that runs one of the project's jobs
+    (its registry logins, secrets or variables changed)."""
+    device_pks = set(
+        await db.scalars(
+            select(JobDevice.device_pk)
+            .join(Job, Job.pk == JobDevice.job_pk)
+            .where(
+                Job.project_pk == project_pk,
+                Job.state.not_in(INACTIVE),
+                JobDevice.assigned.is_(True),
+                JobDevice.eligible.is_(True),
+            )
+        )
+    )
+    if device_pks:
+        await bump(db, device_pks)
+        await db.commit()
+        await push(ctx, device_pks)

@@ -20,7 +20,6 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.errors import NotFound
 from edgefleet.server.jobs import desired
-from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.pagination import Page, PageParams, keyset_page
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.registries.crypto import SecretBox, SecretKeyError
@@ -93,7 +92,7 @@ async def put(
         f"{'added' if created else 'replaced'} by {caller.name}",
         actor=caller.name,
     )
-    await _resend(ctx, db, project.pk)
+    await desired.resend_project(ctx, db, project.pk)
     return row, created
 
 
@@ -134,23 +133,4 @@ async def remove(
         f"registry {row.host}: credentials removed by {caller.name}",
         actor=caller.name,
     )
-    await _resend(ctx, db, project.pk)
-
-
-async def _resend(ctx: ServerContext, db: AsyncSession, project_pk: int) -> None:
-    device_pks = set(
-        await db.scalars(
-            select(JobDevice.device_pk)
-            .join(Job, Job.pk == JobDevice.job_pk)
-            .where(
-                Job.project_pk == project_pk,
-                Job.state.not_in(desired.INACTIVE),
-                JobDevice.assigned.is_(True),
-                JobDevice.eligible.is_(True),
-            )
-        )
-    )
-    if device_pks:
-        await desired.bump(db, device_pks)
-        await db.commit()
-        await desired.push(ctx, device_pks)
+    await desired.resend_project(ctx, db, project.pk)

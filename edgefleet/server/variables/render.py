@@ -33,7 +33,8 @@ from edgefleet.server.applications.tables import AppVersion
 from edgefleet.server.context import ServerContext, WorkloadRender
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs import desired
-from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.jobs.desired import resend_project as resend_project  # its callers' name
+from edgefleet.server.jobs.tables import Job
 from edgefleet.server.registries.crypto import SecretBox, SecretKeyError
 from edgefleet.server.rollouts import pins as rollout_pins
 from edgefleet.server.secrets.tables import ProjectSecret
@@ -224,26 +225,6 @@ class WorkloadConfig:
 
 def hook(ctx: ServerContext) -> WorkloadRender:
     return ctx.workload_config
-
-
-async def resend_project(ctx: ServerContext, db: AsyncSession, project_pk: int) -> None:
-    """Desired state again to every device that runs one of the project's jobs."""
-    device_pks = set(
-        await db.scalars(
-            select(JobDevice.device_pk)
-            .join(Job, Job.pk == JobDevice.job_pk)
-            .where(
-                Job.project_pk == project_pk,
-                Job.state.not_in(desired.INACTIVE),
-                JobDevice.assigned.is_(True),
-                JobDevice.eligible.is_(True),
-            )
-        )
-    )
-    if device_pks:
-        await desired.bump(db, device_pks)
-        await db.commit()
-        await desired.push(ctx, device_pks)
 
 
 async def resend_device(ctx: ServerContext, db: AsyncSession, device_pk: int) -> None:
