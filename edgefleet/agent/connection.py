@@ -125,7 +125,7 @@ class WebSocketTransport:
             raise _closed(exc) from exc
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ConnectionClosed, OSError):  # already gone: nothing to close
             await self.ws.close(code, reason)
 
 
@@ -243,7 +243,7 @@ class Connection:
                 TransportClosed,
             ) as exc:
                 log.warning("cannot reach %s: %s", self.server, exc)
-            except Exception:
+            except Exception:  # a bug must not end the loop (only revocation does): logged once
                 log.exception("connection to %s failed", self.server)
             if self._revoked:
                 raise DeviceRevoked(self._revoked)

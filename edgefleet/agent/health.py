@@ -11,7 +11,6 @@ period do not count, a success there makes it healthy at once, and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -89,7 +88,7 @@ class HealthTracker:
                     watch.last_output = f"exit code {code}"
             except TimeoutError:
                 watch.last_output = f"timed out after {check.timeout:g} s"
-            except Exception as exc:
+            except Exception as exc:  # any engine error: the check's output, in the job's status
                 watch.last_output = str(exc)[:200]
             if ok:
                 watch.failures = 0
@@ -100,8 +99,3 @@ class HealthTracker:
                     watch.state = "unhealthy"
             interval = min(check.interval, check.start_interval) if in_start else check.interval
             await asyncio.sleep(interval)
-
-
-async def cancel_all(tracker: HealthTracker) -> None:
-    with contextlib.suppress(Exception):
-        await tracker.stop()

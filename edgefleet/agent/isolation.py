@@ -48,6 +48,7 @@ from typing import Any
 from edgefleet.agent.part import AgentContext
 from edgefleet.agent.runtimes.base import LABEL_DEVICE, LABEL_MANAGED
 from edgefleet.agent.runtimes.capabilities import HasNetworkHooks
+from edgefleet.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +262,7 @@ class IsolationFirewall:
     async def stop(self) -> None:
         """The table stays: the containers keep running while the agent is away."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_all([self._task])
 
     async def _loop(self) -> None:
         while True:

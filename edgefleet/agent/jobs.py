@@ -29,7 +29,7 @@ from edgefleet.agent.health import HealthTracker
 from edgefleet.agent.runtimes.base import Runtime, RuntimeSet, Workload
 from edgefleet.agent.state import StateDir
 from edgefleet.agent.status import job_status
-from edgefleet.tasks import cancel_all
+from edgefleet.tasks import cancel_all, every
 from edgefleet.wire.messages import Applied, DesiredState, JobStatusReport, Message
 from edgefleet.wire.status import JobStatus
 from edgefleet.wire.workload import JobAssignment
@@ -172,7 +172,7 @@ class Jobs:
             job_id = await self.queue.wait()
             try:
                 await self._apply(job_id)
-            except Exception:
+            except Exception:  # the worker outlives one job's bug: logged with its traceback
                 log.exception("applying job %s failed unexpectedly", job_id)
             finally:
                 self.queue.done(job_id)
@@ -330,12 +330,7 @@ class Jobs:
                     self.health.watch(w.id, serving, check)
 
     async def _supervise(self) -> None:
-        while True:
-            await asyncio.sleep(self.supervise_every)
-            try:
-                await self._supervise_once()
-            except Exception:
-                log.exception("supervisor pass failed")
+        await every(self.supervise_every, self._supervise_once, log, "supervisor pass")
 
     async def _supervise_once(self) -> None:
         now = time.monotonic()
@@ -442,7 +437,8 @@ class Jobs:
     async def _send(self, message: Message) -> bool:
         try:
             result = await self.report(message)
-        except Exception:
+        except Exception:  # resent with the next pass; the failure is said once, with its traceback
+            log.exception("sending %s failed", type(message).__name__)
             return False
         return result is not False
 

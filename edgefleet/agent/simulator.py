@@ -138,25 +138,32 @@ async def _run_one(
             return
 
 
-async def simulate(
-    servers: list[str],
-    devices: int,
-    *,
-    key: str | None,
-    state_dir: Path,
-    labels: list[str],
-    heartbeat: float | None,
-    rate: float,
-    supervise_every: float,
-    stop: asyncio.Event,
-    report_every: float = 2.0,
-    name_prefix: str = "sim",
-    fed: bool = False,
-) -> SimStats:
+@dataclass(frozen=True)
+class SimFleet:
+    """What ``edgefleet sim`` simulates: ``devices`` agents named
+    ``<name_prefix>-NNNNN``, enrolled at ``rate`` per second (0: at once)."""
+
+    servers: list[str]
+    devices: int
+    key: str | None
+    state_dir: Path
+    labels: list[str]
+    heartbeat: float | None
+    rate: float
+    supervise_every: float
+    fed: bool = False
+    name_prefix: str = "sim"
+    report_every: float = 2.0
+
+
+async def simulate(fleet: SimFleet, stop: asyncio.Event) -> SimStats:
+    servers, devices, key, state_dir = fleet.servers, fleet.devices, fleet.key, fleet.state_dir
+    heartbeat, rate, name_prefix = fleet.heartbeat, fleet.rate, fleet.name_prefix
+    supervise_every, fed = fleet.supervise_every, fleet.fed
     stats = SimStats()
-    label_sets = spread_labels(labels, devices)
+    label_sets = spread_labels(fleet.labels, devices)
     tasks: list[asyncio.Task[None]] = []
-    reporter = asyncio.create_task(_report(stats, devices, report_every, stop))
+    reporter = asyncio.create_task(_report(stats, devices, fleet.report_every, stop))
     interval = 1.0 / rate if rate > 0 else 0.0
     for i in range(devices):
         if stop.is_set():
@@ -231,18 +238,10 @@ def run(
                 loop.add_signal_handler(sig, stop.set)
         if duration:
             loop.call_later(duration, stop.set)
-        return await simulate(
-            servers,
-            devices,
-            key=key,
-            state_dir=state_dir,
-            labels=labels,
-            heartbeat=heartbeat,
-            rate=rate,
-            supervise_every=supervise_every,
-            stop=stop,
-            fed=fed,
+        fleet = SimFleet(
+            servers, devices, key, state_dir, labels, heartbeat, rate, supervise_every, fed
         )
+        return await simulate(fleet, stop)
 
     stats = asyncio.run(main())
     return 1 if stats.failed else 0

@@ -314,7 +314,7 @@ async def pipe(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.Str
         for task in (up, down):
             task.cancel()
         writer.close()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError):  # the service already hung up
             await writer.wait_closed()
 
 

@@ -14,7 +14,6 @@ its state dir and the engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from edgefleet.agent.local.journal import Journal
 from edgefleet.agent.local.routes import make_handler
 from edgefleet.agent.part import AgentContext, MessageHandler
 from edgefleet.agent.runtimes.base import Runtime, Workload
+from edgefleet.tasks import cancel_all
 from edgefleet.wire.local import LOCAL_APP_PREFIX, LocalActionKind, LocalAppFact
 from edgefleet.wire.messages import (
     DeviceFacts,
@@ -99,9 +99,7 @@ class LocalApi:
 
     async def stop(self) -> None:
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            await cancel_all([self._watch])
         if self.server is not None:
             await self.server.close()
             self.path.unlink(missing_ok=True)

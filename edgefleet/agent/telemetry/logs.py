@@ -15,13 +15,13 @@ The owner's local apps (job ids ``local-…``) are not the fleet's and stay loca
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from edgefleet.agent.errors import AgentError
 from edgefleet.agent.jobs import Jobs
+from edgefleet.tasks import cancel_all
 from edgefleet.wire.local import LOCAL_APP_PREFIX
 from edgefleet.wire.messages import Message, WorkloadLogs
 from edgefleet.wire.telemetry import MAX_LINE_CHARS, MAX_LOG_LINES, LogLine
@@ -61,9 +61,7 @@ class LogShipper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_all([self._task])
 
     async def on_connected(self) -> None:
         self._shipped.clear()

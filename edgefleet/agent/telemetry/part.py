@@ -14,7 +14,6 @@ leaves more behind sends the next at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from edgefleet.agent.part import MessageHandler
 from edgefleet.agent.telemetry.buffer import SampleBuffer
 from edgefleet.agent.telemetry.sampler import Sampler
+from edgefleet.tasks import cancel_all
 from edgefleet.wire.messages import Message, TelemetryAck, TelemetryBatch
 from edgefleet.wire.telemetry import MAX_SAMPLES
 
@@ -49,9 +49,7 @@ class Telemetry:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_all([self._task])
         self.buffer.close()
 
     async def _loop(self) -> None:
