@@ -20,13 +20,14 @@ from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from edgefleet.server import redact
+from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
-from edgefleet.server.deps import CallerDep, Ctx, Db, Paging, websocket_caller
+from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.errors import ApiError, BadGateway
 from edgefleet.server.pagination import Page, next_cursor
-from edgefleet.server.remote import targets
+from edgefleet.server.remote import sockets, targets
 from edgefleet.server.remote.tables import ExecAudit
 from edgefleet.server.schemas import Input, Output, Timestamp
 from edgefleet.wire.commands import (
@@ -239,29 +240,15 @@ async def exec_device_ws(
     cols: int = 80,
     rows: int = 24,
 ) -> None:
-    ctx: ServerContext = websocket.app.state.ctx
-    async with ctx.session() as db:
-        caller = await websocket_caller(websocket, db)
-        if caller is None:
-            return
-        try:
-            target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
-        except ApiError as exc:
-            await _deny(websocket, exc)
-            return
-    header = {"kind": "exec", "command": command, "tty": tty, "cols": cols, "rows": rows}
-    try:
-        release = ctx.limits.claim_stream(caller.user_id, target.id)
-    except ApiError as exc:
-        await _deny(websocket, exc)
+    async def find(db: sockets.Session, caller: Caller) -> targets.DeviceTarget:
+        return await targets.device(db, caller, device, Permission.EXEC_DEVICE)
+
+    found = await sockets.authorize(websocket, find, _deny)
+    if found is None:
         return
-    try:
-        audit = await _audit_start(
-            ctx, caller.name, target.project_pk, target.id, command, interactive=True
-        )
-        await _bridge_exec(ctx, websocket, target.id, header, audit)
-    finally:
-        release()
+    target = found.target
+    header = {"kind": "exec", "command": command, "tty": tty, "cols": cols, "rows": rows}
+    await _interactive(websocket, found, target.project_pk, target.id, header, command)
 
 
 @router.websocket("/jobs/{job}/exec/ws")
@@ -275,18 +262,13 @@ async def exec_workload_ws(
     cols: int = 80,
     rows: int = 24,
 ) -> None:
-    ctx: ServerContext = websocket.app.state.ctx
-    async with ctx.session() as db:
-        caller = await websocket_caller(websocket, db)
-        if caller is None:
-            return
-        try:
-            target = await targets.workload(
-                db, caller, job, device, service, Permission.EXEC_WORKLOAD
-            )
-        except ApiError as exc:
-            await _deny(websocket, exc)
-            return
+    async def find(db: sockets.Session, caller: Caller) -> targets.WorkloadTarget:
+        return await targets.workload(db, caller, job, device, service, Permission.EXEC_WORKLOAD)
+
+    found = await sockets.authorize(websocket, find, _deny)
+    if found is None:
+        return
+    target = found.target
     header = {
         "kind": "exec",
         "command": command,
@@ -296,8 +278,34 @@ async def exec_workload_ws(
         "job": target.job.id,
         "service": service,
     }
+    await _interactive(
+        websocket,
+        found,
+        target.job.project_pk,
+        target.device.id,
+        header,
+        command,
+        job=target.job.id,
+        service=service,
+    )
+
+
+async def _interactive(
+    websocket: WebSocket,
+    found: sockets.Authorized[Any],
+    project_pk: int,
+    device_id: str,
+    header: dict[str, Any],
+    command: list[str],
+    *,
+    job: str | None = None,
+    service: str | None = None,
+) -> None:
+    """An interactive session once authorized: within the caller's stream
+    limit, audited from start to exit code."""
+    ctx, caller = found.ctx, found.caller
     try:
-        release = ctx.limits.claim_stream(caller.user_id, target.device.id)
+        release = ctx.limits.claim_stream(caller.user_id, device_id)
     except ApiError as exc:
         await _deny(websocket, exc)
         return
@@ -305,14 +313,14 @@ async def exec_workload_ws(
         audit = await _audit_start(
             ctx,
             caller.name,
-            target.job.project_pk,
-            target.device.id,
+            project_pk,
+            device_id,
             command,
-            job=target.job.id,
+            job=job,
             service=service,
             interactive=True,
         )
-        await _bridge_exec(ctx, websocket, target.device.id, header, audit)
+        await _bridge_exec(ctx, websocket, device_id, header, audit)
     finally:
         release()
 

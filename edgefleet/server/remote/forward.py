@@ -17,12 +17,12 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
-from edgefleet.server.deps import websocket_caller
 from edgefleet.server.errors import ApiError, BadGateway, Invalid, Unavailable
 from edgefleet.server.instances import access as instance_access
-from edgefleet.server.remote import targets
+from edgefleet.server.remote import sockets, targets
 from edgefleet.wire.mux import Stream, StreamError
 
 router = APIRouter()
@@ -98,17 +98,15 @@ async def _open(
 async def forward_device(
     websocket: WebSocket, device: str, port: int, host: str = "127.0.0.1", check: bool = False
 ) -> None:
-    ctx: ServerContext = websocket.app.state.ctx
-    async with ctx.session() as db:
-        caller = await websocket_caller(websocket, db)
-        if caller is None:
-            return
-        try:
-            target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
-            _valid_port(port)
-        except ApiError as exc:
-            await _refuse(websocket, exc)
-            return
+    async def find(db: sockets.Session, caller: Caller) -> targets.DeviceTarget:
+        target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
+        _valid_port(port)
+        return target
+
+    found = await sockets.authorize(websocket, find, _refuse)
+    if found is None:
+        return
+    ctx, caller, target = found.ctx, found.caller, found.target
     if check:
         await _open(ctx, websocket, caller.user_id, target.id, {}, check)
         return
@@ -133,19 +131,15 @@ async def forward_device(
 async def forward_service(
     websocket: WebSocket, job: str, device: str, service: str, port: int, check: bool = False
 ) -> None:
-    ctx: ServerContext = websocket.app.state.ctx
-    async with ctx.session() as db:
-        caller = await websocket_caller(websocket, db)
-        if caller is None:
-            return
-        try:
-            target = await targets.service_port(
-                db, caller, job, device, service, port, Permission.READ
-            )
-            await instance_access.check_proxy(db, caller, target.job)  # personal instances
-        except ApiError as exc:
-            await _refuse(websocket, exc)
-            return
+    async def find(db: sockets.Session, caller: Caller) -> targets.WorkloadTarget:
+        target = await targets.service_port(db, caller, job, device, service, port, Permission.READ)
+        await instance_access.check_proxy(db, caller, target.job)  # personal instances
+        return target
+
+    found = await sockets.authorize(websocket, find, _refuse)
+    if found is None:
+        return
+    ctx, caller, target = found.ctx, found.caller, found.target
     header = {
         "kind": "tcp",
         "target": "workload",
