@@ -33,7 +33,7 @@ threshold t, a majority of them::
 - :mod:`.graph`      the neighbourhood graph and how k and t follow from n and the rates
 - :mod:`.shamir`     Shamir sharing over GF(2**256 + 297), batched, Lagrange cached
 - :mod:`.ring`       fixed point in Z_{2^k} as numpy limbs, the AES-CTR mask generator
-- :mod:`.crypto`     thin calls into libsodium (X25519), ``cryptography`` (AES) and the stdlib (HMAC)
+- :mod:`.crypto`     X25519 (libsodium), AES (``cryptography``), HMAC/HKDF over the stdlib's SHA-256
 - :mod:`.stats`      statistics as secure sums (what each device contributes)
 - :mod:`.simulate`   an in-process relay for tests, and :func:`~.simulate.benchmark`
 

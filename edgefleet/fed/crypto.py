@@ -1,9 +1,13 @@
 """The protocol's cryptographic building blocks, each a thin call into a
 maintained library: X25519 from libsodium (PyNaCl), AES-256-GCM and AES-256-CTR
-from ``cryptography``;
-HMAC-SHA256 and HKDF-SHA256 (RFC 5869, two one-shot HMACs, tested equal to
-``cryptography``'s HKDF) from the standard library. Nothing here is a home-made primitive
-(Shamir sharing, plain modular arithmetic over a prime field, is in :mod:`.shamir`).
+from ``cryptography``, SHA-256 from the standard library. HMAC-SHA256 (RFC 2104)
+and HKDF-SHA256 (RFC 5869: for one 32-byte block, two HMACs) are those
+constructions written out over ``hashlib`` (the pads XORed in by ``translate``),
+because OpenSSL 3's one-shot HMAC costs twice as much per call; unit tests pin
+them equal to the stdlib's ``hmac`` and ``cryptography``'s HKDF, and pin the
+derived keys, MACs and masks to known bytes (devices of every version must
+agree on them). Shamir sharing, plain modular arithmetic over a prime field, is
+in :mod:`.shamir`.
 
 Private keys are raw 32-byte scalars: libsodium takes them as they are, where a
 ``cryptography`` key object costs as much to load as an exchange.
