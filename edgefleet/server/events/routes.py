@@ -70,6 +70,7 @@ async def stream_events(
     """Server-sent events: one ``data:`` line of JSON per event, as they happen."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
     release = ctx.limits.claim_stream(caller.user_id)
+    lost = [0]  # events dropped since the reader last caught up
 
     async def on_event(message: BusMessage) -> None:
         try:
@@ -85,8 +86,12 @@ async def stream_events(
             return
         if kind and not str(event.get("kind", "")).startswith(kind):
             return
-        if not queue.full():
-            queue.put_nowait(event)
+        if queue.full():  # a reader 1,000 events behind: it misses this one, and is told
+            lost[0] += 1
+            if lost[0] == 1:
+                log.warning("event stream of user %s too slow: dropping events", caller.user_id)
+            return
+        queue.put_nowait(event)
 
     try:
         subscription = await ctx.bus.subscribe("ef.events.>", on_event)
@@ -103,6 +108,9 @@ async def stream_events(
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
+                if lost[0]:  # an SSE comment: readers that look can tell they missed some
+                    yield f": {lost[0]} events dropped (reading too slowly)\n\n".encode()
+                    lost[0] = 0
                 project_pk = event.pop("project_pk", None)
                 event["data"] = audit.shown_data(
                     caller, project_pk, str(event.get("kind", "")), event.get("data") or {}
