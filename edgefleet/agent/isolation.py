@@ -47,7 +47,7 @@ from typing import Any
 
 from edgefleet.agent.part import AgentContext
 from edgefleet.agent.runtimes.base import LABEL_DEVICE, LABEL_MANAGED
-from edgefleet.agent.runtimes.capabilities import HasNetworkHooks
+from edgefleet.agent.runtimes.capabilities import HasEngine, HasNetworkHooks
 from edgefleet.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -187,10 +187,10 @@ def parse_compat(item: dict[str, Any], podman: bool) -> JobNet:
     )
 
 
-async def engine_networks(runtime: Any) -> list[JobNet]:
+async def engine_networks(runtime: HasEngine) -> list[JobNet]:
     """Every edgefleet network on the engine, of any device. Raises when the
     engine cannot be asked: the caller then keeps the rules it has."""
-    api = runtime.client.api
+    api: Any = runtime.engine_api()  # Any: Podman's own API goes through private SDK helpers
     label = f"{LABEL_MANAGED}=true"
     podman = bool(await runtime.is_podman())
     if podman:
@@ -244,7 +244,7 @@ ABSENT = "-"  # what we last left: no table
 class IsolationFirewall:
     """The agent part that keeps ``table inet edgefleet_<device>`` right."""
 
-    def __init__(self, runtime: Any, device_id: str, *, binary: str = "nft") -> None:
+    def __init__(self, runtime: HasEngine, device_id: str, *, binary: str = "nft") -> None:
         self.runtime = runtime
         self.device_id = device_id
         self.table = table_name(device_id)
@@ -270,11 +270,13 @@ class IsolationFirewall:
             await self.reconcile_quietly()
 
     async def reconcile_quietly(self) -> None:
-        """For hooks and the loop: a failure of the engine (OSError) or of nft
-        (RuntimeError, OSError) is logged once, never raised."""
+        """For hooks and the loop: a failure of the engine (the SDK's errors,
+        OSError) or of nft (RuntimeError, OSError) is logged once, never raised."""
+        from docker.errors import DockerException  # loaded already: the runtime is docker's
+
         try:
             await self.reconcile()
-        except (OSError, RuntimeError) as exc:
+        except (DockerException, OSError, RuntimeError) as exc:
             message = str(exc) or type(exc).__name__
             if message != self._failing:
                 log.warning("isolation firewall not updated (the rules in place stay): %s", message)
@@ -328,8 +330,8 @@ class IsolationFirewall:
 def firewall(ctx: AgentContext) -> IsolationFirewall | None:
     """The firewall part, when the container runtime has network hooks and the
     agent may and can keep a firewall (built after Jobs exist, before they start)."""
-    runtime: object = ctx.runtimes.container  # any runtime may have the capability
-    if not isinstance(runtime, HasNetworkHooks):
+    runtime: object = ctx.runtimes.container  # any runtime may have the capabilities
+    if not isinstance(runtime, HasNetworkHooks) or not isinstance(runtime, HasEngine):
         return None
     if not ctx.settings.isolation_firewall:
         log.info("--no-isolation-firewall: keeping jobs apart is left to the container engine")

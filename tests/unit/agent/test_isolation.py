@@ -152,6 +152,9 @@ class FakeRuntime:
         self.client = type("Client", (), {})()
         self.client.api = FakeApi()
 
+    def engine_api(self) -> Any:
+        return self.client.api
+
     async def is_podman(self) -> bool:
         return False
 
