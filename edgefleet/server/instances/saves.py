@@ -40,7 +40,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
-from edgefleet.server.instances.schemas import SaveIn, SaveOut, SaveProgress
+from edgefleet.server.instances.schemas import SaveIn, SaveOut, SaveProgress, SaveTarget
 from edgefleet.server.instances.service import STOPPED, job_of, launchable_of
 from edgefleet.server.instances.tables import Instance, Launchable
 from edgefleet.server.jobs.tables import JobDevice
@@ -55,13 +55,9 @@ _RUNS: dict[str, SaveRun] = {}  # this replica's saves, by id (ids are unique)
 
 @dataclass
 class SaveRun:
-    id: str
-    instance: str
-    service: str
-    app: str
-    version: str
-    registry: str
-    device: str
+    """One save under way in this replica: its fixed target and its progress."""
+
+    target: SaveTarget
     repository: str
     project_pk: int
     state: str = "pending"
@@ -95,13 +91,7 @@ class SaveRun:
     def out(self) -> SaveOut:
         done_bytes = sum(t if d and t else c for c, t, d in self.layers.values())
         return SaveOut(
-            id=self.id,
-            instance=self.instance,
-            service=self.service,
-            app=self.app,
-            version=self.version,
-            registry=self.registry,
-            device=self.device,
+            **dict(self.target),
             state=self.state,
             status=self.status,
             progress=SaveProgress(
@@ -119,7 +109,7 @@ class SaveRun:
 
 def find(instance: Instance, save_id: str) -> SaveRun:
     run = _RUNS.get(save_id)
-    if run is None or run.instance != instance.id:
+    if run is None or run.target.instance != instance.id:
         raise NotFound(f"instance {instance.id} has no save {save_id!r} on this server")
     return run
 
@@ -157,12 +147,13 @@ async def start(
             )
     busy = [
         r for r in _RUNS.values()
-        if r.project_pk == instance.project_pk and (r.app, r.version) == (app_name, version)
+        if r.project_pk == instance.project_pk
+        and (r.target.app, r.target.version) == (app_name, version)
         and r.state not in ("done", "failed")
     ]  # fmt: skip
     if busy:
         raise Conflict(
-            f"as: {app_name}:{version} is being saved already ({busy[0].id})", field="as"
+            f"as: {app_name}:{version} is being saved already ({busy[0].target.id})", field="as"
         )
     host, login = await _registry(ctx, db, instance.project_pk, body.registry)
     device = await db.scalar(
@@ -187,20 +178,23 @@ async def start(
     )
     stream = await ctx.hub.open_stream(device.id, request.model_dump(), timeout=30)
     run = SaveRun(
-        id=new_id("s"),
-        instance=instance.id,
-        service=body.service,
-        app=app_name,
-        version=version,
-        registry=host,
-        device=device.id,
+        target=SaveTarget(
+            id=new_id("s"),
+            instance=instance.id,
+            service=body.service,
+            app=app_name,
+            version=version,
+            registry=host,
+            device=device.id,
+        ),
         repository=repository,
         project_pk=instance.project_pk,
         state="pushing",
     )
     _keep(ctx, run)
     run.task = asyncio.create_task(
-        _relay(ctx, caller, run, stream, parent.pk, job.application_pk), name=f"save-{run.id}"
+        _relay(ctx, caller, run, stream, parent.pk, job.application_pk),
+        name=f"save-{run.target.id}",
     )
     ctx.events.record(
         "instance.save",
@@ -274,7 +268,7 @@ async def _registry(
 
 def _keep(ctx: ServerContext, run: SaveRun) -> None:
     """Remember the run; forget the oldest finished ones past the limit."""
-    _RUNS[run.id] = run
+    _RUNS[run.target.id] = run
     finished = [k for k, r in _RUNS.items() if r.state in ("done", "failed")]
     for key in finished[: max(0, len(_RUNS) - ctx.settings.instance_saves_kept)]:
         del _RUNS[key]
@@ -316,10 +310,11 @@ async def _relay(
         except ApiError as exc:
             error = f"pushed {run.image}, but the version was not recorded: {exc.message}"
     run.finish(error)
+    aim = run.target
     ctx.events.record(
         "instance.saved" if error is None else "instance.save_failed",
         run.project_pk,
-        f"save {run.id} of instance {run.instance} as {run.app}:{run.version}: "
+        f"save {aim.id} of instance {aim.instance} as {aim.app}:{aim.version}: "
         + (f"recorded ({run.image})" if error is None else error),
         actor=caller.name,
     )
@@ -339,25 +334,31 @@ async def _record(
         raise NotFound("the instance's application version was deleted meanwhile")
     raw: dict[str, Any] = {k: v for k, v in (parent.spec or {}).items() if k != CONTEXT_KEY}
     services = dict(raw.get("services") or {})
-    service = {k: v for k, v in dict(services[run.service]).items() if k != "build"}
+    service = {k: v for k, v in dict(services[run.target.service]).items() if k != "build"}
     service["image"] = run.image
     if service.get("pull_policy") in ("never", "build"):
         service["pull_policy"] = "missing"
-    services[run.service] = service
+    services[run.target.service] = service
     raw["services"] = services
     checked, warnings = await applications.check_source(ctx.limits, raw, None)
-    target = await _target_app(db, run.project_pk, run.app)
+    target = await _target_app(db, run.project_pk, run.target.app)
     if target is None:
         project = (await projects.names(db, {run.project_pk}))[run.project_pk]
         target = await applications.create(
-            db, caller, project, name=run.app,
-            description=f"saved from instance {run.instance}",
-            version=run.version, raw=checked, text=None, warnings=warnings,
+            db, caller, project, name=run.target.app,
+            description=f"saved from instance {run.target.instance}",
+            version=run.target.version, raw=checked, text=None, warnings=warnings,
         )  # fmt: skip
         await _launchable_like(db, parent_app_pk, target)
     else:
         await applications.add_version(
-            db, caller, target, version=run.version, raw=checked, text=None, warnings=warnings
+            db,
+            caller,
+            target,
+            version=run.target.version,
+            raw=checked,
+            text=None,
+            warnings=warnings,
         )
 
 

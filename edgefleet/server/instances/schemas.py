@@ -95,7 +95,9 @@ class SaveProgress(BaseModel):
     bytes_total: int = 0
 
 
-class SaveOut(Output):
+class SaveTarget(Output):
+    """What a save is of and where it goes, fixed when it starts."""
+
     id: str
     instance: str
     service: str
@@ -103,6 +105,9 @@ class SaveOut(Output):
     version: str
     registry: str
     device: str
+
+
+class SaveOut(SaveTarget):
     state: str = Field(description="pending, pushing, recording, done or failed")
     status: str = Field(description="the engine's last progress line")
     progress: SaveProgress

@@ -4,14 +4,16 @@ layers counted done on Pushed / already exists, bytes from the engine's counts."
 from __future__ import annotations
 
 from edgefleet.server.instances.saves import SaveRun
+from edgefleet.server.instances.schemas import SaveTarget
 from edgefleet.wire.saves import SaveEvent
+
+TARGET = SaveTarget(
+    id="s1", instance="i1", service="web", app="tool", version="2", registry="reg:5000", device="d1"
+)
 
 
 def _run() -> SaveRun:
-    return SaveRun(
-        id="s1", instance="i1", service="web", app="tool", version="2",
-        registry="reg:5000", device="d1", repository="reg:5000/p/tool", project_pk=1,
-    )  # fmt: skip
+    return SaveRun(target=TARGET, repository="reg:5000/p/tool", project_pk=1)
 
 
 def test_progress_counts_layers_and_bytes() -> None:
@@ -36,3 +38,15 @@ def test_finish_sets_state_and_error() -> None:
     other = _run()
     other.finish()
     assert other.out().state == "done" and other.out().error is None
+
+
+def test_the_answer_shows_the_target_first_as_before() -> None:
+    shown = _run().out().model_dump(mode="json")
+    assert list(shown)[:9] == [
+        "id", "instance", "service", "app", "version", "registry", "device", "state", "status",
+    ]  # fmt: skip
+    assert {k: shown[k] for k in ("id", "app", "device")} == {
+        "id": "s1",
+        "app": "tool",
+        "device": "d1",
+    }
