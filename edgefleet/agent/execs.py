@@ -151,11 +151,19 @@ class HostExec:
                     self._loop.create_task(self._resume(fd, channel, data))
                 return
             self._loop.remove_reader(fd)
+            self._close_pipe(fd)
             self._open -= 1
             if self._open == 0:
                 self.queue.put_nowait(None)
 
         self._loop.add_reader(fd, readable)
+
+    def _close_pipe(self, fd: int) -> None:
+        """An output pipe that reached its end is closed at once (the master of a
+        pty is closed by :meth:`wait`): a device runs many sessions."""
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None and not pipe.closed and pipe.fileno() == fd:
+                pipe.close()
 
     async def _resume(self, fd: int, channel: int, data: bytes) -> None:
         await self.queue.put((channel, data))
@@ -202,6 +210,9 @@ class HostExec:
 
     async def wait(self) -> int:
         code = await asyncio.to_thread(self.process.wait)
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):  # a broken pipe on the way out
+                self.process.stdin.close()
         if self.master is not None:
             with contextlib.suppress(OSError):
                 os.close(self.master)
@@ -216,10 +227,13 @@ class HostExec:
 class DockerExec:
     """An Engine API exec with a hijacked connection (Docker and Podman)."""
 
-    def __init__(self, api: Any, exec_id: str, sock: Any, tty: bool) -> None:
+    def __init__(self, api: Any, exec_id: str, raw: Any, tty: bool) -> None:
+        """``raw``: what the SDK hands back for a hijacked exec (a socket, or a
+        SocketIO around one); both are closed at the end, or the fd stays open."""
         self.api = api
         self.exec_id = exec_id
-        self.sock = sock
+        self._raw = raw
+        self.sock = getattr(raw, "_sock", raw)
         self.tty = tty
         self._buffer = b""
         self._loop = asyncio.get_running_loop()
@@ -233,14 +247,14 @@ class DockerExec:
                 container, request.argv, stdin=True, tty=tty, environment=request.env or None
             )
             raw = api.exec_start(created["Id"], tty=tty, socket=True)
-            sock = getattr(raw, "_sock", raw)
             if tty:
                 _resize(api, created["Id"], request.cols, request.rows)
-            return created["Id"], sock
+            return created["Id"], raw
 
-        exec_id, sock = await asyncio.to_thread(open_exec)
-        sock.setblocking(False)
-        return cls(api, exec_id, sock, tty)
+        exec_id, raw = await asyncio.to_thread(open_exec)
+        session = cls(api, exec_id, raw, tty)
+        session.sock.setblocking(False)
+        return session
 
     async def _recv(self) -> bytes:
         try:
@@ -287,15 +301,19 @@ class DockerExec:
             info = await asyncio.to_thread(self.api.exec_inspect, self.exec_id)
             if not info.get("Running"):
                 code = info.get("ExitCode")
-                with contextlib.suppress(OSError):
-                    self.sock.close()
+                self._close()
                 return int(code) if code is not None else -1
             await asyncio.sleep(0.05)
         return -1
 
     async def kill(self) -> None:
-        with contextlib.suppress(OSError):
+        self._close()
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):  # already gone with the connection
             self.sock.close()
+            if self._raw is not self.sock:
+                self._raw.close()
 
 
 def _resize(api: Any, exec_id: str, cols: int, rows: int) -> None:

@@ -24,7 +24,7 @@ def _agent(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedP
 def test_a_real_agent_refuses_the_sim_runtime_and_names_the_flag(tmp_path: Path) -> None:
     assert sorted(RUNTIMES) == ["docker", "process"]
     with pytest.raises(ValidationError, match=r"--runtime sim: .*edgefleet sim"):
-        AgentSettings(runtime="sim")  # type: ignore[arg-type]
+        AgentSettings(runtime="sim")
     flag = _agent(["--runtime", "sim"], tmp_path)
     assert flag.returncode != 0
     assert "'--runtime'" in flag.stderr and "'sim' is not one of" in flag.stderr
