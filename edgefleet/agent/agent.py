@@ -289,10 +289,19 @@ class Agent:
         self.stopping.set()
 
     def spawn(self, coro: Awaitable[Any], name: str = "") -> asyncio.Task[Any]:
+        """Run ``coro`` (a handler, a hook, a command) as a task the agent cancels
+        when it stops; its failure is logged once, with its traceback, when it ends."""
         task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
         return task
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s failed", task.get_name(), exc_info=error)
 
     # -- connection callbacks -----------------------------------------------------------
 
