@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from edgefleet.agent.jobs import SUPERVISE_EVERY
 from edgefleet.agent.part import AgentContext, Part
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Profile:
     simulated: bool = False
     fed: bool = True
     durable: bool = True
-    supervise_every: float = 2.0
+    supervise_every: float = SUPERVISE_EVERY
 
 
 DEVICE = Profile()
