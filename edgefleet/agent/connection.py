@@ -208,14 +208,15 @@ class Connection:
         (:func:`edgefleet.fed.codec.decode_frame`: lengths, type code, the header's
         pydantic model); anything else is logged and dropped, as a bad text frame is."""
         from edgefleet.fed import codec
-        from edgefleet.wire.fed_relay import FedRelay
+        from edgefleet.wire.fed_relay import load
 
+        relay = load()  # the FedRelay class, resolved now that fed is in use
         try:
             payload = codec.decode_frame(data, limit=MAX_MESSAGE)
         except codec.FrameError as exc:
             log.warning("dropped a malformed binary frame from the server: %s", exc)
             return
-        await self._on_message(FedRelay.model_construct(payload=payload))
+        await self._on_message(relay.model_construct(payload=payload))
 
     async def run(self) -> None:
         while True:

@@ -39,21 +39,14 @@ from edgefleet.agent.datasets.policy import refusal
 from edgefleet.agent.datasets.sources import DatasetError
 from edgefleet.agent.fed_pins import PeerPins
 from edgefleet.agent.part import AgentContext, MessageHandler
-from edgefleet.fed import codec
 from edgefleet.fed.errors import ProtocolAborted, ProtocolViolation
-from edgefleet.fed.messages import (
-    Abort,
-    FedMessage,
-    Invitation,
-    MaskedInput,
-    ShareInbox,
-    Task,
-    UnmaskRequest,
-)
 from edgefleet.wire.fed_relay import FedRelay
 from edgefleet.wire.messages import DatasetsReport, Message
 
+# The protocol's models (edgefleet.fed.messages, its analytics and codec) load
+# with the first fed message, not in an idle agent: imported where they are used.
 if TYPE_CHECKING:
+    from edgefleet.fed.messages import FedMessage, Invitation, Task, UnmaskRequest
     from edgefleet.fed.party import Party
 
 log = logging.getLogger("edgefleet.agent.fed")
@@ -132,6 +125,8 @@ class FederatedPart:
     # -- the protocol -------------------------------------------------------------------
 
     async def on_relay(self, message: FedRelay) -> None:
+        from edgefleet.fed.messages import Invitation
+
         payload = message.payload
         if isinstance(payload, Invitation):
             await self._join(payload)
@@ -203,6 +198,8 @@ class FederatedPart:
         return self.guard.narrow(spec, running.task, cid, request.survivors)
 
     async def _step(self, running: Running, payload: FedMessage) -> None:
+        from edgefleet.fed.messages import Abort, MaskedInput, ShareInbox, UnmaskRequest
+
         party, cid = running.party, running.party.computation_id
         # before its masked input nothing of this device's data can be released:
         # an end now gives the privacy budget back (guard.refund)
@@ -245,6 +242,8 @@ class FederatedPart:
                 log.info("computation %s: done (unmask shares sent)", cid)
 
     async def _decline(self, computation_id: str, reason: str) -> None:
+        from edgefleet.fed.messages import Abort
+
         log.info("computation %s: declined: %s", computation_id, reason)
         abort = Abort(computation_id=computation_id, reason=reason[:1000])
         await self._send(FedRelay(payload=abort))
@@ -252,6 +251,8 @@ class FederatedPart:
     async def _relay(self, payload: FedMessage) -> None:
         """A reply of the party: a masked input or share bundle as one typed binary
         frame (its bytes raw, not base64) when the server speaks protocol 3, else JSON."""
+        from edgefleet.fed import codec
+
         connection = self.ctx.connection
         if connection.fed_binary and codec.has_body(payload):
             if not await connection.send_frame(codec.encode_frame(payload)):

@@ -60,6 +60,7 @@ from edgefleet.fed.analytics.query import (
     Scalar,
 )
 from edgefleet.fed.graph import Shape, choose, neighbourhoods
+from edgefleet.fed.ops import Op as Op  # re-exported: the protocol's operations
 
 KEY_BYTES = 32  # X25519 public keys, self-mask seeds
 SHARE_BYTES = 33  # one element of GF(2**256 + 297), big-endian (see .shamir)
@@ -202,9 +203,6 @@ class Params(Strict):
 
 class Message(Strict):
     computation_id: ComputationId
-
-
-Op = Literal["count", "sum", "mean", "variance", "histogram", "covariance", "ols", "quantile"]
 
 
 class Task(Strict):

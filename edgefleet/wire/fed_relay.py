@@ -1,17 +1,22 @@
-"""The federated computations' message on the agent connection, kept apart from
-:mod:`edgefleet.wire.messages` so that only a process taking part in a
-computation loads the protocol's models (:mod:`edgefleet.fed.messages` and the
-analytics behind it). Importing this module joins :class:`FedRelay` to the
-union :func:`edgefleet.wire.messages.decode` parses; an agent's decoder does
-that by itself when the first ``fed`` frame arrives.
+"""The federated computations' message on the agent connection.
+
+:class:`FedRelay` is importable at no cost (an idle agent registers its handler
+by this class), but its payload, :data:`edgefleet.fed.messages.FedMessage` with
+the analytics behind it, is resolved only by :func:`load`: when the first
+``fed`` frame arrives (:func:`edgefleet.wire.messages.decode` calls it), or
+when a process that runs computations starts them (the server's relay). Until
+then the class is not part of the union :func:`~edgefleet.wire.messages.decode`
+parses, and an idle agent never loads ``edgefleet.fed.messages``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from edgefleet.fed.messages import FedMessage
 from edgefleet.wire.messages import Message, register
+
+if TYPE_CHECKING:
+    from edgefleet.fed.messages import FedMessage
 
 
 class FedRelay(Message):
@@ -20,7 +25,15 @@ class FedRelay(Message):
     and the devices' parties; it cannot read the shares or unmask an input."""
 
     type: Literal["fed"] = "fed"
-    payload: FedMessage
+    payload: FedMessage  # resolved by load()
 
 
-register(FedRelay)
+def load() -> type[FedRelay]:
+    """Resolve the payload's models and join :class:`FedRelay` to the union
+    both sides decode. Idempotent; returns the class."""
+    if not FedRelay.__pydantic_complete__:
+        from edgefleet.fed.messages import FedMessage
+
+        FedRelay.model_rebuild(_types_namespace={"FedMessage": FedMessage})
+        register(FedRelay)
+    return FedRelay

@@ -12,9 +12,9 @@ share one union so that a relay (the server's bus bridge) can carry any
 message without knowing it.
 
 Messages of an optional feature live in their own module, named in
-:data:`LAZY_MESSAGES` and joined to the union (:func:`register`) when that
-module is imported: an idle agent never loads the federated protocol's models;
-the first ``fed`` frame it gets loads them (the server imports them at start).
+:data:`LAZY_MESSAGES`, whose ``load()`` joins them to the union
+(:func:`register`): an idle agent never loads the federated protocol's models;
+the first ``fed`` frame it gets loads them (the server loads them at start).
 """
 
 from __future__ import annotations
@@ -445,7 +445,7 @@ _members: list[type[Message]] = [
 ]
 
 LAZY_MESSAGES = {"fed": "edgefleet.wire.fed_relay"}
-"""Message ``type`` -> the module defining it, imported the first time one arrives."""
+"""Message ``type`` -> the module defining it, loaded the first time one arrives."""
 
 
 def _union(members: list[type[Message]]) -> TypeAdapter[Message]:
@@ -477,7 +477,7 @@ def decode(text: str | bytes) -> Message:
         module = _lazy_module(exc)
         if module is None:
             raise ProtocolError(f"invalid control message: {exc}") from exc
-    importlib.import_module(module)
+    importlib.import_module(module).load()
     return decode(text)
 
 

@@ -113,9 +113,11 @@ def install_transcript(path: Path) -> None:
     from edgefleet.fed.messages import FedMessage
     from edgefleet.server.agent_session import AgentSession
     from edgefleet.server.computations.relay import Relay
-    from edgefleet.wire.fed_relay import FedRelay
+    from edgefleet.wire.fed_relay import FedRelay, load
     from edgefleet.wire.link import Link
     from edgefleet.wire.messages import encode
+
+    load()
 
     def record(direction: str, device: str, payload: FedMessage, frame: int | None) -> None:
         text = encode(FedRelay.model_construct(payload=payload))

@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgefleet.agent.datasets import registry
 from edgefleet.agent.datasets.ledger import DatasetLedger, LedgerError, LedgerFile
 from edgefleet.agent.datasets.registry import DatasetSpec, RegistryError
 from edgefleet.agent.datasets.sources import DatasetError, open_source
 from edgefleet.agent.datasets.sources.base import approximate
-from edgefleet.fed.analytics import layout
-from edgefleet.fed.messages import Task
-from edgefleet.fed.stats import contribution
 from edgefleet.wire.messages import DatasetInfo, DatasetPrivacy
+
+if TYPE_CHECKING:
+    from edgefleet.fed.messages import Task
 
 log = logging.getLogger("edgefleet.agent.datasets")
 
@@ -131,6 +132,10 @@ class Catalog:
         spec = self.specs.get(task.dataset)
         if spec is None:
             raise DatasetError(f"no dataset named {task.dataset!r}")
+        # the protocol's analytics load with the first computation, not in an idle agent
+        from edgefleet.fed.analytics import layout
+        from edgefleet.fed.stats import contribution
+
         names = layout.check(task).columns_read(task)
         return contribution(task, names, open_source(spec).rows(names), threshold)
 

@@ -33,10 +33,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
 from edgefleet.agent.datasets.ledger import Answer, DatasetLedger, LedgerError, LedgerFile
 from edgefleet.agent.datasets.registry import DatasetSpec
-from edgefleet.fed.messages import Task
+
+if TYPE_CHECKING:
+    from edgefleet.fed.messages import Task
 
 EPSILON_SLACK = 1e-9
 log = logging.getLogger(__name__)

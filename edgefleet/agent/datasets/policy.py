@@ -22,9 +22,12 @@ differential-privacy budget) are in :mod:`.guard`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edgefleet.agent.datasets.registry import DatasetSpec
-from edgefleet.fed.messages import Invitation
-from edgefleet.fed.stats import task_params
+
+if TYPE_CHECKING:
+    from edgefleet.fed.messages import Invitation
 
 
 def refusal(
@@ -59,6 +62,8 @@ def refusal(
             f"dataset {spec.name!r} needs groups of at least {spec.min_parties} parties; "
             f"the task suppresses only below {task.min_group_parties}"
         )
+    from edgefleet.fed.stats import task_params  # loaded with the first invitation
+
     try:
         expected = task_params(task).length
     except ValueError as exc:

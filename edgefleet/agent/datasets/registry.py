@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from edgefleet.agent.state import atomic_write
-from edgefleet.fed.messages import Op
+from edgefleet.fed.ops import Op
 
 REGISTRY = "datasets.json"
 LOCK = ".datasets.lock"

@@ -43,6 +43,7 @@ from edgefleet.server.computations.plan import Plan
 from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.context import ServerContext
 from edgefleet.server.projects.tables import Project
+from edgefleet.wire import fed_relay
 from edgefleet.wire.fed_relay import FedRelay
 from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, Hello
@@ -69,7 +70,7 @@ class Relay:
 
     async def start(self) -> None:
         hub = self.ctx.hub
-        hub.on(FedRelay, self.from_device)
+        hub.on(fed_relay.load(), self.from_device)  # fed frames decode from now on
         hub.on_frames(self.from_frame)
         hub.on(DatasetsReport, self._datasets)
         hub.on_disconnect(self._disconnected)

@@ -29,7 +29,9 @@ from tests.support.procs import base_env, free_port
 
 # Must not be in an idle agent: server packages, the CLI's, and what only a
 # feature in use needs (the docker SDK with the docker runtime, the Compose
-# parser with a local app, the fed protocol's crypto with a computation).
+# parser with a local app, the fed protocol with a computation: its models,
+# analytics and codec load with the first fed message; only edgefleet.fed.ops
+# and .errors, the names the dataset registry and the part use, are allowed).
 FORBIDDEN = {
     "typer",
     "click",
@@ -54,8 +56,14 @@ FORBIDDEN = {
     "http.client",  # websockets' proxy lookup, only with a *_proxy variable set
     "yaml",
     "edgefleet.spec.compose",
+    "edgefleet.fed.messages",
+    "edgefleet.fed.analytics",
+    "edgefleet.fed.codec",
+    "edgefleet.fed.stats",
+    "edgefleet.fed.graph",
     "edgefleet.fed.party",
     "edgefleet.fed.crypto",
+    "edgefleet.fed.aggregator",
     "cryptography",
     "edgefleet.server",
     "edgefleet.client",
