@@ -78,6 +78,10 @@ class CommandRunner:
         }
 
     async def run(self, command: Command) -> None:
+        await self.ctx.connection.send(await self.answer(command))
+
+    async def answer(self, command: Command) -> CommandResult:
+        """Run ``command`` and say how it went; never raises but for cancellation."""
         handler = self.handlers.get(command.name)
         problem = command.problem or (
             f"unknown command {command.name!r}" if handler is None else None
@@ -97,7 +101,7 @@ class CommandRunner:
                 log.exception("command %s failed", command.name)
                 error = str(exc) or type(exc).__name__
                 result = CommandResult(request_id=command.request_id, ok=False, error=error)
-        await self.ctx.connection.send(result)
+        return result
 
     async def ping(self, args: NoArgs) -> Pong:
         return Pong()
