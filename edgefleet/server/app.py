@@ -4,7 +4,7 @@
 :func:`_features` table, the gateway's endpoints, the portal, middleware).
 The lifespan then starts, in this order:
 
-1. migrations, the engine, the bus (counted on ``/metrics`` when on);
+1. migrations, the engine, the bus (its traffic counted on ``/metrics``);
 2. :func:`edgefleet.server.assembly.build`: the context and every long-lived
    part (key, event log, limits, registry logins, single sign-on, hub, render
    step, scheduler, relay), built, none running yet; the Compose parsing
@@ -50,6 +50,7 @@ from edgefleet.server.gateway.endpoint import router as agent_ws_router
 from edgefleet.server.gateway.enroll import router as enroll_router
 from edgefleet.server.keys.routes import router as keys_router
 from edgefleet.server.limits import BodyLimit
+from edgefleet.server.metrics.bus import CountedBus
 from edgefleet.server.projects.routes import router as projects_router
 from edgefleet.server.settings import ServerSettings
 from edgefleet.wire.messages import DesiredState
@@ -208,11 +209,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate.upgrade, url)
         engine = db_engine.create_engine(url)
-        bus = create_bus(settings.bus, settings.bus_options())
-        if getattr(app.state, "metrics", None) is not None:  # bus traffic on /metrics
-            from edgefleet.server.metrics.bus import CountedBus
-
-            bus = CountedBus(bus, app.state.metrics)
+        # bus traffic counted on /metrics (installed by create_app, below)
+        bus = CountedBus(create_bus(settings.bus, settings.bus_options()), app.state.metrics)
         await bus.start()
         ctx, hub = assembly.build(settings, engine, bus)
         ctx.limits.warm_up()  # the Compose parsing processes
