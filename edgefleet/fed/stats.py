@@ -31,7 +31,6 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict
 
@@ -58,7 +57,7 @@ class Statistic(BaseModel):
 
 def vector_length(op: Op, bins: Sequence[float] | None = None) -> int:
     if op == "histogram":
-        return 1 + len(_edges(bins)) - 1
+        return 1 + len(layout.bin_edges(bins)) - 1
     return {"count": 1, "sum": 2, "mean": 2, "variance": 3}[op]
 
 
@@ -82,7 +81,7 @@ def local_vector(
     if op == "variance":
         return [n, math.fsum(values), math.fsum(x * x for x in values)]
     if op == "histogram":
-        edges = _edges(bins)
+        edges = layout.bin_edges(bins)
         counts = [0] * (len(edges) - 1)
         for x in values:
             i = bisect_right(edges, x) - 1
@@ -114,17 +113,8 @@ def finish(
         sum_x, sum_xx = exact[1], exact[2]
         variance = (sum_xx - sum_x * sum_x / n) / (n - 1)
         return Statistic(op=op, n=n, value=float(max(variance, Fraction(0))))
-    edges = _edges(bins)
+    edges = layout.bin_edges(bins)
     return Statistic(op=op, n=n, counts=[round(c) for c in exact[1:]], edges=list(edges))
-
-
-def _edges(bins: Sequence[float] | None) -> list[float]:
-    edges = list(bins or [])
-    if len(edges) < 2 or any(not math.isfinite(e) for e in edges):
-        raise ValueError("a histogram needs at least two finite bin edges")
-    if any(b <= a for a, b in pairwise(edges)):
-        raise ValueError("bin edges must increase strictly")
-    return edges
 
 
 def task_params(task: Task, bound: float | None = None, parties: int | None = None) -> Params:

@@ -75,7 +75,7 @@ def check(task: Task) -> Layout:
     op, names = task.op, variables(task)
     edges: tuple[float, ...] = ()
     if op in ("histogram", "quantile"):
-        edges = tuple(_edges(task.bins))
+        edges = tuple(bin_edges(task.bins))
         if task.columns:
             raise ValueError(f"columns: {op} is over one column")
     elif task.bins is not None:
@@ -131,7 +131,8 @@ def _block(op: str, k: int, edges: int) -> int:
     return 1 + k + k * (k + 1) // 2  # covariance, ols
 
 
-def _edges(bins: Sequence[float] | None) -> list[float]:
+def bin_edges(bins: Sequence[float] | None) -> list[float]:
+    """A histogram's edges, checked: at least two, finite, strictly increasing."""
     edges = list(bins or [])
     if len(edges) < 2 or any(not math.isfinite(e) for e in edges):
         raise ValueError("bins: at least two finite bin edges")
