@@ -22,7 +22,6 @@ import hashlib
 import posixpath
 import re
 import ssl
-import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -88,6 +87,8 @@ def _inside(name: str) -> str | None:
 
 def repack(source: Path, build: Build, dest: Path) -> None:
     """The entries under ``build.context`` as a plain tar rooted there."""
+    import tarfile  # with the first build, not in every idle agent (executor imports this)
+
     prefix = "" if build.context in (".", "") else build.context.rstrip("/") + "/"
     count = 0
     try:

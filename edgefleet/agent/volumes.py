@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tarfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -131,6 +130,8 @@ class _Pipe:
 
 
 async def _send_tar(stream: Stream, root: Path) -> None:
+    import tarfile  # with the first copy, not in every idle agent
+
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
     pipe = _Pipe(asyncio.get_running_loop(), queue)
 

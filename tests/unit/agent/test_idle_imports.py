@@ -55,6 +55,7 @@ FORBIDDEN = {
     "urllib3",
     "http.client",  # websockets' proxy lookup, only with a *_proxy variable set
     "yaml",
+    "tarfile",  # device-side builds and volume copies
     "edgefleet.spec.compose",
     "edgefleet.fed.messages",
     "edgefleet.fed.analytics",
