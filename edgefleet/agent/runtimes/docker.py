@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
+import urllib3.exceptions
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from edgefleet.agent import workload_files
@@ -39,6 +41,9 @@ from edgefleet.spec.policy import DevicePolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# What reading a log stream can raise once it breaks or is closed under the reader
+# (the SDK already ends the iteration on a socket error or a cut chunked body).
+_STREAM_ERRORS = (ValueError, urllib3.exceptions.HTTPError, DockerException)
 _STATES: dict[str, WorkloadState] = {
     "created": "created",
     "configured": "created",
@@ -116,7 +121,8 @@ class DockerRuntime:
     async def ping(self) -> bool:
         try:
             return bool(await asyncio.to_thread(self.client.ping))
-        except Exception:
+        except (DockerException, OSError) as exc:
+            log.debug("the engine at %s does not answer: %s", self.base_url, exc)
             return False
 
     async def workloads(self, job_id: str | None = None) -> list[Workload]:
@@ -428,12 +434,15 @@ class DockerRuntime:
         except (APIError, OSError, DockerException) as exc:
             raise RuntimeFailure(f"reading logs: {exc}") from exc
 
+        closed = threading.Event()
+
         def pump() -> None:
             try:
                 for chunk in stream:
                     asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except Exception:
-                pass
+            except _STREAM_ERRORS as exc:
+                if not closed.is_set():  # else: closed by the reader, as asked
+                    log.warning("logs of %s ended early: %s", workload_id[:12], exc)
             finally:
                 asyncio.run_coroutine_threadsafe(queue.put(None), loop)
 
@@ -451,12 +460,17 @@ class DockerRuntime:
             if buffer:
                 yield _log_line(buffer)
         finally:
-            with contextlib.suppress(Exception):
+            closed.set()
+            try:
                 stream.close()
-            with contextlib.suppress(Exception):
+            except (OSError, RuntimeError) as exc:  # RuntimeError: the SDK cannot cancel it
+                log.debug("closing the log stream of %s: %s", workload_id[:12], exc)
+            try:
                 await asyncio.wait_for(asyncio.shield(thread), 2)
+            except TimeoutError:
+                log.debug("the log reader of %s is still waiting on the engine", workload_id[:12])
 
-    # -- CanExec, CanExecInteractive ---------------------------------------------------------------------------
+    # -- CanExec, CanExecInteractive ------------------------------------------------------
 
     async def exec(
         self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float

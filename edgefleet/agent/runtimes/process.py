@@ -148,6 +148,7 @@ class ProcessRuntime:
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._monitor_every = monitor_every
+        self._failing: set[str] = set()  # workloads the monitor could not check or restart
         self._lock = asyncio.Lock()
         self.device_id = ""
 
@@ -384,8 +385,10 @@ class ProcessRuntime:
     def _reap(self, workload_id: str) -> None:
         child = self._children.pop(workload_id, None)
         if child is not None:
-            with contextlib.suppress(Exception):
+            try:
                 child.wait(timeout=1)
+            except subprocess.TimeoutExpired:  # the wrapper lingers: the monitor reaps it later
+                log.debug("workload %s: its process has not exited yet", workload_id)
 
     async def remove(self, workload_id: str) -> None:
         meta = self._meta(workload_id)
@@ -429,7 +432,7 @@ class ProcessRuntime:
                 for text in complete.decode(errors="replace").split("\n"):
                     yield LogLine(stream=stream, time=datetime.now(UTC), text=text)  # type: ignore[arg-type]
 
-    # -- CanExec, CanExecInteractive ---------------------------------------------------------------------------
+    # -- CanExec, CanExecInteractive ------------------------------------------------------
 
     async def exec(
         self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float
@@ -484,8 +487,16 @@ class ProcessRuntime:
         while True:
             await asyncio.sleep(self._monitor_every)
             for path in list(self.root.glob("*/meta.json")):
-                with contextlib.suppress(Exception):
-                    await self._check(path.parent.name)
+                workload_id = path.parent.name
+                try:
+                    await self._check(workload_id)
+                    self._failing.discard(workload_id)
+                except (RuntimeFailure, OSError) as exc:
+                    # A restart that cannot start (the command is gone) or bookkeeping
+                    # removed meanwhile: tried again next round, said once until it heals.
+                    if workload_id not in self._failing:
+                        self._failing.add(workload_id)
+                        log.warning("process monitor: %s: %s", workload_id, exc)
 
     async def _check(self, workload_id: str) -> None:
         async with self._lock:
