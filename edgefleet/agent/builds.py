@@ -127,7 +127,8 @@ def repack(source: Path, build: Build, dest: Path) -> None:
 
 
 class Builds:
-    """Fetch, check, repack and build; set on the executor by the parts table (:mod:`edgefleet.agent.parts`)."""
+    """Fetch, check, repack and build; set on the executor by the parts table
+    (:mod:`edgefleet.agent.parts`)."""
 
     def __init__(
         self,

@@ -1,6 +1,7 @@
 """Periodic jobs on the device: a pure timetable (``core``), the bounded run
 log (``runlog``), the runner that starts a run's containers (``runner``) and
-the part tying them together (``part``). :func:`periodic` builds it from the agent's context."""
+the part tying them together (``part``). :func:`periodic` builds it from the
+agent's context."""
 
 from __future__ import annotations
 
