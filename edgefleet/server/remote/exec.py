@@ -16,20 +16,20 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, WebSocket
 from pydantic import Field
-from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
-from edgefleet.server import redact
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.errors import ApiError, BadGateway
-from edgefleet.server.pagination import Page, next_cursor
+from edgefleet.server.pagination import Page
+from edgefleet.server.remote import exec_audit as exec_audit_log
 from edgefleet.server.remote import sockets, targets
+from edgefleet.server.remote.exec_audit import AuditOut
 from edgefleet.server.remote.tables import ExecAudit
-from edgefleet.server.schemas import Input, Output, Timestamp
+from edgefleet.server.schemas import Input, Output
 from edgefleet.wire.commands import (
     EXEC,
     WORKLOAD_EXEC,
@@ -66,22 +66,6 @@ class ExecOut(Output):
     stderr: str
     timed_out: bool = False
     truncated: bool = False
-
-
-class AuditOut(Output):
-    id: int
-    time: Timestamp
-    finished_at: Timestamp | None = None
-    user: str
-    device: str
-    job: str | None = None
-    service: str | None = None
-    command: list[str] | None = Field(
-        None, description="the argv; only for owners, operators and admins"
-    )
-    interactive: bool
-    exit_code: int | None = None
-    error: str | None = None
 
 
 async def _audit_start(
@@ -200,32 +184,7 @@ async def exec_in_workload(
 async def exec_audit(
     caller: CallerDep, db: Db, page: Paging, device: str | None = None, job: str | None = None
 ) -> Page[AuditOut]:
-    query = select(ExecAudit).where(ExecAudit.pk > page.after)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(ExecAudit.project_pk.in_(visible))
-    if device:
-        query = query.where(ExecAudit.device_id == device)
-    if job:
-        query = query.where(ExecAudit.job_id == job)
-    rows = list(await db.scalars(query.order_by(ExecAudit.pk).limit(page.limit + 1)))
-    items = [
-        AuditOut(
-            id=r.pk,
-            time=r.time,
-            finished_at=r.finished_at,
-            user=r.user,
-            device=r.device_id,
-            job=r.job_id,
-            service=r.service,
-            command=r.command if redact.sees_secrets(caller, r.project_pk) else None,
-            interactive=r.interactive,
-            exit_code=r.exit_code,
-            error=r.error,
-        )
-        for r in rows[: page.limit]
-    ]
-    return Page(items=items, next=next_cursor([r.pk for r in rows], page.limit))
+    return await exec_audit_log.listing(db, caller, page, device, job)
 
 
 # --- interactive ----------------------------------------------------------------------------
