@@ -77,7 +77,7 @@ class Transport:
             return response.json()
         return response.content
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         """``GET`` with the query ``params`` that are not ``None``."""
         return self.request("GET", path, params=compact(**params))
 
@@ -97,7 +97,7 @@ class Transport:
         """``DELETE`` a resource."""
         return self.request("DELETE", path)
 
-    def paged(self, path: str, *, limit: int | None = None, **params: Any) -> Iterator[JSON]:
+    def paged(self, path: str, /, *, limit: int | None = None, **params: Any) -> Iterator[JSON]:
         """Every item of a list endpoint, following ``next``; stops after ``limit`` items."""
         cursor: str | None = None
         seen = 0
@@ -114,18 +114,19 @@ class Transport:
 
     # -- typed calls: the JSON is what the server's schema promises -------------------
 
-    def _get(self, kind: type[T], path: str, **params: Any) -> T:
+    def _get(self, kind: type[T], path: str, /, **params: Any) -> T:
         return cast(T, self.get(path, **params))
 
     def _send(self, kind: type[T], method: str, path: str, body: Any = None, **kw: Any) -> T:
         return cast(T, self.request(method, path, json=body, **kw))
 
     def _paged(
-        self, kind: type[T], path: str, limit: int | None = None, **params: Any
+        self, kind: type[T], path: str, limit: int | None = None, /, **params: Any
     ) -> Iterator[T]:
         return cast(Iterator[T], self.paged(path, limit=limit, **params))
 
-    def _all(self, kind: type[T], path: str, limit: int | None = None, **params: Any) -> list[T]:
+    def _all(self, kind: type[T], path: str, limit: int | None = None, /, **params: Any) -> list[T]:
+        # Positional-only: a list's filters may be called kind, path or limit (events' kind).
         return list(self._paged(kind, path, limit, **params))
 
     # -- streams ----------------------------------------------------------------------

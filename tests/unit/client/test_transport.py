@@ -45,7 +45,9 @@ class Api(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         self.seen.append(("GET", url.path, query))
-        if url.path == "/api/v1/items":
+        if url.path == "/api/v1/events":
+            self._json(200, {"items": [{"id": 1, "query": query}], "next": None})
+        elif url.path == "/api/v1/items":
             cursor = query.get("cursor", [""])[0]
             items = [{"id": i} for i in PAGES[cursor]]
             self._json(200, {"items": items, "next": NEXT[cursor]})
@@ -111,6 +113,14 @@ def test_pages_are_followed_and_a_limit_stops_early(client: Client) -> None:
     assert [item["id"] for item in client.paged("/items", limit=3)] == ["a", "b", "c"]
     assert len(Api.seen) == 2  # the third page is never asked for
     assert Api.seen[0][2]["limit"] == ["3"]
+
+
+def test_filters_named_like_the_helpers_parameters_reach_the_server(client: Client) -> None:
+    """``events(kind=…)`` once collided with the list helper's own ``kind``."""
+    (event,) = client.events(kind="device.online", path="x", limit=5)
+    assert event["query"]["kind"] == ["device.online"]  # type: ignore[typeddict-item]
+    assert event["query"]["path"] == ["x"]  # type: ignore[typeddict-item]
+    assert client.get("/echo", path="p")["query"] == {"path": ["p"]}
 
 
 def test_streams_and_downloads(client: Client) -> None:
