@@ -15,6 +15,8 @@ Messages of an optional feature live in their own module, named in
 :data:`LAZY_MESSAGES`, whose ``load()`` joins them to the union
 (:func:`register`): an idle agent never loads the federated protocol's models;
 the first ``fed`` frame it gets loads them (the server loads them at start).
+The base class lives in :mod:`.base` and the collected data and datasets
+messages in :mod:`.data`; both are re-exported here, with the union.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SerializeAsAny,
@@ -38,7 +39,18 @@ from pydantic import (
 )
 
 from edgefleet.spec.policy import DevicePolicy
+from edgefleet.wire.base import Message as Message  # re-exported: the base of every message
 from edgefleet.wire.commands import COMMANDS, CommandArgs, CommandReply
+from edgefleet.wire.data import DATA_FILE_STREAM as DATA_FILE_STREAM
+from edgefleet.wire.data import DataAck as DataAck
+from edgefleet.wire.data import DataBacklog as DataBacklog
+from edgefleet.wire.data import DataBatch as DataBatch
+from edgefleet.wire.data import DataRecord as DataRecord
+from edgefleet.wire.data import DatasetColumn as DatasetColumn
+from edgefleet.wire.data import DatasetInfo as DatasetInfo
+from edgefleet.wire.data import DatasetPrivacy as DatasetPrivacy
+from edgefleet.wire.data import DatasetsReport as DatasetsReport
+from edgefleet.wire.data import StreamBacklog as StreamBacklog
 from edgefleet.wire.local import LocalAction, LocalAppFact
 from edgefleet.wire.schedule import RunRecord
 from edgefleet.wire.status import JobStatus
@@ -55,13 +67,6 @@ from edgefleet.wire.workload import JobAssignment
 PROTOCOL_VERSION = 3
 FED_BINARY_PROTOCOL = 3
 MIN_PROTOCOL_VERSION = 1
-
-
-class Message(BaseModel):
-    """Base of every control message: strict about unknown fields on purpose,
-    so that a typo in a new field fails loudly in tests instead of being dropped."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 # --- facts the agent reports about its device ------------------------------------
@@ -165,119 +170,6 @@ class CommandResult(Message):
     ok: bool = True
     result: SerializeAsAny[CommandReply] = Field(default_factory=CommandReply)
     error: str | None = None
-
-
-# --- collected data (agent -> server, except DataAck) --------------------------------
-
-DATA_FILE_STREAM = "data-file"
-"""Header ``kind`` of the mux stream an agent opens to upload one buffered file
-(header: job, seq, name, size, sha256, time; body: the bytes; the server answers
-one JSON chunk ``{"ok": true}`` or ``{"error": "..."}`` once the file is stored)."""
-
-
-class DataRecord(BaseModel):
-    """One buffered record: ``record`` is the workload's JSON object as text, so
-    neither side re-encodes it; ``seq`` is per (job, stream) on this device."""
-
-    job: str
-    stream: str
-    seq: int
-    time: float = Field(description="when the agent stored it, seconds since the epoch")
-    id: str | None = Field(None, description="the workload's record id, if it gave one")
-    record: str
-
-
-class DataBatch(Message):
-    """agent -> server: the oldest buffered records; answered by :class:`DataAck`."""
-
-    type: Literal["data_batch"] = "data_batch"
-    batch: int
-    records: list[DataRecord]
-
-
-class DataAck(Message):
-    """server -> agent: the batch is committed (``ok``), or failed for now
-    (``error``: the agent retries). ``discarded`` names jobs whose records the
-    server will never take (job deleted, not this device's): the agent drops them.
-    ``rejected`` names single records (``job/stream/seq``) the server refused as
-    invalid; the rest of the batch is stored, and the agent drops those too."""
-
-    type: Literal["data_ack"] = "data_ack"
-    batch: int
-    ok: bool = True
-    error: str | None = None
-    discarded: dict[str, str] = Field(default_factory=dict)
-    rejected: dict[str, str] = Field(default_factory=dict)
-
-
-class StreamBacklog(BaseModel):
-    job: str
-    stream: str
-    pending: int = 0
-    pending_bytes: int = 0
-    oldest: float | None = None
-    accepted: int = 0
-    evicted: int = 0
-    rejected: int = 0
-    last_time: float | None = None
-
-
-class DataBacklog(Message):
-    """agent -> server, every few seconds while something changes: what waits on
-    the device per (job, stream), and what was evicted (never silently)."""
-
-    type: Literal["data_backlog"] = "data_backlog"
-    streams: list[StreamBacklog] = Field(default_factory=list)
-    files_pending: dict[str, int] = Field(default_factory=dict, description="job -> files")
-    used_bytes: int = 0
-    quota_bytes: int = 0
-
-
-class DatasetColumn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(max_length=256)
-    type: Literal["integer", "number", "boolean", "string", "other"]
-
-
-class DatasetPrivacy(BaseModel):
-    """The owner's rules against the analyst, and how much of the budget is spent."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    query_budget: int | None = Field(None, ge=1)
-    budget_window: float = Field(86_400.0, gt=0)
-    min_difference: int | None = Field(None, ge=1)
-    dp_epsilon: float | None = Field(None, gt=0)
-    dp_delta: float | None = Field(None, ge=0, lt=1)
-    epsilon_spent: float = Field(0.0, ge=0)
-    answered: int = Field(0, ge=0, description="computations answered so far")
-
-
-class DatasetInfo(BaseModel):
-    """A dataset as its device describes it: schema, approximate size, owner's policy.
-    Never a value (see ``edgefleet.agent.datasets``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(max_length=128)
-    source: Literal["csv", "jsonl", "parquet", "sqlite", "stream"]
-    columns: list[DatasetColumn] = Field(default_factory=list, max_length=1000)
-    rows_approx: int = Field(0, ge=0, description="row count rounded to one significant digit")
-    bytes_approx: int = Field(0, ge=0)
-    allow_projects: list[str] = Field(default_factory=list, max_length=100)
-    allow_ops: list[str] = Field(default_factory=list, max_length=10)
-    min_parties: int = Field(3, ge=2)
-    error: str | None = Field(None, max_length=1000, description="why it cannot be read now")
-    privacy: DatasetPrivacy = Field(default_factory=DatasetPrivacy)
-
-
-class DatasetsReport(Message):
-    """agent -> server: every dataset declared on the device (a full snapshot),
-    on connect and whenever the owner adds, removes or changes one."""
-
-    type: Literal["datasets"] = "datasets"
-    datasets: list[DatasetInfo] = Field(default_factory=list, max_length=100)
 
 
 class ScheduleRuns(Message):
