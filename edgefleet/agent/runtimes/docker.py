@@ -11,21 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
-import urllib3.exceptions
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from edgefleet.agent import workload_files
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import DockerExec, ExecRequest
-from edgefleet.agent.runtimes import docker_config
+from edgefleet.agent.runtimes import docker_config, docker_logs
 from edgefleet.agent.runtimes.workload import (
     LABEL_DEVICE,
     LABEL_INPUTS,
@@ -41,9 +38,6 @@ from edgefleet.spec.policy import DevicePolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# What reading a log stream can raise once it breaks or is closed under the reader
-# (the SDK already ends the iteration on a socket error or a cut chunked body).
-_STREAM_ERRORS = (ValueError, urllib3.exceptions.HTTPError, DockerException)
 _STATES: dict[str, WorkloadState] = {
     "created": "created",
     "configured": "created",
@@ -55,17 +49,6 @@ _STATES: dict[str, WorkloadState] = {
     "dead": "dead",
     "removing": "dead",
 }
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value or value.startswith("0001-"):
-        return None
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value)
-    if not match:
-        return None
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
-    return None
 
 
 def _pull_errors(progress: Any) -> str | None:
@@ -166,8 +149,8 @@ class DockerRuntime:
             exit_code=exit_code if status not in ("running", "created") else None,
             restarts=int(info.get("RestartCount") or 0),
             image=info["Config"].get("Image"),
-            started_at=_time(state.get("StartedAt")),
-            finished_at=_time(state.get("FinishedAt")),
+            started_at=docker_logs.parse_time(state.get("StartedAt")),
+            finished_at=docker_logs.parse_time(state.get("FinishedAt")),
             addresses=addresses,
             error=state.get("Error") or None,
             inputs=labels.get(LABEL_INPUTS, ""),
@@ -411,64 +394,10 @@ class DockerRuntime:
             )
         workload_files.forget(workload_files.mount_sources(info))  # its secrets and configs
 
-    async def logs(
+    def logs(
         self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool
     ) -> AsyncIterator[LogLine]:
-        api = self.client.api
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
-        kwargs: dict[str, Any] = {
-            "stdout": True,
-            "stderr": True,
-            "timestamps": True,
-            "stream": True,
-            "follow": follow,
-            "tail": "all" if tail is None else tail,
-        }
-        if since is not None:
-            kwargs["since"] = since
-        try:
-            stream: Any = await asyncio.to_thread(api.logs, workload_id, **kwargs)  # type: ignore[arg-type]
-        except NotFound:
-            return
-        except (APIError, OSError, DockerException) as exc:
-            raise RuntimeFailure(f"reading logs: {exc}") from exc
-
-        closed = threading.Event()
-
-        def pump() -> None:
-            try:
-                for chunk in stream:
-                    asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except _STREAM_ERRORS as exc:
-                if not closed.is_set():  # else: closed by the reader, as asked
-                    log.warning("logs of %s ended early: %s", workload_id[:12], exc)
-            finally:
-                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
-
-        thread = loop.run_in_executor(None, pump)
-        buffer = b""
-        try:
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
-                    break
-                buffer += chunk
-                while b"\n" in buffer:
-                    raw, buffer = buffer.split(b"\n", 1)
-                    yield _log_line(raw)
-            if buffer:
-                yield _log_line(buffer)
-        finally:
-            closed.set()
-            try:
-                stream.close()
-            except (OSError, RuntimeError) as exc:  # RuntimeError: the SDK cannot cancel it
-                log.debug("closing the log stream of %s: %s", workload_id[:12], exc)
-            try:
-                await asyncio.wait_for(asyncio.shield(thread), 2)
-            except TimeoutError:
-                log.debug("the log reader of %s is still waiting on the engine", workload_id[:12])
+        return docker_logs.stream(self.client.api, workload_id, tail, since, follow)
 
     # -- CanExec, CanExecInteractive ------------------------------------------------------
 
@@ -497,12 +426,3 @@ class DockerRuntime:
             raise RuntimeFailure(
                 f"exec failed: {getattr(exc, 'explanation', None) or exc}"
             ) from exc
-
-
-def _log_line(raw: bytes) -> LogLine:
-    text = raw.decode(errors="replace")
-    stamp, _, rest = text.partition(" ")
-    parsed = _time(stamp)
-    if parsed is None:
-        return LogLine(stream="stdout", time=None, text=text)
-    return LogLine(stream="stdout", time=parsed, text=rest)
