@@ -52,6 +52,7 @@ from typing import Any
 
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import ExecRequest, HostExec
+from edgefleet.agent.runtimes import process_logs
 from edgefleet.agent.runtimes.process_user import ProcessUser, own_name
 from edgefleet.agent.runtimes.workload import (
     LABEL_INPUTS,
@@ -79,31 +80,6 @@ def _start_ticks(pid: int) -> int | None:
     if fields[0] == "Z":
         return None
     return int(fields[19])
-
-
-def _read_lines(path: Path, tail: int | None, block: int = 64 * 1024) -> tuple[list[str], int]:
-    """The file's lines (only the last ``tail`` when given) and its size. With a
-    tail only the end of the file is read: logs are shipped to the server every
-    few seconds (issue 18) and a long-running service's file can be huge."""
-    try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if tail is None:
-                handle.seek(0)
-                return handle.read().decode(errors="replace").splitlines(), size
-            if tail <= 0:
-                return [], size
-            start, data = size, b""
-            while start > 0 and data.count(b"\n") <= tail:
-                start = max(0, start - block)
-                handle.seek(start)
-                data = handle.read(size - start)
-    except OSError:
-        return [], 0
-    lines = data.decode(errors="replace").splitlines()
-    if start > 0:
-        lines = lines[1:]  # the first line read may be cut
-    return lines[-tail:], size
 
 
 def _signal_number(name: str | None) -> int:
@@ -397,40 +373,12 @@ class ProcessRuntime:
         await self.stop(workload_id, float(meta.get("grace") or 10))
         shutil.rmtree(self._dir(workload_id), ignore_errors=True)
 
-    async def logs(
+    def logs(
         self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool
     ) -> AsyncIterator[LogLine]:
-        directory = self._dir(workload_id)
-        files = {"stdout": directory / "stdout.log", "stderr": directory / "stderr.log"}
-        offsets: dict[str, int] = {}
-        lines: list[LogLine] = []
-        for stream, path in files.items():
-            texts, offsets[stream] = _read_lines(path, tail)
-            for text in texts:
-                lines.append(LogLine(stream=stream, time=None, text=text))  # type: ignore[arg-type]
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        for line in lines:
-            yield line
-        while follow:
-            await asyncio.sleep(0.2)
-            for stream, path in files.items():
-                try:
-                    with open(path, "rb") as handle:
-                        handle.seek(offsets[stream])
-                        chunk = handle.read()
-                except OSError:
-                    if self._meta(workload_id) is None:
-                        return
-                    continue
-                if not chunk:
-                    continue
-                complete, newline, _rest = chunk.rpartition(b"\n")
-                if not newline:
-                    continue
-                offsets[stream] += len(complete) + 1
-                for text in complete.decode(errors="replace").split("\n"):
-                    yield LogLine(stream=stream, time=datetime.now(UTC), text=text)  # type: ignore[arg-type]
+        return process_logs.read(
+            self._dir(workload_id), tail, follow, lambda: self._meta(workload_id) is not None
+        )
 
     # -- CanExec, CanExecInteractive ------------------------------------------------------
 

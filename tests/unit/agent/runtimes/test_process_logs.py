@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from edgefleet.agent.runtimes.process import _read_lines
+from edgefleet.agent.runtimes.process_logs import read_lines
 
 
 def test_tail_equals_reading_the_whole_file(tmp_path: Path) -> None:
@@ -21,10 +21,10 @@ def test_tail_equals_reading_the_whole_file(tmp_path: Path) -> None:
         path.write_text(text)
         whole = text.splitlines()
         for tail in (None, 0, 1, 7, 100, 1000):
-            got, size = _read_lines(path, tail, block=rng.choice([5, 64, 4096]))
+            got, size = read_lines(path, tail, block=rng.choice([5, 64, 4096]))
             assert got == (whole if tail is None else whole[-tail:] if tail else [])
             assert size == len(text.encode())
 
 
 def test_a_missing_file_has_no_lines(tmp_path: Path) -> None:
-    assert _read_lines(tmp_path / "none", 10) == ([], 0)
+    assert read_lines(tmp_path / "none", 10) == ([], 0)
