@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import Runtime
 from edgefleet.agent.runtimes.capabilities import CanExec
 from edgefleet.spec.model import HealthCheck
@@ -88,7 +89,7 @@ class HealthTracker:
                     watch.last_output = f"exit code {code}"
             except TimeoutError:
                 watch.last_output = f"timed out after {check.timeout:g} s"
-            except Exception as exc:  # any engine error: the check's output, in the job's status
+            except (RuntimeFailure, OSError) as exc:  # the check's output, in the job's status
                 watch.last_output = str(exc)[:200]
             if ok:
                 watch.failures = 0

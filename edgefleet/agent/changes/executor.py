@@ -380,8 +380,8 @@ class Executor:
         try:
             async for line in runtime.logs(w.id, tail=5, since=None, follow=False):
                 tail.append(line.text.rstrip())
-        except Exception:
-            pass
+        except RuntimeFailure as exc:  # the reason goes out without its last lines
+            log.info("service %s: cannot read its last lines: %s", w.service, exc.message)
         what = (
             f"keeps restarting (last exit code {w.exit_code})"
             if restarting
