@@ -245,9 +245,7 @@ async def find_upgrade(db: AsyncSession, caller: Caller, ref: str) -> AgentUpgra
 
 async def list_upgrades(db: AsyncSession, caller: Caller, page: PageParams) -> Page[AgentUpgrade]:
     query = select(AgentUpgrade)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(AgentUpgrade.project_pk.in_(visible))
+    query = projects.in_visible(query, AgentUpgrade.project_pk, caller)
     return await keyset_page(db, query, AgentUpgrade.pk, page)
 
 

@@ -116,9 +116,7 @@ async def find(
     query = select(Application).where((Application.id == ref) | (Application.name == ref))
     if project_pk is not None:
         query = query.where(Application.project_pk == project_pk)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Application.project_pk.in_(visible))
+    query = projects.in_visible(query, Application.project_pk, caller)
     rows = list(await db.scalars(query.limit(3)))
     exact = [a for a in rows if a.id == ref]
     if exact:
@@ -137,9 +135,7 @@ async def listing(
 ) -> Page[Application]:
     """The applications of the caller's projects (or of ``project``), oldest first."""
     query = select(Application)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Application.project_pk.in_(visible))
+    query = projects.in_visible(query, Application.project_pk, caller)
     if project:
         query = query.where(Application.project_pk == (await projects.find(db, caller, project)).pk)
     return await keyset_page(db, query, Application.pk, page)

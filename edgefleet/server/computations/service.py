@@ -53,9 +53,7 @@ async def listing(
 ) -> Page[Computation]:
     """The computations the caller may see, oldest first."""
     query = select(Computation)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Computation.project_pk.in_(visible))
+    query = projects.in_visible(query, Computation.project_pk, caller)
     if project_pk is not None:
         query = query.where(Computation.project_pk == project_pk)
     if dataset:

@@ -326,8 +326,7 @@ async def device_page(
 
 
 def filters(query: Any, caller: Caller) -> Any:
-    visible = caller.visible_projects()
-    return query if visible is None else query.where(Job.project_pk.in_(visible))
+    return projects.in_visible(query, Job.project_pk, caller)
 
 
 async def count_states(db: AsyncSession, caller: Caller) -> dict[str, int]:

@@ -101,9 +101,7 @@ async def listing(
 ) -> Page[ProvisioningKey]:
     """The keys of the caller's projects (or of ``project``), oldest first."""
     query = select(ProvisioningKey)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(ProvisioningKey.project_pk.in_(visible))
+    query = projects.in_visible(query, ProvisioningKey.project_pk, caller)
     if project:
         project_pk = (await projects.find(db, caller, project)).pk
         query = query.where(ProvisioningKey.project_pk == project_pk)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import TypeVarTuple
+
+from sqlalchemy import Select, SQLColumnExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth.caller import Caller
@@ -14,6 +16,8 @@ from edgefleet.server.events import audit
 from edgefleet.server.pagination import MAX_LIMIT, Page, PageParams, keyset_page
 from edgefleet.server.projects.schemas import Member, ProjectOut
 from edgefleet.server.projects.tables import Membership, Project
+
+Rows = TypeVarTuple("Rows")
 
 
 async def find(db: AsyncSession, caller: Caller, ref: str, *, field: str = "project") -> Project:
@@ -31,13 +35,18 @@ async def names(db: AsyncSession, pks: set[int]) -> dict[int, Project]:
     return {p.pk: p for p in rows}
 
 
+def in_visible(
+    query: Select[*Rows], project_pk: SQLColumnExpression[int], caller: Caller
+) -> Select[*Rows]:
+    """``query`` kept to rows of the projects the caller belongs to (administrators:
+    every project); ``project_pk`` is the rows' project column."""
+    visible = caller.visible_projects()
+    return query if visible is None else query.where(project_pk.in_(visible))
+
+
 async def listing(db: AsyncSession, caller: Caller, page: PageParams) -> Page[Project]:
     """The projects the caller belongs to (administrators: all), oldest first."""
-    query = select(Project)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Project.pk.in_(visible))
-    return await keyset_page(db, query, Project.pk, page)
+    return await keyset_page(db, in_visible(select(Project), Project.pk, caller), Project.pk, page)
 
 
 async def visible(db: AsyncSession, caller: Caller) -> list[Project]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server import redact
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.pagination import Page, PageParams, keyset_page
+from edgefleet.server.projects import service as projects
 from edgefleet.server.remote.tables import ExecAudit
 from edgefleet.server.schemas import Output, Timestamp
 
@@ -39,9 +40,7 @@ async def listing(
     job: str | None = None,
 ) -> Page[AuditOut]:
     query = select(ExecAudit)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(ExecAudit.project_pk.in_(visible))
+    query = projects.in_visible(query, ExecAudit.project_pk, caller)
     if device:
         query = query.where(ExecAudit.device_id == device)
     if job:

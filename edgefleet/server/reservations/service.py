@@ -291,9 +291,7 @@ async def listing(
     """The caller's projects' reservations (holding ``device_pk``, overlapping
     ``since``..``until``), oldest first."""
     query = select(Reservation)
-    visible = caller.visible_projects()
-    if visible is not None:
-        query = query.where(Reservation.project_pk.in_(visible))
+    query = projects.in_visible(query, Reservation.project_pk, caller)
     if project_pk is not None:
         query = query.where(Reservation.project_pk == project_pk)
     if device_pk is not None:
