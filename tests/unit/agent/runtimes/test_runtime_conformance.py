@@ -12,9 +12,12 @@ it. ``sim`` runs nothing, so only real runtimes are held to their output.
 from __future__ import annotations
 
 import asyncio
+import io
+import tarfile
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,7 +186,7 @@ async def test_a_workload_lives_through_the_runtime_contract(runtime: Runtime) -
     await runtime.remove(workload_id)  # absent is not an error
 
 
-async def test_abilities_are_claimed_truthfully(runtime: Runtime) -> None:
+async def test_abilities_are_claimed_truthfully(runtime: Runtime, tmp_path: Path) -> None:
     claimed = {ability for ability in ALL_ABILITIES if isinstance(runtime, ability)}
     assert claimed == ABILITIES[runtime.name]
 
@@ -212,6 +215,30 @@ async def test_abilities_are_claimed_truthfully(runtime: Runtime) -> None:
     if isinstance(runtime, cap.HasEngine):
         assert await asyncio.to_thread(runtime.engine_api().ping)
         assert await runtime.is_podman()  # the session's engine is Podman
+        if isinstance(runtime, cap.CanBuild):  # checked through the engine's own view
+            await _build_checked(runtime, tmp_path)
+
+
+async def _build_checked(runtime: Any, tmp_path: Path) -> None:
+    """A one-step build from a plain tar context lands as the tagged image."""
+    from tests.support.podman import IMAGE
+
+    context = tmp_path / "context.tar"
+    dockerfile = f"FROM {IMAGE}\nRUN echo built > /built\n".encode()
+    with tarfile.open(context, "w") as tar:
+        entry = tarfile.TarInfo("Dockerfile")
+        entry.size = len(dockerfile)
+        tar.addfile(entry, io.BytesIO(dockerfile))
+    tag = f"localhost/ef-conformance:{runtime.device_id}"
+    service = Service(image=tag, build=Build(digest="0" * 64))
+    steps: list[str] = []
+    await runtime.build(spec_for(runtime, service), context, steps.append)
+    api = runtime.engine_api()
+    try:
+        assert (await asyncio.to_thread(api.inspect_image, tag))["Id"]
+        assert any("RUN echo built" in step for step in steps)
+    finally:
+        await asyncio.to_thread(api.remove_image, tag, force=True)
 
 
 async def test_callers_refuse_a_runtime_without_the_ability(runtime: Runtime) -> None:
