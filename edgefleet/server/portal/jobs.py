@@ -235,6 +235,17 @@ async def job_grid(request: Request, job: str, viewer: ViewerDep, db: Db, ctx: C
     return web.render(request, "fragments/job_grid.html", await _job(db, viewer, job, ctx.settings))
 
 
+async def _refused_on_job(
+    request: Request, viewer: Viewer, db: Db, ctx: Ctx, job: str, exc: ApiError
+) -> Response:
+    """A refused change on the job's page: the page again, with the reason (a 403
+    becomes the error page instead, :func:`web.refused`)."""
+    web.refused(exc)
+    context = await _job(db, viewer, job, ctx.settings)
+    context["error"] = exc.message
+    return web.render(request, "job.html", context)
+
+
 @router.post("/jobs/{job}/cancel")
 async def cancel_job(
     request: Request, job: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
@@ -254,10 +265,7 @@ async def roll_job(
         body = web.build(JobPatch, version=web.field(form, "version"))
         await jobs.patch(ctx, db, viewer.caller, found, body)
     except ApiError as exc:
-        web.refused(exc)
-        context = await _job(db, viewer, job, ctx.settings)
-        context["error"] = exc.message
-        return web.render(request, "job.html", context)
+        return await _refused_on_job(request, viewer, db, ctx, job, exc)
     return web.redirect(f"/jobs/{found.id}")
 
 
@@ -278,8 +286,5 @@ async def rollout_action(
         else:
             await rollouts.control(ctx, db, viewer.caller, found, cast(rollouts.Control, action))
     except ApiError as exc:
-        web.refused(exc)
-        context = await _job(db, viewer, job, ctx.settings)
-        context["error"] = exc.message
-        return web.render(request, "job.html", context)
+        return await _refused_on_job(request, viewer, db, ctx, job, exc)
     return web.redirect(f"/jobs/{found.id}")
