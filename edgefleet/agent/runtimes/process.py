@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -46,40 +45,27 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import ExecRequest, HostExec
 from edgefleet.agent.runtimes import process_logs
+from edgefleet.agent.runtimes.process_book import Book, as_workload, start_ticks
 from edgefleet.agent.runtimes.process_user import ProcessUser, own_name
 from edgefleet.agent.runtimes.workload import (
-    LABEL_INPUTS,
     LABEL_JOB,
     LogLine,
     Workload,
     WorkloadSpec,
-    WorkloadState,
 )
-from edgefleet.agent.state import atomic_write
 from edgefleet.spec.policy import DevicePolicy, limits
 
 WRAPPER = 'trap "" HUP; "$@"; code=$?; echo $code >&"$EF_EXIT_FD"; exit $code'
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 log = logging.getLogger(__name__)
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
 
 
 def _signal_number(name: str | None) -> int:
@@ -105,8 +91,7 @@ class ProcessRuntime:
         """``root``: bookkeeping, inside the state dir; ``work``: the processes'
         working directories, outside it (see :func:`work_root`)."""
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o700)
+        self._book = Book(root)
         self.policy = policy
         self.user = ProcessUser.named(policy.process_user or own_name())
         if self.user.uid == os.geteuid():
@@ -128,23 +113,6 @@ class ProcessRuntime:
         self._lock = asyncio.Lock()
         self.device_id = ""
 
-    # -- bookkeeping ----------------------------------------------------------------------
-
-    def _dir(self, workload_id: str) -> Path:
-        if "/" in workload_id or workload_id.startswith("."):
-            raise RuntimeFailure(f"invalid workload id {workload_id!r}")
-        return self.root / workload_id
-
-    def _meta(self, workload_id: str) -> dict[str, Any] | None:
-        try:
-            meta: dict[str, Any] = json.loads((self._dir(workload_id) / "meta.json").read_text())
-            return meta
-        except (OSError, ValueError):
-            return None
-
-    def _save(self, workload_id: str, meta: dict[str, Any]) -> None:
-        atomic_write(self._dir(workload_id) / "meta.json", json.dumps(meta).encode(), 0o600)
-
     def _alive(self, meta: dict[str, Any]) -> bool:
         pid = meta.get("pid")
         if not pid:
@@ -152,44 +120,10 @@ class ProcessRuntime:
         child = self._children.get(meta["id"])
         if child is not None and child.poll() is not None:
             return False
-        return _start_ticks(pid) == meta.get("ticks")
-
-    def _exit_code(self, workload_id: str) -> int | None:
-        try:
-            return int((self._dir(workload_id) / "exit_code").read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return start_ticks(pid) == meta.get("ticks")
 
     def _workload(self, meta: dict[str, Any]) -> Workload:
-        labels = meta["labels"]
-        state: WorkloadState
-        if self._alive(meta):
-            state = "running"
-        elif meta.get("pid"):
-            state = "restarting" if meta.get("restart_due") else "exited"
-        else:
-            state = "created"
-        exit_code = None if state in ("running", "created") else self._exit_code(meta["id"])
-        if state in ("exited", "restarting") and exit_code is None:
-            exit_code = meta.get("killed_code", 137)
-        return Workload(
-            id=meta["id"],
-            name=meta["id"],
-            job_id=labels[LABEL_JOB],
-            service=labels["io.edgefleet.service"],
-            revision=labels["io.edgefleet.revision"],
-            version=labels["io.edgefleet.version"],
-            state=state,
-            exit_code=exit_code,
-            restarts=meta.get("restarts", 0),
-            image=None,
-            started_at=datetime.fromtimestamp(meta["started"], UTC)
-            if meta.get("started")
-            else None,
-            addresses=["127.0.0.1"],
-            error=meta.get("error"),
-            inputs=labels.get(LABEL_INPUTS, ""),
-        )
+        return as_workload(meta, self._alive(meta), self._book.exit_code(meta["id"]))
 
     # -- Runtime --------------------------------------------------------------------------
 
@@ -201,7 +135,7 @@ class ProcessRuntime:
         self._ensure_monitor()
         result = []
         for path in sorted(self.root.glob("*/meta.json")):
-            meta = self._meta(path.parent.name)
+            meta = self._book.meta(path.parent.name)
             if meta is None:
                 continue
             if job_id is not None and meta["labels"].get(LABEL_JOB) != job_id:
@@ -244,7 +178,7 @@ class ProcessRuntime:
 
     async def create(self, spec: WorkloadSpec) -> str:
         workload_id = spec.name
-        if self._meta(workload_id) is not None:
+        if self._book.meta(workload_id) is not None:
             return workload_id
         if not self.policy.process:  # choose_runtimes does not build us then; belt and braces
             raise RuntimeFailure("the process runtime is not allowed on this device")
@@ -252,14 +186,14 @@ class ProcessRuntime:
             raise RuntimeFailure(
                 f"service {spec.service_name}: secrets and configs need a container runtime"
             )
-        directory = self._dir(workload_id)
+        directory = self._book.dir(workload_id)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         cwd = str(self._workdir(spec.job_id))
         env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
         env.update(HOME=cwd, USER=self.user.name, LOGNAME=self.user.name)
         env.update(spec.environment)
         memory, pids = limits(spec.service, self.policy)
-        self._save(
+        self._book.save(
             workload_id,
             {
                 "id": workload_id,
@@ -282,7 +216,7 @@ class ProcessRuntime:
     async def start(self, workload_id: str) -> None:
         self._ensure_monitor()
         async with self._lock:
-            meta = self._meta(workload_id)
+            meta = self._book.meta(workload_id)
             if meta is None:
                 raise RuntimeFailure(f"no such workload {workload_id}")
             if self._alive(meta):
@@ -302,7 +236,7 @@ class ProcessRuntime:
         return [*argv, "--"] if len(argv) > 1 else []
 
     def _spawn(self, meta: dict[str, Any]) -> None:
-        directory = self._dir(meta["id"])
+        directory = self._book.dir(meta["id"])
         exit_file = directory / "exit_code"
         with contextlib.suppress(FileNotFoundError):
             exit_file.unlink()
@@ -330,19 +264,17 @@ class ProcessRuntime:
         finally:
             os.close(exit_fd)
         self._children[meta["id"]] = child
-        meta.update(
-            pid=child.pid, ticks=_start_ticks(child.pid), started=time.time(), stopped=False
-        )
+        meta.update(pid=child.pid, ticks=start_ticks(child.pid), started=time.time(), stopped=False)
         meta.pop("restart_due", None)
-        self._save(meta["id"], meta)
+        self._book.save(meta["id"], meta)
 
     async def stop(self, workload_id: str, timeout: float) -> None:
-        meta = self._meta(workload_id)
+        meta = self._book.meta(workload_id)
         if meta is None:
             return
         meta["stopped"] = True
         meta.pop("restart_due", None)
-        self._save(workload_id, meta)
+        self._book.save(workload_id, meta)
         if not self._alive(meta):
             return
         pid = meta["pid"]
@@ -367,17 +299,20 @@ class ProcessRuntime:
                 log.debug("workload %s: its process has not exited yet", workload_id)
 
     async def remove(self, workload_id: str) -> None:
-        meta = self._meta(workload_id)
+        meta = self._book.meta(workload_id)
         if meta is None:
             return
         await self.stop(workload_id, float(meta.get("grace") or 10))
-        shutil.rmtree(self._dir(workload_id), ignore_errors=True)
+        shutil.rmtree(self._book.dir(workload_id), ignore_errors=True)
 
     def logs(
         self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool
     ) -> AsyncIterator[LogLine]:
         return process_logs.read(
-            self._dir(workload_id), tail, follow, lambda: self._meta(workload_id) is not None
+            self._book.dir(workload_id),
+            tail,
+            follow,
+            lambda: self._book.meta(workload_id) is not None,
         )
 
     # -- CanExec, CanExecInteractive ------------------------------------------------------
@@ -385,7 +320,7 @@ class ProcessRuntime:
     async def exec(
         self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float
     ) -> tuple[int, bytes, bytes]:
-        meta = self._meta(workload_id)
+        meta = self._book.meta(workload_id)
         if meta is None:
             raise RuntimeFailure(f"no such workload {workload_id}")
         process = await asyncio.create_subprocess_exec(
@@ -408,7 +343,7 @@ class ProcessRuntime:
         return process.returncode or 0, out, err
 
     async def exec_session(self, workload_id: str, request: ExecRequest) -> HostExec:
-        meta = self._meta(workload_id)
+        meta = self._book.meta(workload_id)
         if meta is None:
             raise RuntimeFailure(f"no such workload {workload_id}")
         try:
@@ -448,11 +383,11 @@ class ProcessRuntime:
 
     async def _check(self, workload_id: str) -> None:
         async with self._lock:
-            meta = self._meta(workload_id)
+            meta = self._book.meta(workload_id)
             if meta is None or not meta.get("pid") or meta.get("stopped") or self._alive(meta):
                 return
             self._reap(workload_id)
-            code = self._exit_code(workload_id)
+            code = self._book.exit_code(workload_id)
             policy = meta.get("restart", "no")
             wants = policy in ("always", "unless-stopped") or (policy == "on-failure" and code != 0)
             limit = meta.get("max_attempts")
@@ -463,7 +398,7 @@ class ProcessRuntime:
             if due is None:
                 delay = min(30.0, 0.5 * 2 ** min(meta.get("restarts", 0), 6))
                 meta["restart_due"] = now + delay
-                self._save(workload_id, meta)
+                self._book.save(workload_id, meta)
                 return
             if now < due:
                 return
