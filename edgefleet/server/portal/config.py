@@ -149,7 +149,7 @@ async def delete_variable(
 # --- one device: its own variables, and what it sees in the end ------------------------------
 
 
-async def _device_page(
+async def _device_variables_page(
     request: Request,
     viewer: Viewer,
     db: Db,
@@ -186,7 +186,7 @@ async def _device(db: Db, viewer: Viewer, ref: str) -> tuple[Device, Project]:
 
 @router.get("/devices/{device}/config")
 async def device_config_page(request: Request, device: str, viewer: ViewerDep, db: Db) -> Response:
-    return await _device_page(request, viewer, db, device)
+    return await _device_variables_page(request, viewer, db, device)
 
 
 @router.post("/devices/{device}/config/variables")
@@ -206,7 +206,7 @@ async def put_device_variable(
         await variables.put_device(ctx, db, viewer.caller, found, checked, body)
     except ApiError as exc:
         web.refused(exc)
-        return await _device_page(
+        return await _device_variables_page(
             request, viewer, db, device, exc.message, {"name": name, "value": value}
         )
     return web.redirect(f"/devices/{found.id}/config")
@@ -221,5 +221,5 @@ async def delete_device_variable(
         await variables.delete_device(ctx, db, viewer.caller, found, name)
     except ApiError as exc:
         web.refused(exc)
-        return await _device_page(request, viewer, db, device, exc.message)
+        return await _device_variables_page(request, viewer, db, device, exc.message)
     return web.redirect(f"/devices/{found.id}/config")

@@ -9,9 +9,10 @@ session cookie, so the portal adds no second path to the device.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from edgefleet.labels import LabelError, parse_selector
@@ -73,31 +74,30 @@ async def _table(
     }
 
 
+@dataclass
+class TableQuery:
+    """The devices table's filters, from the query string (the page and its
+    live-updated rows take the same)."""
+
+    selector: str = ""
+    online: str = ""
+    project: str = ""
+
+
+TableQueryDep = Annotated[TableQuery, Depends()]
+
+
 @router.get("/devices")
-async def device_list(
-    request: Request,
-    viewer: ViewerDep,
-    db: Db,
-    selector: str = "",
-    online: str = "",
-    project: str = "",
-) -> Response:
-    context = await _table(db, viewer, selector.strip(), online, project)
+async def device_list(request: Request, viewer: ViewerDep, db: Db, q: TableQueryDep) -> Response:
+    context = await _table(db, viewer, q.selector.strip(), q.online, q.project)
     context["projects"] = await projects.visible(db, viewer.caller)
     context["query"] = request.url.query
     return web.render(request, "devices.html", context)
 
 
 @router.get("/portal/fragments/devices")
-async def device_rows(
-    request: Request,
-    viewer: ViewerDep,
-    db: Db,
-    selector: str = "",
-    online: str = "",
-    project: str = "",
-) -> Response:
-    context = await _table(db, viewer, selector.strip(), online, project)
+async def device_rows(request: Request, viewer: ViewerDep, db: Db, q: TableQueryDep) -> Response:
+    context = await _table(db, viewer, q.selector.strip(), q.online, q.project)
     return web.render(request, "fragments/device_rows.html", context)
 
 
