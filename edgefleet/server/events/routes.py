@@ -12,7 +12,6 @@ from fastapi.responses import StreamingResponse
 
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.bus.base import BusMessage
-from edgefleet.server.bus.envelopes import EnvelopeError, read_event
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.events import audit, service, view
 from edgefleet.server.events.view import EventOut
@@ -73,10 +72,8 @@ async def stream_events(
     lost = [0]  # events dropped since the reader last caught up
 
     async def on_event(message: BusMessage) -> None:
-        try:
-            event = read_event(message.data).model_dump()
-        except EnvelopeError as exc:
-            log.warning("dropped an event from the bus: %s", exc)
+        event = service.received(message)
+        if event is None:
             return
         if not _visible(caller, event):
             return

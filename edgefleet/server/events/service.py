@@ -18,8 +18,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth.caller import Caller
-from edgefleet.server.bus.base import Bus, BusError
-from edgefleet.server.bus.envelopes import EventNotice
+from edgefleet.server.bus.base import Bus, BusError, BusMessage
+from edgefleet.server.bus.envelopes import EnvelopeError, EventNotice, read_event
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.events import audit
 from edgefleet.server.events.tables import Event
@@ -56,6 +56,16 @@ class PendingEvent:
         row = self.row()
         row["time"] = self.time.isoformat().replace("+00:00", "Z")
         return EventNotice.model_validate(row).encode()
+
+
+def received(message: BusMessage) -> dict[str, Any] | None:
+    """An event notice a live view got from the bus, as a dict; None (said once in
+    the log) for a body that is not one, so one bad message does not end a stream."""
+    try:
+        return read_event(message.data).model_dump()
+    except EnvelopeError as exc:
+        log.warning("dropped an event from the bus: %s", exc)
+        return None
 
 
 def events_subject(project_pk: int | None) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,12 +28,11 @@ from fastapi.responses import StreamingResponse
 
 from edgefleet.server.auth import service as auth_service
 from edgefleet.server.bus.base import BusMessage
-from edgefleet.server.bus.envelopes import EnvelopeError, read_event
 from edgefleet.server.deps import Ctx
+from edgefleet.server.events import service as events_service
 from edgefleet.server.portal import web
 from edgefleet.server.portal.web import ViewerDep
 
-log = logging.getLogger(__name__)
 router = web.page_router()
 
 KEEPALIVE = 15.0
@@ -63,10 +61,8 @@ async def live(request: Request, viewer: ViewerDep, ctx: Ctx) -> StreamingRespon
     queue: asyncio.Queue[list[str]] = asyncio.Queue(maxsize=500)
 
     async def on_event(message: BusMessage) -> None:
-        try:
-            event = read_event(message.data).model_dump()
-        except EnvelopeError as exc:
-            log.warning("dropped an event from the bus: %s", exc)
+        event = events_service.received(message)
+        if event is None:
             return
         project_pk = event.get("project_pk")
         if not caller.is_admin and project_pk not in caller.roles:
