@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.computations.schemas import DatasetOut
+from edgefleet.server.computations.scope import EVERYTHING, Scope
 from edgefleet.server.computations.tables import FedDataset
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
@@ -58,9 +59,7 @@ async def listing(
     db: AsyncSession,
     caller: Caller,
     page: PageParams,
-    *,
-    project_pk: int | None = None,
-    dataset: str | None = None,
+    scope: Scope = EVERYTHING,
     device: str | None = None,
 ) -> Page[DatasetOut]:
     """One item per (device, dataset) the caller may see, oldest first."""
@@ -70,10 +69,10 @@ async def listing(
         .outerjoin(Presence, Presence.device_pk == Device.pk)
     )
     query = device_query.visible(query, caller)
-    if project_pk is not None:
-        query = query.where(FedDataset.project_pk == project_pk)
-    if dataset:
-        query = query.where(FedDataset.name == dataset)
+    if scope.project_pk is not None:
+        query = query.where(FedDataset.project_pk == scope.project_pk)
+    if scope.dataset:
+        query = query.where(FedDataset.name == scope.dataset)
     if device:
         query = query.where((Device.id == device) | (Device.name == device))
     found = await keyset_rows(db, query, FedDataset.pk, page, key=lambda row: int(row[0].pk))

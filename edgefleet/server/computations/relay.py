@@ -112,6 +112,18 @@ class Relay:
             self._run(orchestrator, project.pk, actor), name=f"computation-{computation_id}"
         )
 
+    async def _failed(self, orchestrator: Orchestrator, error: str) -> None:
+        """Record a computation that ended without a result (no participants named)."""
+        await service.finish(
+            self.ctx,
+            orchestrator.computation_id,
+            state="failed",
+            result=None,
+            participants=[],
+            parties=orchestrator.parties(),
+            error=error,
+        )
+
     async def _run(self, orchestrator: Orchestrator, project_pk: int, actor: str) -> None:
         cid = orchestrator.computation_id
         try:
@@ -119,14 +131,8 @@ class Relay:
                 self._subs[cid] = await self.ctx.bus.subscribe(subject(cid), self._from_bus)
             outcome = await orchestrator.run()
         except asyncio.CancelledError:
-            await service.finish(
-                self.ctx,
-                cid,
-                state="failed",
-                result=None,
-                participants=[],
-                parties=orchestrator.parties(),
-                error="the server stopped during the computation; nothing was released",
+            await self._failed(
+                orchestrator, "the server stopped during the computation; nothing was released"
             )
             raise
         except Exception:  # any bug ends this computation as failed, never the others
@@ -139,15 +145,7 @@ class Relay:
             if sub is not None:
                 await sub.unsubscribe()
         if outcome is None:
-            await service.finish(
-                self.ctx,
-                cid,
-                state="failed",
-                result=None,
-                participants=[],
-                parties=orchestrator.parties(),
-                error="internal error; nothing was released",
-            )
+            await self._failed(orchestrator, "internal error; nothing was released")
             return
         recorded = await service.finish(
             self.ctx,

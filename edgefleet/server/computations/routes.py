@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query
 
 from edgefleet.server.computations import datasets, service
 from edgefleet.server.computations.schemas import ComputationIn, ComputationOut, DatasetOut
+from edgefleet.server.computations.scope import Scope
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.pagination import Page
 from edgefleet.server.projects import service as projects
@@ -34,8 +35,7 @@ async def list_computations(
         db,
         caller,
         page,
-        project_pk=(await projects.find(db, caller, project)).pk if project else None,
-        dataset=dataset,
+        await _scope(db, caller, project, dataset),
         states=[s.strip() for s in state.split(",")] if state else None,
     )
     items = [await service.output(db, row, ctx) for row in listed.items]
@@ -60,7 +60,11 @@ async def list_datasets(
 ) -> Page[DatasetOut]:
     """Datasets declared on the caller's projects' devices, one item per device:
     schema, rounded size and the owner's policy. Never a value."""
+    scope = await _scope(db, caller, project, dataset)
+    return await datasets.listing(db, caller, page, scope, device=device)
+
+
+async def _scope(db: Db, caller: CallerDep, project: str | None, dataset: str | None) -> Scope:
+    """The named project (404 when the caller cannot see it) and dataset."""
     project_pk = (await projects.find(db, caller, project)).pk if project else None
-    return await datasets.listing(
-        db, caller, page, project_pk=project_pk, dataset=dataset, device=device
-    )
+    return Scope(project_pk=project_pk, dataset=dataset)

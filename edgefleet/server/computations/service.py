@@ -22,6 +22,7 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.computations.plan import Plan, check, task_of
 from edgefleet.server.computations.schemas import ComputationIn, ComputationOut, PartyOut, Query
+from edgefleet.server.computations.scope import EVERYTHING, Scope
 from edgefleet.server.computations.tables import Computation, FedDataset
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id, utcnow
@@ -46,18 +47,16 @@ async def listing(
     db: AsyncSession,
     caller: Caller,
     page: PageParams,
-    *,
-    project_pk: int | None = None,
-    dataset: str | None = None,
+    scope: Scope = EVERYTHING,
     states: list[str] | None = None,
 ) -> Page[Computation]:
     """The computations the caller may see, oldest first."""
     query = select(Computation)
     query = projects.in_visible(query, Computation.project_pk, caller)
-    if project_pk is not None:
-        query = query.where(Computation.project_pk == project_pk)
-    if dataset:
-        query = query.where(Computation.dataset == dataset)
+    if scope.project_pk is not None:
+        query = query.where(Computation.project_pk == scope.project_pk)
+    if scope.dataset:
+        query = query.where(Computation.dataset == scope.dataset)
     if states:
         query = query.where(Computation.state.in_(states))
     return await keyset_page(db, query, Computation.pk, page)

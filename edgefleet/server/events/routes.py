@@ -4,10 +4,11 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from edgefleet.server.auth.caller import Caller
@@ -119,33 +120,45 @@ async def stream_events(
     return StreamingResponse(ctx.limits.held(body(), release), media_type="text/event-stream")
 
 
-@router.get("/devices/{device}/events", response_model=Page[EventOut])
-async def device_events(
-    device: str,
-    caller: CallerDep,
-    db: Db,
-    page: Paging,
+@dataclass(frozen=True)
+class KindSince:
+    """How one device's or one job's events are narrowed."""
+
+    kind: str | None
+    since: datetime | None
+
+
+def _kind_since(
     kind: str | None = Query(None, description="exact kind, or a prefix ending in '.'"),
     since: datetime | None = None,
+) -> KindSince:
+    return KindSince(kind, since)
+
+
+Narrowed = Annotated[KindSince, Depends(_kind_since)]
+
+
+@router.get("/devices/{device}/events", response_model=Page[EventOut])
+async def device_events(
+    device: str, caller: CallerDep, db: Db, page: Paging, narrowed: Narrowed
 ) -> Page[EventOut]:
     """A device's events (404 outside the caller's projects)."""
     from edgefleet.server.devices import service as devices
 
     found, _ = await devices.find(db, caller, device)
-    return await list_events(caller, db, page, device=found.id, kind=kind, since=since)
+    return await list_events(
+        caller, db, page, device=found.id, kind=narrowed.kind, since=narrowed.since
+    )
 
 
 @router.get("/jobs/{job}/events", response_model=Page[EventOut])
 async def job_events(
-    job: str,
-    caller: CallerDep,
-    db: Db,
-    page: Paging,
-    kind: str | None = Query(None, description="exact kind, or a prefix ending in '.'"),
-    since: datetime | None = None,
+    job: str, caller: CallerDep, db: Db, page: Paging, narrowed: Narrowed
 ) -> Page[EventOut]:
     """A job's events (404 outside the caller's projects)."""
     from edgefleet.server.jobs import service as jobs
 
     found = await jobs.find(db, caller, job)
-    return await list_events(caller, db, page, job=found.id, kind=kind, since=since)
+    return await list_events(
+        caller, db, page, job=found.id, kind=narrowed.kind, since=narrowed.since
+    )

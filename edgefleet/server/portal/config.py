@@ -10,8 +10,13 @@ operators, developers and owners write variables; members read.
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
 from fastapi.responses import Response
+from starlette.datastructures import FormData
 
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import Ctx, Db
@@ -67,83 +72,93 @@ def _secret_name(value: str) -> str:
         raise Invalid(f"name: {exc}", field="name") from exc
 
 
-@router.post("/projects/{project}/config/secrets")
-async def put_secret(
+@dataclass(frozen=True)
+class Posted:
+    """A form posted to a project's configuration page: on a refusal the page is
+    shown again with the service's words (and what was typed, but never a
+    secret's value); otherwise back to the page."""
+
+    request: Request
+    project: str
+    viewer: Viewer
+    form: FormData
+    db: Db
+    ctx: Ctx
+
+    async def settle(
+        self, act: Callable[[Project], Awaitable[object]], kept: dict[str, str] | None = None
+    ) -> Response:
+        found = await projects.find(self.db, self.viewer.caller, self.project)
+        try:
+            await act(found)
+        except ApiError as exc:
+            web.refused(exc)
+            return await _page(self.request, self.viewer, self.db, self.project, exc.message, kept)
+        return web.redirect(f"/projects/{found.name}/config")
+
+
+def _posted(
     request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
-) -> Response:
+) -> Posted:
+    return Posted(request, project, viewer, form, db, ctx)
+
+
+PostedDep = Annotated[Posted, Depends(_posted)]
+
+
+@router.post("/projects/{project}/config/secrets")
+async def put_secret(posted: PostedDep) -> Response:
     """Create a secret, or rotate it when the name exists (a new version)."""
-    found = await projects.find(db, viewer.caller, project)
-    name = web.field(form, "name")
-    try:
-        body = web.build(SecretValue, value=form.get("value") or "")
-        await secrets.rotate(ctx, db, viewer.caller, found, _secret_name(name), body)
-    except ApiError as exc:
-        web.refused(exc)
-        return await _page(request, viewer, db, project, exc.message, {"name": name})
-    return web.redirect(f"/projects/{found.name}/config")
+    name = web.field(posted.form, "name")
+
+    async def rotate(project: Project) -> None:
+        body = web.build(SecretValue, value=posted.form.get("value") or "")
+        await secrets.rotate(
+            posted.ctx, posted.db, posted.viewer.caller, project, _secret_name(name), body
+        )
+
+    return await posted.settle(rotate, {"name": name})
 
 
 @router.post("/projects/{project}/config/secrets/{name}/delete")
-async def delete_secret(
-    request: Request,
-    project: str,
-    name: str,
-    viewer: ViewerDep,
-    form: CheckedForm,
-    db: Db,
-    ctx: Ctx,
-) -> Response:
-    found = await projects.find(db, viewer.caller, project)
-    try:
-        await secrets.remove(ctx, db, viewer.caller, found, name)
-    except ApiError as exc:
-        web.refused(exc)
-        return await _page(request, viewer, db, project, exc.message)
-    return web.redirect(f"/projects/{found.name}/config")
+async def delete_secret(name: str, posted: PostedDep) -> Response:
+    async def remove(project: Project) -> None:
+        await secrets.remove(posted.ctx, posted.db, posted.viewer.caller, project, name)
+
+    return await posted.settle(remove)
 
 
 @router.post("/projects/{project}/config/variables")
-async def put_variable(
-    request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
-) -> Response:
-    found = await projects.find(db, viewer.caller, project)
-    values = {k: web.field(form, k) for k in ("name", "selector")}
-    raw = form.get("value")
+async def put_variable(posted: PostedDep) -> Response:
+    values = {k: web.field(posted.form, k) for k in ("name", "selector")}
+    raw = posted.form.get("value")
     value = raw if isinstance(raw, str) else ""
-    try:
+
+    async def put(project: Project) -> None:
         try:
             name = variable_name(values["name"])
         except ValueError as exc:
             raise Invalid(f"name: {exc}", field="name") from exc
         body = web.build(VariableIn, value=value, selector=values["selector"] or None)
-        await variables.put_project(ctx, db, viewer.caller, found, name, body)
-    except ApiError as exc:
-        web.refused(exc)
-        return await _page(request, viewer, db, project, exc.message, {**values, "value": value})
-    return web.redirect(f"/projects/{found.name}/config")
+        await variables.put_project(
+            posted.ctx, posted.db, posted.viewer.caller, project, name, body
+        )
+
+    return await posted.settle(put, {**values, "value": value})
 
 
 @router.post("/projects/{project}/config/variables/{name}/delete")
-async def delete_variable(
-    request: Request,
-    project: str,
-    name: str,
-    viewer: ViewerDep,
-    form: CheckedForm,
-    db: Db,
-    ctx: Ctx,
-) -> Response:
-    found = await projects.find(db, viewer.caller, project)
+async def delete_variable(name: str, posted: PostedDep) -> Response:
     try:
-        selector = canonical_selector(web.field(form, "selector"))
+        selector = canonical_selector(web.field(posted.form, "selector"))
     except ValueError as exc:
         raise Invalid(f"selector: {exc}", field="selector") from exc
-    try:
-        await variables.delete_project(ctx, db, viewer.caller, found, name, selector)
-    except ApiError as exc:
-        web.refused(exc)
-        return await _page(request, viewer, db, project, exc.message)
-    return web.redirect(f"/projects/{found.name}/config")
+
+    async def delete(project: Project) -> None:
+        caller = posted.viewer.caller
+        await variables.delete_project(posted.ctx, posted.db, caller, project, name, selector)
+
+    return await posted.settle(delete)
 
 
 # --- one device: its own variables, and what it sees in the end ------------------------------

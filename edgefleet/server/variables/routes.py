@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
@@ -68,22 +69,36 @@ def _device_out(project: str, device: Device, row: DeviceVariable) -> VariableOu
     )
 
 
+@dataclass(frozen=True)
+class Put:
+    """What a ``PUT`` of a variable needs: it answers 201 when it created one."""
+
+    caller: CallerDep
+    db: Db
+    ctx: Ctx
+    response: Response
+
+    def created(self, created: bool) -> None:
+        if created:
+            self.response.status_code = 201
+
+
+def _put(caller: CallerDep, db: Db, ctx: Ctx, response: Response) -> Put:
+    return Put(caller, db, ctx, response)
+
+
+PutDep = Annotated[Put, Depends(_put)]
+
+
 @router.put("/projects/{project}/variables/{name}", response_model=VariableOut)
 async def set_project_variable(
-    project: str,
-    name: str,
-    body: VariableIn,
-    caller: CallerDep,
-    db: Db,
-    ctx: Ctx,
-    response: Response,
+    project: str, name: str, body: VariableIn, put: PutDep
 ) -> VariableOut:
     """Set a variable for the whole project, or with ``selector`` for the project's
     devices whose labels match (201 when new, 200 when changed)."""
-    found = await projects.find(db, caller, project)
-    row, created = await service.put_project(ctx, db, caller, found, _name(name), body)
-    if created:
-        response.status_code = 201
+    found = await projects.find(put.db, put.caller, project)
+    row, created = await service.put_project(put.ctx, put.db, put.caller, found, _name(name), body)
+    put.created(created)
     return _project_out(found, row)
 
 
@@ -125,20 +140,11 @@ async def _device(db: Db, caller: CallerDep, ref: str) -> tuple[Device, str]:
 
 
 @router.put("/devices/{device}/variables/{name}", response_model=VariableOut)
-async def set_device_variable(
-    device: str,
-    name: str,
-    body: VariableIn,
-    caller: CallerDep,
-    db: Db,
-    ctx: Ctx,
-    response: Response,
-) -> VariableOut:
+async def set_device_variable(device: str, name: str, body: VariableIn, put: PutDep) -> VariableOut:
     """Set a variable of one device: it wins over project and selector variables."""
-    found, project = await _device(db, caller, device)
-    row, created = await service.put_device(ctx, db, caller, found, _name(name), body)
-    if created:
-        response.status_code = 201
+    found, project = await _device(put.db, put.caller, device)
+    row, created = await service.put_device(put.ctx, put.db, put.caller, found, _name(name), body)
+    put.created(created)
     return _device_out(project, found, row)
 
 
