@@ -1,100 +1,74 @@
-"""The client's typed answers stay true to the server: each TypedDict of
-``edgefleet.client.models`` has exactly the fields of the response schema of
-the route it types (nested ones too), read from the server's own OpenAPI
-document. A field the server adds, drops or renames fails here, not in a
-user's script."""
+"""The client's typed answers stay true to the server: ``edgefleet.client.models``
+is written by ``scripts/gen_client_models.py`` from the server's own OpenAPI
+document, so a field the server adds, drops or renames fails here (the
+committed files differ from a fresh generation), not in a user's script."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import re
+import sys
 import typing
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from edgefleet.client import Client, models
 
-# model -> the route whose 2xx answer it types
-ROUTES: dict[Any, tuple[str, str] | tuple[str, str, str]] = {
-    models.User: ("get", "/api/v1/users/me"),
-    models.Token: ("delete", "/api/v1/tokens/{token_id}"),
-    models.TokenCreated: ("post", "/api/v1/tokens"),
-    models.Project: ("get", "/api/v1/projects/{project}"),
-    models.ProvisioningKey: ("get", "/api/v1/provisioning-keys/{key_id}"),
-    models.ProvisioningKeyCreated: ("post", "/api/v1/provisioning-keys"),
-    models.Registry: ("post", "/api/v1/projects/{project}/registries"),
-    models.Secret: ("get", "/api/v1/projects/{project}/secrets/{name}"),
-    models.Variable: ("get", "/api/v1/projects/{project}/variables/{name}"),
-    models.OidcInfo: ("get", "/api/v1/auth/oidc"),
-    models.SsoToken: ("post", "/api/v1/auth/oidc/token"),
-    models.SsoDeviceStart: ("post", "/api/v1/auth/oidc/device"),
-    models.AlertRule: ("get", "/api/v1/projects/{project}/alert-rules/{rule}"),
-    models.Webhook: ("get", "/api/v1/projects/{project}/webhooks/{webhook}"),
-    models.WebhookCreated: ("post", "/api/v1/projects/{project}/webhooks"),
-    models.Alert: ("get", "/api/v1/projects/{project}/alerts"),
-    models.Device: ("get", "/api/v1/devices/{device}"),
-    models.Event: ("get", "/api/v1/events"),
-    models.ExecResult: ("post", "/api/v1/devices/{device}/exec"),
-    models.MetricPoint: ("get", "/api/v1/devices/{device}/metrics"),
-    models.Loan: ("post", "/api/v1/devices/{device}/loans"),
-    models.Reservation: ("get", "/api/v1/reservations/{reservation}"),
-    models.ReservationDryRun: ("post", "/api/v1/reservations", "200"),
-    models.Requirement: ("get", "/api/v1/projects/{project}/device-requirements"),
-    models.Application: ("get", "/api/v1/applications/{app}"),
-    models.Version: ("get", "/api/v1/applications/{app}/versions/{version}"),
-    models.Validation: ("post", "/api/v1/applications/validate"),
-    models.BuildContext: ("post", "/api/v1/build-contexts"),
-    models.Job: ("get", "/api/v1/jobs/{job}"),
-    models.JobDevice: ("get", "/api/v1/jobs/{job}/devices"),
-    models.JobRun: ("get", "/api/v1/jobs/{job}/runs"),
-    models.Dataset: ("get", "/api/v1/datasets"),
-    models.Computation: ("get", "/api/v1/computations/{computation}"),
-    models.Record: ("get", "/api/v1/jobs/{job}/data"),
-    models.DataSummary: ("get", "/api/v1/jobs/{job}/data/summary"),
-    models.DataFile: ("get", "/api/v1/jobs/{job}/files/{file}"),
-    models.AgentRelease: ("post", "/api/v1/agent-releases"),
-    models.AgentUpgrade: ("get", "/api/v1/agent-upgrades/{upgrade}"),
-    models.Launchable: ("get", "/api/v1/applications/{app}/launchable"),
-    models.Instance: ("get", "/api/v1/instances/{instance}"),
-    models.InstanceSave: ("get", "/api/v1/instances/{instance}/saves/{save}"),
-    models.Volume: ("post", "/api/v1/projects/{project}/volumes"),
-    models.VolumeDetail: ("get", "/api/v1/projects/{project}/volumes/{name}"),
-}
+ROOT = Path(__file__).resolve().parents[3]
+MODELS = ROOT / "edgefleet" / "client" / "models"
+
+
+def _load_generator() -> ModuleType:
+    """scripts/ is no package: load the generator from its file."""
+    spec = importlib.util.spec_from_file_location(
+        "gen_client_models", ROOT / "scripts" / "gen_client_models.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generator()
+ROUTE_MODELS = [model for module in gen.load_modules() for model in module.models if model.route]
 
 
 @pytest.fixture(scope="module")
-def openapi(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from edgefleet.server.app import create_app
-    from edgefleet.server.settings import ServerSettings
-
-    data_dir: Path = tmp_path_factory.mktemp("server")
-    return create_app(ServerSettings(data_dir=data_dir), announce=lambda _: None).openapi()
+def openapi() -> dict[str, Any]:
+    document: dict[str, Any] = gen.build_openapi()
+    return document
 
 
-def _ref(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The object schema a (possibly nullable, listed or mapped) field points to."""
-    if "$ref" in schema:
-        found: dict[str, Any] = spec["components"]["schemas"][schema["$ref"].split("/")[-1]]
-        return found
-    for inner in schema.get("anyOf", []):
-        if (ref := _ref(inner, spec)) is not None:
-            return ref
-    if isinstance(schema.get("items"), dict):
-        return _ref(schema["items"], spec)
-    return None
+def test_the_committed_models_are_what_the_generator_writes(
+    openapi: dict[str, Any], tmp_path: Path
+) -> None:
+    written = {path.name: path.read_text() for path in gen.write(openapi, tmp_path)}
+    committed = {path.name: path.read_text() for path in MODELS.glob("*.py")}
+    stale = sorted(
+        name
+        for name in written.keys() | committed.keys()
+        if written.get(name) != committed.get(name)
+    )
+    assert stale == [], (
+        f"{stale} differ from the server's OpenAPI: run scripts/gen_client_models.py"
+    )
 
 
-def _answer(spec: dict[str, Any], method: str, path: str, code: str = "") -> dict[str, Any]:
-    responses = spec["paths"][path][method]["responses"]
-    code = code or next(code for code in responses if code.startswith("2"))
-    schema = _ref(responses[code]["content"]["application/json"]["schema"], spec)
-    assert schema is not None, f"{method} {path} answers no object"
-    if {"items", "next"} <= set(schema["properties"]):  # a page: the model types one item
-        item = _ref(schema["properties"]["items"], spec)
-        assert item is not None
-        return item
-    return schema
+@pytest.mark.parametrize("model", ROUTE_MODELS, ids=lambda model: model.name)
+def test_a_model_has_the_fields_of_its_answer(model: Any, openapi: dict[str, Any]) -> None:
+    """Read back through typing, each class has exactly its answer's fields
+    (nested ones too): the generated text means what the generator meant."""
+    typed = getattr(models, model.name)
+    schemas = gen.answer_schemas(openapi, model)
+    properties = {
+        name: field for _, schema in schemas for name, field in schema["properties"].items()
+    }
+    assert _mismatches(typed, properties, openapi, model.name) == []
 
 
 def _typed_dict(hint: Any) -> Any:
@@ -107,45 +81,82 @@ def _typed_dict(hint: Any) -> Any:
     return None
 
 
-def _mismatches(model: Any, schema: dict[str, Any], spec: dict[str, Any], at: str) -> list[str]:
-    keys = set(model.__required_keys__ | model.__optional_keys__)
-    fields = set(schema.get("properties", {}))
-    problems = [f"{at}: client lacks {sorted(fields - keys)}"] if fields - keys else []
-    if keys - fields:
-        problems.append(f"{at}: server has no {sorted(keys - fields)}")
-    hints = typing.get_type_hints(model)
-    for name in sorted(keys & fields):
-        nested = _typed_dict(hints[name])
-        inner = _ref(schema["properties"][name], spec)
-        if nested is not None and inner is not None:
-            problems += _mismatches(nested, inner, spec, f"{at}.{name}")
+def _nested(field: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    ref = gen._object_ref(field)
+    return None if ref is None else spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+
+def _mismatches(typed: Any, properties: dict[str, Any], spec: dict[str, Any], at: str) -> list[str]:
+    keys = set(typed.__required_keys__ | typed.__optional_keys__)
+    problems = (
+        [f"{at}: client lacks {sorted(properties.keys() - keys)}"]
+        if properties.keys() - keys
+        else []
+    )
+    if keys - properties.keys():
+        problems.append(f"{at}: server has no {sorted(keys - properties.keys())}")
+    hints = typing.get_type_hints(typed)
+    for name in sorted(keys & properties.keys()):
+        inner = _nested(properties[name], spec)
+        if (nested := _typed_dict(hints[name])) is not None and inner is not None:
+            problems += _mismatches(nested, inner["properties"], spec, f"{at}.{name}")
     return problems
 
 
-@pytest.mark.parametrize("model", list(ROUTES), ids=lambda m: m.__name__)
-def test_a_model_has_the_fields_of_its_answer(model: Any, openapi: dict[str, Any]) -> None:
-    schema = _answer(openapi, *ROUTES[model])
-    assert _mismatches(model, schema, openapi, model.__name__) == []
-
-
-def test_every_model_of_an_answer_is_checked() -> None:
-    """A model added to the package without a route here would drift unseen."""
-    nested: set[Any] = set()
-    todo = list(ROUTES)
-    while todo:
-        for hint in typing.get_type_hints(todo.pop()).values():
-            if (inner := _typed_dict(hint)) is not None and inner not in nested:
-                nested.add(inner)
-                todo.append(inner)
-    unchecked = {
-        name
-        for name in models.__all__
-        if getattr(models, name) not in ROUTES and getattr(models, name) not in nested
-    }
-    # a device poll is a token or a status: its fields are those of SsoToken plus status
-    assert unchecked == {"SsoDevicePoll"}
+def test_a_merged_answer_makes_every_field_optional() -> None:
+    """A device poll is a pending status or a token: either set of keys may be absent."""
     poll = models.SsoDevicePoll
+    assert poll.__required_keys__ == frozenset()
     assert poll.__optional_keys__ == models.SsoToken.__required_keys__ | {"status"}
+    assert models.TokenCreated.__required_keys__ == models.Token.__required_keys__ | {"token"}
+
+
+def _tiny_spec(inner: dict[str, Any]) -> dict[str, Any]:
+    answer = {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ThingOut"}}}
+    }
+    thing = {
+        "type": "object",
+        "description": "A thing.\n\nMore words.",
+        "properties": {
+            "when": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "inner": {"items": {"$ref": "#/components/schemas/Inner"}, "type": "array"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    }
+    return {
+        "paths": {"/things/{id}": {"get": {"responses": {"200": answer}}}},
+        "components": {"schemas": {"ThingOut": thing, "Inner": inner}},
+    }
+
+
+def _render(spec: dict[str, Any], *extra: Any) -> dict[str, str]:
+    thing = gen.Model("Thing", "unused: the schema says", route="GET /things/{id}")
+    module = gen.Module("things", "things", (*extra, thing))
+    return dict(gen.render(spec, [module]))
+
+
+def test_the_generator_writes_sorted_typed_fields_and_the_schema_s_first_sentence() -> None:
+    spec = _tiny_spec({"type": "object", "properties": {"b": {"type": "number"}, "a": {}}})
+    text = _render(spec, gen.Model("Inner", "Part of a thing.", schema="Inner"))["things.py"]
+    assert text.startswith(gen.HEADER)
+    assert "from typing import Any, TypedDict" in text
+    assert (
+        'class Inner(TypedDict):\n    """Part of a thing."""\n\n    a: Any\n    b: float\n' in text
+    )
+    assert (
+        'class Thing(TypedDict):\n    """A thing."""\n\n'
+        "    counts: dict[str, int]\n    inner: list[Inner]\n    when: str | None\n"
+    ) in text
+
+
+def test_the_generator_refuses_an_answer_it_has_no_model_for() -> None:
+    spec = _tiny_spec({"type": "object", "properties": {"a": {"type": "string"}}})
+    with pytest.raises(gen.Drift, match="schema Inner has no model"):
+        _render(spec)
+    del spec["paths"]["/things/{id}"]
+    with pytest.raises(gen.Drift, match=re.escape("the server has no GET /things/{id}")):
+        _render(spec, gen.Model("Inner", "Part of a thing.", schema="Inner"))
 
 
 def test_every_public_call_says_what_it_does() -> None:
