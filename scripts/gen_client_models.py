@@ -4,8 +4,8 @@ The public client may not import the server (``pip install edgefleet`` has no
 server), so its typed answers are a mirror of the server's response schemas.
 This script makes that mirror a product of the OpenAPI document instead of a
 hand copy: it builds the server app in-process, reads the answer of each route
-named in ``scripts/client_models.toml``, and writes one ``TypedDict`` per model (nested schemas
-included) with its fields in alphabetical order.
+named in ``scripts/client_models.toml``, and writes one ``TypedDict`` per model
+(nested schemas included) with its fields in alphabetical order.
 ``tests/unit/client/test_models.py`` regenerates into a temporary directory and
 fails when the committed files differ.
 
