@@ -130,8 +130,8 @@ def _tiny_spec(inner: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _render(spec: dict[str, Any], *extra: Any) -> dict[str, str]:
-    thing = gen.Model("Thing", "unused: the schema says", route="GET /things/{id}")
+def _render(spec: dict[str, Any], *extra: Any, base: str = "") -> dict[str, str]:
+    thing = gen.Model("Thing", "unused: the schema says", route="GET /things/{id}", base=base)
     module = gen.Module("things", "things", (*extra, thing))
     return dict(gen.render(spec, [module]))
 
@@ -150,13 +150,16 @@ def test_the_generator_writes_sorted_typed_fields_and_the_schema_s_first_sentenc
     ) in text
 
 
-def test_the_generator_refuses_an_answer_it_has_no_model_for() -> None:
+def test_the_generator_refuses_an_openapi_that_no_longer_fits_its_table() -> None:
     spec = _tiny_spec({"type": "object", "properties": {"a": {"type": "string"}}})
     with pytest.raises(gen.Drift, match="schema Inner has no model"):
         _render(spec)
+    inner = gen.Model("Inner", "Part of a thing.", schema="Inner")
+    with pytest.raises(gen.Drift, match="Thing no longer has every field of Inner"):
+        _render(spec, inner, base="Inner")
     del spec["paths"]["/things/{id}"]
     with pytest.raises(gen.Drift, match=re.escape("the server has no GET /things/{id}")):
-        _render(spec, gen.Model("Inner", "Part of a thing.", schema="Inner"))
+        _render(spec, inner)
 
 
 def test_every_public_call_says_what_it_does() -> None:
