@@ -27,8 +27,8 @@ test-deps:
 	@scripts/install-test-deps.sh
 
 lint: deps
-	$(BIN)/ruff check edgefleet tests benchmarks
-	$(BIN)/ruff format --check edgefleet tests benchmarks
+	$(BIN)/ruff check edgefleet tests benchmarks scripts
+	$(BIN)/ruff format --check edgefleet tests benchmarks scripts
 	$(BIN)/lint-imports
 
 typecheck: deps
