@@ -11,7 +11,7 @@ operators, developers and owners write variables; members read.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -39,13 +39,20 @@ router = web.page_router()
 MOST = PageParams(limit=1000, after=0)
 
 
+@dataclass(frozen=True)
+class Again:
+    """A page shown again after a refused form: the service's words and what was
+    typed (never a secret's value)."""
+
+    error: str = ""
+    form: dict[str, str] = field(default_factory=dict)
+
+
+FRESH = Again()
+
+
 async def _page(
-    request: Request,
-    viewer: Viewer,
-    db: Db,
-    ref: str,
-    error: str = "",
-    form: dict[str, str] | None = None,
+    request: Request, viewer: Viewer, db: Db, ref: str, again: Again = FRESH
 ) -> Response:
     project = await projects.find(db, viewer.caller, ref)
     context = {
@@ -54,8 +61,8 @@ async def _page(
         "variables": (await variables.project_rows(db, viewer.caller, project, MOST)).items,
         "can_secrets": viewer.can(project.pk, Permission.MANAGE_SECRETS),
         "can_variables": viewer.can(project.pk, Permission.MANAGE_VARIABLES),
-        "error": error,
-        "form": form or {},
+        "error": again.error,
+        "form": again.form,
     }
     return web.render(request, "config.html", context, status=200)
 
@@ -93,7 +100,8 @@ class Posted:
             await act(found)
         except ApiError as exc:
             web.refused(exc)
-            return await _page(self.request, self.viewer, self.db, self.project, exc.message, kept)
+            again = Again(exc.message, kept or {})
+            return await _page(self.request, self.viewer, self.db, self.project, again)
         return web.redirect(f"/projects/{found.name}/config")
 
 
@@ -165,12 +173,7 @@ async def delete_variable(name: str, posted: PostedDep) -> Response:
 
 
 async def _device_variables_page(
-    request: Request,
-    viewer: Viewer,
-    db: Db,
-    ref: str,
-    error: str = "",
-    form: dict[str, str] | None = None,
+    request: Request, viewer: Viewer, db: Db, ref: str, again: Again = FRESH
 ) -> Response:
     device, project = await _device(db, viewer, ref)
     scoped = [
@@ -185,8 +188,8 @@ async def _device_variables_page(
         "own": own,
         "seen": sorted(seen.items()),
         "can_variables": viewer.can(device.project_pk, Permission.MANAGE_VARIABLES),
-        "error": error,
-        "form": form or {},
+        "error": again.error,
+        "form": again.form,
     }
     return web.render(request, "device_config.html", context)
 
@@ -221,9 +224,8 @@ async def put_device_variable(
         await variables.put_device(ctx, db, viewer.caller, found, checked, body)
     except ApiError as exc:
         web.refused(exc)
-        return await _device_variables_page(
-            request, viewer, db, device, exc.message, {"name": name, "value": value}
-        )
+        again = Again(exc.message, {"name": name, "value": value})
+        return await _device_variables_page(request, viewer, db, device, again)
     return web.redirect(f"/devices/{found.id}/config")
 
 
@@ -236,5 +238,5 @@ async def delete_device_variable(
         await variables.delete_device(ctx, db, viewer.caller, found, name)
     except ApiError as exc:
         web.refused(exc)
-        return await _device_variables_page(request, viewer, db, device, exc.message)
+        return await _device_variables_page(request, viewer, db, device, Again(exc.message))
     return web.redirect(f"/devices/{found.id}/config")
