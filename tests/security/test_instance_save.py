@@ -17,51 +17,25 @@ asked, except the last, which the device itself refuses).
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
 
 from tests.conftest import Fleet
+from tests.support.instance_lab import developers, online_device, web_tool
 from tests.support.procs import free_port, wait_for
-
-SERVE = "import http.server,sys; http.server.test(http.server.SimpleHTTPRequestHandler, port=int(sys.argv[1]), bind='127.0.0.1')"
-
-
-def compose(port: int) -> str:
-    return f"""
-services:
-  web:
-    x-edgefleet-runtime: process
-    command: ["{sys.executable}", "-c", {json.dumps(SERVE)}, "{port}"]
-    expose: ["{port}"]
-"""
 
 
 @pytest.fixture
 def lab(fleet: Fleet) -> dict[str, Any]:
-    server = fleet.start_server()
-    agent = fleet.start_agent("box", runtime="process")
-    device = agent.wait_enrolled()
-
-    def online() -> bool:
-        with server.client() as admin:
-            return bool(admin.device(device)["is_online"])
-
-    wait_for(online, 30, what="device online")
-    tokens: dict[str, str] = {}
+    server, device = online_device(fleet)
     with server.client() as admin:
-        admin.create_project("other")
-        for name, project in (
-            ("alice", "default"), ("bob", "default"), ("carol", "default"), ("mallory", "other"),
-        ):  # fmt: skip
-            admin.create_user(name)
-            admin.add_member(project, name, "developer")
-            tokens[name] = admin.create_token(name, user=name)["token"]
-        admin.create_application("tool", "1", compose=compose(free_port()))
+        members = {"alice": "default", "bob": "default", "carol": "default", "mallory": "other"}
+        tokens = developers(admin, members)
+        admin.create_application("tool", "1", compose=web_tool(free_port()))
         admin.set_launchable("tool", idle_timeout=600)
         foreign = admin.create_application(
-            "theirs", "1", compose=compose(free_port()), project="other"
+            "theirs", "1", compose=web_tool(free_port()), project="other"
         )
     return {"server": server, "device": device, "tokens": tokens, "foreign": foreign["id"]}
 

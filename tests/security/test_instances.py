@@ -9,51 +9,27 @@ flavour with two users' containers is tests/e2e/test_instances_podman.py)."""
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Fleet
+from tests.support.instance_lab import developers, online_device, web_tool
 from tests.support.procs import free_port, wait_for
 
 PASSWORD = "correct-horse-battery"
-SERVE = "import http.server,sys; http.server.test(http.server.SimpleHTTPRequestHandler, port=int(sys.argv[1]), bind='127.0.0.1')"
-
-
-def compose(port: int) -> str:
-    return f"""
-services:
-  web:
-    x-edgefleet-runtime: process
-    command: ["{sys.executable}", "-c", {json.dumps(SERVE)}, "{port}"]
-    expose: ["{port}"]
-"""
 
 
 @pytest.fixture
 def lab(fleet: Fleet) -> dict[str, Any]:
-    server = fleet.start_server()
-    agent = fleet.start_agent("box", runtime="process")
-    device = agent.wait_enrolled()
-
-    def online() -> bool:
-        with server.client() as admin:
-            return bool(admin.device(device)["is_online"])
-
-    wait_for(online, 30, what="device online")
-    tokens: dict[str, str] = {}
+    server, device = online_device(fleet)
     with server.client() as admin:
-        admin.create_project("other")
-        for name, project in (("alice", "default"), ("bob", "default"), ("mallory", "other")):
-            admin.create_user(name, password=PASSWORD)
-            admin.add_member(project, name, "developer")
-            tokens[name] = admin.create_token(name, user=name)["token"]
+        members = {"alice": "default", "bob": "default", "mallory": "other"}
+        tokens = developers(admin, members, password=PASSWORD)
         port = free_port()
-        admin.create_application("tool", "1", compose=compose(port))
+        admin.create_application("tool", "1", compose=web_tool(port))
         admin.set_launchable("tool", idle_timeout=600)
     return {"server": server, "device": device, "tokens": tokens, "port": port}
 
@@ -161,7 +137,7 @@ def _launch_in_portal(url: str, token: str) -> dict[str, Any]:
 def test_not_launchable_refused_and_idle_instance_stops(lab: dict[str, Any]) -> None:
     server, tokens = lab["server"], lab["tokens"]
     with server.client() as admin:
-        admin.create_application("plain", "1", compose=compose(free_port()))
+        admin.create_application("plain", "1", compose=web_tool(free_port()))
         admin.set_launchable("tool", idle_timeout=10)
     with server.http(tokens["alice"]) as alice:
         refused = alice.post("/api/v1/instances", json={"app": "plain"})
