@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-from edgefleet.wire.messages import DataAck, DataBatch, DataRecord, DeviceFacts, Hello, decode
+from edgefleet.wire.messages import DataAck, DataBatch, DataRecord
 from tests.conftest import Fleet
 from tests.support.procs import AgentProc, ServerProc, wait_for
+from tests.support.raw_agent import answer, say_hello
 
 SLEEPER = {
     "services": {"probe": {"x-edgefleet-runtime": "process", "command": ["sleep", "100000"]}}
@@ -50,25 +51,8 @@ def _records(http: httpx.Client, job: str, **params: str) -> list[dict[str, Any]
     return items
 
 
-def _hello(ws: ClientConnection) -> None:
-    ws.send(Hello(facts=DeviceFacts()).model_dump_json())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        frame = ws.recv(timeout=10)
-        if isinstance(frame, str) and decode(frame).type == "welcome":
-            return
-    raise AssertionError("no welcome")
-
-
 def _ack(ws: ClientConnection, batch: int) -> DataAck:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        frame = ws.recv(timeout=20)
-        if isinstance(frame, str):
-            message = decode(frame)
-            if isinstance(message, DataAck) and message.batch == batch:
-                return message
-    raise AssertionError(f"no ack for batch {batch}")
+    return answer(ws, DataAck, lambda m: m.batch == batch, what=f"no ack for batch {batch}")
 
 
 def test_forged_records_cannot_pose_as_another_device_and_are_re_encoded(
@@ -102,7 +86,7 @@ def test_forged_records_cannot_pose_as_another_device_and_are_re_encoded(
     )
     url = server.url.replace("http://", "ws://") + "/api/v1/agent/connect"
     with connect(url, additional_headers={"Authorization": f"Bearer {credential}"}) as ws:
-        _hello(ws)
+        say_hello(ws)
         ws.send(batch.model_dump_json())
         ack = _ack(ws, 1)
         # The bad ones are named with the reason; the batch as a whole is acknowledged.

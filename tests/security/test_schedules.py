@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
-from edgefleet.wire.messages import DeviceFacts, Hello, ScheduleRuns, ScheduleRunsAck, decode
+from edgefleet.wire.messages import ScheduleRuns, ScheduleRunsAck
 from edgefleet.wire.schedule import RunRecord
 from tests.conftest import Fleet
 from tests.security.conftest import Estate
 from tests.support.procs import ADMIN_TOKEN, ServerProc
+from tests.support.raw_agent import answer, say_hello
 
 ONE_SHOT = {"services": {"probe": {"image": "localhost/probe:1", "command": ["true"]}}}
 ALWAYS_ON = {
@@ -151,16 +151,16 @@ def test_a_flood_of_run_reports_is_bounded(fleet: Fleet) -> None:
 
     url = server.url.replace("http://", "ws://") + "/api/v1/agent/connect"
     with connect(url, additional_headers={"Authorization": f"Bearer {credential}"}) as ws:
-        _hello(ws)
+        say_hello(ws)
         for batch in range(10):  # 2,000 runs in 10 reports
             ws.send(ScheduleRuns(runs=runs(f"b{batch}-", 200)).model_dump_json())
-            assert len(_ack(ws).ids) == 200
+            assert len(answer(ws, ScheduleRunsAck).ids) == 200
         # Sent again: stored once. Someone else's job, or a job that is not periodic:
         # acknowledged (the device may forget them) but never stored.
         ws.send(ScheduleRuns(runs=runs("b9-", 200)[-5:]).model_dump_json())
-        assert len(_ack(ws).ids) == 5
+        assert len(answer(ws, ScheduleRunsAck).ids) == 5
         ws.send(ScheduleRuns(runs=runs("x", 3, elsewhere) + runs("y", 3, plain)).model_dump_json())
-        assert len(_ack(ws).ids) == 6
+        assert len(answer(ws, ScheduleRunsAck).ids) == 6
         # Over the wire's bound: not a valid message at all.
         ws.send(
             json.dumps(
@@ -186,24 +186,3 @@ def _server(fleet: Fleet, kept: int = 1000) -> ServerProc:
         client.create_application("probe", "1", spec=ONE_SHOT)
         client.create_application("always-on", "1", spec=ALWAYS_ON)
     return server
-
-
-def _hello(ws: ClientConnection) -> None:
-    ws.send(Hello(facts=DeviceFacts()).model_dump_json())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        frame = ws.recv(timeout=10)
-        if isinstance(frame, str) and decode(frame).type == "welcome":
-            return
-    raise AssertionError("no welcome")
-
-
-def _ack(ws: ClientConnection) -> ScheduleRunsAck:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        frame = ws.recv(timeout=20)
-        if isinstance(frame, str):
-            message = decode(frame)
-            if isinstance(message, ScheduleRunsAck):
-                return message
-    raise AssertionError("no acknowledgement")

@@ -10,20 +10,18 @@ import time
 from typing import Any
 
 import pytest
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from edgefleet.wire.messages import (
-    DeviceFacts,
-    Hello,
     TelemetryAck,
     TelemetryBatch,
     WorkloadLogs,
-    decode,
 )
 from edgefleet.wire.telemetry import LogLine, Sample
 from tests.conftest import Fleet
 from tests.security.conftest import Estate
 from tests.support.procs import ServerProc
+from tests.support.raw_agent import answer, say_hello
 
 
 def test_another_projects_device_metrics_and_logs_are_not_found(estate: Estate) -> None:
@@ -90,11 +88,11 @@ def test_a_hostile_device_is_bounded_and_speaks_only_for_itself(fleet: Fleet) ->
     now = time.time()
     url = server.url.replace("http://", "ws://") + "/api/v1/agent/connect"
     with connect(url, additional_headers={"Authorization": f"Bearer {credential}"}) as ws:
-        hello(ws)
+        say_hello(ws)
         # Over the server's --telemetry-max-batch: only the first 100 taken and acknowledged.
         batch = [Sample.model_validate(sample(n, now - 1000 + n)) for n in range(1, 301)]
         ws.send(TelemetryBatch(samples=batch).model_dump_json())
-        assert ack(ws).upto == 100
+        assert answer(ws, TelemetryAck).upto == 100
         # Over the wire's bound, implausible values, or naming another device: not a
         # message at all, dropped whole; the connection goes on.
         for hostile in (
@@ -113,16 +111,16 @@ def test_a_hostile_device_is_bounded_and_speaks_only_for_itself(fleet: Fleet) ->
         # From the future, or older than rollups are kept: acknowledged, not stored.
         odd = [sample(500, now + 86_400 * 365), sample(501, now - 86_400 * 365)]
         ws.send(json.dumps({"type": "telemetry", "samples": odd}))
-        assert ack(ws).upto == 501
+        assert answer(ws, TelemetryAck).upto == 501
         # Sent again after a "lost" ack: stored once.
         ws.send(TelemetryBatch(samples=batch[:100]).model_dump_json())
-        assert ack(ws).upto == 100
+        assert answer(ws, TelemetryAck).upto == 100
         # Logs: kept bounded in bytes; another project's job is not stored at all.
         lines = [LogLine(text=f"{n:04d}" + "y" * 995) for n in range(200)]
         ws.send(WorkloadLogs(job=own_job, service="s", lines=lines).model_dump_json())
         ws.send(WorkloadLogs(job=their_job, service="s", lines=lines).model_dump_json())
         ws.send(TelemetryBatch(samples=[batch[0]]).model_dump_json())  # a barrier: acked after
-        assert ack(ws).upto == 1
+        assert answer(ws, TelemetryAck).upto == 1
 
     assert count(server, mallory_id) == mallory_before + 100
     assert count(server, victim_id) == victim_before
@@ -138,24 +136,3 @@ def count(server: ServerProc, device: str) -> int:
         got = http.get(f"/api/v1/devices/{device}/metrics", params={"since": "2d", "limit": "1000"})
     assert got.status_code == 200, got.text
     return len(got.json()["items"])
-
-
-def hello(ws: ClientConnection) -> None:
-    ws.send(Hello(facts=DeviceFacts()).model_dump_json())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        frame = ws.recv(timeout=10)
-        if isinstance(frame, str) and decode(frame).type == "welcome":
-            return
-    raise AssertionError("no welcome")
-
-
-def ack(ws: ClientConnection) -> TelemetryAck:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        frame = ws.recv(timeout=20)
-        if isinstance(frame, str):
-            message = decode(frame)
-            if isinstance(message, TelemetryAck):
-                return message
-    raise AssertionError("no acknowledgement")
