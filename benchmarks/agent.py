@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,68 +56,16 @@ def _idle_footprint(report: Report, agent: AgentProc, runtime: str) -> None:
     report.add("agent footprint", what, "CPU over 30 s", cpu, "% of one core")
 
 
-def run(report: Report, podman: Any | None = None) -> None:
-    with tempfile.TemporaryDirectory(prefix="ef-bench-agent-") as tmp:
-        workdir = Path(tmp)
-        server = ServerProc(workdir, heartbeat=10, extra_args=["--log-level", "warning"])
-        server.start()
-        agent: AgentProc | None = None
-        try:
-            with httpx.Client(
-                base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
-            ) as http:
-                key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
-                agent = AgentProc(
-                    workdir,
-                    [server.url],
-                    key=key,
-                    name="bench",
-                    runtime="process",
-                    extra_args=["--log-level", "warning"],
-                )
-                agent.start()
-                device = agent.wait_enrolled()
-                # Measured as a device runs day to day: restarted with its stored
-                # credential, not in the run that enrolled it.
-                agent.stop()
-                agent.start()
-                wait_for(
-                    lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"],
-                    30,
-                    what="online",
-                )
-                _idle_footprint(report, agent, "process runtime")
-                spec = {
-                    "services": {
-                        "tick": {"x-edgefleet-runtime": "process", "command": ["sleep", "3600"]}
-                    }
-                }
-                http.post(
-                    "/api/v1/applications", json={"name": "one", "version": "1", "spec": spec}
-                )
-                times = _deploys(http, "one", device, 20)
-                report.add(
-                    "single deploy",
-                    "process runtime",
-                    "POST /jobs -> running, median of 20",
-                    median(times),
-                    "ms",
-                    "< 300 ms",
-                )
-                report.add("single deploy", "process runtime", "p90", percentile(times, 90), "ms")
-        finally:
-            if agent is not None:
-                agent.stop()
-            server.stop()
-        if podman is not None:
-            _podman_deploys(report, workdir, podman)
-
-
-def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
-    from tests.support.podman import IMAGE
-
+@contextmanager
+def _one_agent(
+    workdir: Path, name: str, runtime: str, restarted: bool, **agent_args: Any
+) -> Iterator[tuple[httpx.Client, AgentProc, str]]:
+    """A server and one enrolled agent (the admin's HTTP client, the agent, its
+    device id), both stopped at the end. ``restarted``: measured as a device
+    runs day to day, restarted with its stored credential, not in the run that
+    enrolled it (cryptography and urllib loaded)."""
     server = ServerProc(
-        workdir, heartbeat=10, name="server-podman", extra_args=["--log-level", "warning"]
+        workdir, heartbeat=10, name=f"server-{name}", extra_args=["--log-level", "warning"]
     )
     server.start()
     agent: AgentProc | None = None
@@ -125,21 +75,61 @@ def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
         ) as http:
             key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
             agent = AgentProc(
-                workdir,
-                [server.url],
-                key=key,
-                name="podman",
-                runtime="docker",
-                env={"DOCKER_HOST": engine.url},
-                extra_args=["--log-level", "warning"],
-            )
+                workdir, [server.url], key=key, name=name, runtime=runtime,
+                extra_args=["--log-level", "warning"], **agent_args,
+            )  # fmt: skip
             agent.start()
             device = agent.wait_enrolled()
-            agent.stop()  # as for the process runtime: measured after a restart,
-            agent.start()  # not in the run that enrolled (cryptography, urllib loaded)
-            wait_for(
-                lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"], 30, what="online"
+            if restarted:
+                agent.stop()
+                agent.start()
+                wait_for(
+                    lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"],
+                    30,
+                    what="online",
+                )
+            yield http, agent, device
+    finally:
+        if agent is not None:
+            agent.stop()
+        server.stop()
+
+
+def run(report: Report, podman: Any | None = None) -> None:
+    with tempfile.TemporaryDirectory(prefix="ef-bench-agent-") as tmp:
+        workdir = Path(tmp)
+        with _one_agent(workdir, "bench", "process", restarted=True) as (http, agent, device):
+            _idle_footprint(report, agent, "process runtime")
+            spec = {
+                "services": {
+                    "tick": {"x-edgefleet-runtime": "process", "command": ["sleep", "3600"]}
+                }
+            }
+            http.post("/api/v1/applications", json={"name": "one", "version": "1", "spec": spec})
+            times = _deploys(http, "one", device, 20)
+            report.add(
+                "single deploy",
+                "process runtime",
+                "POST /jobs -> running, median of 20",
+                median(times),
+                "ms",
+                "< 300 ms",
             )
+            report.add("single deploy", "process runtime", "p90", percentile(times, 90), "ms")
+        if podman is not None:
+            _podman_deploys(report, workdir, podman)
+
+
+def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
+    from tests.support.podman import IMAGE
+
+    docker = {"env": {"DOCKER_HOST": engine.url}}
+    try:
+        with _one_agent(workdir, "podman", "docker", restarted=True, **docker) as (
+            http,
+            agent,
+            device,
+        ):
             _idle_footprint(report, agent, "docker runtime (Podman)")
             spec = {
                 "services": {"web": {"image": IMAGE, "command": ["sleep", "3600"], "init": True}}
@@ -156,9 +146,6 @@ def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
                 "includes the 2 s stability window for services without a healthcheck",
             )
     finally:
-        if agent is not None:
-            agent.stop()
-        server.stop()
         engine.cleanup()
 
 
@@ -194,48 +181,30 @@ def _slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
 def soak(report: Report, seconds: float) -> None:
     """One agent (process runtime) running a workload that posts 10 records/s to its
     data endpoint for ``seconds``; RSS sampled every 10 s after a 60 s warm-up."""
-    with tempfile.TemporaryDirectory(prefix="ef-bench-soak-") as tmp:
-        workdir = Path(tmp)
-        server = ServerProc(workdir, heartbeat=10, extra_args=["--log-level", "warning"])
-        server.start()
-        agent: AgentProc | None = None
-        try:
-            with httpx.Client(
-                base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
-            ) as http:
-                key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
-                agent = AgentProc(
-                    workdir, [server.url], key=key, name="soak", runtime="process",
-                    extra_args=["--log-level", "warning"],
-                )  # fmt: skip
-                agent.start()
-                device = agent.wait_enrolled()
-                spec = {
-                    "services": {
-                        "writer": {
-                            "x-edgefleet-runtime": "process",
-                            "command": ["/usr/bin/python3", "-c", WRITER],
-                        }
-                    }
+    with (
+        tempfile.TemporaryDirectory(prefix="ef-bench-soak-") as tmp,
+        _one_agent(Path(tmp), "soak", "process", restarted=False) as (http, agent, device),
+    ):
+        spec = {
+            "services": {
+                "writer": {
+                    "x-edgefleet-runtime": "process",
+                    "command": ["/usr/bin/python3", "-c", WRITER],
                 }
-                http.post(
-                    "/api/v1/applications", json={"name": "soak", "version": "1", "spec": spec}
-                )
-                job = http.post("/api/v1/jobs", json={"application": "soak", "devices": [device]})
-                job_id = job.json()["id"]
-                process = psutil.Process(agent.process.pid)  # type: ignore[union-attr]
-                time.sleep(60)  # warm-up: imports, first deploy, first uploads
-                samples: list[tuple[float, float]] = []
-                begin = time.monotonic()
-                while time.monotonic() - begin < seconds:
-                    samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
-                    time.sleep(10)
-                samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
-                summary = http.get(f"/api/v1/jobs/{job_id}/data/summary").json()
-        finally:
-            if agent is not None:
-                agent.stop()
-            server.stop()
+            }
+        }
+        http.post("/api/v1/applications", json={"name": "soak", "version": "1", "spec": spec})
+        job = http.post("/api/v1/jobs", json={"application": "soak", "devices": [device]})
+        job_id = job.json()["id"]
+        process = psutil.Process(agent.process.pid)  # type: ignore[union-attr]
+        time.sleep(60)  # warm-up: imports, first deploy, first uploads
+        samples: list[tuple[float, float]] = []
+        begin = time.monotonic()
+        while time.monotonic() - begin < seconds:
+            samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
+            time.sleep(10)
+        samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
+        summary = http.get(f"/api/v1/jobs/{job_id}/data/summary").json()
     stored = int(summary.get("records", 0))
     what = f"{seconds / 60:g}-min soak, job running, ~10 records/s"
     first, last = samples[0][1], samples[-1][1]
