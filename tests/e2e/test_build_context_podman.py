@@ -79,7 +79,8 @@ def test_build_context_built_on_two_devices(engine: Any, fleet: Fleet, tmp_path:
         return len(devices) == 2 and all(d["state"] == "running" for d in devices)
 
     wait_for(running_on_both, 180, what="the built image running on both devices")
-    assert any(p.startswith("building: STEP") and "RUN echo" in p for p in seen), seen
+    # The build's steps show as progress; which of them a poll catches depends on speed.
+    assert any(p.startswith("building: STEP") for p in seen), seen
     found = containers(job_id)
     assert {str(c["Labels"]["io.edgefleet.device"]) for c in found} == ids  # type: ignore[index]
     for container in found:
