@@ -62,6 +62,11 @@ def _framed(text: str) -> bytes:
     return len(raw).to_bytes(4, "big") + raw
 
 
+def framed(text: str) -> bytes:
+    """``frame(text)`` for one text field, from the bounded cache."""
+    return _framed(text)
+
+
 def labelled(label: str) -> bytes:
     """``frame(DOMAIN, label)``: what opens every KDF info and MAC message."""
     return _framed(DOMAIN) + _framed(label)
@@ -141,6 +146,34 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     block = key.ljust(_BLOCK, b"\0")
     inner = _sha256(block.translate(_INNER) + message).digest()
     return _sha256(block.translate(_OUTER) + inner).digest()
+
+
+class MacKey:
+    """HMAC-SHA256 under one key, its two padded blocks hashed once. A party MACs
+    and checks up to four messages per neighbour key (round-0 tag and check,
+    round-3 tag and check, ~150 per computation at 1,000 parties): each then
+    costs two hash copies and two one-block finishes, no padding or rehashing.
+    Pinned equal to :func:`hmac_sha256` in the unit tests."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = _sha256(key).digest()  # RFC 2104: a long key is hashed first
+        block = key.ljust(_BLOCK, b"\0")
+        self._inner = _sha256(block.translate(_INNER))
+        self._outer = _sha256(block.translate(_OUTER))
+
+    def tag(self, message: bytes) -> bytes:
+        """HMAC(key, message); ``message`` is already framed (see :func:`mac`)."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def verify(self, tag: bytes, message: bytes) -> bool:
+        return hmac.compare_digest(self.tag(message), tag)
 
 
 def derive(secret: bytes, info: bytes) -> bytes:

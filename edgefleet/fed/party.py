@@ -56,6 +56,8 @@ from edgefleet.fed.ring import Ring, Vector
 
 Phase = Literal["new", "advertised", "shared", "masked", "checked", "done", "aborted"]
 T = TypeVar("T")
+_ADVERTISE = crypto.labelled("advertise")  # frame(DOMAIN, "advertise"): opens round-0 MACs
+_CONSISTENCY = crypto.labelled("consistency")  # and round 3's
 
 
 def lists_digest(computation_id: str, survivors: Sequence[str], dropped: Sequence[str]) -> bytes:
@@ -106,7 +108,7 @@ class Party:
         self._c_private = crypto.generate()
         self._publics: tuple[bytes, bytes] = (b"", b"")  # s and c public keys, once advertised
         self._seed: bytes | None = None
-        self._auth: dict[str, bytes] = {}  # neighbour -> MAC key from the long-term ECDH
+        self._auth: dict[str, crypto.MacKey] = {}  # neighbour -> MAC key (long-term ECDH)
         self._peers: dict[str, RosterEntry] = {}  # authenticated round-0 keys
         self._share_keys_: dict[str, bytes] = {}  # neighbour -> AES-GCM key of the pair
         self._held: dict[str, tuple[int, int]] = {}  # owner -> (s-share, b-share) held here
@@ -143,13 +145,18 @@ class Party:
         s_public, c_public = crypto.public_key(self._s_private), crypto.public_key(self._c_private)
         self._publics = (s_public, c_public)
         tags: dict[str, bytes] = {}
+        # mac(key, "advertise", cid, u, v, s, c, digest), framed around the one field
+        # that changes per neighbour (frames concatenate: crypto.frame)
+        before = _ADVERTISE + crypto.frame(cid, u)
+        after = crypto.frame(s_public, c_public, digest)
         for v in sorted(self.neighbours):
             peer_key = (v, self.invitation.parties[v])
             shared = self._pair_cache.get(peer_key)
             if shared is None:
                 shared = self._pair_cache[peer_key] = crypto.agree(self._long_term, peer_key[1])
-            self._auth[v] = crypto.kdf(shared, "advertise-mac", cid, *crypto.pair(u, v))
-            tags[v] = crypto.mac(self._auth[v], "advertise", cid, u, v, s_public, c_public, digest)
+            key = crypto.MacKey(crypto.kdf(shared, "advertise-mac", cid, *crypto.pair(u, v)))
+            self._auth[v] = key
+            tags[v] = key.tag(before + crypto.framed(v) + after)
         self._long_term = None
         self.phase = "advertised"
         return AdvertiseKeys.model_construct(
@@ -182,9 +189,11 @@ class Party:
         mine = entries.pop(u, None)
         if mine is None or (mine.s_public, mine.c_public) != self._publics:
             raise TamperedMessage("the roster does not carry this party's own keys")
+        # each entry's tag: mac(key, "advertise", cid, v, u, its s, its c, digest)
+        head, me, digest = _ADVERTISE + crypto.framed(cid), crypto.framed(u), self._digest
         for v, e in entries.items():
-            fields = ("advertise", cid, v, u, e.s_public, e.c_public, self._digest)
-            if e.tag is None or not crypto.verify_mac(self._auth[v], e.tag, *fields):
+            signed = head + crypto.framed(v) + me + crypto.frame(e.s_public, e.c_public, digest)
+            if e.tag is None or not self._auth[v].verify(e.tag, signed):
                 raise TamperedMessage(
                     f"the keys advertised for {v} are not authentic, or {v} was sent "
                     "another invitation"
@@ -282,9 +291,11 @@ class Party:
         survivors, dropped = self._check_lists(message.survivors, message.dropped)
         self._lists = lists_digest(cid, message.survivors, message.dropped)
         self._checked = (survivors, dropped)
+        # mac(key, "consistency", cid, u, v, lists), framed once around v
+        before, after = _CONSISTENCY + crypto.frame(cid, u), crypto.frame(self._lists)
         tags = {
-            v: crypto.mac(self._auth[v], "consistency", cid, u, v, self._lists)
-            for v in sorted(set(self._held) & survivors)
+            v: self._auth[v].tag(before + crypto.framed(v) + after)
+            for v in sorted(v for v in self._held if v in survivors)
             if v != u
         }
         self.phase = "checked"
@@ -330,13 +341,15 @@ class Party:
             )
         # the same digest means the same sorted lists: the sets checked in round 3 hold
         survivors, dropped = self._checked
+        # each neighbour's tag: mac(key, "consistency", cid, v, u, lists)
+        head, after = _CONSISTENCY + crypto.framed(cid), crypto.frame(u, lists)
         confirmed = 1 + sum(  # this party's own confirmation, then its neighbours'
             1
             for v, tag in request.tags.items()
             if v != u
             and v in self._held
             and v in survivors
-            and crypto.verify_mac(self._auth[v], tag, "consistency", cid, v, u, lists)
+            and self._auth[v].verify(tag, head + crypto.framed(v) + after)
         )
         if confirmed < self.threshold:
             raise TamperedMessage(
