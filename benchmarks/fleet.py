@@ -19,8 +19,19 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.harness import Report, percentile
+from benchmarks.fleet_load import (
+    SIM_NOTE,
+    Endpoint,
+    fanout_on_agents,
+    report_fanout,
+    report_load,
+    under_load,
+)
+from benchmarks.harness import Report
+from tests.support import postgres
 from tests.support.procs import ADMIN_TOKEN, ServerProc, wait_for
+
+STORES = ("sqlite", "postgresql")
 
 SIM_APP = {"services": {"app": {"image": "sim/app:1", "command": ["run"]}}}
 
@@ -38,9 +49,6 @@ def _sample(pid: int, seconds: float) -> tuple[float, float]:
     return process.cpu_percent(None), process.memory_info().rss / 1e6
 
 
-SIM_NOTE = "sim runtime (the agent's own code, workloads simulated)"
-
-
 def _connected(url: str) -> int:
     return int(httpx.get(f"{url}/api/v1/health", timeout=60).json()["agents_connected"])
 
@@ -49,33 +57,25 @@ def _enrolled(state: Path) -> int:
     return sum(1 for _ in state.glob("*/device.json")) if state.exists() else 0
 
 
-def _latencies(http: httpx.Client, path: str, params: dict[str, Any], count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        begin = time.perf_counter()
-        response = http.get(path, params=params)
-        samples.append((time.perf_counter() - begin) * 1000)
-        assert response.status_code == 200, response.text[:300]
-    return samples
-
-
-def _tail(report: Report, size: str, name: str, samples: list[float], target: str) -> None:
-    """p50 and p99 -- called a maximum when there are too few samples for a p99."""
-    report.add("API under load", size, f"{name} p50", percentile(samples, 50), "ms")
-    label = f"{name} p99" if len(samples) >= 100 else f"{name} maximum of {len(samples)}"
-    figure = report.add(
-        "API under load", size, label, percentile(samples, 99), "ms", target, SIM_NOTE
-    )
-    if target and percentile(samples, 99) >= 200:
-        figure.note += "; MISSES its target"
-
-
 def run_size(
-    report: Report, n: int, workdir: Path, *, steady_seconds: float = 15, heartbeat: float = 10.0
+    report: Report,
+    n: int,
+    workdir: Path,
+    *,
+    database_url: str | None = None,
+    load_seconds: float = 600,
+    steady_seconds: float = 15,
+    heartbeat: float = 10.0,
 ) -> None:
-    size = f"N={n}"
+    """One fleet of ``n`` sim agents on a fresh server (SQLite in its data dir,
+    or the empty PostgreSQL database at ``database_url``)."""
+    size = f"N={n}" + (", PostgreSQL" if database_url else ", SQLite")
     server = ServerProc(
-        workdir, heartbeat=heartbeat, name=f"server-{n}", extra_args=["--log-level", "warning"]
+        workdir,
+        heartbeat=heartbeat,
+        name=f"server-{n}",
+        database_url=database_url,
+        extra_args=["--log-level", "warning"],
     )
     server.start()
     sim: subprocess.Popen[bytes] | None = None
@@ -181,15 +181,10 @@ def run_size(
                 )
 
             wait_for(all_running, timeout=max(120, n / 5), interval=0.25, what="fan-out")
-            report.add(
-                "fan-out",
-                size,
-                "job by selector, until all running",
-                time.monotonic() - t0,
-                "s",
-                "< 5 s at N=1,000" if n == 1000 else "<= 15 s" if n == 10000 else "",
-                SIM_NOTE,
-            )
+            polled = time.monotonic() - t0
+            target = "< 5 s at N=1,000" if n == 1000 else "<= 15 s" if n == 10000 else ""
+            times = fanout_on_agents(http, job, "app")
+            report_fanout(report, size, n, polled, times, target)
 
             # Page 5 of a selector's devices, fetched with the cursor of page 4.
             per_page = 50 if n <= 1000 else 100
@@ -197,28 +192,17 @@ def run_size(
             for _ in range(4):
                 params["cursor"] = http.get("/api/v1/devices", params=params).json()["next"]
                 assert params["cursor"], "fewer than five pages"
-            target = "< 200 ms"
-            _tail(
-                report,
-                size,
-                "GET /devices (page of 100)",
-                _latencies(http, "/api/v1/devices", {"limit": 100}, 200),
-                "",
-            )
-            _tail(
-                report,
-                size,
-                f"GET /devices?selector page 5 (of {per_page})",
-                _latencies(http, "/api/v1/devices", params, 200),
-                target,
-            )
-            _tail(
-                report,
-                size,
-                "GET /jobs/{id}",
-                _latencies(http, f"/api/v1/jobs/{job['id']}", {}, 200),
-                target,
-            )
+            endpoints = [
+                Endpoint("GET /devices (page of 100)", "/api/v1/devices", {"limit": 100}),
+                Endpoint(
+                    f"GET /devices?selector page 5 (of {per_page})",
+                    "/api/v1/devices",
+                    params,
+                    p99_target=200,
+                ),
+                Endpoint("GET /jobs/{id}", f"/api/v1/jobs/{job['id']}", {}, 200, 50),
+            ]
+            report_load(report, size, under_load(http, endpoints, load_seconds))
 
             # Reconnect storm: the server killed and started again under the fleet.
             enrollments = http.get(
@@ -269,7 +253,22 @@ def run_size(
         server.stop()
 
 
-def run(report: Report, sizes: list[int]) -> None:
+def run(
+    report: Report, sizes: list[int], *, store: str = "sqlite", load_seconds: float = 600
+) -> None:
+    """Every size on ``store``: SQLite in the server's data dir, or for
+    PostgreSQL one cluster for the run (Debian's, started as the tests start
+    it) and a fresh database per size, dropped afterwards."""
+    if store not in STORES:
+        raise ValueError(f"unknown store {store!r}: one of {', '.join(STORES)}")
+    admin = postgres.ensure_server() if store == "postgresql" else None
     with tempfile.TemporaryDirectory(prefix="ef-bench-") as tmp:
         for n in sizes:
-            run_size(report, n, Path(tmp))
+            if admin is None:
+                run_size(report, n, Path(tmp), load_seconds=load_seconds)
+                continue
+            url, name = postgres.fresh_database(admin)
+            try:
+                run_size(report, n, Path(tmp), database_url=url, load_seconds=load_seconds)
+            finally:
+                postgres.drop_database(admin, name)

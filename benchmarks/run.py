@@ -2,6 +2,7 @@
 
 python -m benchmarks.run                       # everything, default sizes
 python -m benchmarks.run --only fleet --sizes 100,1000
+python -m benchmarks.run --only fleet --sizes 10000 --store sqlite,postgresql --load-seconds 600
 python -m benchmarks.run --quick               # small sizes, for a smoke run
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import tempfile
 import traceback
@@ -47,6 +49,17 @@ def main() -> None:
     parser.add_argument(
         "--replica-devices", type=int, default=2000, help="simulated devices in the replica runs"
     )
+    parser.add_argument(
+        "--store",
+        default="sqlite,postgresql",
+        help="comma-separated stores the fleet suite runs on: sqlite, postgresql",
+    )
+    parser.add_argument(
+        "--load-seconds",
+        type=float,
+        default=600,
+        help="seconds of the fleet's API-under-load phase (every request timed)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument(
         "--agent-soak",
@@ -57,10 +70,18 @@ def main() -> None:
     args = parser.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     sizes = [int(s) for s in args.sizes.split(",")]
+    stores = [s.strip() for s in args.store.split(",") if s.strip()]
     if args.quick:
-        sizes, args.replica_devices = [100], 200
+        sizes, args.replica_devices, args.load_seconds = [100], 200, 20
     report = Report()
-    report.notes.append(f"suites: {', '.join(only)}; fleet sizes: {', '.join(map(str, sizes))}")
+    report.notes.append(
+        f"suites: {', '.join(only)}; fleet sizes: {', '.join(map(str, sizes))}"
+        + (
+            f"; fleet stores: {', '.join(stores)}, API load {args.load_seconds:g} s"
+            if "fleet" in only
+            else ""
+        )
+    )
 
     def attempt(name: str, call: Callable[[], None]) -> None:
         print(f"== {name}", flush=True)
@@ -73,7 +94,11 @@ def main() -> None:
     if "fleet" in only:
         from benchmarks import fleet
 
-        attempt("fleet", lambda: fleet.run(report, sizes))
+        for store in stores:
+            call = functools.partial(
+                fleet.run, report, sizes, store=store, load_seconds=args.load_seconds
+            )
+            attempt(f"fleet ({store})", call)
     if "agent" in only or "remote" in only:
         with podman_engine() as engine:
             if "agent" in only:
