@@ -58,7 +58,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, pool_size=5, max_overflow=10)
+        # SQLite has one writer, and a connection waiting for it (busy_timeout)
+        # keeps its pool slot: with 15 slots, a storm of writers left none for
+        # reads (an agent's credential lookup timed out at 10,000 devices).
+        # Reads in WAL mode never wait for the writer, so give them room.
+        engine = create_async_engine(url, pool_size=5, max_overflow=35)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

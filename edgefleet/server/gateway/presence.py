@@ -4,22 +4,45 @@ A device is online while its ``presence`` row's ``expires_at`` is ahead.
 :func:`extend` pushes it forward for every device that heartbeated since the
 last flush (one UPDATE per 500 devices); a device whose agent went quiet, or
 whose replica died, is simply not extended and goes offline once it expires.
-A clean disconnect deletes the row at once (:func:`clear`). Arrivals write
-the row (:mod:`.arrivals`); the hub decides when each of these runs.
+A clean disconnect deletes the row (:func:`clear`). Arrivals write the row
+(:mod:`.arrivals`); the hub decides when each of these runs.
+
+Why the writes are shaped as they are: on SQLite there is one writer, and
+every connection waiting for it holds a pool slot that an API read needs.
+At 10,000 devices a flush that rewrote every device row (~700 bytes with its
+facts) to note ``last_seen`` put megabytes in the WAL every few seconds and
+held the lock for as long; and a disconnect storm wrote one transaction per
+device, each queueing for the lock in its own connection, until reads found
+no connection at all. So:
+
+- a presence row is extended only once a third of its time has run out
+  (``REFRESH``): its narrow row is rewritten every few flushes, not each one,
+  and it still never expires under a device that heartbeats;
+- ``devices.last_seen`` is noted at most once per :data:`LAST_SEEN_EVERY`
+  seconds per device (online devices show it to within that; an offline
+  device's is when it left or was last noted);
+- clean disconnects are written together: concurrent :func:`clear` calls join
+  one transaction (group commit), each returning once its row is gone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
 
 CHUNK = 500
+REFRESH = 2 / 3
+"""A row is extended once less than this share of ``ttl`` is left on it."""
+LAST_SEEN_EVERY = 60.0
 
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -29,24 +52,100 @@ async def extend(sessions: Sessions, replica: str, device_pks: Sequence[int], tt
     """Keep ``device_pks`` online on ``replica`` (this one) for ``ttl`` more seconds."""
     now = utcnow()
     expires = now + timedelta(seconds=ttl)
+    due = now + timedelta(seconds=ttl * REFRESH)
+    noted = now - timedelta(seconds=LAST_SEEN_EVERY)
     async with sessions() as db:
         for start in range(0, len(device_pks), CHUNK):
             chunk = device_pks[start : start + CHUNK]
             await db.execute(
                 update(Presence)
-                .where(Presence.device_pk.in_(chunk), Presence.replica == replica)
+                .where(
+                    Presence.device_pk.in_(chunk),
+                    Presence.replica == replica,
+                    Presence.expires_at < due,
+                )
                 .values(expires_at=expires)
             )
-            await db.execute(update(Device).where(Device.pk.in_(chunk)).values(last_seen=now))
+            await db.execute(
+                update(Device)
+                .where(
+                    Device.pk.in_(chunk), or_(Device.last_seen.is_(None), Device.last_seen < noted)
+                )
+                .values(last_seen=now)
+            )
         await db.commit()
 
 
 async def clear(sessions: Sessions, replica: str, device_pk: int) -> None:
     """The device left ``replica`` (this one) cleanly: offline now, last seen now.
-    A row another replica wrote since (the device reconnected there) stays."""
+    A row another replica wrote since (the device reconnected there) stays.
+    Returns once written, in one transaction with the other departures of the
+    moment; raises what that transaction raised."""
+    writer = _departures.get(sessions)
+    if writer is None:
+        writer = _departures[sessions] = _Departures(sessions)
+    await writer.clear(replica, device_pk)
+
+
+class _Departures:
+    """Group commit of clean disconnects: the first caller writes, and whoever
+    arrives while it writes goes in the next transaction."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self.pending: list[tuple[str, int, asyncio.Future[None]]] = []
+        self.writing: asyncio.Task[None] | None = None
+
+    async def clear(self, replica: str, device_pk: int) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self.pending.append((replica, device_pk, done))
+        if self.writing is None or self.writing.done():
+            self.writing = asyncio.create_task(self._drain(), name="presence-departures")
+        await done
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                await _write_departures(self.sessions, [(r, pk) for r, pk, _ in batch])
+            except SQLAlchemyError as exc:  # each caller gets it, and logs it (hub.detach)
+                _settle(batch, exc)
+            except BaseException:  # cancelled at shutdown, or a bug: nobody waits forever
+                _settle(batch, None)
+                raise
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+def _settle(batch: list[tuple[str, int, asyncio.Future[None]]], exc: Exception | None) -> None:
+    """End the waits of a batch that was not written: with ``exc``, or cancelled."""
+    for _, _, done in batch:
+        if done.done():
+            continue
+        if exc is None:
+            done.cancel()
+        else:
+            done.set_exception(exc)
+
+
+async def _write_departures(sessions: Sessions, departed: list[tuple[str, int]]) -> None:
+    now = utcnow()
+    by_replica: dict[str, list[int]] = {}
+    for replica, pk in departed:
+        by_replica.setdefault(replica, []).append(pk)
     async with sessions() as db:
-        await db.execute(
-            delete(Presence).where(Presence.device_pk == device_pk, Presence.replica == replica)
-        )
-        await db.execute(update(Device).where(Device.pk == device_pk).values(last_seen=utcnow()))
+        for replica, pks in by_replica.items():
+            for start in range(0, len(pks), CHUNK):
+                chunk = pks[start : start + CHUNK]
+                await db.execute(
+                    delete(Presence).where(
+                        Presence.device_pk.in_(chunk), Presence.replica == replica
+                    )
+                )
+                await db.execute(update(Device).where(Device.pk.in_(chunk)).values(last_seen=now))
         await db.commit()
+
+
+_departures: weakref.WeakKeyDictionary[Sessions, _Departures] = weakref.WeakKeyDictionary()

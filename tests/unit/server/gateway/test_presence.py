@@ -4,9 +4,10 @@ clears this replica's row only (the device may already be held elsewhere)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import utcnow
@@ -83,3 +84,73 @@ async def test_a_flush_of_many_devices_goes_in_chunks(sessions: Sessions) -> Non
     await presence.extend(sessions, "here", many, ttl=60)
     rows = await _rows(sessions)
     assert rows[pks[0]][1] > 55 and rows[pks[1]][1] > 55
+
+
+async def _expiry_and_last_seen(sessions: Sessions) -> dict[int, tuple[object, object]]:
+    async with sessions() as db:
+        rows = await db.execute(
+            select(Presence.device_pk, Presence.expires_at, Device.last_seen).join(
+                Device, Device.pk == Presence.device_pk
+            )
+        )
+        return {pk: (expires, seen) for pk, expires, seen in rows}
+
+
+async def test_a_flush_rewrites_only_rows_running_out_and_notes_last_seen_once_a_minute(
+    sessions: Sessions,
+) -> None:
+    """At 10,000 devices a flush that rewrote every row each time held SQLite's
+    one writer for seconds: rows with most of their time left, and devices
+    whose last seen was noted within the minute, are not written again."""
+    first, second, _ = await _fleet(sessions)
+    await presence.extend(sessions, "here", [first, second], ttl=90)
+    extended = await _expiry_and_last_seen(sessions)
+    await asyncio.sleep(0.05)
+    await presence.extend(sessions, "here", [first, second], ttl=90)
+    again = await _expiry_and_last_seen(sessions)
+    assert again[first] == extended[first]  # 90 s left of 90: not rewritten
+    assert again[second] == extended[second]
+    await presence.extend(sessions, "here", [first], ttl=200)  # 90 s left of 200: due
+    rows = await _rows(sessions)
+    assert rows[first][1] > 190
+
+
+async def test_disconnects_at_once_are_written_in_one_transaction(sessions: Sessions) -> None:
+    """A storm of clean disconnects must not queue one transaction per device
+    for SQLite's one writer: those that come together commit together."""
+    async with sessions() as db:
+        project = Project(id="p1", name="north")
+        db.add(project)
+        await db.flush()
+        devices = [
+            Device(id=f"d{n}", project_pk=project.pk, name=f"pi-{n}", credential_hash=f"h{n}")
+            for n in range(40)
+        ]
+        db.add_all(devices)
+        await db.flush()
+        now = utcnow()
+        for device in devices:
+            db.add(
+                Presence(
+                    device_pk=device.pk,
+                    replica="here",
+                    connected_at=now,
+                    expires_at=now + timedelta(seconds=30),
+                )
+            )
+        await db.commit()
+    commits = 0
+
+    def counted(_connection: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "commit", counted)
+    await asyncio.gather(*(presence.clear(sessions, "here", d.pk) for d in devices))
+    event.remove(engine, "commit", counted)
+    assert await _rows(sessions) == {}
+    assert commits <= 2  # the first alone, at most; everyone who came meanwhile together
+    async with sessions() as db:
+        seen = list(await db.scalars(select(Device.last_seen)))
+    assert all(s is not None and utcnow() - s < timedelta(seconds=5) for s in seen)
