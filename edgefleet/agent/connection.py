@@ -18,18 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import ssl
 from collections.abc import Awaitable, Callable
-from typing import Literal
-
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from typing import TYPE_CHECKING
 
 from edgefleet.agent.errors import DeviceRevoked
 from edgefleet.agent.state import Identity
+from edgefleet.agent.websocket import HandshakeError, StatusRefused, connect
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
     FED_BINARY_PROTOCOL,
@@ -40,6 +35,9 @@ from edgefleet.wire.messages import (
     Welcome,
 )
 from edgefleet.wire.mux import AcceptHandler
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger(__name__)
 
@@ -86,54 +84,12 @@ class Backoff:
         self.attempt = 0
 
 
-def proxy_setting() -> Literal[True] | None:
-    """``True`` (websockets reads the proxy from the environment) only when a
-    ``*_proxy`` variable is set: looking it up loads ``urllib.request`` and
-    ``http.client``, memory an idle agent would otherwise keep (issue 18)."""
-    configured = any(k.lower().endswith("_proxy") and v for k, v in os.environ.items())
-    return True if configured else None
-
-
 def ws_url(server: str) -> str:
     if server.startswith("https://"):
         server = "wss://" + server[8:]
     elif server.startswith("http://"):
         server = "ws://" + server[7:]
     return server.rstrip("/") + "/api/v1/agent/connect"
-
-
-class WebSocketTransport:
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def send_text(self, data: str) -> None:
-        try:
-            await self.ws.send(data)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from exc
-
-    async def send_bytes(self, data: bytes) -> None:
-        try:
-            await self.ws.send(data)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from exc
-
-    async def receive(self) -> str | bytes:
-        try:
-            return await self.ws.recv()
-        except ConnectionClosed as exc:
-            raise _closed(exc) from exc
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        with contextlib.suppress(ConnectionClosed, OSError):  # already gone: nothing to close
-            await self.ws.close(code, reason)
-
-
-def _closed(exc: ConnectionClosed) -> TransportClosed:
-    frame = exc.rcvd
-    return TransportClosed(
-        frame.code if frame else 1006, frame.reason if frame else "connection lost"
-    )
 
 
 class Connection:
@@ -229,9 +185,9 @@ class Connection:
                 log.info("%s is busy; coming back in %.1f s", self.server, delay)
                 await asyncio.sleep(delay)
                 continue
-            except InvalidStatus as exc:
-                wait = retry_after(exc.response.headers.get("Retry-After"))
-                if exc.response.status_code in (429, 503) and wait is not None:
+            except StatusRefused as exc:
+                wait = retry_after(exc.retry_after)
+                if exc.status in (429, 503) and wait is not None:
                     delay = wait * self._rng.uniform(1.0, 1.25)
                     log.info("%s is busy; coming back in %.1f s", self.server, delay)
                     await asyncio.sleep(delay)
@@ -240,7 +196,7 @@ class Connection:
             except (
                 OSError,
                 TimeoutError,
-                websockets.InvalidHandshake,
+                HandshakeError,
                 TransportClosed,
             ) as exc:
                 log.warning("cannot reach %s: %s", self.server, exc)
@@ -255,24 +211,21 @@ class Connection:
 
     async def _session(self) -> None:
         headers = {"Authorization": f"Bearer {self.identity.credential}"}
+        # No permessage-deflate (agent.websocket offers none): its zlib state costs
+        # each side tens of KB per connection (the server holds 10,000), for frames
+        # that are small JSON or stream data already framed by the mux.
         async with connect(
             ws_url(self.server),
-            additional_headers=headers,
-            ssl=self._ssl if self.server.startswith(("https://", "wss://")) else None,
+            headers=headers,
+            ssl_context=self._ssl if self.server.startswith(("https://", "wss://")) else None,
             open_timeout=15,
             ping_interval=20,
             ping_timeout=20,
             max_size=MAX_MESSAGE,
-            # No permessage-deflate: its zlib state costs each side tens of KB per
-            # connection (the server holds 10,000), for frames that are small JSON
-            # or stream data already framed by the mux.
-            compression=None,
             close_timeout=5,
-            proxy=proxy_setting(),
         ) as ws:
-            transport = WebSocketTransport(ws)
             link = Link(
-                transport,
+                ws,
                 odd=False,
                 on_message=self._dispatch,
                 on_stream=self._on_stream,

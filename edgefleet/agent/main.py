@@ -31,7 +31,6 @@ def configure_logging(settings: AgentSettings) -> None:
         handlers=handlers,
         force=True,
     )
-    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 async def _serve(agent: Agent) -> None:

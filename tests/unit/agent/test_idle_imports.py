@@ -53,7 +53,9 @@ FORBIDDEN = {
     "docker",
     "requests",
     "urllib3",
-    "http.client",  # websockets' proxy lookup, only with a *_proxy variable set
+    "http.client",  # the proxy lookup (agent/websocket/proxy.py), only with a *_proxy variable
+    "urllib.request",
+    "websockets",  # the agent speaks WebSocket itself (agent/websocket/), the CLI keeps websockets
     "yaml",
     "tarfile",  # device-side builds and volume copies
     "edgefleet.spec.compose",
@@ -70,7 +72,11 @@ FORBIDDEN = {
     "edgefleet.client",
 }
 # Loaded by an idle agent that really reached its idle state (parts started).
-EXPECTED = {"edgefleet.agent.data.service", "edgefleet.agent.telemetry.part", "websockets"}
+EXPECTED = {
+    "edgefleet.agent.data.service",
+    "edgefleet.agent.telemetry.part",
+    "edgefleet.agent.websocket.client",
+}
 HEADER = "import time: self [us] | cumulative | imported package"
 
 

@@ -1,0 +1,119 @@
+"""RFC 6455 frames, as a client writes and reads them: no I/O here.
+
+A client masks every frame it sends (section 5.3) and refuses masked frames
+from the server; no extension is negotiated, so the RSV bits must be zero.
+Control frames (close, ping, pong) are at most 125 bytes and never
+fragmented (5.5). :func:`parse_header` reads the 2..10 header bytes of a
+server frame; the caller reads the payload it announces.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+CONTINUATION, TEXT, BINARY = 0x0, 0x1, 0x2
+CLOSE, PING, PONG = 0x8, 0x9, 0xA
+DATA_OPCODES = frozenset({CONTINUATION, TEXT, BINARY})
+CONTROL_OPCODES = frozenset({CLOSE, PING, PONG})
+
+# Close codes this side sends (7.4.1).
+NORMAL, GOING_AWAY, PROTOCOL_ERROR = 1000, 1001, 1002
+NO_STATUS, ABNORMAL, INVALID_DATA, TOO_BIG, INTERNAL = 1005, 1006, 1007, 1009, 1011
+# Codes that must never appear in a close frame on the wire (7.4.1).
+_RESERVED = frozenset({1004, 1005, 1006, 1015})
+
+
+class FrameError(Exception):
+    """The server broke RFC 6455; ``code`` is the close code to answer with."""
+
+    def __init__(self, message: str, code: int = PROTOCOL_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    fin: bool
+    opcode: int
+    length: int  # of the payload still to read
+
+
+def encode(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One masked frame (a client's frames are always masked)."""
+    length = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if length < 126:
+        head = struct.pack("!BB", first, 0x80 | length)
+    elif length < 1 << 16:
+        head = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, length)
+    key = os.urandom(4)
+    return head + key + mask(payload, key)
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    """XOR with the 4-byte key repeated (5.3), one big-integer XOR for the whole
+    payload: linear time without a byte-by-byte Python loop."""
+    length = len(payload)
+    if not length:
+        return b""
+    repeated = (key * (length // 4 + 1))[:length]
+    value = int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")
+    return value.to_bytes(length, "big")
+
+
+def header_size(second: int) -> int:
+    """Bytes of extended length after the first two header bytes."""
+    size = second & 0x7F
+    return 2 if size == 126 else 8 if size == 127 else 0
+
+
+def parse_header(first_two: bytes, extended: bytes) -> Header:
+    """Check a server frame's header: unmasked, no RSV bits, a known opcode, and
+    control frames final and short."""
+    first, second = first_two[0], first_two[1]
+    if first & 0x70:
+        raise FrameError("reserved bits set (no extension was negotiated)")
+    if second & 0x80:
+        raise FrameError("the server masked a frame")
+    opcode = first & 0x0F
+    if opcode not in DATA_OPCODES and opcode not in CONTROL_OPCODES:
+        raise FrameError(f"unknown opcode {opcode:#x}")
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", extended)
+    elif length == 127:
+        (length,) = struct.unpack("!Q", extended)
+        if length >> 63:
+            raise FrameError("payload length with the high bit set")
+    fin = bool(first & 0x80)
+    if opcode in CONTROL_OPCODES and (not fin or length > 125):
+        raise FrameError("a control frame fragmented or longer than 125 bytes")
+    return Header(fin=fin, opcode=opcode, length=length)
+
+
+def close_payload(code: int, reason: str) -> bytes:
+    """Body of a close frame: the code, then the reason cut to fit 123 bytes."""
+    if code in _RESERVED:
+        return b""
+    data = reason.encode()[:123]
+    return struct.pack("!H", code) + data.decode(errors="ignore").encode()
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """Code and reason of a close frame from the server (1005 when it has none)."""
+    if not payload:
+        return NO_STATUS, ""
+    if len(payload) == 1:
+        raise FrameError("a close frame with a one-byte body")
+    (code,) = struct.unpack("!H", payload[:2])
+    if code < 1000 or code >= 5000 or code in _RESERVED or 1016 <= code < 3000:
+        raise FrameError(f"close code {code} is not allowed on the wire")
+    try:
+        reason = payload[2:].decode()
+    except UnicodeDecodeError as exc:
+        raise FrameError("a close reason that is not UTF-8", INVALID_DATA) from exc
+    return code, reason

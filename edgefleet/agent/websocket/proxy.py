@@ -1,0 +1,84 @@
+"""The TCP (and TLS) stream under the WebSocket, through a proxy when the
+environment names one.
+
+The proxy is chosen as websockets chose it before (``https_proxy``/``wss_proxy``
+for wss, ``ws_proxy``/``https_proxy``/``http_proxy`` for ws, ``no_proxy``
+honoured); ``urllib.request``, which reads these, loads only when a ``*_proxy``
+variable is set, so an agent without one never pays for it (issue 18). Only
+HTTP(S) proxies are spoken (``CONNECT``); a SOCKS proxy is refused with a
+clear error rather than bypassed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from edgefleet.agent.websocket.handshake import HandshakeError, tunnel
+
+if TYPE_CHECKING:
+    import ssl
+
+LIMIT = 1 << 16  # StreamReader buffer high-water mark
+
+
+def proxy_for(host: str, port: int, secure: bool) -> str | None:
+    """The proxy URL for this server, or None (direct)."""
+    if not any(k.lower().endswith("_proxy") and v for k, v in os.environ.items()):
+        return None
+    import urllib.request  # only when a *_proxy variable is set
+
+    if urllib.request.proxy_bypass(f"{host}:{port}"):
+        return None
+    proxies = urllib.request.getproxies()
+    schemes = ["wss", "socks", "https"] if secure else ["ws", "socks", "https", "http"]
+    for scheme in schemes:
+        if proxies.get(scheme):
+            return proxies[scheme]
+    return None
+
+
+async def open_stream(
+    host: str, port: int, context: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream to ``host:port``, TLS when ``context`` is given (SNI and the
+    certificate checked against ``host``)."""
+    proxy = proxy_for(host, port, context is not None)
+    if proxy is None:
+        return await asyncio.open_connection(
+            host, port, ssl=context, server_hostname=host if context else None, limit=LIMIT
+        )
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HandshakeError(f"proxy {parts.scheme}://{parts.hostname} is not an HTTP proxy")
+    proxy_port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy_tls = _default_context() if parts.scheme == "https" else None
+    reader, writer = await asyncio.open_connection(
+        parts.hostname,
+        proxy_port,
+        ssl=proxy_tls,
+        server_hostname=parts.hostname if proxy_tls else None,
+        limit=LIMIT,
+    )
+    try:
+        authorization = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        await tunnel(reader, writer, authority=authority, authorization=authorization)
+        if context is not None:
+            await writer.start_tls(context, server_hostname=host)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+def _default_context() -> ssl.SSLContext:
+    import ssl  # only for an https proxy
+
+    return ssl.create_default_context()
