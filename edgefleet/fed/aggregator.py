@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection, Mapping
 from fractions import Fraction
 from typing import Literal
 
-from edgefleet.fed import codec, crypto, messages, shamir
+from edgefleet.fed import codec, crypto, graph, messages, shamir
 from edgefleet.fed.errors import BelowThreshold, ProtocolAborted, ProtocolViolation, TamperedMessage
 from edgefleet.fed.ring import MaskJob, Ring, Vector, apply_all
 
@@ -71,6 +71,8 @@ class Aggregator:
         self._parties = invitation.order()
         self._index = invitation.indices()
         self._neighbours = invitation.neighbourhoods()
+        cycle = graph.cycle(tuple(self._parties), invitation.digest())
+        self._position = {party: i for i, party in enumerate(cycle)}  # on the graph's cycle
         self._t = invitation.shape().threshold  # shares per secret
         self._ring = Ring(invitation.params)
         self._adverts: dict[str, messages.AdvertiseKeys] = {}  # U1
@@ -288,18 +290,29 @@ class Aggregator:
         return lambda masker, acc: masker.pairwise(acc, crypto.agree(s_key, public), cid, u, d, -1)
 
     def _recover_all(self, owners: list[str], kind: Kind) -> dict[str, bytes]:
-        """Every owner's secret; owners whose first t answering holders are the same
-        set share one Lagrange combination (:func:`shamir.combine`, one batch)."""
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for owner in owners:
+        """Every owner's secret, in batches that share one Lagrange combination
+        (:func:`shamir.combine`): owners are taken in the graph's cycle order, and a
+        batch grows while t holders answered for all of its owners (neighbours on
+        the cycle share all but a few holders, so ~k/2 owners share one set of
+        coefficients instead of one inversion each; complete graph: one batch)."""
+        commons: list[set[str]] = []  # holders that answered for every owner of a batch
+        batches: list[list[str]] = []
+        for owner in sorted(owners, key=self._position.__getitem__):
             holders = self._holders(owner)
             if len(holders) < self._t:
                 raise BelowThreshold(
                     f"only {len(holders)} of {owner}'s holders answered; {self._t} are needed"
                 )
-            groups[tuple(holders[: self._t])].append(owner)
+            common = commons[-1].intersection(holders) if commons else set()
+            if len(common) >= self._t:
+                commons[-1] = common
+                batches[-1].append(owner)
+            else:
+                commons.append(set(holders))
+                batches.append([owner])
         out: dict[str, bytes] = {}
-        for chosen, batch in groups.items():
+        for common, batch in zip(commons, batches, strict=True):
+            chosen = sorted(common, key=self._index.__getitem__)[: self._t]
             xs = [self._index[h] for h in chosen]
             rows = [[self._share(h, o, kind) for o in batch] for h in chosen]
             for owner, value in zip(batch, shamir.combine(xs, rows), strict=True):
@@ -314,7 +327,7 @@ class Aggregator:
         """One owner, trying windows of t consecutive holders in turn, so one bad
         share is tolerated when there is a spare."""
         holders, t = self._holders(owner), self._t
-        for start in range(1, len(holders) - t + 1):
+        for start in range(len(holders) - t + 1):
             window = holders[start : start + t]
             rows = [[self._share(h, owner, kind)] for h in window]
             secret = shamir.combine([self._index[h] for h in window], rows)[0].to_bytes(33, "big")

@@ -78,6 +78,14 @@ def order_key(digest: bytes, party: str) -> bytes:
 
 
 @lru_cache(maxsize=16)
+def cycle(parties: tuple[str, ...], digest: bytes) -> tuple[str, ...]:
+    """The parties in the digest-derived random order the graph joins into a cycle.
+    Parties close on it share most of their holders (what the server uses to
+    rebuild many secrets from one set of holders)."""
+    return tuple(sorted(parties, key=lambda p: order_key(digest, p)))
+
+
+@lru_cache(maxsize=16)
 def neighbourhoods(
     parties: tuple[str, ...], digest: bytes, shape: Shape
 ) -> dict[str, frozenset[str]]:
@@ -86,9 +94,9 @@ def neighbourhoods(
     if shape.complete:
         everyone = frozenset(parties)
         return {p: everyone - {p} for p in parties}
-    cycle = sorted(parties, key=lambda p: order_key(digest, p))
-    n, half = len(cycle), shape.neighbours // 2
+    ring = cycle(parties, digest)
+    n, half = len(ring), shape.neighbours // 2
     out: dict[str, frozenset[str]] = {}
-    for i, p in enumerate(cycle):
-        out[p] = frozenset(cycle[(i + d) % n] for d in range(-half, half + 1) if d != 0)
+    for i, p in enumerate(ring):
+        out[p] = frozenset(ring[(i + d) % n] for d in range(-half, half + 1) if d != 0)
     return out
