@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -128,14 +128,17 @@ def run(
         out.party_cpu[party] = out.party_cpu.get(party, 0.0) + time.thread_time() - cpu
         return frame
 
-    def round_(work: list[tuple[str, Callable[[], FedMessage]]]) -> None:
+    def round_(work: Iterable[tuple[str, Callable[[], FedMessage]]]) -> None:
         """Every party's work of one round (on the pool, if any), each answer handed
-        to the aggregator, in order, on this thread."""
+        to the aggregator, in order, on this thread. ``work`` is consumed lazily:
+        with a pool, each party starts as soon as the server framed its message,
+        so the server's framing of a round overlaps the parties' work on it."""
         if pool is not None:
-            frames = pool.map(lambda item: party_work(*item), work)
+            answers = [(party, pool.submit(party_work, party, step)) for party, step in work]
+            frames: Iterable[tuple[str, bytes]] = ((p, f.result()) for p, f in answers)
         else:
-            frames = (party_work(party, step) for party, step in work)
-        for (party, _), frame in zip(work, frames, strict=True):
+            frames = ((party, party_work(party, step)) for party, step in work)
+        for party, frame in frames:
             out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(frame)
             if record:
                 out.transcript.append(frame)
@@ -174,11 +177,9 @@ def run(
         messages: dict[str, M] = {}
         on_server(lambda: messages.update(close()))
         round_(
-            [
-                (p, carried(p, message, functools.partial(step, parties[p])))
-                for p, message in messages.items()
-                if answering(p, round_name)
-            ]
+            (p, carried(p, message, functools.partial(step, parties[p])))
+            for p, message in messages.items()
+            if answering(p, round_name)
         )
 
     try:
