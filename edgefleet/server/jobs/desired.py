@@ -4,7 +4,9 @@ through the hub the moment it changes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +51,34 @@ async def bump(db: AsyncSession, device_pks: Iterable[int]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every device of one job receives alike, read and parsed once per
+    call rather than once per device (a job row carries its whole spec)."""
+
+    job: Job
+    application: str
+    version: str
+    project_id: str
+    spec: AppSpec
+
+
+async def _load_jobs(db: AsyncSession, job_pks: set[int], into: dict[int, _Job]) -> None:
+    if not job_pks:
+        return
+    rows = await db.execute(
+        select(Job, Application.name, AppVersion.version, Project.id)
+        .join(Application, Application.pk == Job.application_pk)
+        .join(AppVersion, AppVersion.pk == Job.version_pk)
+        .join(Project, Project.pk == Job.project_pk)
+        .where(Job.pk.in_(job_pks))
+    )
+    for job, application, version, project_id in rows.all():
+        into[job.pk] = _Job(
+            job, application, version, project_id, AppSpec.model_validate(job.resolved)
+        )
+
+
 async def desired_for(
     db: AsyncSession,
     device_pks: Iterable[int],
@@ -60,7 +90,7 @@ async def desired_for(
     device's variables, sealed secrets and configs over the jobs' specs."""
     pks = sorted(set(device_pks))
     result: dict[int, tuple[str, DesiredState]] = {}
-    specs: dict[int, AppSpec] = {}
+    jobs: dict[int, _Job] = {}
     for start in range(0, len(pks), CHUNK):
         chunk = pks[start : start + CHUNK]
         devices = await db.execute(
@@ -80,37 +110,36 @@ async def desired_for(
             owners[pk] = owner
             result[pk] = (device_id, DesiredState(generation=generation, jobs=[]))
             contexts[pk] = DeviceContext(name=name, labels=labels or {}, metadata=meta or {})
-        rows = await db.execute(
-            select(JobDevice.device_pk, Job, Application.name, AppVersion.version, Project.id)
-            .join(Job, Job.pk == JobDevice.job_pk)
-            .join(Application, Application.pk == Job.application_pk)
-            .join(AppVersion, AppVersion.pk == Job.version_pk)
-            .join(Project, Project.pk == Job.project_pk)
-            .where(
-                JobDevice.device_pk.in_(chunk),
-                JobDevice.assigned.is_(True),
-                JobDevice.eligible.is_(True),
-                Job.state.not_in(INACTIVE),
+        rows = (
+            await db.execute(
+                select(JobDevice.device_pk, JobDevice.job_pk)
+                .join(Job, Job.pk == JobDevice.job_pk)
+                .where(
+                    JobDevice.device_pk.in_(chunk),
+                    JobDevice.assigned.is_(True),
+                    JobDevice.eligible.is_(True),
+                    Job.state.not_in(INACTIVE),
+                )
+                .order_by(JobDevice.job_pk)
             )
-            .order_by(Job.pk)
-        )
+        ).all()
+        await _load_jobs(db, {job_pk for _, job_pk in rows} - jobs.keys(), jobs)
         auth: dict[int, dict[str, dict[str, str]]] = {}
-        all_rows = rows.all()
-        if registry_auth is not None and all_rows:
-            auth = await registry_auth(db, {job.project_pk for _, job, _, _, _ in all_rows})
-        staged = await rollout_pins.load(db, {job.pk for _, job, _, _, _ in all_rows})
-        for device_pk, job, app_name, version, project_id in all_rows:
-            if job.pk not in specs:
-                specs[job.pk] = AppSpec.model_validate(job.resolved)
+        if registry_auth is not None and rows:
+            auth = await registry_auth(db, {jobs[job_pk].job.project_pk for _, job_pk in rows})
+        staged = await rollout_pins.load(db, {job_pk for _, job_pk in rows})
+        for device_pk, job_pk in rows:
+            known = jobs[job_pk]
+            job = known.job
             result[device_pk][1].jobs.append(
                 JobAssignment(
                     job_id=job.id,
-                    project_id=project_id,
-                    application=app_name,
-                    version=version,
-                    spec=specs[job.pk],
+                    project_id=known.project_id,
+                    application=known.application,
+                    version=known.version,
+                    spec=known.spec,
                     end=job.end,
-                    registry_auth=_pulled_from(specs[job.pk], auth.get(job.project_pk, {})),
+                    registry_auth=_pulled_from(known.spec, auth.get(job.project_pk, {})),
                     device=contexts[device_pk]
                     if owners[device_pk] == job.project_pk
                     else await loan_view.guest_context(
@@ -119,7 +148,7 @@ async def desired_for(
                 )
             )
             jobs_here = result[device_pk][1].jobs  # a staged rollout may hold this device back
-            jobs_here[-1] = staged.adjust(job.pk, result[device_pk][0], jobs_here[-1])
+            jobs_here[-1] = staged.adjust(job_pk, result[device_pk][0], jobs_here[-1])
     await schedule_plan.attach(db, [state for _, state in result.values()])  # periodic jobs
     if workload_config is not None:
         await workload_config(db, result)
@@ -127,16 +156,23 @@ async def desired_for(
 
 
 async def push(ctx: ServerContext, device_pks: Iterable[int]) -> int:
-    """Send fresh desired state to the given devices; returns how many were online."""
-    pks = list(device_pks)
-    if not pks:
-        return 0
-    async with ctx.session() as db:
-        states = await desired_for(db, pks, ctx.registry_auth, ctx.workload_config)
+    """Send fresh desired state to the given devices; returns how many were online.
+
+    Built and sent :data:`CHUNK` devices at a time, yielding to the event loop
+    between chunks: a fan-out to 10,000 devices otherwise held the loop (and
+    every API request behind it) for the seconds it takes to build and encode
+    10,000 states, and held all of them in memory at once."""
+    pks = sorted(set(device_pks))
     delivered = 0
-    for device_id, state in states.values():
-        if await ctx.hub.deliver(device_id, state):
-            delivered += 1
+    for start in range(0, len(pks), CHUNK):
+        async with ctx.session() as db:
+            states = await desired_for(
+                db, pks[start : start + CHUNK], ctx.registry_auth, ctx.workload_config
+            )
+        for device_id, state in states.values():
+            if await ctx.hub.deliver(device_id, state):
+                delivered += 1
+        await asyncio.sleep(0)
     return delivered
 
 
