@@ -168,7 +168,8 @@ class _Connection:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = await asyncio.wait_for(self.reader.read(READ_SIZE), IDLE_TIMEOUT)
+            async with asyncio.timeout(IDLE_TIMEOUT):  # no task per read, as wait_for made
+                data = await self.reader.read(READ_SIZE)
             self.conn.receive_data(data)
 
     async def _send(self, *events: Any) -> None:

@@ -1,5 +1,9 @@
 """The device's durable buffer of collected records and files (SQLite, WAL,
-``synchronous=FULL``: a commit returns only once the WAL is fsync'd).
+``synchronous=FULL``: a commit returns only once the WAL is fsync'd), with
+records arriving through a journal (:mod:`edgefleet.agent.data.journal`): a
+group of requests is appended there and fdatasync'd (one write, one fsync),
+and moved into SQLite in bulk (:meth:`Buffer.move`) before anything reads
+the records table, past ``MOVE_BYTES``, and when the buffer is opened again.
 
 Tables::
 
@@ -9,8 +13,9 @@ Tables::
     files    id | job | seq | name | size | sha256 | time | path
 
 A record gets its ``seq`` (per job and stream, never reused: ``next_seq``
-survives the deletion of every record) in the same transaction that stores
-it, so a record the workload was told about is on disk with its number, and
+survives the deletion of every record) in the same journal entry (or
+transaction) that stores it, so a record the workload was told about is on
+disk with its number, and
 a crash between server commit and local delete only makes the uploader send
 it again (the server drops the duplicate). Everything here is synchronous and
 called from one worker thread (:mod:`edgefleet.agent.data.service`); unit
@@ -25,16 +30,21 @@ are deleted and counted per stream (reported to the server as ``evicted``).
 from __future__ import annotations
 
 import contextlib
-import os
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgefleet.agent.data.journal import ROTATE_BYTES, Journal, Row
+
+log = logging.getLogger(__name__)
+
 RECORD_OVERHEAD = 64  # bytes counted per record on top of its payload
 RID_RETENTION = 24 * 3600.0
 FILES = "#files"  # the seq counter of files; no stream name can start with "#"
+MOVE_BYTES = 256 * 1024  # journalled payload held in memory before it is moved into SQLite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -96,17 +106,6 @@ class Stored:
 
 
 @dataclass
-class Row:
-    id: int
-    job: str
-    stream: str
-    seq: int
-    time: float
-    rid: str | None
-    payload: str
-
-
-@dataclass
 class PendingFile:
     id: int
     job: str
@@ -145,6 +144,12 @@ class Buffer:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA cache_size=-512")  # 512 KiB: the agent must stay small
         self.db.executescript(_SCHEMA)
+        self.journal = Journal(path.parent / f"{path.stem}.journal")
+        self._insert(self.journal.recover())  # what a crash left in the journal
+        self.journal.rotate()
+        self._unmoved: list[Row] = []  # journalled, not yet in SQLite
+        self._unmoved_ids: dict[tuple[str, str, str], int] = {}  # (job, stream, rid) -> seq
+        self._unmoved_bytes = 0
         self._next: dict[tuple[str, str], int] = {
             (j, s): n for j, s, n in self.db.execute("SELECT job, stream, next_seq FROM streams")
         }
@@ -155,6 +160,14 @@ class Buffer:
         self._drop_orphan_files()
 
     def close(self) -> None:
+        """Move what the journal holds (so buffer.db alone is whole after a clean
+        stop, e.g. for an older agent), then close. A failed move is logged: the
+        journal keeps the records and the next open moves them."""
+        try:
+            self.move()
+        except sqlite3.Error as exc:
+            log.warning("data buffer: journal not moved at close (%s); moved at next start", exc)
+        self.journal.close()
         self.db.close()
 
     @contextlib.contextmanager
@@ -170,95 +183,127 @@ class Buffer:
     # -- writing --------------------------------------------------------------------------
 
     def write(self, requests: list[Incoming]) -> list[Stored | BufferError]:
-        """Store several requests in one transaction (one fsync for all: group
-        commit). Each request is stored whole or refused whole."""
+        """Store several requests with one journal entry, one fsync for all
+        (group commit). Each request is stored whole or refused whole
+        (:class:`QuotaFull`); eviction, when allowed, commits on its own first."""
         now = time.time()
         results: list[Stored | BufferError] = []
-        used, pending = self.used, self.pending
-        next_seq = dict(self._next)
-        try:
-            with self._tx() as db:
-                for request in requests:
-                    try:
-                        results.append(self._write_one(db, request, now, next_seq))
-                    except BufferError as exc:
-                        results.append(exc)
-        except BaseException:
-            self.used, self.pending = used, pending
-            raise
-        self._next = next_seq
+        entries: list[Row] = []
+        ids: dict[tuple[str, str, str], int] = {}
+        next_seq: dict[tuple[str, str], int] = {}
+        added = 0  # bytes of the entries so far, not yet in self.used
+        for request in requests:
+            key = (request.job, request.stream)
+            seq = next_seq.get(key) or self._next.get(key, 1)
+            stored, fresh, need = Stored(), [], 0
+            mine: dict[str, int] = {}  # this request's new record ids -> seq
+            for rid, payload in request.records:
+                if rid is not None:
+                    known = mine.get(rid) or ids.get((*key, rid)) or self._known_id(key, rid)
+                    if known is not None:
+                        stored.duplicates += 1
+                        stored.seqs.append(known)
+                        continue
+                    mine[rid] = seq
+                fresh.append(Row(0, request.job, request.stream, seq, now, rid, payload))
+                need += len(payload.encode()) + RECORD_OVERHEAD
+                stored.seqs.append(seq)
+                seq += 1
+            try:
+                self._make_room(added + need)
+            except QuotaFull as exc:
+                results.append(exc)
+                continue
+            added += need
+            entries += fresh
+            ids.update({(*key, rid): n for rid, n in mine.items()})
+            next_seq[key] = seq
+            results.append(stored)
+        # A failed append burns these seqs (they may be on disk): never given twice.
+        self._next.update(next_seq)
+        if entries:
+            self.journal.append(now, entries)
+        self._unmoved += entries
+        self._unmoved_ids.update(ids)
+        self._unmoved_bytes += added
+        self.used += added
+        self.pending += len(entries)
+        if self._unmoved_bytes > MOVE_BYTES:
+            self.move()
         return results
 
-    def _write_one(
-        self,
-        db: sqlite3.Connection,
-        request: Incoming,
-        now: float,
-        next_seq: dict[tuple[str, str], int],
-    ) -> Stored:
-        key = (request.job, request.stream)
-        result = Stored()
-        seqs: list[int | None] = []
-        fresh: list[int] = []
-        seen: dict[str, int | None] = {}  # record id -> seq (None: new in this request)
-        for i, (rid, _) in enumerate(request.records):
-            if rid is None:
-                fresh.append(i)
-                seqs.append(None)
-            elif rid in seen:
-                result.duplicates += 1
-                seqs.append(seen[rid])
-            else:
-                row = db.execute(
-                    "SELECT seq FROM ids WHERE job=? AND stream=? AND rid=?", (*key, rid)
-                ).fetchone()
-                if row is not None:
-                    result.duplicates += 1
-                    seen[rid] = int(row[0])
-                else:
-                    seen[rid] = None
-                    fresh.append(i)
-                seqs.append(seen[rid])
-        if fresh:
-            sizes = {i: len(request.records[i][1].encode()) for i in fresh}
-            need = sum(sizes.values()) + RECORD_OVERHEAD * len(fresh)
-            self._make_room(db, need)
-            seq = next_seq.get(key)
-            if seq is None:
-                db.execute("INSERT OR IGNORE INTO streams (job, stream) VALUES (?, ?)", key)
-                seq = 1
+    def _known_id(self, key: tuple[str, str], rid: str) -> int | None:
+        seq = self._unmoved_ids.get((*key, rid))
+        if seq is not None:
+            return seq
+        row = self.db.execute(
+            "SELECT seq FROM ids WHERE job=? AND stream=? AND rid=?", (*key, rid)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def move(self) -> None:
+        """Move the journalled records into SQLite (one transaction, fsync'd);
+        past ``ROTATE_BYTES`` the journal starts a new file."""
+        if self._unmoved:
+            self._insert(self._unmoved)
+            self._unmoved, self._unmoved_ids, self._unmoved_bytes = [], {}, 0
+        if self.journal.size > ROTATE_BYTES:
+            self.journal.rotate()
+
+    def _insert(self, entries: list[Row]) -> None:
+        """Insert journalled records, skipping any already moved: a seq below its
+        stream's ``next_seq``, or a record id already stored (a group whose
+        append failed and was retried, both copies found on recovery)."""
+        if not entries:
+            return
+        with self._tx() as db:
+            next_seq: dict[tuple[str, str], int] = {}
+            counts: dict[tuple[str, str], tuple[int, float]] = {}
             rows = []
-            for i in fresh:
-                rid, payload = request.records[i]
-                rows.append((request.job, request.stream, seq, now, rid, payload, sizes[i]))
-                seqs[i] = seq
-                if rid is not None:
-                    seen[rid] = seq
-                seq += 1
+            for e in entries:
+                key = (e.job, e.stream)
+                if key not in next_seq:
+                    row = db.execute(
+                        "SELECT next_seq FROM streams WHERE job=? AND stream=?", key
+                    ).fetchone()
+                    next_seq[key] = 1 if row is None else int(row[0])
+                if e.seq < next_seq[key]:
+                    continue
+                if (
+                    e.rid is not None
+                    and db.execute(
+                        "SELECT 1 FROM ids WHERE job=? AND stream=? AND rid=?", (*key, e.rid)
+                    ).fetchone()
+                ):
+                    continue
+                rows.append(
+                    (e.job, e.stream, e.seq, e.time, e.rid, e.payload, len(e.payload.encode()))
+                )
+                if e.rid is not None:  # later entries of this move see it as stored
+                    db.execute(
+                        "INSERT INTO ids (job, stream, rid, seq, time) VALUES (?, ?, ?, ?, ?)",
+                        (*key, e.rid, e.seq, e.time),
+                    )
+                next_seq[key] = e.seq + 1
+                n, _ = counts.get(key, (0, 0.0))
+                counts[key] = (n + 1, e.time)
             db.executemany(
                 "INSERT INTO records (job, stream, seq, time, rid, payload, size) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            db.executemany(
-                "INSERT INTO ids (job, stream, rid, seq, time) VALUES (?, ?, ?, ?, ?)",
-                [(r[0], r[1], r[4], r[2], now) for r in rows if r[4] is not None],
-            )
-            db.execute(
-                "UPDATE streams SET next_seq=?, accepted=accepted+?, last_time=? "
-                "WHERE job=? AND stream=?",
-                (seq, len(rows), now, *key),
-            )
-            next_seq[key] = seq
-            self.used += need
-            self.pending += len(rows)
-        result.seqs = [
-            s if s is not None else int(seen[str(request.records[i][0])] or 0)
-            for i, s in enumerate(seqs)
-        ]
-        return result
+            for key, (n, last) in counts.items():
+                db.execute("INSERT OR IGNORE INTO streams (job, stream) VALUES (?, ?)", key)
+                db.execute(
+                    "UPDATE streams SET next_seq=?, accepted=accepted+?, last_time=? "
+                    "WHERE job=? AND stream=?",
+                    (next_seq[key], n, last, *key),
+                )
 
-    def _make_room(self, db: sqlite3.Connection, need: int) -> None:
+    def _make_room(self, need: int) -> None:
+        """Refuse (QuotaFull) unless ``need`` more bytes fit, evicting the oldest
+        records first when allowed (committed on their own: a crash after it
+        only loses what eviction would have dropped anyway)."""
         if self.used + need <= self.quota_bytes:
             return
         if need > self.quota_bytes:
@@ -272,28 +317,30 @@ class Buffer:
                 "waiting for upload); retry later, or the operator can raise --data-quota-mb "
                 "or allow --data-evict-oldest"
             )
+        self.move()
         while self.used + need > self.quota_bytes:
-            victims = db.execute(
-                "SELECT id, job, stream, size FROM records ORDER BY id LIMIT 500"
-            ).fetchall()
-            if not victims:
-                raise QuotaFull(
-                    f"the device's data buffer is full of files ({self.used} of "
-                    f"{self.quota_bytes} bytes) waiting for upload; retry later"
+            with self._tx() as db:
+                victims = db.execute(
+                    "SELECT id, job, stream, size FROM records ORDER BY id LIMIT 500"
+                ).fetchall()
+                if not victims:
+                    raise QuotaFull(
+                        f"the device's data buffer is full of files ({self.used} of "
+                        f"{self.quota_bytes} bytes) waiting for upload; retry later"
+                    )
+                freed, cut = 0, 0
+                counts: dict[tuple[str, str], int] = {}
+                for record_id, job, stream, size in victims:
+                    freed += size + RECORD_OVERHEAD
+                    counts[(job, stream)] = counts.get((job, stream), 0) + 1
+                    cut = record_id
+                    if self.used - freed + need <= self.quota_bytes:
+                        break
+                db.execute("DELETE FROM records WHERE id <= ?", (cut,))
+                db.executemany(
+                    "UPDATE streams SET evicted=evicted+? WHERE job=? AND stream=?",
+                    [(n, j, s) for (j, s), n in counts.items()],
                 )
-            freed, cut = 0, 0
-            counts: dict[tuple[str, str], int] = {}
-            for record_id, job, stream, size in victims:
-                freed += size + RECORD_OVERHEAD
-                counts[(job, stream)] = counts.get((job, stream), 0) + 1
-                cut = record_id
-                if self.used - freed + need <= self.quota_bytes:
-                    break
-            db.execute("DELETE FROM records WHERE id <= ?", (cut,))
-            db.executemany(
-                "UPDATE streams SET evicted=evicted+? WHERE job=? AND stream=?",
-                [(n, j, s) for (j, s), n in counts.items()],
-            )
             self.used -= freed
             self.pending -= sum(counts.values())
 
@@ -378,6 +425,7 @@ class Buffer:
 
     def batch(self, max_records: int, max_bytes: int) -> list[Row]:
         """The oldest records, at least one, up to the limits."""
+        self.move()
         rows = self.db.execute(
             "SELECT id, job, stream, seq, time, rid, payload, size FROM records "
             "ORDER BY id LIMIT ?",
@@ -397,6 +445,7 @@ class Buffer:
         for good): delete them, count them."""
         if not rows:
             return
+        self.move()  # a discarded job's records are deleted from SQLite: all must be there
         discarded = discarded or set()
         first, last = rows[0].id, rows[-1].id
         uploaded: dict[tuple[str, str], int] = {}
@@ -444,6 +493,7 @@ class Buffer:
             return db.execute("DELETE FROM ids WHERE time < ?", (cutoff,)).rowcount
 
     def stats(self) -> list[StreamStats]:
+        self.move()
         pending = {
             (j, s): (n, b, o)
             for j, s, n, b, o in self.db.execute(
@@ -467,11 +517,3 @@ class Buffer:
 
     def files_pending(self) -> dict[str, int]:
         return {j: n for j, n in self.db.execute("SELECT job, count(*) FROM files GROUP BY job")}
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

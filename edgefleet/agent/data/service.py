@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -33,9 +34,10 @@ from typing import Any, TypeVar
 from edgefleet.agent import facts
 from edgefleet.agent.changes.plan import revision_of
 from edgefleet.agent.data import context, networks
-from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored, fsync_dir
+from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored
 from edgefleet.agent.data.endpoint import make_handler
 from edgefleet.agent.data.http import Server
+from edgefleet.agent.data.journal import fsync_dir
 from edgefleet.agent.data.uploader import Uploader
 from edgefleet.agent.http_server import HttpError
 from edgefleet.agent.part import AgentContext, MessageHandler
@@ -76,6 +78,7 @@ class DataService:
         self.dir = ctx.state.root / "data"
         self.dir.mkdir(mode=0o700, exist_ok=True)
         self.secret = self._load_secret()
+        self._tokens: dict[str, str] = {}  # job -> its token, once one was shown valid
         self.port = self._load_port(settings.data_port)
         self.buffer = Buffer(
             self.dir / "buffer.db", settings.data_quota_mb * 1024 * 1024, settings.data_evict_oldest
@@ -123,7 +126,16 @@ class DataService:
         return base64.urlsafe_b64encode(digest[:24]).decode()
 
     def job_for(self, job: str, token: str) -> bool:
-        return hmac.compare_digest(self.token(job), token)
+        """Whether ``token`` is ``job``'s. A token once shown valid is kept, so a
+        workload's every POST does not pay an HMAC; only valid ones are kept,
+        so the cache grows with jobs, not with what callers send."""
+        expected = self._tokens.get(job)
+        if expected is None:
+            expected = self.token(job)
+            if not hmac.compare_digest(expected, token):
+                return False
+            self._tokens[job] = expected
+        return hmac.compare_digest(expected, token)
 
     def url(self, job: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/v1/{job}/{self.token(job)}"
@@ -250,7 +262,7 @@ class DataService:
                 group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
                 try:
                     results = await self.call(self.buffer.write, [i for i, _ in group])
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, OSError) as exc:  # the journal, or SQLite
                     error = _disk_error(exc)
                     for _, future in group:
                         if not future.done():
@@ -350,8 +362,8 @@ class DataService:
         return jobs.lock(job, action).model_dump(mode="json")
 
 
-def _disk_error(exc: sqlite3.Error) -> HttpError:
+def _disk_error(exc: sqlite3.Error | OSError) -> HttpError:
     text = str(exc)
-    if "full" in text or "disk" in text:
+    if "full" in text or "disk" in text or getattr(exc, "errno", None) == errno.ENOSPC:
         return HttpError(507, f"the device's disk is full: {text}", {"retry-after": RETRY_AFTER})
     return HttpError(500, f"the device could not store the records: {text}")

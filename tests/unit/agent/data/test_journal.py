@@ -1,0 +1,147 @@
+"""The records' journal in front of buffer.db: what a killed agent leaves there
+is recovered exactly once (a torn or damaged tail dropped, records already
+moved or uploaded not brought back), and a failed append never hands out a
+seq twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
+from edgefleet.agent.data.journal import Journal, Row, decode, encode
+
+
+def rec(n: int, rid: str | None = None) -> tuple[str | None, str]:
+    return rid, json.dumps({"n": n})
+
+
+def write(buffer: Buffer, *records: tuple[str | None, str], stream: str = "s") -> Stored:
+    (result,) = buffer.write([Incoming("j", stream, list(records))])
+    assert isinstance(result, Stored), result
+    return result
+
+
+def numbers(buffer: Buffer) -> list[tuple[int, int]]:
+    """(seq, n) of every record buffered, in upload order."""
+    return [(r.seq, json.loads(r.payload)["n"]) for r in buffer.batch(10_000, 10**8)]
+
+
+def journal_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "b.journal").glob("*.log"))
+
+
+def kill_after(tmp_path: Path, body: str) -> None:
+    """Run ``body`` against a buffer in a child that dies as kill -9 would
+    leave it: no close, nothing moved, no checkpoint."""
+    script = (
+        "import json, os\nfrom pathlib import Path\n"
+        "from edgefleet.agent.data.buffer import Buffer, Incoming\n"
+        f"b = Buffer(Path({str(tmp_path / 'b.db')!r}), 10**7)\n"
+        f"{body}\nprint('done', flush=True)\nos._exit(137)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert "done" in out.stdout, out.stderr
+
+
+def test_a_killed_agent_leaves_answered_groups_in_the_journal_and_they_come_back_once(
+    tmp_path: Path,
+) -> None:
+    kill_after(
+        tmp_path,
+        "for i in range(20):\n"
+        "    b.write([Incoming('j', 's', [(f'r{i}', json.dumps({'n': i}))])])\n"
+        "assert b.db.execute('SELECT count(*) FROM records').fetchone()[0] == 0",  # all journalled
+    )
+    assert journal_files(tmp_path)
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(buffer) == [(i + 1, i) for i in range(20)]
+    # Ids survived the journal: a retry is a duplicate with the first copy's seq.
+    again = write(buffer, rec(3, "r3"), rec(20, "r20"))
+    assert again.seqs == [4, 21] and again.duplicates == 1
+    buffer.close()
+    # Opened again (the journal moved at the first open): nothing doubled.
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(buffer) == [*((i + 1, i) for i in range(20)), (21, 20)]
+    buffer.close()
+
+
+def test_a_torn_last_entry_is_dropped_and_its_seqs_given_again(tmp_path: Path) -> None:
+    kill_after(
+        tmp_path,
+        "for i in range(3):\n    b.write([Incoming('j', 's', [(None, json.dumps({'n': i}))])])",
+    )
+    (path,) = journal_files(tmp_path)
+    whole = encode(1.0, [Row(0, "j", "s", 4, 1.0, None, '{"n":3}')])
+    with open(path, "ab") as out:
+        out.write(whole[: len(whole) // 2])  # the append whose fdatasync never returned
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(buffer) == [(1, 0), (2, 1), (3, 2)]
+    assert write(buffer, rec(99)).seqs == [4]
+    buffer.close()
+
+
+def test_a_damaged_entry_ends_what_is_read_of_its_file(tmp_path: Path) -> None:
+    first = encode(1.0, [Row(0, "j", "s", 1, 1.0, None, '{"n":0}')])
+    second = encode(1.0, [Row(0, "j", "s", 2, 1.0, None, '{"n":1}')])
+    damaged = second.replace(b"1}", b"7}")  # same length, checksum no longer matches
+    assert damaged != second
+    assert [e.seq for e in decode(first + second, "x")] == [1, 2]
+    assert [e.seq for e in decode(first + damaged + second, "x")] == [1]
+    assert decode(b"", "x") == []
+    assert decode(b"not an entry\n", "x") == []
+
+
+def test_records_already_moved_or_uploaded_are_not_brought_back(tmp_path: Path) -> None:
+    kill_after(
+        tmp_path,
+        "for i in range(5):\n"
+        "    b.write([Incoming('j', 's', [(f'r{i}', json.dumps({'n': i}))])])\n"
+        "rows = b.batch(2, 10**6)\n"  # moves all five into SQLite; the journal file stays
+        "b.acknowledge(rows)\n"  # the server has the first two: deleted here
+        "b.write([Incoming('j', 's', [(None, json.dumps({'n': 5}))])])",
+    )
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(buffer) == [(3, 2), (4, 3), (5, 4), (6, 5)]
+    stats = {s.stream: s for s in buffer.stats()}
+    assert stats["s"].accepted == 6 and stats["s"].uploaded == 2
+    # An uploaded record's id is still known: no second copy.
+    assert write(buffer, rec(0, "r0")).duplicates == 1
+    buffer.close()
+
+
+def test_a_failed_append_answers_an_error_and_never_reuses_its_seqs(tmp_path: Path) -> None:
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    assert write(buffer, rec(0)).seqs == [1]
+    # The disk fails under the open journal file: writes to it now fail (EBADF).
+    read_only = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(read_only, buffer.journal._fd)
+    os.close(read_only)
+    with pytest.raises(OSError):
+        buffer.write([Incoming("j", "s", [rec(1, "lost")])])
+    assert buffer.pending == 1
+    # The next group goes to a new file; the failed group's seq is not given again,
+    # and its id was never stored, so a retry is new.
+    assert write(buffer, rec(1, "lost")).seqs == [3]
+    assert len(journal_files(tmp_path)) == 2
+    buffer.close()
+    again = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(again) == [(1, 0), (3, 1)]
+    again.close()
+
+
+def test_the_journal_rotates_once_moved_and_keeps_its_files_private(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.append(1.0, [Row(0, "j", "s", 1, 1.0, None, "{}")])
+    first = sorted((tmp_path / "j").iterdir())
+    assert len(first) == 1 and first[0].stat().st_mode & 0o777 == 0o600
+    journal.rotate()
+    journal.append(1.0, [Row(0, "j", "s", 2, 1.0, None, "{}")])
+    (only,) = sorted((tmp_path / "j").iterdir())
+    assert only != first[0] and [e.seq for e in journal.recover()] == [2]
+    journal.close()
