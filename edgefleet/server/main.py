@@ -11,6 +11,7 @@ import uvicorn
 
 from edgefleet.server.app import create_app
 from edgefleet.server.bus.base import BusError, create_bus
+from edgefleet.server.heap import settle
 from edgefleet.server.settings import ServerSettings
 
 
@@ -59,4 +60,6 @@ def run(settings: ServerSettings) -> None:
         except BusError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
-    uvicorn.Server(uvicorn_config(settings)).run()
+    config = uvicorn_config(settings)
+    settle()  # the app is built: keep the collector off what lives as long as the process
+    uvicorn.Server(config).run()
