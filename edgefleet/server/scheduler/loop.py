@@ -128,9 +128,13 @@ class Scheduler:
             await self.reconcile_projects(None)
 
     async def resend_stale(self) -> None:
-        """Devices online but behind their desired generation get it again."""
+        """Devices online but behind their desired generation get it again, once
+        they have been behind for ``RESEND_AFTER`` (and then every
+        ``RESEND_AFTER``). A device first seen behind is only noted: it was most
+        likely just pushed to, and pushing at once again doubled every fan-out
+        (10,000 states built and sent twice, the second while agents were still
+        applying the first)."""
         now = utcnow()
-        loop = asyncio.get_running_loop()
         async with self.ctx.session() as db:
             stale = list(
                 await db.scalars(
@@ -142,9 +146,7 @@ class Scheduler:
                     )
                 )
             )
-        due = [pk for pk in stale if loop.time() - self._resent.get(pk, 0) > RESEND_AFTER]
-        for pk in due:
-            self._resent[pk] = loop.time()
+        self._resent, due = overdue(self._resent, stale, asyncio.get_running_loop().time())
         if due:
             await desired.push(self.ctx, due)
 
@@ -174,3 +176,16 @@ class Scheduler:
             )
             for job in starting:
                 await jobs.apply(self.ctx, db, job)
+
+
+def overdue(
+    since: dict[int, float], stale: list[int], now: float
+) -> tuple[dict[int, float], list[int]]:
+    """(when each stale device was last pushed to or first seen behind, those
+    due again): a device seen behind for the first time starts its wait now;
+    one no longer behind is forgotten."""
+    noted = {pk: since.get(pk, now) for pk in stale}
+    due = [pk for pk, at in noted.items() if now - at > RESEND_AFTER]
+    for pk in due:
+        noted[pk] = now
+    return noted, due
