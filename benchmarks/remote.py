@@ -67,6 +67,8 @@ def run(report: Report, engine: Any) -> None:
                                 f"dd if=/dev/zero of=/var/www/big.bin bs=1M count={SIZE_MB} 2>/dev/null; exec httpd -f -p 8080 -h /var/www",
                             ],
                             "init": True,
+                            # the proxy reaches only declared ports (issue 14)
+                            "expose": ["8080"],
                         }
                     }
                 }

@@ -36,7 +36,7 @@ from edgefleet.agent.execs import ExecRequest, ExecSession, HostExec
 from edgefleet.agent.part import AgentContext, StreamHandler
 from edgefleet.agent.runtimes.base import LogLine, Runtime
 from edgefleet.agent.runtimes.capabilities import CanExecInteractive
-from edgefleet.wire.mux import MAX_FRAME, Stream, StreamError
+from edgefleet.wire.mux import BULK_FRAME, MAX_FRAME, Stream, StreamError
 
 log = logging.getLogger(__name__)
 
@@ -302,9 +302,10 @@ async def pipe(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.Str
                 writer.write_eof()
 
     async def downstream() -> None:
+        # bytes, no message boundaries: the largest frames the link carries
         with contextlib.suppress(StreamError, OSError):
-            while data := await reader.read(MAX_FRAME):
-                await stream.send(data)
+            while data := await reader.read(BULK_FRAME):
+                await stream.send(data, BULK_FRAME)
             await stream.close()
 
     up, down = asyncio.create_task(upstream()), asyncio.create_task(downstream())

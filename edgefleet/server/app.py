@@ -281,6 +281,11 @@ def create_app(
     app.include_router(agent_ws_router)
     app.include_router(forward_router)
     app.include_router(proxy_router)
+    from edgefleet.server.proxy.grants import Grants
+
+    # the proxy's remembered answers, forgotten when the guard hears of a change
+    app.state.proxy_grants = Grants(settings.stream_recheck_interval)
+    guard.on_change(app.state.proxy_grants.forget)
     app.include_router(proxy_auth_router)
     from edgefleet.server import portal
 

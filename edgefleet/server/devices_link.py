@@ -68,9 +68,17 @@ class DeviceLink(Protocol):
         ...
 
     async def open_stream(
-        self, device_id: str, header: dict[str, Any], timeout: float = 15.0
+        self,
+        device_id: str,
+        header: dict[str, Any],
+        timeout: float = 15.0,
+        *,
+        first: Callable[[Stream], Awaitable[None]] | None = None,
     ) -> Stream:
-        """A stream to the device, once it accepted."""
+        """A stream to the device, once it accepted. ``first(stream)`` runs right
+        after the open, before the answer: what it sends travels with the open
+        (a proxied request's head, a wider window) and saves a round trip; the
+        device drops it if it refuses."""
         ...
 
     async def kick(self, device_id: str, reason: str) -> None:

@@ -13,9 +13,9 @@ reader can never be stalled by one slow consumer, and heartbeats keep flowing.
 
 Frame layout (one binary transport message per frame)::
 
-    +--------+----------------+-------------------+
-    | type:1 | stream id:4 BE | payload (0..64 KiB)|
-    +--------+----------------+-------------------+
+    +--------+----------------+--------------------+
+    | type:1 | stream id:4 BE | payload (0..256 KiB)|
+    +--------+----------------+--------------------+
 
     OPEN    payload = JSON header         opener -> acceptor
     ACCEPT  payload = JSON meta           acceptor -> opener
@@ -23,6 +23,13 @@ Frame layout (one binary transport message per frame)::
     WINDOW  payload = 4-byte increment    receiver -> sender
     CLOSE   no payload                    "I will send no more" (half close)
     RESET   payload = UTF-8 reason        abort both directions
+
+A receiver that wants more in flight than the initial window (a proxied
+download) grants the difference in a WINDOW frame as soon as the stream
+exists (:meth:`Stream.widen`): every peer, old or new, honours credit, so
+the window grows without a protocol change. Bulk senders use frames of up to
+:data:`BULK_FRAME` (both ends have always accepted 8 MiB messages); control
+traffic and exec stay at :data:`MAX_FRAME`.
 
 Stream life::
 
@@ -49,6 +56,7 @@ from typing import Any
 OPEN, ACCEPT, DATA, WINDOW, CLOSE, RESET = 1, 2, 3, 4, 5, 6
 _HEADER = struct.Struct("!BI")
 MAX_FRAME = 64 * 1024
+BULK_FRAME = 256 * 1024  # the largest DATA payload: byte pipes (proxy, port-forward)
 INITIAL_WINDOW = 256 * 1024
 
 SendFrame = Callable[[bytes], Awaitable[None]]
@@ -105,6 +113,7 @@ class Stream:
         self._accepted = asyncio.Event()
         self._got_accept = False
         self._send_window = mux.initial_window
+        self._recv_window = mux.initial_window  # what the peer may have in flight
         self._consumed = 0
         self._remote_closed = False
         self._local_closed = False
@@ -124,7 +133,7 @@ class Stream:
         chunk = self._inbox.popleft()
         self._buffered -= len(chunk)
         self._consumed += len(chunk)
-        if self._consumed >= self.mux.initial_window // 2 and self._reset is None:
+        if self._consumed >= self._recv_window // 2 and self._reset is None:
             grant, self._consumed = self._consumed, 0
             await self.mux._send(frame(WINDOW, self.id, struct.pack("!I", grant)))
         return chunk
@@ -141,19 +150,31 @@ class Stream:
 
     # -- writing ----------------------------------------------------------------
 
-    async def send(self, data: bytes) -> None:
-        """Send bytes, waiting for window credit; raises if the stream was reset."""
+    async def send(self, data: bytes, frame_size: int = MAX_FRAME) -> None:
+        """Send bytes, waiting for window credit; raises if the stream was reset.
+        ``frame_size`` (at most :data:`BULK_FRAME`): the largest DATA frame, for
+        senders that do not need :data:`MAX_FRAME` message boundaries."""
         view = memoryview(data)
+        limit = min(frame_size, BULK_FRAME)
         while view:
             while self._send_window <= 0:
                 self._check_writable()
                 self._writable.clear()
                 await self._writable.wait()
             self._check_writable()
-            size = min(len(view), self._send_window, MAX_FRAME)
+            size = min(len(view), self._send_window, limit)
             self._send_window -= size
-            await self.mux._send(frame(DATA, self.id, bytes(view[:size])))
+            await self.mux._send(_HEADER.pack(DATA, self.id) + view[:size])
             view = view[size:]
+
+    async def widen(self, window: int) -> None:
+        """Let the peer have up to ``window`` bytes in flight (more than the mux's
+        initial window): a WINDOW frame grants the difference at once. For
+        throughput over a slow round trip; the buffer is bounded by ``window``."""
+        if window <= self._recv_window or self._reset is not None:
+            return
+        grant, self._recv_window = window - self._recv_window, window
+        await self.mux._send(frame(WINDOW, self.id, struct.pack("!I", grant)))
 
     def _check_writable(self) -> None:
         if self._reset is not None:
@@ -209,7 +230,7 @@ class Stream:
     def _on_data(self, payload: bytes) -> None:
         if self._remote_closed or self._reset is not None:
             return
-        if self._buffered + len(payload) > self.mux.initial_window:
+        if self._buffered + len(payload) > self._recv_window:
             self._on_reset(StreamReset("peer exceeded its flow-control window"))
             return
         self._inbox.append(payload)

@@ -41,7 +41,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -142,6 +142,7 @@ class StreamGuard:
         self._loop_task: asyncio.Task[None] | None = None
         self._subscription: Any = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[set[int]], None]] = []
 
     @property
     def running(self) -> bool:
@@ -185,9 +186,16 @@ class StreamGuard:
 
     # -- changes -------------------------------------------------------------------------
 
+    def on_change(self, listener: Callable[[set[int]], None]) -> None:
+        """Also tell ``listener`` the users of every change, as it is noted (what
+        remembers rights: the proxy's grants)."""
+        self._listeners.append(listener)
+
     def changed(self, users: Iterable[int], memberships: bool) -> None:
         """Note a committed change of these users' rights and re-check now."""
         users = set(users)
+        for listener in self._listeners:
+            listener(users)
         if memberships:
             stamp = time.monotonic()
             for user in users:

@@ -22,6 +22,7 @@ what to push when an agent connects. Only the server's assembly knows ``Hub``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -72,7 +73,7 @@ from edgefleet.wire.messages import (
     Message,
     Revoked,
 )
-from edgefleet.wire.mux import Stream, StreamRefused
+from edgefleet.wire.mux import Stream, StreamError, StreamRefused
 
 log = logging.getLogger(__name__)
 A = TypeVar("A", bound=CommandArgs)
@@ -287,10 +288,16 @@ class Hub:
         return answer.result
 
     async def open_stream(
-        self, device_id: str, header: dict[str, Any], timeout: float = 15.0
+        self,
+        device_id: str,
+        header: dict[str, Any],
+        timeout: float = 15.0,
+        *,
+        first: Callable[[Stream], Awaitable[None]] | None = None,
     ) -> Stream:
         """Open a stream to the device and wait until it accepts; raises
-        Unavailable (offline, refused) or GatewayTimeout."""
+        Unavailable (offline, refused) or GatewayTimeout. ``first`` sends what
+        need not wait for the answer (DeviceLink.open_stream)."""
         session = self.sessions.get(device_id)
         if session is not None:
             stream = await session.link.mux.open(header)
@@ -298,6 +305,9 @@ class Hub:
             stream = await self.stream_bridge.open(device_id, header)
         else:
             raise Unavailable(f"device {device_id} is offline")
+        if first is not None:
+            with contextlib.suppress(StreamError):  # the answer awaited below says why
+                await first(stream)
         try:
             await stream.wait_accepted(timeout)
         except StreamRefused as exc:

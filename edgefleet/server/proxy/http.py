@@ -3,6 +3,12 @@
 One stream per request (``Connection: close``): simple, no pooling state to
 go stale when a device reconnects, and the per-stream flow control keeps a
 large download from starving anything else on the agent's connection.
+
+A request costs one round trip to the agent, not two: its head (and the end
+of a body-less request) travels right behind the stream's OPEN
+(:meth:`Exchange.start`), before the agent has connected to the app; and the
+stream's window is widened to :data:`DOWNLOAD_WINDOW` in the same breath, so
+a download is not held to 256 KiB per round trip.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
 from edgefleet.server.errors import BadGateway, GatewayTimeout
-from edgefleet.wire.mux import Stream, StreamError
+from edgefleet.wire.mux import BULK_FRAME, Stream, StreamError
 
 HOP_BY_HOP = {
     "connection",
@@ -33,6 +39,9 @@ HOP_BY_HOP = {
     "content-length",
 }
 RESPONSE_TIMEOUT = 120.0
+DOWNLOAD_WINDOW = 2 * 1024 * 1024
+"""What the agent may send ahead of the client's reading: enough for ~1 GB/s
+over a 2 ms round trip; the most a slow client makes this replica buffer."""
 
 SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 """Added to every response served on the portal's origin (path mode): the page
@@ -207,42 +216,57 @@ def app_cookie_allowed(set_cookie: str) -> bool:
     )
 
 
-async def forward(
-    request: Request,
-    stream: Stream,
-    target: str,
-    prefix: str,
-    *,
-    strip_cookies: set[str],
-    strip_authorization: bool,
-    portal_origin: bool,
-) -> Response:
-    """Relay one request; ``portal_origin`` when it is served on the portal's
-    own host (path mode), which sandboxes the answer (:func:`response_headers_for`)."""
-    conn = h11.Connection(h11.CLIENT)
-    headers = request_headers(
-        request, prefix, strip_cookies=strip_cookies, strip_authorization=strip_authorization
-    )
-    length = request.headers.get("content-length")
-    has_body = request.method not in ("GET", "HEAD", "OPTIONS") or bool(length)
-    if length is not None:
-        headers.append(("Content-Length", length))
-    elif has_body:
-        headers.append(("Transfer-Encoding", "chunked"))
-    head = h11.Request(method=request.method, target=target, headers=headers)
-    await stream.send(conn.send(head) or b"")
+class Exchange:
+    """One proxied request: :meth:`start` sends its head with the stream's open,
+    :meth:`relay` sends its body and answers with the app's response.
+    ``portal_origin`` when it is served on the portal's own host (path mode),
+    which sandboxes the answer (:func:`response_headers_for`)."""
 
-    async def send_body() -> None:
+    def __init__(
+        self,
+        request: Request,
+        target: str,
+        prefix: str,
+        *,
+        strip_cookies: set[str],
+        strip_authorization: bool,
+        portal_origin: bool,
+    ) -> None:
+        self.request = request
+        self.prefix = prefix
+        self.portal_origin = portal_origin
+        self.conn = h11.Connection(h11.CLIENT)
+        headers = request_headers(
+            request, prefix, strip_cookies=strip_cookies, strip_authorization=strip_authorization
+        )
+        length = request.headers.get("content-length")
+        self.has_body = request.method not in ("GET", "HEAD", "OPTIONS") or bool(length)
+        if length is not None:
+            headers.append(("Content-Length", length))
+        elif self.has_body:
+            headers.append(("Transfer-Encoding", "chunked"))
+        head = self.conn.send(h11.Request(method=request.method, target=target, headers=headers))
+        if not self.has_body:
+            head = (head or b"") + (self.conn.send(h11.EndOfMessage()) or b"")
+        self.head = head or b""
+
+    async def start(self, stream: Stream) -> None:
+        """Before the agent answers the open: widen the window, send the head."""
+        await stream.widen(DOWNLOAD_WINDOW)
+        await stream.send(self.head, frame_size=BULK_FRAME)
+
+    async def _send_body(self, stream: Stream) -> None:
+        conn = self.conn
         with contextlib.suppress(StreamError, h11.LocalProtocolError):
-            if has_body:
-                async for chunk in request.stream():
-                    if chunk:
-                        await stream.send(conn.send(h11.Data(data=chunk)) or b"")
+            async for chunk in self.request.stream():
+                if chunk:
+                    await stream.send(conn.send(h11.Data(data=chunk)) or b"", BULK_FRAME)
             await stream.send(conn.send(h11.EndOfMessage()) or b"")
 
-    sender = asyncio.create_task(send_body())
-
-    async def next_event() -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+    async def _next_event(
+        self, stream: Stream
+    ) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        conn = self.conn
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
@@ -250,44 +274,51 @@ async def forward(
             data = await stream.recv()
             conn.receive_data(data or b"")
 
-    try:
-        event = await asyncio.wait_for(next_event(), RESPONSE_TIMEOUT)
-    except TimeoutError:
-        sender.cancel()
-        await stream.reset("no response")
-        raise GatewayTimeout(f"the app did not answer within {RESPONSE_TIMEOUT:g} s") from None
-    except (h11.RemoteProtocolError, StreamError) as exc:
-        sender.cancel()
-        await stream.reset("bad response")
-        raise BadGateway(f"the app's answer was not valid HTTP: {exc}") from None
-    if not isinstance(event, h11.Response):
-        sender.cancel()
-        await stream.reset("bad response")
-        raise BadGateway("the app closed the connection without answering")
+    async def relay(self, stream: Stream) -> Response:
+        """The app's response, streamed; raises BadGateway or GatewayTimeout."""
+        sender = asyncio.create_task(self._send_body(stream)) if self.has_body else None
 
-    response_headers = response_headers_for(
-        [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers],
-        prefix,
-        portal_origin=portal_origin,
-    )
+        async def fail(reason: str) -> None:
+            if sender is not None:
+                sender.cancel()
+            await stream.reset(reason)
 
-    async def body() -> AsyncIterator[bytes]:
         try:
-            while True:
-                item = await next_event()
-                if isinstance(item, h11.Data):
-                    yield bytes(item.data)
-                elif isinstance(item, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return
-        except (StreamError, h11.RemoteProtocolError):
-            return
-        finally:
-            sender.cancel()
-            if not stream.closed:
-                await stream.reset("done")  # idempotent; never raises
+            event = await asyncio.wait_for(self._next_event(stream), RESPONSE_TIMEOUT)
+        except TimeoutError:
+            await fail("no response")
+            raise GatewayTimeout(f"the app did not answer within {RESPONSE_TIMEOUT:g} s") from None
+        except (h11.RemoteProtocolError, StreamError) as exc:
+            await fail("bad response")
+            raise BadGateway(f"the app's answer was not valid HTTP: {exc}") from None
+        if not isinstance(event, h11.Response):
+            await fail("bad response")
+            raise BadGateway("the app closed the connection without answering")
 
-    response = StreamingResponse(body(), status_code=event.status_code)
-    response.raw_headers = [
-        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
-    ]
-    return response
+        response_headers = response_headers_for(
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers],
+            self.prefix,
+            portal_origin=self.portal_origin,
+        )
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    item = await self._next_event(stream)
+                    if isinstance(item, h11.Data):
+                        yield bytes(item.data)
+                    elif isinstance(item, (h11.EndOfMessage, h11.ConnectionClosed)):
+                        return
+            except (StreamError, h11.RemoteProtocolError):
+                return
+            finally:
+                if sender is not None:
+                    sender.cancel()
+                if not stream.closed:
+                    await stream.reset("done")  # idempotent; never raises
+
+        response = StreamingResponse(body(), status_code=event.status_code)
+        response.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
+        ]
+        return response

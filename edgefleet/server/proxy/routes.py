@@ -9,10 +9,14 @@ the portal's cookie, not a bearer token) asking for a page is redirected to the
 app's own host when there is one; whatever path mode still serves is
 sandboxed (:func:`http.response_headers_for`). Bearer clients keep path mode
 unchanged: they carry no ambient credential a page could borrow. WebSockets
-authenticated by a cookie must come from the app's own origin."""
+authenticated by a cookie must come from the app's own origin.
+
+An HTTP request's admission is remembered for a moment (:mod:`grants`: one
+credential, one route, forgotten as soon as the user's rights change)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, WebSocket
@@ -40,6 +44,7 @@ from edgefleet.server.errors import (
     Unavailable,
 )
 from edgefleet.server.instances import access as instance_access
+from edgefleet.server.proxy import grants as proxy_grants
 from edgefleet.server.proxy import http as proxy_http
 from edgefleet.server.proxy import origins
 from edgefleet.server.proxy import websocket as proxy_ws
@@ -64,6 +69,11 @@ class Route:
     prefix: str  # "" for host-based routing
 
     @property
+    def where(self) -> tuple[str, str, str, int, bool]:
+        """What a grant covers: the app, and whether on the portal's origin."""
+        return (self.job, self.device, self.service, self.port, self.portal_origin)
+
+    @property
     def app_scope(self) -> str:
         return f"app:{self.job}-{self.device}-{self.service}-{self.port}"
 
@@ -73,26 +83,55 @@ class Route:
         return bool(self.prefix)
 
 
+def credentials(conn: HTTPConnection, route: Route) -> list[tuple[str, str]]:
+    """(how, secret) of every credential the request offers, in the order they are
+    tried: a bearer token alone, else the portal session cookie (path mode),
+    then the app-host cookie minted for exactly this route."""
+    token = bearer_token_from(dict(conn.headers))
+    if token is not None:
+        return [("bearer", token)]
+    found = []
+    secret = session_secret(conn) if route.portal_origin else None
+    if secret:
+        found.append(("session", secret))
+    secret = conn.cookies.get(APP_COOKIE)
+    if secret:
+        found.append(("app", secret))
+    return found
+
+
 async def authenticate(
     ctx: ServerContext, conn: HTTPConnection, route: Route
-) -> tuple[Caller, bool]:
-    """(caller, used_bearer). Bearer token, portal session cookie (path mode), or
-    the app-host cookie minted for exactly this route."""
+) -> tuple[Caller, bool, tuple[str, str]]:
+    """(caller, used_bearer, the credential that was accepted)."""
     async with ctx.session() as db:
-        token = bearer_token_from(dict(conn.headers))
-        if token is not None:
-            return await auth_service.authenticate(db, token), True
-        secret = session_secret(conn) if route.portal_origin else None
-        if secret:
-            caller = await auth_service.authenticate_session(db, secret, kind="session")
+        for how, secret in credentials(conn, route):
+            if how == "bearer":
+                return await auth_service.authenticate(db, secret), True, (how, secret)
+            kind = "session" if how == "session" else route.app_scope
+            caller = await auth_service.authenticate_session(db, secret, kind=kind)
             if caller is not None:
-                return caller, False
-        secret = conn.cookies.get(APP_COOKIE)
-        if secret:
-            caller = await auth_service.authenticate_session(db, secret, kind=route.app_scope)
-            if caller is not None:
-                return caller, False
+                return caller, False, (how, secret)
     raise Unauthorized("sign in to the portal or send 'Authorization: Bearer <token>'")
+
+
+async def admit(ctx: ServerContext, conn: HTTPConnection, route: Route) -> proxy_grants.Grant:
+    """:func:`authenticate` then :func:`authorize`, or the grant that remembers
+    their answer for the request's first credential. Raises Unauthorized
+    (no valid credential) or what :func:`authorize` raises."""
+    grants: proxy_grants.Grants = conn.app.state.proxy_grants
+    offered = credentials(conn, route)
+    key = grants.key(*offered[0], route.where) if offered else None
+    grant = grants.get(key) if key is not None else None
+    if grant is not None:
+        return grant
+    caller, used_bearer, accepted = await authenticate(ctx, conn, route)
+    target = await authorize(ctx, caller, route)
+    if key is None or accepted != offered[0]:  # remembered only as a fresh check finds it
+        return proxy_grants.Grant(caller, used_bearer, target)
+    async with ctx.session() as db:
+        expires = await proxy_grants.token_expiry(db, accepted[1])
+    return grants.put(key, proxy_grants.Grant(caller, used_bearer, target), expires)
 
 
 def bearer_token_from(headers: dict[str, str]) -> str | None:
@@ -114,7 +153,13 @@ async def authorize(ctx: ServerContext, caller: Caller, route: Route) -> Workloa
         return target
 
 
-async def open_service(ctx: ServerContext, target: WorkloadTarget, route: Route) -> Stream:
+async def open_service(
+    ctx: ServerContext,
+    target: WorkloadTarget,
+    route: Route,
+    first: Callable[[Stream], Awaitable[None]] | None = None,
+) -> Stream:
+    """A ``tcp`` stream to the service's port; ``first`` as in ``hub.open_stream``."""
     header = {
         "kind": "tcp",
         "target": "workload",
@@ -123,7 +168,7 @@ async def open_service(ctx: ServerContext, target: WorkloadTarget, route: Route)
         "port": route.port,
     }
     try:
-        return await ctx.hub.open_stream(target.device.id, header)
+        return await ctx.hub.open_stream(target.device.id, header, first=first)
     except Unavailable as exc:
         if "refused" in exc.message:
             raise BadGateway(exc.message) from None
@@ -147,25 +192,26 @@ def own_origin(ctx: ServerContext, target: WorkloadTarget, route: Route) -> str 
 async def serve_http(request: Request, route: Route) -> Response:
     ctx: ServerContext = request.app.state.ctx
     try:
-        caller, used_bearer = await authenticate(ctx, request, route)
+        grant = await admit(ctx, request, route)
     except Unauthorized as exc:
         return unauthenticated(request, route, exc)
+    except ApiError as exc:
+        return _error(exc)
     try:
-        target = await authorize(ctx, caller, route)
-        if route.portal_origin and not used_bearer and request.method in ("GET", "HEAD"):
-            origin = own_origin(ctx, target, route)
+        if route.portal_origin and not grant.used_bearer and request.method in ("GET", "HEAD"):
+            origin = own_origin(ctx, grant.target, route)
             if origin is not None:
                 return RedirectResponse(origin + route.path, status_code=302)
-        stream = await open_service(ctx, target, route)
-        return await proxy_http.forward(
+        exchange = proxy_http.Exchange(
             request,
-            stream,
             route.path,
             route.prefix,
             strip_cookies=STRIP_COOKIES,
-            strip_authorization=used_bearer,
+            strip_authorization=grant.used_bearer,
             portal_origin=route.portal_origin,
         )
+        stream = await open_service(ctx, grant.target, route, exchange.start)
+        return await exchange.relay(stream)
     except ApiError as exc:
         return _error(exc)
 
@@ -221,7 +267,7 @@ async def refuse_websocket(websocket: WebSocket, exc: ApiError) -> None:
 async def serve_websocket(websocket: WebSocket, route: Route) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     try:
-        caller, used_bearer = await authenticate(ctx, websocket, route)
+        caller, used_bearer, _ = await authenticate(ctx, websocket, route)
         check_origin(websocket, used_bearer)
         target = await authorize(ctx, caller, route)
         release = ctx.limits.claim_stream(caller.user_id, target.device.id)

@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from edgefleet.wire.mux import MAX_FRAME, Mux, Stream, StreamRefused, StreamReset
+from edgefleet.wire.mux import (
+    BULK_FRAME,
+    MAX_FRAME,
+    Mux,
+    Stream,
+    StreamRefused,
+    StreamReset,
+)
 
 
 def pair(window: int = 64 * 1024) -> tuple[Mux, Mux, list[Stream]]:
@@ -77,6 +84,29 @@ async def test_large_transfer_is_flow_controlled_and_intact() -> None:
     assert bytes(received) == payload
 
 
+async def test_a_widened_stream_lets_the_peer_send_ahead_in_bulk_frames() -> None:
+    """The receiver grants more than the initial window before the acceptor has
+    answered; the sender (its mux unchanged: credit is all it knows) then has
+    the whole widened window in flight, in frames up to BULK_FRAME."""
+    a, _, accepted = pair(window=64 * 1024)
+    stream = await a.open({})  # the acceptor never reads, nor sends
+    await stream.widen(1024 * 1024)
+    await stream.wait_accepted(2)
+    sender = accepted[0]
+    payload = b"y" * (1024 * 1024)
+    await asyncio.wait_for(sender.send(payload, frame_size=BULK_FRAME), 2)  # no credit wait
+    chunks = []
+    while sum(map(len, chunks)) < len(payload):
+        chunks.append(await asyncio.wait_for(stream.recv(), 2))
+    assert b"".join(chunks) == payload
+    assert max(map(len, chunks)) == BULK_FRAME
+    # more than the widened window in flight is still a violation
+    blocked = asyncio.create_task(sender.send(payload + b"z", frame_size=BULK_FRAME))
+    await asyncio.sleep(0.1)
+    assert not blocked.done()
+    blocked.cancel()
+
+
 async def test_a_stalled_stream_does_not_block_others() -> None:
     a, _, _accepted = pair(window=16 * 1024)
     stalled = await a.open({})  # the acceptor never reads
@@ -118,6 +148,27 @@ async def test_peer_exceeding_window_is_reset() -> None:
     await asyncio.sleep(0)
     stream = mux._streams[1]
     mux.feed(frame(DATA, 1, b"x" * 2000))
+    with pytest.raises(StreamReset, match="window"):
+        await stream.recv()
+
+
+async def test_a_widened_window_still_bounds_what_the_peer_may_send() -> None:
+    frames: list[bytes] = []
+
+    async def send(frame: bytes) -> None:
+        frames.append(frame)
+
+    mux = Mux(send, odd=True, initial_window=1024)
+    from edgefleet.wire.mux import DATA, WINDOW, frame
+
+    stream = await mux.open({})
+    await stream.widen(4096)
+    assert frames[-1] == frame(WINDOW, stream.id, (3072).to_bytes(4, "big"))
+    await stream.widen(2048)  # narrowing is no grant
+    assert frames[-1][0] == WINDOW and len(frames) == 2
+    mux.feed(frame(DATA, stream.id, b"x" * 4096))
+    assert await stream.recv() == b"x" * 4096
+    mux.feed(frame(DATA, stream.id, b"x" * 4097))
     with pytest.raises(StreamReset, match="window"):
         await stream.recv()
 
