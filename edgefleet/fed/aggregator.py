@@ -154,10 +154,10 @@ class Aggregator:
     def on_shares(self, msg: messages.ShareBundle) -> None:
         self._accept(msg, msg.sender, "shares", self._adverts, self._bundles)
         try:
-            records = codec.unpack_shares(msg.shares, len(self._parties))
+            indices = codec.record_indices(msg.shares, len(self._parties))
         except codec.FrameError as exc:
             raise ProtocolViolation(f"shares of {msg.sender}: {exc}") from exc
-        recipients = [self._parties[index] for index, _, _ in records]
+        recipients = [self._parties[index] for index in indices]
         expected = {v for v in self._neighbours[msg.sender] if v in self._adverts}  # O(k), not O(n)
         if len(recipients) != len(expected) or set(recipients) != expected:
             raise ProtocolViolation(
@@ -171,14 +171,15 @@ class Aggregator:
         self._close("shares", "masked", self._adverts, self._bundles)
         self._holders_left(self._bundles, self._bundles, "shared keys")
         routed: dict[str, list[bytes]] = {recipient: [] for recipient in self._bundles}
+        size = messages.SHARE_RECORD
         for sender, bundle in self._bundles.items():
             index = self._index[sender] - 1
-            data = bundle.shares
-            for start in range(0, len(data), messages.SHARE_RECORD):
-                recipient = self._parties[int.from_bytes(data[start : start + 4], "big")]
+            data = bundle.shares  # checked by on_shares
+            for i, to in enumerate(codec.record_indices(data, len(self._parties))):
+                recipient = self._parties[to]
                 if recipient in routed and recipient != sender:
                     routed[recipient].append(
-                        codec.readdress(data[start : start + messages.SHARE_RECORD], index)
+                        codec.readdress(data[i * size : (i + 1) * size], index)
                     )
         return {
             recipient: messages.ShareInbox.model_construct(

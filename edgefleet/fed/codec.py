@@ -91,6 +91,20 @@ def unpack_shares(data: bytes, peers: int) -> list[tuple[int, bytes, bytes]]:
     return out
 
 
+_INDEX_ONLY = struct.Struct(f">I{SHARE_RECORD - 4}x")  # a record's peer index, rest skipped
+
+
+def record_indices(data: bytes, peers: int) -> list[int]:
+    """The peer index of every record, with :func:`unpack_shares`' checks, without
+    copying nonces and ciphertexts (the server routes records, it never opens them)."""
+    if len(data) % SHARE_RECORD:
+        raise FrameError(f"share records are {SHARE_RECORD} bytes each; got {len(data)} bytes")
+    indices = [index for (index,) in _INDEX_ONLY.iter_unpack(data)]
+    if indices and max(indices) >= peers:
+        raise FrameError(f"a share record names party #{max(indices)}; there are {peers}")
+    return indices
+
+
 def readdress(data: bytes, index: int) -> bytes:
     """One record with its peer index replaced (the server: recipient -> sender)."""
     return _U32.pack(index) + data[4:]

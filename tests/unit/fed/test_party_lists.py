@@ -31,7 +31,7 @@ def refusal(change: Lists) -> str:
     outcome = run(
         invitation,
         keys,
-        dict.fromkeys(NAMES, [1.0, 2.0]),
+        {name: [1.0, 2.0] for name in NAMES},
         drop={"foxtrot": "masked"},
         tamper=tamper,
     )
@@ -59,5 +59,7 @@ def test_a_misstated_survivor_list_is_refused(change: Lists, reason: str) -> Non
 def test_the_true_lists_pass() -> None:
     keys = identities(NAMES)
     invitation = invite("c-lists", keys, 4, Params(length=2, ring_bits=64, frac_bits=4, bound=8))
-    outcome = run(invitation, keys, dict.fromkeys(NAMES, [1.0, 2.0]), drop={"foxtrot": "masked"})
+    outcome = run(
+        invitation, keys, {name: [1.0, 2.0] for name in NAMES}, drop={"foxtrot": "masked"}
+    )
     assert outcome.result == [5.0, 10.0]
