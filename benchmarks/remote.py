@@ -27,6 +27,14 @@ def _download(client: httpx.Client, url: str) -> tuple[float, int]:
     return time.perf_counter() - begin, size
 
 
+def _serving(client: httpx.Client, url: str) -> bool:
+    """The container runs before its httpd listens (it writes big.bin first)."""
+    try:
+        return client.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def _latencies(client: httpx.Client, url: str, count: int) -> list[float]:
     samples = []
     for _ in range(count):
@@ -92,6 +100,7 @@ def run(report: Report, engine: Any) -> None:
                 ).stdout.strip()
                 direct = f"http://{info}:8080"
                 proxied = f"/proxy/{job['id']}/{device}/web/8080"
+                wait_for(lambda: _serving(http, f"{direct}/index.html"), 120, what="httpd")
 
                 _download(http, f"{direct}/big.bin")  # warm caches
                 direct_s, size = _download(http, f"{direct}/big.bin")
