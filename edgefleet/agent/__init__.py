@@ -14,6 +14,8 @@ The core:
     main.py        the process: logging, signals, exit codes, restarts
     agent.py       Agent: enrollment, runtimes, Jobs, the connection, then its parts
     connection.py  the WebSocket, heartbeats, backoff; enroll.py the first start
+    websocket/     the RFC 6455 client under it (asyncio streams, h11 handshake)
+    footprint.py   what the process keeps from loading (run first by the lean entry)
     jobs.py        desired state in, workloads out, status back
     commands.py    one-shot commands from the server (ping, exec, reboot, ...)
     state.py       the state dir (identity, desired state); settings.py the flags

@@ -21,9 +21,8 @@ import asyncio
 import base64
 import functools
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent import facts
 from edgefleet.agent.commands import CommandRunner
@@ -60,11 +59,16 @@ from edgefleet.wire.messages import (
 )
 from edgefleet.wire.mux import Stream
 
+if TYPE_CHECKING:  # ssl loads only for an https server (agent/footprint.py)
+    import ssl
+
 log = logging.getLogger("edgefleet.agent")
 
 
 @functools.cache
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    import ssl  # only for an https server
+
     return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
 
 

@@ -21,18 +21,21 @@ import asyncio
 import hashlib
 import posixpath
 import re
-import ssl
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgefleet.agent.enroll import http_base
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import Runtime, WorkloadSpec
 from edgefleet.agent.runtimes.capabilities import CanBuild
 from edgefleet.spec.model import Build
+
+if TYPE_CHECKING:  # ssl loads only for an https server (agent/footprint.py)
+    import ssl
 
 CHUNK = 1 << 16
 Progress = Callable[[str], None]  # "building: STEP 2/4: COPY …"

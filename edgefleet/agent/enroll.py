@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent.errors import EnrollmentRefused, ServerUnreachable
 from edgefleet.agent.state import Identity
 from edgefleet.wire.messages import DeviceFacts
+
+if TYPE_CHECKING:  # ssl loads only for an https server (agent/footprint.py)
+    import ssl
 
 
 def http_base(url: str) -> str:

@@ -16,10 +16,9 @@ runs, are listed in :mod:`edgefleet.agent.parts`.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edgefleet.agent.connection import Connection
 from edgefleet.agent.jobs import Jobs
@@ -29,6 +28,9 @@ from edgefleet.agent.state import Identity, StateDir
 from edgefleet.wire.commands import CommandReply
 from edgefleet.wire.messages import DeviceFacts, Message
 from edgefleet.wire.mux import Stream
+
+if TYPE_CHECKING:  # ssl loads only for an https server (agent/footprint.py)
+    import ssl
 
 MessageHandler = Callable[[Any], Awaitable[None]]
 StreamHandler = Callable[[Stream], Awaitable[None]]

@@ -72,6 +72,9 @@ def defer(name: str) -> None:
 
 
 def _run_lean(raw: str) -> None:
+    from edgefleet.agent.footprint import asyncio_without_ssl, skip_plugin_lookup
+
+    skip_plugin_lookup()
     for name in DEFERRED:
         defer(name)
     for name in BLOCKED:
@@ -79,7 +82,6 @@ def _run_lean(raw: str) -> None:
     warnings.filterwarnings("ignore", "Unable to find acceptable character detection")
     from pydantic import ValidationError
 
-    from edgefleet.agent.main import run
     from edgefleet.agent.settings import AgentSettings
 
     try:
@@ -87,6 +89,9 @@ def _run_lean(raw: str) -> None:
     except ValidationError as exc:  # written by exec_lean from valid settings: a bug
         print(f"edgefleet agent: bad hand-off settings: {exc}", file=sys.stderr)
         sys.exit(2)
+    asyncio_without_ssl(settings.server)  # before the agent imports asyncio
+    from edgefleet.agent.main import run
+
     sys.exit(run(settings))
 
 

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgefleet.agent.upgrade.state import Paths
 from edgefleet.wire.upgrade import UpgradeOrder
+
+if TYPE_CHECKING:  # ssl loads only for an https server (agent/footprint.py)
+    import ssl
 
 CHUNK = 1 << 16
 

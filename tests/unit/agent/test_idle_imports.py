@@ -56,6 +56,10 @@ FORBIDDEN = {
     "http.client",  # the proxy lookup (agent/websocket/proxy.py), only with a *_proxy variable
     "urllib.request",
     "websockets",  # the agent speaks WebSocket itself (agent/websocket/), the CLI keeps websockets
+    "_ssl",  # asyncio's TLS, with an http:// server (agent/footprint.py; "ssl" shows as tried)
+    "importlib.metadata",  # pydantic's plugin lookup, disabled for the agent (agent/footprint.py)
+    "email",
+    "zipfile",
     "yaml",
     "tarfile",  # device-side builds and volume copies
     "edgefleet.spec.compose",

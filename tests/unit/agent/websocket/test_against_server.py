@@ -14,6 +14,7 @@ from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import DeviceFacts, Hello, Revoked, Welcome, decode
 from tests.conftest import Fleet
 from tests.support.procs import wait_for
+from tests.support.tls import TLSServerProc
 
 
 def _url(fleet: Fleet) -> str:
@@ -63,3 +64,19 @@ async def test_over_the_admission_rate_the_close_says_when_to_come_back(fleet: F
     assert closes[0][0] == 4401  # admitted (the bucket holds one)
     waits = [float(reason.removeprefix("retry-after=")) for code, reason in closes if code == 4503]
     assert waits and all(w >= 1 for w in waits), closes
+
+
+def test_an_agent_comes_online_over_wss(fleet: Fleet) -> None:
+    """An https server: TLS through the agent's own client (asyncio keeps ssl)."""
+    server = TLSServerProc(fleet.workdir, heartbeat=1.0)
+    fleet.procs.append(server)
+    fleet.server = server
+    server.start()
+    with server.http() as http:
+        key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
+        agent = fleet.start_agent(
+            "tls", key=key, servers=[server.url], extra_args=["--ca-file", str(server.cert)]
+        )
+        device = agent.wait_enrolled()
+        wait_for(lambda: http.get(f"/api/v1/devices/{device}").json()["is_online"], 30)
+    assert "cannot reach" not in agent.log()
