@@ -14,7 +14,8 @@ import httpx
 import psutil
 
 from benchmarks.harness import Report, median, percentile
-from tests.support.procs import ADMIN_TOKEN, AgentProc, ServerProc, wait_for
+from tests.support.procs import AgentProc, ServerProc, wait_for
+from tests.support.tls import TLSServerProc
 
 
 def _deploys(http: httpx.Client, app: str, device: str, rounds: int) -> list[float]:
@@ -58,25 +59,28 @@ def _idle_footprint(report: Report, agent: AgentProc, runtime: str) -> None:
 
 @contextmanager
 def _one_agent(
-    workdir: Path, name: str, runtime: str, restarted: bool, **agent_args: Any
+    workdir: Path, name: str, runtime: str, restarted: bool, tls: bool = False, **agent_args: Any
 ) -> Iterator[tuple[httpx.Client, AgentProc, str]]:
     """A server and one enrolled agent (the admin's HTTP client, the agent, its
     device id), both stopped at the end. ``restarted``: measured as a device
     runs day to day, restarted with its stored credential, not in the run that
-    enrolled it (cryptography and urllib loaded)."""
-    server = ServerProc(
-        workdir, heartbeat=10, name=f"server-{name}", extra_args=["--log-level", "warning"]
-    )
+    enrolled it (cryptography and urllib loaded). ``tls``: an https server
+    (self-signed, given to the agent as ``--ca-file``), so the agent loads ssl."""
+    server_args: dict[str, Any] = dict(heartbeat=10, name=f"server-{name}")
+    server_args["extra_args"] = ["--log-level", "warning"]
+    server = TLSServerProc(workdir, **server_args) if tls else ServerProc(workdir, **server_args)
     server.start()
     agent: AgentProc | None = None
+    extra = ["--log-level", "warning"]
+    if isinstance(server, TLSServerProc):
+        extra += ["--ca-file", str(server.cert)]
     try:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
-        ) as http:
+        with server.http() as http:
+            http.timeout = httpx.Timeout(60)
             key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
             agent = AgentProc(
                 workdir, [server.url], key=key, name=name, runtime=runtime,
-                extra_args=["--log-level", "warning"], **agent_args,
+                extra_args=extra, **agent_args,
             )  # fmt: skip
             agent.start()
             device = agent.wait_enrolled()
@@ -98,6 +102,8 @@ def _one_agent(
 def run(report: Report, podman: Any | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ef-bench-agent-") as tmp:
         workdir = Path(tmp)
+        with _one_agent(workdir, "tls", "process", restarted=True, tls=True) as (_, agent, _):
+            _idle_footprint(report, agent, "process runtime, https server")
         with _one_agent(workdir, "bench", "process", restarted=True) as (http, agent, device):
             _idle_footprint(report, agent, "process runtime")
             spec = {
@@ -123,9 +129,9 @@ def run(report: Report, podman: Any | None = None) -> None:
 def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
     from tests.support.podman import IMAGE
 
-    docker = {"env": {"DOCKER_HOST": engine.url}}
+    docker = {"DOCKER_HOST": engine.url}
     try:
-        with _one_agent(workdir, "podman", "docker", restarted=True, **docker) as (
+        with _one_agent(workdir, "podman", "docker", restarted=True, env=docker) as (
             http,
             agent,
             device,
