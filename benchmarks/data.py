@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -87,6 +90,49 @@ async def _load(url: str, clients: int, requests: int, per_request: int) -> floa
     return counts[0] / (time.perf_counter() - begin)
 
 
+class _Syncs:
+    """fsync/fdatasync calls of a process while the block runs (``perf stat`` on
+    the syscall tracepoints, when perf is there and allowed; else nothing)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.count: int | None = None
+        self._perf: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> _Syncs:
+        if shutil.which("perf"):
+            events = "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync"
+            argv = ["perf", "stat", "-x,", "-e", events, "-p", str(self.pid)]
+            self._perf = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)  # attached before the load starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._perf is None:
+            return
+        self._perf.send_signal(signal.SIGINT)
+        _, err = self._perf.communicate(timeout=10)
+        counts = [line.split(",")[0] for line in err.splitlines()]
+        if counts and all(c.isdigit() for c in counts):
+            self.count = sum(int(c) for c in counts)
+
+    def note(self, records: int, seconds: float) -> str:
+        if not self.count:
+            return ""
+        return (
+            f"; {self.count / seconds:,.0f} fsyncs/s, {records / self.count:.1f} records per fsync"
+        )
+
+
+def _timed_load(pid: int, url: str, clients: int, requests: int, per: int) -> tuple[float, str]:
+    """Records/s of :func:`_load`, and what the agent's fsyncs were meanwhile."""
+    with _Syncs(pid) as syncs:
+        begin = time.perf_counter()
+        rate = asyncio.run(_load(url, clients, requests, per))
+        seconds = time.perf_counter() - begin
+    return rate, syncs.note(clients * requests * per, seconds)
+
+
 def _summary(http: httpx.Client, job: str) -> dict[str, Any]:
     result: dict[str, Any] = http.get(f"/api/v1/jobs/{job}/data/summary").json()
     return result
@@ -149,30 +195,32 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
                 add("agent RSS, idle, data endpoint up", rss, "MiB")
 
                 # 1. The local endpoint alone (uploads run alongside, as in life).
-                singles = asyncio.run(_load(url, 32, int(200 * scale), 1))
+                pid = agent.process.pid
+                singles, syncs = _timed_load(pid, url, 32, int(200 * scale), 1)
                 add(
                     "endpoint, 1 record/POST, 32 clients",
                     singles,
                     "records/s",
                     "durable (fdatasync before each 2xx); 32 keep-alive connections, "
-                    "back to back; group commit: one fsync for all waiting",
+                    "back to back; group commit: one fsync for all waiting" + syncs,
                     20_000,
                 )
-                one = asyncio.run(_load(url, 1, int(500 * scale), 1))
+                one, syncs = _timed_load(pid, url, 1, int(500 * scale), 1)
                 add(
                     "endpoint, 1 record/POST, 1 client",
                     one,
                     "records/s",
                     "durable (fdatasync before each 2xx); 1 keep-alive connection, back to back: "
-                    "one fsync per answer, nothing to group with",
+                    "one fsync per answer, nothing to group with" + syncs,
                     4_000,
                 )
-                lines_rate = asyncio.run(_load(url, 4, int(100 * scale), 100))
+                lines_rate, syncs = _timed_load(pid, url, 4, int(100 * scale), 100)
                 add(
                     "endpoint, 100 records/POST, 4 clients",
                     lines_rate,
                     "records/s",
-                    "durable (fdatasync before each 2xx); 4 keep-alive connections, JSON lines",
+                    "durable (fdatasync before each 2xx); 4 keep-alive connections, JSON lines"
+                    + syncs,
                 )
                 sent = 32 * int(200 * scale) + int(500 * scale) + 4 * int(100 * scale) * 100
                 wait_for(lambda: _summary(http, job_id)["records"] >= sent, 300, what="first drain")

@@ -1,9 +1,17 @@
-"""The device's durable buffer of collected records and files (SQLite, WAL,
-``synchronous=FULL``: a commit returns only once the WAL is fsync'd), with
-records arriving through a journal (:mod:`edgefleet.agent.data.journal`): a
-group of requests is appended there and fdatasync'd (one write, one fsync),
-and moved into SQLite in bulk (:meth:`Buffer.move`) before anything reads
-the records table, past ``MOVE_BYTES``, and when the buffer is opened again.
+"""The device's durable buffer of collected records and files: a journal
+(:mod:`edgefleet.agent.data.journal`) that each group of requests is
+appended to and fdatasync'd (one write, one fsync) before any answer, and
+SQLite (WAL) that the records move into in bulk (:meth:`Buffer.move`) before
+anything reads the records table, past ``MOVE_BYTES``, and at open.
+
+What must survive a power cut is fsync'd before it is relied on: a record
+before its 2xx (the journal), a file's row before its 201 and its deletion
+before the file is unlinked (``synchronous=FULL``), buffer.db before a
+journal file is deleted (a checkpoint). Moves, upload acks, evictions and
+id pruning commit without an fsync: a crash that undoes one leaves the
+records in the journal (moved again, once: see ``_insert``), or sends an
+uploaded batch again (the server keeps one copy of each seq), or brings
+back records evicted or ids pruned, with their counts.
 
 Tables::
 
@@ -13,10 +21,9 @@ Tables::
     files    id | job | seq | name | size | sha256 | time | path
 
 A record gets its ``seq`` (per job and stream, never reused: ``next_seq``
-survives the deletion of every record) in the same journal entry (or
-transaction) that stores it, so a record the workload was told about is on
-disk with its number, and
-a crash between server commit and local delete only makes the uploader send
+survives the deletion of every record) in the journal entry that stores it,
+so a record the workload was told about is on disk with its number, and a
+crash between server commit and local delete only makes the uploader send
 it again (the server drops the duplicate). Everything here is synchronous and
 called from one worker thread (:mod:`edgefleet.agent.data.service`); unit
 tests drive it directly.
@@ -146,7 +153,7 @@ class Buffer:
         self.db.executescript(_SCHEMA)
         self.journal = Journal(path.parent / f"{path.stem}.journal")
         self._insert(self.journal.recover())  # what a crash left in the journal
-        self.journal.rotate()
+        self._rotate()
         self._unmoved: list[Row] = []  # journalled, not yet in SQLite
         self._unmoved_ids: dict[tuple[str, str, str], int] = {}  # (job, stream, rid) -> seq
         self._unmoved_bytes = 0
@@ -171,14 +178,23 @@ class Buffer:
         self.db.close()
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; ``durable=False`` commits without an fsync (WAL,
+        ``synchronous=NORMAL``): for what a crash may undo without harm (see
+        the module's docstring), so that fsync stays with the answers."""
+        if not durable:
+            self.db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        finally:
+            if not durable:
+                self.db.execute("PRAGMA synchronous=FULL")
 
     # -- writing --------------------------------------------------------------------------
 
@@ -242,13 +258,26 @@ class Buffer:
         return None if row is None else int(row[0])
 
     def move(self) -> None:
-        """Move the journalled records into SQLite (one transaction, fsync'd);
-        past ``ROTATE_BYTES`` the journal starts a new file."""
+        """Move the journalled records into SQLite (one transaction, not
+        fsync'd: the journal still holds them); past ``ROTATE_BYTES`` the
+        journal starts a new file."""
         if self._unmoved:
             self._insert(self._unmoved)
             self._unmoved, self._unmoved_ids, self._unmoved_bytes = [], {}, 0
         if self.journal.size > ROTATE_BYTES:
-            self.journal.rotate()
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """Make buffer.db durable (a checkpoint: the WAL fsync'd, copied into the
+        database, that fsync'd), then let the journal drop its older files. A
+        checkpoint a reader blocks leaves them for the next rotation, or the
+        next open, to try again (moving them twice is harmless)."""
+        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.info("data buffer: checkpoint blocked by a reader; journal files kept for now")
+            self.journal.close()  # the next append starts a new file
+            return
+        self.journal.rotate()
 
     def _insert(self, entries: list[Row]) -> None:
         """Insert journalled records, skipping any already moved: a seq below its
@@ -256,7 +285,7 @@ class Buffer:
         append failed and was retried, both copies found on recovery)."""
         if not entries:
             return
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             next_seq: dict[tuple[str, str], int] = {}
             counts: dict[tuple[str, str], tuple[int, float]] = {}
             rows = []
@@ -319,7 +348,7 @@ class Buffer:
             )
         self.move()
         while self.used + need > self.quota_bytes:
-            with self._tx() as db:
+            with self._tx(durable=False) as db:
                 victims = db.execute(
                     "SELECT id, job, stream, size FROM records ORDER BY id LIMIT 500"
                 ).fetchall()
@@ -453,7 +482,7 @@ class Buffer:
         for row in rows:
             into = rejected if row.job in discarded else uploaded
             into[(row.job, row.stream)] = into.get((row.job, row.stream), 0) + 1
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             count, size = db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM records WHERE id BETWEEN ? AND ?",
                 (first, last),
@@ -489,7 +518,7 @@ class Buffer:
 
     def prune_ids(self, now: float | None = None) -> int:
         cutoff = (now or time.time()) - RID_RETENTION
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             return db.execute("DELETE FROM ids WHERE time < ?", (cutoff,)).rowcount
 
     def stats(self) -> list[StreamStats]:

@@ -75,8 +75,12 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every request: json.loads with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _parse(text: bytes) -> Any:
-    return json.loads(text, parse_constant=_no_constants)
+    return _DECODER.decode(text.decode(json.detect_encoding(text), "surrogatepass"))  # as loads
 
 
 def _compact(record: dict[str, Any]) -> str:

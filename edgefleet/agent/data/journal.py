@@ -7,6 +7,8 @@ single record)::
     buffer thread --move: one SQLite transaction--> buffer.db (records, ids, streams)
     after a move, past ROTATE_BYTES: a new file; the older ones are deleted
 
+Entries are written in place into a file prepared full of zeros (see
+``PREALLOCATE_BYTES``); reading ignores the zeros after the last entry.
 One entry per group commit, one line: ``<crc32 hex> <JSON>\\n``, the JSON
 ``[time, [[job, stream, seq, rid, payload], ...]]`` holding every record the
 group stored. A crash therefore loses a whole group or nothing, and nothing
@@ -33,6 +35,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ROTATE_BYTES = 4 * 1024 * 1024
+# A new file is written full of zeros first (real blocks, not fallocate's
+# unwritten extents), so that an entry overwrites blocks the file already has:
+# its fdatasync then flushes data only, and does not wait for the file
+# system's journal to commit a new size, a commit every other writer on the
+# disk shares. Past this size the file simply grows.
+PREALLOCATE_BYTES = ROTATE_BYTES + 1024 * 1024
+PREALLOCATE_CHUNK = 256 * 1024
 SUFFIX = ".log"
 
 
@@ -62,7 +71,7 @@ def encode(time: float, entries: list[Row]) -> bytes:
 def decode(data: bytes, name: str) -> list[Row]:
     """The entries of one file's bytes, up to the first torn or damaged line."""
     entries: list[Row] = []
-    lines = data.split(b"\n")
+    lines = data.rstrip(b"\0").split(b"\n")  # zeros: the file's room not written yet
     for number, line in enumerate(lines[:-1], 1):  # the last piece has no newline: torn
         crc, _, body = line.partition(b" ")
         try:
@@ -113,7 +122,7 @@ class Journal:
             self._open_next()
         data = encode(time, entries)
         try:
-            written = os.write(self._fd, data)
+            written = os.pwrite(self._fd, data, self.size)
             if written != len(data):
                 raise OSError(f"short write to the data journal ({written} of {len(data)} bytes)")
             os.fdatasync(self._fd)
@@ -134,9 +143,17 @@ class Journal:
     def _open_next(self) -> None:
         self._number += 1
         path = self.dir / f"{self._number:08d}{SUFFIX}"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self.size = 0
-        fsync_dir(self.dir)  # the file's name is durable before any 2xx depends on it
+        try:
+            zeros = bytes(PREALLOCATE_CHUNK)
+            for offset in range(0, PREALLOCATE_BYTES, PREALLOCATE_CHUNK):
+                os.pwrite(self._fd, zeros, offset)
+            os.fsync(self._fd)
+            fsync_dir(self.dir)  # the file's name is durable before any 2xx depends on it
+        except OSError:
+            self.close()
+            raise
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1

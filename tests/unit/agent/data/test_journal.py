@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edgefleet.agent.data import buffer as buffer_module
 from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
 from edgefleet.agent.data.journal import Journal, Row, decode, encode
 
@@ -78,7 +79,9 @@ def test_a_torn_last_entry_is_dropped_and_its_seqs_given_again(tmp_path: Path) -
     )
     (path,) = journal_files(tmp_path)
     whole = encode(1.0, [Row(0, "j", "s", 4, 1.0, None, '{"n":3}')])
-    with open(path, "ab") as out:
+    written = len(path.read_bytes().rstrip(b"\0"))  # entries, then the file's zeros
+    with open(path, "r+b") as out:
+        out.seek(written)
         out.write(whole[: len(whole) // 2])  # the append whose fdatasync never returned
     buffer = Buffer(tmp_path / "b.db", 10**7)
     assert numbers(buffer) == [(1, 0), (2, 1), (3, 2)]
@@ -93,6 +96,7 @@ def test_a_damaged_entry_ends_what_is_read_of_its_file(tmp_path: Path) -> None:
     assert damaged != second
     assert [e.seq for e in decode(first + second, "x")] == [1, 2]
     assert [e.seq for e in decode(first + damaged + second, "x")] == [1]
+    assert [e.seq for e in decode(first + bytes(4096), "x")] == [1]  # room not written yet
     assert decode(b"", "x") == []
     assert decode(b"not an entry\n", "x") == []
 
@@ -145,3 +149,20 @@ def test_the_journal_rotates_once_moved_and_keeps_its_files_private(tmp_path: Pa
     (only,) = sorted((tmp_path / "j").iterdir())
     assert only != first[0] and [e.seq for e in journal.recover()] == [2]
     journal.close()
+
+
+def test_a_move_past_the_rotation_size_checkpoints_and_drops_older_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(buffer_module, "ROTATE_BYTES", 100)
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    (opened,) = journal_files(tmp_path)
+    for i in range(5):
+        write(buffer, rec(i))
+    assert buffer.journal.size > 100
+    buffer.move()  # into buffer.db, a checkpoint, then a new file
+    assert opened not in journal_files(tmp_path) and len(journal_files(tmp_path)) == 1
+    assert (tmp_path / "b.db-wal").stat().st_size == 0  # the checkpoint truncated the WAL
+    write(buffer, rec(5))
+    assert numbers(buffer) == [(i + 1, i) for i in range(6)]
+    buffer.close()
