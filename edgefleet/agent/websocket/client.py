@@ -122,7 +122,7 @@ class WebSocket:
         except OSError as exc:
             raise TransportClosed(self.code, self.reason) from exc
 
-    def _write(self, frame: bytes) -> None:
+    def _write(self, frame: bytes | bytearray) -> None:
         if self._writer.transport.is_closing():
             raise TransportClosed(self.code, self.reason)
         self._writer.write(frame)  # one call per frame: frames never interleave
@@ -219,6 +219,8 @@ class WebSocket:
     async def _keepalive(self, interval: float) -> None:
         while not self.done.is_set():
             await asyncio.sleep(interval)
+            if self._close_sent:
+                return  # nothing but the close handshake after a close frame
             self._ping = os.urandom(4)
             self._pong.clear()
             try:

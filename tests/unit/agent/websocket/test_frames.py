@@ -9,7 +9,7 @@ import pytest
 from edgefleet.agent.websocket import frames
 
 
-def _unmask(frame: bytes) -> tuple[int, int, bytes]:
+def _unmask(frame: bytes | bytearray) -> tuple[int, int, bytes]:
     """(first byte, payload length, payload) of one masked frame."""
     first, second = frame[0], frame[1]
     assert second & 0x80, "a client frame must be masked"
