@@ -109,7 +109,9 @@ class Party:
         self._publics: tuple[bytes, bytes] = (b"", b"")  # s and c public keys, once advertised
         self._seed: bytes | None = None
         self._auth: dict[str, crypto.MacKey] = {}  # neighbour -> MAC key (long-term ECDH)
-        self._peers: dict[str, RosterEntry] = {}  # authenticated round-0 keys
+        # neighbour -> its authenticated round-0 s-key (the key only: the roster's
+        # models are freed with it, not kept alive by every party until the end)
+        self._peers: dict[str, bytes] = {}
         self._share_keys_: dict[str, bytes] = {}  # neighbour -> AES-GCM key of the pair
         self._held: dict[str, tuple[int, int]] = {}  # owner -> (s-share, b-share) held here
         self._lists: bytes | None = None  # digest of the survivor list this party MACed
@@ -218,7 +220,7 @@ class Party:
             nonce = nonces[12 * i : 12 * i + 12]
             nonce, ciphertext = crypto.seal(key, crypto.frame(cid, u, holder), plaintext, nonce)
             records.append((self._index[holder] - 1, nonce, ciphertext))
-        self._peers = entries
+        self._peers = {v: e.s_public for v, e in entries.items()}
         self.phase = "shared"
         return ShareBundle.model_construct(
             computation_id=cid,
@@ -245,7 +247,7 @@ class Party:
         except codec.FrameError as exc:
             raise ProtocolViolation(f"the inbox is malformed: {exc}") from exc
         senders = [self._order[index] for index, _, _ in records]
-        if len(set(senders)) != len(senders) or not set(senders) <= set(self._peers):
+        if len(set(senders)) != len(senders) or not all(v in self._peers for v in senders):
             raise ProtocolViolation("the inbox holds shares from unexpected or repeated senders")
         return self._guard(lambda: self._masked_input(senders, records))
 
@@ -269,7 +271,7 @@ class Party:
         masker.self_mask(y, self._seed, cid, u, 1)
         for v in self._held:
             if v != u:
-                shared = crypto.agree(self._s_private, self._peers[v].s_public)
+                shared = crypto.agree(self._s_private, self._peers[v])
                 masker.pairwise(y, shared, cid, u, v, 1)
         self._input = self._seed = self._s_private = None  # only shares may be revealed now
         self.phase = "masked"
