@@ -301,8 +301,22 @@ class Exchange:
             portal_origin=self.portal_origin,
         )
 
+        raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
+        ]
+        arrived, complete = self._arrived()
+        if complete:  # a small answer came whole with its head: no streaming machinery
+            if sender is not None:
+                sender.cancel()
+            await stream.reset("done")  # idempotent; never raises
+            response = Response(b"".join(arrived), status_code=event.status_code)
+            response.raw_headers = raw_headers
+            return response
+
         async def body() -> AsyncIterator[bytes]:
             try:
+                for chunk in arrived:
+                    yield chunk
                 while True:
                     item = await self._next_event(stream)
                     if isinstance(item, h11.Data):
@@ -318,7 +332,19 @@ class Exchange:
                     await stream.reset("done")  # idempotent; never raises
 
         response = StreamingResponse(body(), status_code=event.status_code)
-        response.raw_headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
-        ]
+        response.raw_headers = raw_headers
         return response
+
+    def _arrived(self) -> tuple[list[bytes], bool]:
+        """The body already received with the head, and whether it is all of it
+        (no await: only what h11 holds). A broken one is left to the stream."""
+        chunks: list[bytes] = []
+        try:
+            while True:
+                event = self.conn.next_event()
+                if isinstance(event, h11.Data):
+                    chunks.append(bytes(event.data))
+                else:
+                    return chunks, isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed))
+        except h11.RemoteProtocolError:
+            return chunks, False
