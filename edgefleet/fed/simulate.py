@@ -149,18 +149,20 @@ def run(
         party: str, message: M, step: Callable[[M], FedMessage]
     ) -> Callable[[], FedMessage]:
         """The server frames ``message`` (its work); the party parses it, after
-        ``tamper``, and answers (its work)."""
+        ``tamper``, and answers (its work). Only the frame is kept, as a transport
+        would: the server's message is freed once sent."""
         frames: list[bytes] = []
         on_server(lambda: frames.append(codec.encode_frame(message)))
         if record:
             out.transcript.append(frames[0])
+        kind = type(message)
 
         def receive() -> FedMessage:
             parsed = codec.decode_frame(frames[0])
-            assert isinstance(parsed, type(message))
+            assert isinstance(parsed, kind)
             if tamper is not None:
                 parsed = tamper(party, parsed)
-                assert isinstance(parsed, type(message))
+                assert isinstance(parsed, kind)
             return step(parsed)
 
         return receive
@@ -177,9 +179,9 @@ def run(
         party and hand the answers of those still answering back to the server."""
         messages: dict[str, M] = {}
         on_server(lambda: messages.update(close()))
-        round_(
-            (p, carried(p, message, functools.partial(step, parties[p])))
-            for p, message in messages.items()
+        round_(  # each message leaves the dict as it is sent (1,000 rosters: 39,000 entries)
+            (p, carried(p, messages.pop(p), functools.partial(step, parties[p])))
+            for p in list(messages)
             if answering(p, round_name)
         )
 
