@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -165,4 +166,48 @@ def test_a_move_past_the_rotation_size_checkpoints_and_drops_older_files(
     assert (tmp_path / "b.db-wal").stat().st_size == 0  # the checkpoint truncated the WAL
     write(buffer, rec(5))
     assert numbers(buffer) == [(i + 1, i) for i in range(6)]
+    buffer.close()
+
+
+def test_sigkill_mid_writing_keeps_every_answered_record_once(tmp_path: Path) -> None:
+    """A child stores groups as fast as it can and prints each group's seqs once
+    ``write`` returned (the moment a 2xx would go out); SIGKILL lands wherever it
+    lands, mid-append or mid-move. Reopened, every answered record is there once,
+    and retrying them all by id stores nothing new."""
+    script = (
+        "import json, sys\nfrom pathlib import Path\n"
+        "from edgefleet.agent.data.buffer import Buffer, Incoming\n"
+        f"b = Buffer(Path({str(tmp_path / 'b.db')!r}), 10**8)\n"
+        "n = 0\n"
+        "while True:\n"
+        "    group = [Incoming('j', 's', [(f'r{n + i}', json.dumps({'n': n + i, 'pad': 'x' * 300}))])"
+        " for i in range(8)]\n"
+        "    results = b.write(group)\n"
+        "    if n % 400 == 0:\n"
+        "        b.batch(1, 10**6)\n"  # a move now and then, as the uploader does
+        "    print(' '.join(str(r.seqs[0]) for r in results), flush=True)\n"
+        "    n += 8\n"
+    )
+    answered: list[int] = []
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        while len(answered) < 3000:
+            answered += [int(s) for s in child.stdout.readline().split()]
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        answered += [int(s) for s in child.stdout.read().split()]  # printed before the kill
+    assert child.returncode == -signal.SIGKILL
+    buffer = Buffer(tmp_path / "b.db", 10**8)
+    stored = numbers(buffer)
+    seqs = [seq for seq, _ in stored]
+    assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs)
+    assert set(answered) <= set(seqs)  # n = seq - 1 for every record
+    assert all(n == seq - 1 for seq, n in stored)
+    retry = buffer.write(
+        [Incoming("j", "s", [(f"r{seq - 1}", json.dumps({"n": seq - 1}))]) for seq in answered]
+    )
+    assert all(isinstance(r, Stored) and r.duplicates == 1 for r in retry)
+    assert len(numbers(buffer)) == len(stored)
     buffer.close()
