@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import uvicorn
 
+from edgefleet.heap import settle
 from edgefleet.server.app import create_app
 from edgefleet.server.bus.base import BusError, create_bus
-from edgefleet.server.heap import settle
 from edgefleet.server.settings import ServerSettings
 
 

@@ -7,7 +7,7 @@ import sys
 
 PROBE = """
 import gc
-from edgefleet.server import heap
+from edgefleet import heap
 before = gc.get_freeze_count()
 heap.settle()
 print(before, gc.get_freeze_count(), *gc.get_threshold())
