@@ -16,6 +16,8 @@ Revocation stays as prompt as the rest of the server makes it::
     longer declared, an instance unshared,        the guard's recheck interval (2 s by
     a change nobody announced)                    default), never past its token's expiry
 
+A change noted while a request was being judged keeps its answer from being
+remembered (:attr:`Grants.changes`): the judgement may predate the change.
 Refusals are never remembered: a request that is refused is judged afresh
 every time. Only the first credential a request offers (its bearer token, else
 its first cookie in the order routes try them) is looked up here, so a
@@ -68,6 +70,7 @@ class Grants:
         # within the instance touch interval, so a used instance never looks idle
         self.lifetime = min(lifetime, TOUCH_EVERY.total_seconds())
         self._kept: dict[Key, _Kept] = {}
+        self.changes = 0  # rights changes noted so far: a judgement's vintage
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -89,7 +92,11 @@ class Grants:
             return None
         return kept.grant
 
-    def put(self, key: Key, grant: Grant, token_expires: datetime | None) -> Grant:
+    def put(self, key: Key, grant: Grant, token_expires: datetime | None, judged_at: int) -> Grant:
+        """Remember ``grant``, judged when :attr:`changes` was ``judged_at``; not if
+        a change was noted since (it may have come after the judgement's reads)."""
+        if judged_at != self.changes:
+            return grant
         if len(self._kept) >= MAX_GRANTS:
             self._prune()
         self._kept[key] = _Kept(grant, time.monotonic() + self.lifetime, token_expires)
@@ -97,6 +104,7 @@ class Grants:
 
     def forget(self, users: Iterable[int]) -> None:
         """These users' rights changed: their next requests are judged afresh."""
+        self.changes += 1
         gone = set(users)
         for key in [k for k, kept in self._kept.items() if kept.grant.caller.user_pk in gone]:
             del self._kept[key]

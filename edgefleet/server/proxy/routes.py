@@ -125,13 +125,14 @@ async def admit(ctx: ServerContext, conn: HTTPConnection, route: Route) -> proxy
     grant = grants.get(key) if key is not None else None
     if grant is not None:
         return grant
+    judged_at = grants.changes
     caller, used_bearer, accepted = await authenticate(ctx, conn, route)
     target = await authorize(ctx, caller, route)
     if key is None or accepted != offered[0]:  # remembered only as a fresh check finds it
         return proxy_grants.Grant(caller, used_bearer, target)
     async with ctx.session() as db:
         expires = await proxy_grants.token_expiry(db, accepted[1])
-    return grants.put(key, proxy_grants.Grant(caller, used_bearer, target), expires)
+    return grants.put(key, proxy_grants.Grant(caller, used_bearer, target), expires, judged_at)
 
 
 def bearer_token_from(headers: dict[str, str]) -> str | None:
