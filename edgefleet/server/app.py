@@ -4,7 +4,8 @@
 :func:`_features` table, the gateway's endpoints, the portal, middleware).
 The lifespan then starts, in this order:
 
-1. migrations, the engine, the bus (its traffic counted on ``/metrics``);
+1. migrations (in a child process), the engine, the bus (its traffic counted on
+   ``/metrics``);
 2. :func:`edgefleet.server.assembly.build`: the context and every long-lived
    part (key, event log, limits, registry logins, single sign-on, hub, render
    step, scheduler, relay), built, none running yet; the Compose parsing
@@ -46,6 +47,7 @@ from edgefleet.server.devices.routes import router as devices_router
 from edgefleet.server.devices.summary import router as summary_router
 from edgefleet.server.errors import install_handlers
 from edgefleet.server.events.routes import router as events_router
+from edgefleet.server.gateway.endpoint import DirectAgentLine
 from edgefleet.server.gateway.endpoint import router as agent_ws_router
 from edgefleet.server.gateway.enroll import router as enroll_router
 from edgefleet.server.keys.routes import router as keys_router
@@ -207,7 +209,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(migrate.upgrade, url)
+        await migrate.upgrade_in_child(url, settings.log_level)  # alembic never loads here
         engine = db_engine.create_engine(url)
         # bus traffic counted on /metrics (installed by create_app, below)
         bus = CountedBus(create_bus(settings.bus, settings.bus_options()), app.state.metrics)
@@ -295,6 +297,7 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         exempt=("/proxy/", f"{API}/agent/data", "/portal/static", f"{API}/build-contexts"),
     )
+    app.add_middleware(DirectAgentLine)  # agents' WebSocket: not through the routing stack
     apps_domain = settings.resolved_apps_domain()
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)

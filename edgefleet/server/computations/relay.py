@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,7 +39,6 @@ from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.bus.base import BusMessage, Subscription
 from edgefleet.server.bus.envelopes import EnvelopeError, FedForward, read_fed
 from edgefleet.server.computations import datasets, service
-from edgefleet.server.computations.orchestrator import Orchestrator
 from edgefleet.server.computations.plan import Plan
 from edgefleet.server.computations.schemas import ComputationIn
 from edgefleet.server.context import ServerContext
@@ -47,6 +47,11 @@ from edgefleet.wire import fed_relay
 from edgefleet.wire.fed_relay import FedRelay
 from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import FED_BINARY_PROTOCOL, DatasetsReport, Hello
+
+if TYPE_CHECKING:
+    # The aggregator brings numpy and libsodium (~11 MB resident): loaded by the
+    # first computation launched here (``launch``), not by every server's start.
+    from edgefleet.server.computations.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,8 @@ class Relay:
     def launch(
         self, computation_id: str, plan: Plan, project: Project, body: ComputationIn, actor: str
     ) -> None:
+        from edgefleet.server.computations.orchestrator import Orchestrator
+
         task = plan.task  # built and checked by plan.check (analytics: columns, where, ...)
         invitation = Invitation(
             computation_id=computation_id,

@@ -1,18 +1,37 @@
-"""Apply Alembic migrations programmatically, so a new user never runs alembic."""
+"""Apply Alembic migrations programmatically, so a new user never runs alembic.
+
+The server applies them in a short-lived child process
+(:func:`upgrade_in_child`, running this module): Alembic, Mako and Pygments
+are ~10 MB that a server would otherwise keep resident for months after a
+second of use at start (issue 16). Alembic is imported only inside the
+functions below, never by merely importing this module.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import sys
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from edgefleet.server.db.engine import sync_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+class MigrationFailed(RuntimeError):
+    """The child applying the migrations exited with an error (its traceback is
+    on the server's stderr, just above)."""
+
+
 def alembic_config(async_database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", sync_url(async_database_url).replace("%", "%%"))
@@ -20,10 +39,46 @@ def alembic_config(async_database_url: str) -> Config:
 
 
 def upgrade(async_database_url: str) -> None:
-    """Bring the schema to head (blocking; call it in a thread)."""
+    """Bring the schema to head (blocking, in this process)."""
+    from alembic import command
+
     command.upgrade(alembic_config(async_database_url), "head")
+
+
+async def upgrade_in_child(async_database_url: str, log_level: str = "warning") -> None:
+    """Bring the schema to head in ``python -m edgefleet.server.db.migrate``.
+    The URL may hold a password: it goes through the child's stdin, never its
+    command line. The child's log lines go to this process's stderr."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        __name__,
+        "--log-level",
+        log_level,
+        stdin=asyncio.subprocess.PIPE,
+    )
+    await child.communicate(async_database_url.encode())
+    if child.returncode != 0:
+        raise MigrationFailed(f"applying the database migrations failed (exit {child.returncode})")
 
 
 def revision(async_database_url: str, message: str) -> None:
     """Development helper: autogenerate a migration against a database at head."""
+    from alembic import command
+
     command.revision(alembic_config(async_database_url), message=message, autogenerate=True)
+
+
+def main() -> None:
+    """The child of :func:`upgrade_in_child`: the URL on stdin."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    upgrade(sys.stdin.read().strip())
+
+
+if __name__ == "__main__":
+    main()
