@@ -115,7 +115,9 @@ class Party:
         self._share_keys_: dict[str, bytes] = {}  # neighbour -> AES-GCM key of the pair
         self._held: dict[str, tuple[int, int]] = {}  # owner -> (s-share, b-share) held here
         self._lists: bytes | None = None  # digest of the survivor list this party MACed
-        self._checked: tuple[set[str], set[str]] = (set(), set())  # that list, as sets
+        # that list's survivors and dropped among the holders (O(k): all the unmask
+        # step asks of it; the O(n) sets are not kept by every party to the end)
+        self._checked: tuple[set[str], set[str]] = (set(), set())
 
     def handle(self, message: FedMessage) -> FedMessage | None:
         """Dispatch one server message to its step; returns the reply to send, if any."""
@@ -292,7 +294,7 @@ class Party:
         u, cid = self.party_id, self.computation_id
         survivors, dropped = self._check_lists(message.survivors, message.dropped)
         self._lists = lists_digest(cid, message.survivors, message.dropped)
-        self._checked = (survivors, dropped)
+        self._checked = (survivors.intersection(self._held), dropped.intersection(self._held))
         # mac(key, "consistency", cid, u, v, lists), framed once around v
         before, after = _CONSISTENCY + crypto.frame(cid, u), crypto.frame(self._lists)
         tags = {
@@ -348,8 +350,8 @@ class Party:
                 "the unmask request carries another survivor list than the one this party "
                 "confirmed: the server is equivocating"
             )
-        # the same digest means the same sorted lists: the sets checked in round 3 hold
-        survivors, dropped = self._checked
+        # the same digest means the same sorted lists: what round 3 checked holds
+        survivors, dropped = self._checked  # among this party's holders
         # each neighbour's tag: mac(key, "consistency", cid, v, u, lists)
         head, after = _CONSISTENCY + crypto.framed(cid), crypto.frame(u, lists)
         confirmed = 1 + sum(  # this party's own confirmation, then its neighbours'
@@ -368,12 +370,8 @@ class Party:
         response = UnmaskResponse.model_construct(
             computation_id=cid,
             sender=u,
-            s_shares={
-                v: shamir.to_bytes(self._held[v][0]) for v in sorted(dropped & set(self._held))
-            },
-            b_shares={
-                v: shamir.to_bytes(self._held[v][1]) for v in sorted(survivors & set(self._held))
-            },
+            s_shares={v: shamir.to_bytes(self._held[v][0]) for v in sorted(dropped)},
+            b_shares={v: shamir.to_bytes(self._held[v][1]) for v in sorted(survivors)},
         )
         self._held = {}
         self.phase = "done"
