@@ -17,7 +17,7 @@ from edgefleet.wire.link import Link
 from edgefleet.wire.messages import Command, CommandResult, Message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceRef:
     pk: int
     id: str
@@ -26,6 +26,21 @@ class DeviceRef:
 
 
 class AgentSession:
+    # One per connected device, for as long as it stays connected: slots, no
+    # per-instance dict (issue 16: memory per connected device).
+    __slots__ = (
+        "_pending",
+        "applied_generation",
+        "connected_at",
+        "device",
+        "id",
+        "last_heartbeat",
+        "link",
+        "protocol",
+        "runtime_healthy",
+        "seen_since_flush",
+    )
+
     def __init__(self, device: DeviceRef, link: Link) -> None:
         self.device = device
         self.link = link

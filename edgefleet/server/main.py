@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -13,6 +15,24 @@ from edgefleet.heap import settle
 from edgefleet.server.app import create_app
 from edgefleet.server.bus.base import BusError, create_bus
 from edgefleet.server.settings import ServerSettings
+
+M_ARENA_MAX = -8  # mallopt(3)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives every thread that allocates its own malloc arena (up to eight
+    per core) and keeps what was freed there resident. The server's threads
+    (SQLite connections, ``to_thread``) allocate in bursts when a fleet connects;
+    with two arenas ~16 KB less per connected device stays resident (issue 16,
+    500 sim devices). Set before any thread starts; MALLOC_ARENA_MAX in the
+    environment wins, and a libc without ``mallopt`` is left alone."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, arenas)
 
 
 def configure_logging(level: str) -> None:
@@ -53,6 +73,7 @@ def run(settings: ServerSettings) -> None:
     """Serve until stopped. A bus that cannot be reached or refuses our
     credentials is reported in one line before anything starts (inside the
     app's start-up it would come out as a traceback)."""
+    limit_malloc_arenas()
     configure_logging(settings.log_level)
     if settings.bus != "memory":
         try:
