@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import types
 import warnings
 from typing import Any
@@ -29,10 +30,14 @@ from edgefleet.cli.handoff import SETTINGS_ENV  # written by handoff.exec_lean
 __all__ = ["SETTINGS_ENV", "defer", "main"]
 
 
-# Imported by the agent's dependencies (websockets' proxy support) or modules
-# for rare work (enrollment, upgrades, builds), but used only then: they load on
-# first use instead. urllib.request brings http.client (~0.6 MB in the daemon).
-DEFERRED = ("urllib.request",)
+# Imported by the agent's dependencies or modules for rare work (enrollment,
+# upgrades, builds), but used only then: they load on first use instead.
+# urllib.request brings http.client (~0.6 MB in the daemon). pydantic imports
+# secrets (for SecretStr's comparison), which loads hmac, hashlib and with them
+# OpenSSL's libcrypto (~3.4 MB RSS, mostly pages shared with other processes);
+# an idle agent hashes nothing, so they load with the first deploy, data
+# request or upgrade (the first start loads them too: it makes the data secret).
+DEFERRED = ("urllib.request", "secrets", "hmac", "hashlib")
 
 
 # Never loaded by the daemon: requests (under the docker SDK) uses a charset
@@ -48,12 +53,16 @@ class _Deferred(types.ModuleType):
     the import statement itself reads ``__spec__``, which loads the module.)"""
 
     def __getattr__(self, attr: str) -> Any:
-        real = sys.modules.get(self.__name__)
-        if real is self or real is None:
-            del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-        self.__dict__.update(real.__dict__)
+        with _LOADING:  # another thread may be importing it (hashlib in executor threads)
+            real = sys.modules.get(self.__name__)
+            if real is self or real is None:
+                sys.modules.pop(self.__name__, None)
+                real = importlib.import_module(self.__name__)
+            self.__dict__.update(real.__dict__)
         return getattr(real, attr)
+
+
+_LOADING = threading.RLock()  # re-entrant: loading secrets loads hmac, then hashlib
 
 
 def defer(name: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 
 import h11
@@ -37,8 +36,14 @@ class StatusRefused(HandshakeError):
 
 
 def accept_key(key: str) -> str:
-    """The ``Sec-WebSocket-Accept`` a server must answer to ``key`` (4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+    """The ``Sec-WebSocket-Accept`` a server must answer to ``key`` (4.2.2).
+    CPython's own SHA-1 (``_sha1``) where it exists: hashlib would load OpenSSL's
+    libcrypto into an agent that otherwise needs none (cli/agent_entry.py)."""
+    try:
+        from _sha1 import sha1  # type: ignore[import-not-found]  # no stub: a C module
+    except ImportError:  # another Python: hashlib's is the same function
+        from hashlib import sha1
+    return base64.b64encode(sha1(key.encode() + GUID).digest()).decode()
 
 
 async def upgrade(

@@ -181,3 +181,34 @@ def test_the_lean_process_drops_its_settings_and_keeps_requests_working(tmp_path
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["k", "None", "0", "None"]
     assert "Warning" not in out.stderr, out.stderr
+
+
+def test_hashing_loads_on_first_use_and_from_several_threads_at_once() -> None:
+    """secrets, hmac and hashlib are deferred in the lean process (pydantic would
+    load OpenSSL's libcrypto through them); the first use loads them, even when
+    eight threads make it at the same moment, and a SecretStr still compares."""
+    script = (
+        "import sys, threading, edgefleet.cli.agent_entry as e\n"
+        "for name in e.DEFERRED:\n"
+        "    e.defer(name)\n"
+        "from pydantic import BaseModel, SecretStr\n"
+        "class M(BaseModel):\n"
+        "    s: SecretStr\n"
+        "m = M(s='x')\n"
+        "print('_hashlib' in sys.modules)\n"
+        "import hashlib, hmac\n"
+        "barrier, out = threading.Barrier(8), []\n"
+        "def work():\n"
+        "    barrier.wait()\n"
+        "    out.append(hmac.new(b'k', b'm', hashlib.sha256).hexdigest())\n"
+        "threads = [threading.Thread(target=work) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(out), len(set(out)), out[0][:16], '_hashlib' in sys.modules, m == M(s='x'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=base_env(), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    # hmac(b"k", b"m", sha256) starts b60090e3052297ae (the standard library's answer)
+    assert out.stdout.split() == ["False", "8", "1", "b60090e3052297ae", "True", "True"]
