@@ -48,8 +48,11 @@ from edgefleet.wire.messages import DataAck, Message, Peripheral
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+Waiting = tuple[Incoming, asyncio.Future[Stored]]  # a request queued for the group commit
+
 LISTEN_EVERY = 2.0
 GROUP_MAX = 256  # requests per group commit
+GROUP_BYTES = 4 * 1024 * 1024  # record text per group commit (past its first request)
 RETRY_AFTER = "10"
 PRUNE_EVERY = 1800  # listener passes between prunings of old record ids (an hour)
 
@@ -84,7 +87,7 @@ class DataService:
             self.dir / "buffer.db", settings.data_quota_mb * 1024 * 1024, settings.data_evict_oldest
         )
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="data-buffer")
-        self._queue: list[tuple[Incoming, asyncio.Future[Stored]]] = []
+        self._queue: list[Waiting] = []
         self._wake = asyncio.Event()
         self._listeners: dict[str, Server] = {}
         self._listening = asyncio.Lock()  # one pass at a time: hooks and the loop
@@ -253,13 +256,25 @@ class DataService:
         self._wake.set()
         return await future
 
+    def _take_group(self) -> tuple[list[Waiting], list[Waiting]]:
+        """The next group (at least one request; at most ``GROUP_MAX`` requests and,
+        past the first, ``GROUP_BYTES`` of records: a group is one journal entry,
+        built in memory) and what stays queued."""
+        size, end = 0, 0
+        for incoming, _ in self._queue[:GROUP_MAX]:
+            size += sum(len(text) for _, text in incoming.records)
+            if end and size > GROUP_BYTES:
+                break
+            end += 1
+        return self._queue[:end], self._queue[end:]
+
     async def _writer(self) -> None:
         """Group commit: whatever queued while the last commit ran goes in the next."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+                group, self._queue = self._take_group()
                 try:
                     results = await self.call(self.buffer.write, [i for i, _ in group])
                 except (sqlite3.Error, OSError) as exc:  # the journal, or SQLite
