@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -138,3 +140,69 @@ async def test_frames_sent_with_the_101_are_not_lost() -> None:
             await ws.receive()
         assert (closed.value.code, closed.value.reason) == (4401, "credential revoked")
         await server.outcome()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+@asynccontextmanager
+async def _proxy(heads: list[bytes], answer: bytes = b"") -> AsyncIterator[int]:
+    """An HTTP proxy that answers CONNECT (with ``answer`` when given) and pipes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        if answer:
+            writer.write(answer)
+            writer.close()
+            return
+        host, port = head.split(b" ")[1].decode().rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_a_proxy_from_the_environment_carries_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def script(side: PeerSide) -> None:
+        await side.send(frame(TEXT, b"through"))
+        assert await side.read_close() == (1000, "")
+
+    heads: list[bytes] = []
+    for name in ("no_proxy", "NO_PROXY", "ws_proxy", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    async with _proxy(heads) as port, peer(script) as server:
+        monkeypatch.setenv("http_proxy", f"http://ann:s%40cret@127.0.0.1:{port}")
+        async with connect(server.url, headers={}) as ws:
+            assert await ws.receive() == "through"
+        await server.outcome()
+    target = server.url.split("/")[2]
+    assert heads[0].startswith(f"CONNECT {target} HTTP/1.1\r\n".encode())
+    assert b"Proxy-Authorization: Basic YW5uOnNAY3JldA==" in heads[0]  # ann:s@cret
+
+
+async def test_a_proxy_that_refuses_is_a_handshake_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    for name in ("no_proxy", "NO_PROXY", "ws_proxy", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    async with _proxy([], refused) as port:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+        with pytest.raises(StatusRefused, match="proxy answered HTTP 407") as caught:
+            async with connect("ws://127.0.0.1:9/api/v1/agent/connect", headers={}):
+                pass
+    assert caught.value.status == 407
+    monkeypatch.setenv("http_proxy", "socks5://127.0.0.1:1080")
+    with pytest.raises(HandshakeError, match="not an HTTP proxy"):
+        async with connect("ws://127.0.0.1:9/api/v1/agent/connect", headers={}):
+            pass
