@@ -14,7 +14,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.deps import Ctx
 from edgefleet.server.devices.schemas import EnrollIn, EnrollOut
 from edgefleet.server.errors import Invalid, TooManyRequests, Unauthorized
-from edgefleet.server.gateway.enrollments import Request as Enrollment
+from edgefleet.server.gateway.enrollment_group import Request as Enrollment
 from edgefleet.server.gateway.hub import Hub
 from edgefleet.wire.messages import DeviceFacts
 

@@ -127,23 +127,38 @@ async def revoke(db: AsyncSession, caller: Caller, key: ProvisioningKey) -> Prov
     return key
 
 
-async def consume(db: AsyncSession, secret: str) -> ProvisioningKey:
-    """Check a key an agent presents and count one use (atomically, so a
-    single-use key cannot enroll two devices racing each other).
-    The caller commits, together with the device it creates."""
-    key = await db.scalar(
-        select(ProvisioningKey).where(ProvisioningKey.key_hash == secrets.digest(secret))
-    )
+def refusal(key: ProvisioningKey | None) -> Unauthorized | None:
+    """Why ``key`` (looked up by an agent's secret) cannot enroll a device, if it
+    cannot: unknown, revoked or expired. Its use count is checked when taken."""
     if key is None:
-        raise Unauthorized("provisioning key is not valid")
+        return Unauthorized("provisioning key is not valid")
     if key.revoked_at is not None:
-        raise Unauthorized("provisioning key was revoked")
+        return Unauthorized("provisioning key was revoked")
     if key.expires_at is not None and key.expires_at <= utcnow():
-        raise Unauthorized(f"provisioning key expired at {key.expires_at.isoformat()}")
+        return Unauthorized(f"provisioning key expired at {key.expires_at.isoformat()}")
+    return None
+
+
+def used_up(key: ProvisioningKey) -> Unauthorized:
+    return Unauthorized(f"provisioning key was already used {key.max_uses} time(s), its limit")
+
+
+async def by_secret(db: AsyncSession, presented: list[str]) -> dict[str, ProvisioningKey]:
+    """The keys that the ``presented`` secrets name, by secret (one query for a
+    group of enrollments; a secret naming no key is absent)."""
+    digests = {secrets.digest(secret): secret for secret in presented}
+    found = await db.scalars(
+        select(ProvisioningKey).where(ProvisioningKey.key_hash.in_(list(digests)))
+    )
+    return {digests[key.key_hash]: key for key in found}
+
+
+async def take(db: AsyncSession, key: ProvisioningKey, count: int, *, seen: int) -> bool:
+    """Count ``count`` uses of ``key`` at once, decided on its use count being
+    ``seen``: false (and nothing counted) if another transaction counted uses
+    since. A key with no limit takes any count. The caller commits."""
     query = update(ProvisioningKey).where(ProvisioningKey.pk == key.pk)
     if key.max_uses is not None:
-        query = query.where(ProvisioningKey.uses < key.max_uses)
-    result = await db.execute(query.values(uses=ProvisioningKey.uses + 1))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise Unauthorized(f"provisioning key was already used {key.max_uses} time(s), its limit")
-    return key
+        query = query.where(ProvisioningKey.uses == seen)
+    result = await db.execute(query.values(uses=ProvisioningKey.uses + count))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

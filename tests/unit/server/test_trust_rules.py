@@ -12,7 +12,7 @@ from edgefleet.server.auth import secrets
 from edgefleet.server.auth.freshness import TokenState, Watched, verdict
 from edgefleet.server.auth.freshness_asgi import FreshStreams, credentials
 from edgefleet.server.bus.nats import redact
-from edgefleet.server.gateway.enrollments import label_clashes as _label_clashes
+from edgefleet.server.gateway.enrollment_group import label_clashes as _label_clashes
 from edgefleet.server.settings import ServerSettings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
