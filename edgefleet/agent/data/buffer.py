@@ -245,7 +245,10 @@ class Buffer:
         self.used += added
         self.pending += len(entries)
         if self._unmoved_bytes > MOVE_BYTES:
-            self.move()
+            try:
+                self.move()
+            except (sqlite3.Error, OSError) as exc:  # stored already: the group must not fail
+                log.warning("data buffer: move into buffer.db failed (%s); retried later", exc)
         return results
 
     def _known_id(self, key: tuple[str, str], rid: str) -> int | None:

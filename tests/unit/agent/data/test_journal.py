@@ -211,3 +211,25 @@ def test_sigkill_mid_writing_keeps_every_answered_record_once(tmp_path: Path) ->
     assert all(isinstance(r, Stored) and r.duplicates == 1 for r in retry)
     assert len(numbers(buffer)) == len(stored)
     buffer.close()
+
+
+def test_a_failed_move_after_the_append_does_not_fail_the_stored_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group is durable once appended: housekeeping after it (a move, a new
+    journal file on a full disk) failing must not turn its 2xx into an error."""
+    monkeypatch.setattr(buffer_module, "MOVE_BYTES", 1)
+    monkeypatch.setattr(buffer_module, "ROTATE_BYTES", 1)
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+
+    def disk_full() -> None:  # a full disk cannot be had on demand here
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(buffer.journal, "rotate", disk_full)
+    assert write(buffer, rec(0)).seqs == [1]
+    assert write(buffer, rec(1)).seqs == [2]
+    monkeypatch.undo()
+    buffer.close()
+    again = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(again) == [(1, 0), (2, 1)]
+    again.close()
