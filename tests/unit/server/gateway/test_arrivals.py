@@ -1,0 +1,79 @@
+"""Arrivals written in groups on a real SQLite file: agents arriving together
+each get their own hello's columns on their own row (the rows are updated by
+primary key in one executemany, with differing columns per agent), a presence
+row on this replica, and the answer whether they were online already."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from edgefleet.server import assembly
+from edgefleet.server.bus.base import create_bus
+from edgefleet.server.context import ServerContext
+from edgefleet.server.db.engine import async_url, create_engine
+from edgefleet.server.db.registry import metadata
+from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.gateway.arrivals import Arrivals
+from edgefleet.server.projects.tables import Project
+from edgefleet.server.settings import ServerSettings
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path) -> AsyncIterator[ServerContext]:
+    engine = create_engine(async_url(None, tmp_path))
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    built, _hub = assembly.build(
+        ServerSettings(data_dir=tmp_path, replica_id="here"), engine, create_bus("memory", {})
+    )
+    try:
+        yield built
+    finally:
+        built.limits.close()
+        await engine.dispose()
+
+
+async def _devices(ctx: ServerContext, count: int) -> list[int]:
+    async with ctx.session() as db:
+        project = Project(id="p1", name="north")
+        db.add(project)
+        await db.flush()
+        devices = [
+            Device(id=f"d{n}", project_pk=project.pk, name=f"pi-{n}", credential_hash=f"h{n}")
+            for n in range(count)
+        ]
+        db.add_all(devices)
+        await db.commit()
+        return [d.pk for d in devices]
+
+
+async def test_agents_arriving_together_each_get_their_own_columns(ctx: ServerContext) -> None:
+    pks = await _devices(ctx, 4)
+    arrivals = Arrivals(ctx, ttl=30)
+    changes: list[dict[str, object]] = [
+        {"applied_generation": 3, "runtime_healthy": True},
+        {"applied_generation": 5, "runtime_healthy": False, "agent_version": "2.0"},
+        {"applied_generation": 7, "runtime_healthy": True, "facts": {"agent_version": "x"}},
+        {},
+    ]
+    first = await asyncio.gather(
+        *(arrivals.arrive(pk, change) for pk, change in zip(pks, changes, strict=True))
+    )
+    assert first == [False] * 4
+    again = await asyncio.gather(arrivals.arrive(pks[0], {}), arrivals.arrive(pks[3], {}))
+    assert again == [True, True]  # online already: no second device.connected
+
+    async with ctx.session() as db:
+        rows = {d.pk: d for d in await db.scalars(select(Device))}
+        present = {p.device_pk: p.replica for p in await db.scalars(select(Presence))}
+    assert [rows[pk].applied_generation for pk in pks] == [3, 5, 7, 0]
+    assert [rows[pk].runtime_healthy for pk in pks] == [True, False, True, True]
+    assert [rows[pk].agent_version for pk in pks] == ["", "2.0", "", ""]
+    assert rows[pks[2]].facts == {"agent_version": "x"}
+    assert all(rows[pk].last_seen is not None for pk in pks)
+    assert present == dict.fromkeys(pks, "here")
