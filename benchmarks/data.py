@@ -20,7 +20,9 @@ durability on (SQLite WAL, ``synchronous=FULL``: a 2xx only after fsync).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -133,6 +135,13 @@ def _timed_load(pid: int, url: str, clients: int, requests: int, per: int) -> tu
     return rate, syncs.note(clients * requests * per, seconds)
 
 
+def _stop_workload(pid_file: Path) -> None:
+    """A process-runtime workload keeps running when its agent stops (by design):
+    end the benchmark's own, by the pid it wrote."""
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):  # never ran
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
 def _summary(http: httpx.Client, job: str) -> dict[str, Any]:
     result: dict[str, Any] = http.get(f"/api/v1/jobs/{job}/data/summary").json()
     return result
@@ -172,6 +181,7 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
                 agent.start()
                 device = agent.wait_enrolled()
                 out = workdir / "url"
+                pid_file = workdir / "workload.pid"  # ended at the end: it outlives the agent
                 spec = {
                     "services": {
                         "w": {
@@ -179,7 +189,8 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
                             "command": [
                                 "sh",
                                 "-c",
-                                f'echo "$$EDGEFLEET_DATA_URL" > {out}; exec sleep 100000',
+                                f'echo "$$EDGEFLEET_DATA_URL" > {out}; echo $$$$ > {pid_file}; '
+                                "exec sleep 100000",
                             ],
                         }
                     }
@@ -265,6 +276,7 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
         finally:
             if agent is not None:
                 agent.stop()
+            _stop_workload(workdir / "workload.pid")
             server.stop()
     return lines
 
