@@ -23,25 +23,21 @@ import base64
 import hashlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
-from joserfc import jwt
-from joserfc.errors import (
-    BadSignatureError,
-    ExpiredTokenError,
-    InvalidClaimError,
-    InvalidKeyIdError,
-    JoseError,
-    MissingClaimError,
-)
-from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgefleet.server.auth.oidc_config import OidcConfig
 from edgefleet.server.errors import BadGateway, NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    # joserfc brings ``cryptography`` (~8 MB resident): imported where an ID
+    # token is checked, not by every server's start (issue 16).
+    from joserfc import jwt
+    from joserfc.errors import InvalidClaimError, MissingClaimError
+    from joserfc.jwk import KeySet
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +144,9 @@ class OidcProvider:
         return found
 
     async def _key_set(self, refresh: bool) -> KeySet:
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
         async with self._lock:
             stale = time.monotonic() - self._keys_read_at >= self.config.jwks_refresh_seconds
             if self._keys is None or (refresh and stale):
@@ -263,6 +262,16 @@ class OidcProvider:
 
         ``nonce``: the sign-in's; None only for a device sign-in, where the token
         comes straight from the token endpoint for a device code we asked for."""
+        from joserfc.errors import (
+            BadSignatureError,
+            ExpiredTokenError,
+            InvalidClaimError,
+            InvalidKeyIdError,
+            JoseError,
+            MissingClaimError,
+        )
+        from joserfc.jwt import JWTClaimsRegistry
+
         found = await self.discovery()
         algorithms = [a for a in found.id_token_signing_alg_values_supported if a in ASYMMETRIC]
         if not algorithms:
@@ -315,6 +324,9 @@ def _tokens(response: httpx.Response) -> TokenResponse:
 
 def _decode(id_token: str, keys: KeySet, algorithms: list[str]) -> jwt.Token:
     """Check the signature; key-choice errors pass through for a retry with fresh keys."""
+    from joserfc import jwt
+    from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
+
     try:
         return jwt.decode(id_token, keys, algorithms=algorithms)
     except (InvalidKeyIdError, BadSignatureError):

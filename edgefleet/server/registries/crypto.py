@@ -14,10 +14,13 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
+# ``cryptography`` (~8 MB resident with its own OpenSSL) is imported where a
+# secret is first sealed or opened, not by every server's start (issue 16).
 
 KEY_FILE = "secret.key"
 _INFO = b"edgefleet registry credentials v1"
@@ -38,6 +41,9 @@ def _fernet_key(text: str) -> bytes:
         raise SecretKeyError(
             "the secret key must be a Fernet key or a passphrase of at least 16 characters"
         )
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(raw)
     return base64.urlsafe_b64encode(derived)
 
@@ -50,7 +56,7 @@ def load_key(configured: str | None, data_dir: Path) -> bytes:
         return _fernet_key(path.read_text())
     except FileNotFoundError:
         pass
-    key = Fernet.generate_key()
+    key = base64.urlsafe_b64encode(os.urandom(32))  # what Fernet.generate_key() makes
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -63,12 +69,23 @@ def load_key(configured: str | None, data_dir: Path) -> bytes:
 
 class SecretBox:
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        self._key = key
+        self._made: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._made is None:
+            from cryptography.fernet import Fernet
+
+            self._made = Fernet(self._key)
+        return self._made
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
 
     def open(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:

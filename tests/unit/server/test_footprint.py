@@ -1,0 +1,39 @@
+"""What a server loads only on first use (issue 16: the idle server's RSS).
+
+Checked in a fresh interpreter after the app is built (every route, the
+portal, the middleware), i.e. everything ``edgefleet server`` imports before
+serving. Each entry names what would bring it back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+NEVER_AT_START = {
+    "alembic": "migrations run in a child process (server/db/migrate.py)",
+    "mako": "alembic's templates",
+    "numpy": "the fed aggregator, imported by Relay.launch",
+    "nacl": "the fed aggregator's key agreement",
+    "joserfc": "single sign-on's ID-token checks (auth/oidc_provider.py)",
+    "cryptography": "sealing a secret (registries/crypto.py) or an ID-token check",
+}
+
+PROBE = """
+import json, sys
+from edgefleet.server.app import create_app
+from edgefleet.server.settings import ServerSettings
+create_app(ServerSettings(data_dir=sys.argv[1]))
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_building_the_app_loads_none_of_the_first_use_packages(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "fastapi" in loaded  # the probe did build the app
+    early = {name: why for name, why in NEVER_AT_START.items() if name in loaded}
+    assert early == {}
