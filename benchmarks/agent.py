@@ -3,6 +3,9 @@ reported running (process runtime, and Podman with a local image)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -158,7 +161,9 @@ def _podman_deploys(report: Report, workdir: Path, engine: Any) -> None:
 # -- soak: memory over a long run with a job running and data flowing (issue 18) --------------
 
 WRITER = """
-import json, os, time, urllib.request
+import json, os, sys, time, urllib.request
+with open(sys.argv[1], "w") as pid_file:
+    pid_file.write(str(os.getpid()))
 url = os.environ["EDGEFLEET_DATA_URL"]
 url += ("&" if "?" in url else "?") + "stream=soak"
 n = 0
@@ -187,18 +192,30 @@ def _slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
 def soak(report: Report, seconds: float) -> None:
     """One agent (process runtime) running a workload that posts 10 records/s to its
     data endpoint for ``seconds``; RSS sampled every 10 s after a 60 s warm-up."""
-    with (
-        tempfile.TemporaryDirectory(prefix="ef-bench-soak-") as tmp,
-        _one_agent(Path(tmp), "soak", "process", restarted=False) as (http, agent, device),
-    ):
-        spec = {
-            "services": {
-                "writer": {
-                    "x-edgefleet-runtime": "process",
-                    "command": ["/usr/bin/python3", "-c", WRITER],
-                }
-            }
-        }
+    with tempfile.TemporaryDirectory(prefix="ef-bench-soak-") as tmp:
+        pid_file = Path(tmp) / "writer.pid"  # the workload outlives its agent (by design)
+        try:
+            samples, stored = _soak_run(Path(tmp), pid_file, seconds)
+        finally:
+            _stop_writer(pid_file)
+    what = f"{seconds / 60:g}-min soak, job running, ~10 records/s"
+    first, last = samples[0][1], samples[-1][1]
+    report.add("agent soak", what, "RSS after warm-up", first, "MB", "<= 40 MB")
+    report.add("agent soak", what, "RSS at the end", last, "MB", "<= 40 MB")
+    report.add("agent soak", what, "RSS max", max(m for _, m in samples), "MB")
+    report.add(
+        "agent soak", what, "RSS growth (least squares)", _slope_mb_per_hour(samples), "MB/hour",
+        "flat", f"{len(samples)} samples; {stored} records stored on the server",
+    )  # fmt: skip
+
+
+def _soak_run(
+    workdir: Path, pid_file: Path, seconds: float
+) -> tuple[list[tuple[float, float]], int]:
+    """(seconds, RSS MB) samples of the agent, and the records the server stored."""
+    with _one_agent(workdir, "soak", "process", restarted=False) as (http, agent, device):
+        command = ["/usr/bin/python3", "-c", WRITER, str(pid_file)]
+        spec = {"services": {"writer": {"x-edgefleet-runtime": "process", "command": command}}}
         http.post("/api/v1/applications", json={"name": "soak", "version": "1", "spec": spec})
         job = http.post("/api/v1/jobs", json={"application": "soak", "devices": [device]})
         job_id = job.json()["id"]
@@ -211,13 +228,11 @@ def soak(report: Report, seconds: float) -> None:
             time.sleep(10)
         samples.append((time.monotonic() - begin, process.memory_info().rss / 1e6))
         summary = http.get(f"/api/v1/jobs/{job_id}/data/summary").json()
-    stored = int(summary.get("records", 0))
-    what = f"{seconds / 60:g}-min soak, job running, ~10 records/s"
-    first, last = samples[0][1], samples[-1][1]
-    report.add("agent soak", what, "RSS after warm-up", first, "MB", "<= 40 MB")
-    report.add("agent soak", what, "RSS at the end", last, "MB", "<= 40 MB")
-    report.add("agent soak", what, "RSS max", max(m for _, m in samples), "MB")
-    report.add(
-        "agent soak", what, "RSS growth (least squares)", _slope_mb_per_hour(samples), "MB/hour",
-        "flat", f"{len(samples)} samples; {stored} records stored on the server",
-    )  # fmt: skip
+    return samples, int(summary.get("records", 0))
+
+
+def _stop_writer(pid_file: Path) -> None:
+    """End the soak's workload by the pid it wrote (a process-runtime workload
+    keeps running when its agent stops, by design)."""
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):  # never ran
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
