@@ -58,7 +58,7 @@ class PageParams(BaseModel):
     after: int
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 100,
     cursor: Annotated[str | None, Query(description="'next' from the previous page")] = None,
 ) -> PageParams:

@@ -128,7 +128,7 @@ class KindSince:
     since: datetime | None
 
 
-def _kind_since(
+async def _kind_since(
     kind: str | None = Query(None, description="exact kind, or a prefix ending in '.'"),
     since: datetime | None = None,
 ) -> KindSince:

@@ -130,7 +130,7 @@ class AuditQuery:
         return _values(self.kind, self.actor, self.project, self.since, self.until)
 
 
-AuditFilters = Annotated[AuditQuery, Depends()]
+AuditFilters = Annotated[AuditQuery, Depends(web.query_of(AuditQuery))]
 
 
 @router.get("/audit")

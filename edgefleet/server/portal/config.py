@@ -105,7 +105,7 @@ class Posted:
         return web.redirect(f"/projects/{found.name}/config")
 
 
-def _posted(
+async def _posted(
     request: Request, project: str, viewer: ViewerDep, form: CheckedForm, db: Db, ctx: Ctx
 ) -> Posted:
     return Posted(request, project, viewer, form, db, ctx)

@@ -84,7 +84,7 @@ class TableQuery:
     project: str = ""
 
 
-TableQueryDep = Annotated[TableQuery, Depends()]
+TableQueryDep = Annotated[TableQuery, Depends(web.query_of(TableQuery))]
 
 
 @router.get("/devices")

@@ -83,7 +83,7 @@ class Put:
             self.response.status_code = 201
 
 
-def _put(caller: CallerDep, db: Db, ctx: Ctx, response: Response) -> Put:
+async def _put(caller: CallerDep, db: Db, ctx: Ctx, response: Response) -> Put:
     return Put(caller, db, ctx, response)
 
 
