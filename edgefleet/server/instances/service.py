@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.labels import LabelError, Selector, parse_selector
 from edgefleet.server.applications import service as applications
 from edgefleet.server.applications.tables import Application
+from edgefleet.server.auth import freshness
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.auth.tables import User
@@ -234,9 +235,12 @@ async def unshare(db: AsyncSession, caller: Caller, instance: Instance, user_ref
             )
         )
     )
-    if row is None:
+    if user is None or row is None:
         raise NotFound(f"instance {instance.id} is not shared with {user_ref!r}", field="user")
     await db.delete(row)
+    # the proxy remembers admissions for a moment (proxy/grants.py): the commit
+    # announces that this user's rights changed, so their next request is judged afresh
+    freshness.mark(db, user.pk)
     await db.commit()
 
 
@@ -256,6 +260,12 @@ async def stop(
     job.state = "cancelled"
     job.error = None
     instance.stopped_reason = reason
+    # nobody reaches a stopped instance, not even through a remembered admission
+    freshness.mark(db, instance.owner_pk)
+    for user_pk in await db.scalars(
+        select(InstanceShare.user_pk).where(InstanceShare.instance_pk == instance.pk)
+    ):
+        freshness.mark(db, user_pk)
     ctx.events.record(
         "instance.stopped",
         job.project_pk,

@@ -10,11 +10,11 @@ Revocation stays as prompt as the rest of the server makes it::
 
     a commit changes a user's rights      --> StreamGuard.changed (this replica at
     (token revoked/deleted, user disabled,    commit time, the others through the
-     memberships or admin flag changed)       bus: ef.auth.changed)
-                                                  --> Grants.forget(users): at once
+     memberships or admin flag changed,       bus: ef.auth.changed)
+     an instance unshared or stopped)             --> Grants.forget(users): at once
     anything else (a job deleted, a port no   --> a grant lives at most ``lifetime``:
-    longer declared, an instance unshared,        the guard's recheck interval (2 s by
-    a change nobody announced)                    default), never past its token's expiry
+    longer declared, a change nobody              the guard's recheck interval (2 s by
+    announced)                                    default), never past its token's expiry
 
 A change noted while a request was being judged keeps its answer from being
 remembered (:attr:`Grants.changes`): the judgement may predate the change.
