@@ -59,9 +59,17 @@ def test_project_volume_survives_its_job(engine: Any, fleet: Fleet, tmp_path: Pa
         wait_for(lambda: client.job(first)["state"] == "running", 120, what="job 1 running")
         client.cancel_job(first)
     wait_for(lambda: not containers(first), 60, what="job 1's container removed")
-    volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
-    assert made["engine_name"] in volumes  # kept: the project's, not the job's
-    assert not [v for v in volumes if v.startswith(f"ef-{first}")]  # job 1's own volume is gone
+
+    def volumes() -> list[str]:
+        return podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
+
+    # the removal's last step (after its containers) drops the job's own volumes
+    wait_for(
+        lambda: not [v for v in volumes() if v.startswith(f"ef-{first}")],
+        60,
+        what="job 1's own volume removed",
+    )
+    assert made["engine_name"] in volumes()  # kept: the project's, not the job's
     reader = "cat /shared/note.txt; echo scratch=$$(ls /scratch | wc -l); sleep 3600"
     with server.client() as client:
         client.create_application("reader", "1", compose=compose(reader))
