@@ -173,6 +173,9 @@ def walk_through(fleet: Fleet, server: Any, key: str, alpha_id: str, port: int) 
         cell = page.locator("#job-grid .cell[data-device='alpha']")
         expect(cell).to_have_attribute("data-state", "running", timeout=60_000)
         expect(page.locator(".job-state")).to_contain_text("running", timeout=20_000)
+        # the job may be running before the page is drawn (nothing left for an event to
+        # change): the grid's own refresh (every 20 s at the latest) must still come
+        page.wait_for_function("window.__swaps >= 1", timeout=30_000)
         assert page.evaluate("window.__swaps") >= 1, "the grid never updated by itself"
         assert page.url.endswith(job_id)
         expect(page.locator("#job-grid .cell")).to_have_count(1)  # beta is not role=web
