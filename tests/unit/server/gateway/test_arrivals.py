@@ -19,8 +19,8 @@ from edgefleet.server.db.engine import async_url, create_engine
 from edgefleet.server.db.registry import metadata
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.gateway.arrivals import Arrivals
-from edgefleet.server.projects.tables import Project
 from edgefleet.server.settings import ServerSettings
+from tests.support.device_rows import add_devices
 
 
 @pytest.fixture
@@ -40,14 +40,7 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ServerContext]:
 
 async def _devices(ctx: ServerContext, count: int) -> list[int]:
     async with ctx.session() as db:
-        project = Project(id="p1", name="north")
-        db.add(project)
-        await db.flush()
-        devices = [
-            Device(id=f"d{n}", project_pk=project.pk, name=f"pi-{n}", credential_hash=f"h{n}")
-            for n in range(count)
-        ]
-        db.add_all(devices)
+        devices = await add_devices(db, count)
         await db.commit()
         return [d.pk for d in devices]
 

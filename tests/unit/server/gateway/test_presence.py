@@ -13,30 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.gateway import presence
-from edgefleet.server.projects.tables import Project
+from tests.support.device_rows import add_devices
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def _devices(db: AsyncSession, count: int) -> list[Device]:
-    """``count`` devices of one project, flushed (their pks are known)."""
-    project = Project(id="p1", name="north")
-    db.add(project)
-    await db.flush()
-    devices = [
-        Device(id=f"d{n}", project_pk=project.pk, name=f"pi-{n}", credential_hash=f"h{n}")
-        for n in range(count)
-    ]
-    db.add_all(devices)
-    await db.flush()
-    return devices
 
 
 async def _fleet(sessions: Sessions) -> list[int]:
     """Three devices online since a minute ago, expiring in 5 s: two on replica
     "here", one on "there"."""
     async with sessions() as db:
-        devices = await _devices(db, 3)
+        devices = await add_devices(db, 3)
         then = utcnow() - timedelta(minutes=1)
         for device, replica in zip(devices, ["here", "here", "there"], strict=True):
             device.last_seen = then
@@ -125,7 +111,7 @@ async def test_disconnects_at_once_are_written_in_one_transaction(sessions: Sess
     """A storm of clean disconnects must not queue one transaction per device
     for SQLite's one writer: those that come together commit together."""
     async with sessions() as db:
-        devices = await _devices(db, 40)
+        devices = await add_devices(db, 40)
         now = utcnow()
         for device in devices:
             db.add(
