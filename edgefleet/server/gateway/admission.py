@@ -45,6 +45,7 @@ class Admission:
         self.admitted = 0
         self.refused = 0
         self._reported = (self._stamp, 0)  # (when, refused then)
+        self._said = False  # the first refusal is told at once, however soon after start
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
@@ -68,8 +69,9 @@ class Admission:
         one line per storm tick instead of one per turned-away agent."""
         now = self.clock()
         when, refused = self._reported
-        if now - when < every or self.refused == refused:
+        if self.refused == refused or (self._said and now - when < every):
             return None
+        self._said = True
         self._reported = (now, self.refused)
         return (
             f"agent admission: {self.refused - refused} connections asked to retry in the "

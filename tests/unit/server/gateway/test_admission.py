@@ -84,3 +84,15 @@ def test_agent_reads_the_wait(value: str, seconds: float) -> None:
 @pytest.mark.parametrize("value", [None, "", "soon", "-1", "Wed, 21 Oct 2026 07:28:00 GMT"])
 def test_agent_ignores_a_wait_it_cannot_read(value: str | None) -> None:
     assert retry_after(value) is None
+
+
+def test_a_storm_right_after_start_is_told_at_once() -> None:
+    """A restarted server that refuses its first agents within seconds of
+    starting (and none after) must still say so: the storm would go unseen."""
+    clock = Clock()
+    admission = Admission(1, clock=clock)
+    assert admission.admit() is None
+    assert admission.admit() is not None
+    said = admission.summary()
+    assert said is not None and "1 connections asked to retry" in said
+    assert admission.summary() is None  # nothing new refused
