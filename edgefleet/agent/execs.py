@@ -18,7 +18,10 @@ import struct
 import subprocess
 import termios
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from edgefleet.agent.engine.execs import Execs, Hijacked
 
 STDOUT, STDERR = 1, 2
 log = logging.getLogger(__name__)
@@ -227,36 +230,38 @@ class HostExec:
 class DockerExec:
     """An Engine API exec with a hijacked connection (Docker and Podman)."""
 
-    def __init__(self, api: Any, exec_id: str, raw: Any, tty: bool) -> None:
-        """``raw``: what the SDK hands back for a hijacked exec (a socket, or a
-        SocketIO around one); both are closed at the end, or the fd stays open."""
-        self.api = api
+    def __init__(self, execs: Execs, exec_id: str, started: Hijacked, tty: bool) -> None:
+        """``started``: the exec's connection, taken over from HTTP; closed at the end."""
+        self.execs = execs
         self.exec_id = exec_id
-        self._raw = raw
-        self.sock = getattr(raw, "_sock", raw)
+        self.sock = started.sock
         self.tty = tty
+        self._head = started.head  # output that came with the engine's answer
         self._buffer = b""
         self._loop = asyncio.get_running_loop()
 
     @classmethod
-    async def start(cls, api: Any, container: str, request: ExecRequest) -> DockerExec:
+    async def start(cls, execs: Execs, container: str, request: ExecRequest) -> DockerExec:
         tty = request.tty
 
-        def open_exec() -> tuple[str, Any]:
-            created = api.exec_create(
-                container, request.argv, stdin=True, tty=tty, environment=request.env or None
+        def open_exec() -> tuple[str, Hijacked]:
+            exec_id = execs.create(
+                container, request.argv, stdin=True, tty=tty, env=request.env or None
             )
-            raw = api.exec_start(created["Id"], tty=tty, socket=True)
+            started = execs.start(exec_id, tty=tty)
             if tty:
-                _resize(api, created["Id"], request.cols, request.rows)
-            return created["Id"], raw
+                _resize(execs, exec_id, request.cols, request.rows)
+            return exec_id, started
 
-        exec_id, raw = await asyncio.to_thread(open_exec)
-        session = cls(api, exec_id, raw, tty)
+        exec_id, started = await asyncio.to_thread(open_exec)
+        session = cls(execs, exec_id, started, tty)
         session.sock.setblocking(False)
         return session
 
     async def _recv(self) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
         try:
             return bytes(await self._loop.sock_recv(self.sock, 64 * 1024))
         except OSError:
@@ -290,7 +295,7 @@ class DockerExec:
 
     async def resize(self, cols: int, rows: int) -> None:
         if self.tty:
-            await asyncio.to_thread(_resize, self.api, self.exec_id, cols, rows)
+            await asyncio.to_thread(_resize, self.execs, self.exec_id, cols, rows)
 
     async def interrupt(self, name: str) -> None:
         if self.tty and name.upper() in ("INT", "SIGINT"):
@@ -298,7 +303,7 @@ class DockerExec:
 
     async def wait(self) -> int:
         for _ in range(100):
-            info = await asyncio.to_thread(self.api.exec_inspect, self.exec_id)
+            info = await asyncio.to_thread(self.execs.inspect, self.exec_id)
             if not info.get("Running"):
                 code = info.get("ExitCode")
                 self._close()
@@ -312,16 +317,14 @@ class DockerExec:
     def _close(self) -> None:
         with contextlib.suppress(OSError):  # already gone with the connection
             self.sock.close()
-            if self._raw is not self.sock:
-                self._raw.close()
 
 
-def _resize(api: Any, exec_id: str, cols: int, rows: int) -> None:
+def _resize(execs: Execs, exec_id: str, cols: int, rows: int) -> None:
     """Set an engine exec's TTY size (blocking). A size is a nicety: one the
     engine refuses (the command just ended) leaves the session as it is."""
-    from docker.errors import DockerException  # only reached with the docker runtime
+    from edgefleet.agent.engine.errors import EngineError  # only with the docker runtime
 
     try:
-        api.exec_resize(exec_id, height=rows, width=cols)
-    except (DockerException, OSError) as exc:
+        execs.resize(exec_id, rows=rows, cols=cols)
+    except (EngineError, OSError) as exc:
         log.debug("exec %s: the engine refused a resize: %s", exec_id[:12], exc)

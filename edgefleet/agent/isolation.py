@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -190,26 +189,28 @@ def parse_compat(item: dict[str, Any], podman: bool) -> JobNet:
 async def engine_networks(runtime: HasEngine) -> list[JobNet]:
     """Every edgefleet network on the engine, of any device. Raises when the
     engine cannot be asked: the caller then keeps the rules it has."""
-    api: Any = runtime.engine_api()  # Any: Podman's own API goes through private SDK helpers
+    from edgefleet.agent.engine import EngineError, NotFound  # loaded: the runtime has an engine
+
+    api = runtime.engine_api()
     label = f"{LABEL_MANAGED}=true"
     podman = bool(await runtime.is_podman())
     if podman:
-        params = {"filters": json.dumps({"label": [label]})}
+        params = {"filters": {"label": [label]}}
         try:
-            url = api._url("/v4.0.0/libpod/networks/json", versioned_api=False)
-            answer = await asyncio.to_thread(api._get, url, params=params)
-            if answer.status_code == 200:
-                return [parse_libpod(i) for i in answer.json() if i.get("driver") == "bridge"]
-        # an older Podman (an API error is an OSError, as every requests error is),
-        # or the SDK moved its private helpers: the compatible API below
-        except (OSError, ValueError, AttributeError) as exc:
+            answer = await asyncio.to_thread(
+                api.json, "GET", "/v4.0.0/libpod/networks/json", params=params, versioned=False
+            )
+            return [parse_libpod(i) for i in answer or [] if i.get("driver") == "bridge"]
+        # an older Podman (404 on its own API), or an answer of another shape:
+        # the compatible API below
+        except (EngineError, OSError, AttributeError) as exc:
             log.debug("Podman's own network list failed (%s); using subnets only", exc)
-    found = await asyncio.to_thread(api.networks, filters={"label": [label]})
+    found = await asyncio.to_thread(api.networks.list, filters={"label": [label]})
     result = []
     for item in found:
         if not (item.get("IPAM") or {}).get("Config") and item.get("Name"):
-            with contextlib.suppress(OSError):  # gone since the list (NotFound): next round
-                item = await asyncio.to_thread(api.inspect_network, item["Name"])
+            with contextlib.suppress(NotFound):  # gone since the list: next round
+                item = await asyncio.to_thread(api.networks.inspect, item["Name"])
         result.append(parse_compat(item, podman))
     return result
 
@@ -270,13 +271,13 @@ class IsolationFirewall:
             await self.reconcile_quietly()
 
     async def reconcile_quietly(self) -> None:
-        """For hooks and the loop: a failure of the engine (the SDK's errors,
-        OSError) or of nft (RuntimeError, OSError) is logged once, never raised."""
-        from docker.errors import DockerException  # loaded already: the runtime is docker's
+        """For hooks and the loop: a failure of the engine (the engine client's
+        errors, OSError) or of nft (RuntimeError, OSError) is logged once, never raised."""
+        from edgefleet.agent.engine import EngineError  # loaded: the runtime has an engine
 
         try:
             await self.reconcile()
-        except (DockerException, OSError, RuntimeError) as exc:
+        except (EngineError, OSError, RuntimeError) as exc:
             message = str(exc) or type(exc).__name__
             if message != self._failing:
                 log.warning("isolation firewall not updated (the rules in place stay): %s", message)

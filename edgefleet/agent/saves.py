@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -27,6 +27,9 @@ from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.wire.mux import Stream, StreamError
 from edgefleet.wire.saves import SaveEvent, SaveRequest
+
+if TYPE_CHECKING:
+    from edgefleet.agent.engine import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class SaveFailed(Exception):
 
 
 def commit_and_push(
-    api: Any,
+    api: EngineClient,
     container: str,
     request: SaveRequest,
     emit: Callable[[SaveEvent], None],
@@ -102,34 +105,29 @@ def commit_and_push(
     API (4.x) reports only the start and the digest, so for it the image's layers
     are announced before the push and marked pushed with the digest: the progress
     is then in layers, all at the end."""
-    from docker.errors import APIError, DockerException
+    from edgefleet.agent.engine import EngineError
 
     emit(SaveEvent(status=f"committing {container[:12]}"))
     try:
-        api.commit(
-            container,
-            repository=request.repository,
-            tag=request.tag,
-            message="saved by edgefleet instances save",
+        api.containers.commit(
+            container, request.repository, request.tag, "saved by edgefleet instances save"
         )
-    except (APIError, DockerException, OSError) as exc:
-        raise SaveFailed(f"commit failed: {getattr(exc, 'explanation', None) or exc}") from exc
+    except (EngineError, OSError) as exc:
+        raise SaveFailed(f"commit failed: {_said(exc)}") from exc
     layers = _layers(api, f"{request.repository}:{request.tag}") if podman else []
     for layer in layers:
         emit(SaveEvent(status="Waiting", layer=layer))
     emit(SaveEvent(status=f"pushing {request.repository}:{request.tag}"))
     auth = request.auth.model_dump() if request.auth is not None else None
     try:
-        events = api.push(
-            request.repository, tag=request.tag, auth_config=auth, stream=True, decode=True
-        )
+        events = api.images.push(request.repository, request.tag, auth=auth)
         digest = _follow(events, emit)
-    except (APIError, DockerException, OSError) as exc:
-        raise SaveFailed(f"push failed: {getattr(exc, 'explanation', None) or exc}") from exc
+    except (EngineError, OSError) as exc:
+        raise SaveFailed(f"push failed: {_said(exc)}") from exc
     if digest is None:
         try:
-            info = api.inspect_image(f"{request.repository}:{request.tag}")
-        except (APIError, DockerException, OSError) as exc:
+            info = api.images.inspect(f"{request.repository}:{request.tag}")
+        except (EngineError, OSError) as exc:
             raise SaveFailed(f"pushed, but the image cannot be inspected: {exc}") from exc
         digest = _from_repo_digests(info.get("RepoDigests") or [], request.repository)
     if digest is None:
@@ -139,13 +137,18 @@ def commit_and_push(
     return digest
 
 
-def _layers(api: Any, image: str) -> list[str]:
+def _said(exc: Exception) -> str:
+    """The engine's own sentence for an API error, else the error."""
+    return str(getattr(exc, "explanation", None) or exc)
+
+
+def _layers(api: EngineClient, image: str) -> list[str]:
     """Short ids of the image's layers (``RootFS.Layers``), oldest first."""
-    from docker.errors import APIError, DockerException
+    from edgefleet.agent.engine import EngineError
 
     try:
-        info = api.inspect_image(image)
-    except (APIError, DockerException, OSError) as exc:
+        info = api.images.inspect(image)
+    except (EngineError, OSError) as exc:
         raise SaveFailed(f"the committed image cannot be inspected: {exc}") from exc
     found = (info.get("RootFS") or {}).get("Layers") or []
     return [str(layer).removeprefix("sha256:")[:12] for layer in found]

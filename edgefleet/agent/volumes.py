@@ -22,11 +22,14 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent.runtimes.base import RuntimeSet
 from edgefleet.spec.policy import PROJECT_VOLUME
 from edgefleet.wire.mux import Stream, StreamError
+
+if TYPE_CHECKING:
+    from edgefleet.agent.engine import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +74,21 @@ def handler(runtimes: Callable[[], RuntimeSet | None]) -> Callable[[Stream], Awa
     return serve
 
 
-async def _mountpoint(api: Any, name: str) -> Path | None:
-    from docker.errors import NotFound
+async def _mountpoint(api: EngineClient, name: str) -> Path | None:
+    from edgefleet.agent.engine import NotFound
 
     try:
-        found = await asyncio.to_thread(api.inspect_volume, name)
+        found = await asyncio.to_thread(api.volumes.inspect, name)
     except NotFound:
         return None
     return Path(found["Mountpoint"])
 
 
-async def _remove(api: Any, name: str) -> dict[str, Any]:
-    from docker.errors import APIError, NotFound
+async def _remove(api: EngineClient, name: str) -> dict[str, Any]:
+    from edgefleet.agent.engine import APIError, NotFound
 
     try:
-        await asyncio.to_thread(api.remove_volume, name)
+        await asyncio.to_thread(api.volumes.remove, name)
     except NotFound:
         return {"removed": False, "exists": False}
     except APIError as exc:  # in use by a container

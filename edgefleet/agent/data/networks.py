@@ -3,10 +3,10 @@
 Containers of a job sit on the job's own bridge network; the host's address
 on that bridge (the gateway) is how they reach the agent, and it exists only
 while a container runs on the bridge. Only the Docker Engine API runtime has
-networks; its SDK client is reached through the
+networks; its engine client is reached through the
 :class:`~edgefleet.agent.runtimes.capabilities.HasEngine` capability, and the
-SDK's errors are imported only once an engine is there (a process-only device
-never loads the SDK).
+client's errors are imported only once an engine is there (a process-only
+device never loads the client).
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefleet.agent.runtimes.base import LABEL_DEVICE, LABEL_MANAGED, Runtime
 from edgefleet.agent.runtimes.capabilities import HasEngine
+
+if TYPE_CHECKING:
+    from edgefleet.agent.engine import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +37,15 @@ class JobNetwork:
     subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _api(runtime: Runtime | None) -> Any:
+def _api(runtime: Runtime | None) -> EngineClient | None:
     return runtime.engine_api() if isinstance(runtime, HasEngine) else None
 
 
 def _engine_errors() -> tuple[type[Exception], ...]:
-    """What asking the engine can raise: the SDK's errors, and the socket's."""
-    from docker.errors import DockerException
+    """What asking the engine can raise: the client's errors, and the socket's."""
+    from edgefleet.agent.engine import EngineError
 
-    return (DockerException, OSError)
+    return (EngineError, OSError)
 
 
 def _parse(info: dict[str, Any]) -> JobNetwork | None:
@@ -65,7 +68,7 @@ async def job_networks(runtime: Runtime | None, device_id: str) -> list[JobNetwo
         return []
     labels = [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={device_id}"]
     try:
-        found = await asyncio.to_thread(api.networks, filters={"label": labels})
+        found = await asyncio.to_thread(api.networks.list, filters={"label": labels})
     except _engine_errors() as exc:
         log.debug("cannot list networks: %s", exc)
         return []
@@ -75,7 +78,7 @@ async def job_networks(runtime: Runtime | None, device_id: str) -> list[JobNetwo
         if net is None and info.get("Name"):
             # Some engines leave IPAM out of the list; ask for the one network.
             try:
-                net = _parse(await asyncio.to_thread(api.inspect_network, info["Name"]))
+                net = _parse(await asyncio.to_thread(api.networks.inspect, info["Name"]))
             except _engine_errors() as exc:
                 log.debug("cannot inspect network %s: %s", info["Name"], exc)
                 net = None
@@ -91,7 +94,7 @@ def gateway_now(runtime: Runtime | None, network: str) -> str | None:
     if api is None:
         return None
     try:
-        net = _parse(api.inspect_network(network))
+        net = _parse(api.networks.inspect(network))
     except _engine_errors() as exc:
         log.debug("cannot inspect network %s: %s", network, exc)
         return None

@@ -19,8 +19,8 @@ Which runtime has which ability (the conformance suite,
     CanBuild                yes      -      -
     HasEngine               yes      -      -
 
-The docker SDK is named only for type checking, so a process-only device never
-loads it.
+The engine client (:mod:`edgefleet.agent.engine`) is named only for type
+checking, so a process-only device never loads it.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    import docker
-
+    from edgefleet.agent.engine import EngineClient
     from edgefleet.agent.execs import ExecRequest, ExecSession
     from edgefleet.agent.runtimes.workload import WorkloadSpec
 
@@ -108,8 +107,8 @@ class HasEngine(Protocol):
     directly (job networks' gateways, volume archives, saving a container as
     an image). Only the ``docker`` runtime has one."""
 
-    def engine_api(self) -> docker.APIClient:
-        """The SDK's low-level client, created on first use. A method, not a
+    def engine_api(self) -> EngineClient:
+        """The engine's API client, created on first use. A method, not a
         property: ``isinstance`` against this protocol must not reach the engine."""
 
     async def is_podman(self) -> bool:

@@ -1,9 +1,10 @@
-"""The ``docker`` runtime: the Docker Engine API through the ``docker`` SDK.
+"""The ``docker`` runtime: the Docker Engine API through the agent's own client
+(:mod:`edgefleet.agent.engine`).
 
 Works unchanged against Docker, Podman's compatible socket and balenaEngine.
-The SDK is synchronous, so every call runs in a worker thread; docker's own
-errors are translated here, once, into :class:`RuntimeFailure` with a
-sentence a person can act on.
+The client is blocking, so every call runs in a worker thread; its errors are
+translated here, once, into :class:`RuntimeFailure` with a sentence a person
+can act on.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-
 from edgefleet.agent import workload_files
+from edgefleet.agent.engine import APIError, EngineClient, EngineError, ImageNotFound, NotFound
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.execs import DockerExec, ExecRequest
 from edgefleet.agent.runtimes import docker_config, docker_logs
@@ -66,9 +65,9 @@ class DockerRuntime:
 
     def __init__(self, base_url: str, policy: DevicePolicy) -> None:
         """``policy``: what the device's owner allows; checked again before every
-        create (:func:`~edgefleet.agent.runtimes.docker_config.create_args`)."""
+        create (:func:`~edgefleet.agent.runtimes.docker_config.create_body`)."""
         self.base_url = base_url
-        self._client: docker.DockerClient | None = None
+        self._client: EngineClient | None = None
         self.policy = policy
         self.device_id = ""
         self._podman: bool | None = None
@@ -77,14 +76,19 @@ class DockerRuntime:
         self.network_hooks: list[Callable[[], Awaitable[None]]] = []
 
     @property
-    def client(self) -> docker.DockerClient:
+    def client(self) -> EngineClient:
+        """Made on first use; it holds no connection between calls. An address it
+        cannot use (``ssh://``) is said as a RuntimeFailure."""
         if self._client is None:
-            self._client = docker.DockerClient(base_url=self.base_url, timeout=120)
+            try:
+                self._client = EngineClient(self.base_url, timeout=120)
+            except EngineError as exc:
+                raise RuntimeFailure(f"the container engine: {exc}") from exc
         return self._client
 
-    def engine_api(self) -> docker.APIClient:
-        """The SDK's low-level client (:class:`~.capabilities.HasEngine`)."""
-        return self.client.api
+    def engine_api(self) -> EngineClient:
+        """The engine's client (:class:`~.capabilities.HasEngine`)."""
+        return self.client
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -94,17 +98,15 @@ class DockerRuntime:
         except APIError as exc:
             explanation = exc.explanation or str(exc)
             raise RuntimeFailure(f"{what}: the engine said: {explanation}") from exc
-        except DockerException as exc:
-            raise RuntimeFailure(f"{what}: {exc}") from exc
-        except OSError as exc:
+        except (EngineError, OSError) as exc:  # EngineUnreachable says where it looked
             raise RuntimeFailure(f"{what}: cannot reach the container engine ({exc})") from exc
 
     # -- Runtime --------------------------------------------------------------------------
 
     async def ping(self) -> bool:
         try:
-            return bool(await asyncio.to_thread(self.client.ping))
-        except (DockerException, OSError) as exc:
+            return await asyncio.to_thread(self.client.ping)
+        except (EngineError, OSError, RuntimeFailure) as exc:
             log.debug("the engine at %s does not answer: %s", self.base_url, exc)
             return False
 
@@ -114,16 +116,14 @@ class DockerRuntime:
             filters.append(f"{LABEL_DEVICE}={self.device_id}")
         if job_id is not None:
             filters.append(f"{LABEL_JOB}={job_id}")
-        api = self.client.api
+        containers = self.client.containers
         summaries = await self._call(
-            "listing containers", api.containers, all=True, filters={"label": filters}
+            "listing containers", containers.list, all=True, filters={"label": filters}
         )
         workloads = []
         for summary in summaries:
             try:
-                info = await self._call(
-                    "inspecting a container", api.inspect_container, summary["Id"]
-                )
+                info = await self._call("inspecting a container", containers.inspect, summary["Id"])
             except NotFound:
                 continue
             workloads.append(self._workload(info))
@@ -160,13 +160,13 @@ class DockerRuntime:
         image = spec.service.image
         if not image:
             raise RuntimeFailure(f"service {spec.service_name}: no image")
-        api = self.client.api
+        images = self.client.images
         present = True
         try:
-            await asyncio.to_thread(api.inspect_image, image)
+            await asyncio.to_thread(images.inspect, image)
         except ImageNotFound:
             present = False
-        except (APIError, OSError, DockerException) as exc:
+        except (EngineError, OSError) as exc:
             raise RuntimeFailure(f"checking image {image}: {exc}") from exc
         policy = spec.service.pull_policy
         if policy == "never":
@@ -183,17 +183,10 @@ class DockerRuntime:
         try:
             answer = await asyncio.to_thread(
                 lambda: _pull_errors(
-                    api.pull(
-                        repository,
-                        tag=tag,
-                        auth_config=credentials,
-                        platform=spec.service.platform,
-                        stream=True,
-                        decode=True,
-                    )
+                    images.pull(repository, tag, auth=credentials, platform=spec.service.platform)
                 )
             )
-        except (APIError, DockerException, OSError) as exc:
+        except (EngineError, OSError) as exc:
             answer = getattr(exc, "explanation", None) or str(exc)
         if answer is None:
             return
@@ -216,29 +209,29 @@ class DockerRuntime:
         assert spec.service.build is not None and spec.service.image
         from edgefleet.agent.runtimes.docker_build import build_image
 
-        api, loop = self.client.api, asyncio.get_running_loop()
+        images, loop = self.client.images, asyncio.get_running_loop()
 
         def step(line: str) -> None:  # from the build's thread to the event loop
             loop.call_soon_threadsafe(progress, f"building: {line}"[:300])
 
         await asyncio.to_thread(
-            build_image, api, context, spec.service.image, spec.service.build, step
+            build_image, images, context, spec.service.image, spec.service.build, step
         )
 
     async def is_podman(self) -> bool:
         """Podman's compatible API needs a few things said differently."""
         if self._podman is None:
             try:
-                version = await asyncio.to_thread(self.client.api.version)
-            except (APIError, DockerException, OSError):
+                version = await asyncio.to_thread(self.client.version)
+            except (EngineError, OSError, RuntimeFailure):
                 return False
             names = [str(c.get("Name", "")) for c in version.get("Components") or []]
             self._podman = any("podman" in n.lower() for n in names)
         return self._podman
 
     async def ensure_network(self, name: str, job_id: str, internal: bool = False) -> None:
-        api = self.client.api
-        existing = await self._call("listing networks", api.networks, names=[name])
+        networks = self.client.networks
+        existing = await self._call("listing networks", networks.list, names=[name])
         if any(n.get("Name") == name for n in existing):
             return
         # Jobs never reach each other: Docker isolates bridge networks by itself,
@@ -246,7 +239,7 @@ class DockerRuntime:
         options = {"isolate": "true"} if await self.is_podman() else None
         await self._call(
             f"creating network {name}",
-            api.create_network,
+            networks.create,
             name,
             driver="bridge",
             internal=internal,
@@ -270,84 +263,70 @@ class DockerRuntime:
 
     async def remove_network(self, name: str) -> None:
         with contextlib.suppress(NotFound):
-            await self._call(f"removing network {name}", self.client.api.remove_network, name)
+            await self._call(f"removing network {name}", self.client.networks.remove, name)
         for hook in self.network_hooks:
             await hook()
 
     async def list_networks(self, job_id: str) -> list[str]:
         networks = await self._call(
             "listing networks",
-            self.client.api.networks,
+            self.client.networks.list,
             filters={"label": self._job_filter(job_id)},
         )
         return sorted(n["Name"] for n in networks)
 
     async def ensure_volume(self, name: str, job_id: str) -> None:
-        api = self.client.api
+        volumes = self.client.volumes
         try:
-            await asyncio.to_thread(api.inspect_volume, name)
+            await asyncio.to_thread(volumes.inspect, name)
             return
-        except NotFound:
-            pass
-        except (APIError, DockerException, OSError):
+        except (EngineError, OSError):  # absent, or the create below says why
             pass
         await self._call(
             f"creating volume {name}",
-            api.create_volume,
+            volumes.create,
             name,
             labels=self._labels(job_id),
         )
 
     async def remove_volumes(self, job_id: str) -> None:
-        api = self.client.api
+        volumes = self.client.volumes
         found = await self._call(
-            "listing volumes", api.volumes, filters={"label": self._job_filter(job_id)}
+            "listing volumes", volumes.list, filters={"label": self._job_filter(job_id)}
         )
         for volume in (found or {}).get("Volumes") or []:
             with contextlib.suppress(NotFound, RuntimeFailure):
                 await self._call(
                     f"removing volume {volume['Name']}",
-                    api.remove_volume,
+                    volumes.remove,
                     volume["Name"],
                     force=True,
                 )
 
     async def create(self, spec: WorkloadSpec) -> str:
-        api = self.client.api
+        client = self.client
         try:
-            existing = await asyncio.to_thread(api.inspect_container, spec.name)
+            existing = await asyncio.to_thread(client.containers.inspect, spec.name)
             return str(existing["Id"])
         except NotFound:
             pass
-        except (APIError, OSError, DockerException) as exc:
+        except (EngineError, OSError) as exc:
             raise RuntimeFailure(f"inspecting {spec.name}: {exc}") from exc
         settings = docker_config.CreateSettings(
-            policy=self.policy,
-            api_version=api.api_version,
-            host_gateway=await self._host_gateway(spec),
+            policy=self.policy, host_gateway=await self._host_gateway(spec)
         )
-        kwargs = docker_config.create_args(settings, spec)
-        networks = list(spec.networks.items())
-        networking = None
-        if networks:
-            first, aliases = networks[0]
-            networking = api.create_networking_config(
-                {first: api.create_endpoint_config(aliases=aliases)}  # type: ignore[arg-type]
-            )
+        body = docker_config.create_body(settings, spec)
         created = await self._call(
-            f"creating service {spec.service_name}",
-            api.create_container,
-            networking_config=networking,
-            **kwargs,
+            f"creating service {spec.service_name}", client.containers.create, body, spec.name
         )
         container_id = str(created["Id"])
-        for net, aliases in networks[1:]:
+        for net, aliases in list(spec.networks.items())[1:]:
             await self._call(
                 f"connecting {spec.service_name} to {net}",
-                api.connect_container_to_network,
-                container_id,
+                client.networks.connect,
                 net,
-                aliases=aliases,
+                container_id,
+                aliases,
             )
         return container_id
 
@@ -361,68 +340,68 @@ class DockerRuntime:
         mode = docker_config.network_mode(spec)
         if mode in (None, "host", "none", "bridge"):
             return "127.0.0.1" if mode == "host" else None
-        info = await self._call(f"inspecting network {mode}", self.client.api.inspect_network, mode)
+        info = await self._call(f"inspecting network {mode}", self.client.networks.inspect, mode)
         for config in (info.get("IPAM") or {}).get("Config") or []:
             if config.get("Gateway"):
                 return str(config["Gateway"])
         return None
 
     async def start(self, workload_id: str) -> None:
-        await self._call("starting a container", self.client.api.start, workload_id)
+        await self._call("starting a container", self.client.containers.start, workload_id)
 
     async def stop(self, workload_id: str, timeout: float) -> None:
         with contextlib.suppress(NotFound):
             await self._call(
-                "stopping a container", self.client.api.stop, workload_id, timeout=int(timeout)
+                "stopping a container", self.client.containers.stop, workload_id, int(timeout)
             )
 
     async def remove(self, workload_id: str) -> None:
-        api = self.client.api
+        containers = self.client.containers
         try:
-            info = await asyncio.to_thread(api.inspect_container, workload_id)
+            info = await asyncio.to_thread(containers.inspect, workload_id)
         except NotFound:
             return
-        except (APIError, OSError, DockerException) as exc:
+        except (EngineError, OSError) as exc:
             raise RuntimeFailure(f"inspecting a container: {exc}") from exc
         grace = int(float((info["Config"].get("Labels") or {}).get("io.edgefleet.grace", "10")))
         if (info.get("State") or {}).get("Running"):
             with contextlib.suppress(NotFound):
-                await self._call("stopping a container", api.stop, workload_id, timeout=grace)
+                await self._call("stopping a container", containers.stop, workload_id, grace)
         with contextlib.suppress(NotFound):
             await self._call(
-                "removing a container", api.remove_container, workload_id, v=True, force=True
+                "removing a container", containers.remove, workload_id, volumes=True, force=True
             )
         workload_files.forget(workload_files.mount_sources(info))  # its secrets and configs
 
     def logs(
         self, workload_id: str, *, tail: int | None, since: datetime | None, follow: bool
     ) -> AsyncIterator[LogLine]:
-        return docker_logs.stream(self.client.api, workload_id, tail, since, follow)
+        return docker_logs.stream(self.client, workload_id, tail, since, follow)
 
     # -- CanExec, CanExecInteractive ------------------------------------------------------
 
     async def exec(
         self, workload_id: str, argv: list[str], env: dict[str, str], timeout: float
     ) -> tuple[int, bytes, bytes]:
-        api = self.client.api
+        execs = self.client.execs
 
         def run() -> tuple[int, bytes, bytes]:
-            created = api.exec_create(workload_id, argv, environment=env or None)
-            out, err = api.exec_start(created["Id"], demux=True)
-            code = api.exec_inspect(created["Id"]).get("ExitCode")
-            return int(code if code is not None else -1), out or b"", err or b""
+            exec_id = execs.create(workload_id, argv, env=env or None)
+            out, err = execs.run(exec_id)
+            code = execs.inspect(exec_id).get("ExitCode")
+            return int(code if code is not None else -1), out, err
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(run), timeout)
-        except (APIError, DockerException) as exc:
+        except (EngineError, OSError) as exc:
             raise RuntimeFailure(
                 f"exec failed: {getattr(exc, 'explanation', None) or exc}"
             ) from exc
 
     async def exec_session(self, workload_id: str, request: ExecRequest) -> DockerExec:
         try:
-            return await DockerExec.start(self.client.api, workload_id, request)
-        except (APIError, DockerException) as exc:
+            return await DockerExec.start(self.client.execs, workload_id, request)
+        except (EngineError, OSError) as exc:
             raise RuntimeFailure(
                 f"exec failed: {getattr(exc, 'explanation', None) or exc}"
             ) from exc

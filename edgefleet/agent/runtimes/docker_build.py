@@ -12,10 +12,9 @@ import re
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from docker.errors import APIError, DockerException
-
+from edgefleet.agent.engine.errors import APIError, EngineError
+from edgefleet.agent.engine.images import Images
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.spec.model import Build
 
@@ -25,7 +24,7 @@ _STEP = re.compile(r"^(STEP|Step) \d+/\d+")
 
 
 def build_image(
-    api: Any, context: Path, tag: str, build: Build, step: Callable[[str], None]
+    images: Images, context: Path, tag: str, build: Build, step: Callable[[str], None]
 ) -> list[str]:
     """Build the plain tar ``context`` as ``tag``; the log's last lines. Blocking;
     ``step`` gets each build step (``STEP 2/4: COPY …``) as it starts."""
@@ -33,16 +32,12 @@ def build_image(
     error: str | None = None
     try:
         with context.open("rb") as body:
-            for item in api.build(
-                fileobj=body,
-                custom_context=True,
+            for item in images.build(
+                body,
                 tag=tag,
                 dockerfile=build.dockerfile,
                 buildargs=build.args or None,
                 target=build.target,
-                rm=True,
-                forcerm=True,
-                decode=True,
             ):
                 if not isinstance(item, dict):
                     continue
@@ -55,8 +50,10 @@ def build_image(
                         step(text)
                     tail.append(text)
                     log.info("build %s: %s", tag, text)
-    except (APIError, DockerException, OSError) as exc:
-        error = getattr(exc, "explanation", None) or str(exc)
+    except APIError as exc:
+        error = exc.explanation
+    except (EngineError, OSError) as exc:
+        error = str(exc)
     if error is not None:
         last = " | ".join(tail)
         raise RuntimeFailure(

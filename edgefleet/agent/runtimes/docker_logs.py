@@ -1,8 +1,8 @@
 """A container's log stream, read through the Engine API.
 
-The SDK's stream is blocking, so a worker thread reads it into a bounded queue
-and the event loop splits it into :class:`LogLine` items; closing the reader
-closes the stream. Apart from :mod:`.docker` so that the runtime stays about
+The engine client's stream is blocking, so a worker thread reads it into a
+bounded queue and the event loop splits it into :class:`LogLine` items;
+closing the reader closes the stream (which wakes the thread). Apart from :mod:`.docker` so that the runtime stays about
 the engine's objects.
 """
 
@@ -15,19 +15,12 @@ import re
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
-import docker
-import urllib3.exceptions
-from docker.errors import APIError, DockerException, NotFound
-
+from edgefleet.agent.engine import EngineClient, EngineError, NotFound
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.workload import LogLine
 
 log = logging.getLogger(__name__)
-# What reading a log stream can raise once it breaks or is closed under the reader
-# (the SDK already ends the iteration on a socket error or a cut chunked body).
-_STREAM_ERRORS = (ValueError, urllib3.exceptions.HTTPError, DockerException)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -44,31 +37,23 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 async def stream(
-    api: docker.APIClient,
+    client: EngineClient,
     workload_id: str,
     tail: int | None,
     since: datetime | None,
     follow: bool,
 ) -> AsyncIterator[LogLine]:
-    """:meth:`DockerRuntime.logs`: the SDK's blocking stream read in a worker
+    """:meth:`DockerRuntime.logs`: the engine's blocking stream read in a worker
     thread, handed over through a bounded queue, split into lines."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1000)
-    kwargs: dict[str, Any] = {
-        "stdout": True,
-        "stderr": True,
-        "timestamps": True,
-        "stream": True,
-        "follow": follow,
-        "tail": "all" if tail is None else tail,
-    }
-    if since is not None:
-        kwargs["since"] = since
     try:
-        source: Any = await asyncio.to_thread(api.logs, workload_id, **kwargs)  # type: ignore[arg-type]
+        source = await asyncio.to_thread(
+            client.containers.logs, workload_id, follow=follow, tail=tail, since=since
+        )
     except NotFound:
         return
-    except (APIError, OSError, DockerException) as exc:
+    except (EngineError, OSError) as exc:
         raise RuntimeFailure(f"reading logs: {exc}") from exc
 
     closed = threading.Event()
@@ -77,7 +62,7 @@ async def stream(
         try:
             for chunk in source:
                 asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-        except _STREAM_ERRORS as exc:
+        except (EngineError, OSError) as exc:
             if not closed.is_set():  # else: closed by the reader, as asked
                 log.warning("logs of %s ended early: %s", workload_id[:12], exc)
         finally:
@@ -98,10 +83,7 @@ async def stream(
             yield _log_line(buffer)
     finally:
         closed.set()
-        try:
-            source.close()
-        except (OSError, RuntimeError) as exc:  # RuntimeError: the SDK cannot cancel it
-            log.debug("closing the log stream of %s: %s", workload_id[:12], exc)
+        source.close()
         try:
             await asyncio.wait_for(asyncio.shield(thread), 2)
         except TimeoutError:

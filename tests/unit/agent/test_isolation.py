@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgefleet.agent.engine import NotFound
 from edgefleet.agent.isolation import (
     IsolationFirewall,
     JobNet,
@@ -139,21 +140,27 @@ elif args[:2] == ["-f", "-"]:
 """
 
 
-class FakeApi:
+class FakeNetworks:
+    """The engine client's ``networks`` as the firewall reads them."""
+
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def networks(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(self.items)
+    def list(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dict(item) for item in self.items]
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.networks = FakeNetworks()
 
 
 class FakeRuntime:
     def __init__(self) -> None:
-        self.client = type("Client", (), {})()
-        self.client.api = FakeApi()
+        self.client = FakeApi()
 
     def engine_api(self) -> Any:
-        return self.client.api
+        return self.client
 
     async def is_podman(self) -> bool:
         return False
@@ -181,7 +188,7 @@ def test_reconciler_writes_only_on_change_and_restores_what_was_removed(tmp_path
         return calls.read_text().count("-f -") if calls.exists() else 0
 
     async def scenario() -> None:
-        api = runtime.client.api
+        api = runtime.client.networks
         assert await firewall.reconcile()  # nothing yet: the (absent) table is made sure of
         assert not await firewall.reconcile() and not table.exists()
         api.items = [compat("ef-j1-deva-r1", "deva", "aaaaaaaaaaaaaaaa", "10.89.1.0/24")]
@@ -206,34 +213,22 @@ def test_reconciler_writes_only_on_change_and_restores_what_was_removed(tmp_path
     asyncio.run(scenario())
 
 
-class Answer:
-    def __init__(self, status: int, body: Any) -> None:
-        self.status_code, self.body = status, body
-
-    def json(self) -> Any:
-        return self.body
-
-
 class PodmanApi(FakeApi):
-    def __init__(self, libpod: Answer) -> None:
+    def __init__(self, libpod: list[dict[str, Any]] | None) -> None:
         super().__init__()
         self.libpod = libpod
 
-    def _url(self, path: str, versioned_api: bool = True) -> str:
-        return path
-
-    def _get(self, url: str, params: dict[str, str]) -> Answer:
-        assert (
-            url == "/v4.0.0/libpod/networks/json"
-            and "io.edgefleet.managed=true" in params["filters"]
-        )
+    def json(self, method: str, path: str, params: dict[str, Any], versioned: bool) -> Any:
+        assert (method, path, versioned) == ("GET", "/v4.0.0/libpod/networks/json", False)
+        assert params["filters"] == {"label": ["io.edgefleet.managed=true"]}
+        if self.libpod is None:  # an engine without Podman's own API
+            raise NotFound(404, "page not found")
         return self.libpod
 
 
 class PodmanRuntime(FakeRuntime):
-    def __init__(self, libpod: Answer) -> None:
-        self.client = type("Client", (), {})()
-        self.client.api = PodmanApi(libpod)
+    def __init__(self, libpod: list[dict[str, Any]] | None) -> None:
+        self.client = PodmanApi(libpod)
 
     async def is_podman(self) -> bool:
         return True
@@ -249,9 +244,9 @@ def test_podman_bridges_from_its_own_api_else_subnets_only() -> None:
         "subnets": [{"subnet": "10.89.1.0/24"}],
         "labels": {"io.edgefleet.device": "deva"},
     }
-    assert asyncio.run(engine_networks(PodmanRuntime(Answer(200, [item])))) == [A1]
-    older = PodmanRuntime(Answer(404, {}))  # no libpod API: the compatible one, no bridge names
-    older.client.api.items = [compat("ef-j1-deva-r1", "deva", "aaaa", "10.89.1.0/24")]
+    assert asyncio.run(engine_networks(PodmanRuntime([item]))) == [A1]
+    older = PodmanRuntime(None)  # no libpod API: the compatible one, no bridge names
+    older.client.networks.items = [compat("ef-j1-deva-r1", "deva", "aaaa", "10.89.1.0/24")]
     assert asyncio.run(engine_networks(older)) == [
         net("ef-j1-deva-r1", "deva", None, "10.89.1.0/24")
     ]

@@ -1,6 +1,6 @@
-"""Compose -> Engine API create arguments, without an engine: every key the
-runtime applies lands in the field ``docker inspect`` shows, and the device's
-policy refuses what its owner did not allow."""
+"""Compose -> the Engine API's container create body, without an engine: every
+key the runtime applies lands in the field ``docker inspect`` shows, and the
+device's policy refuses what its owner did not allow."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from edgefleet.agent.changes.executor import job_networks
 from edgefleet.agent.changes.plan import EnsureNetwork, plan_job, revision_of
 from edgefleet.agent.errors import RuntimeFailure
 from edgefleet.agent.runtimes.base import WorkloadSpec
-from edgefleet.agent.runtimes.docker_config import CreateSettings, create_args, network_mode
+from edgefleet.agent.runtimes.docker_config import CreateSettings, create_body, network_mode
 from edgefleet.spec.compose import parse
 from edgefleet.spec.model import AppSpec
 from edgefleet.spec.policy import DevicePolicy
@@ -43,12 +43,12 @@ def workload(compose: str, service: str, revision: str = "r1") -> WorkloadSpec:
 
 
 def settings(policy: DevicePolicy | None = None) -> CreateSettings:
-    """What the docker runtime hands create_args (no engine needed)."""
-    return CreateSettings(policy=policy or DevicePolicy(), api_version="1.41")
+    """What the docker runtime hands create_body (no engine needed)."""
+    return CreateSettings(policy=policy or DevicePolicy())
 
 
 def args(compose: str, service: str, given: CreateSettings | None = None) -> dict[str, Any]:
-    return create_args(given or settings(), workload(compose, service))
+    return create_body(given or settings(), workload(compose, service))
 
 
 HARDENED = """
@@ -98,19 +98,24 @@ volumes:
 def test_every_key_lands_in_its_engine_field() -> None:
     given = settings(DevicePolicy(published_ports=True, peripherals=["/dev/null"]))
     created = args(HARDENED, "app", given)
-    host = created["host_config"]
-    assert created["image"] == "localhost/app:1"
-    assert created["command"] == ["serve", "--port", "8080"]
-    assert created["entrypoint"] == ["/docker-entrypoint.sh"]
-    assert created["user"] == "1000:1000"
-    assert created["working_dir"] == "/srv"
-    assert created["hostname"] == "app-host"
-    assert created["stop_signal"] == "SIGTERM"
-    assert created["stop_timeout"] == 2
-    assert created["labels"]["tier"] == "front"
-    assert created["labels"]["io.edgefleet.service"] == "app"
-    assert created["labels"]["io.edgefleet.grace"] == "2"
-    assert sorted(created["ports"]) == ["8080/tcp", "8443/udp", "9000/tcp"]
+    host = created["HostConfig"]
+    assert created["Image"] == "localhost/app:1"
+    assert created["Cmd"] == ["serve", "--port", "8080"]
+    assert created["Entrypoint"] == ["/docker-entrypoint.sh"]
+    assert created["Env"] == ["MODE=prod"]
+    assert created["User"] == "1000:1000"
+    assert created["WorkingDir"] == "/srv"
+    assert created["Hostname"] == "app-host"
+    assert created["StopSignal"] == "SIGTERM"
+    assert created["StopTimeout"] == 2
+    assert created["Labels"]["tier"] == "front"
+    assert created["Labels"]["io.edgefleet.service"] == "app"
+    assert created["Labels"]["io.edgefleet.grace"] == "2"
+    assert created["ExposedPorts"] == {"8080/tcp": {}, "8443/udp": {}, "9000/tcp": {}}
+    assert (created["Tty"], created["OpenStdin"], created["AttachStdout"]) == (False, False, False)
+    assert created["NetworkingConfig"] == {
+        "EndpointsConfig": {"ef-j1-d1-r1": {"Aliases": ["app", "app-host"]}}
+    }
     assert host["PortBindings"] == {"8443/udp": [{"HostIp": "127.0.0.1", "HostPort": "9443"}]}
     assert host["ReadonlyRootfs"] is True
     assert host["Init"] is True
@@ -236,7 +241,7 @@ def test_what_the_owner_allows_runs(tmp_path: Any) -> None:
         devices: [/dev/ttyUSB7]
     """
     given = settings(DevicePolicy(host_paths=[str(allowed)], published_ports=True, privileged=True))
-    host = args(compose, "s", given)["host_config"]
+    host = args(compose, "s", given)["HostConfig"]
     assert host["Privileged"] is True
     assert host["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
     assert host["Mounts"][0]["Source"] == f"{allowed}/sub"
@@ -247,8 +252,10 @@ def test_what_the_owner_allows_runs(tmp_path: Any) -> None:
         args(sneaky, "s", given)
     # Peripherals the device reports may be passed through without --allow-privileged.
     camera = "services:\n  s:\n    image: x\n    devices: [/dev/video0]\n"
-    assert args(camera, "s", settings(DevicePolicy(peripherals=["/dev/video0"])))["host_config"][
+    assert args(camera, "s", settings(DevicePolicy(peripherals=["/dev/video0"])))["HostConfig"][
         "Devices"
+    ] == [
+        {"PathOnHost": "/dev/video0", "PathInContainer": "/dev/video0", "CgroupPermissions": "rwm"}
     ]
 
 

@@ -79,7 +79,7 @@ async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if isinstance(made, cap.HasVolumes):
         await made.remove_volumes("conf")
     if isinstance(made, cap.HasEngine):
-        made.engine_api().close()  # the SDK's connection pool
+        made.engine_api().close()
 
 
 def spec_for(runtime: Runtime, service: Service | None = None) -> WorkloadSpec:
@@ -235,10 +235,10 @@ async def _build_checked(runtime: Any, tmp_path: Path) -> None:
     await runtime.build(spec_for(runtime, service), context, steps.append)
     api = runtime.engine_api()
     try:
-        assert (await asyncio.to_thread(api.inspect_image, tag))["Id"]
+        assert (await asyncio.to_thread(api.images.inspect, tag))["Id"]
         assert any("RUN echo built" in step for step in steps)
     finally:
-        await asyncio.to_thread(api.remove_image, tag, force=True)
+        await asyncio.to_thread(api.images.remove, tag, force=True)
 
 
 async def test_callers_refuse_a_runtime_without_the_ability(runtime: Runtime) -> None:
