@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edgefleet.agent.addresses import AddressBook
 from edgefleet.agent.errors import AgentError, RuntimeFailure
 from edgefleet.agent.execs import ExecRequest, ExecSession, HostExec
 from edgefleet.agent.part import AgentContext, StreamHandler
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 STDIN, STDOUT, STDERR, CONTROL = 0, 1, 2, 3
 CONNECT_TIMEOUT = 10.0
+REMEMBERED_CONNECT_TIMEOUT = 3.0
+"""A remembered address that does not answer this fast is looked up again
+(the workload may have moved); the fresh one gets :data:`CONNECT_TIMEOUT`."""
 
 
 def control(payload: dict[str, Any]) -> bytes:
@@ -53,6 +57,7 @@ class Tunnels:
 
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
+        self.addresses = AddressBook(ctx.jobs)
         self.handlers: dict[str, StreamHandler] = {
             "exec": self.exec,
             "logs": self.logs,
@@ -256,38 +261,54 @@ class Tunnels:
             await stream.refuse(f"invalid port {header.get('port')!r}")
             return
         try:
-            host, what = await self._address(header, port)
-        except (AgentError, OSError) as exc:
-            await stream.refuse(getattr(exc, "message", None) or str(exc))
-            return
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), CONNECT_TIMEOUT
-            )
-        except TimeoutError:
-            await stream.refuse(f"{what}: connecting to port {port} timed out")
-            return
-        except OSError as exc:
-            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
-            await stream.refuse(f"{what}: {reason} on port {port}")
+            host, reader, writer = await self._connect(header, port)
+        except Refusal as exc:
+            await stream.refuse(exc.reason)
             return
         await stream.accept({"address": f"{host}:{port}"})
         await pipe(stream, reader, writer)
 
-    async def _address(self, header: dict[str, Any], port: int) -> tuple[str, str]:
+    async def _connect(
+        self, header: dict[str, Any], port: int
+    ) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the stream's target; a workload's remembered address
+        (:mod:`edgefleet.agent.addresses`) that fails is looked up once more."""
         if header.get("target") == "host":
-            return str(
-                header.get("host") or "127.0.0.1"
-            ), f"device port {header.get('host') or '127.0.0.1'}"
-        jobs = self.ctx.jobs
+            host = str(header.get("host") or "127.0.0.1")
+            return host, *await _open(host, port, f"device port {host}", CONNECT_TIMEOUT)
         job_id, service = str(header.get("job")), str(header.get("service"))
-        workload, _ = await jobs.find_workload(job_id, service)
         what = f"service {service} of job {job_id}"
-        if workload.state != "running":
-            raise RuntimeFailure(f"{what} is not running (it is {workload.state})")
-        if not workload.addresses:
-            raise RuntimeFailure(f"{what} has no network address")
-        return workload.addresses[0], what
+        try:
+            host, remembered = await self.addresses.find(job_id, service)
+            if remembered:
+                try:
+                    return host, *await _open(host, port, what, REMEMBERED_CONNECT_TIMEOUT)
+                except Refusal:
+                    self.addresses.forget(job_id, service)
+                    host, _ = await self.addresses.find(job_id, service)
+        except (AgentError, OSError) as exc:
+            raise Refusal(getattr(exc, "message", None) or str(exc)) from exc
+        return host, *await _open(host, port, what, CONNECT_TIMEOUT)
+
+
+class Refusal(Exception):
+    """Why a ``tcp`` stream is refused (its ``reason`` goes to the server as is)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _open(
+    host: str, port: int, what: str, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        raise Refusal(f"{what}: connecting to port {port} timed out") from None
+    except OSError as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else str(exc)
+        raise Refusal(f"{what}: {reason} on port {port}") from None
 
 
 async def pipe(stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
