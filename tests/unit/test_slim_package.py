@@ -15,14 +15,16 @@ from tests.support.wheels import build_wheel
 SERVER_ONLY = {"fastapi", "uvicorn", "sqlalchemy", "alembic", "aiosqlite", "psycopg", "pyarrow",
                "nats-py", "argon2-cffi", "jinja2", "python-multipart", "joserfc"}  # fmt: skip
 
-# Make every server-only package unimportable, as in a fresh `pip install edgefleet`.
+# Make every server-only package unimportable, as in a fresh `pip install edgefleet`
+# (and the docker SDK with its requests, which the agent no longer uses).
 BLOCK = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic",
                                   "aiosqlite", "psycopg", "pyarrow", "nats", "argon2", "jinja2",
-                                  "multipart", "prometheus_client", "joserfc"}:
+                                  "multipart", "prometheus_client", "joserfc",
+                                  "docker", "requests", "urllib3"}:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Block())
 """
@@ -44,13 +46,16 @@ def test_base_requirements_pull_no_server_package(tmp_path: Path) -> None:
     base = {_requirement_name(line) for line in requires if "extra ==" not in line}
     server = {_requirement_name(line) for line in requires if 'extra == "server"' in line}
     assert not base & SERVER_ONLY, f"pip install edgefleet would pull {base & SERVER_ONLY}"
-    assert {"pydantic", "websockets", "httpx", "typer", "docker"} <= base
+    assert {"pydantic", "websockets", "httpx", "typer"} <= base
+    # The agent speaks the Docker Engine API itself (edgefleet/agent/engine): no SDK, no requests.
+    assert not base & {"docker", "requests", "urllib3"}, base & {"docker", "requests", "urllib3"}
     assert server >= SERVER_ONLY, SERVER_ONLY - server
 
 
 def test_without_the_server_extra_the_agent_imports_and_the_server_verb_explains() -> None:
     agent = subprocess.run(
-        [sys.executable, "-c", BLOCK + "import edgefleet.agent.agent, edgefleet.agent.upgrade.part"],
+        [sys.executable, "-c", BLOCK + "import edgefleet.agent.agent, edgefleet.agent.upgrade.part, "
+         "edgefleet.agent.runtimes.docker, edgefleet.agent.saves, edgefleet.agent.volumes"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert agent.returncode == 0, agent.stderr

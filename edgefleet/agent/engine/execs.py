@@ -77,7 +77,7 @@ class Execs:
         started = self.start(exec_id, tty=False)
         started.sock.settimeout(self.client.timeout)
         try:
-            return collect(_read_all(started, self.client.url))
+            return collect(read_to_end(started, self.client.url))
         finally:
             started.sock.close()
 
@@ -90,7 +90,8 @@ class Execs:
         self.client.call("POST", f"/exec/{segment(exec_id)}/resize", params=params).read()
 
 
-def _read_all(started: Hijacked, url: str) -> Iterator[bytes]:
+def read_to_end(started: Hijacked, url: str) -> Iterator[bytes]:
+    """A started exec's output, from what came with the answer to the end."""
     yield started.head
     while True:
         try:
