@@ -23,7 +23,7 @@ import functools
 import gc
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -45,6 +45,7 @@ Round = Literal["advertise", "shares", "masked", "consistency", "unmask"]
 ROUNDS: list[Round] = ["advertise", "shares", "masked", "consistency", "unmask"]
 Tamper = Callable[[str, FedMessage], FedMessage]
 M = TypeVar("M", bound=FedMessage)
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,79 +94,53 @@ def run(
 ) -> Run:
     """Run the five rounds. ``drop[p] = r``: party p goes silent from round r on.
     ``tamper(party, message)`` may replace any message the relay carries to a party.
-    ``threads`` > 1: the parties of a round work on that many threads (they are
-    separate devices; the X25519 exchanges and numpy additions run without the
-    GIL, so a second core really works); the server stays on this thread."""
+
+    Each round is three stretches: the server closes the round and frames its
+    messages; the parties parse theirs and answer; the server parses and takes the
+    answers. ``threads`` > 1: the parties' stretch runs on that many threads, each
+    taking batches of whole parties (they are separate devices). A thread then runs
+    long stretches of one device's work, whose heavy parts (X25519, AES-CTR, numpy)
+    release the GIL, instead of one pool task per message with the server's
+    GIL-bound parsing interleaved: that handed the GIL back and forth thousands of
+    times per round and made 1,000 parties slower on two threads than on one.
+    The server stays on this thread (its unmasking uses the threads too)."""
     drop = drop or {}
     aggregator = Aggregator(invitation, threads=threads)  # its unmasking too
     caches = pair_caches or {}
     out = Run(result=None, error=None, aggregator=aggregator)
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    crew = Crew(threads)
+    names = list(invitation.parties)
+
+    def on_server(step: Callable[[], T]) -> T:
+        started, cpu, workers = time.perf_counter(), time.thread_time(), aggregator.worker_cpu
+        try:
+            return step()
+        finally:
+            out.aggregator_seconds += time.perf_counter() - started
+            # its own thread and its unmasking threads (ring.apply_all)
+            out.aggregator_cpu += time.thread_time() - cpu + aggregator.worker_cpu - workers
 
     def setup(p: str) -> Party:  # a device's setup (encoding its input, fresh keys) is its work
-        started, cpu = time.perf_counter(), time.thread_time()
-        party = Party(invitation, p, keys[p], vectors[p], caches.get(p))
-        out.party_seconds[p] = time.perf_counter() - started
-        out.party_cpu[p] = time.thread_time() - cpu
-        return party
+        return Party(invitation, p, keys[p], vectors[p], caches.get(p))
 
-    names = list(invitation.parties)
-    made = pool.map(setup, names) if pool is not None else map(setup, names)
-    out.parties.update(zip(names, made, strict=True))
+    out.parties.update(
+        zip(names, crew.each(out, [(p, functools.partial(setup, p)) for p in names]), strict=True)
+    )
     parties = out.parties
 
-    def on_server(step: Callable[[], None]) -> None:
-        started, cpu, workers = time.perf_counter(), time.thread_time(), aggregator.worker_cpu
-        step()
-        out.aggregator_seconds += time.perf_counter() - started
-        # its own thread and its unmasking threads (ring.apply_all)
-        out.aggregator_cpu += time.thread_time() - cpu + aggregator.worker_cpu - workers
-
-    def party_work(party: str, step: Callable[[], FedMessage]) -> bytes:
-        """One party's step and the framing of its answer, timed in its own thread."""
-        started, cpu = time.perf_counter(), time.thread_time()
-        frame = codec.encode_frame(step())  # the party's share of the relay's work
-        out.party_seconds[party] = out.party_seconds.get(party, 0.0) + time.perf_counter() - started
-        out.party_cpu[party] = out.party_cpu.get(party, 0.0) + time.thread_time() - cpu
-        return frame
-
-    def round_(work: Iterable[tuple[str, Callable[[], FedMessage]]]) -> None:
-        """Every party's work of one round (on the pool, if any), each answer handed
-        to the aggregator, in order, on this thread. ``work`` is consumed lazily:
-        with a pool, each party starts as soon as the server framed its message,
-        so the server's framing of a round overlaps the parties' work on it."""
-        if pool is not None:
-            answers = [(party, pool.submit(party_work, party, step)) for party, step in work]
-            frames: Iterable[tuple[str, bytes]] = ((p, f.result()) for p, f in answers)
-        else:
-            frames = ((party, party_work(party, step)) for party, step in work)
-        for party, frame in frames:
+    def answers(work: list[tuple[str, Callable[[], FedMessage]]]) -> None:
+        """The parties answer (on the crew); the server takes each answer, in order."""
+        frames = crew.each(out, [(p, functools.partial(_framed, step)) for p, step in work])
+        for (party, _), frame in zip(work, frames, strict=True):
             out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(frame)
-            if record:
-                out.transcript.append(frame)
-            on_server(lambda f=frame: aggregator.handle(codec.decode_frame(f)))  # type: ignore[misc]
-
-    def carried(
-        party: str, message: M, step: Callable[[M], FedMessage]
-    ) -> Callable[[], FedMessage]:
-        """The server frames ``message`` (its work); the party parses it, after
-        ``tamper``, and answers (its work). Only the frame is kept, as a transport
-        would: the server's message is freed once sent."""
-        frames: list[bytes] = []
-        on_server(lambda: frames.append(codec.encode_frame(message)))
         if record:
-            out.transcript.append(frames[0])
-        kind = type(message)
+            out.transcript.extend(frames)
 
-        def receive() -> FedMessage:
-            parsed = codec.decode_frame(frames[0])
-            assert isinstance(parsed, kind)
-            if tamper is not None:
-                parsed = tamper(party, parsed)
-                assert isinstance(parsed, kind)
-            return step(parsed)
+        def take() -> None:
+            for frame in frames:
+                aggregator.handle(codec.decode_frame(frame))
 
-        return receive
+        on_server(take)
 
     def answering(party: str, round_name: Round) -> bool:
         return party not in drop or ROUNDS.index(round_name) < ROUNDS.index(drop[party])
@@ -175,31 +150,100 @@ def run(
         close: Callable[[], Mapping[str, M]],
         step: Callable[[Party, M], FedMessage],
     ) -> None:
-        """Close the server's round (its work), carry each message it returns to its
-        party and hand the answers of those still answering back to the server."""
-        messages: dict[str, M] = {}
-        on_server(lambda: messages.update(close()))
-        round_(  # each message leaves the dict as it is sent (1,000 rosters: 39,000 entries)
-            (p, carried(p, messages.pop(p), functools.partial(step, parties[p])))
-            for p in list(messages)
-            if answering(p, round_name)
+        """Close the server's round and frame each message it returns (its work; each
+        message is freed once framed, as a transport would: 1,000 rosters hold 39,000
+        entries), then carry each frame to its party, if still answering."""
+
+        def frame_all() -> list[tuple[str, bytes]]:
+            messages = dict(close())
+            return [(p, codec.encode_frame(messages.pop(p))) for p in list(messages)]
+
+        framed = on_server(frame_all)
+        if record:
+            out.transcript.extend(frame for _, frame in framed)
+        answers(
+            [
+                (p, functools.partial(_receive, frame, step, parties[p], tamper))
+                for p, frame in framed
+                if answering(p, round_name)
+            ]
         )
 
     try:
-        round_([(p, party.advertise) for p, party in parties.items() if answering(p, "advertise")])
+        answers([(p, party.advertise) for p, party in parties.items() if answering(p, "advertise")])
         relay("shares", aggregator.rosters, Party.share_keys)
         relay("masked", aggregator.inboxes, Party.masked_input)
         relay("consistency", lambda: to_survivors(aggregator.survivor_list()), Party.consistency)
         relay("unmask", aggregator.unmask_requests, Party.unmask)
-        result: list[float] = []
-        on_server(lambda: result.extend(aggregator.result()))
-        out.result = result
+        out.result = on_server(aggregator.result)
     except ProtocolAborted as exc:
         out.error = exc
     finally:
-        if pool is not None:
-            pool.shutdown()
+        crew.close()
     return out
+
+
+def _framed(step: Callable[[], FedMessage]) -> bytes:
+    """A party's step and the framing of its answer (the party's share of the relay)."""
+    return codec.encode_frame(step())
+
+
+def _receive(
+    frame: bytes, step: Callable[[Party, M], FedMessage], party: Party, tamper: Tamper | None
+) -> FedMessage:
+    """The party parses the server's frame (after ``tamper``) and answers it."""
+    parsed = codec.decode_frame(frame)
+    if tamper is not None:
+        changed = tamper(party.party_id, parsed)
+        assert type(changed) is type(parsed)
+        parsed = changed
+    return step(party, parsed)  # type: ignore[arg-type]
+
+
+class Crew:
+    """The threads the simulated parties work on. :meth:`each` deals batches of
+    whole parties to them, in order, and times every party's steps (wall) and
+    every batch (the thread's CPU, shared evenly among the batch's parties: the
+    benchmark reports the mean)."""
+
+    # Batches of up to this many parties: long stretches for a thread, yet small
+    # enough that a thread slowed by a busy host does not hold up the round's end.
+    BATCH = 16
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, "fed-party") if threads > 1 else None
+
+    def each(self, out: Run, work: Sequence[tuple[str, Callable[[], T]]]) -> list[T]:
+        """Every party's step, their results in ``work``'s order."""
+
+        def batch(part: Sequence[tuple[str, Callable[[], T]]]) -> tuple[list[T], float]:
+            cpu, results = time.thread_time(), []
+            for party, step in part:
+                started = time.perf_counter()
+                results.append(step())
+                out.party_seconds[party] = (
+                    out.party_seconds.get(party, 0.0) + time.perf_counter() - started
+                )
+            return results, time.thread_time() - cpu
+
+        if self._pool is None:
+            parts = [work]
+            done = [batch(work)]
+        else:
+            size = min(self.BATCH, max(1, len(work) // (self.threads * 4)))
+            parts = [work[i : i + size] for i in range(0, len(work), size)]
+            done = list(self._pool.map(batch, parts))
+        results: list[T] = []
+        for part, (answers, cpu) in zip(parts, done, strict=True):
+            results.extend(answers)
+            for party, _ in part:
+                out.party_cpu[party] = out.party_cpu.get(party, 0.0) + cpu / len(part)
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 @dataclass
