@@ -30,6 +30,13 @@ def main() -> None:
     # when it is importable; this process never runs it. A None entry makes that
     # optional import fail, and httpx carries on without it.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    from edgefleet.cli.exec_once import plain_args, run_plain
+
+    plain = plain_args(sys.argv[1:])
+    if plain is not None:
+        # `exec DEVICE -- CMD`, the verb scripts call in loops: no Typer to build
+        # (~60 ms of CPU); any other shape of exec is Typer's (exec_once.py).
+        run_plain(*plain)
     from edgefleet.cli.main import main as full_main
 
     full_main()

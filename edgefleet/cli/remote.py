@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from edgefleet.cli import config, output
+from edgefleet.cli.exec_once import DEFAULT_TIMEOUT, exec_once
 from edgefleet.cli.output import fail
 
 STDIN, STDOUT, STDERR, CONTROL = 0, 1, 2, 3
@@ -29,7 +30,7 @@ def exec_command(
     tty: bool = typer.Option(False, "--tty", "-t", help="allocate a terminal"),
     device: str | None = typer.Option(None, "--device", "-d", help="with a job: the device"),
     service: str | None = typer.Option(None, "--service", "-s", help="with a job: the service"),
-    timeout: float = typer.Option(30, "--timeout", help="seconds (non-interactive)"),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="seconds (non-interactive)"),
 ) -> None:
     """Run a command on a device, or inside a job's workload.
 
@@ -46,21 +47,11 @@ def exec_command(
         raise fail(
             "give both --device and --service to run in a workload (or neither for the device)"
         )
-    with config.client() as client:
-        if interactive or tty:
+    if interactive or tty:
+        with config.client() as client:
             code = _interactive(client, target, argv, tty, device, service)
-        else:
-            if device is not None and service is not None:
-                result = client.workload_exec(target, device, service, argv, timeout=timeout)
-            else:
-                result = client.exec(target, argv, timeout=timeout)
-            sys.stdout.write(result["stdout"])
-            sys.stderr.write(result["stderr"])
-            if result.get("truncated"):
-                output.err_console.print("[yellow]output truncated[/yellow]")
-            if result.get("timed_out"):
-                output.err_console.print(f"[red]timed out after {timeout:g} s[/red]")
-            code = int(result["exit_code"])
+    else:
+        code = exec_once(target, argv, timeout=timeout, device=device, service=service)
     raise typer.Exit(code)
 
 

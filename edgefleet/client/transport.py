@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Self, TypeVar, cast
 import httpx
 
 from edgefleet.client.errors import ConnectionFailed, from_response
+from edgefleet.client.tls import client_context
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -41,7 +42,7 @@ class Transport:
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(
-            base_url=self.server, headers=headers, timeout=timeout, verify=verify
+            base_url=self.server, headers=headers, timeout=timeout, verify=client_context(verify)
         )
 
     def __enter__(self) -> Self:
