@@ -20,7 +20,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -28,7 +30,7 @@ from edgefleet.agent.state import Identity, StateDir
 from tests.support.procs import base_env, free_port
 
 # Must not be in an idle agent: server packages, the CLI's, and what only a
-# feature in use needs (the docker SDK with the docker runtime, the Compose
+# feature in use needs (the Compose
 # parser with a local app, the fed protocol with a computation: its models,
 # analytics and codec load with the first fed message; only edgefleet.fed.ops
 # and .errors, the names the dataset registry and the part use, are allowed).
@@ -50,7 +52,7 @@ FORBIDDEN = {
     "psycopg",
     "httpx",
     "numpy",
-    "docker",
+    "docker",  # the SDK: the agent speaks the Engine API itself (agent/engine/)
     "requests",
     "urllib3",
     "http.client",  # the proxy lookup (agent/websocket/proxy.py), only with a *_proxy variable
@@ -113,12 +115,14 @@ def _imported(log: str) -> set[str]:
     return names
 
 
-def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -> None:
+def _idle_agent(tmp_path: Path, runtime: list[str]) -> tuple[set[str], set[str], bytes]:
+    """Start ``edgefleet agent`` with those runtime flags, let it reach its idle
+    state, stop it: (modules of the CLI, modules of the daemon, its environ)."""
     server = f"http://127.0.0.1:{free_port()}"  # nobody listens: the agent keeps retrying
     state_dir = tmp_path / "s"
     _enrolled(state_dir, server)
     argv = [sys.executable, "-X", "importtime", "-m", "edgefleet", "agent", "--server", server]
-    argv += ["--state-dir", str(state_dir), "--runtime", "process", "--log-level", "info"]
+    argv += ["--state-dir", str(state_dir), *runtime, "--log-level", "info"]
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.DEVNULL,
@@ -137,7 +141,7 @@ def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -
             time.sleep(0.2)
         else:
             raise AssertionError("the agent never tried to connect")
-        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
@@ -145,14 +149,37 @@ def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -
 
     parts = stderr.split(HEADER)
     assert len(parts) == 3, "edgefleet agent did not hand over to a lean process"
-    cli, daemon = _imported(parts[1]), _imported(parts[2])
+    return _imported(parts[1]), _imported(parts[2]), environ
+
+
+def _forbidden(daemon: set[str]) -> set[str]:
+    loaded = {name for name in daemon if name.split(".")[0] in {n.split(".")[0] for n in FORBIDDEN}}
+    return {
+        name for name in loaded if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+    }
+
+
+def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -> None:
+    cli, daemon, environ = _idle_agent(tmp_path, ["--runtime", "process"])
     assert "typer" in cli  # the flags were parsed by the full CLI...
     assert daemon >= EXPECTED, EXPECTED - daemon  # ...and the daemon reached its idle state
-    loaded = {name for name in daemon if name.split(".")[0] in {n.split(".")[0] for n in FORBIDDEN}}
-    bad = {name for name in loaded if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)}
+    bad = _forbidden(daemon)
     assert not bad, f"an idle agent imported {sorted(bad)}"
     # Set for the daemon by the hand-off: two glibc arenas, not one per thread.
-    assert b"MALLOC_ARENA_MAX=2" in environ
+    assert b"MALLOC_ARENA_MAX=2" in environ.split(b"\0")
+
+
+@pytest.mark.podman
+def test_an_idle_agent_on_podman_speaks_to_the_engine_without_the_docker_sdk(
+    tmp_path: Path, podman_engine: Any
+) -> None:
+    """The docker runtime in use (it pinged the engine) with its own client:
+    no docker SDK, requests, urllib3, http.client or TLS in the daemon."""
+    runtime = ["--runtime", "docker", "--docker-host", podman_engine.url]
+    _cli, daemon, _environ = _idle_agent(tmp_path, runtime)
+    assert daemon >= EXPECTED | {"edgefleet.agent.engine.client"}  # the engine was pinged
+    bad = _forbidden(daemon)
+    assert not bad, f"an idle agent on Podman imported {sorted(bad)}"
 
 
 def test_the_lean_process_drops_its_settings_and_keeps_requests_working(tmp_path: Path) -> None:
