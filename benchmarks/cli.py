@@ -96,7 +96,12 @@ def run(report: Report, runs: int = RUNS) -> None:
                 EDGEFLEET_SERVER=server.url,
                 EDGEFLEET_TOKEN=ADMIN_TOKEN,
                 XDG_CONFIG_HOME=str(workdir / "config"),  # no saved login of the runner's
+                # Bytecode as an installed CLI has it: the warm-up run writes it (here,
+                # not in the checkout). With PYTHONDONTWRITEBYTECODE, as our shells set
+                # it, every module changed since its last .pyc was compiled on every run.
+                PYTHONPYCACHEPREFIX=str(workdir / "pycache"),
             )
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
             commands = {
                 "--version": ["--version"],
                 "devices list": ["devices", "list"],
