@@ -8,9 +8,13 @@ the next one after each failure. Only :class:`DeviceRevoked` ends the loop.
 
 A server over its admission rate answers 503 with ``Retry-After`` (or closes
 with 4503 and ``retry-after=N``): its wait is a slot it booked for this agent,
-so the agent waits that long plus up to a quarter more (jitter, so agents told
-the same second do not arrive in the same millisecond) and comes back to the
-same server, without counting it as a failure.
+so the agent waits that long plus up to a quarter more and a spread that
+doubles with each refusal in a row (jitter, so agents told the same second do
+not arrive in the same millisecond) and comes back to the same server, without
+counting it as a failure. It never gives up and never enrolls again on a
+refusal. The failure backoff's cap (``RECONNECT_CAP``, 20 s unless
+``--reconnect-max-delay`` says otherwise) bounds how long after a restarted
+server is up its last agent tries again.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ log = logging.getLogger(__name__)
 
 REVOKED_CODE = 4401
 BUSY_CODE = 4503
+RECONNECT_CAP = 20.0
+"""The longest wait between failed attempts, seconds. After a server restart the
+last agent comes back at most this long after the server is up; 10,000 agents
+retrying a server that is down cost it (the kernel) ~1,000 refused SYNs a second."""
 MAX_MESSAGE = 8 * 1024 * 1024  # the largest WebSocket message the agent accepts
 
 
@@ -67,12 +75,16 @@ def retry_after(value: str | None) -> float | None:
 
 
 class Backoff:
+    """Full-jitter exponential backoff for failures, and the wait after a busy
+    server's refusal (:meth:`after_refusal`)."""
+
     def __init__(
-        self, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None
+        self, base: float = 1.0, cap: float = RECONNECT_CAP, rng: random.Random | None = None
     ) -> None:
         self.base = base
         self.cap = cap
         self.attempt = 0
+        self.refusals = 0  # busy refusals in a row
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
@@ -80,8 +92,19 @@ class Backoff:
         self.attempt = min(self.attempt + 1, 30)
         return self._rng.uniform(0, ceiling)
 
+    def after_refusal(self, wait: float) -> float:
+        """The wait after a busy server asked for ``wait`` s: that, up to a quarter
+        more, plus a spread that doubles with each refusal in a row up to a quarter
+        of the cap. Agents told the same second arrive apart, and one that a proxy
+        keeps telling "1 s" still backs off. Not a failure: the agent keeps its
+        server, its identity and its failure count."""
+        spread = min(self.cap / 4, 0.25 * 2**self.refusals)
+        self.refusals = min(self.refusals + 1, 30)
+        return wait * self._rng.uniform(1.0, 1.25) + self._rng.uniform(0, spread)
+
     def reset(self) -> None:
         self.attempt = 0
+        self.refusals = 0
 
 
 def ws_url(server: str) -> str:
@@ -115,7 +138,6 @@ class Connection:
         self._forced_interval = heartbeat_interval
         self.interval = heartbeat_interval or 10.0
         self.backoff = Backoff(cap=reconnect_cap)
-        self._rng = random.Random()
         self._ssl = ssl_context
         self._on_up = on_up
         self._on_down = on_down
@@ -181,14 +203,14 @@ class Connection:
             except DeviceRevoked:
                 raise
             except ServerBusy as exc:
-                delay = exc.wait * self._rng.uniform(1.0, 1.25)
+                delay = self.backoff.after_refusal(exc.wait)
                 log.info("%s is busy; coming back in %.1f s", self.server, delay)
                 await asyncio.sleep(delay)
                 continue
             except StatusRefused as exc:
                 wait = retry_after(exc.retry_after)
                 if exc.status in (429, 503) and wait is not None:
-                    delay = wait * self._rng.uniform(1.0, 1.25)
+                    delay = self.backoff.after_refusal(wait)
                     log.info("%s is busy; coming back in %.1f s", self.server, delay)
                     await asyncio.sleep(delay)
                     continue

@@ -101,7 +101,10 @@ class AgentSettings(BaseModel):
         None, gt=0, description="seconds between heartbeats (default: what the server says, 10)"
     )
     reconnect_max_delay: float = Field(
-        60.0, gt=0, description="cap of the reconnect backoff, seconds"
+        20.0,
+        gt=0,
+        description="cap of the reconnect backoff, seconds (after a server restart, the "
+        "longest an agent waits once it is up)",
     )
     update_lock_timeout: float = Field(
         600.0,

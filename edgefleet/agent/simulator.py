@@ -178,7 +178,6 @@ async def simulate(fleet: SimFleet, stop: asyncio.Event) -> SimStats:
             label=[f"{k}={v}" for k, v in label_sets[i].items()],
             allow_process=True,  # the sim runtime runs nothing real: every job is accepted
             heartbeat_interval=heartbeat,
-            reconnect_max_delay=10,
         )
         stats.agents.append(_make_agent(settings, supervise_every, fed))
         tasks.append(asyncio.create_task(_run_one(i, stats, supervise_every, stop, fed)))

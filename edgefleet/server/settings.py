@@ -146,10 +146,11 @@ class ServerSettings(BaseSettings):
         20, gt=0, description="refused enrollments per client address per minute before 429"
     )
     agent_connects_per_second: float = Field(
-        200.0,
+        1000.0,
         gt=0,
-        description="agent connections admitted per second (per replica); the rest get 503 "
-        "with a Retry-After that spreads them out (a reconnect storm after a restart)",
+        description="most agent connections admitted per second (per replica), less while "
+        "the event loop lags; the rest get 4503 with a retry-after that spreads them out "
+        "(a reconnect storm after a restart)",
     )
     max_streams_per_user: int = Field(
         32, gt=0, description="event, log, exec, port-forward and proxy streams one user holds"

@@ -1,25 +1,36 @@
-"""Admission of agent connections: at most the rate this replica can serve.
+"""Admission of agent connections: as fast as this replica can serve them.
 
 After a restart every agent of the fleet comes back within seconds. Each
 handshake costs a credential lookup, a presence write and maybe a desired
-state, so 10,000 at once would queue behind each other until their own
-timeouts expired and they all tried again. Instead the gateway admits
-``rate`` connections a second (a token bucket holding one second's worth)
-and answers the rest ``503`` with a ``Retry-After`` that *is* a slot: every
-refusal books the next free second-fraction after those already handed out,
-so 5,000 refused agents are told 1, 1, ..., 2, 2, ..., 25 s and come back at
-about the rate they can be admitted. The wait therefore grows with the load,
-and the agent adds its own jitter on top (``agent/connection.py``).
+state (~1 ms of server CPU, measured on a reconnect storm of 2,000), so
+10,000 at once would queue behind each other until their own timeouts
+expired and they all tried again. Instead the gateway admits connections
+from a token bucket whose rate follows the event loop: while the loop keeps
+its lag under ``LAG_BOUND`` the rate climbs towards the configured ceiling
+(``--agent-connects-per-second``); when the lag goes over, the rate is cut
+(additive increase, multiplicative decrease) and the bucket with it, so the
+next connections are refused. The rate never falls under a twentieth of the
+ceiling: a loop lagging because the machine is busy still admits, slowly.
+A fixed rate was either too slow (200/s made 10,000 agents wait 50 s on an
+idle server) or too fast for a busy one.
+
+The rest are answered with a ``Retry-After`` that *is* a slot: every refusal
+books the next free second-fraction after those already handed out, at the
+current rate, so 5,000 refused agents are told 1, 1, ..., 2, 2, ... s and come
+back at about the rate they can be admitted. The wait therefore grows with
+the load, and the agent adds its own jitter on top (``agent/connection.py``).
 
 Booked slots are not enforced: a returning agent still needs a token, and one
 that finds none books again. Slots never reach further than
 ``MAX_RETRY_AFTER`` ahead, so a server that was overrun recovers.
 
-Pure: no I/O; the clock is injected so tests step time by hand.
+:class:`Admission` is pure: no I/O, the clock injected, the loop's lag handed
+in by :func:`watch_lag` (the one coroutine here), so tests step both by hand.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -27,17 +38,44 @@ from collections.abc import Callable
 Clock = Callable[[], float]
 
 MAX_RETRY_AFTER = 120
-"""The longest wait handed out, seconds (10,000 agents at 100/s need 100 s)."""
+"""The longest wait handed out, seconds."""
+
+LAG_BOUND = 0.1
+"""Loop lag (seconds) above which the rate is cut:
+half the API's p99 target, so a storm never stalls the API behind it."""
+
+BURST = 0.25
+"""The bucket holds this many seconds' worth of connections: a restart's first
+wave is admitted in slices the lag watcher can see, not one second's worth at once."""
+
+INCREASE = 0.02
+"""Per lag reading under the bound, the rate grows by this share of the ceiling
+(from the floor to the ceiling in ~2.5 s of readings every 50 ms)."""
+
+DECREASE = 0.7
+"""Per lag reading over the bound, the rate is multiplied by this."""
+
+LAG_FADE = 0.5
+"""Each reading keeps at least this share of the last one (see :meth:`Admission.observe_lag`)."""
+
+FLOOR_SHARE = 0.05
+"""The rate never falls under this share of the ceiling: even a server on a
+busy machine keeps admitting, and keeps its booked slots within reach."""
 
 
 class Admission:
-    """A token bucket of ``rate`` per second with a queue of booked slots."""
+    """A token bucket whose rate follows the loop's lag, with a queue of booked slots."""
 
-    def __init__(self, rate: float, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, *, clock: Clock = time.monotonic, lag_bound: float = LAG_BOUND
+    ) -> None:
         if rate <= 0:
             raise ValueError("the admission rate must be positive")
-        self.rate = rate
-        self.capacity = max(1.0, rate)
+        self.ceiling = rate
+        self.floor = rate * FLOOR_SHARE
+        self.rate = rate  # the loop's lag is unknown yet: the bucket alone bounds the start
+        self.lag_bound = lag_bound
+        self.lag = 0.0
         self.clock = clock
         self._tokens = self.capacity
         self._stamp = clock()
@@ -47,9 +85,27 @@ class Admission:
         self._reported = (self._stamp, 0)  # (when, refused then)
         self._said = False  # the first refusal is told at once, however soon after start
 
+    @property
+    def capacity(self) -> float:
+        return max(1.0, self.rate * BURST)
+
     def _refill(self, now: float) -> None:
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
+
+    def observe_lag(self, lag: float) -> None:
+        """The event loop's latest lateness, seconds: over the bound the rate is
+        cut (and the bucket shrinks with it, so the next refusals come at once),
+        under it the rate climbs back towards the ceiling."""
+        self._refill(self.clock())
+        # A stall's reading fades over a few readings instead of being forgotten
+        # at the next one: the work it stood for is often still queued.
+        self.lag = max(lag, self.lag * LAG_FADE)
+        if lag > self.lag_bound:
+            self.rate = max(self.floor, self.rate * DECREASE)
+        else:
+            self.rate = min(self.ceiling, self.rate + self.ceiling * INCREASE)
+        self._tokens = min(self._tokens, self.capacity)
 
     def admit(self) -> int | None:
         """None to let this connection in now, else the whole seconds to wait."""
@@ -75,11 +131,21 @@ class Admission:
         self._reported = (now, self.refused)
         return (
             f"agent admission: {self.refused - refused} connections asked to retry in the "
-            f"last {now - when:.0f} s (rate {self.rate:g}/s); slots booked "
-            f"{self.backlog_seconds:.0f} s ahead"
+            f"last {now - when:.0f} s (rate now {self.rate:.0f}/s of at most {self.ceiling:g}/s, "
+            f"loop lag {self.lag * 1000:.0f} ms); slots booked {self.backlog_seconds:.0f} s ahead"
         )
 
     @property
     def backlog_seconds(self) -> float:
         """How far ahead slots are promised (0 when nobody is waiting)."""
         return max(0.0, self._next_slot - self.clock())
+
+
+async def watch_lag(admission: Admission, every: float = 0.05) -> None:
+    """Tell ``admission`` how late the loop wakes a sleeper, every ``every`` s,
+    for as long as the server runs (the hub starts and cancels this task)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(every)
+        admission.observe_lag(max(0.0, loop.time() - start - every))

@@ -59,7 +59,7 @@ from edgefleet.server.devices_link import (
 )
 from edgefleet.server.errors import GatewayTimeout, Unavailable
 from edgefleet.server.gateway import presence
-from edgefleet.server.gateway.admission import Admission
+from edgefleet.server.gateway.admission import Admission, watch_lag
 from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.bridge import StreamBridge, device_subject
 from edgefleet.server.gateway.enrollments import Enrollments
@@ -163,6 +163,7 @@ class Hub:
         self._tasks = [
             asyncio.create_task(flush, name="presence-flush"),
             asyncio.create_task(self._reap_loop(), name="session-reaper"),
+            asyncio.create_task(watch_lag(self.admission), name="admission-lag"),
         ]
 
     async def stop(self) -> None:

@@ -3,10 +3,14 @@ and the agent's reading of the wait it is given."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
 import pytest
 
 from edgefleet.agent.connection import retry_after
-from edgefleet.server.gateway.admission import MAX_RETRY_AFTER, Admission
+from edgefleet.server.gateway.admission import MAX_RETRY_AFTER, Admission, watch_lag
 
 
 class Clock:
@@ -17,29 +21,92 @@ class Clock:
         return self.now
 
 
-def test_one_seconds_worth_is_admitted_then_refusals_book_later_slots() -> None:
+def test_a_burst_is_admitted_then_refusals_book_later_slots() -> None:
     clock = Clock()
-    admission = Admission(10, clock=clock)
+    admission = Admission(40, clock=clock)  # the bucket holds a quarter second: 10
     assert [admission.admit() for _ in range(10)] == [None] * 10
-    waits = [admission.admit() for _ in range(50)]
+    waits = [admission.admit() for _ in range(200)]
     assert all(w is not None for w in waits)
-    # Booked one tenth of a second apart: 50 refused at 10/s wait up to 5 s,
+    # Booked a fortieth of a second apart: 200 refused at 40/s wait up to 5 s,
     # in order, so they come back at the rate they can be admitted.
     assert waits == sorted(waits)  # type: ignore[type-var]
     assert waits[0] == 1 and waits[-1] == 5
-    assert admission.refused == 50 and admission.admitted == 10
+    assert admission.refused == 200 and admission.admitted == 10
 
 
 def test_the_bucket_refills_at_the_rate() -> None:
     clock = Clock()
-    admission = Admission(4, clock=clock)
+    admission = Admission(16, clock=clock)
     for _ in range(4):
         assert admission.admit() is None
     assert admission.admit() is not None
-    clock.now += 0.5  # two tokens back
+    clock.now += 0.125  # two tokens back
     assert admission.admit() is None
     assert admission.admit() is None
     assert admission.admit() is not None
+
+
+def test_a_lagging_loop_refuses_with_later_slots_and_an_idle_one_admits() -> None:
+    """Readings over the lag bound cut the rate to its floor and the bucket with
+    it: of a hundred connections a dozen get in and the rest are told to come
+    back later (slots booked at the rate it can serve). Readings under the bound
+    bring the rate back to the ceiling, where the same hundred all get in."""
+    clock = Clock()
+    admission = Admission(1000, clock=clock)
+    for _ in range(20):
+        admission.observe_lag(0.5)  # the loop wakes a sleeper half a second late
+        clock.now += 0.05
+    assert admission.rate == admission.floor == 50
+    answers = [admission.admit() for _ in range(100)]
+    waits = [w for w in answers if w is not None]
+    assert answers.count(None) == 12  # a quarter second at 50/s
+    assert len(waits) == 88 and max(waits) == 2  # 88 at 50/s: up to 1.8 s ahead
+    for _ in range(4):  # a stall's reading fades over a few readings
+        admission.observe_lag(0.001)
+        clock.now += 0.05
+    assert admission.lag < admission.lag_bound and admission.rate < 1000
+    for _ in range(60):
+        admission.observe_lag(0.001)
+        clock.now += 0.05
+    assert admission.rate == 1000
+    clock.now += 5  # the booked slots have passed
+    assert [admission.admit() for _ in range(100)] == [None] * 100
+
+
+async def test_the_watcher_sees_a_blocked_loop_and_an_idle_one() -> None:
+    """The real loop: a handler holding it for 800 ms is seen as lag (the rate is
+    cut and a crowd is refused with waits); idle readings admit again. (A wide
+    bound and a long block: the machine running the tests may be busy.)"""
+    admission = Admission(1000, lag_bound=0.25)
+    watcher = asyncio.create_task(watch_lag(admission, every=0.02))
+    try:
+        await asyncio.sleep(0.1)
+        assert admission.lag < admission.lag_bound
+        assert admission.admit() is None
+        time.sleep(0.8)  # noqa: ASYNC251 (on purpose: a handler blocking the loop)
+        await asyncio.sleep(0.005)  # the watcher's reading, due during the block
+        assert admission.lag >= 0.7 and admission.rate <= 700
+        answers = [admission.admit() for _ in range(300)]  # at most 175 in the bucket now
+        assert answers.count(None) <= 175 and all(w and w >= 1 for w in answers[175:])
+        await asyncio.sleep(0.2)  # idle readings again: the stall has faded
+        assert admission.lag < admission.lag_bound
+        assert admission.admit() is None
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def test_an_idle_loop_admits_up_to_the_ceiling_and_no_more() -> None:
+    clock = Clock()
+    admission = Admission(200, clock=clock)
+    admitted = 0
+    for _ in range(100):  # five seconds of readings every 50 ms, 20 tries each
+        admission.observe_lag(0.002)
+        admitted += sum(admission.admit() is None for _ in range(20))
+        clock.now += 0.05
+    assert admission.rate == 200
+    assert 950 <= admitted <= 1000 + 50  # 200/s for 5 s, plus the first burst
 
 
 def test_waits_are_capped_and_the_queue_recovers() -> None:
