@@ -1,7 +1,8 @@
 """The agent process: enrollment, the connection, and the parts that do the work.
 
     Agent.run()
-      |- enroll (first start only) -> state dir
+      |- enroll (first start only) -> state dir; the daemon then starts again
+      |  (main.run), so what enrolling loaded is not kept for months
       |- Jobs: desired state from disk -> change queue -> runtimes   (no server needed)
       |- Connection: hello / heartbeats / desired state / commands / streams
       |- parts (agent/parts.py: PARTS, in start order, each with its condition),
@@ -104,6 +105,7 @@ class Agent:
         settings: AgentSettings,
         runtimes: RuntimeSet | None = None,
         profile: Profile = DEVICE,
+        restart_after_enrolling: bool = False,
     ) -> None:
         self.settings = settings
         self.profile = profile
@@ -124,6 +126,9 @@ class Agent:
         self.restart_requested = False
         # Set by an over-the-air upgrade: run after a clean stop instead of a plain restart.
         self.handover: Callable[[], None] | None = None
+        # The device daemon's first start: enroll, then stop for a fresh start (see run()).
+        self.restart_after_enrolling = restart_after_enrolling
+        self.enrolled = False  # this process enrolled the device
 
     # -- facts ------------------------------------------------------------------------
 
@@ -194,6 +199,7 @@ class Agent:
         identity.private_key = private_key
         identity.public_key = public_key_of(private_key)
         self.state.save_identity(identity)
+        self.enrolled = True
         log.info(
             "enrolled as %s (%s) in project %s", identity.name, identity.device_id, identity.project
         )
@@ -236,6 +242,14 @@ class Agent:
 
     async def run(self) -> None:
         context = await self.assemble()
+        if self.enrolled and self.restart_after_enrolling:
+            # Enrolling loaded cryptography, urllib and http.client (~16 MB RSS),
+            # which a process keeps until it ends, and a device's first process may
+            # run for months: stop before anything starts, so the daemon starts
+            # again from its stored enrollment without them (issue 18).
+            log.info("enrolled; starting again without what enrolling loaded")
+            self.restart_requested = True
+            return
         jobs, connection = context.jobs, context.connection
         self._add_parts(build_parts(context, self.profile))
         self.commands = CommandRunner(context, self._commands)

@@ -9,6 +9,7 @@ import logging.handlers
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from edgefleet.agent.agent import Agent
 from edgefleet.agent.errors import AgentError, DeviceRevoked
@@ -41,11 +42,16 @@ async def _serve(agent: Agent) -> None:
     await agent.run()
 
 
-def run(settings: AgentSettings) -> int:
+def run(settings: AgentSettings, start_again: Callable[[], None] | None = None) -> int:
     """Returns the process exit code: 0 stopped, 2 bad configuration or
-    refused enrollment, 3 device deleted on the server."""
+    refused enrollment, 3 device deleted on the server.
+
+    ``start_again`` (the lean entry's re-exec with the same settings, which does
+    not return): given, a first start that enrolls the device ends there and the
+    process starts afresh from the stored enrollment, leaving what enrolling
+    loaded (cryptography, urllib) out of a daemon that may run for months."""
     configure_logging(settings)
-    agent = Agent(settings)
+    agent = Agent(settings, restart_after_enrolling=start_again is not None)
     try:
         asyncio.run(_serve(agent))
     except DeviceRevoked as exc:
@@ -60,6 +66,8 @@ def run(settings: AgentSettings) -> int:
         return exc.exit_code
     if agent.handover is not None:
         agent.handover()  # an upgrade: execs the new version, does not return
+    if agent.enrolled and start_again is not None:
+        start_again()
     if agent.restart_requested:
         log.warning("restarting the agent")
         os.execv(sys.executable, [sys.executable, "-m", "edgefleet", *sys.argv[1:]])

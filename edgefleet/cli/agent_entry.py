@@ -100,8 +100,9 @@ def _run_lean(raw: str) -> None:
         sys.exit(2)
     asyncio_without_ssl(settings.server)  # before the agent imports asyncio
     from edgefleet.agent.main import run
+    from edgefleet.cli.handoff import exec_lean
 
-    sys.exit(run(settings))
+    sys.exit(run(settings, start_again=lambda: exec_lean(settings)))
 
 
 def main() -> None:
