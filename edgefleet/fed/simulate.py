@@ -23,7 +23,7 @@ import functools
 import gc
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -95,15 +95,15 @@ def run(
     """Run the five rounds. ``drop[p] = r``: party p goes silent from round r on.
     ``tamper(party, message)`` may replace any message the relay carries to a party.
 
-    Each round is three stretches: the server closes the round and frames its
-    messages; the parties parse theirs and answer; the server parses and takes the
-    answers. ``threads`` > 1: the parties' stretch runs on that many threads, each
-    taking batches of whole parties (they are separate devices). A thread then runs
-    long stretches of one device's work, whose heavy parts (X25519, AES-CTR, numpy)
-    release the GIL, instead of one pool task per message with the server's
-    GIL-bound parsing interleaved: that handed the GIL back and forth thousands of
-    times per round and made 1,000 parties slower on two threads than on one.
-    The server stays on this thread (its unmasking uses the threads too)."""
+    Each round: the server closes the round and frames its messages; the parties,
+    in batches of whole parties, parse theirs and answer; the server parses and
+    takes each batch of answers as it is done. ``threads`` > 1: the batches run on
+    that many threads (the parties are separate devices), so a thread runs long
+    stretches of device work whose heavy parts (X25519, AES-CTR, numpy) release
+    the GIL, while the server (this thread; its unmasking uses the threads too)
+    parses the batches already done. One pool task per message instead, with the
+    server's parsing waiting on each, handed the GIL back and forth thousands of
+    times per round and made 1,000 parties slower on two threads than on one."""
     drop = drop or {}
     aggregator = Aggregator(invitation, threads=threads)  # its unmasking too
     caches = pair_caches or {}
@@ -123,24 +123,20 @@ def run(
     def setup(p: str) -> Party:  # a device's setup (encoding its input, fresh keys) is its work
         return Party(invitation, p, keys[p], vectors[p], caches.get(p))
 
-    out.parties.update(
-        zip(names, crew.each(out, [(p, functools.partial(setup, p)) for p in names]), strict=True)
-    )
+    for made, batch in crew.each(out, [(p, functools.partial(setup, p)) for p in names]):
+        out.parties.update(zip(made, batch, strict=True))
     parties = out.parties
 
     def answers(work: list[tuple[str, Callable[[], FedMessage]]]) -> None:
-        """The parties answer (on the crew); the server takes each answer, in order."""
-        frames = crew.each(out, [(p, functools.partial(_framed, step)) for p, step in work])
-        for (party, _), frame in zip(work, frames, strict=True):
-            out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(frame)
-        if record:
-            out.transcript.extend(frames)
-
-        def take() -> None:
-            for frame in frames:
-                aggregator.handle(codec.decode_frame(frame))
-
-        on_server(take)
+        """The parties answer (on the crew); the server takes each batch of answers,
+        in order, as soon as it is done: its parsing overlaps the parties' work."""
+        done = crew.each(out, [(p, functools.partial(_framed, step)) for p, step in work])
+        for names_, frames in done:
+            for party, frame in zip(names_, frames, strict=True):
+                out.sent_bytes[party] = out.sent_bytes.get(party, 0) + len(frame)
+            if record:
+                out.transcript.extend(frames)
+            on_server(functools.partial(_take, aggregator, frames))
 
     def answering(party: str, round_name: Round) -> bool:
         return party not in drop or ROUNDS.index(round_name) < ROUNDS.index(drop[party])
@@ -183,6 +179,12 @@ def run(
     return out
 
 
+def _take(aggregator: Aggregator, frames: list[bytes]) -> None:
+    """The server parses each answer and hands it to the aggregator."""
+    for frame in frames:
+        aggregator.handle(codec.decode_frame(frame))
+
+
 def _framed(step: Callable[[], FedMessage]) -> bytes:
     """A party's step and the framing of its answer (the party's share of the relay)."""
     return codec.encode_frame(step())
@@ -214,8 +216,11 @@ class Crew:
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, "fed-party") if threads > 1 else None
 
-    def each(self, out: Run, work: Sequence[tuple[str, Callable[[], T]]]) -> list[T]:
-        """Every party's step, their results in ``work``'s order."""
+    def each(
+        self, out: Run, work: Sequence[tuple[str, Callable[[], T]]]
+    ) -> Iterator[tuple[list[str], list[T]]]:
+        """Every party's step, batch by batch in ``work``'s order: each batch's
+        parties and their results, yielded as soon as that batch is done."""
 
         def batch(part: Sequence[tuple[str, Callable[[], T]]]) -> tuple[list[T], float]:
             cpu, results = time.thread_time(), []
@@ -227,19 +232,13 @@ class Crew:
                 )
             return results, time.thread_time() - cpu
 
-        if self._pool is None:
-            parts = [work]
-            done = [batch(work)]
-        else:
-            size = min(self.BATCH, max(1, len(work) // (self.threads * 4)))
-            parts = [work[i : i + size] for i in range(0, len(work), size)]
-            done = list(self._pool.map(batch, parts))
-        results: list[T] = []
-        for part, (answers, cpu) in zip(parts, done, strict=True):
-            results.extend(answers)
+        size = min(self.BATCH, max(1, len(work) // (self.threads * 4)))
+        parts = [work[i : i + size] for i in range(0, len(work), size)]
+        done = map(batch, parts) if self._pool is None else self._pool.map(batch, parts)
+        for part, (results, cpu) in zip(parts, done, strict=True):
             for party, _ in part:
                 out.party_cpu[party] = out.party_cpu.get(party, 0.0) + cpu / len(part)
-        return results
+            yield [party for party, _ in part], results
 
     def close(self) -> None:
         if self._pool is not None:
