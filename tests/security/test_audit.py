@@ -127,6 +127,11 @@ def test_exec_argv_only_for_operators(fleet: Fleet, server: ServerProc) -> None:
     with server.http(operator) as http:
         audit = http.get("/api/v1/audit/exec").json()["items"]
         assert audit[0]["command"] == ["echo", "hunter2-in-argv"]
+        # One exec, one row, complete when the 200 came (issue 16 merged its writes).
+        assert len(audit) == 1 and audit[0]["user"] == "operator"
+        assert audit[0]["device"] == device and audit[0]["finished_at"] is not None
+        assert audit[0]["exit_code"] == 0 and audit[0]["interactive"] is False
+        assert audit[0]["id"] == mine[0]["data"]["exec"] == finished()[0]["data"]["exec"]
 
 
 def test_every_change_is_audited(fleet: Fleet, server: ServerProc, tmp_path: Any) -> None:

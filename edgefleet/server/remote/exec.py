@@ -21,7 +21,6 @@ from starlette.websockets import WebSocketDisconnect
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.context import ServerContext
-from edgefleet.server.db.base import utcnow
 from edgefleet.server.deps import CallerDep, Ctx, Db, Paging
 from edgefleet.server.errors import ApiError, BadGateway
 from edgefleet.server.pagination import Page
@@ -68,96 +67,46 @@ class ExecOut(Output):
     truncated: bool = False
 
 
-async def _audit_start(
-    ctx: ServerContext,
-    user: str,
-    project_pk: int,
-    device: str,
-    command: list[str],
-    *,
-    job: str | None = None,
-    service: str | None = None,
-    interactive: bool = False,
-) -> int:
-    async with ctx.session() as db:
-        row = ExecAudit(
-            user=user,
-            project_pk=project_pk,
-            device_id=device,
-            job_id=job,
-            service=service,
-            command=command,
-            interactive=interactive,
-        )
-        db.add(row)
-        await db.commit()
-        # The argv may hold secrets: it goes in ``data.command`` only, which the
-        # events API shows to operators and up (events/audit.PRIVATE_DATA).
-        where = f"{job}/{service} on {device}" if job else device
-        what = "opened a shell" if interactive else "ran a command"
-        ctx.events.record(
-            "exec",
-            project_pk,
-            f"{user} {what} on {where}",
-            device_id=device,
-            job_id=job,
-            actor=user,
-            data={"command": command, "interactive": interactive, "exec": row.pk},
-        )
-        return row.pk
-
-
-async def _audit_end(ctx: ServerContext, pk: int, exit_code: int | None, error: str | None) -> None:
-    async with ctx.session() as db:
-        row = await db.get(ExecAudit, pk)
-        if row is None:
-            return
-        row.exit_code, row.error, row.finished_at = exit_code, error, utcnow()
-        await db.commit()
-    where = f"{row.job_id}/{row.service} on {row.device_id}" if row.job_id else row.device_id
-    ended = f"exit code {exit_code}" if exit_code is not None else (error or "no exit code")
-    ctx.events.record(
-        "exec.finished",
-        row.project_pk,
-        f"{row.user}'s command on {where} ended: {ended}"[:1024],
-        device_id=row.device_id,
-        job_id=row.job_id,
-        actor=row.user,
-        data={"exec": pk, "exit_code": exit_code, "error": error},
-    )
-
-
 async def _run(
     ctx: ServerContext,
+    db: sockets.Session,
     device_id: str,
     spec: CommandSpec[E, ExecReply],
     args: E,
-    audit: int,
+    audit: ExecAudit,
 ) -> ExecOut:
+    """Send the command and wait for its reply; ``audit`` (already committed)
+    is finished with the exit code or the reason there is none."""
+
+    async def finish(exit_code: int | None, error: str | None) -> None:
+        await exec_audit_log.finish(db, ctx.events, audit, exit_code, error)
+
     try:
         result = await ctx.hub.command(device_id, spec, args, args.timeout + 10)
     except ApiError as exc:
-        await _audit_end(ctx, audit, None, exc.message)
+        await finish(None, exc.message)
         raise
     if not result.ok:
-        await _audit_end(ctx, audit, None, result.error)
+        await finish(None, result.error)
         raise BadGateway(f"the device could not run the command: {result.error}")
     try:
         reply = spec.reply_of(result.result)
     except ReplyError as exc:
-        await _audit_end(ctx, audit, None, str(exc))
+        await finish(None, str(exc))
         raise BadGateway(f"the device answered the command with {exc}") from exc
     out = ExecOut.model_validate(reply.model_dump())
-    await _audit_end(ctx, audit, out.exit_code, "timed out" if out.timed_out else None)
+    await finish(out.exit_code, "timed out" if out.timed_out else None)
     return out
 
 
 @router.post("/devices/{device}/exec", response_model=ExecOut)
 async def exec_on_device(device: str, body: ExecIn, caller: CallerDep, db: Db, ctx: Ctx) -> ExecOut:
     target = await targets.device(db, caller, device, Permission.EXEC_DEVICE)
-    audit = await _audit_start(ctx, caller.name, target.project_pk, target.id, body.command)
+    audit = await exec_audit_log.start(
+        db, ctx.events, caller.name, target.project_pk, target.id, body.command
+    )
     args = ExecArgs.model_validate(body.model_dump())
-    return await _run(ctx, target.id, EXEC, args, audit)
+    return await _run(ctx, db, target.id, EXEC, args, audit)
 
 
 @router.post("/jobs/{job}/exec", response_model=ExecOut)
@@ -167,8 +116,9 @@ async def exec_in_workload(
     target = await targets.workload(
         db, caller, job, body.device, body.service, Permission.EXEC_WORKLOAD
     )
-    audit = await _audit_start(
-        ctx,
+    audit = await exec_audit_log.start(
+        db,
+        ctx.events,
         caller.name,
         target.job.project_pk,
         target.device.id,
@@ -177,7 +127,7 @@ async def exec_in_workload(
         service=body.service,
     )
     args = WorkloadExecArgs.model_validate(body.model_dump() | {"job": target.job.id})
-    return await _run(ctx, target.device.id, WORKLOAD_EXEC, args, audit)
+    return await _run(ctx, db, target.device.id, WORKLOAD_EXEC, args, audit)
 
 
 @router.get("/audit/exec", response_model=Page[AuditOut])
@@ -269,16 +219,18 @@ async def _interactive(
         await _deny(websocket, exc)
         return
     try:
-        audit = await _audit_start(
-            ctx,
-            caller.name,
-            project_pk,
-            device_id,
-            command,
-            job=job,
-            service=service,
-            interactive=True,
-        )
+        async with ctx.session() as db:
+            audit = await exec_audit_log.start(
+                db,
+                ctx.events,
+                caller.name,
+                project_pk,
+                device_id,
+                command,
+                job=job,
+                service=service,
+                interactive=True,
+            )
         await _bridge_exec(ctx, websocket, device_id, header, audit)
     finally:
         release()
@@ -292,14 +244,27 @@ async def _deny(websocket: WebSocket, exc: ApiError) -> None:
     await websocket.close(4000 + exc.status, exc.message[:100])
 
 
+async def _finish_audit(
+    ctx: ServerContext, audit: ExecAudit, exit_code: int | None, error: str | None
+) -> None:
+    """An interactive session's end, in a session of its own (the socket's
+    first steps closed theirs long ago)."""
+    async with ctx.session() as db:
+        await exec_audit_log.finish(db, ctx.events, audit, exit_code, error)
+
+
 async def _bridge_exec(
-    ctx: ServerContext, websocket: WebSocket, device_id: str, header: dict[str, Any], audit: int
+    ctx: ServerContext,
+    websocket: WebSocket,
+    device_id: str,
+    header: dict[str, Any],
+    audit: ExecAudit,
 ) -> None:
     await websocket.accept()
     try:
         stream = await ctx.hub.open_stream(device_id, header)
     except ApiError as exc:
-        await _audit_end(ctx, audit, None, exc.message)
+        await _finish_audit(ctx, audit, None, exc.message)
         await _deny_accepted(websocket, exc)
         return
     exit_code: int | None = None
@@ -337,7 +302,7 @@ async def _bridge_exec(
         reader.cancel()
         if not stream.closed:
             await stream.reset("client went away")  # idempotent; never raises
-        await _audit_end(ctx, audit, exit_code, error)
+        await _finish_audit(ctx, audit, exit_code, error)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(1000)
 
