@@ -274,3 +274,17 @@ def test_revision_ignores_fields_left_at_their_default() -> None:
     assert revision_of(assignment("services:\n  s:\n    image: x\n    pids_limit: 5\n")) != (
         revision_of(job)
     )
+
+
+def test_a_bare_service_sends_only_what_is_set_and_the_devices_limits() -> None:
+    """Unset keys stay out of the body (the engine's defaults apply), while the
+    device's default limits are always sent: a service cannot leave them out."""
+    policy = DevicePolicy(default_memory=64 * 1024 * 1024, default_pids=100)
+    created = args("services:\n  s:\n    image: x\n", "s", settings(policy))
+    assert created["HostConfig"] == {
+        "NetworkMode": "ef-j1-d1-r1",
+        "Memory": 64 * 1024 * 1024,
+        "PidsLimit": 100,
+    }
+    assert "Cmd" not in created and "Env" not in created and "User" not in created
+    assert created["Labels"]["io.edgefleet.grace"] == "10"
