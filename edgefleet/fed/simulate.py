@@ -232,7 +232,7 @@ class Crew:
                 )
             return results, time.thread_time() - cpu
 
-        size = min(self.BATCH, max(1, len(work) // (self.threads * 4)))
+        size = min(self.BATCH, max(1, len(work) // (self.threads * 8)))
         parts = [work[i : i + size] for i in range(0, len(work), size)]
         done = map(batch, parts) if self._pool is None else self._pool.map(batch, parts)
         for part, (results, cpu) in zip(parts, done, strict=True):
