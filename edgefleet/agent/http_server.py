@@ -230,8 +230,17 @@ class _Connection:
         except Exception as exc:  # a handler's bug: logged with its traceback, answered 500
             log.exception("%s: handler failed", self.server.name)
             answer = error(500, f"internal error: {exc}")
+        self._skip_arrived_body()
         # A handler that did not read the whole body (refused early): close after answering.
         await self._answer(answer, close=self.conn.their_state is not h11.DONE)
+
+    def _skip_arrived_body(self) -> None:
+        """Consume what has already arrived of a body the handler left unread: a
+        GET's empty body is all there, and its connection can then be kept."""
+        with contextlib.suppress(h11.RemoteProtocolError):  # then closed after the answer
+            while self.conn.their_state is h11.SEND_BODY:
+                if self.conn.next_event() in (h11.NEED_DATA, h11.PAUSED):
+                    return
 
     async def _answer(self, answer: Answer, close: bool) -> None:
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):

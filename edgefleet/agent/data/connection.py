@@ -159,7 +159,8 @@ class Connection(asyncio.Protocol):
         self.head: Head | None = None  # parsed, its body not all here yet
         self.head_end = 0
         self.busy = False  # a request is being answered
-        self.paused = False
+        self.paused = False  # reading: see _flow
+        self.blocked = False  # the peer does not read its answers (asyncio's pause_writing)
         self.started: float | None = None  # when the request being read began
         self.last = self.loop.time()
         self.timer: asyncio.TimerHandle | None = None
@@ -191,12 +192,31 @@ class Connection(asyncio.Protocol):
         if not self.buf and self.started is None and not self.busy:
             self.started = self.last
         self.buf += data
-        if self.busy:
-            if len(self.buf) > PAUSE_BYTES and not self.paused and self.transport is not None:
-                self.paused = True
-                self.transport.pause_reading()
-            return
         self._process()
+        self._flow()
+
+    def pause_writing(self) -> None:
+        self.blocked = True
+        self._flow()
+
+    def resume_writing(self) -> None:
+        self.blocked = False
+        self._process()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Read no more while the peer leaves its answers unread, or while a
+        request is answered and ``PAUSE_BYTES`` wait behind it: what one
+        connection makes the agent hold stays bounded."""
+        transport = self.transport
+        pause = self.blocked or (self.busy and len(self.buf) > PAUSE_BYTES)
+        if transport is None or pause == self.paused:
+            return
+        self.paused = pause
+        if pause:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         """A peer may half-close after its last request: it is still answered."""
@@ -218,7 +238,7 @@ class Connection(asyncio.Protocol):
             return
         self._processing = True
         try:
-            while not self.busy and self.transport is not None and self.buf:
+            while not self.busy and not self.blocked and self.transport is not None and self.buf:
                 if not self._next():
                     return
         finally:
@@ -235,10 +255,10 @@ class Connection(asyncio.Protocol):
                 return True
             end = self.buf.find(b"\r\n\r\n", 0, self.server.max_head + 4)
             if end < 0:
-                if b"\n\n" in self.buf or b"\n\r\n" in self.buf:  # bare LF endings: h11's
-                    self._hand_over()
-                elif len(self.buf) > self.server.max_head:
+                if len(self.buf) > self.server.max_head:
                     self._refuse(431, f"request head over {self.server.max_head} bytes")
+                elif b"\n\n" in self.buf or b"\n\r\n" in self.buf:  # bare LF endings: h11's
+                    self._hand_over()
                 return False
             try:
                 head = Head(bytes(self.buf[:end]))
@@ -282,11 +302,8 @@ class Connection(asyncio.Protocol):
             return
         if self.buf and self.started is None:
             self.started = self.last
-        if self.paused and len(self.buf) <= PAUSE_BYTES:
-            self.paused = False
-            transport.resume_reading()
-        if self.buf:
-            self._process()
+        self._process()
+        self._flow()
         self._close_at_eof()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -306,6 +323,8 @@ class Connection(asyncio.Protocol):
         protocol = asyncio.StreamReaderProtocol(reader)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        if self.blocked:
+            protocol.pause_writing()  # the transport's state, so its resume finds it paused
         if self.paused:
             transport.resume_reading()  # before the reader's own flow control may pause it
         reader.feed_data(bytes(self.buf))
