@@ -8,6 +8,7 @@ makes it safe to run from any replica.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.loans import service as loans
 from edgefleet.server.loans import view as loan_view
 from edgefleet.server.reservations.gate import gate
+from edgefleet.server.reservations.tables import Reservation
 from edgefleet.spec.model import AppSpec
 from edgefleet.wire.messages import DeviceFacts
 
@@ -49,17 +51,19 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
     (:mod:`edgefleet.server.reservations.gate` blocks those). Another
     project's device is never a target otherwise, whatever ids the job holds."""
     lent = await loans.borrowed(db, job.project_pk)
-    guest_rows = set(
-        await db.scalars(
-            select(JobDevice.device_pk)
-            .join(Device, Device.pk == JobDevice.device_pk)
-            .where(
-                JobDevice.job_pk == job.pk,
-                JobDevice.assigned.is_(True),
-                Device.project_pk != job.project_pk,
+    guest_rows: set[int] = set()
+    if job.pk is not None:  # a job being created runs nowhere yet
+        guest_rows = set(
+            await db.scalars(
+                select(JobDevice.device_pk)
+                .join(Device, Device.pk == JobDevice.device_pk)
+                .where(
+                    JobDevice.job_pk == job.pk,
+                    JobDevice.assigned.is_(True),
+                    Device.project_pk != job.project_pk,
+                )
             )
         )
-    )
     found: list[tuple[int, dict[str, Any]]] = []
     if job.selector is None:
         listed = select(Device.pk, Device.facts, Device.project_pk).where(
@@ -90,6 +94,17 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
     return found
 
 
+@dataclass
+class Plan:
+    """What :func:`write` will change for one job, decided by :func:`plan`
+    from reads alone (new rows lack only the job's pk)."""
+
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)  # newly refused devices, for the audit
+    changed: set[int] = field(default_factory=set)
+
+
 async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = False) -> set[int]:
     """Bring job_devices in line with the job; returns the device pks whose
     desired state changed (the caller bumps and pushes them).
@@ -99,31 +114,50 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
     objects), devices with the same capabilities are judged once, new rows go
     in as one bulk insert and only rows that really change are updated, in
     one executemany. A pass that finds nothing to do writes nothing."""
+    return await write(db, job, await plan(db, job, version, upgraded=upgraded))
+
+
+async def plan(
+    db: AsyncSession,
+    job: Job,
+    version: str,
+    *,
+    upgraded: bool = False,
+    reservation: Reservation | None = None,
+) -> Plan:
+    """Every read :func:`assign` needs, and its decisions; writes nothing.
+
+    ``job`` may not be in the database yet (``job.pk`` is None: the job being
+    created, whose ``reservation`` is not attached yet): then it has no rows,
+    and the caller inserts it just before :func:`write`. On SQLite the write
+    lock is taken by the first write of a transaction and held to its commit,
+    so a fan-out to thousands of devices holds it for the writes only, not
+    for these reads as well (each a round trip through a busy event loop)."""
     spec = AppSpec.model_validate(job.resolved)
-    existing = {
-        row.device_pk: row
-        for row in (
-            await db.execute(
-                select(
-                    JobDevice.pk,
-                    JobDevice.device_pk,
-                    JobDevice.assigned,
-                    JobDevice.eligible,
-                    JobDevice.state,
-                    JobDevice.error,
-                    JobDevice.target_version,
-                ).where(JobDevice.job_pk == job.pk)
-            )
-        ).all()
-    }
+    existing: dict[int, Any] = {}
+    if job.pk is not None:
+        existing = {
+            row.device_pk: row
+            for row in (
+                await db.execute(
+                    select(
+                        JobDevice.pk,
+                        JobDevice.device_pk,
+                        JobDevice.assigned,
+                        JobDevice.eligible,
+                        JobDevice.state,
+                        JobDevice.error,
+                        JobDevice.target_version,
+                    ).where(JobDevice.job_pk == job.pk)
+                )
+            ).all()
+        }
     wanted = dict(await targets(db, job)) if active(job) else {}
-    changed: set[int] = set()
+    result = Plan()
+    changed, refused = result.changed, result.refused
     now = utcnow()
-    blocks = await gate(db, job, spec, wanted, now)
+    blocks = await gate(db, job, spec, wanted, now, reservation=reservation)
     verdicts: dict[str, str | None] = {}
-    new_rows: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    refused: dict[int, str] = {}  # newly refused devices, for the audit
     for pk, facts in wanted.items():
         key = facts_key(facts)
         if key not in verdicts:
@@ -136,9 +170,8 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
         blocked_state, error = ("failed", error) if reason else blocks.get(pk, ("failed", None))
         eligible = error is None
         if row is None:
-            new_rows.append(
+            result.new_rows.append(
                 {
-                    "job_pk": job.pk,
                     "device_pk": pk,
                     "assigned": True,
                     "eligible": eligible,
@@ -170,18 +203,26 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
             row.error,
             row.target_version,
         ):
-            updates.append(_update(row, after, now))
+            result.updates.append(_update(row, after, now))
     for pk, row in existing.items():
         if pk not in wanted and row.assigned:
-            updates.append(
+            result.updates.append(
                 _update(row, (False, row.eligible, row.state, row.error, row.target_version), now)
             )
             if row.eligible:
                 changed.add(pk)
-    await audit.refusals(db, job.project_pk, job.id, refused)
+    return result
+
+
+async def write(db: AsyncSession, job: Job, planned: Plan) -> set[int]:
+    """Write ``planned`` for ``job`` (now in the database): the refusals' audit,
+    new rows in bulk, changed rows in one executemany. Returns the devices
+    whose desired state changed."""
+    await audit.refusals(db, job.project_pk, job.id, planned.refused)
+    new_rows = [{"job_pk": job.pk, **row} for row in planned.new_rows]
     for start in range(0, len(new_rows), 1000):
         await db.execute(insert(JobDevice), new_rows[start : start + 1000])
-    if updates:
+    if planned.updates:
         table = cast(Table, JobDevice.__table__)
         statement = (
             update(table)
@@ -195,9 +236,9 @@ async def assign(db: AsyncSession, job: Job, version: str, *, upgraded: bool = F
                 updated_at=bindparam("new_updated_at"),
             )
         )
-        for start in range(0, len(updates), 1000):
-            await db.execute(statement, updates[start : start + 1000])
-    return changed
+        for start in range(0, len(planned.updates), 1000):
+            await db.execute(statement, planned.updates[start : start + 1000])
+    return planned.changed
 
 
 def _update(

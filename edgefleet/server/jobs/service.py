@@ -17,8 +17,8 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import new_id
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import Conflict, Invalid, NotFound
+from edgefleet.server.jobs import assign as assignment
 from edgefleet.server.jobs import desired, devices
-from edgefleet.server.jobs.assign import assign
 from edgefleet.server.jobs.schemas import JobIn, JobOut, JobPatch
 from edgefleet.server.jobs.status import refresh_jobs
 from edgefleet.server.jobs.tables import Job, JobDevice
@@ -63,10 +63,22 @@ async def _resolve_devices(db: AsyncSession, project: Project, refs: list[str]) 
     return list(dict.fromkeys(by_ref[r] for r in refs))
 
 
-async def apply(ctx: ServerContext, db: AsyncSession, job: Job, *, upgraded: bool = False) -> None:
-    """Assign, bump, commit, push, refresh: the one path every change takes."""
-    version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
-    changed = await assign(db, job, version or "", upgraded=upgraded)
+async def apply(
+    ctx: ServerContext,
+    db: AsyncSession,
+    job: Job,
+    *,
+    upgraded: bool = False,
+    planned: assignment.Plan | None = None,
+) -> None:
+    """Assign, bump, commit, push, refresh: the one path every change takes.
+    ``planned``: the assignment already decided (by :func:`create`, before the
+    job's INSERT took the write lock)."""
+    if planned is None:
+        version = await db.scalar(select(AppVersion.version).where(AppVersion.pk == job.version_pk))
+        changed = await assignment.assign(db, job, version or "", upgraded=upgraded)
+    else:
+        changed = await assignment.write(db, job, planned)
     await desired.bump(db, changed)
     await db.commit()
     await desired.push(ctx, changed)
@@ -111,6 +123,10 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
         state="pending",
         created_by=caller.name,
     )
+    # Every read of the assignment before the job's INSERT: on SQLite that
+    # INSERT takes the write lock until apply's commit (issue 16: a job to
+    # 2,000 devices held it for seconds while the reads went round the loop).
+    planned = await assignment.plan(db, job, version.version, reservation=reservation)
     db.add(job)
     await db.flush()
     if reservation is not None:
@@ -126,7 +142,7 @@ async def create(ctx: ServerContext, db: AsyncSession, caller: Caller, body: Job
         job_id=job.id,
         actor=caller.name,
     )
-    await apply(ctx, db, job)
+    await apply(ctx, db, job, planned=planned)
     return job
 
 

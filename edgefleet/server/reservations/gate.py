@@ -57,9 +57,17 @@ async def foreign(db: AsyncSession, job: Job, pks: list[int]) -> set[int]:
 
 
 async def gate(
-    db: AsyncSession, job: Job, spec: AppSpec, facts: dict[int, dict[str, Any]], now: datetime
+    db: AsyncSession,
+    job: Job,
+    spec: AppSpec,
+    facts: dict[int, dict[str, Any]],
+    now: datetime,
+    *,
+    reservation: Reservation | None = None,
 ) -> dict[int, Block]:
-    """{device pk: block} for the devices of ``facts`` this job may not run on now."""
+    """{device pk: block} for the devices of ``facts`` this job may not run on now.
+    The reservation the job named is looked up, or, for a job not inserted
+    yet (``job.pk`` None), the ``reservation`` it is about to be attached to."""
     pks = sorted(facts)
     blocks: dict[int, Block] = {}
     guests = await foreign(db, job, pks)
@@ -83,11 +91,13 @@ async def gate(
             refusal = guest_refusal(spec, policy, LoanRights.model_validate(held.rights))
             if refusal:
                 blocks[pk] = ("failed", f"cannot run here: {refusal}")
-    named = await db.scalar(
-        select(Reservation)
-        .join(ReservationJob, ReservationJob.reservation_pk == Reservation.pk)
-        .where(ReservationJob.job_pk == job.pk)
-    )
+    named = reservation
+    if job.pk is not None:
+        named = await db.scalar(
+            select(Reservation)
+            .join(ReservationJob, ReservationJob.reservation_pk == Reservation.pk)
+            .where(ReservationJob.job_pk == job.pk)
+        )
     if named is not None:
         booked = set(
             await db.scalars(
