@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from edgefleet import __version__
 from edgefleet.agent.errors import AgentError
 from edgefleet.agent.part import AgentContext, CommandHandler
-from edgefleet.agent.upgrade import install
-from edgefleet.agent.upgrade.launch import switch
 from edgefleet.agent.upgrade.state import (
     Paths,
     clear_pending,
@@ -70,6 +68,11 @@ class UpgradePart:
         return UpgradeAnswer(accepted=True, version=order.version, from_version=__version__)
 
     async def _run(self, order: UpgradeOrder) -> None:
+        # Downloading, installing and switching load with the first upgrade: an
+        # agent keeps for months what it imports (issue 18).
+        from edgefleet.agent.upgrade import install
+        from edgefleet.agent.upgrade.launch import switch
+
         connection, identity = self.ctx.connection, self.ctx.identity
         self._report(order, "installing")
         try:
