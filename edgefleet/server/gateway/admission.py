@@ -20,6 +20,15 @@ current rate, so 5,000 refused agents are told 1, 1, ..., 2, 2, ... s and come
 back at about the rate they can be admitted. The wait therefore grows with
 the load, and the agent adds its own jitter on top (``agent/connection.py``).
 
+The rate alone does not see work that waits off the loop (the credential
+lookup queues for a database connection): a restart's first wave admitted at
+1,000/s could leave handshakes waiting longer than the agents' 15 s timeout,
+and every agent that gave up would come back to queue again while the server
+still did its lookup. So at most ``MAX_IN_FLIGHT`` admitted handshakes may be
+unfinished at once (:meth:`Admission.finished`); past that, connections are
+refused as over the rate. A handshake that never says it finished stops
+counting after ``STALE_AFTER``.
+
 Booked slots are not enforced: a returning agent still needs a token, and one
 that finds none books again. Slots never reach further than
 ``MAX_RETRY_AFTER`` ahead, so a server that was overrun recovers.
@@ -33,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 Clock = Callable[[], float]
@@ -55,6 +65,12 @@ INCREASE = 0.02
 DECREASE = 0.7
 """Per lag reading over the bound, the rate is multiplied by this."""
 
+MAX_IN_FLIGHT = 100
+"""Admitted handshakes not yet finished, at most (see the module docstring)."""
+
+STALE_AFTER = 30.0
+"""An admitted handshake counts as in flight for at most this long, seconds."""
+
 LAG_FADE = 0.5
 """Each reading keeps at least this share of the last one (see :meth:`Admission.observe_lag`)."""
 
@@ -67,7 +83,12 @@ class Admission:
     """A token bucket whose rate follows the loop's lag, with a queue of booked slots."""
 
     def __init__(
-        self, rate: float, *, clock: Clock = time.monotonic, lag_bound: float = LAG_BOUND
+        self,
+        rate: float,
+        *,
+        clock: Clock = time.monotonic,
+        lag_bound: float = LAG_BOUND,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         if rate <= 0:
             raise ValueError("the admission rate must be positive")
@@ -76,6 +97,8 @@ class Admission:
         self.rate = rate  # the loop's lag is unknown yet: the bucket alone bounds the start
         self.lag_bound = lag_bound
         self.lag = 0.0
+        self.max_in_flight = max_in_flight
+        self._in_flight: deque[float] = deque()  # when each unfinished handshake was admitted
         self.clock = clock
         self._tokens = self.capacity
         self._stamp = clock()
@@ -111,14 +134,26 @@ class Admission:
         """None to let this connection in now, else the whole seconds to wait."""
         now = self.clock()
         self._refill(now)
-        if self._tokens >= 1.0 - 1e-9:
+        while self._in_flight and self._in_flight[0] < now - STALE_AFTER:
+            self._in_flight.popleft()
+        if self._tokens >= 1.0 - 1e-9 and len(self._in_flight) < self.max_in_flight:
             self._tokens -= 1.0
             self.admitted += 1
+            self._in_flight.append(now)
             return None
         self.refused += 1
         # Slots already promised drain at `rate`: this one comes after them.
         self._next_slot = min(max(self._next_slot, now) + 1.0 / self.rate, now + MAX_RETRY_AFTER)
         return max(1, min(MAX_RETRY_AFTER, math.ceil(self._next_slot - now - 1e-6)))
+
+    def finished(self) -> None:
+        """An admitted handshake is over (welcomed, refused or failed): room for another."""
+        if self._in_flight:
+            self._in_flight.popleft()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     def summary(self, every: float = 5.0) -> str | None:
         """A line for the log at most every ``every`` seconds while refusing:
@@ -132,7 +167,8 @@ class Admission:
         return (
             f"agent admission: {self.refused - refused} connections asked to retry in the "
             f"last {now - when:.0f} s (rate now {self.rate:.0f}/s of at most {self.ceiling:g}/s, "
-            f"loop lag {self.lag * 1000:.0f} ms); slots booked {self.backlog_seconds:.0f} s ahead"
+            f"loop lag {self.lag * 1000:.0f} ms, {self.in_flight} handshakes under way); "
+            f"slots booked {self.backlog_seconds:.0f} s ahead"
         )
 
     @property

@@ -10,7 +10,12 @@ import time
 import pytest
 
 from edgefleet.agent.connection import retry_after
-from edgefleet.server.gateway.admission import MAX_RETRY_AFTER, Admission, watch_lag
+from edgefleet.server.gateway.admission import (
+    MAX_RETRY_AFTER,
+    STALE_AFTER,
+    Admission,
+    watch_lag,
+)
 
 
 class Clock:
@@ -52,7 +57,7 @@ def test_a_lagging_loop_refuses_with_later_slots_and_an_idle_one_admits() -> Non
     back later (slots booked at the rate it can serve). Readings under the bound
     bring the rate back to the ceiling, where the same hundred all get in."""
     clock = Clock()
-    admission = Admission(1000, clock=clock)
+    admission = Admission(1000, clock=clock, max_in_flight=10_000)  # the rate alone
     for _ in range(20):
         admission.observe_lag(0.5)  # the loop wakes a sleeper half a second late
         clock.now += 0.05
@@ -73,11 +78,30 @@ def test_a_lagging_loop_refuses_with_later_slots_and_an_idle_one_admits() -> Non
     assert [admission.admit() for _ in range(100)] == [None] * 100
 
 
+def test_unfinished_handshakes_are_bounded_whatever_the_rate() -> None:
+    """Handshakes waiting off the loop (for the database) are not lag: past the
+    bound on those under way, connections are refused with a wait even with
+    tokens to spare; each one finished makes room, and one that never says so
+    stops counting after a while."""
+    clock = Clock()
+    admission = Admission(1000, clock=clock, max_in_flight=3)
+    assert [admission.admit() for _ in range(3)] == [None] * 3
+    assert admission.in_flight == 3
+    refused = admission.admit()
+    assert refused is not None and refused >= 1
+    admission.finished()
+    assert admission.admit() is None
+    assert admission.admit() is not None
+    clock.now += STALE_AFTER + 1  # three handshakes lost without a word
+    assert admission.admit() is None
+    assert admission.in_flight == 1
+
+
 async def test_the_watcher_sees_a_blocked_loop_and_an_idle_one() -> None:
     """The real loop: a handler holding it for 800 ms is seen as lag (the rate is
     cut and a crowd is refused with waits); idle readings admit again. (A wide
     bound and a long block: the machine running the tests may be busy.)"""
-    admission = Admission(1000, lag_bound=0.25)
+    admission = Admission(1000, lag_bound=0.25, max_in_flight=10_000)
     watcher = asyncio.create_task(watch_lag(admission, every=0.02))
     try:
         await asyncio.sleep(0.1)
@@ -99,7 +123,7 @@ async def test_the_watcher_sees_a_blocked_loop_and_an_idle_one() -> None:
 
 def test_an_idle_loop_admits_up_to_the_ceiling_and_no_more() -> None:
     clock = Clock()
-    admission = Admission(200, clock=clock)
+    admission = Admission(200, clock=clock, max_in_flight=10_000)
     admitted = 0
     for _ in range(100):  # five seconds of readings every 50 ms, 20 tries each
         admission.observe_lag(0.002)
