@@ -9,12 +9,16 @@ import os
 import sys
 from collections.abc import Callable
 
-import uvicorn
+from edgefleet.server import footprint
 
-from edgefleet.heap import settle
-from edgefleet.server.app import create_app
-from edgefleet.server.bus.base import BusError, create_bus
-from edgefleet.server.settings import ServerSettings
+footprint.keep_out()  # before the app's modules import httpx and FastAPI builds routes
+
+import uvicorn  # noqa: E402
+
+from edgefleet.heap import settle  # noqa: E402
+from edgefleet.server.app import create_app  # noqa: E402
+from edgefleet.server.bus.base import BusError, create_bus  # noqa: E402
+from edgefleet.server.settings import ServerSettings  # noqa: E402
 
 M_ARENA_MAX = -8  # mallopt(3)
 
