@@ -9,6 +9,7 @@ side's writing half is the command's end of input.
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -61,8 +62,6 @@ class Execs:
 
     def start(self, exec_id: str, *, tty: bool) -> Hijacked:
         """Start it; its connection, blocking, without a timeout (a session may idle)."""
-        import json
-
         path = f"/exec/{segment(exec_id)}/start"
         body = json.dumps({"Detach": False, "Tty": tty}).encode()
         status, error, sock, head = self.client.transport.hijack(

@@ -9,7 +9,7 @@ caller that needs them. The container role needs networks and volumes
 (:class:`ContainerRuntime`).
 
 Implementations sit side by side (``docker.py``, ``process.py``) and are
-imported by name from :data:`RUNTIMES` only when chosen, so the docker SDK is
+imported by name from :data:`RUNTIMES` only when chosen, so the engine client is
 never loaded on a device that runs processes only. ``sim.py`` is not among
 them: the fleet simulator builds it directly, a real agent never offers it.
 
