@@ -65,6 +65,8 @@ FORBIDDEN = {
     "yaml",
     "tarfile",  # device-side builds and volume copies
     "edgefleet.spec.compose",
+    "edgefleet.agent.upgrade.install",  # with the first upgrade (agent/upgrade/part.py)
+    "edgefleet.agent.upgrade.launch",
     "edgefleet.fed.messages",
     "edgefleet.fed.analytics",
     "edgefleet.fed.codec",
@@ -193,7 +195,7 @@ def test_the_lean_process_drops_its_settings_and_keeps_requests_working(tmp_path
     )
     script = (
         "import os, edgefleet.cli.agent_entry as e, edgefleet.agent.main as m\n"
-        "def run(s):\n"
+        "def run(s, start_again):\n"
         "    import requests.models\n"
         "    print(s.provisioning_key, os.environ.get(e.SETTINGS_ENV),\n"
         "          os.popen('env').read().count(e.SETTINGS_ENV), requests.models.chardet)\n"
