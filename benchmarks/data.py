@@ -11,6 +11,8 @@ durability on (SQLite WAL, ``synchronous=FULL``: a 2xx only after fsync).
    and JSON lines of 100 records per request. Every 2xx means fdatasync'd on
    the device (the agent's journal); the clients run in this process, on the
    same cores as the agent, and the uploader runs alongside, as in life.
+   Each row notes records per fsync and the agent's CPU per record (all its
+   threads, the uploader's share included) beside the load average.
 2. Uploaded end to end, records/s: records buffered while the server is down,
    then the time until the server has committed all of them (the upload path
    alone); and posting while connected, first POST to last record committed.
@@ -126,13 +128,26 @@ class _Syncs:
         )
 
 
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def _timed_load(pid: int, url: str, clients: int, requests: int, per: int) -> tuple[float, str]:
-    """Records/s of :func:`_load`, and what the agent's fsyncs were meanwhile."""
+    """Records/s of :func:`_load`, and what the agent spent meanwhile: its
+    fsyncs, and its CPU (every thread: endpoint, group commit, uploader) per
+    record, beside the machine's load (the clients share its cores)."""
+    agent = psutil.Process(pid)
+    records = clients * requests * per
     with _Syncs(pid) as syncs:
+        cpu = _cpu(agent)
         begin = time.perf_counter()
         rate = asyncio.run(_load(url, clients, requests, per))
         seconds = time.perf_counter() - begin
-    return rate, syncs.note(clients * requests * per, seconds)
+        cpu = _cpu(agent) - cpu
+    load = os.getloadavg()[0]
+    note = f"; agent CPU {cpu / records * 1e6:,.0f} us/record, load {load:.1f}"
+    return rate, syncs.note(records, seconds) + note
 
 
 def _stop_workload(pid_file: Path) -> None:

@@ -2,8 +2,9 @@
 
 The agent carries no web framework (it must stay small on devices). Two
 listeners share this loop: the data endpoint for workloads (TCP, on loopback
-and job networks' gateways: :mod:`edgefleet.agent.data.http`) and the owner's
-local API (a Unix socket: :mod:`edgefleet.agent.local.http`). It serves one
+and job networks' gateways: :mod:`edgefleet.agent.data.http`, whose own
+reader serves POSTed records and hands every other request's connection
+here) and the owner's local API (a Unix socket: :mod:`edgefleet.agent.local.http`). It serves one
 handler per listener, keeps connections alive, streams request bodies to the
 handler (files are not held in memory), answers ``Expect: 100-continue``, and
 sends an answer either whole (:class:`Response`, JSON) or as it is produced

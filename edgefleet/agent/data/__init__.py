@@ -3,7 +3,9 @@ which keeps them on disk until the server has them.
 
     endpoint.py   what workloads may POST, validation, answers
     context.py    what a workload may read about its device and job (GET context)
-    http.py       its TCP listeners (the HTTP loop is agent/http_server.py)
+    http.py       its TCP listeners
+    connection.py their lean HTTP/1.1 reader: POSTed records served on the
+                  connection, the rest handed to agent/http_server.py (h11)
     buffer.py     the durable SQLite buffer (seqs, idempotency, quota, eviction)
     service.py    the part: listeners, group commit, URLs and the env hook
     uploader.py   batches and files to the server, backlog reports

@@ -1,8 +1,9 @@
 """The agent's data part: the local endpoint, the buffer, the uploader.
 
     workload --POST--> listener (127.0.0.1, job-network gateways) --> endpoint
-        --> group commit (one thread, one transaction for all waiting requests)
-        --> buffer (SQLite, fsync'd) --> 2xx to the workload
+        --> submit(incoming, done) --> group commit on the buffer's thread
+            (one journal append + fdatasync for all waiting requests)
+        --> done(...) on the loop, one call_soon_threadsafe per group --> 2xx
     uploader --DataBatch--> server --commit--> DataAck --> buffer deletes
 
 The port is chosen once (``--data-port``, or a free one on first start) and
