@@ -298,6 +298,9 @@ def create_app(
         exempt=("/proxy/", f"{API}/agent/data", "/portal/static", f"{API}/build-contexts"),
     )
     app.add_middleware(DirectAgentLine)  # agents' WebSocket: not through the routing stack
+    from edgefleet.server.proxy.paths import ProxyPaths
+
+    app.add_middleware(ProxyPaths)  # /proxy/…: not through the routing stack either
     apps_domain = settings.resolved_apps_domain()
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)

@@ -6,9 +6,11 @@ large download from starving anything else on the agent's connection.
 
 A request costs one round trip to the agent, not two: its head (and the end
 of a body-less request) travels right behind the stream's OPEN
-(:meth:`Exchange.start`), before the agent has connected to the app; and the
-stream's window is widened to :data:`DOWNLOAD_WINDOW` in the same breath, so
-a download is not held to 256 KiB per round trip.
+(:meth:`Exchange.start`), before the agent has connected to the app. An
+answer of up to :data:`WHOLE_BODY` bytes is collected and sent as one plain
+response (no streaming machinery, no extra frames); a larger one is streamed,
+and only then is the stream's window widened to :data:`DOWNLOAD_WINDOW`, so a
+download is not held to 256 KiB per round trip.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ RESPONSE_TIMEOUT = 120.0
 DOWNLOAD_WINDOW = 2 * 1024 * 1024
 """What the agent may send ahead of the client's reading: enough for ~1 GB/s
 over a 2 ms round trip; the most a slow client makes this replica buffer."""
+WHOLE_BODY = 64 * 1024
+"""An answer declaring at most this many bytes is read whole before it is sent
+on (within the stream's initial window, so no credit needs to flow back)."""
 
 SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 """Added to every response served on the portal's origin (path mode): the page
@@ -251,8 +256,7 @@ class Exchange:
         self.head = head or b""
 
     async def start(self, stream: Stream) -> None:
-        """Before the agent answers the open: widen the window, send the head."""
-        await stream.widen(DOWNLOAD_WINDOW)
+        """Before the agent answers the open: send the head."""
         await stream.send(self.head, frame_size=BULK_FRAME)
 
     async def _send_body(self, stream: Stream) -> None:
@@ -284,7 +288,8 @@ class Exchange:
             await stream.reset(reason)
 
         try:
-            event = await asyncio.wait_for(self._next_event(stream), RESPONSE_TIMEOUT)
+            async with asyncio.timeout(RESPONSE_TIMEOUT):  # no task per request, as wait_for makes
+                event = await self._next_event(stream)
         except TimeoutError:
             await fail("no response")
             raise GatewayTimeout(f"the app did not answer within {RESPONSE_TIMEOUT:g} s") from None
@@ -305,13 +310,28 @@ class Exchange:
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers
         ]
         arrived, complete = self._arrived()
-        if complete:  # a small answer came whole with its head: no streaming machinery
+        declared = _content_length(event.headers)
+        if not complete and declared is not None and declared <= WHOLE_BODY:
+            try:
+                async with asyncio.timeout(RESPONSE_TIMEOUT):
+                    complete = await self._rest(stream, arrived)
+            except TimeoutError:
+                await fail("no response")
+                raise GatewayTimeout(
+                    f"the app did not finish its answer within {RESPONSE_TIMEOUT:g} s"
+                ) from None
+            except (h11.RemoteProtocolError, StreamError) as exc:
+                await fail("bad response")
+                raise BadGateway(f"the app's answer was cut short: {exc}") from None
+        if complete:  # a small answer: no streaming machinery
             if sender is not None:
                 sender.cancel()
             await stream.reset("done")  # idempotent; never raises
             response = Response(b"".join(arrived), status_code=event.status_code)
             response.raw_headers = raw_headers
             return response
+
+        await stream.widen(DOWNLOAD_WINDOW)
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -335,6 +355,16 @@ class Exchange:
         response.raw_headers = raw_headers
         return response
 
+    async def _rest(self, stream: Stream, chunks: list[bytes]) -> bool:
+        """Read the rest of a small answer into ``chunks``; whether it ended
+        (not: the app closed without finishing it)."""
+        while True:
+            event = await self._next_event(stream)
+            if isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            else:
+                return isinstance(event, h11.EndOfMessage)
+
     def _arrived(self) -> tuple[list[bytes], bool]:
         """The body already received with the head, and whether it is all of it
         (no await: only what h11 holds). A broken one is left to the stream."""
@@ -348,3 +378,11 @@ class Exchange:
                     return chunks, isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed))
         except h11.RemoteProtocolError:
             return chunks, False
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The answer's declared length (h11 has checked it is one number), if any."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return None

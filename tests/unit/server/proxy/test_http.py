@@ -1,18 +1,21 @@
 """A proxied HTTP exchange over a real mux pair, the far end playing the agent
-and its app (no network): the head travels with the open, the window is
-widened before the answer, and answers come back whole or streamed."""
+and its app (no network): the head travels with the open, small answers come
+back whole (however many frames they took), large ones streamed in a window
+widened only for them, and a small answer cut short is a 502."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Message
 
-from edgefleet.server.proxy.http import DOWNLOAD_WINDOW, Exchange
-from edgefleet.wire.mux import BULK_FRAME, Mux, Stream
+from edgefleet.server.errors import BadGateway
+from edgefleet.server.proxy.http import DOWNLOAD_WINDOW, WHOLE_BODY, Exchange
+from edgefleet.wire.mux import BULK_FRAME, INITIAL_WINDOW, Mux, Stream
 
 App = Callable[[Stream, bytes], Awaitable[None]]
 
@@ -96,7 +99,7 @@ async def test_a_small_answer_comes_whole_after_one_round_trip() -> None:
     assert request.startswith(b"GET /page HTTP/1.1\r\n") and request.endswith(b"\r\n\r\n")
     assert b"authorization" not in request.lower()  # edgefleet's credential stays here
     assert b"X-Forwarded-Prefix: /proxy/j/d/web/80" in request
-    assert window == DOWNLOAD_WINDOW  # widened before the answer
+    assert window == INITIAL_WINDOW  # a small answer needs no more credit: no WINDOW frame
     assert not isinstance(response, StreamingResponse)
     assert body == b"hello"
     assert (b"set-cookie", b"a=b") in response.raw_headers  # type: ignore[attr-defined]
@@ -105,8 +108,13 @@ async def test_a_small_answer_comes_whole_after_one_round_trip() -> None:
 async def test_a_large_answer_is_streamed_whole_in_bulk_frames() -> None:
     size = 3 * DOWNLOAD_WINDOW + 12345  # more than the window: credit must flow back
 
+    windows: list[int] = []
+
     async def app(stream: Stream, request: bytes) -> None:
-        await stream.send(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode()
+        await stream.send(head)
+        await asyncio.sleep(0.1)  # the server has seen the head by now
+        windows.append(stream._send_window + len(head))
         payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
         await stream.send(payload, BULK_FRAME)
 
@@ -114,3 +122,25 @@ async def test_a_large_answer_is_streamed_whole_in_bulk_frames() -> None:
     assert isinstance(response, StreamingResponse)
     assert len(body) == size
     assert body == bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    assert windows == [DOWNLOAD_WINDOW]  # widened once the answer is known to be large
+
+
+async def test_a_small_answer_in_many_frames_still_comes_whole() -> None:
+    body = b"x" * WHOLE_BODY
+
+    async def app(stream: Stream, request: bytes) -> None:
+        await stream.send(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for start in range(0, len(body), 1000):  # as a workload writing in small pieces
+            await stream.send(body[start : start + 1000])
+
+    response, _, received = await exchange(app)
+    assert not isinstance(response, StreamingResponse)
+    assert received == body
+
+
+async def test_a_small_answer_cut_short_is_a_bad_gateway() -> None:
+    async def app(stream: Stream, request: bytes) -> None:
+        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+
+    with pytest.raises(BadGateway, match="cut short"):
+        await asyncio.wait_for(exchange(app), 10)
