@@ -99,6 +99,11 @@ def _one_agent(
             agent.start()
             device = agent.wait_enrolled()
             if restarted:
+                # Settled first (its data endpoint's secret stored), as a device that
+                # has run before: else the restarted agent makes that secret, which
+                # loads hashing (libcrypto, ~3.4 MB) only a first start needs.
+                secret = agent.state_dir / "data" / "secret"
+                wait_for(secret.exists, 30, what="the agent settled")
                 agent.stop()
                 agent.start()
                 wait_for(
