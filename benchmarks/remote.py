@@ -1,12 +1,19 @@
 """Reaching devices (issue 4): proxy throughput and added latency, each as a
 ratio to fetching the same service directly, and exec round trips.
 
+The workload is a container on Podman, reached by the agent's ``docker``
+runtime through Podman's Docker-compatible API (the only variant measured);
+"direct" is the container's own address from the host. Latency is on a warm
+client connection to the server (one httpx client), the proxy's admission
+already remembered.
+
 Wall times on a shared machine follow its load; the CPU the server and the
 agent spent (user + system, from psutil) is reported beside them, per
-proxied request and per download."""
+proxied request and per download, with the load average."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +54,10 @@ class _Cpu:
         spent = [b - a for a, b in zip(self.last, now, strict=True)]
         self.last = now
         return spent
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def _serving(client: httpx.Client, url: str) -> bool:
@@ -147,7 +158,8 @@ def run(report: Report, engine: Any) -> None:
                 )
                 report.add(
                     "proxy", f"{SIZE_MB} MB download", "CPU server / agent",
-                    f"{server_s:.2f} / {agent_s:.2f}", "s", note=f"wall {proxy_s:.2f} s",
+                    f"{server_s:.2f} / {agent_s:.2f}", "s",
+                    note=f"wall {proxy_s:.2f} s; Podman, docker runtime; load {_load()}",
                 )  # fmt: skip
 
                 _latencies(http, f"{proxied}/index.html", 10)
@@ -158,6 +170,7 @@ def run(report: Report, engine: Any) -> None:
                 report.add(
                     "proxy", "small GET", "CPU per proxied request, server / agent",
                     f"{server_s * 1000 / 200:.2f} / {agent_s * 1000 / 200:.2f}", "ms",
+                    note=f"warm connection; Podman, docker runtime; load {_load()}",
                 )  # fmt: skip
                 for q in (50, 99):
                     d, p = percentile(direct_ms, q), percentile(proxy_ms, q)
