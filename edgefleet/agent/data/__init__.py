@@ -7,7 +7,8 @@ which keeps them on disk until the server has them.
     connection.py their lean HTTP/1.1 reader: POSTed records served on the
                   connection, the rest handed to agent/http_server.py (h11)
     buffer.py     the durable SQLite buffer (seqs, idempotency, quota, eviction)
-    service.py    the part: listeners, group commit, URLs and the env hook
+    commit.py     the group commit: one journal append + fdatasync for all waiting
+    service.py    the part: listeners, URLs and the env hook
     uploader.py   batches and files to the server, backlog reports
     networks.py   job networks' gateways (where containers reach the agent)
 """

@@ -2,7 +2,7 @@
 
     workload --POST--> listener (127.0.0.1, job-network gateways) --> endpoint
         --> submit(incoming, done) --> group commit on the buffer's thread
-            (one journal append + fdatasync for all waiting requests)
+            (commit.py: one journal append + fdatasync for all waiting requests)
         --> done(...) on the loop, one call_soon_threadsafe per group --> 2xx
     uploader --DataBatch--> server --commit--> DataAck --> buffer deletes
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
 import hashlib
 import hmac
 import ipaddress
@@ -27,16 +26,16 @@ import logging
 import os
 import secrets
 import sqlite3
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from edgefleet.agent import facts
 from edgefleet.agent.changes.plan import revision_of
 from edgefleet.agent.data import context, networks
 from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored
+from edgefleet.agent.data.commit import RETRY_AFTER, Done, GroupCommit
 from edgefleet.agent.data.endpoint import FastRecords, make_handler
 from edgefleet.agent.data.http import Server
 from edgefleet.agent.data.journal import fsync_dir
@@ -50,13 +49,8 @@ from edgefleet.wire.messages import DataAck, Message, Peripheral
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-Done = Callable[[Stored | HttpError], None]
-Waiting = tuple[Incoming, Done]  # a request queued for the group commit
 
 LISTEN_EVERY = 2.0
-GROUP_MAX = 256  # requests per group commit
-GROUP_BYTES = 4 * 1024 * 1024  # record text per group commit (past its first request)
-RETRY_AFTER = "10"
 PRUNE_EVERY = 1800  # listener passes between prunings of old record ids (an hour)
 
 
@@ -78,8 +72,6 @@ def _within(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Callable[[
 
 
 class DataService:
-    _loop: asyncio.AbstractEventLoop  # the agent's, from start()
-
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
@@ -92,15 +84,12 @@ class DataService:
             self.dir / "buffer.db", settings.data_quota_mb * 1024 * 1024, settings.data_evict_oldest
         )
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="data-buffer")
-        self._lock = threading.Lock()  # the queue and the flag, shared with the buffer's thread
-        self._queue: list[Waiting] = []
-        self._writing = False  # a group commit is queued on the thread, or running
-        self._stopping = False
         self._listeners: dict[str, Server] = {}
         self._listening = asyncio.Lock()  # one pass at a time: hooks and the loop
         self._gateways: dict[str, str] = {}  # network name -> gateway
         self._tasks: list[asyncio.Task[None]] = []
         self.uploader = Uploader(self, ctx.connection)
+        self.commit = GroupCommit(self.buffer, self._thread, self.uploader.kick)
         self.handler = make_handler(self)
         self.fast = FastRecords(self)
 
@@ -182,7 +171,7 @@ class DataService:
     # -- life -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.commit.start()
         self._tasks = [
             asyncio.create_task(self._listen_loop(), name="data-listeners"),
             asyncio.create_task(self.uploader.run(), name="data-uploader"),
@@ -203,9 +192,7 @@ class DataService:
         for server in self._listeners.values():
             await server.close()
         self._listeners.clear()
-        self._stopping = True
-        while self._writing:  # the last groups are answered before the buffer closes
-            await asyncio.sleep(0.01)
+        await self.commit.stop()  # the last groups are answered before the buffer closes
         await self.call(self.buffer.close)
         self._thread.shutdown(wait=True)
 
@@ -261,74 +248,10 @@ class DataService:
     # -- writing (Store) ------------------------------------------------------------------
 
     async def store(self, incoming: Incoming) -> Stored:
-        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-
-        def done(result: Stored | HttpError) -> None:
-            if future.done():
-                return
-            if isinstance(result, HttpError):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-        self.submit(incoming, done)
-        return await future
+        return await self.commit.store(incoming)
 
     def submit(self, incoming: Incoming, done: Done) -> None:
-        """Queue ``incoming`` for the next group commit; ``done`` is called on
-        the loop once it is durable (or refused)."""
-        if self._stopping:
-            done(HttpError(503, "the agent is stopping; retry", {"retry-after": RETRY_AFTER}))
-            return
-        with self._lock:
-            self._queue.append((incoming, done))
-            if self._writing:
-                return  # the writer takes it with the next group
-            self._writing = True
-        self._thread.submit(self._write_next).add_done_callback(_writer_died)
-
-    def _take_group(self) -> list[Waiting]:
-        """The next group (at least one request; at most ``GROUP_MAX`` requests and,
-        past the first, ``GROUP_BYTES`` of records: a group is one journal entry,
-        built in memory), taken off the queue; call with ``_lock`` held."""
-        size, end = 0, 0
-        for incoming, _ in self._queue[:GROUP_MAX]:
-            size += sum(len(text) for _, text in incoming.records)
-            if end and size > GROUP_BYTES:
-                break
-            end += 1
-        group, self._queue = self._queue[:end], self._queue[end:]
-        return group
-
-    def _write_next(self) -> None:
-        """Group commit, on the buffer's thread: whatever queued while the last
-        commit ran goes in the next, started as soon as that one returns. Each
-        group is its own job on the thread, so the uploader's calls interleave."""
-        with self._lock:
-            group = self._take_group()
-        results: list[Stored | BufferError] | HttpError
-        try:
-            results = self.buffer.write([i for i, _ in group])
-        except (sqlite3.Error, OSError) as exc:  # the journal, or SQLite
-            results = _disk_error(exc)
-        self._loop.call_soon_threadsafe(self._finish, group, results)
-        with self._lock:
-            if not self._queue:
-                self._writing = False
-                return
-        self._thread.submit(self._write_next).add_done_callback(_writer_died)
-
-    def _finish(
-        self, group: list[Waiting], results: list[Stored | BufferError] | HttpError
-    ) -> None:
-        """Answer a group, on the loop."""
-        for n, (_, done) in enumerate(group):
-            result = results if isinstance(results, HttpError) else results[n]
-            if isinstance(result, BufferError):
-                done(HttpError(507, result.message, {"retry-after": RETRY_AFTER}))
-            else:
-                done(result)
-        self.uploader.kick()
+        self.commit.submit(incoming, done)
 
     async def store_file(self, job: str, name: str, body: AsyncIterator[bytes], size: int) -> int:
         try:
@@ -411,18 +334,3 @@ class DataService:
         if job not in jobs.assignments():
             raise HttpError(404, f"job {job} is not on this device (any more)")
         return jobs.lock(job, action).model_dump(mode="json")
-
-
-def _writer_died(job: Future[None]) -> None:
-    """A bug in the group commit (not a disk error: those are answered) would
-    leave every later request waiting: say so loudly."""
-    exc = job.exception()
-    if exc is not None:
-        log.critical("data endpoint: the group commit failed", exc_info=exc)
-
-
-def _disk_error(exc: sqlite3.Error | OSError) -> HttpError:
-    text = str(exc)
-    if "full" in text or "disk" in text or getattr(exc, "errno", None) == errno.ENOSPC:
-        return HttpError(507, f"the device's disk is full: {text}", {"retry-after": RETRY_AFTER})
-    return HttpError(500, f"the device could not store the records: {text}")

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgefleet.agent.data.buffer import Incoming
 from edgefleet.agent.data.endpoint import MAX_RECORD_BYTES, parse_records
 from edgefleet.agent.data.service import DataService, _loopback, _within
 from edgefleet.agent.http_server import HttpError
@@ -154,16 +153,3 @@ async def test_expect_100_continue_gets_an_answer_at_once(service: DataService) 
     final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert final.startswith(b"HTTP/1.1 201")
     writer.close()
-
-
-async def test_a_group_commit_is_bounded_in_bytes_but_takes_any_one_request(
-    service: DataService,
-) -> None:
-    big = Incoming("j", "s", [(None, json.dumps({"blob": "x" * (3 * 1024 * 1024)}))])
-    small = Incoming("j", "s", [(None, "{}")])
-    service._queue = [(big, print) for _ in range(2)]
-    service._queue.append((small, print))
-    group = service._take_group()
-    assert [i for i, _ in group] == [big] and [i for i, _ in service._queue] == [big, small]
-    group = service._take_group()
-    assert [i for i, _ in group] == [big, small] and service._queue == []
