@@ -24,10 +24,11 @@ The rate alone does not see work that waits off the loop (the credential
 lookup queues for a database connection): a restart's first wave admitted at
 1,000/s could leave handshakes waiting longer than the agents' 15 s timeout,
 and every agent that gave up would come back to queue again while the server
-still did its lookup. So at most ``MAX_IN_FLIGHT`` admitted handshakes may be
-unfinished at once (:meth:`Admission.finished`); past that, connections are
-refused as over the rate. A handshake that never says it finished stops
-counting after ``STALE_AFTER``.
+still did its lookup. So at most ``MAX_IN_FLIGHT`` admitted connections may be
+waiting for their WebSocket to be accepted (the part the agent's timeout
+covers; the endpoint calls :meth:`Admission.finished` on accepting); past
+that, connections are refused as over the rate. One that never says so (its
+lookup failed) stops counting after ``STALE_AFTER``.
 
 Booked slots are not enforced: a returning agent still needs a token, and one
 that finds none books again. Slots never reach further than
@@ -66,7 +67,7 @@ DECREASE = 0.7
 """Per lag reading over the bound, the rate is multiplied by this."""
 
 MAX_IN_FLIGHT = 100
-"""Admitted handshakes not yet finished, at most (see the module docstring)."""
+"""Admitted connections not yet accepted, at most (see the module docstring)."""
 
 STALE_AFTER = 30.0
 """An admitted handshake counts as in flight for at most this long, seconds."""
@@ -147,7 +148,7 @@ class Admission:
         return max(1, min(MAX_RETRY_AFTER, math.ceil(self._next_slot - now - 1e-6)))
 
     def finished(self) -> None:
-        """An admitted handshake is over (welcomed, refused or failed): room for another."""
+        """An admitted connection is accepted (its lookup done): room for another."""
         if self._in_flight:
             self._in_flight.popleft()
 
@@ -167,7 +168,7 @@ class Admission:
         return (
             f"agent admission: {self.refused - refused} connections asked to retry in the "
             f"last {now - when:.0f} s (rate now {self.rate:.0f}/s of at most {self.ceiling:g}/s, "
-            f"loop lag {self.lag * 1000:.0f} ms, {self.in_flight} handshakes under way); "
+            f"loop lag {self.lag * 1000:.0f} ms, {self.in_flight} awaiting their lookup); "
             f"slots booked {self.backlog_seconds:.0f} s ahead"
         )
 

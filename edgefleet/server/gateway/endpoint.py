@@ -106,13 +106,13 @@ async def agent_connect(websocket: WebSocket) -> None:
             )
         ).first()
     await websocket.accept()
+    hub.admission.finished()  # the agent's opening handshake is over: room for the next
     transport = StarletteTransport(websocket)
     if row is None:
         reason = (
             "this device's credential is not valid: the device was deleted from the server "
             "or never enrolled there; enroll again with a provisioning key"
         )
-        hub.admission.finished()
         with contextlib.suppress(TransportClosed):
             await transport.send_text(encode(Revoked(reason=reason)))
         await transport.close(REVOKED_CODE, "credential revoked")
@@ -125,14 +125,12 @@ async def agent_connect(websocket: WebSocket) -> None:
             raise ProtocolError("expected hello")
     except (TimeoutError, TransportClosed, ProtocolError) as exc:
         log.info("agent %s failed the handshake: %s", device.id, exc)
-        hub.admission.finished()
         await transport.close(4002, "handshake failed")
         return
     if hello.protocol < MIN_PROTOCOL_VERSION:
         # A newer agent speaks our version too (it accepts the welcome's
         # `protocol`); only one older than we still understand is turned away.
         log.info("agent %s speaks protocol %s, too old", device.id, hello.protocol)
-        hub.admission.finished()
         await transport.close(
             4002,
             f"protocol {hello.protocol} not supported: this server speaks "
@@ -192,7 +190,6 @@ async def agent_connect(websocket: WebSocket) -> None:
     # device row, its facts, the hello and the closed database session (tens of
     # KB of Python objects) would otherwise stay in memory for every connected agent.
     del db, row, device, project, hello, first, changes, new_facts
-    hub.admission.finished()  # the handshake is over: room for the next one
     try:
         await link.run()
     finally:
