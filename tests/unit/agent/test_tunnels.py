@@ -130,33 +130,26 @@ async def test_the_address_is_looked_up_once_for_many_requests(rig: Rig) -> None
         server.close()
 
 
-async def test_a_replaced_container_is_found_after_the_supervisors_pass(rig: Rig) -> None:
+@pytest.mark.parametrize(
+    ("workload_id", "restarts"),
+    [("c2", 0), ("c1", 1)],
+    ids=["replaced by another container", "same container restarted elsewhere"],
+)
+async def test_a_changed_container_is_found_after_the_supervisors_pass(
+    rig: Rig, workload_id: str, restarts: int
+) -> None:
     old = await listener("127.0.0.1", rig.port, b"old")
     new = await listener("127.0.0.2", rig.port, b"new")
     try:
         rig.run("c1", "127.0.0.1")
         assert await rig.get() == b"old"
-        rig.run("c2", "127.0.0.2")  # replaced; the old one still answers meanwhile
+        rig.run(workload_id, "127.0.0.2", restarts=restarts)  # the old address still answers
         await rig.ctx.jobs._observe()
         assert await rig.get() == b"new"
         assert rig.sim.lookups == 2
     finally:
         old.close()
         new.close()
-
-
-async def test_a_restarted_container_is_looked_up_again(rig: Rig) -> None:
-    first = await listener("127.0.0.1", rig.port, b"before")
-    again = await listener("127.0.0.3", rig.port, b"after")
-    try:
-        rig.run("c1", "127.0.0.1")
-        assert await rig.get() == b"before"
-        rig.run("c1", "127.0.0.3", restarts=1)  # same container, restarted elsewhere
-        await rig.ctx.jobs._observe()
-        assert await rig.get() == b"after"
-    finally:
-        first.close()
-        again.close()
 
 
 async def test_a_failed_connection_to_the_remembered_address_looks_up_once_more(
