@@ -166,6 +166,26 @@ def test_proxy_http_download_websocket_and_access(deployed: dict[str, Any]) -> N
         assert ws.recv(timeout=10) == b"\x00\x01binary"
 
 
+def test_proxy_follows_a_restarted_container(deployed: dict[str, Any]) -> None:
+    """The agent remembers the service's address (agent/addresses.py): after the
+    engine restarts the container (it may get another address), requests reach
+    the running container again, not a stale address."""
+    server, job, device = deployed["server"], deployed["job"], deployed["device"]
+    base = f"/proxy/{job}/{device}/web/8080"
+    web = next(c for c in containers(job) if c["Labels"]["io.edgefleet.service"] == "web")
+    with server.http() as http:
+        assert http.get(f"{base}/index.html").status_code == 200  # remembered from here on
+        assert http.get(f"{base}/marker.html").status_code == 404
+        podman("restart", "--time", "1", str(web["Id"]))
+        podman("exec", str(web["Id"]), "sh", "-c", "echo restarted > /var/www/marker.html")
+
+        def reached() -> bool:
+            answer = http.get(f"{base}/marker.html")
+            return answer.status_code == 200 and answer.text == "restarted\n"
+
+        wait_for(reached, 60, what="the restarted container through the proxy")
+
+
 def test_exec_tty_timeout_and_audit(deployed: dict[str, Any]) -> None:
     server, job, device = deployed["server"], deployed["job"], deployed["device"]
     with server.http() as http:
