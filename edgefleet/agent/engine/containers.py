@@ -15,7 +15,7 @@ from edgefleet.agent.engine.streams import demux
 from edgefleet.agent.engine.transport import segment as _segment
 
 if TYPE_CHECKING:
-    from edgefleet.agent.engine.client import EngineClient
+    from edgefleet.agent.engine.session import EngineSession
     from edgefleet.agent.engine.transport import Response
 
 
@@ -40,7 +40,7 @@ class LogStream:
 
 
 class Containers:
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineSession) -> None:
         self.client = client
 
     def list(self, *, all: bool = False, filters: dict[str, list[str]] | None = None) -> Any:

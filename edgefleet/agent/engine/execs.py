@@ -21,7 +21,7 @@ from edgefleet.agent.engine.transport import RECV, segment
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from edgefleet.agent.engine.client import EngineClient
+    from edgefleet.agent.engine.session import EngineSession
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Hijacked:
 
 
 class Execs:
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineSession) -> None:
         self.client = client
 
     def create(

@@ -19,7 +19,7 @@ from edgefleet.agent.engine.streams import json_items
 from edgefleet.agent.engine.transport import segment
 
 if TYPE_CHECKING:
-    from edgefleet.agent.engine.client import EngineClient
+    from edgefleet.agent.engine.session import EngineSession
 
 
 def auth_header(auth: dict[str, Any] | None) -> dict[str, str]:
@@ -30,7 +30,7 @@ def auth_header(auth: dict[str, Any] | None) -> dict[str, str]:
 
 
 class Images:
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineSession) -> None:
         self.client = client
 
     def inspect(self, image: str) -> Any:

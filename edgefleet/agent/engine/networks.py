@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from edgefleet.agent.engine.transport import segment
 
 if TYPE_CHECKING:
-    from edgefleet.agent.engine.client import EngineClient
+    from edgefleet.agent.engine.session import EngineSession
 
 
 class Networks:
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineSession) -> None:
         self.client = client
 
     def list(

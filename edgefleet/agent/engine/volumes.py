@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from edgefleet.agent.engine.transport import segment
 
 if TYPE_CHECKING:
-    from edgefleet.agent.engine.client import EngineClient
+    from edgefleet.agent.engine.session import EngineSession
 
 
 class Volumes:
-    def __init__(self, client: EngineClient) -> None:
+    def __init__(self, client: EngineSession) -> None:
         self.client = client
 
     def list(self, *, filters: dict[str, list[str]] | None = None) -> Any:
