@@ -15,7 +15,7 @@ from starlette.types import Message
 
 from edgefleet.server.errors import BadGateway
 from edgefleet.server.proxy.http import DOWNLOAD_WINDOW, WHOLE_BODY, Exchange
-from edgefleet.wire.mux import BULK_FRAME, INITIAL_WINDOW, Mux, Stream
+from edgefleet.wire.mux import BULK_FRAME, INITIAL_WINDOW, Mux, Stream, StreamError
 
 App = Callable[[Stream, bytes], Awaitable[None]]
 
@@ -144,3 +144,20 @@ async def test_a_small_answer_cut_short_is_a_bad_gateway() -> None:
 
     with pytest.raises(BadGateway, match="cut short"):
         await asyncio.wait_for(exchange(app), 10)
+
+
+async def test_a_garbage_answer_is_a_bad_gateway_and_ends_the_stream() -> None:
+    ended: list[str] = []
+
+    async def app(stream: Stream, request: bytes) -> None:
+        await stream.send(b"\x16\x03\x01 not http at all\r\n\r\n")
+        try:
+            while await stream.recv() is not None:
+                pass
+        except StreamError as exc:  # the agent closes its connection to the app here
+            ended.append(exc.reason)
+
+    with pytest.raises(BadGateway, match="not valid HTTP"):
+        await asyncio.wait_for(exchange(app), 10)
+    await asyncio.sleep(0.1)
+    assert ended == ["bad response"]
