@@ -31,6 +31,29 @@ def test_every_length_form_round_trips_masked(size: int) -> None:
     assert (length, body) == (size, payload)
 
 
+def test_large_frames_are_masked_in_c_and_agree_with_the_python_mask() -> None:
+    """Past 16 KiB the C mask (websockets' speedups, loaded from its file
+    alone) does the work: it must be there in this install, must not bring the
+    websockets package in, and must give the bytes the Python mask gives."""
+    import subprocess
+    import sys
+
+    apply_mask = frames._c_apply_mask()
+    assert apply_mask is not None
+    probe = (
+        "import sys; from edgefleet.agent.websocket import frames; "
+        "frames.encode(frames.BINARY, bytes(70000)); assert frames._c_apply_mask(); "
+        "print(sorted(m for m in sys.modules if m.startswith('websockets')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+    payload = bytes(range(251)) * 400 + b"tail"
+    key = b"\x9a\x01\xff\x42"
+    assert apply_mask(payload, key) == bytes(frames.mask(payload, key))
+    first, length, body = _unmask(frames.encode(frames.BINARY, payload))
+    assert (first, length, body) == (0x80 | frames.BINARY, len(payload), payload)
+
+
 def test_two_frames_of_one_payload_use_different_keys() -> None:
     one, two = frames.encode(frames.TEXT, b"same"), frames.encode(frames.TEXT, b"same")
     assert one[2:6] != two[2:6] or one[6:] != two[6:]  # 1 in 2^32 to fail by chance
