@@ -393,6 +393,8 @@ class DockerRuntime:
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(run), timeout)
+        except TimeoutError:  # the caller's deadline: health checks and commands say so
+            raise
         except (EngineError, OSError) as exc:
             raise RuntimeFailure(
                 f"exec failed: {getattr(exc, 'explanation', None) or exc}"
