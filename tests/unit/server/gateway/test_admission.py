@@ -105,15 +105,18 @@ async def test_the_watcher_sees_a_blocked_loop_and_an_idle_one() -> None:
     watcher = asyncio.create_task(watch_lag(admission, every=0.02))
     try:
         await asyncio.sleep(0.1)
-        assert admission.lag < admission.lag_bound
         assert admission.admit() is None
         time.sleep(0.8)  # noqa: ASYNC251 (on purpose: a handler blocking the loop)
         await asyncio.sleep(0.005)  # the watcher's reading, due during the block
         assert admission.lag >= 0.7 and admission.rate <= 700
         answers = [admission.admit() for _ in range(300)]  # at most 175 in the bucket now
         assert answers.count(None) <= 175 and all(w and w >= 1 for w in answers[175:])
-        await asyncio.sleep(0.2)  # idle readings again: the stall has faded
+        for _ in range(150):  # idle readings again (a busy machine may need a few more)
+            await asyncio.sleep(0.02)
+            if admission.lag < admission.lag_bound:
+                break
         assert admission.lag < admission.lag_bound
+        await asyncio.sleep(0.01)  # a token back at the rate climbing again
         assert admission.admit() is None
     finally:
         watcher.cancel()
