@@ -26,6 +26,40 @@ FrameHandler = Callable[[bytes], Awaitable[None]]
 TYPED_FRAME = b"EF\x01"
 
 
+class Flag:
+    """What :class:`asyncio.Event` offers a link (``set``, ``clear``, ``is_set``,
+    ``wait``) without its cost at rest: an Event makes a deque of waiters
+    (~0.8 KB) when created, and a link had six of them through its Events and
+    its data Queue, per connected device, for months (issue 16). Here a waiter
+    is one future, made only while someone waits and shared by every waiter."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        # shielded: one waiter cancelled must not cancel the future the others share
+        await asyncio.shield(self._waiter)
+
+
 class TransportClosed(SendFailed):
     """The transport is gone; ``code`` and ``reason`` as the peer (or the OS) gave them."""
 
@@ -66,10 +100,12 @@ class Link:
         self._on_message = on_message
         self._on_frame = on_frame  # typed binary frames; none: they are dropped
         self._control: deque[str | bytes] = deque()
-        self._data: asyncio.Queue[bytes] = asyncio.Queue(maxsize=data_queue)
-        self._wake = asyncio.Event()
+        self._data: deque[bytes] = deque()  # stream frames, at most data_queue
+        self._data_queue = data_queue
+        self._room = Flag()  # the writer took a stream frame
+        self._wake = Flag()
         self.mux = Mux(self._queue_frame, odd=odd, accept=on_stream)
-        self.closed = asyncio.Event()
+        self.closed = Flag()
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -89,28 +125,27 @@ class Link:
         self._wake.set()
 
     async def _queue_frame(self, data: bytes) -> None:
-        if self.closed.is_set():
-            raise TransportClosed(self.close_code or 1006, self.close_reason)
-        if self._data.full():
-            await self._put_unless_closed(data)
-        else:
-            self._data.put_nowait(data)
+        while True:
+            if self.closed.is_set():
+                raise TransportClosed(self.close_code or 1006, self.close_reason)
+            if len(self._data) < self._data_queue:
+                break
+            await self._wait_for_room()
+        self._data.append(data)
         self._wake.set()
 
-    async def _put_unless_closed(self, data: bytes) -> None:
-        """Back-pressure: wait for room, unless the connection ends first; once it
-        has, nobody reads the queue, and a stream writer would wait forever."""
-        put = asyncio.ensure_future(self._data.put(data))
+    async def _wait_for_room(self) -> None:
+        """Back-pressure: wait until the writer takes a stream frame, or the
+        connection ends; once it has, nobody takes any, and a stream writer
+        would wait forever."""
+        self._room.clear()
+        room = asyncio.ensure_future(self._room.wait())
         ended = asyncio.ensure_future(self.closed.wait())
         try:
-            await asyncio.wait((put, ended), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((room, ended), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            room.cancel()
             ended.cancel()
-            queued = put.done()
-            if not queued:
-                put.cancel()
-        if not queued:
-            raise TransportClosed(self.close_code or 1006, self.close_reason)
 
     async def run(self) -> None:
         """Run until the transport closes; always leaves the mux closed."""
@@ -157,8 +192,10 @@ class Link:
                         await self.transport.send_bytes(item)
                     else:
                         await self.transport.send_text(item)
-                elif not self._data.empty():
-                    await self.transport.send_bytes(self._data.get_nowait())
+                elif self._data:
+                    item = self._data.popleft()
+                    self._room.set()
+                    await self.transport.send_bytes(item)
                 else:
                     self._wake.clear()
                     await self._wake.wait()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from edgefleet.wire.link import Link, TransportClosed
+from edgefleet.wire.link import Flag, Link, TransportClosed
 from edgefleet.wire.messages import Heartbeat, Message
 from edgefleet.wire.mux import Stream, StreamError
 
@@ -191,7 +191,7 @@ async def test_a_control_message_overtakes_queued_stream_data(ends: tuple[End, E
     start = len(server.pipe.sent)
     server.pipe.gate.clear()  # the network stalls
     sender = asyncio.create_task(stream.send(os.urandom(4 * 64 * 1024)))  # four frames
-    await until(lambda: server.link._data.qsize() == 3, "three frames queued behind one")
+    await until(lambda: len(server.link._data) == 3, "three frames queued behind one")
     for n in range(3):
         await server.link.send(Heartbeat(applied_generation=n))
     server.pipe.gate.set()
@@ -321,7 +321,7 @@ async def test_a_stream_writer_waiting_for_room_fails_when_the_connection_ends(
             await stream.send(b"x" * 1024)
 
     producer = asyncio.create_task(produce())
-    await until(lambda: server.link._data.full(), "the data queue to fill")
+    await until(lambda: len(server.link._data) == server.link._data_queue, "the data queue to fill")
     await asyncio.sleep(0.05)
     assert not producer.done()
     server.pipe.incoming.put_nowait(TransportClosed(1006, "device gone"))
@@ -351,3 +351,37 @@ async def test_a_writer_that_fails_unexpectedly_surfaces_after_the_link_ended() 
     assert end.link.closed.is_set()
     with pytest.raises(StreamError):
         await end.link.mux.open({"echo": True})
+
+
+async def test_a_flag_wakes_every_waiter_and_one_cancelled_waiter_leaves_the_others() -> None:
+    flag = Flag()
+    first = asyncio.create_task(flag.wait())
+    second = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    assert not second.done()
+    flag.set()
+    await asyncio.wait_for(second, WAIT)
+    assert first.cancelled() and flag.is_set()
+    await asyncio.wait_for(flag.wait(), WAIT)  # set: returns at once
+    flag.clear()
+    third = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    flag.set()
+    await asyncio.wait_for(third, WAIT)
+
+
+async def test_a_link_at_rest_holds_two_deques(ends: tuple[End, End]) -> None:
+    """Issue 16: a link lives as long as its device's connection; its Events and
+    Queue held six deques of waiters (~0.8 KB each) per connected device."""
+    import collections
+    import gc
+
+    server, _ = ends
+    held = list(vars(server.link).values())
+    deques = [v for v in held if isinstance(v, collections.deque)]
+    for value in held:  # and one level down: an Event's or a Queue's own deques
+        deques += [o for o in gc.get_referents(value) if isinstance(o, collections.deque)]
+    assert len(deques) == 2  # queued control messages, queued stream frames
