@@ -115,9 +115,7 @@ class Head:
         self.method = method.decode()
         raw, _, query = target.decode("latin-1").partition("?")
         self.path = unquote(raw) if "%" in raw else raw
-        self.query = (
-            {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()} if query else {}
-        )
+        self.query = _query(query)
         self.headers = headers
         length = headers.get("content-length", "0")
         if not length.isdigit() or not length.isascii():
@@ -131,6 +129,17 @@ class Head:
             and "transfer-encoding" not in headers
             and "expect" not in headers
         )
+
+
+def _query(text: str) -> dict[str, str]:
+    """The query's parameters, the last of a repeated one winning (as the h11
+    loop reads them); ``stream=NAME`` alone is split without parse_qs."""
+    if not text:
+        return {}
+    if "&" in text or "%" in text or "+" in text:
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    name, _, value = text.partition("=")
+    return {name: value}
 
 
 def encode(response: Response, close: bool) -> bytes:

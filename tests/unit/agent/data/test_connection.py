@@ -237,3 +237,21 @@ async def test_a_flood_of_pipelined_requests_is_held_within_bounds(service: Data
     assert (await read_answer(reader))[0] == 201
     assert service.buffer.pending == 1
     writer.close()
+
+
+async def test_the_query_is_read_as_the_h11_loop_reads_it(service: DataService) -> None:
+    reader, writer, path = await connect(service)
+    for query, stream in [
+        ("stream=plain", "plain"),
+        ("stream=a&stream=last", "last"),
+        ("stream=%41b", "Ab"),
+        ("stream=", "default"),
+        ("other=1", "default"),
+    ]:
+        writer.write(post(f"{path}?{query}", b"{}"))
+        status, _, body = await read_answer(reader)
+        assert (status, json.loads(body)["stream"]) == (201, stream), query
+    writer.write(post(f"{path}?stream=a+b", b"{}"))  # '+' is a space: not a stream name
+    status, _, body = await read_answer(reader)
+    assert status == 400 and "'a b'" in json.loads(body)["error"]
+    writer.close()
