@@ -111,7 +111,16 @@ def public_key(private: bytes | X25519PrivateKey) -> bytes:
 
 def agree(private: bytes, peer_public: bytes) -> bytes:
     """Raw X25519 shared secret; a low-order peer key (all-zero secret, which
-    libsodium refuses) counts as tampering."""
+    libsodium refuses) counts as tampering, and so does a key that is not 32 bytes:
+    PyNaCl's ``crypto_scalarmult`` checks no length and libsodium reads 32 bytes
+    from each pointer (the messages' models size every key, this keeps any other
+    caller from an out-of-bounds read)."""
+    if not (
+        isinstance(private, bytes)
+        and isinstance(peer_public, bytes)
+        and len(private) == len(peer_public) == 32
+    ):
+        raise TamperedMessage("unusable X25519 key: X25519 keys are 32 bytes")
     try:
         return bytes(crypto_scalarmult(private, peer_public))
     except (NaclRuntimeError, NaclTypeError) as exc:

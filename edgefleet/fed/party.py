@@ -58,6 +58,15 @@ Phase = Literal["new", "advertised", "shared", "masked", "checked", "done", "abo
 T = TypeVar("T")
 _ADVERTISE = crypto.labelled("advertise")  # frame(DOMAIN, "advertise"): opens round-0 MACs
 _CONSISTENCY = crypto.labelled("consistency")  # and round 3's
+_ADVERTISE_MAC = crypto.labelled("advertise-mac")  # kdf infos, framed once (frames concatenate)
+_SHARE_ENCRYPTION = crypto.labelled("share-encryption")
+
+
+def _pair_info(computation_id: str, u: str, v: str) -> bytes:
+    """``frame(computation_id, *pair(u, v))``: the context of every pairwise key,
+    from the cached frames of its three names (a party derives 2k of them)."""
+    a, b = crypto.pair(u, v)
+    return crypto.framed(computation_id) + crypto.framed(a) + crypto.framed(b)
 
 
 def lists_digest(computation_id: str, survivors: Sequence[str], dropped: Sequence[str]) -> bytes:
@@ -158,7 +167,7 @@ class Party:
             shared = self._pair_cache.get(peer_key)
             if shared is None:
                 shared = self._pair_cache[peer_key] = crypto.agree(self._long_term, peer_key[1])
-            key = crypto.MacKey(crypto.kdf(shared, "advertise-mac", cid, *crypto.pair(u, v)))
+            key = crypto.MacKey(crypto.derive(shared, _ADVERTISE_MAC + _pair_info(cid, u, v)))
             self._auth[v] = key
             tags[v] = key.tag(before + crypto.framed(v) + after)
         self._long_term = None
@@ -213,6 +222,7 @@ class Party:
         shares = shamir.split(secrets, t, [self._index[h] for h in holders])
         records = []
         nonces = os.urandom(12 * len(holders))  # one draw for every record's nonce
+        sealing = crypto.frame(cid, u)  # each record's associated data: frame(cid, u, holder)
         for i, (holder, (s_share, b_share)) in enumerate(zip(holders, shares, strict=True)):
             if holder == u:
                 self._held[u] = (s_share, b_share)
@@ -220,7 +230,7 @@ class Party:
             plaintext = shamir.to_bytes(s_share) + shamir.to_bytes(b_share)
             key = self._share_keys_[holder] = self._share_key(entries[holder])
             nonce = nonces[12 * i : 12 * i + 12]
-            nonce, ciphertext = crypto.seal(key, crypto.frame(cid, u, holder), plaintext, nonce)
+            nonce, ciphertext = crypto.seal(key, sealing + crypto.framed(holder), plaintext, nonce)
             records.append((self._index[holder] - 1, nonce, ciphertext))
         self._peers = {v: e.s_public for v, e in entries.items()}
         self.phase = "shared"
@@ -233,8 +243,9 @@ class Party:
 
     def _share_key(self, peer: RosterEntry) -> bytes:
         shared = crypto.agree(self._c_private, peer.c_public)
-        return crypto.kdf(
-            shared, "share-encryption", self.computation_id, *crypto.pair(self.party_id, peer.party)
+        # kdf(shared, "share-encryption", cid, *pair(u, v)), the info framed piecewise
+        return crypto.derive(
+            shared, _SHARE_ENCRYPTION + _pair_info(self.computation_id, self.party_id, peer.party)
         )
 
     # --- round 2 --------------------------------------------------------------------
@@ -258,9 +269,11 @@ class Party:
     ) -> MaskedInput:
         assert self._s_private is not None and self._seed is not None and self._input is not None
         u, cid = self.party_id, self.computation_id
+        framed_cid, framed_u = crypto.framed(cid), crypto.framed(u)  # AAD: frame(cid, sender, u)
         for sender, (_, nonce, ciphertext) in zip(senders, records, strict=True):
             key = self._share_keys_[sender]
-            plaintext = crypto.unseal(key, nonce, crypto.frame(cid, sender, u), ciphertext)
+            associated = framed_cid + crypto.framed(sender) + framed_u
+            plaintext = crypto.unseal(key, nonce, associated, ciphertext)
             try:
                 half = shamir.SHARE_BYTES
                 pair = (shamir.from_bytes(plaintext[:half]), shamir.from_bytes(plaintext[half:]))

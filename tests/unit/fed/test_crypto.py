@@ -41,6 +41,17 @@ def test_low_order_points_are_refused(point: bytes) -> None:
         crypto.agree(crypto.generate(), point)
 
 
+@pytest.mark.parametrize("bad", [bytes(31), bytes(33), b"", "x" * 32, bytearray(32), None, 7])
+def test_an_exchange_refuses_keys_that_are_not_32_bytes(bad: object) -> None:
+    """A key that is not 32 bytes (or not bytes at all), on either side, is tampering."""
+    private, public = crypto.generate(), crypto.public_key(crypto.generate())
+    with pytest.raises(TamperedMessage):
+        crypto.agree(bad, public)  # type: ignore[arg-type]
+    with pytest.raises(TamperedMessage):
+        crypto.agree(private, bad)  # type: ignore[arg-type]
+    assert len(crypto.agree(private, public)) == 32
+
+
 def test_a_private_key_has_32_bytes() -> None:
     with pytest.raises(ValueError):
         crypto.public_key(bytes(31))

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from edgefleet.fed import crypto
-from edgefleet.fed.codec import decode_frame
-from edgefleet.fed.messages import AdvertiseKeys, ConsistencyTags, Params, Survivors
+from edgefleet.fed import crypto, shamir
+from edgefleet.fed.codec import decode_frame, unpack_shares
+from edgefleet.fed.messages import AdvertiseKeys, ConsistencyTags, Params, ShareBundle, Survivors
 from edgefleet.fed.party import lists_digest
 from edgefleet.fed.simulate import identities, invite, run
 
@@ -56,3 +56,31 @@ def test_round_0_and_round_3_tags_are_the_documented_macs() -> None:
         assert set(c.tags) == neighbours[u]
         for v, tag in c.tags.items():
             assert tag == crypto.mac(auth(u, v), "consistency", "c-tags", u, v, lists)
+
+
+def test_share_records_are_sealed_under_the_documented_key_and_data() -> None:
+    """Each round-1 record is AES-GCM under kdf(ECDH(c_u, c_v), "share-encryption",
+    cid, *pair(u, v)) with associated data frame(cid, u, v): what a device of
+    another version derives to open it (the party frames these piecewise)."""
+    names = [f"p{i:02d}" for i in range(25)]
+    keys = identities(names)
+    invitation = invite("c-seal", keys, 13, Params(length=3, ring_bits=64, frac_bits=8, bound=10))
+    outcome = run(invitation, keys, {n: [1.0, 2.0, 3.0] for n in names})
+    assert outcome.result == [25.0, 50.0, 75.0]
+    messages = [decode_frame(frame) for frame in outcome.transcript]
+    c_public = {m.sender: m.c_public for m in messages if isinstance(m, AdvertiseKeys)}
+    bundles = [m for m in messages if isinstance(m, ShareBundle)]
+    assert len(bundles) == 25
+    order = invitation.order()
+    opened = 0
+    for bundle in bundles:
+        u = bundle.sender
+        c_private = outcome.parties[u]._c_private
+        for index, nonce, ciphertext in unpack_shares(bundle.shares, len(order)):
+            v = order[index]
+            shared = crypto.agree(c_private, c_public[v])
+            key = crypto.kdf(shared, "share-encryption", "c-seal", *crypto.pair(u, v))
+            plaintext = crypto.unseal(key, nonce, crypto.frame("c-seal", u, v), ciphertext)
+            assert len(plaintext) == 2 * shamir.SHARE_BYTES
+            opened += 1
+    assert opened == sum(len(n) for n in invitation.neighbourhoods().values())
