@@ -212,6 +212,13 @@ def pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
 
+def pair_context(computation_id: str, u: str, v: str) -> bytes:
+    """``frame(computation_id, *pair(u, v))``, the context of every pairwise key and
+    mask, from the cached frames of its three names (a party derives 3k of them)."""
+    a, b = (u, v) if u < v else (v, u)
+    return _framed(computation_id) + _framed(a) + _framed(b)
+
+
 # --- authentication ---------------------------------------------------------------
 
 

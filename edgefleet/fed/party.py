@@ -62,13 +62,6 @@ _ADVERTISE_MAC = crypto.labelled("advertise-mac")  # kdf infos, framed once (fra
 _SHARE_ENCRYPTION = crypto.labelled("share-encryption")
 
 
-def _pair_info(computation_id: str, u: str, v: str) -> bytes:
-    """``frame(computation_id, *pair(u, v))``: the context of every pairwise key,
-    from the cached frames of its three names (a party derives 2k of them)."""
-    a, b = crypto.pair(u, v)
-    return crypto.framed(computation_id) + crypto.framed(a) + crypto.framed(b)
-
-
 def lists_digest(computation_id: str, survivors: Sequence[str], dropped: Sequence[str]) -> bytes:
     """What the consistency MACs cover: the sorted U3 and dropped lists."""
     # party ids never hold NUL (messages.PartyId), so NUL-joined lists are unambiguous
@@ -167,7 +160,9 @@ class Party:
             shared = self._pair_cache.get(peer_key)
             if shared is None:
                 shared = self._pair_cache[peer_key] = crypto.agree(self._long_term, peer_key[1])
-            key = crypto.MacKey(crypto.derive(shared, _ADVERTISE_MAC + _pair_info(cid, u, v)))
+            key = crypto.MacKey(
+                crypto.derive(shared, _ADVERTISE_MAC + crypto.pair_context(cid, u, v))
+            )
             self._auth[v] = key
             tags[v] = key.tag(before + crypto.framed(v) + after)
         self._long_term = None
@@ -245,7 +240,8 @@ class Party:
         shared = crypto.agree(self._c_private, peer.c_public)
         # kdf(shared, "share-encryption", cid, *pair(u, v)), the info framed piecewise
         return crypto.derive(
-            shared, _SHARE_ENCRYPTION + _pair_info(self.computation_id, self.party_id, peer.party)
+            shared,
+            _SHARE_ENCRYPTION + crypto.pair_context(self.computation_id, self.party_id, peer.party),
         )
 
     # --- round 2 --------------------------------------------------------------------

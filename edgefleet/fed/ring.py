@@ -209,8 +209,7 @@ class Masker:
         """What :func:`add_pairwise` (``sign`` = 1) or :func:`remove_pairwise`
         (``sign`` = -1) do with the mask of ``me`` and ``peer``, in place."""
         direction = sign if peer > me else -sign
-        a, b = crypto.pair(me, peer)  # info: labelled + frame(cid, a, b), framed piecewise
-        info = _PAIRWISE_MASK + crypto.framed(computation_id) + crypto.framed(a) + crypto.framed(b)
+        info = _PAIRWISE_MASK + crypto.pair_context(computation_id, me, peer)
         self.apply(acc, shared, direction, info)
 
 

@@ -52,6 +52,12 @@ def test_an_exchange_refuses_keys_that_are_not_32_bytes(bad: object) -> None:
     assert len(crypto.agree(private, public)) == 32
 
 
+def test_a_pair_context_is_the_framed_canonical_pair() -> None:
+    for u, v in [("a", "b"), ("b", "a"), ("device-00002", "device-00010"), ("x", "x")]:
+        expected = crypto.frame("cid", *crypto.pair(u, v))
+        assert crypto.pair_context("cid", u, v) == expected == crypto.pair_context("cid", v, u)
+
+
 def test_a_private_key_has_32_bytes() -> None:
     with pytest.raises(ValueError):
         crypto.public_key(bytes(31))
