@@ -26,9 +26,9 @@ lookup queues for a database connection): a restart's first wave admitted at
 and every agent that gave up would come back to queue again while the server
 still did its lookup. So at most ``MAX_IN_FLIGHT`` admitted connections may be
 waiting for their WebSocket to be accepted (the part the agent's timeout
-covers; the endpoint calls :meth:`Admission.finished` on accepting); past
-that, connections are refused as over the rate. One that never says so (its
-lookup failed) stops counting after ``STALE_AFTER``.
+covers; the endpoint calls :meth:`Admission.finished` once accepted, or once
+the agent left or the lookup failed); past that, connections are refused as
+over the rate. One never released would stop counting after ``STALE_AFTER``.
 
 Booked slots are not enforced: a returning agent still needs a token, and one
 that finds none books again. Slots never reach further than

@@ -97,16 +97,18 @@ async def agent_connect(websocket: WebSocket) -> None:
         await _turn_away(websocket, wait)
         return
     credential = _credential(websocket)
-    async with ctx.session() as db:
-        row = (
-            await db.execute(
-                select(Device, Project)
-                .join(Project, Project.pk == Device.project_pk)
-                .where(Device.credential_hash == secrets.digest(credential or ""))
-            )
-        ).first()
-    await websocket.accept()
-    hub.admission.finished()  # the agent's opening handshake is over: room for the next
+    try:
+        async with ctx.session() as db:
+            row = (
+                await db.execute(
+                    select(Device, Project)
+                    .join(Project, Project.pk == Device.project_pk)
+                    .where(Device.credential_hash == secrets.digest(credential or ""))
+                )
+            ).first()
+        await websocket.accept()
+    finally:  # accepted, or the agent left (or the lookup failed) first: room for the next
+        hub.admission.finished()
     transport = StarletteTransport(websocket)
     if row is None:
         reason = (
