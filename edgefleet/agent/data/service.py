@@ -24,7 +24,6 @@ import hmac
 import ipaddress
 import logging
 import os
-import secrets
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -103,7 +102,7 @@ class DataService:
         try:
             return bytes.fromhex(path.read_text().strip())
         except (FileNotFoundError, ValueError):
-            secret = secrets.token_bytes(32)
+            secret = os.urandom(32)  # what secrets.token_bytes does, without loading it
             atomic_write(path, secret.hex().encode(), 0o600)
             return secret
 
