@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -175,7 +176,11 @@ def walk_through(fleet: Fleet, server: Any, key: str, alpha_id: str, port: int) 
         expect(page.locator(".job-state")).to_contain_text("running", timeout=20_000)
         # the job may be running before the page is drawn (nothing left for an event to
         # change): the grid's own refresh (every 20 s at the latest) must still come
-        page.wait_for_function("window.__swaps >= 1", timeout=30_000)
+        # polled from here: wait_for_function's string predicate is eval'd in the page,
+        # which the portal's CSP (script-src 'self', no 'unsafe-eval') rightly refuses
+        deadline = time.monotonic() + 30
+        while page.evaluate("window.__swaps") < 1 and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
         assert page.evaluate("window.__swaps") >= 1, "the grid never updated by itself"
         assert page.url.endswith(job_id)
         expect(page.locator("#job-grid .cell")).to_have_count(1)  # beta is not role=web

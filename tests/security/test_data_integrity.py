@@ -40,8 +40,25 @@ def _setup(fleet: Fleet) -> tuple[ServerProc, AgentProc, str, str, str]:
     with server.client() as client:
         client.create_application("probe", "1", spec=SLEEPER)
         job = str(client.create_job("probe", devices=[victim_id, mallory_id])["id"])
+    # An agent that has just enrolled starts again without the enrolling code; its
+    # durable buffer exists once the restarted process has opened it.
+    wait_for(lambda: _has_buffer(mallory.state_dir / "data" / "buffer.db"), 60, what="buffer.db")
     mallory.stop()
     return server, mallory, victim_id, mallory_id, job
+
+
+def _has_buffer(path: Path) -> bool:
+    if not path.exists():
+        return False
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return (
+            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone() is not None
+        )
+    except sqlite3.OperationalError:  # still being created
+        return False
+    finally:
+        db.close()
 
 
 def _records(http: httpx.Client, job: str, **params: str) -> list[dict[str, Any]]:
