@@ -8,7 +8,7 @@ desired state changed, since the caller pushes exactly that set.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +124,24 @@ class World:
             pk: Row(assigned, eligible, state, error, target_version, updated_at)
             for pk, assigned, eligible, state, error, target_version, updated_at in result.all()
         }
+
+    async def many_devices(self, count: int, facts: Callable[[int], dict[str, Any]]) -> None:
+        """``count`` devices labelled site=lab in one bulk insert, the i-th with ``facts(i)``."""
+        await self.db.execute(
+            insert(Device),
+            [
+                {
+                    "id": new_id("d"),
+                    "project_pk": self.project_pk,
+                    "name": f"d{i}",
+                    "labels": {"site": "lab"},
+                    "facts": facts(i),
+                    "credential_hash": new_id("h"),
+                    "created_at": utcnow(),
+                }
+                for i in range(count)
+            ],
+        )
 
     async def set_device(self, device: Device, **values: Any) -> None:
         await self.db.execute(update(Device).where(Device.pk == device.pk).values(**values))
@@ -354,21 +372,7 @@ async def test_a_job_past_its_end_leaves_its_devices(world: World) -> None:
 async def test_thousands_of_devices_are_inserted_and_updated_in_batches(world: World) -> None:
     """More rows than one batch (1,000) on both paths: every device is covered."""
     count = 2_345
-    await world.db.execute(
-        insert(Device),
-        [
-            {
-                "id": new_id("d"),
-                "project_pk": world.project_pk,
-                "name": f"d{i}",
-                "labels": {"site": "lab"},
-                "facts": ARM if i % 5 else X86,
-                "credential_hash": new_id("h"),
-                "created_at": utcnow(),
-            }
-            for i in range(count)
-        ],
-    )
+    await world.many_devices(count, lambda i: ARM if i % 5 else X86)
     job = await world.job(selector="site=lab")
 
     changed = await assign(world.db, job, "1")

@@ -34,21 +34,8 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Wor
 
 
 async def _fleet(world: World) -> list[int]:
-    await world.db.execute(
-        insert(Device),
-        [
-            {
-                "id": new_id("d"),
-                "project_pk": world.project_pk,
-                "name": f"d{i}",
-                "labels": {"site": "lab"},
-                "facts": X86 if i % 7 == 0 else ARM,  # every seventh cannot run SPEC
-                "credential_hash": new_id("h"),
-                "created_at": utcnow(),
-            }
-            for i in range(COUNT)
-        ],
-    )
+    # every seventh device cannot run SPEC
+    await world.many_devices(COUNT, lambda i: X86 if i % 7 == 0 else ARM)
     return list(await world.db.scalars(select(Device.pk).order_by(Device.pk)))
 
 
