@@ -104,6 +104,9 @@ class Proc:
 
 
 FEDHOOKS = Path(__file__).with_name("fedhooks.py")
+# What the agent logs when enrolling ends its first process, and on connecting.
+RESTART_AFTER_ENROLLING = "enrolled; starting again"
+CONNECTED = "connected to "
 
 
 def edgefleet_argv(hooks: bool = False) -> list[str]:
@@ -248,12 +251,22 @@ class AgentProc(Proc):
         return str(json.loads((self.state_dir / "device.json").read_text())["device_id"])
 
     def wait_enrolled(self, timeout: float = 30) -> str:
+        """The device id once enrolled and, when enrolling made the agent start
+        again (issue 18), once that second process has connected: before it,
+        the server rightly calls the device offline."""
+
         def enrolled() -> str | None:
             if not self.running and not (self.state_dir / "device.json").exists():
                 raise AssertionError(f"agent exited:\n{self.log()[-3000:]}")
-            return self.device_id() if (self.state_dir / "device.json").exists() else None
+            if not (self.state_dir / "device.json").exists():
+                return None
+            log = self.log()
+            restarted = log.rfind(RESTART_AFTER_ENROLLING)
+            if restarted >= 0 and CONNECTED not in log[restarted:]:
+                return None
+            return self.device_id()
 
-        result: str = wait_for(enrolled, timeout, what=f"{self.name} enrolled")
+        result: str = wait_for(enrolled, timeout, what=f"{self.name} enrolled and connected")
         return result
 
 
