@@ -7,7 +7,11 @@ commits behind SQLite's single writer, each waiting on the others' locks.
 Here the arrivals that come in while a group is being written go into the
 next group: one transaction, one commit, three statements (the device rows
 updated by primary key in one executemany), and each caller learns whether its
-device was already online (for the ``device.connected`` event).
+device was already online (for the ``device.connected`` event) and its desired
+generation, read in that transaction: the hub has already made the session the
+device's connection, so a change committed later is pushed to it and one
+committed earlier shows here. Read in its own query per connection, that
+generation was a third of a handshake's database round trips (issue 16).
 
 If a group fails, each of its arrivals is written again alone, so one bad
 row cannot keep the others offline.
@@ -31,11 +35,19 @@ from edgefleet.server.devices.tables import Device, Presence
 MAX_GROUP = 256
 
 
+@dataclass(frozen=True, slots=True)
+class Arrived:
+    was_online: bool
+    """online already (on any replica) before this arrival"""
+    desired_generation: int
+    """the device's desired generation, read after it was marked online"""
+
+
 @dataclass
 class Arrival:
     device_pk: int
     changes: dict[str, Any]
-    done: asyncio.Future[bool] = field(
+    done: asyncio.Future[Arrived] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -47,9 +59,9 @@ class Arrivals:
         self._queue: list[Arrival] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def arrive(self, device_pk: int, changes: dict[str, Any]) -> bool:
+    async def arrive(self, device_pk: int, changes: dict[str, Any]) -> Arrived:
         """Mark the device online on this replica and store ``changes`` on its
-        row; returns whether it was online already (on any replica)."""
+        row; returns whether it was online already and its desired generation."""
         arrival = Arrival(device_pk, changes)
         self._queue.append(arrival)
         if self._writer is None or self._writer.done():
@@ -101,10 +113,21 @@ class Arrivals:
                 update(Device),
                 [{"pk": a.device_pk, "last_seen": now, **a.changes} for a in group],
             )
+            generations: dict[int, int] = {
+                pk: generation
+                for pk, generation in await db.execute(
+                    select(Device.pk, Device.desired_generation).where(Device.pk.in_(pks))
+                )
+            }
             await db.commit()
         for arrival in group:
             if not arrival.done.done():
-                arrival.done.set_result(arrival.device_pk in online)
+                arrival.done.set_result(
+                    Arrived(
+                        was_online=arrival.device_pk in online,
+                        desired_generation=generations.get(arrival.device_pk, 0),
+                    )
+                )
 
     def _presence(self, pk: int, now: datetime) -> dict[str, Any]:
         return {

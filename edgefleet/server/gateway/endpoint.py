@@ -172,26 +172,24 @@ async def agent_connect(websocket: WebSocket) -> None:
             protocol=min(hello.protocol, PROTOCOL_VERSION) if hello.protocol >= 2 else None,
         )
     )
-    await hub.attach(session, hello, device_changes=changes)
+    # Read by attach once the session is reachable: a change committed from now
+    # on is pushed to this session; one committed before shows here. Skipping
+    # the snapshot when the agent already applied the latest generation makes
+    # a reconnect storm of 10,000 devices cheap.
+    generation = await hub.attach(session, hello, device_changes=changes)
     new_facts = changes.get("facts")
     if isinstance(new_facts, dict) and facts_key(device.facts or {}) != facts_key(new_facts):
         # New capabilities (a camera plugged in, a runtime installed): selector
         # jobs may now take this device, or rule it out.
         await hub.fleet_changed(device.project_pk)
-    async with ctx.session() as db:
-        # Read after attach: a change committed from now on is pushed to this
-        # session; one committed before shows here. Skipping the snapshot when
-        # the agent already applied the latest generation makes a reconnect
-        # storm of 10,000 devices cheap.
-        generation = await db.scalar(
-            select(Device.desired_generation).where(Device.pk == device.pk)
-        )
-        if generation != hello.applied_generation:
+    if generation != hello.applied_generation:
+        async with ctx.session() as db:
             await session.send(await hub.desired_state(db, device.pk))
+        del db
     # This frame lives as long as the connection: keep only the session. The
     # device row, its facts, the hello and the closed database session (tens of
     # KB of Python objects) would otherwise stay in memory for every connected agent.
-    del db, row, device, project, hello, first, changes, new_facts
+    del row, device, project, hello, first, changes, new_facts
     try:
         await link.run()
     finally:

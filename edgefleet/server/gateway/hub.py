@@ -180,19 +180,22 @@ class Hub:
         session: AgentSession,
         hello: Hello,
         device_changes: dict[str, object] | None = None,
-    ) -> None:
-        """Make ``session`` the device's connection on this replica and mark it online."""
+    ) -> int:
+        """Make ``session`` the device's connection on this replica and mark it
+        online. Returns the device's desired generation, read once the session
+        was reachable here: a change committed from then on is pushed to it."""
         previous = self.sessions.get(session.device.id)
         self.sessions[session.device.id] = session
         if previous is not None and previous is not session:
             await previous.link.close(4000, "replaced by a newer connection")
-        # Written with the other arrivals of the moment (one commit for a storm).
-        was_online = await self.arrivals.arrive(session.device.pk, dict(device_changes or {}))
-        if self.remote_bus:
+        if self.remote_bus:  # reachable from other replicas before the generation is read
             await self._subscribe(session)
+        # Written with the other arrivals of the moment (one commit for a storm).
+        arrived = await self.arrivals.arrive(session.device.pk, dict(device_changes or {}))
+        if self.remote_bus:
             superseded = Superseded(replica=self.ctx.replica, session=session.id)
             await self.ctx.bus.publish(device_subject(session.device.id), superseded.encode())
-        if not was_online:
+        if not arrived.was_online:
             self.ctx.events.record(
                 "device.connected",
                 session.device.project_pk,
@@ -201,6 +204,7 @@ class Hub:
                 data={"replica": self.ctx.replica},
             )
         await _run_hooks(self.connect_hooks, session, hello, "connect")
+        return arrived.desired_generation
 
     async def detach(self, session: AgentSession, reason: str) -> None:
         if self.sessions.get(session.device.id) is not session:

@@ -1,7 +1,8 @@
 """Arrivals written in groups on a real SQLite file: agents arriving together
 each get their own hello's columns on their own row (the rows are updated by
 primary key in one executemany, with differing columns per agent), a presence
-row on this replica, and the answer whether they were online already."""
+row on this replica, the answer whether they were online already, and their
+desired generation read in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from edgefleet.server import assembly
 from edgefleet.server.bus.base import create_bus
@@ -47,6 +48,9 @@ async def _devices(ctx: ServerContext, count: int) -> list[int]:
 
 async def test_agents_arriving_together_each_get_their_own_columns(ctx: ServerContext) -> None:
     pks = await _devices(ctx, 4)
+    async with ctx.session() as db:
+        await db.execute(update(Device).where(Device.pk == pks[1]).values(desired_generation=9))
+        await db.commit()
     arrivals = Arrivals(ctx, ttl=30)
     changes: list[dict[str, object]] = [
         {"applied_generation": 3, "runtime_healthy": True},
@@ -57,9 +61,12 @@ async def test_agents_arriving_together_each_get_their_own_columns(ctx: ServerCo
     first = await asyncio.gather(
         *(arrivals.arrive(pk, change) for pk, change in zip(pks, changes, strict=True))
     )
-    assert first == [False] * 4
-    again = await asyncio.gather(arrivals.arrive(pks[0], {}), arrivals.arrive(pks[3], {}))
-    assert again == [True, True]  # online already: no second device.connected
+    assert [a.was_online for a in first] == [False] * 4
+    assert [a.desired_generation for a in first] == [0, 9, 0, 0]
+    again = await asyncio.gather(arrivals.arrive(pks[0], {}), arrivals.arrive(pks[1], {}))
+    # online already: no second device.connected
+    assert [a.was_online for a in again] == [True, True]
+    assert [a.desired_generation for a in again] == [0, 9]
 
     async with ctx.session() as db:
         rows = {d.pk: d for d in await db.scalars(select(Device))}
