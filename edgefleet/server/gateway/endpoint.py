@@ -19,15 +19,15 @@ from sqlalchemy import select, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edgefleet.server.agent_session import AgentSession, DeviceRef
-from edgefleet.server.auth import secrets
 from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events import audit
+from edgefleet.server.gateway import generations
+from edgefleet.server.gateway.credentials import Known
 from edgefleet.server.gateway.hub import Hub
 from edgefleet.server.gateway.transport import StarletteTransport
 from edgefleet.server.jobs.eligibility import facts_key
-from edgefleet.server.projects.tables import Project
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (
     FED_BINARY_PROTOCOL,
@@ -96,21 +96,13 @@ async def agent_connect(websocket: WebSocket) -> None:
             log.info(line)
         await _turn_away(websocket, wait)
         return
-    credential = _credential(websocket)
     try:
-        async with ctx.session() as db:
-            row = (
-                await db.execute(
-                    select(Device, Project)
-                    .join(Project, Project.pk == Device.project_pk)
-                    .where(Device.credential_hash == secrets.digest(credential or ""))
-                )
-            ).first()
+        device = await hub.credentials.find(_credential(websocket))
         await websocket.accept()
     finally:  # accepted, or the agent left (or the lookup failed) first: room for the next
         hub.admission.finished()
     transport = StarletteTransport(websocket)
-    if row is None:
+    if device is None:
         reason = (
             "this device's credential is not valid: the device was deleted from the server "
             "or never enrolled there; enroll again with a provisioning key"
@@ -119,7 +111,6 @@ async def agent_connect(websocket: WebSocket) -> None:
             await transport.send_text(encode(Revoked(reason=reason)))
         await transport.close(REVOKED_CODE, "credential revoked")
         return
-    device, project = row
     try:
         first = await asyncio.wait_for(transport.receive(), HELLO_TIMEOUT)
         hello = decode(first)
@@ -164,7 +155,7 @@ async def agent_connect(websocket: WebSocket) -> None:
         Welcome(
             device_id=device.id,
             name=device.name,
-            project=project.name,
+            project=device.project,
             heartbeat_interval=ctx.settings.heartbeat_interval,
             server_time=utcnow(),
             replica=ctx.replica,
@@ -189,7 +180,7 @@ async def agent_connect(websocket: WebSocket) -> None:
     # This frame lives as long as the connection: keep only the session. The
     # device row, its facts, the hello and the closed database session (tens of
     # KB of Python objects) would otherwise stay in memory for every connected agent.
-    del row, device, project, hello, first, changes, new_facts
+    del device, hello, first, changes, new_facts
     try:
         await link.run()
     finally:
@@ -206,7 +197,7 @@ async def _turn_away(websocket: WebSocket, wait: int) -> None:
     await StarletteTransport(websocket).close(BUSY_CODE, f"retry-after={wait}")
 
 
-def _hello_changes(device: Device, hello: Hello) -> dict[str, object]:
+def _hello_changes(device: Known, hello: Hello) -> dict[str, object]:
     """Columns of the device row to update from its hello (written together with
     its presence, in one transaction)."""
     facts = hello.facts.model_dump(mode="json")
@@ -259,10 +250,5 @@ async def _note_generation(
         return
     session.applied_generation = generation
     session.runtime_healthy = healthy
-    async with ctx.session() as db:
-        await db.execute(
-            update(Device)
-            .where(Device.pk == session.device.pk)
-            .values(applied_generation=generation, runtime_healthy=healthy)
-        )
-        await db.commit()
+    # With the other agents' reports of the moment: after a fan-out all apply at once.
+    await generations.note(ctx.sessions, session.device.pk, generation, healthy)

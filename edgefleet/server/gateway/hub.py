@@ -62,6 +62,7 @@ from edgefleet.server.gateway import presence
 from edgefleet.server.gateway.admission import Admission, watch_lag
 from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.bridge import StreamBridge, device_subject
+from edgefleet.server.gateway.credentials import Credentials
 from edgefleet.server.gateway.enrollments import Enrollments
 from edgefleet.tasks import cancel_all, every
 from edgefleet.wire.commands import CommandArgs, CommandSpec
@@ -118,6 +119,7 @@ class Hub:
         self.admission = Admission(settings.agent_connects_per_second)
         self.enrollments = Enrollments(ctx)
         self.arrivals = Arrivals(ctx, self.ttl)
+        self.credentials = Credentials(ctx)
 
     @property
     def remote_bus(self) -> bool:
