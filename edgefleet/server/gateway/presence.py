@@ -27,16 +27,14 @@ no connection at all. So:
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import utcnow
+from edgefleet.server.db.group import PerDatabase
 from edgefleet.server.devices.tables import Device, Presence
 
 CHUNK = 500
@@ -83,54 +81,9 @@ async def clear(sessions: Sessions, replica: str, device_pk: int) -> None:
     """The device left ``replica`` (this one) cleanly: offline now, last seen now.
     A row another replica wrote since (the device reconnected there) stays.
     Returns once written, in one transaction with the other departures of the
-    moment; raises what that transaction raised."""
-    writer = _departures.get(sessions)
-    if writer is None:
-        writer = _departures[sessions] = _Departures(sessions)
-    await writer.clear(replica, device_pk)
-
-
-class _Departures:
-    """Group commit of clean disconnects: the first caller writes, and whoever
-    arrives while it writes goes in the next transaction."""
-
-    def __init__(self, sessions: Sessions) -> None:
-        self.sessions = sessions
-        self.pending: list[tuple[str, int, asyncio.Future[None]]] = []
-        self.writing: asyncio.Task[None] | None = None
-
-    async def clear(self, replica: str, device_pk: int) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self.pending.append((replica, device_pk, done))
-        if self.writing is None or self.writing.done():
-            self.writing = asyncio.create_task(self._drain(), name="presence-departures")
-        await done
-
-    async def _drain(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                await _write_departures(self.sessions, [(r, pk) for r, pk, _ in batch])
-            except SQLAlchemyError as exc:  # each caller gets it, and logs it (hub.detach)
-                _settle(batch, exc)
-            except BaseException:  # cancelled at shutdown, or a bug: nobody waits forever
-                _settle(batch, None)
-                raise
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-
-def _settle(batch: list[tuple[str, int, asyncio.Future[None]]], exc: Exception | None) -> None:
-    """End the waits of a batch that was not written: with ``exc``, or cancelled."""
-    for _, _, done in batch:
-        if done.done():
-            continue
-        if exc is None:
-            done.cancel()
-        else:
-            done.set_exception(exc)
+    moment (:class:`~edgefleet.server.db.group.GroupWriter`); raises what that
+    transaction raised."""
+    await _departures.submit(sessions, (replica, device_pk))
 
 
 async def _write_departures(sessions: Sessions, departed: list[tuple[str, int]]) -> None:
@@ -152,4 +105,4 @@ async def _write_departures(sessions: Sessions, departed: list[tuple[str, int]])
         await db.commit()
 
 
-_departures: weakref.WeakKeyDictionary[Sessions, _Departures] = weakref.WeakKeyDictionary()
+_departures = PerDatabase(_write_departures, "presence-departures")
