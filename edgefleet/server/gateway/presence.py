@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,11 +37,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.db.group import PerDatabase
 from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.gateway.grouped import Grouped
 
 CHUNK = 500
 REFRESH = 2 / 3
 """A row is extended once less than this share of ``ttl`` is left on it."""
 LAST_SEEN_EVERY = 60.0
+GROUP = 2000
+"""Clean disconnects written in one transaction, at most."""
 
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -81,12 +85,12 @@ async def clear(sessions: Sessions, replica: str, device_pk: int) -> None:
     """The device left ``replica`` (this one) cleanly: offline now, last seen now.
     A row another replica wrote since (the device reconnected there) stays.
     Returns once written, in one transaction with the other departures of the
-    moment (:class:`~edgefleet.server.db.group.GroupWriter`); raises what that
-    transaction raised."""
-    await _departures.submit(sessions, (replica, device_pk))
+    moment (:class:`~edgefleet.server.gateway.grouped.Grouped`); raises what
+    that transaction raised."""
+    await _departures.of(sessions)((replica, device_pk))
 
 
-async def _write_departures(sessions: Sessions, departed: list[tuple[str, int]]) -> None:
+async def _write_departures(sessions: Sessions, departed: list[tuple[str, int]]) -> list[None]:
     now = utcnow()
     by_replica: dict[str, list[int]] = {}
     for replica, pk in departed:
@@ -103,6 +107,11 @@ async def _write_departures(sessions: Sessions, departed: list[tuple[str, int]])
                 )
                 await db.execute(update(Device).where(Device.pk.in_(chunk)).values(last_seen=now))
         await db.commit()
+    return [None] * len(departed)
 
 
-_departures = PerDatabase(_write_departures, "presence-departures")
+_departures = PerDatabase(
+    lambda sessions: Grouped(
+        partial(_write_departures, sessions), max_group=GROUP, name="presence-departures"
+    )
+)

@@ -1,65 +1,44 @@
-"""GroupWriter: callers that come while a group is written go in the next
-one, in order; each returns once its group is written, or raises what that
-write raised; a write cancelled at shutdown leaves nobody waiting."""
+"""PerDatabase: one object per database, made on first use, which does not
+keep its database alive."""
 
 from __future__ import annotations
 
-import asyncio
+import gc
+import weakref
 
-import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from edgefleet.server.db.group import GroupWriter
+from edgefleet.server.db.group import PerDatabase
 
-
-class Recorder:
-    """A write that takes one loop turn and keeps the groups it was given."""
-
-    def __init__(self, fail_on: int | None = None) -> None:
-        self.groups: list[list[int]] = []
-        self.fail_on = fail_on
-
-    async def __call__(self, items: list[int]) -> None:
-        await asyncio.sleep(0)
-        self.groups.append(items)
-        if self.fail_on in items:
-            raise RuntimeError(f"cannot write {self.fail_on}")
+Sessions = async_sessionmaker[AsyncSession]
 
 
-async def test_those_who_come_while_a_group_is_written_go_in_the_next() -> None:
-    write = Recorder()
-    writer = GroupWriter(write, "test")
-    first = asyncio.ensure_future(writer.submit(0))
-    await asyncio.sleep(0)  # the first group is being written
-    await asyncio.gather(first, *(writer.submit(i) for i in range(1, 50)))
-    assert write.groups == [[0], list(range(1, 50))]
+class Writer:
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
 
 
-async def test_each_caller_of_a_failed_group_raises_and_the_next_group_is_written() -> None:
-    write = Recorder(fail_on=3)
-    writer = GroupWriter(write, "test")
-    first = asyncio.ensure_future(writer.submit(0))
-    await asyncio.sleep(0)  # the first group is being written
-    failed = [asyncio.ensure_future(writer.submit(i)) for i in (2, 3)]
-    results = await asyncio.gather(first, *failed, return_exceptions=True)
-    assert results[0] is None
-    assert all(isinstance(r, RuntimeError) for r in results[1:])
-    await writer.submit(4)  # the writer outlives a failed group
-    assert write.groups == [[0], [2, 3], [4]]
+def test_one_per_database_made_on_first_use() -> None:
+    made: list[Writer] = []
+
+    def make(sessions: Sessions) -> Writer:
+        made.append(Writer(sessions))
+        return made[-1]
+
+    per = PerDatabase(make)
+    first, second = async_sessionmaker[AsyncSession](), async_sessionmaker[AsyncSession]()
+    assert per.of(first) is per.of(first)
+    assert per.of(second) is not per.of(first)
+    assert len(made) == 2
+    assert per.of(first).sessions.kw == first.kw  # bound to (a proxy of) its own
 
 
-async def test_a_cancelled_write_leaves_nobody_waiting() -> None:
-    started = asyncio.Event()
-
-    async def hangs(items: list[int]) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    writer = GroupWriter(hangs, "test")
-    waiting = [asyncio.ensure_future(writer.submit(i)) for i in range(3)]
-    await started.wait()
-    task = writer._writing
-    assert task is not None
-    task.cancel()
-    for waiter in waiting:
-        with pytest.raises(asyncio.CancelledError):
-            await waiter
+def test_a_writer_does_not_keep_its_database_alive() -> None:
+    per = PerDatabase(Writer)
+    sessions = async_sessionmaker[AsyncSession]()
+    writer = per.of(sessions)
+    gone = weakref.ref(sessions)
+    del sessions
+    gc.collect()
+    assert gone() is None
+    assert writer is not None
