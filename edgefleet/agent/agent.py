@@ -68,9 +68,9 @@ log = logging.getLogger("edgefleet.agent")
 
 @functools.cache
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    import ssl  # only for an https server
+    from edgefleet.agent.tls import client_context  # only for an https server
 
-    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    return client_context(ca_file)
 
 
 def _new_private_key() -> str:

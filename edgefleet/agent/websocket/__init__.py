@@ -51,9 +51,9 @@ async def connect(
     secure = parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
     if secure and ssl_context is None:
-        import ssl  # TLS only for wss
+        from edgefleet.agent.tls import client_context  # TLS only for wss
 
-        ssl_context = ssl.create_default_context()
+        ssl_context = client_context()
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host = parts.netloc.rpartition("@")[2]
     async with asyncio.timeout(open_timeout):

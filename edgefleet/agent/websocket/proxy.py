@@ -79,6 +79,6 @@ async def open_stream(
 
 
 def _default_context() -> ssl.SSLContext:
-    import ssl  # only for an https proxy
+    from edgefleet.agent.tls import client_context  # only for an https proxy
 
-    return ssl.create_default_context()
+    return client_context()
