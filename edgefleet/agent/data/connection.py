@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
@@ -39,7 +40,18 @@ PAUSE_BYTES = 256 * 1024  # pipelined bytes held while a request is answered
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
-Reply = Callable[[Response], None]
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A JSON answer whose payload is already bytes (newline included): the
+    hot answer, a record's 201, is formatted by its endpoint without
+    ``json.dumps``; it is written exactly as a :class:`Response` would be."""
+
+    status: int
+    payload: bytes
+
+
+Reply = Callable[[Response | Encoded], None]
 
 
 class Fast(Protocol):
@@ -142,18 +154,24 @@ def _query(text: str) -> dict[str, str]:
     return {name: value}
 
 
-def encode(response: Response, close: bool) -> bytes:
+def encode(response: Response | Encoded, close: bool) -> bytes:
     """The bytes of a JSON answer, as the h11 loop writes them."""
-    payload = json.dumps(response.body).encode() + b"\n"
-    lines = [
-        b"HTTP/1.1 %d %s" % (response.status, _REASONS.get(response.status, b"")),
-        b"content-type: application/json",
-        b"content-length: %d" % len(payload),
-        *(f"{k}: {v}".encode("latin-1") for k, v in response.headers.items()),
-    ]
-    if close:
-        lines.append(b"connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+    if isinstance(response, Encoded):
+        payload, extra = response.payload, b""
+    else:
+        payload = json.dumps(response.body).encode() + b"\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in response.headers.items()).encode("latin-1")
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s%s\r\n%s"
+        % (
+            response.status,
+            _REASONS.get(response.status, b""),
+            len(payload),
+            extra,
+            b"connection: close\r\n" if close else b"",
+            payload,
+        )
+    )
 
 
 class Connection(asyncio.Protocol):
@@ -299,7 +317,7 @@ class Connection(asyncio.Protocol):
     def _replier(self, close: bool) -> Reply:
         return lambda response: self._reply(response, close)
 
-    def _reply(self, response: Response, close: bool) -> None:
+    def _reply(self, response: Response | Encoded, close: bool) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return

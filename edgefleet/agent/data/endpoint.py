@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from edgefleet.agent.data.buffer import Incoming, Stored
+from edgefleet.agent.data.connection import Encoded, Reply
 from edgefleet.agent.http_server import HttpError, Request, Response, error
 
 MAX_RECORD_BYTES = 256 * 1024
@@ -216,6 +217,23 @@ def _answer(stream: str, records: int, stored: Stored) -> Response:
     )
 
 
+def _answer_encoded(stream: str, records: int, stored: Stored) -> Encoded:
+    """:func:`_answer` for the lean connection: its body's very bytes as
+    ``json.dumps`` writes them, formatted directly (a stream name matches
+    ``STREAM_RE``, so it holds nothing JSON escapes)."""
+    accepted = records - stored.duplicates
+    return Encoded(
+        201 if accepted else 200,
+        b'{"stream": "%s", "accepted": %d, "duplicates": %d, "seqs": [%s]}\n'
+        % (
+            stream.encode(),
+            accepted,
+            stored.duplicates,
+            b", ".join(b"%d" % seq for seq in stored.seqs),
+        ),
+    )
+
+
 async def _records(store: Store, job: str, request: Request) -> Response:
     stream = check_stream(request.query.get("stream") or "default")
     body = await request.read(MAX_BODY_BYTES)
@@ -242,7 +260,7 @@ class FastRecords:
         query: dict[str, str],
         headers: dict[str, str],
         body: bytes,
-        reply: Callable[[Response], None],
+        reply: Reply,
     ) -> None:
         job = _job(self.store, path.strip("/").split("/"))
         stream = check_stream(query.get("stream") or "default")
@@ -252,7 +270,7 @@ class FastRecords:
             if isinstance(result, HttpError):
                 reply(error(result.status, result.message, result.headers))
             else:
-                reply(_answer(stream, len(records), result))
+                reply(_answer_encoded(stream, len(records), result))
 
         self.store.submit(Incoming(job, stream, records), done)
 

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from edgefleet.agent.data.connection import PAUSE_BYTES
-from edgefleet.agent.data.endpoint import MAX_BODY_BYTES
+from edgefleet.agent.data.buffer import Stored
+from edgefleet.agent.data.connection import PAUSE_BYTES, encode
+from edgefleet.agent.data.endpoint import MAX_BODY_BYTES, _answer, _answer_encoded
 from edgefleet.agent.data.http import MAX_HEAD, Server
 from edgefleet.agent.data.service import DataService, _loopback
+from edgefleet.agent.http_server import error
 from tests.support.agents import agent_context
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -255,3 +257,36 @@ async def test_the_query_is_read_as_the_h11_loop_reads_it(service: DataService) 
     status, _, body = await read_answer(reader)
     assert status == 400 and "'a b'" in json.loads(body)["error"]
     writer.close()
+
+
+@pytest.mark.parametrize(
+    ("records", "stored"),
+    [
+        (1, Stored([7], 0)),
+        (3, Stored([4, 5, 6], 0)),
+        (2, Stored([1, 9], 1)),
+        (2, Stored([3, 3], 2)),  # all there already: 200
+    ],
+)
+@pytest.mark.parametrize("close", [False, True])
+def test_a_records_answer_formatted_directly_is_the_json_answer_to_the_byte(
+    records: int, stored: Stored, close: bool
+) -> None:
+    """The lean path formats its 2xx without json.dumps: the bytes must be the
+    ones the JSON answer encodes to (what a workload parses, whichever path)."""
+    direct = encode(_answer_encoded("temp.c-1_x", records, stored), close)
+    general = encode(_answer("temp.c-1_x", records, stored), close)
+    assert direct == general
+    status, _, rest = direct.partition(b" ")[2].partition(b" ")
+    assert int(status) == (201 if records > stored.duplicates else 200)
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["seqs"] == stored.seqs
+
+
+def test_an_answers_head_lists_its_headers_and_close() -> None:
+    answer = encode(error(507, "full", {"retry-after": "10"}), close=True)
+    payload = b'{"error": "full", "status": 507}\n'
+    assert answer == (
+        b"HTTP/1.1 507 Insufficient Storage\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nretry-after: 10\r\nconnection: close\r\n\r\n%s"
+        % (len(payload), payload)
+    )
