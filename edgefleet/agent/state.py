@@ -74,7 +74,12 @@ class StateDir:
             return None
 
     def save_identity(self, identity: Identity) -> None:
-        atomic_write(self.identity_path, identity.model_dump_json(indent=2).encode(), 0o600)
+        atomic_write(
+            self.identity_path,
+            identity.model_dump_json(indent=2).encode(),
+            0o600,
+            durable=self.durable,  # off only in the simulator: two fsyncs per device
+        )
 
     def load_desired(self) -> DesiredState | None:
         try:
