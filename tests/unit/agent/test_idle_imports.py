@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import base64
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from edgefleet.agent.state import Identity, StateDir
 from tests.support.procs import base_env, free_port
+from tests.support.tls import self_signed
 
 # Must not be in an idle agent: server packages, the CLI's, and what only a
 # feature in use needs (the Compose
@@ -117,10 +123,13 @@ def _imported(log: str) -> set[str]:
     return names
 
 
-def _idle_agent(tmp_path: Path, runtime: list[str]) -> tuple[set[str], set[str], bytes]:
-    """Start ``edgefleet agent`` with those runtime flags, let it reach its idle
-    state, stop it: (modules of the CLI, modules of the daemon, its environ)."""
-    server = f"http://127.0.0.1:{free_port()}"  # nobody listens: the agent keeps retrying
+def _idle_agent(
+    tmp_path: Path, runtime: list[str], server: str | None = None
+) -> tuple[set[str], set[str], bytes]:
+    """Start ``edgefleet agent`` with those flags, let it reach its idle state,
+    stop it: (modules of the CLI, modules of the daemon, its environ). Without
+    ``server``, nobody listens at its server: the agent keeps retrying."""
+    server = server or f"http://127.0.0.1:{free_port()}"
     state_dir = tmp_path / "s"
     _enrolled(state_dir, server)
     argv = [sys.executable, "-X", "importtime", "-m", "edgefleet", "agent", "--server", server]
@@ -241,3 +250,48 @@ def test_hashing_loads_on_first_use_and_from_several_threads_at_once() -> None:
     assert out.returncode == 0, out.stderr
     # hmac(b"k", b"m", sha256) starts b60090e3052297ae (the standard library's answer)
     assert out.stdout.split() == ["False", "8", "1", "b60090e3052297ae", "True", "True"]
+
+
+@contextmanager
+def _tls_listener(tmp_path: Path) -> Iterator[tuple[int, Path, list[str]]]:
+    """(port, CA certificate, the names it saw) of a TLS server on 127.0.0.1 that
+    completes each handshake, reads the request and hangs up (the agent retries)."""
+    cert, key = self_signed(tmp_path / "tls")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    handshakes: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            try:
+                with context.wrap_socket(raw, server_side=True) as conn:
+                    handshakes.append(conn.version() or "")
+                    conn.recv(4096)
+            except OSError:  # the agent hung up first
+                raw.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], cert, handshakes
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+def test_an_idle_agent_over_https_loads_tls_and_no_host_name_codec(tmp_path: Path) -> None:
+    """With an https:// server (an IP address, --ca-file) the daemon loads ssl,
+    shakes hands, and never the idna codec (agent/tls.py encodes ASCII names
+    itself: encodings.idna, stringprep and unicodedata cost ~0.3 MB)."""
+    with _tls_listener(tmp_path) as (port, cert, handshakes):
+        flags = ["--runtime", "process", "--ca-file", str(cert)]
+        _cli, daemon, _environ = _idle_agent(tmp_path, flags, f"https://127.0.0.1:{port}")
+    assert handshakes, "the agent never completed a TLS handshake"
+    assert daemon >= EXPECTED | {"_ssl", "edgefleet.agent.tls"}
+    bad = _forbidden(daemon - {"_ssl"}) | (daemon & {"encodings.idna", "stringprep", "unicodedata"})
+    assert not bad, f"an idle agent over https imported {sorted(bad)}"
