@@ -10,6 +10,7 @@ behind a good p99. A tail over fewer than 100 samples is called a maximum.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,9 +98,16 @@ def report_load(report: Report, size: str, run: LoadRun) -> None:
         f"{name} at {at:.0f} s; {len(run.stalls)} requests over {STALL_MS:g} ms",
     )
     if took > STALL_MS:
-        figure.note += "; MISSES its target; stalls at " + ", ".join(
+        figure.note += f" ({stalls_by_endpoint(run)}); MISSES its target; stalls at " + ", ".join(
             f"{s:.0f} s" for s, _, _ in run.stalls[:12]
         )
+
+
+def stalls_by_endpoint(run: LoadRun) -> str:
+    """How many of the stalls each endpoint had, most first: several endpoints
+    slow at the same moment point at the server, not at one query."""
+    counts = Counter(name for _, name, _ in run.stalls)
+    return ", ".join(f"{name} {count}" for name, count in counts.most_common())
 
 
 def _pages(http: httpx.Client, path: str) -> Iterator[dict[str, Any]]:
