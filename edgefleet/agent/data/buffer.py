@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ RECORD_OVERHEAD = 64  # bytes counted per record on top of its payload
 RID_RETENTION = 24 * 3600.0
 FILES = "#files"  # the seq counter of files; no stream name can start with "#"
 MOVE_BYTES = 256 * 1024  # journalled payload held in memory before it is moved into SQLite
+LIGHT_MARGIN = 32 * 1024 * 1024  # room left under the quota for a group that must not evict
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -146,6 +148,9 @@ class Buffer:
         self.files_dir.mkdir(exist_ok=True)
         self.quota_bytes = quota_bytes
         self.evict_oldest = evict_oldest
+        # Held by whoever uses the buffer: its thread, or the loop writing a
+        # group itself (agent/data/commit.py); nothing here is thread-safe.
+        self.lock = threading.Lock()
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -198,10 +203,12 @@ class Buffer:
 
     # -- writing --------------------------------------------------------------------------
 
-    def write(self, requests: list[Incoming]) -> list[Stored | BufferError]:
+    def write(self, requests: list[Incoming], move: bool = True) -> list[Stored | BufferError]:
         """Store several requests with one journal entry, one fsync for all
         (group commit). Each request is stored whole or refused whole
-        (:class:`QuotaFull`); eviction, when allowed, commits on its own first."""
+        (:class:`QuotaFull`); eviction, when allowed, commits on its own first.
+        ``move=False`` leaves a due move to a later write or call: the event
+        loop writes only while the buffer is :attr:`light`."""
         now = time.time()
         results: list[Stored | BufferError] = []
         entries: list[Row] = []
@@ -244,12 +251,20 @@ class Buffer:
         self._unmoved_bytes += added
         self.used += added
         self.pending += len(entries)
-        if self._unmoved_bytes > MOVE_BYTES:
+        if move and self._unmoved_bytes > MOVE_BYTES:
             try:
                 self.move()
             except (sqlite3.Error, OSError) as exc:  # stored already: the group must not fail
                 log.warning("data buffer: move into buffer.db failed (%s); retried later", exc)
         return results
+
+    @property
+    def light(self) -> bool:
+        """Whether a write of one group (up to ``LIGHT_MARGIN``) only appends to
+        the journal: no move due (``MOVE_BYTES``), no eviction possible."""
+        if self._unmoved_bytes > MOVE_BYTES:
+            return False
+        return not self.evict_oldest or self.used + LIGHT_MARGIN <= self.quota_bytes
 
     def _known_id(self, key: tuple[str, str], rid: str) -> int | None:
         seq = self._unmoved_ids.get((*key, rid))

@@ -1,9 +1,10 @@
 """The agent's data part: the local endpoint, the buffer, the uploader.
 
     workload --POST--> listener (127.0.0.1, job-network gateways) --> endpoint
-        --> submit(incoming, done) --> group commit on the buffer's thread
-            (commit.py: one journal append + fdatasync for all waiting requests)
-        --> done(...) on the loop, one call_soon_threadsafe per group --> 2xx
+        --> submit(incoming, done) --> group commit, on the loop while the disk
+            is quick, else on the buffer's thread (commit.py: one journal
+            append + fdatasync for all waiting requests)
+        --> done(...) on the loop, in order --> 2xx
     uploader --DataBatch--> server --commit--> DataAck --> buffer deletes
 
 The port is chosen once (``--data-port``, or a free one on first start) and
@@ -196,8 +197,15 @@ class DataService:
         self._thread.shutdown(wait=True)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a buffer method on the buffer's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        """Run a buffer method on the buffer's own thread, holding the buffer's
+        lock (the loop may write a group itself while it is free: commit.py)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._locked, fn, *args
+        )
+
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.buffer.lock:
+            return fn(*args)
 
     # -- listeners ------------------------------------------------------------------------
 

@@ -1,19 +1,24 @@
 """The group commit (agent/data/commit.py) on a real buffer and its thread:
 requests that queue while a group is written go together in the next, each
 answered in order once durable; a failed write answers its whole group; a
-stop refuses new requests and lets the queued ones finish."""
+stop refuses new requests and lets the queued ones finish; the loop writes a
+group itself while the disk is quick and the buffer free, else the thread."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from edgefleet.agent.data import commit as commit_module
 from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
-from edgefleet.agent.data.commit import GroupCommit
+from edgefleet.agent.data.commit import INLINE_SECONDS, GroupCommit
 from edgefleet.agent.data.journal import decode
 from edgefleet.agent.http_server import HttpError
 
@@ -86,3 +91,82 @@ async def test_a_group_is_bounded_in_bytes_but_takes_any_one_request(
     assert [i for i, _ in group] == [big] and [i for i, _ in commit._queue] == [big, small]
     group = commit._take_group()
     assert [i for i, _ in group] == [big, small] and commit._queue == []
+
+
+async def _answered(commit: GroupCommit, within: float) -> bool:
+    """Whether a request submitted now is answered within ``within`` seconds."""
+    answers: list[Stored | HttpError] = []
+    commit.submit(Incoming("j", "s", [(None, "{}")]), answers.append)
+    for _ in range(int(within / 0.01)):
+        await asyncio.sleep(0.01)
+        if answers:
+            assert isinstance(answers[0], Stored), answers
+            return True
+    return False
+
+
+async def test_the_loop_writes_a_group_itself_while_the_buffer_is_free(
+    commit: GroupCommit,
+) -> None:
+    """No thread hand-off while the disk is quick: a request is answered even
+    with the buffer's thread busy on something that does not hold the buffer."""
+    release = threading.Event()
+    commit.thread.submit(release.wait, 30)  # the buffer's only thread, occupied
+    try:
+        assert await _answered(commit, within=10)
+    finally:
+        release.set()
+
+
+async def test_a_group_waits_for_the_thread_while_a_job_holds_the_buffer(
+    commit: GroupCommit,
+) -> None:
+    release = threading.Event()
+
+    def hold() -> None:
+        with commit.buffer.lock:  # as DataService.call runs the uploader's calls
+            release.wait(30)
+
+    commit.thread.submit(hold)
+    await asyncio.sleep(0.05)  # the job holds the buffer
+    answers: list[Stored | HttpError] = []
+    commit.submit(Incoming("j", "s", [(None, "{}")]), answers.append)
+    await asyncio.sleep(0.2)
+    assert answers == []  # not written beside the job
+    release.set()
+    while not answers:
+        await asyncio.sleep(0.01)
+    assert isinstance(answers[0], Stored) and answers[0].seqs == [1]
+
+
+async def test_a_slow_disk_sends_groups_to_the_thread_until_it_is_quick_again(
+    commit: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow fdatasync (a fault a unit test cannot cause: an SD card, a busy
+    host) must not keep holding the agent's loop: the next groups go to the
+    buffer's thread, and back to the loop once a write is quick."""
+    real = os.fdatasync
+
+    def slow(fd: int) -> None:
+        time.sleep(INLINE_SECONDS * 2)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow)
+    assert await _answered(commit, within=10)  # written on the loop, and found slow
+    release = threading.Event()
+    commit.thread.submit(release.wait, 30)
+    try:
+        assert not await _answered(commit, within=0.3)  # queued for the busy thread
+    finally:
+        release.set()
+    monkeypatch.undo()
+    monkeypatch.setattr(commit_module, "INLINE_SECONDS", 10.0)  # quick, however busy this host
+    while commit._writing:
+        await asyncio.sleep(0.01)
+    assert await _answered(commit, within=10)  # a quick write on the thread
+    release = threading.Event()
+    commit.thread.submit(release.wait, 30)
+    try:
+        assert await _answered(commit, within=10)  # on the loop again
+    finally:
+        release.set()
