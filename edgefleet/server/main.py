@@ -55,7 +55,8 @@ def uvicorn_config(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio, keeping less per connection
+        ws="edgefleet.server.gateway.websocket_protocol:LeanWebSocketProtocol",
         ws_ping_interval=None,  # agents heartbeat; the server does not ping 10k sockets
         ws_max_size=settings.max_websocket_message_bytes,  # larger: closed with 1009
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
