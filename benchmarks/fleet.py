@@ -22,9 +22,12 @@ import psutil
 from benchmarks.fleet_load import (
     SIM_NOTE,
     Endpoint,
+    LoadRun,
     fanout_on_agents,
     report_fanout,
     report_load,
+    report_longest,
+    timed_get,
     under_load,
 )
 from benchmarks.harness import Report
@@ -174,17 +177,25 @@ def run_size(
                 "/api/v1/jobs", json={"application": f"bench{n}", "selector": {"bench": "yes"}}
             ).json()
 
+            # The polls are timed too: right after a fan-out every agent reports
+            # at once, which is when a server-wide stall shows (issue 16).
+            poll = Endpoint("GET /jobs/{id} (polled)", f"/api/v1/jobs/{job['id']}", {})
+            landing = LoadRun([poll], 0)
+
             def all_running() -> bool:
-                shown = http.get(f"/api/v1/jobs/{job['id']}").json()
+                shown = timed_get(http, poll, landing, t0).json()
                 return bool(
                     shown["state"] == "running" and shown["device_counts"].get("running", 0) >= n
                 )
 
             wait_for(all_running, timeout=max(120, n / 5), interval=0.25, what="fan-out")
-            polled = time.monotonic() - t0
+            polled = landing.seconds = time.monotonic() - t0
             limit = 5.0 if n == 1000 else 15.0 if n == 10000 else None
             times = fanout_on_agents(http, job, "app")
             report_fanout(report, size, n, polled, times, limit)
+            report_longest(
+                report, "fan-out", size, "longest API request while the fan-out lands", landing
+            )
 
             # Page 5 of a selector's devices, fetched with the cursor of page 4.
             per_page = 100 if n >= 10000 else 50 if n >= 1000 else 5  # a third are site=b

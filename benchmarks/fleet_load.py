@@ -1,6 +1,7 @@
 """The fleet benchmark's timed phases that read the API: the API under load
 (every request's latency kept, for as long as asked: ten minutes by default),
-and a job's fan-out timed from the agents' own clocks.
+and a job's fan-out timed from the agents' own clocks (its polls of the job
+timed as requests too: right after a fan-out is when every agent reports).
 
 A stall is a request that took over :data:`STALL_MS`; the longest request of
 the whole phase is reported as such, so a stall every few seconds cannot hide
@@ -52,17 +53,24 @@ def under_load(http: httpx.Client, endpoints: list[Endpoint], seconds: float) ->
     begin = time.monotonic()
     while time.monotonic() - begin < seconds:
         for endpoint in endpoints:
-            start = time.perf_counter()
-            response = http.get(endpoint.path, params=endpoint.params)
-            took = (time.perf_counter() - start) * 1000
-            assert response.status_code == 200, response.text[:300]
-            endpoint.samples.append(took)
-            at = time.monotonic() - begin
-            if took > run.longest[2]:
-                run.longest = (at, endpoint.name, took)
-            if took > STALL_MS:
-                run.stalls.append((at, endpoint.name, took))
+            timed_get(http, endpoint, run, begin)
     return run
+
+
+def timed_get(http: httpx.Client, endpoint: Endpoint, run: LoadRun, begin: float) -> httpx.Response:
+    """One request of ``endpoint``, its latency kept in ``run`` (``begin``: the
+    run's start on the monotonic clock)."""
+    start = time.perf_counter()
+    response = http.get(endpoint.path, params=endpoint.params)
+    took = (time.perf_counter() - start) * 1000
+    assert response.status_code == 200, response.text[:300]
+    endpoint.samples.append(took)
+    at = time.monotonic() - begin
+    if took > run.longest[2]:
+        run.longest = (at, endpoint.name, took)
+    if took > STALL_MS:
+        run.stalls.append((at, endpoint.name, took))
+    return response
 
 
 def report_load(report: Report, size: str, run: LoadRun) -> None:
@@ -87,11 +95,16 @@ def report_load(report: Report, size: str, run: LoadRun) -> None:
             )
             if target and not value < target:
                 figure.note += "; MISSES its target"
+    report_longest(report, bench, size, f"longest request (stall) in {run.seconds:g} s", run)
+
+
+def report_longest(report: Report, bench: str, size: str, label: str, run: LoadRun) -> None:
+    """The run's longest request against the stall bound, and every stall."""
     at, name, took = run.longest
     figure = report.add(
         bench,
         size,
-        f"longest request (stall) in {run.seconds:g} s",
+        label,
         took,
         "ms",
         f"<= {STALL_MS:g} ms",
