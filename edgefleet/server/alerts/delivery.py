@@ -21,9 +21,10 @@ import hashlib
 import hmac
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import select
 
 from edgefleet.server.alerts.guard import Refused
@@ -34,6 +35,9 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.registries.crypto import SecretKeyError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,8 @@ async def _post(
     ctx: ServerContext, client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
 ) -> str | None:
     """None when delivered, else why not."""
+    import httpx  # loaded with the client
+
     try:
         await allowlist(ctx).check(url)
     except Refused as exc:
@@ -85,8 +91,28 @@ async def _post(
     return f"receiver answered {answer.status_code}"
 
 
-async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
-    """One pass over due messages; returns how many were delivered."""
+async def _post_all(
+    ctx: ServerContext,
+    client: Callable[[], httpx.AsyncClient],
+    sends: list[tuple[str, bytes, dict[str, str]]],
+) -> list[str | None]:
+    """POST every (url, body, headers), side by side: one slow receiver must not
+    hold up the others. The client is asked for only when there is a message."""
+    if not sends:
+        return []
+    http = client()
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def send(url: str, body: bytes, headers: dict[str, str]) -> str | None:
+        async with gate:
+            return await _post(ctx, http, url, body, headers)
+
+    return await asyncio.gather(*(send(*one) for one in sends))
+
+
+async def deliver_due(ctx: ServerContext, client: Callable[[], httpx.AsyncClient]) -> int:
+    """One pass over due messages; returns how many were delivered. ``client``
+    gives the HTTP client, asked for only when a message is due."""
     s = ctx.settings
     now = utcnow()
     async with ctx.session() as db:
@@ -135,14 +161,7 @@ async def deliver_due(ctx: ServerContext, client: httpx.AsyncClient) -> int:
                 "X-Edgefleet-Event": row.status,
             }
             sends.append((row, webhook.id, webhook.url, body, headers))
-        # One slow receiver must not hold up the others: sends run side by side.
-        gate = asyncio.Semaphore(PARALLEL)
-
-        async def send(url: str, body: bytes, headers: dict[str, str]) -> str | None:
-            async with gate:
-                return await _post(ctx, client, url, body, headers)
-
-        errors = await asyncio.gather(*(send(u, b, h) for _r, _w, u, b, h in sends))
+        errors = await _post_all(ctx, client, [(u, b, h) for _r, _w, u, b, h in sends])
         delivered = 0
         for (row, webhook_id, _url, _body, _headers), error in zip(sends, errors, strict=True):
             row.attempts += 1

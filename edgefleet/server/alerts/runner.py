@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from edgefleet.server.alerts import delivery, observe, service
 from edgefleet.server.alerts.evaluate import evaluate
@@ -21,6 +20,9 @@ from edgefleet.server.db.base import utcnow
 from edgefleet.server.scheduler import lease
 from edgefleet.server.scheduler.loop import LEASE, LEASE_TTL
 from edgefleet.tasks import cancel_all
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class AlertLoop:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
         self.passes = 0
 
     async def start(self) -> None:
@@ -56,21 +59,36 @@ class AlertLoop:
         async with self.ctx.session() as db:
             return await lease.acquire(db, LEASE, self.ctx.replica, LEASE_TTL)
 
+    def _client(self) -> httpx.AsyncClient:
+        """The webhook client, made when a first message is due: a server with
+        nothing to deliver loads neither httpx nor a TLS context (~4 MB resident
+        for as long as it runs, issue 16)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(
+                timeout=self.ctx.settings.alert_webhook_timeout,
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._http
+
     async def _run(self) -> None:
         s = self.ctx.settings
-        async with httpx.AsyncClient(
-            timeout=s.alert_webhook_timeout, follow_redirects=False, trust_env=False
-        ) as client:
+        try:
             while True:
                 await asyncio.sleep(s.alert_interval)
                 try:
                     if not await self._leader():
                         continue
                     await evaluate_once(self.ctx)
-                    await delivery.deliver_due(self.ctx, client)
+                    await delivery.deliver_due(self.ctx, self._client)
                     self.passes += 1
                 except Exception:  # logged with its traceback; the next pass retries
                     log.exception("alert pass failed")
+        finally:
+            if self._http is not None:
+                await self._http.aclose()
 
 
 async def start(ctx: ServerContext) -> Callable[[], Awaitable[None]]:

@@ -26,13 +26,16 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgefleet.server.auth.oidc_config import OidcConfig
 from edgefleet.server.errors import BadGateway, NotFound, Unauthorized
 
 if TYPE_CHECKING:
+    # httpx (~4 MB with its client) is imported when single sign-on is configured
+    # (OidcProvider is built), not by every server's start (issue 16).
+    import httpx
+
     # joserfc brings ``cryptography`` (~8 MB resident): imported where an ID
     # token is checked, not by every server's start (issue 16).
     from joserfc import jwt
@@ -101,6 +104,8 @@ class OidcProvider:
     def __init__(
         self, config: OidcConfig, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        import httpx
+
         self.config = config
         self._http = httpx.AsyncClient(timeout=config.http_timeout, transport=transport)
         self._discovery: Discovery | None = None
@@ -115,6 +120,8 @@ class OidcProvider:
     # -- talking to the provider ----------------------------------------------------------
 
     async def _get_json(self, url: str, what: str, **kwargs: Any) -> Any:
+        import httpx  # loaded by __init__
+
         try:
             response = await self._http.get(url, **kwargs)
         except httpx.HTTPError as exc:
@@ -178,6 +185,8 @@ class OidcProvider:
 
     async def _post_form(self, url: str, form: dict[str, str], what: str) -> httpx.Response:
         """POST to the provider as this client (secret by Basic or in the form, as it takes)."""
+        import httpx  # loaded by __init__
+
         found = await self.discovery()
         form = {**form, "client_id": self.config.client_id}
         secret = self.config.client_secret

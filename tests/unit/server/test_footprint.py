@@ -18,6 +18,8 @@ NEVER_AT_START = {
     "nacl": "the fed aggregator's key agreement",
     "joserfc": "single sign-on's ID-token checks (auth/oidc_provider.py)",
     "cryptography": "sealing a secret (registries/crypto.py) or an ID-token check",
+    "httpx": "single sign-on's client (auth/oidc_provider.py, built when configured) "
+    "or the alert webhooks' (alerts/runner.py, made when a message is due)",
     "rich": "httpx's command-line client (kept out by server/footprint.py)",
     "pygments": "httpx's command-line client (kept out by server/footprint.py)",
     "pydantic.v1": "FastAPI's pydantic-1 check of route parameters (server/footprint.py)",
