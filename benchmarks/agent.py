@@ -18,7 +18,7 @@ import psutil
 
 from benchmarks.harness import Report, median, percentile
 from tests.support.procs import AgentProc, ServerProc, wait_for
-from tests.support.tls import TLSServerProc
+from tests.support.tls import TLSServerProc, hashed_store
 
 
 def _deploys(http: httpx.Client, app: str, device: str, rounds: int) -> list[float]:
@@ -66,14 +66,35 @@ def _installed_env(cache: Path) -> dict[str, str]:
 
 
 @contextmanager
+def _system_store(directory: Path) -> Iterator[dict[str, str]]:
+    """The environment of a device whose agent has no ``--ca-file`` (a server
+    with a public CA): OpenSSL's defaults, no ``SSL_CERT_FILE``, the CA directory
+    ``directory`` in place of /etc/ssl/certs. ``SSL_CERT_FILE`` is left out of
+    this process's environment while the agent's is copied from it."""
+    saved = os.environ.pop("SSL_CERT_FILE", None)
+    try:
+        yield {"SSL_CERT_DIR": str(directory)}
+    finally:
+        if saved is not None:
+            os.environ["SSL_CERT_FILE"] = saved
+
+
+@contextmanager
 def _one_agent(
-    workdir: Path, name: str, runtime: str, restarted: bool, tls: bool = False, **agent_args: Any
+    workdir: Path,
+    name: str,
+    runtime: str,
+    restarted: bool,
+    tls: bool = False,
+    system_store: bool = False,
+    **agent_args: Any,
 ) -> Iterator[tuple[httpx.Client, AgentProc, str]]:
     """A server and one enrolled agent (the admin's HTTP client, the agent, its
     device id), both stopped at the end. ``restarted``: measured as a device
     runs day to day, restarted with its stored credential, not in the run that
     enrolled it. ``tls``: an https server (self-signed, given to the agent as
-    ``--ca-file``), so the agent loads ssl.
+    ``--ca-file``), so the agent loads ssl; with ``system_store``, trusted as a
+    public CA is instead, through the system's hashed CA directory.
 
     The agent compiles its modules once into a bytecode cache of its own (as
     ``pip install`` does on a device) even when this checkout's environment
@@ -85,16 +106,19 @@ def _one_agent(
     server.start()
     agent: AgentProc | None = None
     extra = ["--log-level", "warning"]
-    if isinstance(server, TLSServerProc):
+    store: contextlib.AbstractContextManager[dict[str, str]] = contextlib.nullcontext({})
+    if isinstance(server, TLSServerProc) and system_store:
+        store = _system_store(hashed_store(workdir / f"{name}-certs", server.cert))
+    elif isinstance(server, TLSServerProc):
         extra += ["--ca-file", str(server.cert)]
     try:
-        with server.http() as http:
+        with server.http() as http, store as trust:
             http.timeout = httpx.Timeout(60)
             key = http.post("/api/v1/provisioning-keys", json={}).json()["key"]
             env = {**_installed_env(workdir / f"pycache-{name}"), **agent_args.pop("env", {})}
             agent = AgentProc(
                 workdir, [server.url], key=key, name=name, runtime=runtime,
-                extra_args=extra, env=env, **agent_args,
+                extra_args=extra, env={**env, **trust}, **agent_args,
             )  # fmt: skip
             agent.start()
             device = agent.wait_enrolled()
@@ -123,6 +147,9 @@ def run(report: Report, podman: Any | None = None) -> None:
         workdir = Path(tmp)
         with _one_agent(workdir, "tls", "process", restarted=True, tls=True) as (_, agent, _):
             _idle_footprint(report, agent, "process runtime, https server")
+        system = dict(restarted=True, tls=True, system_store=True)
+        with _one_agent(workdir, "tls-system", "process", **system) as (_, agent, _):
+            _idle_footprint(report, agent, "process runtime, https server, system CA store")
         with _one_agent(workdir, "bench", "process", restarted=True) as (http, agent, device):
             _idle_footprint(report, agent, "process runtime")
             spec = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import ssl
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,21 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def hashed_store(directory: Path, cert: Path) -> Path:
+    """``directory`` trusting ``cert`` alone, laid out as ``update-ca-certificates``
+    lays out /etc/ssl/certs (the certificate under its OpenSSL subject hash), for
+    an agent given it as ``SSL_CERT_DIR`` instead of ``--ca-file``."""
+    answer = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject_hash", "-in", str(cert)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{answer.stdout.strip()}.0").write_bytes(cert.read_bytes())
+    return directory
 
 
 class TLSServerProc(ServerProc):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from edgefleet.agent.tls import AgentTLSContext, client_context, trust_anchors
 from edgefleet.agent.websocket.proxy import open_stream
-from tests.support.tls import self_signed
+from tests.support.tls import hashed_store, self_signed
 
 
 @pytest.fixture
@@ -87,26 +86,12 @@ def test_host_names_are_encoded_as_the_idna_codec_encodes_them() -> None:
             ours._encode_hostname(bad)  # type: ignore[attr-defined]
 
 
-def _hashed_dir(directory: Path, cert: Path) -> Path:
-    """``directory`` holding ``cert`` under its OpenSSL subject hash, as
-    ``update-ca-certificates`` lays out /etc/ssl/certs."""
-    answer = subprocess.run(
-        ["openssl", "x509", "-noout", "-subject_hash", "-in", str(cert)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{answer.stdout.strip()}.0").write_bytes(cert.read_bytes())
-    return directory
-
-
 async def test_without_a_ca_file_the_hashed_directory_is_read_when_needed(
     server: tuple[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port, cert = server
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.setenv("SSL_CERT_DIR", str(_hashed_dir(tmp_path / "certs", cert)))
+    monkeypatch.setenv("SSL_CERT_DIR", str(hashed_store(tmp_path / "certs", cert)))
     assert trust_anchors(None) == (None, str(tmp_path / "certs"))
     context = client_context()
     assert context.cert_store_stats()["x509"] == 0  # no bundle parsed up front
@@ -114,7 +99,7 @@ async def test_without_a_ca_file_the_hashed_directory_is_read_when_needed(
     assert context.cert_store_stats()["x509"] == 1  # the issuer, looked up by hash
 
     other, _ = self_signed(tmp_path / "other")
-    monkeypatch.setenv("SSL_CERT_DIR", str(_hashed_dir(tmp_path / "other-certs", other)))
+    monkeypatch.setenv("SSL_CERT_DIR", str(hashed_store(tmp_path / "other-certs", other)))
     with pytest.raises(ssl.SSLCertVerificationError):
         await _echo(port, client_context())
 
