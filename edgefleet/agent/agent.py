@@ -179,6 +179,7 @@ class Agent:
                 "give --provisioning-key"
             )
         private_key = _new_private_key()
+        public_key = public_key_of(private_key)  # once: each derivation is an X25519 operation
         backoff = Backoff(cap=self.settings.reconnect_max_delay)
         while True:
             try:
@@ -188,7 +189,7 @@ class Agent:
                     name=self.settings.name,
                     labels=self.settings.labels,
                     facts=self.facts(),
-                    public_key=public_key_of(private_key),
+                    public_key=public_key,
                     context=self.ssl_context(),
                 )
                 break
@@ -197,7 +198,7 @@ class Agent:
                 log.warning("enrollment failed (%s); retrying in %.1f s", exc.message, delay)
                 await asyncio.sleep(delay)
         identity.private_key = private_key
-        identity.public_key = public_key_of(private_key)
+        identity.public_key = public_key
         self.state.save_identity(identity)
         self.enrolled = True
         log.info(
