@@ -260,9 +260,11 @@ class Buffer:
 
     @property
     def light(self) -> bool:
-        """Whether a write of one group (up to ``LIGHT_MARGIN``) only appends to
-        the journal: no move due (``MOVE_BYTES``), no eviction possible."""
-        if self._unmoved_bytes > MOVE_BYTES:
+        """Whether a write of one group (up to ``LIGHT_MARGIN``) is an append to
+        an open journal file and at most a look-up of record ids: no transaction
+        (no move due past ``MOVE_BYTES``, no eviction possible), no new journal
+        file to write full of zeros."""
+        if self._unmoved_bytes > MOVE_BYTES or not self.journal.open:
             return False
         return not self.evict_oldest or self.used + LIGHT_MARGIN <= self.quota_bytes
 

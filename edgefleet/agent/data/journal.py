@@ -100,6 +100,11 @@ class Journal:
         self._fd = -1
         self._number = max((n for n, _ in self._files()), default=0)
 
+    @property
+    def open(self) -> bool:
+        """Whether a file is open for appending (else the next append prepares one)."""
+        return self._fd >= 0
+
     def _files(self) -> list[tuple[int, Path]]:
         found = []
         for path in self.dir.iterdir():

@@ -170,3 +170,19 @@ async def test_a_slow_disk_sends_groups_to_the_thread_until_it_is_quick_again(
         assert await _answered(commit, within=10)  # on the loop again
     finally:
         release.set()
+
+
+async def test_a_write_that_must_prepare_a_journal_file_goes_to_the_thread(
+    commit: GroupCommit,
+) -> None:
+    """A new journal file is 5 MiB of zeros and an fsync: never on the loop."""
+    commit.buffer.journal.close()  # as after a checkpoint a reader blocked
+    release = threading.Event()
+    commit.thread.submit(release.wait, 30)
+    try:
+        assert not await _answered(commit, within=0.3)
+    finally:
+        release.set()
+    while commit._writing:
+        await asyncio.sleep(0.01)
+    assert commit.buffer.journal.open and commit.buffer.light
