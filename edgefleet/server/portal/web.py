@@ -17,6 +17,7 @@ document as a console error.
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import json
 import math
@@ -24,15 +25,13 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
@@ -42,6 +41,10 @@ from edgefleet.server.auth.caller import Caller
 from edgefleet.server.auth.roles import Permission
 from edgefleet.server.deps import CSRF_HEADER, Db, session_secret
 from edgefleet.server.errors import ApiError, Forbidden, Invalid, validation_message
+
+if TYPE_CHECKING:
+    import jinja2
+    from fastapi.templating import Jinja2Templates
 
 HERE = Path(__file__).parent
 CSRF_FIELD = "csrf"
@@ -290,6 +293,8 @@ def tone(state: str | None) -> str:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -302,7 +307,13 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-templates = Jinja2Templates(env=_environment())
+@functools.cache
+def templates() -> Jinja2Templates:
+    """The page templates, read with the first page shown: a server whose
+    portal nobody opens does not load Jinja2 (~2 MB resident, issue 16)."""
+    from fastapi.templating import Jinja2Templates
+
+    return Jinja2Templates(env=_environment())
 
 
 def render(
@@ -315,7 +326,7 @@ def render(
         "path": request.url.path,
     }
     values.update(context or {})
-    return templates.TemplateResponse(request, name, values, status_code=status)
+    return templates().TemplateResponse(request, name, values, status_code=status)
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -20,6 +20,7 @@ NEVER_AT_START = {
     "cryptography": "sealing a secret (registries/crypto.py) or an ID-token check",
     "httpx": "single sign-on's client (auth/oidc_provider.py, built when configured) "
     "or the alert webhooks' (alerts/runner.py, made when a message is due)",
+    "jinja2": "the portal's first page (portal/web.py templates())",
     "rich": "httpx's command-line client (kept out by server/footprint.py)",
     "pygments": "httpx's command-line client (kept out by server/footprint.py)",
     "pydantic.v1": "FastAPI's pydantic-1 check of route parameters (server/footprint.py)",
