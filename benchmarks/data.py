@@ -298,8 +298,8 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
                     "endpoint, 100 records/POST, 4 clients",
                     lines_rate,
                     "records/s",
-                    "durable (fdatasync before each 2xx); 4 keep-alive connections, JSON lines"
-                    + syncs,
+                    "durable (fdatasync before each 2xx); 4 keep-alive connections (lean client), "
+                    "JSON lines" + syncs,
                 )
                 sent = 32 * int(200 * scale) + int(500 * scale) + 4 * int(100 * scale) * 100
                 wait_for(lambda: _summary(http, job_id)["records"] >= sent, 300, what="first drain")
