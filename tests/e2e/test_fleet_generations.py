@@ -2,7 +2,7 @@
 those reports are written in groups (gateway.generations), and every device
 row must still end up with its own agent's generation and health. 200 real
 agents (the simulator: the agent's own modules with the ``sim`` runtime) in
-one extra process."""
+one extra process, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ SIM_APP = {"services": {"app": {"image": "sim/app:1", "command": ["run"]}}}
 
 
 def test_every_agents_applied_generation_is_stored_after_a_fan_out(
-    fleet: Fleet, sqlite_only: None
+    fleet: Fleet, database_url: str | None
 ) -> None:
     server = fleet.start_server()
     key = fleet.key(labels={"kind": "sim"})
