@@ -9,9 +9,10 @@ more deque), and the upgrade request and its answer with their headers, which
 are spent once the handshake is done. Here the queue is an :class:`Inbox`
 (a list, and a future only while the app waits), the event a
 :class:`~edgefleet.wire.link.Flag`, and the handshake's request and answer are
-dropped after the accept. Frames, limits (``ws_max_size``), close codes and
-flow control are uvicorn's, unchanged; this applies to every WebSocket the
-server serves (agents, exec, port-forward, event streams).
+dropped after the accept (the request's headers emptied). Frames, limits
+(``ws_max_size``), close codes and flow control are uvicorn's, unchanged;
+this applies to every WebSocket the server serves (agents, exec,
+port-forward, event streams).
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
-            # spent: only an accept reads them, and the handshake is done
+            # Spent: only an accept reads them, and the handshake is done. The
+            # request's headers are emptied too: websockets' parser keeps the
+            # request in a local for as long as the connection lasts (the app
+            # has its own copy of them in the scope).
+            self.request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]

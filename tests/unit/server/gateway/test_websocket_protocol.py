@@ -14,6 +14,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
 
 from edgefleet.server.gateway.websocket_protocol import Inbox, LeanWebSocketProtocol
 from tests.support.procs import free_port
@@ -101,6 +102,11 @@ async def test_frames_echo_and_the_spent_handshake_is_dropped(
         assert len(held) == 1
         assert isinstance(held[0].queue, Inbox)
         assert held[0].request is None and held[0].response is None
+        # websockets' frame parser still holds the upgrade request, emptied
+        kept = held[0].conn.parser.gi_frame.f_locals.get("request")
+        assert isinstance(kept, Request) and not kept.headers
+        await ws.send("after")
+        assert await asyncio.wait_for(ws.recv(), WAIT) == "after"
 
 
 async def test_the_apps_close_code_reaches_the_peer(served: tuple[str, uvicorn.Server]) -> None:
