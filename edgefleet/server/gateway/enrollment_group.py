@@ -83,7 +83,8 @@ async def stage(db: AsyncSession, group: list[Request]) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(group)
     by_key: dict[int, list[int]] = {}
     for i, request in enumerate(group):
-        key = found.get(request.provisioning_key)
+        pair = found.get(request.provisioning_key)
+        key = pair[0] if pair is not None else None
         refused = keys.refusal(key)
         if refused is not None:
             outcomes[i] = refused
@@ -91,14 +92,12 @@ async def stage(db: AsyncSession, group: list[Request]) -> list[Outcome]:
             assert key is not None
             by_key.setdefault(key.pk, []).append(i)
     if by_key:
-        chosen = {key.pk: key for key in found.values() if key.pk in by_key}
-        projects = await _projects(db, {key.project_pk for key in chosen.values()})
-        wanted = [(chosen[pk].project_pk, group[i]) for pk, ids in by_key.items() for i in ids]
+        chosen = {key.pk: (key, project) for key, project in found.values() if key.pk in by_key}
+        wanted = [(chosen[pk][1].pk, group[i]) for pk, ids in by_key.items() for i in ids]
         taken = await _names(db, wanted)
         for pk, ids in by_key.items():
-            key = chosen[pk]
+            key, project = chosen[pk]
             requests = [group[i] for i in ids]
-            project = projects[key.project_pk]
             names = await _take(db, key, project, requests, taken.setdefault(project.pk, set()))
             for i, request, name in zip(ids, requests, names, strict=True):
                 outcomes[i] = (
@@ -202,10 +201,6 @@ def _device(
     )
     db.add(device)
     return Enrolled(device, project, credential, key.prefix)
-
-
-async def _projects(db: AsyncSession, pks: set[int]) -> dict[int, Project]:
-    return {p.pk: p for p in await db.scalars(select(Project).where(Project.pk.in_(sorted(pks))))}
 
 
 async def _names(db: AsyncSession, wanted: Iterable[tuple[int, Request]]) -> dict[int, set[str]]:

@@ -25,13 +25,13 @@ from edgefleet.wire.messages import DeviceFacts
 Sessions = async_sessionmaker[AsyncSession]
 
 
-async def _key(sessions: Sessions, **fields: Any) -> str:
-    """A key of project "north" (made on first use); returns its secret."""
+async def _key(sessions: Sessions, project_name: str = "north", **fields: Any) -> str:
+    """A key of ``project_name`` (made on first use); returns its secret."""
     secret = secrets.generate(secrets.KEY_PREFIX)
     async with sessions() as db:
-        project = await db.scalar(select(Project).where(Project.name == "north"))
+        project = await db.scalar(select(Project).where(Project.name == project_name))
         if project is None:
-            project = Project(id="p1", name="north")
+            project = Project(id=f"p-{project_name}", name=project_name)
             db.add(project)
             await db.flush()
         db.add(
@@ -130,6 +130,29 @@ async def test_each_request_is_decided_as_if_alone(sessions: Sessions) -> None:
     async with sessions() as db:
         stored = set(await db.scalars(select(Device.credential_hash)))
     assert stored == {secrets.digest(o.credential) for o in enrolled}
+
+
+async def test_each_device_joins_its_own_keys_project(sessions: Sessions) -> None:
+    """Keys of two projects in one group (their projects read in the keys' own
+    query): every device lands in the project of the key it presented, names
+    collide only within a project, and a key of one project never lends its
+    project to a request that presented another."""
+    north, south = await _key(sessions), await _key(sessions, "south")
+    await _stage(sessions, [_request(south, "gw")])
+    outcomes = await _stage(
+        sessions,
+        [_request(north, "gw"), _request(south, "gw"), _request(south, "edge"), _request(north)],
+    )
+    assert _kinds(outcomes) == ["gw", "Conflict", "edge", "rack"]
+    placed = {o.device.name: o.project.name for o in outcomes if isinstance(o, Enrolled)}
+    assert placed == {"gw": "north", "edge": "south", "rack": "north"}
+    async with sessions() as db:
+        rows = await db.execute(
+            select(Device.name, Project.name).join(Project, Project.pk == Device.project_pk)
+        )
+        stored = sorted((name, project) for name, project in rows)
+    assert stored == [("edge", "south"), ("gw", "north"), ("gw", "south"), ("rack", "north")]
+    assert (await _uses(sessions, north), await _uses(sessions, south)) == (2, 2)
 
 
 async def test_unnamed_devices_are_numbered_after_the_names_taken(sessions: Sessions) -> None:
