@@ -26,6 +26,12 @@ def main() -> None:
 
         agent_main()
         return
+    if sys.argv[1:2] == ["server"]:
+        # the lean server process `edgefleet server` hands off to (server/handoff.py)
+        from edgefleet.server.handoff import run_received
+
+        if run_received():
+            return
     # httpx imports its own command-line tool (click, Rich, Pygments: ~40 ms)
     # when it is importable; this process never runs it. A None entry makes that
     # optional import fail, and httpx carries on without it.

@@ -40,13 +40,16 @@ def _server_missing(exc: ModuleNotFoundError) -> typer.Exit:
 
 
 def _run_server(**values: Any) -> None:
+    import importlib.util
+
     from edgefleet.server.settings import ServerSettings
 
-    try:
-        from edgefleet.server.main import run as run_server
-    except ModuleNotFoundError as exc:
-        raise _server_missing(exc) from None
-    run_server(_settings(ServerSettings, values))
+    for name in sorted(_SERVER_PACKAGES):  # not imported here: the lean process does
+        if importlib.util.find_spec(name) is None:
+            raise _server_missing(ModuleNotFoundError(name=name))
+    from edgefleet.server.handoff import hand_off
+
+    hand_off(_settings(ServerSettings, values))  # served by a process without the CLI
 
 
 def _run_agent(**values: Any) -> None:
