@@ -2,8 +2,9 @@
 
 Agents report whenever something changes; during a fan-out that is a few
 thousand reports a second. Reports are coalesced per (device, job) in
-memory and flushed every ``flush_every`` seconds in one transaction; each
-affected job's overall state is then recomputed with one GROUP BY query.
+memory and flushed every ``flush_every`` seconds, :data:`CHUNK` reports per
+transaction with a turn of the event loop between; each affected job's
+overall state is then recomputed with one GROUP BY query.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,11 +32,21 @@ from edgefleet.wire.status import JobStatus
 log = logging.getLogger(__name__)
 
 
+CHUNK = 500
+"""Reports written per transaction, with a turn of the event loop between: a
+fan-out to 10,000 devices flushed as one held the loop for most of a second
+(building the rows and the ORM's bulk update), stalling every request."""
+
+Key = tuple[int, str]
+"""(device pk, job id)"""
+Reported = tuple[AgentSession, JobStatus]
+
+
 class StatusSink:
     def __init__(self, ctx: ServerContext, flush_every: float = 0.1) -> None:
         self.ctx = ctx
         self.flush_every = flush_every
-        self._pending: dict[tuple[int, str], tuple[AgentSession, JobStatus]] = {}
+        self._pending: dict[Key, Reported] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -80,58 +91,67 @@ class StatusSink:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
+        reports = list(batch.items())
         async with self.ctx.session() as db:
             job_ids = {job_id for _, job_id in batch}
             jobs = {j.id: j for j in await db.scalars(select(Job).where(Job.id.in_(job_ids)))}
-            keys = [(jobs[j].pk, d) for d, j in batch if j in jobs]
-            if not keys:
-                return
-            rows: dict[tuple[int, int], Any] = {}  # plain rows: cheaper than ORM objects
-            job_pks = {k[0] for k in keys}
-            device_pks = sorted({k[1] for k in keys})
-            for start in range(0, len(device_pks), 900):  # stay under SQL parameter limits
-                found = await db.execute(
-                    select(
-                        JobDevice.pk,
-                        JobDevice.job_pk,
-                        JobDevice.device_pk,
-                        JobDevice.state,
-                        JobDevice.error,
-                        JobDevice.eligible,
-                    ).where(
-                        JobDevice.job_pk.in_(job_pks),
-                        JobDevice.device_pk.in_(device_pks[start : start + 900]),
-                    )
-                )
-                rows.update({(r.job_pk, r.device_pk): r for r in found.all()})
-            now = utcnow()
-            changes: list[dict[str, Any]] = []
             touched: set[int] = set()
-            for (device_pk, job_id), (session, status) in batch.items():
-                job = jobs.get(job_id)
-                row = rows.get((job.pk, device_pk)) if job else None
-                if job is None or row is None or not row.eligible:
-                    continue
-                services = {k: v.model_dump(mode="json") for k, v in status.services.items()}
-                state = status.state
-                if state != row.state or status.error != row.error:
-                    self._event(job, session, state, status.error)
-                changes.append(
-                    {
-                        "pk": row.pk,
-                        "state": state,
-                        "error": status.error,
-                        "services": services,
-                        "version": status.version,
-                        "waiting": status.waiting,
-                        "updated_at": now,
-                    }
-                )
-                touched.add(job.pk)
-            if changes:
-                await db.execute(update(JobDevice), changes)
-            await db.commit()
+            for start in range(0, len(reports), CHUNK):
+                if start:
+                    await asyncio.sleep(0)  # requests waiting on the loop go first
+                touched |= await self._write(db, jobs, reports[start : start + CHUNK])
             await refresh_jobs(self.ctx, db, [j for j in jobs.values() if j.pk in touched])
+
+    async def _write(
+        self, db: AsyncSession, jobs: dict[str, Job], reports: list[tuple[Key, Reported]]
+    ) -> set[int]:
+        """One chunk of reports in one transaction; returns the job pks it changed."""
+        keys = [(jobs[j].pk, d) for (d, j), _ in reports if j in jobs]
+        if not keys:
+            return set()
+        found = await db.execute(
+            select(
+                JobDevice.pk,
+                JobDevice.job_pk,
+                JobDevice.device_pk,
+                JobDevice.state,
+                JobDevice.error,
+                JobDevice.eligible,
+            ).where(
+                JobDevice.job_pk.in_({k[0] for k in keys}),
+                JobDevice.device_pk.in_(sorted({k[1] for k in keys})),
+            )
+        )
+        rows = {(r.job_pk, r.device_pk): r for r in found.all()}  # plain rows, not ORM objects
+        now = utcnow()
+        changes: list[dict[str, Any]] = []
+        touched: set[int] = set()
+        for (device_pk, job_id), (session, status) in reports:
+            job = jobs.get(job_id)
+            row = rows.get((job.pk, device_pk)) if job else None
+            if job is None or row is None or not row.eligible:
+                continue
+            state = status.state
+            if state != row.state or status.error != row.error:
+                self._event(job, session, state, status.error)
+            changes.append(
+                {
+                    "row_pk": row.pk,
+                    "new_state": state,
+                    "new_error": status.error,
+                    "new_services": {
+                        k: v.model_dump(mode="json") for k, v in status.services.items()
+                    },
+                    "new_version": status.version,
+                    "new_waiting": status.waiting,
+                    "new_updated_at": now,
+                }
+            )
+            touched.add(job.pk)
+        if changes:
+            await db.execute(_UPDATE, changes)
+        await db.commit()
+        return touched
 
     def _event(self, job: Job, session: AgentSession, state: str, error: str | None) -> None:
         message = f"job {job.id} on {session.device.name}: {state}"
@@ -196,3 +216,20 @@ async def refresh_jobs(ctx: ServerContext, db: AsyncSession, jobs: Iterable[Job]
                     job_id=job.id,
                     data={"state": state, "previous": old},
                 )
+
+
+_ROWS = cast(Table, JobDevice.__table__)
+_UPDATE = (
+    update(_ROWS)
+    .where(_ROWS.c.pk == bindparam("row_pk"))
+    .values(
+        state=bindparam("new_state"),
+        error=bindparam("new_error"),
+        services=bindparam("new_services"),
+        version=bindparam("new_version"),
+        waiting=bindparam("new_waiting"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+"""A job device row's reported status, by primary key: a Core executemany,
+without the ORM bulk update's per-row bookkeeping."""
