@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.gateway import generations
+from tests.support.commits import counting_commits
 from tests.support.device_rows import add_devices
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -30,17 +31,9 @@ async def test_a_burst_of_reports_is_written_in_one_transaction(sessions: Sessio
     async with sessions() as db:
         pks = [d.pk for d in await add_devices(db, 60)]
         await db.commit()
-    commits = 0
-
-    def counted(_connection: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    engine = sessions.kw["bind"].sync_engine
-    event.listen(engine, "commit", counted)
-    await asyncio.gather(*(generations.note(sessions, pk, 7, pk % 2 == 0) for pk in pks))
-    event.remove(engine, "commit", counted)
-    assert commits <= 2  # the first alone, at most; everyone who came meanwhile together
+    with counting_commits(sessions) as commits:
+        await asyncio.gather(*(generations.note(sessions, pk, 7, pk % 2 == 0) for pk in pks))
+    assert commits.count <= 2  # the first alone, at most; everyone who came meanwhile together
     assert await _applied(sessions) == {pk: (7, pk % 2 == 0) for pk in pks}
 
 

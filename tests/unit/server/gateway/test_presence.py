@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
 from edgefleet.server.gateway import presence
+from tests.support.commits import counting_commits
 from tests.support.device_rows import add_devices
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -123,18 +124,10 @@ async def test_disconnects_at_once_are_written_in_one_transaction(sessions: Sess
                 )
             )
         await db.commit()
-    commits = 0
-
-    def counted(_connection: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    engine = sessions.kw["bind"].sync_engine
-    event.listen(engine, "commit", counted)
-    await asyncio.gather(*(presence.clear(sessions, "here", d.pk) for d in devices))
-    event.remove(engine, "commit", counted)
+    with counting_commits(sessions) as commits:
+        await asyncio.gather(*(presence.clear(sessions, "here", d.pk) for d in devices))
     assert await _rows(sessions) == {}
-    assert commits <= 2  # the first alone, at most; everyone who came meanwhile together
+    assert commits.count <= 2  # the first alone, at most; everyone who came meanwhile together
     async with sessions() as db:
         seen = list(await db.scalars(select(Device.last_seen)))
     assert all(s is not None and utcnow() - s < timedelta(seconds=5) for s in seen)

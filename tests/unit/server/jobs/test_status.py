@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from edgefleet.server.agent_session import AgentSession, DeviceRef
 from edgefleet.server.context import ServerContext
@@ -17,6 +17,7 @@ from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.wire.link import Link
 from edgefleet.wire.messages import Message
 from edgefleet.wire.status import JobStatus, ServiceStatus
+from tests.support.commits import counting_commits
 from tests.unit.server.gateway.test_hub import MemoryTransport
 from tests.unit.server.jobs.test_assign import ARM, World
 
@@ -45,16 +46,8 @@ async def test_a_flush_of_more_than_a_chunk_writes_every_report(ctx: ServerConte
             services={"web": ServiceStatus(state="running", image=f"nginx:{pk}")},
         )
         sink.add(session, [report])
-    commits = 0
-
-    def counted(_connection: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    engine = ctx.sessions.kw["bind"].sync_engine
-    event.listen(engine, "commit", counted)
-    await sink.flush()
-    event.remove(engine, "commit", counted)
+    with counting_commits(ctx.sessions) as commits:
+        await sink.flush()
 
     async with ctx.sessions() as db:
         rows = (
@@ -68,4 +61,4 @@ async def test_a_flush_of_more_than_a_chunk_writes_every_report(ctx: ServerConte
     assert all(services["web"]["image"] == f"nginx:{pk}" for pk, _, _, services in rows)
     assert shown == "running"
     chunks = math.ceil(n / job_status.CHUNK)
-    assert chunks <= commits <= chunks + 1  # one per chunk, and the job's new state
+    assert chunks <= commits.count <= chunks + 1  # one per chunk, and the job's new state
