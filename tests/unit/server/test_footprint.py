@@ -21,6 +21,7 @@ NEVER_AT_START = {
     "httpx": "single sign-on's client (auth/oidc_provider.py, built when configured) "
     "or the alert webhooks' (alerts/runner.py, made when a message is due)",
     "jinja2": "the portal's first page (portal/web.py templates())",
+    "sqlalchemy.dialects.postgresql": "a PostgreSQL database (db/base.py JsonType, db/upsert.py)",
     "rich": "httpx's command-line client (kept out by server/footprint.py)",
     "pygments": "httpx's command-line client (kept out by server/footprint.py)",
     "pydantic.v1": "FastAPI's pydantic-1 check of route parameters (server/footprint.py)",
