@@ -45,7 +45,11 @@ def _run_server(**values: Any) -> None:
     from edgefleet.server.settings import ServerSettings
 
     for name in sorted(_SERVER_PACKAGES):  # not imported here: the lean process does
-        if importlib.util.find_spec(name) is None:
+        try:
+            found = importlib.util.find_spec(name)
+        except ModuleNotFoundError as exc:  # a finder that refuses outright, not None
+            raise _server_missing(exc) from exc
+        if found is None:
             raise _server_missing(ModuleNotFoundError(name=name))
     from edgefleet.server.handoff import hand_off
 

@@ -11,11 +11,13 @@ group. A lone call costs what it did (a group of one)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 class Grouped(Generic[T, R]):
@@ -47,7 +49,8 @@ class Grouped(Generic[T, R]):
                     raise RuntimeError(
                         f"{self._name}: {len(answers)} answers to {len(group)} calls"
                     )
-            except Exception as exc:  # not hidden: every caller of the group raises it
+            except Exception as exc:  # every caller of the group raises it, logged once here
+                log.exception("%s: a group of %d failed", self._name, len(group))
                 for _, done in group:
                     if not done.done():
                         done.set_exception(exc)
