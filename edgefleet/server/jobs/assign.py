@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import parse_selector
@@ -21,7 +21,7 @@ from edgefleet.server.devices import query as device_query
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events import audit
 from edgefleet.server.jobs.eligibility import facts_key, why_not
-from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.jobs.tables import Job, JobDevice, job_device_update
 from edgefleet.server.loans import service as loans
 from edgefleet.server.loans import view as loan_view
 from edgefleet.server.reservations.gate import gate
@@ -223,18 +223,8 @@ async def write(db: AsyncSession, job: Job, planned: Plan) -> set[int]:
     for start in range(0, len(new_rows), 1000):
         await db.execute(insert(JobDevice), new_rows[start : start + 1000])
     if planned.updates:
-        table = cast(Table, JobDevice.__table__)
-        statement = (
-            update(table)
-            .where(table.c.pk == bindparam("row_pk"))
-            .values(
-                assigned=bindparam("new_assigned"),
-                eligible=bindparam("new_eligible"),
-                state=bindparam("new_state"),
-                error=bindparam("new_error"),
-                target_version=bindparam("new_target_version"),
-                updated_at=bindparam("new_updated_at"),
-            )
+        statement = job_device_update(
+            "assigned", "eligible", "state", "error", "target_version", "updated_at"
         )
         for start in range(0, len(planned.updates), 1000):
             await db.execute(statement, planned.updates[start : start + 1000])

@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from edgefleet.server.context import ServerContext
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.jobs import rollout
 from edgefleet.server.jobs.assign import active
-from edgefleet.server.jobs.tables import Job, JobDevice
+from edgefleet.server.jobs.tables import Job, JobDevice, job_device_update
 from edgefleet.wire.messages import Hello, JobStatusReport
 from edgefleet.wire.status import JobStatus
 
@@ -218,18 +218,6 @@ async def refresh_jobs(ctx: ServerContext, db: AsyncSession, jobs: Iterable[Job]
                 )
 
 
-_ROWS = cast(Table, JobDevice.__table__)
-_UPDATE = (
-    update(_ROWS)
-    .where(_ROWS.c.pk == bindparam("row_pk"))
-    .values(
-        state=bindparam("new_state"),
-        error=bindparam("new_error"),
-        services=bindparam("new_services"),
-        version=bindparam("new_version"),
-        waiting=bindparam("new_waiting"),
-        updated_at=bindparam("new_updated_at"),
-    )
-)
+_UPDATE = job_device_update("state", "error", "services", "version", "waiting", "updated_at")
 """A job device row's reported status, by primary key: a Core executemany,
 without the ORM bulk update's per-row bookkeeping."""

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Update,
+    bindparam,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edgefleet.server.db.base import Base, Keyed, PkType, utcnow
@@ -57,3 +67,13 @@ class JobDevice(Base):
     target_version: Mapped[str | None] = mapped_column(String(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     waiting: Mapped[str | None] = mapped_column(Text, default=None)  # e.g. on an update lock
+
+
+def job_device_update(*columns: str) -> Update:
+    """An UPDATE of job device rows by primary key for a Core executemany: each
+    parameter dict holds ``row_pk`` and ``new_<column>`` for ``columns``. Many
+    rows at once (a fan-out's assignment, a status flush) without the ORM bulk
+    update's per-row bookkeeping."""
+    rows = cast(Table, JobDevice.__table__)
+    values: dict[str, Any] = {column: bindparam(f"new_{column}") for column in columns}
+    return update(rows).where(rows.c.pk == bindparam("row_pk")).values(values)
