@@ -10,8 +10,9 @@ in the new process, which imports no CLI module.
 
 Secrets in the settings (the server's key, tokens, a database password) go
 through the pipe, never the environment, so they do not appear in
-``/proc/<pid>/environ``. The agent does the same for its settings
-(:mod:`edgefleet.cli.handoff`).
+``/proc/<pid>/environ``. The agent's hand-off (:mod:`edgefleet.cli.handoff`)
+still passes its settings in the environment (docs/SECURITY.md says what that
+exposes); moving it onto this pipe is left to do.
 """
 
 from __future__ import annotations
