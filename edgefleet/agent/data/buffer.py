@@ -45,13 +45,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgefleet.agent.data.errors import BufferError, QuotaFull
+from edgefleet.agent.data.files import FILES, Files
 from edgefleet.agent.data.journal import ROTATE_BYTES, Journal, Row
 
 log = logging.getLogger(__name__)
 
 RECORD_OVERHEAD = 64  # bytes counted per record on top of its payload
 RID_RETENTION = 24 * 3600.0
-FILES = "#files"  # the seq counter of files; no stream name can start with "#"
 MOVE_BYTES = 256 * 1024  # journalled payload held in memory before it is moved into SQLite
 LIGHT_MARGIN = 32 * 1024 * 1024  # room left under the quota for a group that must not evict
 
@@ -80,22 +81,6 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
-class BufferError(Exception):
-    """Errors of the buffer, each with a message for the workload::
-
-    BufferError
-     +-- QuotaFull    the device's data quota is used up (HTTP 507)
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class QuotaFull(BufferError):
-    pass
-
-
 @dataclass
 class Incoming:
     """Records of one request, for one job and stream; ``rid`` per record or None."""
@@ -115,18 +100,6 @@ class Stored:
 
 
 @dataclass
-class PendingFile:
-    id: int
-    job: str
-    seq: int
-    name: str
-    size: int
-    sha256: str
-    time: float
-    path: Path
-
-
-@dataclass
 class StreamStats:
     job: str
     stream: str
@@ -140,7 +113,9 @@ class StreamStats:
     last_time: float | None
 
 
-class Buffer:
+class Buffer(Files):
+    """Records (here) and files (:class:`Files`) waiting for upload."""
+
     def __init__(self, path: Path, quota_bytes: int, evict_oldest: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -392,83 +367,6 @@ class Buffer:
                 )
             self.used -= freed
             self.pending -= sum(counts.values())
-
-    # -- files ----------------------------------------------------------------------------
-
-    def file_path(self, name: str) -> Path:
-        return self.files_dir / name
-
-    def reserve(self, size: int) -> None:
-        """Check (before receiving a file) that ``size`` more bytes fit. Files
-        never evict records: they are refused when the buffer is full."""
-        if self.used + size > self.quota_bytes:
-            raise QuotaFull(
-                f"the device's data buffer has no room for a {size}-byte file "
-                f"({self.used} of {self.quota_bytes} bytes used); retry later"
-            )
-
-    def add_file(self, job: str, name: str, path: Path, size: int, sha256: str) -> int:
-        """Register a file already written and fsync'd at ``path``; returns its seq."""
-        self.reserve(size)
-        key = (job, FILES)
-        with self._tx() as db:
-            seq = self._next.get(key)
-            if seq is None:
-                db.execute("INSERT OR IGNORE INTO streams (job, stream) VALUES (?, ?)", key)
-                seq = 1
-            db.execute(
-                "INSERT INTO files (job, seq, name, size, sha256, time, path) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job, seq, name, size, sha256, time.time(), path.name),
-            )
-            db.execute(
-                "UPDATE streams SET next_seq=?, accepted=accepted+1, last_time=? "
-                "WHERE job=? AND stream=?",
-                (seq + 1, time.time(), *key),
-            )
-        self._next[key] = seq + 1
-        self.used += size
-        return seq
-
-    def pending_files(self, limit: int = 10) -> list[PendingFile]:
-        rows = self.db.execute(
-            "SELECT id, job, seq, name, size, sha256, time, path FROM files ORDER BY id LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [
-            PendingFile(
-                id=r[0],
-                job=r[1],
-                seq=r[2],
-                name=r[3],
-                size=r[4],
-                sha256=r[5],
-                time=r[6],
-                path=self.files_dir / r[7],
-            )
-            for r in rows
-        ]
-
-    def file_done(self, file: PendingFile, rejected: bool = False) -> None:
-        with self._tx() as db:
-            gone = db.execute("DELETE FROM files WHERE id=?", (file.id,)).rowcount
-            column = "rejected" if rejected else "uploaded"
-            db.execute(
-                f"UPDATE streams SET {column}={column}+? WHERE job=? AND stream=?",
-                (gone, file.job, FILES),
-            )
-        if gone:
-            self.used -= file.size
-        with contextlib.suppress(FileNotFoundError):
-            file.path.unlink()
-
-    def _drop_orphan_files(self) -> None:
-        """Files written but never registered (a crash in between) are garbage."""
-        known = {r[0] for r in self.db.execute("SELECT path FROM files")}
-        for entry in self.files_dir.iterdir():
-            if entry.name not in known:
-                with contextlib.suppress(OSError):
-                    entry.unlink()
 
     # -- uploading ------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from edgefleet.agent.data.buffer import Buffer, BufferError, Incoming, Stored
+from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
+from edgefleet.agent.data.errors import BufferError
 from edgefleet.agent.http_server import HttpError
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from edgefleet.agent.connection import Connection
-from edgefleet.agent.data.buffer import Buffer, PendingFile
+from edgefleet.agent.data.buffer import Buffer
+from edgefleet.agent.data.files import PendingFile
 from edgefleet.agent.data.journal import Row
 from edgefleet.wire.link import Link, TransportClosed
 from edgefleet.wire.messages import (

@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edgefleet.agent.data.buffer import (
-    RECORD_OVERHEAD,
-    Buffer,
-    Incoming,
-    QuotaFull,
-    Stored,
-)
+from edgefleet.agent.data.buffer import RECORD_OVERHEAD, Buffer, Incoming, Stored
+from edgefleet.agent.data.errors import QuotaFull
 
 
 def rec(n: int, rid: str | None = None) -> tuple[str | None, str]:
