@@ -47,7 +47,7 @@ from pathlib import Path
 
 from edgefleet.agent.data.errors import BufferError, QuotaFull
 from edgefleet.agent.data.files import FILES, Files
-from edgefleet.agent.data.journal import ROTATE_BYTES, Journal, Row
+from edgefleet.agent.data.journal import ROTATE_BYTES, Journal, Row, encode
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,19 @@ class Stored:
 
     seqs: list[int] = field(default_factory=list)
     duplicates: int = 0
+
+
+@dataclass
+class Planned:
+    """A group of requests given seqs and quota but not yet durable
+    (:meth:`Buffer.prepare`): ``data`` is its journal entry (empty when every
+    record was a duplicate or refused)."""
+
+    results: list[Stored | BufferError]
+    entries: list[Row]
+    ids: dict[tuple[str, str, str], int]
+    added: int
+    data: bytes
 
 
 @dataclass
@@ -180,10 +193,20 @@ class Buffer(Files):
 
     def write(self, requests: list[Incoming], move: bool = True) -> list[Stored | BufferError]:
         """Store several requests with one journal entry, one fsync for all
-        (group commit). Each request is stored whole or refused whole
-        (:class:`QuotaFull`); eviction, when allowed, commits on its own first.
+        (group commit): :meth:`prepare`, the journal's write, :meth:`settle`.
         ``move=False`` leaves a due move to a later write or call: the event
         loop writes only while the buffer is :attr:`light`."""
+        planned = self.prepare(requests)
+        if planned.data:
+            self.journal.write(planned.data)
+        return self.settle(planned, move)
+
+    def prepare(self, requests: list[Incoming]) -> Planned:
+        """Give the requests' new records their seqs and encode their journal
+        entry, which the caller writes (:meth:`Journal.write`) before
+        :meth:`settle`, holding :attr:`lock` throughout. Each request is stored
+        whole or refused whole (:class:`QuotaFull`); eviction, when allowed,
+        commits on its own first."""
         now = time.time()
         results: list[Stored | BufferError] = []
         entries: list[Row] = []
@@ -217,21 +240,25 @@ class Buffer(Files):
             ids.update({(*key, rid): n for rid, n in mine.items()})
             next_seq[key] = seq
             results.append(stored)
-        # A failed append burns these seqs (they may be on disk): never given twice.
+        # A failed write burns these seqs (they may be on disk): never given twice.
         self._next.update(next_seq)
-        if entries:
-            self.journal.append(now, entries)
-        self._unmoved += entries
-        self._unmoved_ids.update(ids)
-        self._unmoved_bytes += added
-        self.used += added
-        self.pending += len(entries)
+        data = encode(now, entries) if entries else b""
+        return Planned(results, entries, ids, added, data)
+
+    def settle(self, planned: Planned, move: bool = True) -> list[Stored | BufferError]:
+        """Count a prepared group as stored, once its entry is durable; past
+        ``MOVE_BYTES`` (and ``move``) move the journal into buffer.db."""
+        self._unmoved += planned.entries
+        self._unmoved_ids.update(planned.ids)
+        self._unmoved_bytes += planned.added
+        self.used += planned.added
+        self.pending += len(planned.entries)
         if move and self._unmoved_bytes > MOVE_BYTES:
             try:
                 self.move()
             except (sqlite3.Error, OSError) as exc:  # stored already: the group must not fail
                 log.warning("data buffer: move into buffer.db failed (%s); retried later", exc)
-        return results
+        return planned.results
 
     @property
     def light(self) -> bool:

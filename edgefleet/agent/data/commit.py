@@ -2,29 +2,38 @@
 every request that queued while the last one ran.
 
     loop:   submit(incoming, done) --queue (lock)--> the first one starts a group:
-              disk fast, buffer free: _write_here, on the loop (call_soon: the
-                requests read in the same pass join it), no thread at all
-              else: _write_next, a job on the buffer's thread, then
-                call_soon_threadsafe(_finish) --queue not empty--> next job
+              a journal append alone (Buffer.light), buffer free:
+                _write_synced: seqs given and the entry encoded on the loop,
+                  its pwrite + fdatasync on the sync thread (GIL released):
+                  the loop keeps reading and parsing the next requests;
+                  call_soon_threadsafe(_answer) once durable
+                _write_here: a lone request on a quick disk: all on the loop
+              else: _write_next, a job on the buffer's thread (it may move
+                records into SQLite, evict, prepare a journal file), then
+                call_soon_threadsafe(_finish) --queue not empty--> next group
     loop:   _finish: done(Stored | HttpError) for each, in order
 
-A single client cannot be grouped: each of its requests paid two thread
-hand-offs (a wake-up of the buffer thread, then of the loop) on top of its
-fdatasync, about as much CPU as everything else it costs. So while the
-journal's fdatasync is quick (the last group within ``INLINE_SECONDS``) and
-no job of the buffer's thread holds the buffer (:attr:`Buffer.lock`), the
-loop writes the group itself: the loop waits that long for the disk, as the
-request did anyway. A slow disk (an SD card, a busy host) sends groups back
-to the thread, which keeps the rest of the agent's loop free, until one is
-quick again; a write that may run SQLite (a move, an eviction: not
-:attr:`Buffer.light`) always runs there.
+Many clients: while one group's fdatasync runs on the sync thread, the loop
+reads, parses and queues the next group's requests, so the disk's latency
+overlaps the CPU instead of adding to it; one group is in flight at a time
+(its seqs and record ids are settled before the next is prepared), and each
+answer goes out only after the fdatasync that covers it.
 
-On the thread, each group is its own job, so the uploader's calls on the
-same thread take their turn between groups; the next group starts as soon as
-the last returns, and a whole group is answered with one wake-up of the loop.
-``done`` is a plain callback: a request costs no future or task (the
-endpoint's connection answers from it; :meth:`GroupCommit.store` wraps it for
-the h11 path).
+A single client cannot be grouped, and nothing overlaps its fdatasync: a
+thread hop (a wake-up of the sync thread, then of the loop) would only add
+CPU to each of its requests. So a group of one request, after another group
+of one, while the journal's fdatasync is quick (the last within
+``INLINE_SECONDS``), is written by the loop itself (``_write_here``). A slow
+disk (an SD card, a busy host) never blocks the loop: groups go to the sync
+thread until one is quick again; a write that may run SQLite (a move, an
+eviction: not :attr:`Buffer.light`) always runs on the buffer's thread.
+
+The buffer's lock (:attr:`Buffer.lock`) is taken on the loop before a group
+is prepared and released by the sync thread once the group is settled: the
+uploader's calls on the buffer's thread wait for that one fdatasync. ``done``
+is a plain callback: a request costs no future or task (the endpoint's
+connection answers from it; :meth:`GroupCommit.store` wraps it for the h11
+path).
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
-from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
+from edgefleet.agent.data.buffer import Buffer, Incoming, Planned, Stored
 from edgefleet.agent.data.errors import BufferError
+from edgefleet.agent.data.syncer import SyncThread
 from edgefleet.agent.http_server import HttpError
 
 log = logging.getLogger(__name__)
@@ -47,6 +58,8 @@ log = logging.getLogger(__name__)
 Done = Callable[[Stored | HttpError], None]
 Waiting = tuple[Incoming, Done]  # a request queued for the group commit
 Results = list[Stored | BufferError] | HttpError
+T = TypeVar("T")
+R = TypeVar("R")
 
 GROUP_MAX = 256  # requests per group commit
 GROUP_BYTES = 4 * 1024 * 1024  # record text per group commit (past its first request)
@@ -69,16 +82,23 @@ class GroupCommit:
         self._writing = False  # a group is being written, or scheduled to be
         self._stopping = False
         self._quick = True  # the last group's write took under INLINE_SECONDS
+        self._lone = False  # the last group was one request
+        self._sync: SyncThread | None = None  # pwrite + fdatasync of _write_synced
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = False
+        if self._sync is None:
+            self._sync = SyncThread()
 
     async def stop(self) -> None:
         """Refuse new requests (503) and wait until the queued ones are answered."""
         self._stopping = True
         while self._writing:
             await asyncio.sleep(0.01)
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.stop()  # idle: nothing is written any more
 
     async def store(self, incoming: Incoming) -> Stored:
         """:meth:`submit`, awaited: the stored records, or HttpError raised."""
@@ -110,15 +130,18 @@ class GroupCommit:
         self._schedule()
 
     def _schedule(self, from_thread: bool = False) -> None:
-        """Start the next group: on the loop if the disk is quick and the write
-        light (a journal append alone), else on the thread."""
+        """Start the next group: on the loop and the sync thread if the write
+        is light (a journal append alone), else on the buffer's thread."""
         assert self.loop is not None
-        if not (self._quick and self.buffer.light):
+        if not self.buffer.light:
             self._to_thread()
-        elif from_thread:
-            self.loop.call_soon_threadsafe(self._write_here)
+            return
+        lone = self._quick and self._lone and len(self._queue) == 1  # a hint: no lock needed
+        step = self._write_here if lone else self._write_synced
+        if from_thread:
+            self.loop.call_soon_threadsafe(step)
         else:
-            self.loop.call_soon(self._write_here)
+            self.loop.call_soon(step)
 
     def _to_thread(self) -> None:
         self.thread.submit(self._write_next).add_done_callback(_writer_died)
@@ -137,22 +160,35 @@ class GroupCommit:
         return group
 
     def _write(self, move: bool) -> tuple[list[Waiting], Results]:
-        """Take the next group and write it (the caller holds the buffer's
-        lock); a write slower than ``INLINE_SECONDS`` keeps later groups on
-        the thread."""
+        """Take the next group and write it (the caller holds the buffer's lock)."""
+        group = self._take()
+        requests = [i for i, _ in group]
+        return group, self._guarded(lambda: self._timed(self.buffer.write, requests, move))
+
+    def _take(self) -> list[Waiting]:
         with self._lock:
             group = self._take_group()
-        results: Results
+        self._lone = len(group) == 1
+        return group
+
+    def _timed(self, write: Callable[[T, bool], R], arg: T, move: bool) -> R:
+        """``write(arg, move)``; one slower than ``INLINE_SECONDS`` keeps lone
+        groups off the loop."""
         begin = time.perf_counter()
         try:
-            results = self.buffer.write([i for i, _ in group], move=move)
+            return write(arg, move)
+        finally:
+            self._quick = time.perf_counter() - begin < INLINE_SECONDS
+
+    def _guarded(self, work: Callable[[], R]) -> R | HttpError:
+        """``work()``, or the HttpError its failure is answered with."""
+        try:
+            return work()
         except (sqlite3.Error, OSError) as exc:  # the journal, or SQLite
-            results = disk_error(exc)
+            return disk_error(exc)
         except Exception as exc:  # a bug: logged with its traceback, answered 500, next group
             log.exception("data endpoint: a group commit failed")
-            results = HttpError(500, f"internal error: {exc}")
-        self._quick = time.perf_counter() - begin < INLINE_SECONDS
-        return group, results
+            return HttpError(500, f"internal error: {exc}")
 
     def _more(self) -> bool:
         """Whether requests wait for another group (else the writing stops)."""
@@ -161,8 +197,9 @@ class GroupCommit:
             return self._writing
 
     def _write_here(self) -> None:
-        """One group on the loop, unless a job of the thread holds the buffer
-        (then the group goes to the thread, behind that job)."""
+        """One lone request written on the loop, fdatasync and all, unless a
+        job of the buffer's thread holds the buffer (then the group goes to
+        that thread, behind the job)."""
         if not self.buffer.lock.acquire(blocking=False):
             self._to_thread()
             return
@@ -170,8 +207,59 @@ class GroupCommit:
             group, results = self._write(move=False)
         finally:
             self.buffer.lock.release()
+        self._answer(group, results)  # answers may bring the next requests at once
+
+    def _write_synced(self) -> None:
+        """One group, prepared on the loop and made durable on the sync thread;
+        a job of the buffer's thread holding the buffer sends the group there
+        instead. The buffer stays locked until the group is settled
+        (:meth:`_synced`): a move and a journal rotation in between could
+        delete the file holding records not yet counted as stored."""
+        assert self._sync is not None and self.loop is not None
+        if not self.buffer.lock.acquire(blocking=False):
+            self._to_thread()
+            return
+        group = self._take()
+        planned = self._guarded(lambda: self.buffer.prepare([i for i, _ in group]))
+        if isinstance(planned, HttpError) or not planned.data:  # nothing to write
+            self._synced(group, planned, None, None)
+            return
+
+        def synced(failure: Exception | None, seconds: float) -> None:
+            self._synced(group, planned, failure, seconds)
+
+        self._sync.write(self.buffer.journal, planned.data, self.loop, synced)
+
+    def _synced(
+        self,
+        group: list[Waiting],
+        planned: Planned | HttpError,
+        failure: Exception | None,
+        seconds: float | None,
+    ) -> None:
+        """On the loop, once the group's entry is durable (or failed; ``seconds``
+        None: there was nothing to write): settle it, free the buffer, answer,
+        start the next group."""
+        if seconds is not None:
+            self._quick = seconds < INLINE_SECONDS
         try:
-            self._finish(group, results)  # answers may bring the next requests at once
+            results = planned if isinstance(planned, HttpError) else self._settled(planned, failure)
+        finally:
+            self.buffer.lock.release()
+        self._answer(group, results)
+
+    def _settled(self, planned: Planned, failure: Exception | None) -> Results:
+        def settle() -> list[Stored | BufferError]:
+            if failure is not None:
+                raise failure
+            return self.buffer.settle(planned, move=False)
+
+        return self._guarded(settle)
+
+    def _answer(self, group: list[Waiting], results: Results) -> None:
+        """A group's answers, on the loop, then the next group."""
+        try:
+            self._finish(group, results)
         finally:
             if self._more():
                 self._schedule()

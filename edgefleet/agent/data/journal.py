@@ -120,12 +120,17 @@ class Journal:
         return entries
 
     def append(self, time: float, entries: list[Row]) -> None:
-        """Write one entry and fdatasync it. On failure (OSError) the entry may
-        be half on disk: that file is left, and the next append starts a new one
-        (recovery reads each file up to its damage)."""
+        """Write one entry and fdatasync it (see :meth:`write`)."""
+        self.write(encode(time, entries))
+
+    def write(self, data: bytes) -> None:
+        """Write one encoded entry (:func:`encode`) to the open file and
+        fdatasync it; both release the GIL, so a group commit runs this on a
+        thread while the loop reads the next requests. On failure (OSError) the
+        entry may be half on disk: that file is left, and the next append
+        starts a new one (recovery reads each file up to its damage)."""
         if self._fd < 0:
             self._open_next()
-        data = encode(time, entries)
         try:
             written = os.pwrite(self._fd, data, self.size)
             if written != len(data):

@@ -1,15 +1,16 @@
 """The group commit (agent/data/commit.py) on a real buffer and its thread:
 requests that queue while a group is written go together in the next, each
 answered in order once durable; a failed write answers its whole group; a
-stop refuses new requests and lets the queued ones finish; the loop writes a
-group itself while the disk is quick and the buffer free, else the thread."""
+stop refuses new requests and lets the queued ones finish; a group's
+fdatasync runs on the sync thread while the loop reads on (a lone request on
+a quick disk: on the loop itself), and on the buffer's thread when the write
+is not a journal append alone."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from edgefleet.agent.data import commit as commit_module
 from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
-from edgefleet.agent.data.commit import INLINE_SECONDS, GroupCommit
+from edgefleet.agent.data.commit import GroupCommit
 from edgefleet.agent.data.journal import decode
 from edgefleet.agent.http_server import HttpError
 
@@ -61,7 +62,7 @@ async def test_a_failed_write_answers_its_whole_group(
     def no_room(*_: object) -> None:  # a full disk: a fault a unit test cannot cause
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(commit.buffer.journal, "append", no_room)
+    monkeypatch.setattr(commit.buffer.journal, "write", no_room)
     results = await asyncio.gather(
         *(commit.store(Incoming("j", "s", [(None, "{}")])) for _ in range(5)),
         return_exceptions=True,
@@ -105,11 +106,11 @@ async def _answered(commit: GroupCommit, within: float) -> bool:
     return False
 
 
-async def test_the_loop_writes_a_group_itself_while_the_buffer_is_free(
+async def test_a_group_is_written_while_the_buffer_is_free_and_its_thread_busy(
     commit: GroupCommit,
 ) -> None:
-    """No thread hand-off while the disk is quick: a request is answered even
-    with the buffer's thread busy on something that does not hold the buffer."""
+    """A journal append needs the buffer, not its thread: a request is answered
+    even with the buffer's thread busy on something that does not hold it."""
     release = threading.Event()
     commit.thread.submit(release.wait, 30)  # the buffer's only thread, occupied
     try:
@@ -139,37 +140,62 @@ async def test_a_group_waits_for_the_thread_while_a_job_holds_the_buffer(
     assert isinstance(answers[0], Stored) and answers[0].seqs == [1]
 
 
-async def test_a_slow_disk_sends_groups_to_the_thread_until_it_is_quick_again(
+async def test_a_lone_request_is_written_on_the_loop_until_the_disk_is_slow(
     commit: GroupCommit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A slow fdatasync (a fault a unit test cannot cause: an SD card, a busy
-    host) must not keep holding the agent's loop: the next groups go to the
-    buffer's thread, and back to the loop once a write is quick."""
+    """A lone client's request, after another lone one, is fdatasync'd by the
+    loop itself (no thread hop); once a write is slow (a fault a unit test
+    cannot cause: an SD card, a busy host) the next go to the sync thread, so
+    a slow disk never holds the agent's loop."""
     real = os.fdatasync
+    where: list[str] = []
 
-    def slow(fd: int) -> None:
-        time.sleep(INLINE_SECONDS * 2)
+    def traced(fd: int) -> None:
+        where.append(threading.current_thread().name)
         real(fd)
 
-    monkeypatch.setattr(os, "fdatasync", slow)
-    assert await _answered(commit, within=10)  # written on the loop, and found slow
-    release = threading.Event()
-    commit.thread.submit(release.wait, 30)
-    try:
-        assert not await _answered(commit, within=0.3)  # queued for the busy thread
-    finally:
-        release.set()
-    monkeypatch.undo()
+    monkeypatch.setattr(os, "fdatasync", traced)
     monkeypatch.setattr(commit_module, "INLINE_SECONDS", 10.0)  # quick, however busy this host
-    while commit._writing:
+    assert await _answered(commit, within=10)  # the first: nothing known, to the sync thread
+    assert await _answered(commit, within=10)
+    assert where == ["data-sync", threading.current_thread().name]
+    monkeypatch.setattr(commit_module, "INLINE_SECONDS", 0.0)  # every write is slow now
+    assert await _answered(commit, within=10)  # on the loop, and found slow
+    assert await _answered(commit, within=10)
+    assert where[2:] == [threading.current_thread().name, "data-sync"]
+
+
+async def test_the_loop_reads_on_while_a_group_is_fdatasynced_and_answers_wait_for_it(
+    commit: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fdatasync
+    syncing, release = threading.Event(), threading.Event()
+
+    def held(fd: int) -> None:
+        syncing.set()
+        release.wait(30)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", held)
+    answers: list[Stored | HttpError] = []
+    for _ in range(3):
+        commit.submit(Incoming("j", "s", [(None, "{}")]), answers.append)
+    for _ in range(3000):  # the loop runs while the fdatasync waits
+        if syncing.is_set():
+            break
         await asyncio.sleep(0.01)
-    assert await _answered(commit, within=10)  # a quick write on the thread
-    release = threading.Event()
-    commit.thread.submit(release.wait, 30)
-    try:
-        assert await _answered(commit, within=10)  # on the loop again
-    finally:
-        release.set()
+    assert syncing.is_set()
+    for _ in range(3):
+        commit.submit(Incoming("j", "s", [(None, "{}")]), answers.append)
+    await asyncio.sleep(0.2)
+    assert answers == []  # no answer before the fdatasync that covers it returned
+    release.set()
+    while len(answers) < 6:
+        await asyncio.sleep(0.01)
+    assert [a.seqs for a in answers if isinstance(a, Stored)] == [[n] for n in range(1, 7)]
+    files = sorted(commit.buffer.journal.dir.iterdir())
+    entries = [line for f in files for line in f.read_bytes().rstrip(b"\0").split(b"\n") if line]
+    assert len(entries) == 2  # the three queued meanwhile: one group, one entry
 
 
 async def test_a_write_that_must_prepare_a_journal_file_goes_to_the_thread(
