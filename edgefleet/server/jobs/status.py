@@ -5,6 +5,13 @@ thousand reports a second. Reports are coalesced per (device, job) in
 memory and flushed every ``flush_every`` seconds, :data:`CHUNK` reports per
 transaction with a turn of the event loop between; each affected job's
 overall state is then recomputed with one GROUP BY query.
+
+A report that says what its row already holds is not written: every agent
+repeats its jobs' statuses in its hello, so after a server restart 10,000
+reconnecting agents would otherwise rewrite 10,000 unchanged rows, holding
+SQLite's one writer (and the pool connections of the arrivals waiting for
+it) while the storm is being admitted. A row's ``updated_at`` is therefore
+when its status last changed.
 """
 
 from __future__ import annotations
@@ -117,6 +124,9 @@ class StatusSink:
                 JobDevice.state,
                 JobDevice.error,
                 JobDevice.eligible,
+                JobDevice.services,
+                JobDevice.version,
+                JobDevice.waiting,
             ).where(
                 JobDevice.job_pk.in_({k[0] for k in keys}),
                 JobDevice.device_pk.in_(sorted({k[1] for k in keys})),
@@ -132,6 +142,10 @@ class StatusSink:
             if job is None or row is None or not row.eligible:
                 continue
             state = status.state
+            services = {k: v.model_dump(mode="json") for k, v in status.services.items()}
+            said = (state, status.error, status.version, status.waiting, services)
+            if said == (row.state, row.error, row.version, row.waiting, row.services):
+                continue  # repeated (a hello after a reconnect): nothing to write
             if state != row.state or status.error != row.error:
                 self._event(job, session, state, status.error)
             changes.append(
@@ -139,17 +153,16 @@ class StatusSink:
                     "row_pk": row.pk,
                     "new_state": state,
                     "new_error": status.error,
-                    "new_services": {
-                        k: v.model_dump(mode="json") for k, v in status.services.items()
-                    },
+                    "new_services": services,
                     "new_version": status.version,
                     "new_waiting": status.waiting,
                     "new_updated_at": now,
                 }
             )
             touched.add(job.pk)
-        if changes:
-            await db.execute(_UPDATE, changes)
+        if not changes:  # only read: no commit to queue behind SQLite's one writer
+            return touched
+        await db.execute(_UPDATE, changes)
         await db.commit()
         return touched
 
