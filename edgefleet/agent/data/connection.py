@@ -13,7 +13,8 @@ body, and answered from the group commit's callback::
         anything else       --> handed over, bytes and all, to the shared h11
                                 loop (agent/http_server.py) for the rest of
                                 the connection: files, context, lock, GET,
-                                chunked bodies, ``Expect: 100-continue``, HTTP/1.0
+                                chunked bodies, ``Expect: 100-continue``, HTTP/1.0,
+                                a bare CR or LF or a control character in the head
 
 Requests are answered in order: while one waits for its commit, what the
 client pipelines behind it is kept (reading pauses past ``PAUSE_BYTES``).
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -39,6 +41,12 @@ from edgefleet.agent.http_server import HttpError, Response, error
 PAUSE_BYTES = 256 * 1024  # pipelined bytes held while a request is answered
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+# In a head cut at its first CRLF CRLF: a CR or LF outside a CRLF, or a control
+# character other than HTAB. h11 reads bare line ends as line ends and refuses
+# control characters in a value; this reader would read such a head otherwise
+# (a Content-Length hidden inside another header's value: a smuggled request),
+# so it hands the connection to h11, bytes and all, which reads it as its own.
+_UNUSUAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +295,12 @@ class Connection(asyncio.Protocol):
                 elif b"\n\n" in self.buf or b"\n\r\n" in self.buf:  # bare LF endings: h11's
                     self._hand_over()
                 return False
+            raw = bytes(self.buf[:end])
+            if _UNUSUAL.search(raw):  # a bare CR or LF, a control character: h11's rules
+                self._hand_over()
+                return False
             try:
-                head = Head(bytes(self.buf[:end]))
+                head = Head(raw)
             except BadRequest as exc:
                 self._refuse(exc.status, exc.message)
                 return False

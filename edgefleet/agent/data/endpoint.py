@@ -88,8 +88,12 @@ def _parse(text: bytes) -> Any:
     return _DECODER.decode(text.decode(json.detect_encoding(text), "surrogatepass"))  # as loads
 
 
+# json.dumps with options builds an encoder per call: one, built once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _compact(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(record)
 
 
 def _record_id(record: dict[str, Any]) -> str | None:

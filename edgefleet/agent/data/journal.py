@@ -59,12 +59,12 @@ class Row:
     payload: str
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
+
+
 def encode(time: float, entries: list[Row]) -> bytes:
-    body = json.dumps(
-        [time, [[e.job, e.stream, e.seq, e.rid, e.payload] for e in entries]],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    text = _ENCODER.encode([time, [[e.job, e.stream, e.seq, e.rid, e.payload] for e in entries]])
+    body = text.encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 

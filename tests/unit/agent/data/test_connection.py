@@ -7,6 +7,7 @@ workload (another job's token, a flood of pipelined requests)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -131,6 +132,53 @@ async def test_a_malformed_or_oversized_request_is_refused_by_name_and_closed(
     assert await closed(reader)
     writer.close()
     assert service.buffer.pending == 0
+
+
+async def answers(reader: asyncio.StreamReader, within: float = 2.0) -> list[tuple[int, str]]:
+    """Every answer that comes within ``within`` seconds: (status, body)."""
+    got: list[tuple[int, str]] = []
+    with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError):
+        while True:
+            status, _, body = await asyncio.wait_for(read_answer(reader), within)
+            got.append((status, body.decode()))
+    return got
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "words", "stored"),
+    [
+        # A Content-Length behind a bare LF: h11 reads it (and the body) as one
+        # request; read as a Host value it would leave the body as a second one.
+        (b"Host: x\nContent-Length: 8", 201, '"seqs": [1]', 1),
+        (b"Host: x\rContent-Length: 8", 400, "illegal header line", 0),
+        (b"Host: x\x00y\r\nContent-Length: 8", 400, "illegal header line", 0),
+        # ESC in a value: h11 lets it through, and so does the endpoint, through h11.
+        (b"Host: x\r\nX: \x1b[31m\r\nContent-Length: 8", 201, '"seqs": [1]', 1),
+        # Both framings: Transfer-Encoding wins in h11, so the 8 bytes are the
+        # start of a chunked body (no chunk-size line yet: no answer, nothing stored).
+        (b"Host: x\r\nContent-Length: 8\r\nTransfer-Encoding: chunked", 0, "", 0),
+        (b"Host: x\r\nContent-Length: 8, 8", 400, "is not a number", 0),
+        (b"Host: x\r\nContent-Length : 8", 400, "malformed header line", 0),
+        (b"Host: x\r\nContent-Length: +8", 400, "is not a number", 0),
+        (b"Host: x\r\nContent-Length: \xd9\xa8", 400, "is not a number", 0),
+    ],
+)
+async def test_a_head_h11_would_read_otherwise_is_read_by_h11_not_smuggled(
+    service: DataService, head: bytes, status: int, words: str, stored: int
+) -> None:
+    """Request smuggling: a head this reader could frame differently from h11
+    (a bare CR or LF, a control character, two framings, a length that is not
+    plain digits) is refused or handed to h11 with all its bytes, so the body
+    is never read as a request of its own."""
+    reader, writer, path = await connect(service)
+    writer.write(b'POST %s HTTP/1.1\r\n%s\r\n\r\n{"n": 1}' % (path.encode(), head))
+    got = await answers(reader)
+    writer.close()
+    if status:
+        assert len(got) == 1 and got[0][0] == status and words in got[0][1], got
+    else:
+        assert got == []
+    assert service.buffer.pending == stored
 
 
 async def test_a_slow_client_gets_408_and_an_idle_one_is_closed(
