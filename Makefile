@@ -38,8 +38,12 @@ unit: deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## Benchmarks: results appended to benchmarks/RESULTS.md.
-bench: deps test-deps
+bench: deps test-deps bench-deps
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+.PHONY: bench-deps
+bench-deps:
+	@scripts/install-bench-deps.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

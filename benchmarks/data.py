@@ -9,13 +9,17 @@ durability on (SQLite WAL, ``synchronous=FULL``: a 2xx only after fsync).
    request, each client one keep-alive HTTP/1.1 connection sending its next
    request as soon as the answer came (many clients: group commit at work),
    and JSON lines of 100 records per request. Every 2xx means fdatasync'd on
-   the device (the agent's journal). The clients are lean, like ``wrk`` (one
-   thread, epoll over raw keep-alive sockets, requests prebuilt, each answer
-   checked to be a 2xx before that connection sends its next POST: see
-   :func:`_load`); they run in this process, on the same cores as the agent,
-   and the uploader runs alongside, as in life. Each row notes records per
+   the device (the agent's journal). Single-record rows use ``wrk`` (C, one
+   thread, epoll; ``make bench`` installs it) when it is there, else the lean
+   Python client (:func:`_load`); the row names the client, because the
+   client shares the agent's two cores and its CPU is not the endpoint's.
+   The uploader runs alongside, as in life. Each row notes records per
    fsync, the agent's CPU per record (all its threads, the uploader's share
-   included) and the clients' beside the load average.
+   included) and the client's beside the load average, and is checked for
+   exactly once: every 2xx'd record is in the agent's buffer once (its
+   stream's accepted count is the 2xx count, plus at most one record per
+   connection whose answer the client stopped reading at the end), and the
+   server ends with exactly the records the agent accepted, stream by stream.
 2. Uploaded end to end, records/s: records buffered while the server is down,
    then the time until the server has committed all of them (the upload path
    alone); and posting while connected, first POST to last record committed.
@@ -41,6 +45,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
+from benchmarks import wrk
 from benchmarks.harness import Report
 from tests.support.procs import ADMIN_TOKEN, AgentProc, ServerProc, wait_for
 
@@ -81,7 +86,9 @@ def _answered(buffer: bytes) -> int:
     return total
 
 
-def _load(url: str, clients: int, requests: int, per_request: int) -> tuple[float, float]:
+def _load(
+    url: str, clients: int, requests: int, per_request: int, stream: str = "bench"
+) -> tuple[float, float]:
     """Records/s over ``clients`` keep-alive connections sending ``requests``
     POSTs each, and the CPU seconds the clients spent.
 
@@ -92,7 +99,7 @@ def _load(url: str, clients: int, requests: int, per_request: int) -> tuple[floa
     per request than the endpoint, on the same two cores, and so measure itself.
     """
     parts = urlsplit(url)
-    target = f"{parts.path}?stream=bench"
+    target = f"{parts.path}?stream={stream}"
     n = 0
 
     def body() -> bytes:
@@ -182,24 +189,71 @@ def _cpu(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def _timed_load(pid: int, url: str, clients: int, requests: int, per: int) -> tuple[float, str]:
-    """Records/s of :func:`_load`, and what the agent spent meanwhile: its
-    fsyncs, and its CPU (every thread: endpoint, group commit, uploader) per
-    record, beside the machine's load (the clients share its cores)."""
-    agent = psutil.Process(pid)
-    records = clients * requests * per
-    with _Syncs(pid) as syncs:
-        cpu = _cpu(agent)
-        begin = time.perf_counter()
-        rate, client = _load(url, clients, requests, per)
-        seconds = time.perf_counter() - begin
-        cpu = _cpu(agent) - cpu
-    load = os.getloadavg()[0]
-    note = (
-        f"; agent CPU {cpu / records * 1e6:,.0f} us/record, "
-        f"clients' CPU {client / records * 1e6:,.0f} us/record, load {load:.1f}"
-    )
-    return rate, syncs.note(records, seconds) + note
+class Load:
+    """One load on the endpoint, timed with what the agent spent meanwhile:
+    its fsyncs, and its CPU (every thread: endpoint, group commit, uploader)
+    per record, beside the client's and the machine's load (the client
+    shares its cores)."""
+
+    def __init__(self, pid: int, url: str, workdir: Path) -> None:
+        self.agent = psutil.Process(pid)
+        self.url = url
+        self.workdir = workdir
+        self.answered: dict[str, int] = {}  # stream -> records 2xx'd
+        self.slack: dict[str, int] = {}  # stream -> requests wrk may have left unread
+
+    def run(
+        self, stream: str, clients: int, requests: int, per: int, seconds: float
+    ) -> tuple[float, str]:
+        """Records/s and the row's note: wrk for ``seconds`` when there and
+        ``per`` is 1, else :func:`_load` (``requests`` per client)."""
+        use_wrk = per == 1 and wrk.available()
+        with _Syncs(self.agent.pid) as syncs:
+            cpu = _cpu(self.agent)
+            begin = time.perf_counter()
+            if use_wrk:
+                result = wrk.post(
+                    f"{self.url}?stream={stream}", record(0), clients, seconds, self.workdir
+                )
+                records, rate, client = result.answered, result.rate, result.cpu
+                self.slack[stream] = self.slack.get(stream, 0) + clients
+            else:
+                rate, client = _load(self.url, clients, requests, per, stream)
+                records = clients * requests * per
+            elapsed = time.perf_counter() - begin
+            cpu = _cpu(self.agent) - cpu
+        self.answered[stream] = self.answered.get(stream, 0) + records
+        load = os.getloadavg()[0]
+        note = (
+            f"; client: {'wrk' if use_wrk else 'lean Python'}"
+            f"{syncs.note(records, elapsed)}; agent CPU {cpu / records * 1e6:,.0f} us/record, "
+            f"client's CPU {client / records * 1e6:,.0f} us/record, load {load:.1f}"
+        )
+        return rate, note
+
+    def accepted(self) -> dict[str, int]:
+        """Records the agent stored per stream (its backlog's ``accepted``),
+        checked against the 2xx answers: each answered record stored once."""
+        streams = httpx.get(self.url, timeout=60).json()["streams"]
+        accepted = {s["stream"]: int(s["accepted"]) for s in streams}
+        for stream, answered in self.answered.items():
+            stored = accepted.get(stream, 0)
+            if not answered <= stored <= answered + self.slack.get(stream, 0):
+                raise RuntimeError(
+                    f"stream {stream}: {answered} records answered 2xx, {stored} stored "
+                    f"(at most {self.slack.get(stream, 0)} unread answers allowed)"
+                )
+        return accepted
+
+
+def _server_has(http: httpx.Client, job: str, accepted: dict[str, int]) -> bool:
+    """Whether the server holds what the agent accepted, stream by stream;
+    raises if it holds more (a record stored twice)."""
+    held = {i["stream"]: int(i["records"]) for i in _summary(http, job)["items"]}
+    for stream, count in accepted.items():
+        if held.get(stream, 0) > count:
+            raise RuntimeError(f"stream {stream}: the server holds {held[stream]} of {count}")
+    return all(held.get(stream, 0) == count for stream, count in accepted.items())
 
 
 def _stop_workload(pid_file: Path) -> None:
@@ -273,36 +327,36 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
                 add("agent RSS, idle, data endpoint up", rss, "MiB")
 
                 # 1. The local endpoint alone (uploads run alongside, as in life).
-                pid = agent.process.pid
-                singles, syncs = _timed_load(pid, url, 32, int(200 * scale), 1)
+                load = Load(agent.process.pid, url, workdir)
+                singles, note = load.run("one-32", 32, int(200 * scale), 1, 10 * scale)
                 add(
                     "endpoint, 1 record/POST, 32 clients",
                     singles,
                     "records/s",
-                    "durable (fdatasync before each 2xx); 32 keep-alive connections (lean "
-                    "client), back to back; group commit: one fsync for all waiting" + syncs,
+                    "durable (fdatasync before each 2xx); 32 keep-alive connections, back to "
+                    "back; group commit: one fsync for all waiting" + note,
                     20_000,
                 )
-                one, syncs = _timed_load(pid, url, 1, int(500 * scale), 1)
+                one, note = load.run("one-1", 1, int(500 * scale), 1, 10 * scale)
                 add(
                     "endpoint, 1 record/POST, 1 client",
                     one,
                     "records/s",
-                    "durable (fdatasync before each 2xx); 1 keep-alive connection (lean client), "
-                    "back to back: "
-                    "one fsync per answer, nothing to group with" + syncs,
+                    "durable (fdatasync before each 2xx); 1 keep-alive connection, back to back: "
+                    "one fsync per answer, nothing to group with" + note,
                     4_000,
                 )
-                lines_rate, syncs = _timed_load(pid, url, 4, int(100 * scale), 100)
+                lines_rate, note = load.run("lines", 4, int(100 * scale), 100, 0)
                 add(
                     "endpoint, 100 records/POST, 4 clients",
                     lines_rate,
                     "records/s",
-                    "durable (fdatasync before each 2xx); 4 keep-alive connections (lean client), "
-                    "JSON lines" + syncs,
+                    "durable (fdatasync before each 2xx); 4 keep-alive connections, JSON lines"
+                    + note,
                 )
-                sent = 32 * int(200 * scale) + int(500 * scale) + 4 * int(100 * scale) * 100
-                wait_for(lambda: _summary(http, job_id)["records"] >= sent, 300, what="first drain")
+                accepted = load.accepted()  # each 2xx'd record stored once on the agent
+                sent = sum(accepted.values())
+                wait_for(lambda: _server_has(http, job_id, accepted), 300, what="first drain")
 
                 # 2a. Upload alone: buffered while the server is away, then drained.
                 server.stop()
