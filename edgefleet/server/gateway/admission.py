@@ -30,6 +30,17 @@ covers; the endpoint calls :meth:`Admission.finished` once accepted, or once
 the agent left or the lookup failed); past that, connections are refused as
 over the rate. One never released would stop counting after ``STALE_AFTER``.
 
+When the bound on handshakes in flight is what refuses, the bucket's rate
+overstates what the server serves: at 5,000 agents on a busy machine 100
+handshakes were always in flight, about 100 a second were accepted, and slots
+booked at the bucket's 1,000/s told every refused agent "1 s", so it came back
+to be refused again (9,000 refusals for 5,000 connections, each a WebSocket
+handshake on both sides, on the cores the handshakes needed). So while that
+bound refuses, slots are booked at the rate it lets through: the bound over
+how long a handshake has recently taken from admission to acceptance
+(Little's law; ``SERVED_HEADROOM`` above it, so a server that speeds up is
+not left idle), never under the floor nor over the bucket's rate.
+
 Booked slots are not enforced: a returning agent still needs a token, and one
 that finds none books again. Slots never reach further than
 ``MAX_RETRY_AFTER`` ahead, so a server that was overrun recovers.
@@ -75,6 +86,12 @@ STALE_AFTER = 30.0
 LAG_FADE = 0.5
 """Each reading keeps at least this share of the last one (see :meth:`Admission.observe_lag`)."""
 
+SERVED_HEADROOM = 1.5
+"""Slots are booked this much faster than the handshakes in flight are accepted."""
+
+LATENCY_WEIGHT = 0.05
+"""Each accepted handshake's share in the moving average of handshake times."""
+
 FLOOR_SHARE = 0.05
 """The rate never falls under this share of the ceiling: even a server on a
 busy machine keeps admitting, and keeps its booked slots within reach."""
@@ -100,6 +117,7 @@ class Admission:
         self.lag = 0.0
         self.max_in_flight = max_in_flight
         self._in_flight: deque[float] = deque()  # when each unfinished handshake was admitted
+        self._latency: float | None = None  # moving average, admitted to accepted, seconds
         self.clock = clock
         self._tokens = self.capacity
         self._stamp = clock()
@@ -143,14 +161,30 @@ class Admission:
             self._in_flight.append(now)
             return None
         self.refused += 1
-        # Slots already promised drain at `rate`: this one comes after them.
-        self._next_slot = min(max(self._next_slot, now) + 1.0 / self.rate, now + MAX_RETRY_AFTER)
+        # Slots already promised drain at the booking rate: this one comes after them.
+        rate = self.rate
+        if len(self._in_flight) >= self.max_in_flight:  # the handshakes under way refuse
+            rate = self._serving()
+        self._next_slot = min(max(self._next_slot, now) + 1.0 / rate, now + MAX_RETRY_AFTER)
         return max(1, min(MAX_RETRY_AFTER, math.ceil(self._next_slot - now - 1e-6)))
+
+    def _serving(self) -> float:
+        """The rate to book slots at while the handshakes in flight are at their
+        bound: as many as the bound, per recent handshake time (with headroom),
+        within the floor and the bucket's rate; the bucket's rate until a
+        handshake has been timed."""
+        if not self._latency:
+            return self.rate
+        serving = self.max_in_flight / self._latency * SERVED_HEADROOM
+        return max(self.floor, min(self.rate, serving))
 
     def finished(self) -> None:
         """An admitted connection is accepted (its lookup done): room for another."""
-        if self._in_flight:
-            self._in_flight.popleft()
+        if not self._in_flight:
+            return
+        took = self.clock() - self._in_flight.popleft()  # first in, first out: near enough
+        last = self._latency if self._latency is not None else took
+        self._latency = last + (took - last) * LATENCY_WEIGHT
 
     @property
     def in_flight(self) -> int:
@@ -168,7 +202,8 @@ class Admission:
         return (
             f"agent admission: {self.refused - refused} connections asked to retry in the "
             f"last {now - when:.0f} s (rate now {self.rate:.0f}/s of at most {self.ceiling:g}/s, "
-            f"loop lag {self.lag * 1000:.0f} ms, {self.in_flight} awaiting their lookup); "
+            f"loop lag {self.lag * 1000:.0f} ms, {self.in_flight} awaiting their lookup, "
+            f"a handshake takes {(self._latency or 0) * 1000:.0f} ms); "
             f"slots booked {self.backlog_seconds:.0f} s ahead"
         )
 

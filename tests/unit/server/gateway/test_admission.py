@@ -97,6 +97,31 @@ def test_unfinished_handshakes_are_bounded_whatever_the_rate() -> None:
     assert admission.in_flight == 1
 
 
+def test_refused_for_handshakes_in_flight_are_booked_at_the_rate_they_are_accepted() -> None:
+    """With tokens to spare but the handshakes under way at their bound, the
+    bucket's rate would tell everyone "1 s" and have them refused again: slots
+    are booked at the bound over the recent handshake time (with headroom)."""
+    clock = Clock()
+    admission = Admission(400, clock=clock, max_in_flight=10)  # its floor: 20/s
+    assert [admission.admit() for _ in range(10)] == [None] * 10
+    clock.now += 0.5  # each handshake took half a second: 20/s get through
+    for _ in range(10):
+        admission.finished()
+    assert [admission.admit() for _ in range(10)] == [None] * 10
+    waits = [admission.admit() for _ in range(90)]
+    # booked at 10 / 0.5 s * 1.5 = 30/s: 90 agents spread over three seconds
+    assert waits == sorted(waits)  # type: ignore[type-var]
+    assert waits[0] == 1 and waits[-1] == 3
+    assert waits.count(1) == 30
+
+
+def test_refused_before_any_handshake_is_timed_are_booked_at_the_bucket_rate() -> None:
+    clock = Clock()
+    admission = Admission(1000, clock=clock, max_in_flight=10)
+    assert [admission.admit() for _ in range(10)] == [None] * 10
+    assert [admission.admit() for _ in range(900)] == [1] * 900  # 1000/s: all within 1 s
+
+
 async def test_the_watcher_sees_a_blocked_loop_and_an_idle_one() -> None:
     """The real loop: a handler holding it for 800 ms is seen as lag (the rate is
     cut and a crowd is refused with waits); idle readings admit again. (A wide
