@@ -12,3 +12,11 @@ class Message(BaseModel):
     so that a typo in a new field fails loudly in tests instead of being dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def described(text: str) -> ConfigDict:
+    """A model's description in its JSON schema, given where a docstring would
+    be: the agent's daemon runs with ``-OO`` (cli/handoff.py), which strips
+    docstrings, and a model the agent's local OpenAPI document shows must keep
+    its description there. Used only by those models."""
+    return ConfigDict(json_schema_extra={"description": text})

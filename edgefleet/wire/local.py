@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from edgefleet.wire.base import described
+
 LocalActionKind = Literal["restart", "stop", "start", "app-run", "app-remove"]
 
 LOCAL_APP_PREFIX = "local-"
@@ -29,7 +31,7 @@ def local_app_job(name: str) -> str:
 
 
 class LocalAction(BaseModel):
-    """One thing the owner did through the local API."""
+    model_config = described("One thing the owner did through the local API.")
 
     id: str = Field(max_length=64)
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))

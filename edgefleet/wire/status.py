@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from edgefleet.wire.base import described
+
 DeviceJobState = Literal["pending", "pulling", "starting", "running", "exited", "failed", "removed"]
 HealthState = Literal["starting", "healthy", "unhealthy"]
 
@@ -46,12 +48,12 @@ class ServiceStatus(BaseModel):
 
 
 class JobStatus(BaseModel):
-    """How one job stands on one device.
-
-    ``version`` is what actually runs; ``target_version`` what the device was
-    asked to run. They differ while an upgrade is in progress, or after one
-    failed (then ``error`` says why and the old version keeps running).
-    """
+    model_config = described(
+        "How one job stands on one device.\n\n"
+        "``version`` is what actually runs; ``target_version`` what the device was\n"
+        "asked to run. They differ while an upgrade is in progress, or after one\n"
+        "failed (then ``error`` says why and the old version keeps running)."
+    )
 
     job_id: str
     state: DeviceJobState = "pending"

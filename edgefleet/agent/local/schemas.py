@@ -3,6 +3,10 @@
 Every answer is one of these models (and the OpenAPI document is built from
 their JSON schemas), so the CLI and the owner's own scripts parse a stable,
 typed shape rather than the agent's internals.
+
+A model described in that document says so with ``described`` (wire/base.py),
+not a docstring: the agent's daemon runs with ``-OO`` (cli/handoff.py), which strips
+docstrings, and the document must not lose its descriptions there.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from edgefleet.wire.base import described
 from edgefleet.wire.local import LocalAction
 from edgefleet.wire.status import JobStatus
 
@@ -28,7 +33,9 @@ class ConnectionInfo(BaseModel):
 
 
 class LocalStatus(BaseModel):
-    """``GET /status``: who this device is and how it stands, with or without a server."""
+    model_config = described(
+        "``GET /status``: who this device is and how it stands, with or without a server."
+    )
 
     device: DeviceInfo
     connection: ConnectionInfo
@@ -52,7 +59,7 @@ class LocalService(BaseModel):
 
 
 class LocalJob(BaseModel):
-    """One job (or local app) on the device, with its services."""
+    model_config = described("One job (or local app) on the device, with its services.")
 
     id: str
     application: str
@@ -97,8 +104,10 @@ class DesiredJob(BaseModel):
 
 
 class LocalDesired(BaseModel):
-    """``GET /desired``: what the device runs per its last desired state and the
-    owner's local apps; secrets are named, never unsealed."""
+    model_config = described(
+        "``GET /desired``: what the device runs per its last desired state and the\n"
+        "owner's local apps; secrets are named, never unsealed."
+    )
 
     generation: int
     jobs: list[DesiredJob]
@@ -116,14 +125,16 @@ class StreamBacklog(BaseModel):
 
 
 class Backlog(BaseModel):
-    """``GET /backlog``: collected data waiting on the device for the server."""
+    model_config = described(
+        "``GET /backlog``: collected data waiting on the device for the server."
+    )
 
     streams: list[StreamBacklog]
     files_pending: int
 
 
 class AppRun(BaseModel):
-    """``POST /apps``: run (or replace) an owner's local app."""
+    model_config = described("``POST /apps``: run (or replace) an owner's local app.")
 
     name: str = Field(max_length=64)
     compose: str = Field(description="the Compose file's text")

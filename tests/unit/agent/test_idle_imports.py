@@ -125,9 +125,10 @@ def _imported(log: str) -> set[str]:
 
 def _idle_agent(
     tmp_path: Path, runtime: list[str], server: str | None = None
-) -> tuple[set[str], set[str], bytes]:
+) -> tuple[set[str], set[str], bytes, list[bytes]]:
     """Start ``edgefleet agent`` with those flags, let it reach its idle state,
-    stop it: (modules of the CLI, modules of the daemon, its environ). Without
+    stop it: (modules of the CLI, modules of the daemon, its environ, its
+    command line). Without
     ``server``, nobody listens at its server: the agent keeps retrying."""
     server = server or f"http://127.0.0.1:{free_port()}"
     state_dir = tmp_path / "s"
@@ -153,6 +154,7 @@ def _idle_agent(
         else:
             raise AssertionError("the agent never tried to connect")
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
@@ -160,7 +162,7 @@ def _idle_agent(
 
     parts = stderr.split(HEADER)
     assert len(parts) == 3, "edgefleet agent did not hand over to a lean process"
-    return _imported(parts[1]), _imported(parts[2]), environ
+    return _imported(parts[1]), _imported(parts[2]), environ, cmdline
 
 
 def _forbidden(daemon: set[str]) -> set[str]:
@@ -171,13 +173,15 @@ def _forbidden(daemon: set[str]) -> set[str]:
 
 
 def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -> None:
-    cli, daemon, environ = _idle_agent(tmp_path, ["--runtime", "process"])
+    cli, daemon, environ, cmdline = _idle_agent(tmp_path, ["--runtime", "process"])
     assert "typer" in cli  # the flags were parsed by the full CLI...
     assert daemon >= EXPECTED, EXPECTED - daemon  # ...and the daemon reached its idle state
     bad = _forbidden(daemon)
     assert not bad, f"an idle agent imported {sorted(bad)}"
     # Set for the daemon by the hand-off: two glibc arenas, not one per thread.
     assert b"MALLOC_ARENA_MAX=2" in environ.split(b"\0")
+    # ...and -OO on its command line (docstrings out; cli/handoff.py), once.
+    assert cmdline.count(b"-OO") == 1, cmdline
 
 
 @pytest.mark.podman
@@ -187,7 +191,7 @@ def test_an_idle_agent_on_podman_speaks_to_the_engine_without_the_docker_sdk(
     """The docker runtime in use (it pinged the engine) with its own client:
     no docker SDK, requests, urllib3, http.client or TLS in the daemon."""
     runtime = ["--runtime", "docker", "--docker-host", podman_engine.url]
-    _cli, daemon, _environ = _idle_agent(tmp_path, runtime)
+    _cli, daemon, _environ, _cmdline = _idle_agent(tmp_path, runtime)
     assert daemon >= EXPECTED | {"edgefleet.agent.engine.client"}  # the engine was pinged
     bad = _forbidden(daemon)
     assert not bad, f"an idle agent on Podman imported {sorted(bad)}"
@@ -290,7 +294,7 @@ def test_an_idle_agent_over_https_loads_tls_and_no_host_name_codec(tmp_path: Pat
     itself: encodings.idna, stringprep and unicodedata cost ~0.3 MB)."""
     with _tls_listener(tmp_path) as (port, cert, handshakes):
         flags = ["--runtime", "process", "--ca-file", str(cert)]
-        _cli, daemon, _environ = _idle_agent(tmp_path, flags, f"https://127.0.0.1:{port}")
+        _cli, daemon, _environ, _cmdline = _idle_agent(tmp_path, flags, f"https://127.0.0.1:{port}")
     assert handshakes, "the agent never completed a TLS handshake"
     assert daemon >= EXPECTED | {"_ssl", "edgefleet.agent.tls"}
     bad = _forbidden(daemon - {"_ssl"}) | (daemon & {"encodings.idna", "stringprep", "unicodedata"})
