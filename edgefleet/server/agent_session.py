@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from edgefleet.wire.commands import CommandArgs
 from edgefleet.wire.link import Link
-from edgefleet.wire.messages import Command, CommandResult, Message
+from edgefleet.wire.messages import Command, CommandResult, DesiredState, Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ class AgentSession:
         "protocol",
         "runtime_healthy",
         "seen_since_flush",
+        "sent_generation",
     )
 
     def __init__(self, device: DeviceRef, link: Link) -> None:
@@ -51,10 +52,14 @@ class AgentSession:
         self.applied_generation = 0
         self.runtime_healthy = True
         self.protocol = 1  # the wire protocol both ends speak (set from the hello)
+        # the last desired generation sent on this connection (-1: none yet)
+        self.sent_generation = -1
         self._pending: dict[str, asyncio.Future[CommandResult]] = {}
 
     async def send(self, message: Message) -> None:
         await self.link.send(message)
+        if isinstance(message, DesiredState):
+            self.sent_generation = message.generation
 
     def touch(self) -> None:
         self.last_heartbeat = time.monotonic()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.applications.tables import Application, AppVersion
@@ -26,6 +27,7 @@ from edgefleet.wire.workload import DeviceContext, JobAssignment
 
 INACTIVE = ("cancelled", "expired")
 CHUNK = 500
+_DEVICES = cast(Table, Device.__table__)
 
 Render = Callable[[AsyncSession, dict[int, tuple[str, DesiredState]]], Awaitable[None]]
 """Lays variables, secrets and configs over built states (``ctx.workload_config``)."""
@@ -174,6 +176,31 @@ async def push(ctx: ServerContext, device_pks: Iterable[int]) -> int:
                 delivered += 1
         await asyncio.sleep(0)
     return delivered
+
+
+async def resend(ctx: ServerContext, device_pks: Iterable[int]) -> int:
+    """Desired state again to devices still behind it (the scheduler's repeat of
+    pushes that never arrived), except those whose connection here was already
+    sent their current generation: what a live connection was sent arrived, and
+    its agent is still applying it (pulling, starting). Right after a fan-out to
+    10,000 devices most are still at work when the repeat comes due, and
+    building and sending them all their state again held the event loop while
+    their reports landed (issue 16). Returns how many were sent to."""
+    pks = sorted(set(device_pks))
+    sessions = ctx.hub.sessions
+    again: list[int] = []
+    for start in range(0, len(pks), CHUNK):
+        async with ctx.session() as db:
+            rows = await db.execute(
+                select(_DEVICES.c.pk, _DEVICES.c.id, _DEVICES.c.desired_generation).where(
+                    _DEVICES.c.pk.in_(pks[start : start + CHUNK])
+                )
+            )
+            for pk, device_id, generation in rows.all():
+                session = sessions.get(device_id)
+                if session is None or session.sent_generation < generation:
+                    again.append(pk)
+    return await push(ctx, again) if again else 0
 
 
 async def device_changed(ctx: ServerContext, db: AsyncSession, device_pk: int) -> None:

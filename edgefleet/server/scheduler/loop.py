@@ -148,7 +148,7 @@ class Scheduler:
             )
         self._resent, due = overdue(self._resent, stale, asyncio.get_running_loop().time())
         if due:
-            await desired.push(self.ctx, due)
+            await desired.resend(self.ctx, due)  # not over a connection that was sent it
 
     async def tick(self) -> None:
         """Start jobs whose start has come; expire jobs whose end has passed."""
