@@ -146,6 +146,8 @@ _sha256 = hashlib.sha256
 # extract: HMAC keyed by the absent salt (RFC 5869: HashLen zero bytes), padded once
 _EXTRACT_INNER = _sha256(bytes(_BLOCK).translate(_INNER))
 _EXTRACT_OUTER = _sha256(bytes(_BLOCK).translate(_OUTER))
+# the padded block of a 32-byte key ends in 32 zero bytes XORed with the pads
+_INNER_TAIL, _OUTER_TAIL = bytes(32).translate(_INNER), bytes(32).translate(_OUTER)
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
@@ -187,12 +189,23 @@ class MacKey:
 
 def derive(secret: bytes, info: bytes) -> bytes:
     """32 bytes of HKDF-SHA256(secret, no salt, ``info``): for one 32-byte block,
-    RFC 5869's extract and expand are exactly two HMACs."""
+    RFC 5869's extract and expand are exactly two HMACs. The expand HMAC is keyed by
+    the 32-byte PRK: its padded blocks are the PRK's 32 bytes XORed (``translate``)
+    followed by 32 constant pad bytes, fed to the hash piecewise instead of
+    concatenated (a party derives ~115 keys per computation)."""
     inner = _EXTRACT_INNER.copy()
     inner.update(secret)
     outer = _EXTRACT_OUTER.copy()
     outer.update(inner.digest())
-    return hmac_sha256(outer.digest(), info + b"\x01")
+    prk = outer.digest()
+    expand = _sha256(prk.translate(_INNER))
+    expand.update(_INNER_TAIL)
+    expand.update(info)
+    expand.update(b"\x01")
+    result = _sha256(prk.translate(_OUTER))
+    result.update(_OUTER_TAIL)
+    result.update(expand.digest())
+    return result.digest()
 
 
 def kdf(secret: bytes, label: str, *context: str) -> bytes:

@@ -111,6 +111,9 @@ class Party:
         self._publics: tuple[bytes, bytes] = (b"", b"")  # s and c public keys, once advertised
         self._seed: bytes | None = None
         self._auth: dict[str, crypto.MacKey] = {}  # neighbour -> MAC key (long-term ECDH)
+        # neighbour -> crypto.pair_context(cid, u, v): framed once in round 0 for the
+        # three keys of the pair (MAC, share encryption, mask) instead of once per key
+        self._contexts: dict[str, bytes] = {}
         # neighbour -> its authenticated round-0 s-key (the key only: the roster's
         # models are freed with it, not kept alive by every party until the end)
         self._peers: dict[str, bytes] = {}
@@ -160,10 +163,8 @@ class Party:
             shared = self._pair_cache.get(peer_key)
             if shared is None:
                 shared = self._pair_cache[peer_key] = crypto.agree(self._long_term, peer_key[1])
-            key = crypto.MacKey(
-                crypto.derive(shared, _ADVERTISE_MAC + crypto.pair_context(cid, u, v))
-            )
-            self._auth[v] = key
+            context = self._contexts[v] = crypto.pair_context(cid, u, v)
+            key = self._auth[v] = crypto.MacKey(crypto.derive(shared, _ADVERTISE_MAC + context))
             tags[v] = key.tag(before + crypto.framed(v) + after)
         self._long_term = None
         self.phase = "advertised"
@@ -239,10 +240,7 @@ class Party:
     def _share_key(self, peer: RosterEntry) -> bytes:
         shared = crypto.agree(self._c_private, peer.c_public)
         # kdf(shared, "share-encryption", cid, *pair(u, v)), the info framed piecewise
-        return crypto.derive(
-            shared,
-            _SHARE_ENCRYPTION + crypto.pair_context(self.computation_id, self.party_id, peer.party),
-        )
+        return crypto.derive(shared, _SHARE_ENCRYPTION + self._contexts[peer.party])
 
     # --- round 2 --------------------------------------------------------------------
 
@@ -283,7 +281,7 @@ class Party:
         for v in self._held:
             if v != u:
                 shared = crypto.agree(self._s_private, self._peers[v])
-                masker.pairwise(y, shared, cid, u, v, 1)
+                masker.pairwise_in(y, shared, self._contexts[v], 1 if v > u else -1)
         self._input = self._seed = self._s_private = None  # only shares may be revealed now
         self.phase = "masked"
         return MaskedInput.model_construct(  # built from checked parts: no re-validation
@@ -416,3 +414,4 @@ class Party:
         self.phase = "aborted"
         self._input = self._seed = self._s_private = self._long_term = None
         self._held, self._peers, self._auth, self._share_keys_ = {}, {}, {}, {}
+        self._contexts = {}

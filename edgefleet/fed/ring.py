@@ -209,8 +209,13 @@ class Masker:
         """What :func:`add_pairwise` (``sign`` = 1) or :func:`remove_pairwise`
         (``sign`` = -1) do with the mask of ``me`` and ``peer``, in place."""
         direction = sign if peer > me else -sign
-        info = _PAIRWISE_MASK + crypto.pair_context(computation_id, me, peer)
-        self.apply(acc, shared, direction, info)
+        self.pairwise_in(acc, shared, crypto.pair_context(computation_id, me, peer), direction)
+
+    def pairwise_in(self, acc: Vector, shared: bytes, context: bytes, direction: int) -> None:
+        """:meth:`pairwise` for a caller that holds the pair's framed ``context``
+        (:func:`crypto.pair_context`) and has chosen the direction: +1 adds the mask
+        (``me`` < ``peer`` when masking), -1 subtracts it."""
+        self.apply(acc, shared, direction, _PAIRWISE_MASK + context)
 
 
 _SELF_MASK = crypto.labelled("self-mask")

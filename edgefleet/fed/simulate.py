@@ -152,6 +152,11 @@ def run(
 
         def frame_all() -> list[tuple[str, bytes]]:
             messages = dict(close())
+            if len(messages) > 1 and len({id(m) for m in messages.values()}) == 1:
+                # one message to everyone (the survivor list, which the server's
+                # orchestrator broadcasts): framed once, as a transport sends a broadcast
+                frame = codec.encode_frame(next(iter(messages.values())))
+                return [(p, frame) for p in messages]
             return [(p, codec.encode_frame(messages.pop(p))) for p in list(messages)]
 
         framed = on_server(frame_all)

@@ -122,6 +122,20 @@ def test_masks_added_in_place_equal_the_allocating_ones(bits: int) -> None:
     assert np.array_equal(acc, x)
 
 
+@pytest.mark.parametrize(("me", "peer"), [("u", "v"), ("v", "u")])
+def test_a_mask_from_the_held_pair_context_is_the_pairwise_mask(me: str, peer: str) -> None:
+    """A party frames each neighbour's pair context once and masks with pairwise_in:
+    the same vector as pairwise, on either side of the pair (or the masks would not
+    cancel against a device that masks with pairwise)."""
+    ring = Ring(Params(length=300, ring_bits=64, frac_bits=0, bound=1.0))
+    shared, x = os.urandom(32), ring.mask(os.urandom(32), "input")
+    expected, acc, masker = x.copy(), x.copy(), ring.masker()
+    masker.pairwise(expected, shared, "c", me, peer, 1)
+    masker.pairwise_in(acc, shared, crypto.pair_context("c", me, peer), 1 if peer > me else -1)
+    assert np.array_equal(acc, expected)
+    assert not np.array_equal(acc, x)
+
+
 @pytest.mark.parametrize("bits", [64, 128])
 def test_float_decoding_equals_the_exact_fractions_rounded(bits: int) -> None:
     ring = Ring(Params(length=1000, ring_bits=bits, frac_bits=24, bound=1024.0))
