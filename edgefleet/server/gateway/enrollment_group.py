@@ -17,6 +17,11 @@ the group read (:func:`~edgefleet.server.keys.service.take`): if another
 transaction counted uses in between, the key is read again, locked (on
 PostgreSQL; SQLite already holds its single write lock by then), and its
 requests decided again, so a single-use key never enrolls two devices.
+
+The devices enrolled are inserted by one executemany, without RETURNING: no
+one needs their primary keys here, and the ORM, which does, wrote them one
+INSERT ... RETURNING per device on SQLite (it cannot batch RETURNING there in
+a known order): 32 round trips to the database thread for a group of 32.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth import secrets
@@ -57,9 +63,18 @@ class Request:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """What the answer and the event say of a device just enrolled."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+
+
 @dataclass
 class Enrolled:
-    device: Device
+    device: NewDevice
     project: Project
     credential: str
     key_prefix: str
@@ -77,9 +92,11 @@ def label_clashes(key_labels: dict[str, str], agent_labels: dict[str, str]) -> l
 
 
 async def stage(db: AsyncSession, group: list[Request]) -> list[Outcome]:
-    """Each request's outcome, in order; the devices of those enrolled are added
-    to ``db`` and the keys' uses counted there. The caller commits."""
+    """Each request's outcome, in order; the devices of those enrolled are
+    inserted in ``db`` and the keys' uses counted there. The caller commits (a
+    name taken meanwhile raises IntegrityError here or at the commit)."""
     found = await keys.by_secret(db, [r.provisioning_key for r in group])
+    rows: list[dict[str, Any]] = []
     outcomes: list[Outcome | None] = [None] * len(group)
     by_key: dict[int, list[int]] = {}
     for i, request in enumerate(group):
@@ -101,8 +118,12 @@ async def stage(db: AsyncSession, group: list[Request]) -> list[Outcome]:
             names = await _take(db, key, project, requests, taken.setdefault(project.pk, set()))
             for i, request, name in zip(ids, requests, names, strict=True):
                 outcomes[i] = (
-                    name if isinstance(name, ApiError) else _device(db, request, key, project, name)
+                    name
+                    if isinstance(name, ApiError)
+                    else _device(rows, request, key, project, name)
                 )
+    if rows:
+        await db.execute(insert(Device), rows)
     return [o for o in outcomes if o is not None]
 
 
@@ -184,22 +205,29 @@ def _free_name(wanted: str, taken: set[str], claimed: set[str]) -> str:
 
 
 def _device(
-    db: AsyncSession, request: Request, key: ProvisioningKey, project: Project, name: str
+    rows: list[dict[str, Any]],
+    request: Request,
+    key: ProvisioningKey,
+    project: Project,
+    name: str,
 ) -> Enrolled:
+    """The device's row, added to ``rows``, and its outcome."""
     credential = secrets.generate(secrets.DEVICE_PREFIX)
-    device = Device(
-        id=new_id("d"),
-        project_pk=project.pk,
-        name=name,
-        labels={**request.labels, **key.labels},  # the key's labels win
-        meta={},
-        facts=request.facts.model_dump(mode="json"),
-        agent_version=request.facts.agent_version,
-        credential_hash=secrets.digest(credential),
-        public_key=request.public_key,
-        enrolled_with=key.id,
+    device = NewDevice(new_id("d"), name, {**request.labels, **key.labels})  # the key's labels win
+    rows.append(
+        {
+            "id": device.id,
+            "project_pk": project.pk,
+            "name": name,
+            "labels": device.labels,
+            "meta": {},
+            "facts": request.facts.model_dump(mode="json"),
+            "agent_version": request.facts.agent_version,
+            "credential_hash": secrets.digest(credential),
+            "public_key": request.public_key,
+            "enrolled_with": key.id,
+        }
     )
-    db.add(device)
     return Enrolled(device, project, credential, key.prefix)
 
 

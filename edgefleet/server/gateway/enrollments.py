@@ -66,18 +66,20 @@ class Enrollments:
 
     async def _write(self, group: list[Request]) -> None:
         async with self.ctx.session() as db:
-            outcomes = await stage(db, group)
             try:
+                outcomes = await stage(db, group)
                 await db.commit()
             except IntegrityError:
                 await db.rollback()
                 if len(group) > 1:
                     raise  # tried again one by one
-                clash = Conflict(
-                    "another device took this name at the same moment; try again",
-                    field="name",
-                )
-                outcomes = [clash if isinstance(o, Enrolled) else o for o in outcomes]
+                # only a request that was to be enrolled inserts anything
+                outcomes = [
+                    Conflict(
+                        "another device took this name at the same moment; try again",
+                        field="name",
+                    )
+                ]
         self.groups += 1
         for request, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, ApiError):
