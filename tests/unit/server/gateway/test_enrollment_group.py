@@ -190,3 +190,34 @@ async def test_a_use_counted_elsewhere_meanwhile_is_never_exceeded(
     assert _kinds(outcomes) == ["x", "Unauthorized"]
     assert await _uses(sessions, key) == 2
     assert await _names(sessions) == ["x"]
+
+
+async def test_a_group_is_staged_in_the_same_statements_whatever_its_size(
+    sessions: Sessions,
+) -> None:
+    """Four statements for a group of 1 and of 40 (keys, names, the key's uses,
+    the devices): the devices are one executemany, not an INSERT ... RETURNING
+    each, which is what the ORM wrote on SQLite."""
+    key = await _key(sessions)
+    engine = sessions.kw["bind"]
+    statements: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split(None, 1)[0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    try:
+        counts = []
+        for size in (1, 40):
+            statements.clear()
+            outcomes = await _stage(sessions, [_request(key, f"n{size}-{i}") for i in range(size)])
+            assert all(isinstance(o, Enrolled) for o in outcomes)
+            counts.append(list(statements))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+
+    assert counts[0] == counts[1] == ["SELECT", "SELECT", "UPDATE", "INSERT"]
+    assert len(await _names(sessions)) == 41
+    async with sessions() as db:
+        device = await db.scalar(select(Device).where(Device.name == "n40-39"))
+    assert device is not None and device.created_at is not None and device.enrolled_with
