@@ -6,14 +6,5 @@
 set -euo pipefail
 
 need=()
-have() { command -v "$1" >/dev/null 2>&1; }
-have wrk || need+=(wrk)
-
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${need[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+"$(dirname "$0")/apt-install.sh" ${need[@]+"${need[@]}"}

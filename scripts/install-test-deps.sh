@@ -26,11 +26,4 @@ have htpasswd       || need+=(apache2-utils)    # its bcrypt logins
 have catatonit || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 have systemd-analyze || need+=(systemd)       # `edgefleet agent install` units are verified with it
 
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${need[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" ${need[@]+"${need[@]}"}
