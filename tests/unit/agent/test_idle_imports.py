@@ -82,6 +82,7 @@ FORBIDDEN = {
     "edgefleet.fed.crypto",
     "edgefleet.fed.aggregator",
     "cryptography",
+    "_pickle",  # deferred (cli/agent_entry.py): logging.handlers imports pickle for sockets
     "edgefleet.server",
     "edgefleet.client",
 }
@@ -254,6 +255,27 @@ def test_hashing_loads_on_first_use_and_from_several_threads_at_once() -> None:
     assert out.returncode == 0, out.stderr
     # hmac(b"k", b"m", sha256) starts b60090e3052297ae (the standard library's answer)
     assert out.stdout.split() == ["False", "8", "1", "b60090e3052297ae", "True", "True"]
+
+
+def test_pickle_loads_when_a_socket_log_handler_first_uses_it() -> None:
+    """pickle is deferred in the lean process: importing logging.handlers (for the
+    agent's rotating log file) leaves _pickle out; a socket handler still pickles."""
+    script = (
+        "import sys, logging, edgefleet.cli.agent_entry as e\n"
+        "for name in e.DEFERRED:\n"
+        "    e.defer(name)\n"
+        "import logging.handlers\n"
+        "print('_pickle' in sys.modules)\n"
+        "record = logging.LogRecord('n', logging.INFO, 'f', 1, 'hello %s', ('x',), None)\n"
+        "data = logging.handlers.SocketHandler('127.0.0.1', 9).makePickle(record)\n"
+        "import pickle\n"
+        "print('_pickle' in sys.modules, pickle.loads(data[4:])['msg'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=base_env(), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "hello", "x"]
 
 
 @contextmanager
