@@ -34,8 +34,8 @@ When the bound on handshakes in flight is what refuses, the bucket's rate
 overstates what the server serves: at 5,000 agents on a busy machine 100
 handshakes were always in flight, about 100 a second were accepted, and slots
 booked at the bucket's 1,000/s told every refused agent "1 s", so it came back
-to be refused again (9,000 refusals for 5,000 connections, each a WebSocket
-handshake on both sides, on the cores the handshakes needed). So while that
+to be refused again (over 7,500 refusals for 5,000 reconnecting agents, each a
+WebSocket handshake on both sides, on the cores the handshakes needed). So while that
 bound refuses, slots are booked at the rate it lets through: the bound over
 how long a handshake has recently taken from admission to acceptance
 (Little's law; ``SERVED_HEADROOM`` above it, so a server that speeds up is
