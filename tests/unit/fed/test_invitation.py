@@ -49,3 +49,17 @@ def test_the_same_invitation_everywhere_still_sums() -> None:
     invitation = invite("c", keys, 3, params_for("sum")).model_copy(update={"task": task()})
     outcome = run(invitation, keys, {n: [1.0, float(i)] for i, n in enumerate(NAMES)})
     assert outcome.result == [4.0, 6.0]
+
+
+def test_the_graph_kept_on_an_invitation_is_not_inherited_by_a_copy() -> None:
+    """Each invitation keeps its graph; a copy with other parties derives its own
+    (a party holding the original's graph would mask with non-neighbours)."""
+    names = [f"p{i:02d}" for i in range(30)]  # past FULL_UP_TO: a SecAgg+ graph
+    invitation = invite("c", identities(names), 16, params_for("sum"))
+    graph = invitation.neighbourhoods()
+    assert invitation.neighbourhoods() is graph and set(graph) == set(names)
+    fewer = invitation.model_copy(
+        update={"parties": dict(list(invitation.parties.items())[:25]), "threshold": 13}
+    )
+    assert set(fewer.neighbourhoods()) == set(names[:25])
+    assert all(neighbours <= set(names[:25]) for neighbours in fewer.neighbourhoods().values())
