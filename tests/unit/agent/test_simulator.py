@@ -1,0 +1,49 @@
+"""The simulator's per-device settings, copied from one validated settings
+object per label set: each device must still get exactly what validating its
+own settings would give (its name, its state dir, its labels), and nothing a
+copy shares may leak from one device to another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgefleet.agent.settings import AgentSettings
+from edgefleet.agent.simulator import SimFleet, device_settings
+
+
+def _fleet(tmp_path: Path, devices: int) -> SimFleet:
+    return SimFleet(
+        servers=["http://127.0.0.1:8400/"],
+        devices=devices,
+        key="efk_test",
+        state_dir=tmp_path,
+        labels=["site=a,b,c", "tier=x"],
+        heartbeat=10.0,
+        rate=0,
+        supervise_every=30,
+    )
+
+
+def test_each_device_gets_what_its_own_validated_settings_would_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEFLEET_RECONNECT_MAX_DELAY", "7")  # the environment still counts
+    built = list(device_settings(_fleet(tmp_path, 5)))
+
+    assert [s.name for s in built] == [f"sim-{i:05d}" for i in range(5)]
+    assert [s.labels["site"] for s in built] == ["a", "b", "c", "a", "b"]
+    for i, settings in enumerate(built):
+        alone = AgentSettings(
+            server=["http://127.0.0.1:8400/"],
+            provisioning_key="efk_test",
+            state_dir=tmp_path / f"sim-{i:05d}",
+            name=f"sim-{i:05d}",
+            label=[f"site={'abc'[i % 3]}", "tier=x"],
+            allow_process=True,
+            heartbeat_interval=10.0,
+        )
+        assert settings.model_dump() == alone.model_dump()
+    assert built[0].reconnect_max_delay == 7
+    assert len({s.state_dir for s in built}) == 5
