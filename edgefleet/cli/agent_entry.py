@@ -37,8 +37,17 @@ __all__ = ["SETTINGS_ENV", "defer", "main"]
 # OpenSSL's libcrypto (~3.4 MB RSS, mostly pages shared with other processes);
 # an idle agent hashes nothing, so they load with the first deploy, data
 # request or upgrade (the first start loads them too: it makes the data secret).
-# pickle (with _pickle) serves only logging.handlers' socket handlers.
-DEFERRED = ("urllib.request", "secrets", "hmac", "hashlib", "pickle")
+# pickle (with _pickle) serves only logging.handlers' socket handlers;
+# tempfile and urllib.error (with urllib.response) only device-side builds.
+DEFERRED = (
+    "urllib.request",
+    "urllib.error",
+    "secrets",
+    "hmac",
+    "hashlib",
+    "pickle",
+    "tempfile",
+)
 
 
 # Never loaded by the daemon: requests (under the docker SDK) uses a charset

@@ -83,6 +83,9 @@ FORBIDDEN = {
     "edgefleet.fed.aggregator",
     "cryptography",
     "_pickle",  # deferred (cli/agent_entry.py): logging.handlers imports pickle for sockets
+    "tempfile",  # deferred too: device-side builds (agent/builds.py) use them
+    "urllib.error",
+    "urllib.response",
     "edgefleet.server",
     "edgefleet.client",
 }
@@ -276,6 +279,30 @@ def test_pickle_loads_when_a_socket_log_handler_first_uses_it() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True", "hello", "x"]
+
+
+def test_builds_reach_tempfile_and_urllib_error_through_the_deferred_stand_ins() -> None:
+    """agent/builds.py imports tempfile and urllib.error at the top; in the lean
+    process both load when a build first uses them, and work as the real ones."""
+    script = (
+        "import sys, os, edgefleet.cli.agent_entry as e\n"
+        "for name in e.DEFERRED:\n"
+        "    e.defer(name)\n"
+        "import edgefleet.agent.builds as b\n"
+        "print('urllib.response' in sys.modules, type(b.tempfile).__name__)\n"
+        "with b.tempfile.TemporaryDirectory(prefix='ef-') as tmp:\n"
+        "    made = os.path.isdir(tmp)\n"
+        "try:\n"
+        "    raise b.urllib.error.URLError('x')\n"
+        "except (b.urllib.error.URLError, OSError) as exc:\n"
+        "    caught = type(exc).__name__\n"
+        "print(made, caught, 'urllib.response' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=base_env(), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "_Deferred", "True", "URLError", "True"]
 
 
 @contextmanager
