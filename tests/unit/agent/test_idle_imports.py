@@ -229,14 +229,31 @@ def test_the_lean_process_drops_its_settings_and_keeps_requests_working(tmp_path
     assert "Warning" not in out.stderr, out.stderr
 
 
+DEFER_ALL = (
+    "import sys, edgefleet.cli.agent_entry as e\nfor name in e.DEFERRED:\n    e.defer(name)\n"
+)
+
+
+def _with_deferred(script: str) -> list[str]:
+    """The words ``script`` prints in a fresh interpreter after the lean process's
+    deferrals (cli/agent_entry.DEFERRED)."""
+    out = subprocess.run(
+        [sys.executable, "-c", DEFER_ALL + script],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 def test_hashing_loads_on_first_use_and_from_several_threads_at_once() -> None:
     """secrets, hmac and hashlib are deferred in the lean process (pydantic would
     load OpenSSL's libcrypto through them); the first use loads them, even when
     eight threads make it at the same moment, and a SecretStr still compares."""
     script = (
-        "import sys, threading, edgefleet.cli.agent_entry as e\n"
-        "for name in e.DEFERRED:\n"
-        "    e.defer(name)\n"
+        "import threading\n"
         "from pydantic import BaseModel, SecretStr\n"
         "class M(BaseModel):\n"
         "    s: SecretStr\n"
@@ -252,43 +269,29 @@ def test_hashing_loads_on_first_use_and_from_several_threads_at_once() -> None:
         "[t.join() for t in threads]\n"
         "print(len(out), len(set(out)), out[0][:16], '_hashlib' in sys.modules, m == M(s='x'))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=base_env(), capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
     # hmac(b"k", b"m", sha256) starts b60090e3052297ae (the standard library's answer)
-    assert out.stdout.split() == ["False", "8", "1", "b60090e3052297ae", "True", "True"]
+    assert _with_deferred(script) == ["False", "8", "1", "b60090e3052297ae", "True", "True"]
 
 
 def test_pickle_loads_when_a_socket_log_handler_first_uses_it() -> None:
     """pickle is deferred in the lean process: importing logging.handlers (for the
     agent's rotating log file) leaves _pickle out; a socket handler still pickles."""
     script = (
-        "import sys, logging, edgefleet.cli.agent_entry as e\n"
-        "for name in e.DEFERRED:\n"
-        "    e.defer(name)\n"
-        "import logging.handlers\n"
+        "import logging, logging.handlers\n"
         "print('_pickle' in sys.modules)\n"
         "record = logging.LogRecord('n', logging.INFO, 'f', 1, 'hello %s', ('x',), None)\n"
         "data = logging.handlers.SocketHandler('127.0.0.1', 9).makePickle(record)\n"
         "import pickle\n"
         "print('_pickle' in sys.modules, pickle.loads(data[4:])['msg'])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=base_env(), capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "True", "hello", "x"]
+    assert _with_deferred(script) == ["False", "True", "hello", "x"]
 
 
 def test_builds_reach_tempfile_and_urllib_error_through_the_deferred_stand_ins() -> None:
     """agent/builds.py imports tempfile and urllib.error at the top; in the lean
     process both load when a build first uses them, and work as the real ones."""
     script = (
-        "import sys, os, edgefleet.cli.agent_entry as e\n"
-        "for name in e.DEFERRED:\n"
-        "    e.defer(name)\n"
-        "import edgefleet.agent.builds as b\n"
+        "import os, edgefleet.agent.builds as b\n"
         "print('urllib.response' in sys.modules, type(b.tempfile).__name__)\n"
         "with b.tempfile.TemporaryDirectory(prefix='ef-') as tmp:\n"
         "    made = os.path.isdir(tmp)\n"
@@ -298,11 +301,7 @@ def test_builds_reach_tempfile_and_urllib_error_through_the_deferred_stand_ins()
         "    caught = type(exc).__name__\n"
         "print(made, caught, 'urllib.response' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=base_env(), capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "_Deferred", "True", "URLError", "True"]
+    assert _with_deferred(script) == ["False", "_Deferred", "True", "URLError", "True"]
 
 
 @contextmanager
