@@ -87,5 +87,6 @@ async def enroll(
             project=answer["project"],
             servers=servers,
         )
-    assert last is not None
-    raise last
+    # Settings refuse an empty server list; this names the fault even so (an
+    # assert would vanish under the lean agent's -OO).
+    raise last or ServerUnreachable("no server to enroll with")

@@ -48,3 +48,24 @@ def test_an_unknown_key_is_refused_by_name(fleet: Fleet, tmp_path: Path, sqlite_
     with pytest.raises(EnrollmentRefused, match="provisioning key is not valid"):
         asyncio.run(agent.ensure_identity())
     assert agent.state.load_identity() is None
+
+
+def test_no_server_to_enroll_with_is_named_not_a_type_error() -> None:
+    """Settings refuse an empty server list; if one got through, the agent (run
+    with -OO, where asserts vanish) must still say what is wrong."""
+    from edgefleet.agent.enroll import enroll
+    from edgefleet.agent.errors import ServerUnreachable
+    from edgefleet.wire.messages import DeviceFacts
+
+    with pytest.raises(ServerUnreachable, match="no server"):
+        asyncio.run(
+            enroll(
+                [],
+                "efk_x",
+                name=None,
+                labels={},
+                facts=DeviceFacts(),
+                public_key=None,
+                context=None,
+            )
+        )
