@@ -189,7 +189,10 @@ class Limits:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Joined, not left: a parse in flight ends within its Compose budget,
+            # and workers left running make the resource tracker report their
+            # queues' semaphores as leaked on every server stop.
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._hashers is not None:
             self._hashers.shutdown(wait=False, cancel_futures=True)
