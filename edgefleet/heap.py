@@ -29,7 +29,7 @@ object that later becomes cyclic garbage (a connection that closed) is not
 collected while frozen, so the :class:`Settler` thaws everything and collects
 it all once the frozen count doubled since the last thaw: frozen garbage
 stays bounded under any connect/disconnect churn. That thaw is a full walk of
-the heap, a pause in proportion to it (280-840 ms of CPU at 3,000 connected
+the heap, a pause in proportion to it (300-700 ms of CPU at 3,000 connected
 agents), paid at each doubling, not during a steady fleet's fan-outs.
 """
 
