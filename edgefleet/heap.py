@@ -27,10 +27,11 @@ Three changes, all about work the collector does for nothing:
 Cycles are still collected; nothing here turns the collector off. A frozen
 object that later becomes cyclic garbage (a connection that closed) is not
 collected while frozen, so the :class:`Settler` thaws everything and collects
-it all once the frozen count doubled since the last thaw: frozen garbage
-stays bounded under any connect/disconnect churn. That thaw is a full walk of
-the heap, a pause in proportion to it (300-700 ms of CPU at 3,000 connected
-agents), paid at each doubling, not during a steady fleet's fan-outs.
+it all once enough of the frozen has died (connections closed): frozen
+garbage stays bounded under any connect/disconnect churn. That thaw is a full
+walk of the heap, a pause in proportion to it (about 1 s of CPU at 3,000
+connected agents), paid once per churn of a quarter of the frozen, never
+while a fleet only grows.
 """
 
 from __future__ import annotations
@@ -72,36 +73,41 @@ class Settler:
     at a time (after a full collection, which walks only what is not frozen:
     no garbage that exists then is frozen), so each pause walks about
     ``least`` objects however large the fleet. Thaws and collects everything
-    once the frozen count reaches :attr:`thaw_growth` times what it was after
-    the last thaw: connections that closed left cyclic garbage among the
-    frozen (at 3,000 sim agents that reconnected, ~60 objects each), so frozen
-    garbage stays under what was live at the last thaw. The frozen count falls
-    as frozen objects die by their counts (a session's replaced state), so a
-    steady fleet, and a fan-out to it, do not thaw; a growing one thaws at
-    each doubling, as CPython's own rule brings a full collection at each
-    quarter's growth."""
+    once frozen objects that died since the last thaw (freed by their counts:
+    the frozen count went down) reach :attr:`thaw_share` of the frozen:
+    connections closed, and beside what their counts freed they left cyclic
+    garbage among the frozen (at 3,000 sim agents that reconnected, about
+    twice as many objects as were freed). A fleet that only grows does not
+    thaw: what dies among the frozen then is what was frozen in flight."""
 
     least: int = 20_000
     """survivors worth a freeze (a collection walking about this many)"""
-    thaw_growth: float = 2.0
-    """frozen count, as a multiple of the frozen count after the last thaw"""
-    _at_thaw: int = -1
+    thaw_share: float = 0.25
+    """frozen objects freed since the last thaw, as a share of the frozen now
+    (not of the frozen at the last thaw: while a fleet connects, objects
+    frozen in flight die by the ten thousand and the frozen grows faster)"""
+    _frozen: int = -1
+    _died: int = 0
 
     def look(self) -> str:
         """One look: ``"froze"``, ``"thawed"`` (thawed, collected and froze
         again) or ``"waited"``."""
-        if self._at_thaw < 0:
-            self._at_thaw = gc.get_freeze_count()
-        if gc.get_freeze_count() > self._at_thaw * self.thaw_growth:
+        if self._frozen < 0:
+            self._frozen = gc.get_freeze_count()
+        self._died += max(0, self._frozen - gc.get_freeze_count())
+        self._frozen = gc.get_freeze_count()
+        if self._died > self._frozen * self.thaw_share:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self._at_thaw = gc.get_freeze_count()
+            self._frozen = gc.get_freeze_count()
+            self._died = 0
             return "thawed"
         if _survivors() < self.least:
             return "waited"
         gc.collect()
         gc.freeze()
+        self._frozen = gc.get_freeze_count()
         return "froze"
 
 
