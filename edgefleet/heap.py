@@ -73,34 +73,32 @@ class Settler:
     at a time (after a full collection, which walks only what is not frozen:
     no garbage that exists then is frozen), so each pause walks about
     ``least`` objects however large the fleet. Thaws and collects everything
-    once frozen objects that died since the last thaw (freed by their counts:
-    the frozen count went down) reach :attr:`thaw_share` of the frozen:
+    once frozen objects that died (freed by their counts: the frozen count
+    went down) reach :attr:`thaw_share` of what was frozen at the last thaw:
     connections closed, and beside what their counts freed they left cyclic
     garbage among the frozen (at 3,000 sim agents that reconnected, about
-    twice as many objects as were freed). A fleet that only grows does not
-    thaw: what dies among the frozen then is what was frozen in flight."""
+    twice as many objects as were freed). A fleet that only grows never thaws."""
 
     least: int = 20_000
     """survivors worth a freeze (a collection walking about this many)"""
     thaw_share: float = 0.25
-    """frozen objects freed since the last thaw, as a share of the frozen now
-    (not of the frozen at the last thaw: while a fleet connects, objects
-    frozen in flight die by the ten thousand and the frozen grows faster)"""
+    """frozen objects freed since the last thaw, as a share of what was frozen then"""
     _frozen: int = -1
     _died: int = 0
+    _at_thaw: int = 0
 
     def look(self) -> str:
         """One look: ``"froze"``, ``"thawed"`` (thawed, collected and froze
         again) or ``"waited"``."""
         if self._frozen < 0:
-            self._frozen = gc.get_freeze_count()
+            self._frozen = self._at_thaw = gc.get_freeze_count()
         self._died += max(0, self._frozen - gc.get_freeze_count())
         self._frozen = gc.get_freeze_count()
-        if self._died > self._frozen * self.thaw_share:
+        if self._died > self._at_thaw * self.thaw_share:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self._frozen = gc.get_freeze_count()
+            self._frozen = self._at_thaw = gc.get_freeze_count()
             self._died = 0
             return "thawed"
         if _survivors() < self.least:
