@@ -27,11 +27,11 @@ Three changes, all about work the collector does for nothing:
 Cycles are still collected; nothing here turns the collector off. A frozen
 object that later becomes cyclic garbage (a connection that closed) is not
 collected while frozen, so the :class:`Settler` thaws everything and collects
-it all once enough of the frozen has died (connections closed): frozen
-garbage stays bounded under any connect/disconnect churn. That thaw is a full
-walk of the heap, a pause in proportion to it (about 1 s of CPU at 3,000
-connected agents), paid once per churn of a quarter of the frozen, never
-while a fleet only grows.
+it all whenever what it froze since the last thaw exceeds what was frozen
+then: frozen garbage stays bounded under any connect/disconnect churn, and
+the full walk that costs (a pause in proportion to the whole heap, as
+CPython's own full collections are) comes at doublings, half as often as
+CPython's rule (a quarter's growth) would bring one.
 """
 
 from __future__ import annotations
@@ -72,40 +72,34 @@ class Settler:
     """Freezes what survived into the older generations, :attr:`least` objects
     at a time (after a full collection, which walks only what is not frozen:
     no garbage that exists then is frozen), so each pause walks about
-    ``least`` objects however large the fleet. Thaws and collects everything
-    once frozen objects that died (freed by their counts: the frozen count
-    went down) reach :attr:`thaw_share` of what was frozen at the last thaw:
-    connections closed, and beside what their counts freed they left cyclic
-    garbage among the frozen (at 3,000 sim agents that reconnected, about
-    twice as many objects as were freed). A fleet that only grows never thaws."""
+    ``least`` objects however large the fleet; thaws and collects everything
+    when what it froze since the last thaw reaches :attr:`thaw_growth` of what
+    was frozen then (connections that closed left cyclic garbage among the
+    frozen)."""
 
     least: int = 20_000
     """survivors worth a freeze (a collection walking about this many)"""
-    thaw_share: float = 0.25
-    """frozen objects freed since the last thaw, as a share of what was frozen then"""
-    _frozen: int = -1
-    _died: int = 0
-    _at_thaw: int = 0
+    thaw_growth: float = 1.0
+    """frozen since the last thaw, as a share of what was frozen then"""
+    _since_thaw: int = 0
+    _at_thaw: int = -1
 
     def look(self) -> str:
         """One look: ``"froze"``, ``"thawed"`` (thawed, collected and froze
         again) or ``"waited"``."""
-        if self._frozen < 0:
-            self._frozen = self._at_thaw = gc.get_freeze_count()
-        self._died += max(0, self._frozen - gc.get_freeze_count())
-        self._frozen = gc.get_freeze_count()
-        if self._died > self._at_thaw * self.thaw_share:
+        if self._at_thaw < 0:
+            self._at_thaw = gc.get_freeze_count()
+        if _survivors() < self.least:
+            return "waited"
+        if self._since_thaw > self._at_thaw * self.thaw_growth:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self._frozen = self._at_thaw = gc.get_freeze_count()
-            self._died = 0
+            self._at_thaw, self._since_thaw = gc.get_freeze_count(), 0
             return "thawed"
-        if _survivors() < self.least:
-            return "waited"
         gc.collect()
+        self._since_thaw += _survivors()
         gc.freeze()
-        self._frozen = gc.get_freeze_count()
         return "froze"
 
 
