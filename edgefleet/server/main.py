@@ -15,7 +15,7 @@ footprint.keep_out()  # before the app's modules import httpx and FastAPI builds
 
 import uvicorn  # noqa: E402
 
-from edgefleet.heap import keep_settled, settle  # noqa: E402
+from edgefleet.heap import settle  # noqa: E402
 from edgefleet.server.app import create_app  # noqa: E402
 from edgefleet.server.bus.base import BusError, create_bus  # noqa: E402
 from edgefleet.server.settings import ServerSettings  # noqa: E402
@@ -88,5 +88,4 @@ def run(settings: ServerSettings) -> None:
             raise SystemExit(2) from None
     config = uvicorn_config(settings)
     settle()  # the app is built: keep the collector off what lives as long as the process
-    keep_settled()  # and off what lives as long as a connection, once a fleet has connected
     uvicorn.Server(config).run()
