@@ -56,7 +56,10 @@ class SyncThread:
             failure: Exception | None = None
             try:
                 journal.write(data)
-            except Exception as exc:  # handed to the loop, which answers and logs it
+            except OSError as exc:  # the disk's answer: the loop answers and logs it
+                failure = exc
+            except Exception as exc:  # a bug: its traceback here, and still an answer
+                log.exception("data endpoint: the journal write failed unexpectedly")
                 failure = exc
             try:
                 loop.call_soon_threadsafe(done, failure, time.perf_counter() - begin)
