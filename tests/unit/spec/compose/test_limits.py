@@ -51,7 +51,11 @@ def test_aliases_repeating_a_large_value_stop_at_the_byte_budget() -> None:
 
 def test_the_byte_budget_is_the_server_setting() -> None:
     text = "services: {web: {image: nginx, command: [" + ", ".join(["abcdefgh"] * 200) + "]}}\n"
-    load_with_lines(text)  # fine with the defaults
+    # Within every size limit, so only the clock can refuse it: with time to
+    # spare it reads (a wall-clock 2 s default would make this a timing test on
+    # a loaded machine), with none it is refused by name.
+    with budget(Budget(seconds=600.0)):
+        load_with_lines(text)
     with budget(Budget(max_bytes=1000)):
         finding = refused(text)
     assert finding["message"] == (
@@ -142,7 +146,11 @@ def test_every_yaml_error_is_one_finding_with_line_and_column(
 
 def test_the_time_budget_stops_a_slow_document() -> None:
     text = "services:\n" + "".join(f"  s{i}: {{image: x{i}}}\n" for i in range(3000))
-    load_with_lines(text)  # fine with the defaults
+    # Within every size limit, so only the clock can refuse it: with time to
+    # spare it reads (a wall-clock 2 s default would make this a timing test on
+    # a loaded machine), with none it is refused by name.
+    with budget(Budget(seconds=600.0)):
+        load_with_lines(text)
     finding = refused(text, Budget(seconds=0.0))
     assert finding["message"] == (
         "reading the document took longer than 0 s; it is too large or too complex"
