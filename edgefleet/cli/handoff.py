@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 # environment at once, so workloads and children never see it).
 SETTINGS_ENV = "EDGEFLEET_AGENT_LEAN_SETTINGS"
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
-# The daemon runs with -OO: without docstrings (and asserts, each only narrowing
-# a type in the code it loads) an idle agent keeps ~1.4 MB less for months. A
-# flag, not PYTHONOPTIMIZE, so workloads and children run as they would anyway.
-LEAN_FLAGS = ("-OO",)
+# Interpreter flags of the daemon: none. -OO (no docstrings, no asserts) kept
+# ~1.5 MB less for months, but pip installs only plain bytecode, so where the
+# agent cannot write its site-packages (or PYTHONDONTWRITEBYTECODE is set) an
+# -OO process compiled every module it imports from source, at each start and
+# at each first use (numpy with the first federated computation): rounds timed
+# out on a loaded machine.
+LEAN_FLAGS: tuple[str, ...] = ()
 
 
 def lean_argv() -> list[str]:
