@@ -88,5 +88,5 @@ async def enroll(
             servers=servers,
         )
     # Settings refuse an empty server list; this names the fault even so (an
-    # assert would vanish under the lean agent's -OO).
+    # assert would vanish under -OO).
     raise last or ServerUnreachable("no server to enroll with")

@@ -21,20 +21,11 @@ if TYPE_CHECKING:
 # environment at once, so workloads and children never see it).
 SETTINGS_ENV = "EDGEFLEET_AGENT_LEAN_SETTINGS"
 MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
-# Interpreter flags of the daemon: none. -OO (no docstrings, no asserts) kept
-# ~1.5 MB less for months, but pip installs only plain bytecode, so where the
-# agent cannot write its site-packages (or PYTHONDONTWRITEBYTECODE is set) an
-# -OO process compiled every module it imports from source, at each start and
-# at each first use (numpy with the first federated computation): rounds timed
-# out on a loaded machine.
-LEAN_FLAGS: tuple[str, ...] = ()
-
-
-def lean_argv() -> list[str]:
-    """The lean process's command line: this one's, with :data:`LEAN_FLAGS`
-    unless the interpreter already runs that optimised (a restart after enrolling)."""
-    flags = [] if sys.flags.optimize >= 2 else list(LEAN_FLAGS)
-    return [sys.executable, *flags, *sys.orig_argv[1:]]
+# The daemon runs without -OO, though it would keep ~1.5 MB less: pip installs
+# only plain bytecode, so where the agent cannot write its site-packages (or
+# PYTHONDONTWRITEBYTECODE is set) an -OO process compiled every module it
+# imports from source, at each start and each first use (numpy with the first
+# federated computation), and rounds timed out on a loaded machine.
 
 
 def exec_lean(settings: AgentSettings) -> None:
@@ -47,4 +38,4 @@ def exec_lean(settings: AgentSettings) -> None:
         env.setdefault(name, value)
     sys.stdout.flush()  # exec drops what Python still buffers
     sys.stderr.flush()
-    os.execve(sys.executable, lean_argv(), env)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -16,7 +16,6 @@ class Message(BaseModel):
 
 def described(text: str) -> ConfigDict:
     """A model's description in its JSON schema, given where a docstring would
-    be: the agent's daemon runs with ``-OO`` (cli/handoff.py), which strips
-    docstrings, and a model the agent's local OpenAPI document shows must keep
-    its description there. Used only by those models."""
+    be: ``-OO`` strips docstrings, and a model the agent's local OpenAPI
+    document shows must keep its description under it. Used only by those models."""
     return ConfigDict(json_schema_extra={"description": text})

@@ -5,8 +5,8 @@ their JSON schemas), so the CLI and the owner's own scripts parse a stable,
 typed shape rather than the agent's internals.
 
 A model described in that document says so with ``described`` (wire/base.py),
-not a docstring: the agent's daemon runs with ``-OO`` (cli/handoff.py), which strips
-docstrings, and the document must not lose its descriptions there.
+not a docstring: ``-OO`` strips docstrings, and the document must not lose its
+descriptions under it.
 """
 
 from __future__ import annotations
