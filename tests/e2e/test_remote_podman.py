@@ -79,6 +79,16 @@ def deployed(engine: Any, fleet: Fleet) -> dict[str, Any]:
 
     # running means the container runs; httpd starts after writing its 50 MB file
     wait_for(serving, 60, what="web service answering")
+
+    def applied() -> bool:
+        # A first deploy reports running while the agent still watches it through
+        # its settle window; a test that restarts a container inside that window
+        # fails the deploy (exit 143 right after starting) and has it rolled back.
+        with server.http() as http:
+            facts = http.get(f"/api/v1/devices/{device}").json()
+        return 0 < facts["desired_generation"] <= facts["applied_generation"]
+
+    wait_for(applied, 60, what="the deploy finished on the device")
     return {
         "server": server,
         "agent": agent,
