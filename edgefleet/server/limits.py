@@ -22,7 +22,6 @@ import json
 import logging
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -35,39 +34,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edgefleet.server.errors import TooManyRequests
 from edgefleet.server.settings import ServerSettings
 from edgefleet.server.throttle import Clock, Slots, SlotsFull, Throttle
+from edgefleet.server.worker_priority import lower_priority, start_parser
 from edgefleet.spec import loader, work
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-WORKER_NICENESS = 10
-"""Worker threads and processes yield the CPU to the event loop (Linux: the
-niceness is per thread and inherited by argon2's own threads)."""
-
-
-def _parser_start(server: int) -> None:
-    """Runs first in each parsing process: a lower CPU priority, and an exit of its
-    own once the server is gone. A server killed with SIGKILL runs no clean-up,
-    and a pool worker would otherwise wait on its queue for ever (re-parented to
-    init), holding ~45 MB each."""
-    _lower_priority()
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != server:
-                os._exit(0)
-
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
-
-
-def _lower_priority() -> None:
-    if not hasattr(os, "setpriority"):
-        return  # not a Unix: same priority then
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
-    except OSError as exc:  # not allowed: same priority then
-        log.debug("workers keep the server's CPU priority: %s", exc)
 
 
 class BodyLimit:
@@ -176,7 +147,7 @@ class Limits:
             self._pool = ProcessPoolExecutor(
                 self._parse_slots,
                 mp_context=context,
-                initializer=_parser_start,
+                initializer=start_parser,
                 initargs=(os.getpid(),),  # not getppid() there: the server may be gone already
             )
         return self._pool
@@ -204,7 +175,7 @@ class Limits:
         of its own, at a lower CPU priority than the event loop."""
         if self._hashers is None:
             self._hashers = ThreadPoolExecutor(
-                self._hash_slots, thread_name_prefix="argon2", initializer=_lower_priority
+                self._hash_slots, thread_name_prefix="argon2", initializer=lower_priority
             )
         return await asyncio.get_running_loop().run_in_executor(self._hashers, work)
 
