@@ -27,6 +27,6 @@ def test_the_pool_starts_its_processes_with_the_light_initializer() -> None:
     guards = limits.Limits(ServerSettings())
     try:
         pool = guards._parsers()
-        assert pool._initializer is worker_priority.start_parser  # type: ignore[attr-defined]
+        assert pool._initializer is worker_priority.start_parser
     finally:
         guards.close()
