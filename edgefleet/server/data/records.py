@@ -45,19 +45,32 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# json.loads/dumps with options build a decoder/encoder per call: each built
+# once here (the same options), as every record of every batch passes both.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of a parsed JSON value, walked without recursion."""
-    deepest = 0
+    """Nesting depth of a parsed JSON value (a scalar inside a container counts
+    as a level), walked without recursion; only containers are stacked, so a
+    flat record (the usual one) costs one pass over its values."""
+    if not isinstance(value, dict | list):
+        return 1
+    deepest = 1
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             return depth
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        inner = depth + 1
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, inner))
+            elif inner > deepest:
+                deepest = inner
+        if depth > deepest:
+            deepest = depth
     return deepest
 
 
@@ -75,7 +88,7 @@ def canonical(text: str, *, max_bytes: int, max_depth: int) -> str:
     if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise RecordError(f"the record is over {max_bytes} bytes, the limit per record")
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise RecordError(f"the record nests deeper than {max_depth} levels") from None
     except ValueError as exc:
@@ -85,7 +98,7 @@ def canonical(text: str, *, max_bytes: int, max_depth: int) -> str:
         raise RecordError(f"a record must be a JSON object, not {kind}")
     if _depth(value, max_depth) > max_depth:
         raise RecordError(f"the record nests deeper than {max_depth} levels")
-    out = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    out = _ENCODER.encode(value)
     try:
         size = len(out.encode("utf-8"))
     except UnicodeEncodeError:

@@ -45,6 +45,28 @@ def test_bad_records_are_refused_with_the_reason(text: str, why: str) -> None:
         check(record(text), **LIMITS)
 
 
+@pytest.mark.parametrize(
+    ("levels", "leaf", "stored"),
+    [
+        (7, "1", True),  # 7 objects and the scalar in the innermost: 8 levels
+        (8, "1", False),  # the scalar is the 9th level
+        (8, "{}", False),  # so is an empty object
+        (7, "[]", True),
+        (1, "[[[[[[[1]]]]]]]", False),  # lists count as objects do
+        (1, "[[[[[[1]]]]]]", True),
+    ],
+)
+def test_depth_counts_every_level_down_to_the_innermost_value(
+    levels: int, leaf: str, stored: bool
+) -> None:
+    text = '{"a":' * levels + leaf + "}" * levels
+    if stored:
+        assert canonical(text, **LIMITS) == text
+    else:
+        with pytest.raises(RecordError, match="nests deeper than 8"):
+            canonical(text, **LIMITS)
+
+
 def test_deep_nesting_within_the_size_limit_is_refused_not_a_crash() -> None:
     with pytest.raises(RecordError, match="nests deeper"):
         canonical("[" * 5000 + "]" * 5000, max_bytes=100_000, max_depth=64)
