@@ -209,8 +209,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate.upgrade_in_child(url, settings.log_level)  # alembic never loads here
         engine = db_engine.create_engine(url)
+        if not await migrate.at_head(engine):
+            await migrate.upgrade_in_child(url, settings.log_level)  # alembic never loads here
+            await engine.dispose()  # no connection opened before the schema changed
         # bus traffic counted on /metrics (installed by create_app, below)
         bus = CountedBus(create_bus(settings.bus, settings.bus_options()), app.state.metrics)
         await bus.start()
