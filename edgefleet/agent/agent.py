@@ -23,7 +23,7 @@ import base64
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edgefleet.agent import facts
 from edgefleet.agent.commands import CommandRunner
@@ -258,8 +258,8 @@ class Agent:
         started: list[Part] = []
         try:
             for part in self.parts:
-                if isinstance(part, Starts):
-                    await part.start()
+                if issubclass(type(part), Starts):  # see _add_parts
+                    await cast(Starts, part).start()
                 started.append(part)
             running = asyncio.create_task(connection.run(), name="connection")
             stop = asyncio.create_task(self.stopping.wait(), name="stop")
@@ -270,27 +270,35 @@ class Agent:
                 running.result()  # re-raises DeviceRevoked
         finally:
             for part in reversed(started):
-                if isinstance(part, Stops):
-                    await self._stop(part)
+                if issubclass(type(part), Stops):
+                    await self._stop(cast(Stops, part))
             await jobs.stop()
             for task in list(self._tasks):
                 task.cancel()
 
     def _add_parts(self, parts: list[Part]) -> None:
         """Take each part's phases: handlers by message type, stream kind and
-        command name, hooks after each welcome and on the facts."""
+        command name, hooks after each welcome and on the facts.
+
+        A phase is asked of the part's class (``issubclass``, whose answer
+        ABCMeta caches per class), not of the part: on Python 3.11 ``isinstance``
+        against a runtime-checkable Protocol walks the Protocol's members on
+        every call (~30 us), and the fleet simulator asked ~20 of them per
+        virtual device, a tenth of its CPU while a fleet enrolls. The two agree
+        because parts implement their phases as methods of their class."""
         self.parts = parts
         for part in parts:
-            if isinstance(part, HandlesMessages):
-                self._messages.update(part.message_handlers())
-            if isinstance(part, HandlesStreams):
-                self._streams.update(part.stream_handlers())
-            if isinstance(part, HandlesCommands):
-                self._commands.update(part.command_handlers())
-            if isinstance(part, OnConnected):
-                self._connected.append(part)
-            if isinstance(part, AddsFacts):
-                self._facts_hooks.append(part)
+            kind = type(part)
+            if issubclass(kind, HandlesMessages):
+                self._messages.update(cast(HandlesMessages, part).message_handlers())
+            if issubclass(kind, HandlesStreams):
+                self._streams.update(cast(HandlesStreams, part).stream_handlers())
+            if issubclass(kind, HandlesCommands):
+                self._commands.update(cast(HandlesCommands, part).command_handlers())
+            if issubclass(kind, OnConnected):
+                self._connected.append(cast(OnConnected, part))
+            if issubclass(kind, AddsFacts):
+                self._facts_hooks.append(cast(AddsFacts, part))
 
     @staticmethod
     async def _stop(part: Stops) -> None:
