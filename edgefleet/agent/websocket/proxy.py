@@ -25,9 +25,17 @@ if TYPE_CHECKING:
 LIMIT = 1 << 16  # StreamReader buffer high-water mark
 
 
+def _proxy_set() -> bool:
+    """Whether any ``*_proxy`` variable (any case) is set and not empty. Asked on
+    every connection, so of the raw names (``os.environb``, POSIX): decoding the
+    whole environment each time cost ~70 us, paid 10,000 times by the fleet
+    simulator's agents connecting at once."""
+    return any(os.environb[k] for k in os.environb if k[-6:].lower() == b"_proxy")
+
+
 def proxy_for(host: str, port: int, secure: bool) -> str | None:
     """The proxy URL for this server, or None (direct)."""
-    if not any(k.lower().endswith("_proxy") and v for k, v in os.environ.items()):
+    if not _proxy_set():
         return None
     import urllib.request  # only when a *_proxy variable is set
 
