@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from edgefleet.agent.data import commit as commit_module
 from edgefleet.agent.data.buffer import Stored
-from edgefleet.agent.data.connection import PAUSE_BYTES, encode
+from edgefleet.agent.data.connection import PAUSE_BYTES, encode, unusual
 from edgefleet.agent.data.endpoint import MAX_BODY_BYTES, _answer, _answer_encoded
 from edgefleet.agent.data.http import MAX_HEAD, Server
 from edgefleet.agent.data.service import DataService, _loopback
@@ -96,6 +97,38 @@ async def test_keep_alive_pipelining_and_a_body_split_across_packets(service: Da
     assert await closed(reader)
     writer.close()
     assert service.buffer.pending == 5
+
+
+async def test_requests_answered_at_once_stop_at_a_close_and_at_the_clients_eof(
+    service: DataService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone client's request is written and answered within the read that
+    brought it (agent/data/commit.py): what it pipelined after a
+    ``Connection: close`` is still never stored, and a half-closed client still
+    gets every answer before the close."""
+    monkeypatch.setattr(commit_module, "INLINE_SECONDS", 10.0)  # quick, however busy this host
+    reader, writer, path = await connect(service)
+    for n in range(2):  # a lone request after a lone one: the loop writes it itself
+        writer.write(post(f"{path}?stream=c", b'{"n": %d}' % n))
+        assert (await read_answer(reader))[0] == 201
+    writer.write(
+        post(f"{path}?stream=c", b'{"n": 2}')
+        + post(f"{path}?stream=c", b'{"n": 3}', "Connection: close")
+        + post(f"{path}?stream=c", b'{"n": 4}')
+    )
+    answers = [await read_answer(reader) for _ in range(2)]
+    assert [json.loads(b)["seqs"] for _, _, b in answers] == [[3], [4]]
+    assert answers[1][1]["connection"] == "close" and await closed(reader)
+    writer.close()
+    assert service.buffer.pending == 4  # the request after the close: never stored
+    reader, writer, path = await connect(service)
+    writer.write(b"".join(post(f"{path}?stream=c", b'{"n": %d}' % n) for n in range(5, 8)))
+    writer.write_eof()
+    answers = [await read_answer(reader) for _ in range(3)]
+    assert [json.loads(b)["seqs"] for _, _, b in answers] == [[5], [6], [7]]
+    assert await closed(reader)
+    writer.close()
+    assert service.buffer.pending == 7
 
 
 @pytest.mark.parametrize(
@@ -338,3 +371,26 @@ def test_an_answers_head_lists_its_headers_and_close() -> None:
         b"content-length: %d\r\nretry-after: 10\r\nconnection: close\r\n\r\n%s"
         % (len(payload), payload)
     )
+
+
+@pytest.mark.parametrize(
+    ("head", "odd"),
+    [
+        (b"POST /v1/j/t HTTP/1.1\r\nHost: x\r\nContent-Length: 8", False),
+        (b"POST /v1/j/t HTTP/1.1\r\nX-A: \ttab\xe9 latin-1", False),  # HTAB, high bytes: fine
+        (b"POST /v1/j/t HTTP/1.1\nHost: x", True),  # a bare LF
+        (b"POST /v1/j/t HTTP/1.1\rHost: x", True),  # a bare CR
+        (b"POST /v1/j/t HTTP/1.1\r\r\nHost: x", True),  # CR CR LF: one CR is bare
+        (b"POST /v1/j/t HTTP/1.1\n\r\nHost: x", True),  # LF CR LF: one LF is bare
+        (b"POST /v1/j/t HTTP/1.1\r\nHost: x\r", True),  # a CR at the very end
+        (b"\nPOST /v1/j/t HTTP/1.1", True),  # an LF at the very start
+        (b"POST /v1/j/t HTTP/1.1\r\nHost: x\x00", True),
+        (b"POST /v1/j/t HTTP/1.1\r\nHost: x\x7f", True),
+        (b"POST /v1/j/t HTTP/1.1\r\nHost: x\x0b", True),
+    ],
+)
+def test_a_bare_line_end_or_a_control_character_makes_a_head_unusual(
+    head: bytes, odd: bool
+) -> None:
+    """What hands a connection to h11 (the smuggling test above sends each kind)."""
+    assert unusual(head) is odd
