@@ -7,8 +7,11 @@ only show up on a real database, so compare them here on SQLite.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -29,3 +32,21 @@ def test_migrated_schema_matches_the_table_classes(tmp_path: Path) -> None:
     with create_engine(f"sqlite:///{path}").connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
+
+
+def test_a_failed_upgrade_leaves_sqlite_as_it_was(tmp_path: Path) -> None:
+    """One transaction per upgrade: 0018 creates ``launchable_apps`` first and
+    then ``instances``; with an ``instances`` table in the way it fails, and its
+    first table must not be left behind, nor the version moved."""
+    path = tmp_path / "half.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    command.upgrade(alembic_config(url), "0017")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE instances (x INTEGER)")
+    with pytest.raises(Exception, match="instances"):
+        upgrade(url)
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        version = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert "launchable_apps" not in tables
+    assert version == [("0017",)]
