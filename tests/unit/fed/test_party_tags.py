@@ -4,6 +4,7 @@ party that frames them faster must still produce exactly these bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -84,3 +85,15 @@ def test_share_records_are_sealed_under_the_documented_key_and_data() -> None:
             assert len(plaintext) == 2 * shamir.SHARE_BYTES
             opened += 1
     assert opened == sum(len(n) for n in invitation.neighbourhoods().values())
+
+
+def test_the_lists_digest_is_the_documented_hash_and_stays_out_of_the_frame_cache() -> None:
+    """sha256(frame("u3", cid, sorted U3 NUL-joined, NUL NUL, sorted dropped NUL-joined)),
+    the same bytes for every version; the O(n) text is framed as bytes, so the
+    bounded cache of framed names never holds (or hashes) a 900-name list."""
+    listed = b"a\0b\0c\0\0d\0e"
+    framed = b"".join(len(f).to_bytes(4, "big") + f for f in (b"u3", b"c-lists", listed))
+    assert lists_digest("c-lists", ["b", "c", "a"], ["e", "d"]) == hashlib.sha256(framed).digest()
+    crypto._framed.cache_clear()
+    lists_digest("c-lists", [f"device-{i:05d}" for i in range(900)], ["device-99999"])
+    assert crypto._framed.cache_info().currsize == 2  # "u3" and the computation id only
