@@ -119,7 +119,7 @@ class Party:
         # neighbour -> its authenticated round-0 s-key (the key only: the roster's
         # models are freed with it, not kept alive by every party until the end)
         self._peers: dict[str, bytes] = {}
-        self._share_keys_: dict[str, bytes] = {}  # neighbour -> AES-GCM key of the pair
+        self._share_keys_: dict[str, crypto.Sealer] = {}  # neighbour -> AES-GCM of the pair
         self._held: dict[str, tuple[int, int]] = {}  # owner -> (s-share, b-share) held here
         self._lists: bytes | None = None  # digest of the survivor list this party MACed
         # that list's survivors and dropped among the holders (O(k): all the unmask
@@ -239,10 +239,11 @@ class Party:
             self_mask_commitment=crypto.commit(self._seed, cid, u),
         )
 
-    def _share_key(self, peer: RosterEntry) -> bytes:
+    def _share_key(self, peer: RosterEntry) -> crypto.Sealer:
+        """The pair's share cipher, keyed once for both rounds (seal, then open)."""
         shared = crypto.agree(self._c_private, peer.c_public)
         # kdf(shared, "share-encryption", cid, *pair(u, v)), the info framed piecewise
-        return crypto.derive(shared, _SHARE_ENCRYPTION + self._contexts[peer.party])
+        return crypto.sealer(crypto.derive(shared, _SHARE_ENCRYPTION + self._contexts[peer.party]))
 
     # --- round 2 --------------------------------------------------------------------
 
