@@ -4,11 +4,14 @@ Records: one :class:`DataBatch` in flight at a time; the buffer deletes it
 only once the server's :class:`DataAck` says it is committed. No ack within
 ``ACK_TIMEOUT``, or a new connection, and the same records go again (the
 server stores each (job, device, stream, seq) once). A failed ack backs off
-(1 s doubling to 30 s), so a broken server is not hammered. Unless a full
-batch waits, records are gathered for ``GATHER`` seconds before a batch is
-read: every batch costs the buffer a commit (one fsync on the thread
-that also answers workloads), so one ack per record would halve the
-endpoint's rate.
+(1 s doubling to 30 s), so a broken server is not hammered. Records are
+gathered before a batch is read, until ``GATHER_RECORDS`` wait or for
+``GATHER_MAX`` seconds at most: a batch costs the buffer a move and an
+acknowledgement (SQLite transactions on the buffer's thread) and the
+server a few queries and a commit, whatever its size, so records trickling
+in one by one (a lone client) would otherwise be shipped a few dozen at a
+time and cost both sides several times the CPU per record of a busy
+endpoint's. A record's 2xx never waits for this, only its upload.
 
 Files: one mux stream each (kind ``data-file``), opened by the agent: the
 bytes flow under the stream's own flow-control window, so a large file never
@@ -55,7 +58,9 @@ FILE_TIMEOUT = 120.0
 REPORT_EVERY = 5.0
 REPORT_ANYWAY = 60.0
 IDLE_CHECK = 5.0
-GATHER = 0.05
+GATHER = 0.05  # how often the waiting records are counted while a batch is gathered
+GATHER_RECORDS = 500  # enough for a batch: it is read at once
+GATHER_MAX = 0.25  # the longest a batch is gathered for, however few records wait
 
 
 class Store(Protocol):
@@ -99,8 +104,7 @@ class Uploader:
                 await asyncio.wait_for(self._wake.wait(), IDLE_CHECK)
             self._wake.clear()
             while (link := self._link()) is not None:
-                if self.service.buffer.pending < BATCH_RECORDS:
-                    await asyncio.sleep(GATHER)  # no full batch waits: let more arrive
+                await self._gather()
                 try:
                     sent = await self._upload_records(link)
                     progressed = await self._upload_file(link) or sent > 0
@@ -111,6 +115,15 @@ class Uploader:
                     await asyncio.sleep(self._delay)
                 if not progressed:
                     break
+
+    async def _gather(self) -> None:
+        """Let records gather for the next batch: until ``GATHER_RECORDS`` wait,
+        at most ``GATHER_MAX`` seconds (what a record may wait here beyond its
+        upload; its 2xx never waits for this)."""
+        buffer = self.service.buffer
+        deadline = time.monotonic() + GATHER_MAX
+        while buffer.pending < GATHER_RECORDS and time.monotonic() < deadline:
+            await asyncio.sleep(GATHER)
 
     def _failed(self) -> None:
         self._delay = min(30.0, max(1.0, self._delay * 2))
