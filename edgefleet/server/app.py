@@ -49,6 +49,7 @@ from edgefleet.server.errors import install_handlers
 from edgefleet.server.events.routes import router as events_router
 from edgefleet.server.gateway.endpoint import DirectAgentLine
 from edgefleet.server.gateway.endpoint import router as agent_ws_router
+from edgefleet.server.gateway.enroll import DirectEnroll
 from edgefleet.server.gateway.enroll import router as enroll_router
 from edgefleet.server.keys.routes import router as keys_router
 from edgefleet.server.limits import BodyLimit
@@ -294,6 +295,7 @@ def create_app(
     from edgefleet.server import portal
 
     portal.install(app)
+    app.add_middleware(DirectEnroll)  # enrollments: not through the routing stack; inside the limit
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

@@ -144,15 +144,21 @@ def _document_error_shape(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    """The answer to a domain error; also for the few paths served beside the
+    routing (the agents' enrollment, :mod:`edgefleet.server.gateway.enroll`)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 429 and "retry_after" in exc.extra:
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
 def install_handlers(app: FastAPI) -> None:
     _document_error_shape(app)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 429 and "retry_after" in exc.extra:
-            headers = {"Retry-After": str(exc.extra["retry_after"])}
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
