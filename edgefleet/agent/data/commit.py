@@ -117,8 +117,7 @@ class GroupCommit:
 
     def submit(self, incoming: Incoming, done: Done) -> None:
         """Queue ``incoming`` for the next group; ``done`` is called on the loop
-        once it is durable (or refused): later, or, for a lone request written
-        by the loop itself, before this returns (no loop pass in between)."""
+        once it is durable (or refused), never before this returns."""
         if self._stopping or self.loop is None:
             refusal = HttpError(503, "the agent is stopping; retry", {"retry-after": RETRY_AFTER})
             asyncio.get_running_loop().call_soon(done, refusal)
@@ -128,23 +127,16 @@ class GroupCommit:
             if self._writing:
                 return  # taken with the next group
             self._writing = True
-        self._schedule(now=True)
+        self._schedule()
 
-    def _schedule(self, from_thread: bool = False, now: bool = False) -> None:
+    def _schedule(self, from_thread: bool = False) -> None:
         """Start the next group: on the loop and the sync thread if the write
-        is light (a journal append alone), else on the buffer's thread. A lone
-        request on a quick disk, ``now`` (from :meth:`submit`), is written at
-        once: a pass of the loop in between (an epoll call) would only add to
-        the one client's every round trip; others are started by the next
-        pass, so what arrives in this one joins their group."""
+        is light (a journal append alone), else on the buffer's thread."""
         assert self.loop is not None
         if not self.buffer.light:
             self._to_thread()
             return
         lone = self._quick and self._lone and len(self._queue) == 1  # a hint: no lock needed
-        if lone and now:
-            self._write_here()
-            return
         step = self._write_here if lone else self._write_synced
         if from_thread:
             self.loop.call_soon_threadsafe(step)

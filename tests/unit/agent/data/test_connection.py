@@ -99,13 +99,12 @@ async def test_keep_alive_pipelining_and_a_body_split_across_packets(service: Da
     assert service.buffer.pending == 5
 
 
-async def test_requests_answered_at_once_stop_at_a_close_and_at_the_clients_eof(
+async def test_a_lone_clients_requests_stop_at_a_close_and_at_its_eof(
     service: DataService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A lone client's request is written and answered within the read that
-    brought it (agent/data/commit.py): what it pipelined after a
-    ``Connection: close`` is still never stored, and a half-closed client still
-    gets every answer before the close."""
+    """A lone client's requests, written by the loop itself (agent/data/commit.py):
+    what it pipelined after a ``Connection: close`` is never stored, and a
+    half-closed client still gets every answer before the close."""
     monkeypatch.setattr(commit_module, "INLINE_SECONDS", 10.0)  # quick, however busy this host
     reader, writer, path = await connect(service)
     for n in range(2):  # a lone request after a lone one: the loop writes it itself
