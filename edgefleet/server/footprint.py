@@ -14,6 +14,10 @@ without them:
 - FastAPI imports ``pydantic.v1`` (~1.5 MB) to ask, of every route parameter,
   whether it is a pydantic-1 model; with no ``pydantic.v1`` it answers "no",
   which is right: the server declares pydantic-2 models only.
+- ``uvicorn`` imports its reloader's file watcher (``watchfiles``: a Rust
+  extension, anyio's threads; ~0.6 MB resident) on ``import uvicorn``, to
+  offer ``--reload``; the server never reloads. uvicorn catches the
+  ImportError and offers its polling reloader instead.
 
 Nothing the server serves changes; a module already imported is left alone.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-UNUSED = ("httpx._main", "pydantic.v1")
+UNUSED = ("httpx._main", "pydantic.v1", "watchfiles")
 """Module names the server never uses, with the library that would load them
 as a side effect (see the module docstring)."""
 

@@ -25,6 +25,7 @@ NEVER_AT_START = {
     "rich": "httpx's command-line client (kept out by server/footprint.py)",
     "pygments": "httpx's command-line client (kept out by server/footprint.py)",
     "pydantic.v1": "FastAPI's pydantic-1 check of route parameters (server/footprint.py)",
+    "watchfiles": "uvicorn's --reload file watcher (kept out by server/footprint.py)",
 }
 
 PROBE = """
@@ -45,3 +46,20 @@ def test_building_the_app_loads_none_of_the_first_use_packages(tmp_path: Path) -
     assert "fastapi" in loaded  # the probe did build the app
     early = {name: why for name, why in NEVER_AT_START.items() if name in loaded}
     assert early == {}
+
+
+FALLBACK = """
+from edgefleet.server import footprint
+footprint.keep_out()
+import uvicorn, uvicorn.supervisors
+print(uvicorn.supervisors.ChangeReload.__name__)
+"""
+
+
+def test_uvicorn_without_its_file_watcher_takes_its_polling_reloader() -> None:
+    """``watchfiles`` kept out: uvicorn still imports, with the fallback it has
+    for an installation without it (the server never reloads)."""
+    out = subprocess.run(
+        [sys.executable, "-c", FALLBACK], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "StatReload"
