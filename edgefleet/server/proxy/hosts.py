@@ -56,6 +56,17 @@ def parse_host(host: str, domain: str) -> Route | None:
     return Route(match["job"], match["device"], match["service"], int(match["port"]), "/", "")
 
 
+def _host(scope: Scope) -> str:
+    """The Host header (the last, as a dict of the headers would give). Read in a
+    function of its own so no copy of the headers stays in the router's frame,
+    which lives as long as the request: months for an agent's WebSocket (issue 16)."""
+    host = ""
+    for key, value in scope.get("headers", []):
+        if key.lower() == b"host":
+            host = value.decode("latin-1")
+    return host
+
+
 class HostRouter:
     """ASGI middleware: requests for an app host go to the proxy, others on."""
 
@@ -67,10 +78,7 @@ class HostRouter:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-        }
-        route = parse_host(headers.get("host", ""), self.domain)
+        route = parse_host(_host(scope), self.domain)
         if route is None:
             await self.app(scope, receive, send)
             return
