@@ -80,6 +80,10 @@ def test_input_outside_the_bound_is_refused() -> None:
     for bad in ([11.0, 0.0], [float("nan"), 0.0], [float("inf"), 0.0], [1.0]):
         with pytest.raises(ValueError):
             ring.encode(bad)
+    for bad in ([0.0, -10.5], [float("-inf"), 0.0], [0.0, float("nan")]):  # the sign, any place
+        with pytest.raises(ValueError):
+            ring.encode(bad)
+    assert ring.decode_floats(ring.encode([-10.0, 10.0])) == [-10.0, 10.0]  # the bound itself
 
 
 def test_the_most_parties_at_the_bound_do_not_overflow() -> None:
