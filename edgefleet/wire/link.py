@@ -171,20 +171,27 @@ class Link:
             except TransportClosed as exc:
                 self.close_code, self.close_reason = exc.code, exc.reason
                 return
-            if isinstance(frame, bytes):
-                if frame.startswith(TYPED_FRAME):
-                    if self._on_frame is not None:
-                        await self._on_frame(frame)
-                    continue
-                self.mux.feed(frame)
-                continue
-            try:
-                message = decode(frame)
-            except ProtocolError:
-                # A peer speaking a newer protocol may send types we do not know;
-                # dropping them keeps old agents and new servers compatible.
-                continue
-            await self._on_message(message)
+            await self._dispatch(frame)
+            # This frame waits for the next one for as long as the connection
+            # lasts: keep neither the last frame nor its decoded message (on a
+            # server, a heartbeat per connected device; issue 16).
+            del frame
+
+    async def _dispatch(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            if frame.startswith(TYPED_FRAME):
+                if self._on_frame is not None:
+                    await self._on_frame(frame)
+                return
+            self.mux.feed(frame)
+            return
+        try:
+            message = decode(frame)
+        except ProtocolError:
+            # A peer speaking a newer protocol may send types we do not know;
+            # dropping them keeps old agents and new servers compatible.
+            return
+        await self._on_message(message)
 
     async def _write_loop(self) -> None:
         try:

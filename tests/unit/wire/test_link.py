@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -386,3 +387,23 @@ async def test_a_link_at_rest_holds_no_deque(ends: tuple[End, End]) -> None:
     for value in held:  # and one level down: an Event's or a Queue's own deques
         deques += [o for o in gc.get_referents(value) if isinstance(o, collections.deque)]
     assert deques == []
+
+
+async def test_a_link_waiting_for_the_next_frame_holds_no_previous_one(
+    ends: tuple[End, End],
+) -> None:
+    """Issue 16: the reader waits for the next frame for as long as the
+    connection lasts; on a server that is one per connected device, and the
+    last frame and its decoded message (a heartbeat) stayed in its locals."""
+    server, agent = ends
+    await agent.link.send(Heartbeat(applied_generation=3))
+    assert await asyncio.wait_for(server.messages.get(), WAIT) == Heartbeat(applied_generation=3)
+    await asyncio.sleep(0.01)  # the reader is back at its receive
+    assert server.task is not None
+    chain: list[Any] = []
+    awaited: Any = server.task.get_coro()
+    while hasattr(awaited, "cr_frame"):
+        chain.append(awaited)
+        awaited = awaited.cr_await
+    reader = next(c for c in chain if c.cr_code.co_name == "_read_loop")
+    assert {"frame", "message"} & set(reader.cr_frame.f_locals) == set()
