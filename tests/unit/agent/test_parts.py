@@ -14,7 +14,7 @@ from edgefleet.agent.part import (
     Part,
     Starts,
 )
-from edgefleet.agent.parts import DEVICE, Profile, build_parts
+from edgefleet.agent.parts import DEVICE, PARTS, Profile, build_parts
 from edgefleet.agent.settings import AgentSettings
 from edgefleet.agent.simulator import _make_agent
 from edgefleet.wire.fed_relay import FedRelay
@@ -98,3 +98,13 @@ async def test_the_simulator_chooses_its_profile_by_argument(tmp_path: Path) -> 
     agent = _make_agent(AgentSettings(state_dir=tmp_path), 7.5, fed=True)
     assert agent.profile == Profile(simulated=True, fed=True, durable=False, supervise_every=7.5)
     assert agent.state.durable is False
+
+
+def test_the_simulator_never_asks_for_the_isolation_firewall(tmp_path: Path) -> None:
+    """The sim runtime has no networks to keep apart: the simulator's agents skip
+    the firewall's capability checks, a real device still builds it when it can."""
+    entry = next(e for e in PARTS if e.name == "isolation")
+    settings = AgentSettings(state_dir=tmp_path)
+    assert entry.when(settings, DEVICE)
+    assert not entry.when(settings, SIMULATED)
+    assert not entry.when(settings, Profile(simulated=True, fed=True))
