@@ -292,11 +292,10 @@ def keystream(seed: bytes, size: int, label: str, *context: str) -> bytes:
 def keystream_into(seed: bytes, zeros: bytes, out: bytearray, info: bytes) -> None:
     """The first ``len(zeros)`` bytes of :func:`keystream` for the pre-framed
     ``info`` (``labelled(label) + frame(*context)``) written into ``out`` (which must
-    have 15 bytes of slack): no allocation per mask. No ``finalize()``: CTR is a
-    stream mode, ``update_into`` has written every byte, and the context is freed
-    with the object; the call only checked that (a sixth of a mask's cost, ~40,000
-    masks per 1,000-party computation)."""
-    Cipher(algorithms.AES(derive(seed, info)), _CTR).encryptor().update_into(zeros, out)
+    have 15 bytes of slack): no allocation per mask."""
+    encryptor = Cipher(algorithms.AES(derive(seed, info)), _CTR).encryptor()
+    encryptor.update_into(zeros, out)
+    encryptor.finalize()
 
 
 _CTR = modes.CTR(bytes(16))  # every key streams once, from a zero counter block
