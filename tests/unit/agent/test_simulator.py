@@ -5,12 +5,14 @@ copy shares may leak from one device to another."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from pathlib import Path
 
 import pytest
 
 from edgefleet.agent.settings import AgentSettings
-from edgefleet.agent.simulator import SimFleet, device_settings
+from edgefleet.agent.simulator import SimFleet, device_settings, simulate
 
 
 def _fleet(tmp_path: Path, devices: int) -> SimFleet:
@@ -47,3 +49,37 @@ def test_each_device_gets_what_its_own_validated_settings_would_be(
         assert settings.model_dump() == alone.model_dump()
     assert built[0].reconnect_max_delay == 7
     assert len({s.state_dir for s in built}) == 5
+
+
+async def test_the_built_fleet_is_frozen_without_a_full_collection(tmp_path: Path) -> None:
+    """After building its agents the simulator freezes them as they are: the one
+    full collection is settle()'s at start-up, none walks the agents just built."""
+    fleet = SimFleet(
+        servers=["http://127.0.0.1:9"],
+        devices=40,
+        key=None,  # not enrolled, no key: each agent stops at once (counted as failed)
+        state_dir=tmp_path,
+        labels=[],
+        heartbeat=10.0,
+        rate=0,
+        supervise_every=30,
+        report_every=60,
+    )
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            full.append(gc.get_freeze_count())
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_soon(stop.set)  # at the first yield: all 40 are built
+    gc.callbacks.append(count)
+    try:
+        stats = await simulate(fleet, stop)
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()
+    assert len(stats.agents) == 40 and stats.failed == 40
+    assert len(full) == 1  # settle() at start-up, before any agent existed
+    assert frozen > full[0] + 40  # the agents built since were frozen too
