@@ -53,8 +53,8 @@ def split(secrets: Sequence[int], threshold: int, xs: Sequence[int]) -> list[lis
         acc = 0
         for c in packed:
             acc = acc * x + c
-        # lanes peeled off the low end and reduced in one pass (two comprehensions
-        # per holder were 40 % of a split: each builds a function object)
+        # lanes peeled off the low end and reduced in one pass (the two list
+        # comprehensions per holder this replaces cost ~15 % of a split)
         row = [0] * count
         for i in range(count - 1, -1, -1):
             row[i] = (acc & mask) % P
