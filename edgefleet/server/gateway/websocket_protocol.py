@@ -9,7 +9,8 @@ more deque), and the upgrade request and its answer with their headers, which
 are spent once the handshake is done. Here the queue is an :class:`Inbox`
 (a list, and a future only while the app waits), the event a
 :class:`~edgefleet.wire.link.Flag`, and the handshake's request and answer are
-dropped after the accept (the request's headers emptied). Frames, limits
+dropped after the accept (the request's headers emptied); uvicorn's
+attributes live in slots, not a per-instance dict. Frames, limits
 (``ws_max_size``), close codes and flow control are uvicorn's, unchanged;
 this applies to every WebSocket the server serves (agents, exec,
 port-forward, event streams).
@@ -73,7 +74,25 @@ class Inbox:
                 return
 
 
+UVICORN_ATTRIBUTES = (
+    *("config", "app", "loop", "logger", "root_path", "asgi_version", "app_state"),
+    *("connections", "tasks", "default_headers", "transport", "server", "client"),
+    *("scheme", "queue", "handshake_initiated", "handshake_complete", "close_sent"),
+    *("disconnected", "close_timer", "close_timeout", "initial_response", "conn"),
+    *("read_paused", "writable", "ping_interval", "ping_timeout", "ping_timer"),
+    *("pong_timer", "pending_ping_payload", "ping_sent_at", "last_ping_rtt", "frames"),
+    *("curr_msg_data_type", "request", "response", "scope"),
+)
+"""What uvicorn's protocol keeps on each instance. Over 30 names, so CPython
+gives every instance a dict of its own (~1.6 KB) instead of one sharing the
+class's keys; as slots they take 8 bytes each. Data attributes only (a slot
+would hide a method of the same name); one uvicorn adds later still works,
+in the instance dict (a unit test lists any)."""
+
+
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    __slots__ = UVICORN_ATTRIBUTES
+
     def __init__(
         self,
         config: Config,

@@ -46,3 +46,20 @@ def test_the_route_it_names_is_the_registered_agent_endpoint() -> None:
     line = DirectAgentLine(Inner())
     assert getattr(line.route, "path", None) == AGENT_PATH
     assert getattr(line.route, "endpoint", None) is agent_connect
+
+
+def test_a_spent_handshake_keeps_no_headers_where_the_connection_holds_them() -> None:
+    """Issue 16: the upgrade request's headers (the device credential among
+    them) are emptied in place once read, so neither the scope nor Starlette's
+    cached view of them keeps a copy for as long as the agent stays connected."""
+    from starlette.websockets import WebSocket
+
+    from edgefleet.server.gateway.endpoint import _credential, _spend_handshake
+
+    raw = [(b"host", b"server:8080"), (b"authorization", b"Bearer dev-secret")]
+    scope = {"type": "websocket", "path": AGENT_PATH, "headers": raw}
+    websocket = WebSocket(scope, _nothing, _drop)
+    assert _credential(websocket) == "dev-secret"  # read (and cached) before the accept
+    _spend_handshake(websocket)
+    assert scope["headers"] == []  # (Starlette's copy of the list, which its view shares)
+    assert "authorization" not in websocket.headers and len(websocket.headers) == 0

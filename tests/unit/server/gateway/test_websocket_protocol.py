@@ -132,3 +132,24 @@ async def test_a_message_over_the_size_limit_is_refused_with_1009(
     async with connect(url) as ws:
         await ws.send("still here")
         assert await asyncio.wait_for(ws.recv(), WAIT) == "still here"
+
+
+async def test_a_connection_keeps_uvicorns_attributes_in_slots(
+    served: tuple[str, uvicorn.Server],
+) -> None:
+    """Issue 16: over 30 attributes gave every connection a dict of its own
+    (~1.6 KB); whatever uvicorn sets, at start or during the handshake, is in
+    a slot (a name listed here means UVICORN_ATTRIBUTES needs it)."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from edgefleet.server.gateway.websocket_protocol import UVICORN_ATTRIBUTES
+
+    assert [n for n in UVICORN_ATTRIBUTES if hasattr(WebSocketsSansIOProtocol, n)] == []
+    url, server = served
+    async with connect(url) as ws:
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), WAIT) == "hello"
+        held = [c for c in server.server_state.connections if isinstance(c, LeanWebSocketProtocol)]
+        assert len(held) == 1
+        assert list(vars(held[0])) == []
+        assert held[0].scope["type"] == "websocket" and held[0].handshake_complete
