@@ -15,7 +15,9 @@ durability on (SQLite WAL, ``synchronous=FULL``: a 2xx only after fsync).
    client shares the agent's two cores and its CPU is not the endpoint's.
    The uploader runs alongside, as in life. Each row notes records per
    fsync, the agent's CPU per record (all its threads, the uploader's share
-   included) and the client's beside the load average, and is checked for
+   included), the server's meanwhile (its ingest of what the uploader ships,
+   on the same two cores: it runs alongside, not after) and the client's
+   beside the load average, and is checked for
    exactly once: every 2xx'd record is in the agent's buffer once (its
    stream's accepted count is the 2xx count, plus at most one record per
    connection whose answer the client stopped reading at the end), and the
@@ -192,11 +194,12 @@ def _cpu(process: psutil.Process) -> float:
 class Load:
     """One load on the endpoint, timed with what the agent spent meanwhile:
     its fsyncs, and its CPU (every thread: endpoint, group commit, uploader)
-    per record, beside the client's and the machine's load (the client
-    shares its cores)."""
+    per record, beside the server's (ingesting what the uploader ships
+    meanwhile, on the same two cores), the client's and the machine's load."""
 
-    def __init__(self, pid: int, url: str, workdir: Path) -> None:
+    def __init__(self, pid: int, url: str, workdir: Path, server: int | None = None) -> None:
         self.agent = psutil.Process(pid)
+        self.server = psutil.Process(server) if server is not None else None
         self.url = url
         self.workdir = workdir
         self.answered: dict[str, int] = {}  # stream -> records 2xx'd
@@ -210,6 +213,7 @@ class Load:
         use_wrk = per == 1 and wrk.available()
         with _Syncs(self.agent.pid) as syncs:
             cpu = _cpu(self.agent)
+            server_cpu = _cpu(self.server) if self.server is not None else 0.0
             begin = time.perf_counter()
             if use_wrk:
                 result = wrk.post(
@@ -222,12 +226,19 @@ class Load:
                 records = clients * requests * per
             elapsed = time.perf_counter() - begin
             cpu = _cpu(self.agent) - cpu
+            if self.server is not None:
+                server_cpu = _cpu(self.server) - server_cpu
         self.answered[stream] = self.answered.get(stream, 0) + records
         load = os.getloadavg()[0]
         note = (
             f"; client: {'wrk' if use_wrk else 'lean Python'}"
             f"{syncs.note(records, elapsed)}; agent CPU {cpu / records * 1e6:,.0f} us/record, "
-            f"client's CPU {client / records * 1e6:,.0f} us/record, load {load:.1f}"
+            + (
+                f"server CPU meanwhile {server_cpu / records * 1e6:,.0f} us/record, "
+                if self.server is not None
+                else ""
+            )
+            + f"client's CPU {client / records * 1e6:,.0f} us/record, load {load:.1f}"
         )
         return rate, note
 
@@ -327,7 +338,8 @@ def run(report: Report | None = None, quick: bool = False) -> list[str]:
                 add("agent RSS, idle, data endpoint up", rss, "MiB")
 
                 # 1. The local endpoint alone (uploads run alongside, as in life).
-                load = Load(agent.process.pid, url, workdir)
+                assert server.process is not None
+                load = Load(agent.process.pid, url, workdir, server.process.pid)
                 singles, note = load.run("one-32", 32, int(200 * scale), 1, 10 * scale)
                 add(
                     "endpoint, 1 record/POST, 32 clients",
