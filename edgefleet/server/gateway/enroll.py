@@ -103,7 +103,7 @@ async def enroll(body: EnrollIn, ctx: Ctx, http: Request) -> EnrollOut:
 class DirectEnroll:
     """ASGI middleware: ``POST /api/v1/agent/enroll`` with a JSON body that is a
     valid :class:`EnrollIn` goes straight to :func:`enroll` (see the module's
-    docstring); anything else goes on to the routing, its body handed on unread.
+    docstring); anything else goes on to the routing with its body as it came.
 
     Installed inside the body limit (which still bounds what is read here) and
     the metrics and freshness middleware; the route stays registered (OpenAPI)
@@ -129,7 +129,7 @@ class DirectEnroll:
             return
         try:  # as FastAPI does: the JSON decoded, then the model validated in Python mode
             body = EnrollIn.model_validate(json.loads(raw))
-        except (ValueError, ValidationError):  # FastAPI answers it, as before
+        except (ValueError, ValidationError, RecursionError):  # FastAPI answers it, as before
             await self.app(scope, _replay(raw, receive), send)
             return
         scope["route"] = self.route

@@ -105,6 +105,7 @@ async def test_only_a_well_formed_enrollment_skips_the_routing(
     passed_on = [
         ("POST", PATH, b'{"name": "no key"}', b"application/json"),  # not an EnrollIn
         ("POST", PATH, b'{"provisioning_key": ', b"application/json"),  # not JSON
+        ("POST", PATH, b"[" * 100_000, b"application/json"),  # too deep for the decoder
         ("POST", PATH, good, b"text/plain"),  # FastAPI would not read it as JSON
         ("GET", PATH, b"", b"application/json"),
         ("POST", "/api/v1/agent/enrollx", good, b"application/json"),
