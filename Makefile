@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -n 3 --dist loadfile
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench deps test-deps clean
+.PHONY: run test lint typecheck unit bench deps test-deps bytecode clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,15 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP)
 
+# Bytecode for the checkout's own modules: an editable install gets none, and where
+# PYTHONDONTWRITEBYTECODE is set (as on our test machines) every server, agent and
+# CLI process compiled each module it imports from source again, ~0.5 s of CPU a
+# start. Only changed files are compiled again.
+bytecode: deps
+	@$(BIN)/python -m compileall -q -j 0 edgefleet benchmarks
+
 ## Start a server and a local agent with a demo job (`edgefleet up`).
-run: deps
+run: deps bytecode
 	$(BIN)/edgefleet up
 
 ## Install what the tests need (Debian packages when missing), then lint, type-check and test.
@@ -34,11 +41,11 @@ lint: deps
 typecheck: deps
 	$(BIN)/mypy
 
-unit: deps
+unit: deps bytecode
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## Benchmarks: results appended to benchmarks/RESULTS.md.
-bench: deps test-deps bench-deps
+bench: deps test-deps bench-deps bytecode
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 .PHONY: bench-deps
