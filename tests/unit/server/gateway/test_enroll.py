@@ -139,3 +139,17 @@ async def test_answers_are_those_the_route_gave(client: httpx.AsyncClient) -> No
     metrics = (await client.get("/metrics", headers=bearer)).text
     assert f'{{method="POST",route="{PATH}",status="2xx"}} 1.0' in metrics
     assert f'{{method="POST",route="{PATH}",status="4xx"}} 2.0' in metrics
+
+
+async def test_the_body_limit_still_bounds_an_enrollment(tmp_path: Path) -> None:
+    app = create_app(ServerSettings(data_dir=tmp_path, admin_token=TOKEN, max_body_bytes=4096))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            key = await _key(client)
+            big = {"provisioning_key": key, "facts": {"resources": {"hostname": "x" * 8000}}}
+            refused = await client.post(PATH, json=big)
+            assert refused.status_code == 413
+            assert refused.json()["error"]["code"] == "payload_too_large"
+            small = await client.post(PATH, json={"provisioning_key": key, "facts": FACTS})
+            assert small.status_code == 201
