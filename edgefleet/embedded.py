@@ -228,13 +228,13 @@ async def _up(settings: ServerSettings, *, demo: bool, runtime: str) -> int:
             link = app_url(settings, job_id, device_id, "web", 18080)
             if link.startswith("http"):
                 _say(f"  in a browser: {link}")
-    _say("Press Ctrl-C to stop (workloads keep running).")
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # Said once Ctrl-C is ours: a Ctrl-C right after reading it stops cleanly.
+    _say("Press Ctrl-C to stop (workloads keep running).")
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, agent_task, serving}, return_when=asyncio.FIRST_COMPLETED)
     agent.stopping.set()

@@ -36,7 +36,13 @@ class SampleBuffer:
         )
 
     def close(self) -> None:
-        self._db.close()
+        """Closed under the mutex: a worker thread may still be inside a statement
+        (a task awaiting ``to_thread`` is cancelled, its thread is not), and
+        sqlite3 closing a connection another thread is using crashed the agent
+        (SIGSEGV at ``edgefleet up``'s Ctrl-C). A call after this raises
+        ``sqlite3.ProgrammingError`` instead."""
+        with self._mutex:
+            self._db.close()
 
     def next_seq(self) -> int:
         with self._mutex:
