@@ -6,6 +6,8 @@ device rows, the same devices to push, the same ``job.refused`` events."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -18,7 +20,9 @@ from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events.audit import REFUSALS_RECORDED
 from edgefleet.server.events.tables import Event
-from edgefleet.server.jobs.assign import assign, plan, write
+from edgefleet.server.jobs import assign as assign_module
+from edgefleet.server.jobs.assign import PART, assign, plan, write
+from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.reservations.links import attach
 from edgefleet.server.reservations.tables import Reservation, ReservationDevice
@@ -138,3 +142,41 @@ async def test_a_new_job_is_held_to_the_reservation_it_will_be_attached_to(world
         (True, False, "failed", f"not booked by reservation {reservation.id}", "1")
     }
     assert expected <= set(booked)
+
+
+async def test_planning_a_large_job_gives_the_event_loop_turns(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's periodic pass plans every selector job on the event loop;
+    at 10,000 devices one uninterrupted pass stalled every API request behind
+    it. Another task must get a turn at least every PART devices judged."""
+    await _fleet(world)
+    job = await world.job(selector="site=lab")
+    await assign(world.db, job, "1")
+    await world.db.flush()
+    judged = 0
+
+    def counted(facts: dict[str, Any]) -> str:
+        nonlocal judged
+        judged += 1
+        return facts_key(facts)
+
+    monkeypatch.setattr(assign_module, "facts_key", counted)
+    seen_at: list[int] = []
+    planning = True
+
+    async def other_request() -> None:
+        while planning:
+            seen_at.append(judged)
+            await asyncio.sleep(0)
+
+    waiting = asyncio.create_task(other_request())
+    try:
+        planned = await plan(world.db, job, "1", upgraded=True)
+    finally:
+        planning = False
+        await waiting
+    assert judged == COUNT
+    assert len(planned.changed) == COUNT - len(range(0, COUNT, 7))  # the same decisions
+    seen_at.append(judged)
+    assert max(b - a for a, b in itertools.pairwise(seen_at)) <= PART
