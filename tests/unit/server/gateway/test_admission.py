@@ -134,8 +134,10 @@ async def test_the_watcher_sees_a_blocked_loop_and_an_idle_one() -> None:
         time.sleep(0.8)  # noqa: ASYNC251 (on purpose: a handler blocking the loop)
         await asyncio.sleep(0.005)  # the watcher's reading, due during the block
         assert admission.lag >= 0.7 and admission.rate <= 700
-        answers = [admission.admit() for _ in range(300)]  # at most 175 in the bucket now
-        assert answers.count(None) <= 175 and all(w and w >= 1 for w in answers[175:])
+        # At most 175 in the bucket now (a quarter second at <= 700/s), plus what
+        # refills at that rate while a busy machine runs the 300 calls (CI: 176).
+        answers = [admission.admit() for _ in range(300)]
+        assert answers.count(None) <= 185 and all(w and w >= 1 for w in answers[185:])
         for _ in range(150):  # idle readings again (a busy machine may need a few more)
             await asyncio.sleep(0.02)
             if admission.lag < admission.lag_bound:
