@@ -76,6 +76,10 @@ class Store(Protocol):
         """``take``, ``release`` or ``get`` the job's update lock."""
 
 
+Record = tuple[str | None, str]  # (record id, compact JSON)
+_UNREAD = object()  # the body is not one JSON value
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -85,11 +89,17 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def _parse(text: bytes) -> Any:
-    return _DECODER.decode(text.decode(json.detect_encoding(text), "surrogatepass"))  # as loads
+    """``json.loads``: UTF-8 unless a BOM or zero bytes say otherwise; a body
+    that starts ``{`` and then a non-zero byte is UTF-8 (what
+    ``json.detect_encoding`` answers for it, without its call)."""
+    encoding = "utf-8" if text[:1] == b"{" and text[1:2] != b"\0" else json.detect_encoding(text)
+    return _DECODER.decode(text.decode(encoding, "surrogatepass"))
 
 
-# json.dumps with options builds an encoder per call: one, built once.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# json.dumps with options builds an encoder per call: one, built once. A number
+# too large for a float (1e400) is read as infinity, which is not JSON:
+# allow_nan=False refuses it here instead of storing ``Infinity``.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _compact(record: dict[str, Any]) -> str:
@@ -109,24 +119,51 @@ def _kind(value: Any) -> str:
     )
 
 
+def _checked(record: dict[str, Any], header_id: str | None, number: int, many: bool) -> Record:
+    """One decoded object as ``(record id, compact JSON)``, or the HttpError
+    naming its problem (``number``: its line, when the body has ``many``)."""
+    try:
+        text = _compact(record)
+        # The UTF-8 size; ASCII text (the usual) is measured without encoding it.
+        size = len(text) if text.isascii() else len(text.encode())
+    except ValueError as exc:  # a number read as infinity; a lone surrogate (not UTF-8)
+        where = f"line {number}" if many else "the body"
+        raise HttpError(400, f"{where} is not valid JSON: {exc}") from None
+    if size > MAX_RECORD_BYTES:
+        where = f"the record on line {number}" if many else "the record"
+        raise HttpError(
+            413, f"{where} is {size} bytes; the limit is {MAX_RECORD_BYTES} bytes per record"
+        )
+    rid = header_id if header_id is not None else _record_id(record)
+    if rid is not None and len(rid) > MAX_ID_CHARS:
+        raise HttpError(422, f"record id on line {number} is over {MAX_ID_CHARS} characters")
+    return rid, text
+
+
 def parse_records(body: bytes, header_id: str | None) -> list[tuple[str | None, str]]:
     """The body as ``(record id, compact JSON)`` pairs; raises HttpError naming
-    the first problem."""
-    if not body.strip():
-        raise HttpError(400, "empty body: send one JSON object, or JSON lines")
-    records: list[tuple[str | None, str]] = []
+    the first problem. One JSON object (the usual body) is decoded once and
+    checked without splitting the body into lines."""
     try:
         whole = _parse(body)
     except (ValueError, UnicodeDecodeError):
-        whole = None
-        lines = body.split(b"\n")
+        whole = _UNREAD
     else:
-        if isinstance(whole, list):
-            raise HttpError(
-                422, "the body is a JSON array: send one JSON object, or JSON lines (one a line)"
-            )
+        if type(whole) is dict:  # the decoder builds plain dicts
+            return [_checked(whole, header_id, 1, False)]
+    if not body.strip():
+        raise HttpError(400, "empty body: send one JSON object, or JSON lines")
+    records: list[tuple[str | None, str]] = []
+    if whole is _UNREAD:
+        lines = body.split(b"\n")
+    elif isinstance(whole, list):
+        raise HttpError(
+            422, "the body is a JSON array: send one JSON object, or JSON lines (one a line)"
+        )
+    else:
         lines = [body]
-    if len(lines) > 1 and header_id is not None:
+    many = len(lines) > 1
+    if many and header_id is not None:
         raise HttpError(
             400, 'X-Record-Id names a single record; for JSON lines give each an "id" field'
         )
@@ -134,24 +171,14 @@ def parse_records(body: bytes, header_id: str | None) -> list[tuple[str | None, 
         if not line.strip():
             continue
         try:
-            record = whole if len(lines) == 1 and whole is not None else _parse(line)
+            record = whole if whole is not _UNREAD else _parse(line)
         except (ValueError, UnicodeDecodeError) as exc:
-            where = f"line {number}" if len(lines) > 1 else "the body"
+            where = f"line {number}" if many else "the body"
             raise HttpError(400, f"{where} is not valid JSON: {exc}") from None
         if not isinstance(record, dict):
-            where = f"line {number}" if len(lines) > 1 else "the body"
+            where = f"line {number}" if many else "the body"
             raise HttpError(422, f"{where}: a record must be a JSON object, not {_kind(record)}")
-        text = _compact(record)
-        size = len(text.encode())
-        if size > MAX_RECORD_BYTES:
-            where = f"the record on line {number}" if len(lines) > 1 else "the record"
-            raise HttpError(
-                413, f"{where} is {size} bytes; the limit is {MAX_RECORD_BYTES} bytes per record"
-            )
-        rid = header_id if header_id is not None else _record_id(record)
-        if rid is not None and len(rid) > MAX_ID_CHARS:
-            raise HttpError(422, f"record id on line {number} is over {MAX_ID_CHARS} characters")
-        records.append((rid, text))
+        records.append(_checked(record, header_id, number, many))
         if len(records) > MAX_RECORDS:
             raise HttpError(413, f"more than {MAX_RECORDS} records in one request; split it")
     if not records:

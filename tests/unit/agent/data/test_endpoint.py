@@ -58,6 +58,13 @@ async def test_bad_requests_get_clear_4xx_and_store_nothing(service: DataService
             ({"content": b"[1, 2]"}, {}, 422, "array"),
             ({"content": b'"text"'}, {}, 422, "must be a JSON object"),
             ({"content": b'{"a": NaN}'}, {}, 400, "NaN"),
+            # Read as infinity, which compacts to the non-JSON ``Infinity``.
+            ({"content": b'{"a": 1e400}'}, {}, 400, "not valid JSON"),
+            ({"content": b'{"a": 1}\n{"b": -1e999}\n'}, {}, 400, "line 2"),
+            # A lone surrogate, escaped or as raw bytes: no UTF-8 for it (the
+            # connection used to fail with no answer at all).
+            ({"content": b'{"a": "\\ud800"}'}, {}, 400, "not valid JSON"),
+            ({"content": b'{"a": "\xed\xa0\x80"}'}, {}, 400, "not valid JSON"),
             ({"content": b""}, {}, 400, "empty"),
             ({"json": {"big": "x" * MAX_RECORD_BYTES}}, {}, 413, "limit"),
             ({"json": {"a": 1}}, {"stream": "bad name!"}, 400, "stream name"),
