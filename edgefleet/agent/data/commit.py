@@ -26,7 +26,10 @@ of one, while the journal's fdatasync is quick (the last within
 ``INLINE_SECONDS``), is written by the loop itself (``_write_here``). A slow
 disk (an SD card, a busy host) never blocks the loop: groups go to the sync
 thread until one is quick again; a write that may run SQLite (a move, an
-eviction: not :attr:`Buffer.light`) always runs on the buffer's thread.
+eviction: not :attr:`Buffer.light`) always runs on the buffer's thread. A
+request on the listener's only connection (``submit(..., alone=True)``) has
+no one to wait for: on a quick disk it is written within the read that
+brought it, without even the loop pass.
 
 The buffer's lock (:attr:`Buffer.lock`) is taken on the loop before a group
 is prepared and released by the sync thread once the group is settled: the
@@ -46,7 +49,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from edgefleet.agent.data.buffer import Buffer, Incoming, Planned, Stored
 from edgefleet.agent.data.errors import BufferError
@@ -115,9 +118,13 @@ class GroupCommit:
         self.submit(incoming, done)
         return await future
 
-    def submit(self, incoming: Incoming, done: Done) -> None:
+    def submit(self, incoming: Incoming, done: Done, alone: bool = False) -> None:
         """Queue ``incoming`` for the next group; ``done`` is called on the loop
-        once it is durable (or refused), never before this returns."""
+        once it is durable (or refused), never before this returns, unless
+        ``alone``: the caller's is the only connection, so no request of
+        another client can join the group, and on a quick disk with nothing
+        being written the group is written (and ``done`` called) at once,
+        without the loop pass that lets many clients' requests gather."""
         if self._stopping or self.loop is None:
             refusal = HttpError(503, "the agent is stopping; retry", {"retry-after": RETRY_AFTER})
             asyncio.get_running_loop().call_soon(done, refusal)
@@ -127,6 +134,9 @@ class GroupCommit:
             if self._writing:
                 return  # taken with the next group
             self._writing = True
+        if alone and self._quick and self.buffer.light:
+            self._write_here()
+            return
         self._schedule()
 
     def _schedule(self, from_thread: bool = False) -> None:
@@ -150,6 +160,9 @@ class GroupCommit:
         """The next group (at least one request; at most ``GROUP_MAX`` requests and,
         past the first, ``GROUP_BYTES`` of records: a group is one journal entry,
         built in memory), taken off the queue; call with ``_lock`` held."""
+        if len(self._queue) == 1:  # one request: the usual group of one client
+            group, self._queue = self._queue, []
+            return group
         size, end = 0, 0
         for incoming, _ in self._queue[:GROUP_MAX]:
             size += sum(len(text) for _, text in incoming.records)
@@ -163,7 +176,7 @@ class GroupCommit:
         """Take the next group and write it (the caller holds the buffer's lock)."""
         group = self._take()
         requests = [i for i, _ in group]
-        return group, self._guarded(lambda: self._timed(self.buffer.write, requests, move))
+        return group, self._guarded(self._timed, self.buffer.write, requests, move)
 
     def _take(self) -> list[Waiting]:
         with self._lock:
@@ -180,10 +193,10 @@ class GroupCommit:
         finally:
             self._quick = time.perf_counter() - begin < INLINE_SECONDS
 
-    def _guarded(self, work: Callable[[], R]) -> R | HttpError:
-        """``work()``, or the HttpError its failure is answered with."""
+    def _guarded(self, work: Callable[..., R], *args: Any) -> R | HttpError:
+        """``work(*args)``, or the HttpError its failure is answered with."""
         try:
-            return work()
+            return work(*args)
         except (sqlite3.Error, OSError) as exc:  # the journal, or SQLite
             return disk_error(exc)
         except Exception as exc:  # a bug: logged with its traceback, answered 500, next group
@@ -220,7 +233,7 @@ class GroupCommit:
             self._to_thread()
             return
         group = self._take()
-        planned = self._guarded(lambda: self.buffer.prepare([i for i, _ in group]))
+        planned = self._guarded(self.buffer.prepare, [i for i, _ in group])
         if isinstance(planned, HttpError) or not planned.data:  # nothing to write
             self._synced(group, planned, None, None)
             return

@@ -82,10 +82,18 @@ class Fast(Protocol):
         """Whether this request (by its method and unquoted path) is served here."""
 
     def handle(
-        self, path: str, query: dict[str, str], headers: dict[str, str], body: bytes, reply: Reply
+        self,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        reply: Reply,
+        alone: bool = False,
     ) -> None:
         """Serve one request whose whole body is ``body``: call ``reply`` once,
-        now or later; or raise :class:`HttpError` (answered at once)."""
+        now or later; or raise :class:`HttpError` (answered at once).
+        ``alone``: this is the listener's only connection (nothing else can
+        be waited for, or grouped with it)."""
 
 
 class Listener(Protocol):
@@ -333,7 +341,8 @@ class Connection(asyncio.Protocol):
         del self.buf[: start + head.length]
         self.head, self.busy, self.started = None, True, None
         try:
-            fast.handle(head.path, head.query, head.headers, body, self._replier(head.close))
+            alone = len(self.server.connections) == 1
+            fast.handle(head.path, head.query, head.headers, body, self._replier(head.close), alone)
         except HttpError as exc:
             self._reply(error(exc.status, exc.message, exc.headers), head.close)
         return True

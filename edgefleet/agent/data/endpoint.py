@@ -58,9 +58,13 @@ class Store(Protocol):
     async def store(self, incoming: Incoming) -> Stored:
         """Write durably (raises HttpError: 507 when the quota is full)."""
 
-    def submit(self, incoming: Incoming, done: Callable[[Stored | HttpError], None]) -> None:
+    def submit(
+        self, incoming: Incoming, done: Callable[[Stored | HttpError], None], alone: bool = False
+    ) -> None:
         """Write durably, then call ``done`` on the event loop, once, with the
-        outcome: :meth:`store` without a future or a task."""
+        outcome: :meth:`store` without a future or a task (``alone``: no other
+        connection's request can join its group commit; ``done`` may then be
+        called before this returns)."""
 
     async def store_file(self, job: str, name: str, body: AsyncIterator[bytes], size: int) -> int:
         """Write a file durably; returns its seq."""
@@ -292,6 +296,7 @@ class FastRecords:
         headers: dict[str, str],
         body: bytes,
         reply: Reply,
+        alone: bool = False,
     ) -> None:
         job = _job(self.store, path.strip("/").split("/"))
         stream = check_stream(query.get("stream") or "default")
@@ -303,7 +308,7 @@ class FastRecords:
             else:
                 reply(_answer_encoded(stream, len(records), result))
 
-        self.store.submit(Incoming(job, stream, records), done)
+        self.store.submit(Incoming(job, stream, records), done, alone)
 
 
 async def _file(store: Store, job: str, request: Request) -> Response:

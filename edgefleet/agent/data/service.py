@@ -258,8 +258,8 @@ class DataService:
     async def store(self, incoming: Incoming) -> Stored:
         return await self.commit.store(incoming)
 
-    def submit(self, incoming: Incoming, done: Done) -> None:
-        self.commit.submit(incoming, done)
+    def submit(self, incoming: Incoming, done: Done, alone: bool = False) -> None:
+        self.commit.submit(incoming, done, alone)
 
     async def store_file(self, job: str, name: str, body: AsyncIterator[bytes], size: int) -> int:
         try:

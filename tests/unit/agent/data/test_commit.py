@@ -212,3 +212,36 @@ async def test_a_write_that_must_prepare_a_journal_file_goes_to_the_thread(
     while commit._writing:
         await asyncio.sleep(0.01)
     assert commit.buffer.journal.open and commit.buffer.light
+
+
+async def test_a_request_of_the_only_connection_is_written_and_answered_at_once(
+    commit: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alone`` (the listener's only connection): on a quick disk the request
+    is fdatasync'd and answered within ``submit``, no loop pass in between;
+    without it, never before ``submit`` returns (many clients' requests gather
+    in that pass); on a slow disk, not on the loop at all."""
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def traced(fd: int) -> None:
+        synced.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", traced)
+    monkeypatch.setattr(commit_module, "INLINE_SECONDS", 10.0)  # quick, however busy this host
+    answers: list[Stored | HttpError] = []
+    commit.submit(Incoming("j", "s", [(None, '{"n":1}')]), answers.append, alone=True)
+    assert len(answers) == 1 and isinstance(answers[0], Stored) and answers[0].seqs == [1]
+    assert synced == [threading.current_thread().name]  # durable before the answer
+    commit.submit(Incoming("j", "s", [(None, '{"n":2}')]), answers.append)
+    assert len(answers) == 1  # not alone: answered after a loop pass
+    while len(answers) < 2:
+        await asyncio.sleep(0.001)
+    monkeypatch.setattr(commit_module, "INLINE_SECONDS", 0.0)  # every write is slow now
+    assert await _answered(commit, within=10)  # found slow
+    commit.submit(Incoming("j", "s", [(None, '{"n":4}')]), answers.append, alone=True)
+    assert len(answers) == 2  # a slow disk never holds the loop, alone or not
+    while len(answers) < 3:
+        await asyncio.sleep(0.001)
+    assert synced[-1] == "data-sync"
