@@ -166,7 +166,8 @@ def _add(report: Report, size: str, r: Benchmark) -> None:
         target=f"<= {whole} s",
         note=f"{_verdict(r.secure_seconds, r.secure_cpu_seconds, whole)}"
         f"CPU {r.secure_cpu_seconds:.3f} s (all threads); {plain_note}; "
-        f"ratio {r.secure_seconds / r.plain_seconds:,.0f}x; k={r.neighbours}, t={r.threshold}")  # fmt: skip
+        f"ratio {r.secure_seconds / r.plain_seconds:,.0f}x; k={r.neighbours}, t={r.threshold}; "
+        f"{r.switches:,} voluntary context switches (with threads: GIL hand-offs)")  # fmt: skip
     server = TARGETS["server"] if small else None
     add("fed", size, "server's work", r.aggregator_seconds, "s",
         target="<= 0.1 s" if small else "",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import gc
 import random
+import resource
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -264,6 +265,11 @@ class Benchmark:
     secure_cpu_seconds: float  # the same run's CPU time (what a busy, shared host cannot inflate)
     party_cpu_seconds: float
     aggregator_cpu_seconds: float
+    # voluntary context switches of the process during the run: with threads, each is
+    # mostly a thread that came back from a GIL-free call (X25519, AES-CTR, numpy) and
+    # slept until the other thread let go of the GIL; the count shows why a second
+    # thread may not shorten the run (on a 2-vCPU VM each such hand-off costs tens of us)
+    switches: int
     party_seconds: float  # mean time one device spends in its steps (incl. framing)
     aggregator_seconds: float  # the server's share: routing, checks, reconstruction
     plain_seconds: float  # the plaintext protocol: float64 vectors framed, parsed, summed
@@ -332,11 +338,13 @@ def benchmark(
     gc.collect()
     gc.freeze()
     try:
+        switched = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
         started, cpu = time.perf_counter(), time.process_time()
         outcome = run(
             invitation, keys, vectors, drop=drop, record=False, pair_caches=caches, threads=threads
         )
         secure, secure_cpu = time.perf_counter() - started, time.process_time() - cpu
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switched
     finally:
         gc.unfreeze()
     if outcome.result is None:
@@ -369,6 +377,7 @@ def benchmark(
         secure_cpu_seconds=secure_cpu,
         party_cpu_seconds=sum(outcome.party_cpu.values()) / parties,
         aggregator_cpu_seconds=outcome.aggregator_cpu,
+        switches=switches,
         party_seconds=sum(outcome.party_seconds.values()) / parties,
         aggregator_seconds=outcome.aggregator_seconds,
         plain_seconds=plain_seconds,
