@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from edgefleet.agent.data.buffer import Incoming, Stored
+from edgefleet.agent.data.compact import compact_encoder
 from edgefleet.agent.data.connection import Encoded, Reply
 from edgefleet.agent.http_server import HttpError, Request, Response, error
 
@@ -100,14 +101,9 @@ def _parse(text: bytes) -> Any:
     return _DECODER.decode(text.decode(encoding, "surrogatepass"))
 
 
-# json.dumps with options builds an encoder per call: one, built once. A number
-# too large for a float (1e400) is read as infinity, which is not JSON:
-# allow_nan=False refuses it here instead of storing ``Infinity``.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _compact(record: dict[str, Any]) -> str:
-    return _COMPACT.encode(record)
+# A number too large for a float (1e400) is read as infinity, which is not
+# JSON: allow_nan=False refuses it here instead of storing ``Infinity``.
+_compact = compact_encoder(allow_nan=False)
 
 
 def _record_id(record: dict[str, Any]) -> str | None:

@@ -32,6 +32,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefleet.agent.data.compact import compact_encoder
+
 log = logging.getLogger(__name__)
 
 ROTATE_BYTES = 4 * 1024 * 1024
@@ -59,11 +61,11 @@ class Row:
     payload: str
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
+_compact = compact_encoder(allow_nan=True)  # built once
 
 
 def encode(time: float, entries: list[Row]) -> bytes:
-    text = _ENCODER.encode([time, [[e.job, e.stream, e.seq, e.rid, e.payload] for e in entries]])
+    text = _compact([time, [[e.job, e.stream, e.seq, e.rid, e.payload] for e in entries]])
     body = text.encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
