@@ -27,3 +27,85 @@ def test_settle_freezes_what_start_up_built_and_still_collects_cycles() -> None:
     assert frozen > 1000  # the interpreter's and the imports' objects, out of every walk
     assert young == 20_000
     assert int(out[1]) >= 1  # a cycle made after start-up is still found and freed
+
+
+TENURE = """
+import gc, weakref
+from edgefleet import heap
+
+class Node:
+    pass
+
+members = [0]
+tenure = heap.Tenure(lambda: members[0], least=100, churn=0.1, growth=10.0)
+tenure.install()
+
+def cycle():
+    node = Node()
+    node.me = node
+    return node
+
+# A small fleet: a full collection freezes nothing.
+members[0] = 99
+gc.collect()
+print("small", gc.get_freeze_count(), tenure.frozen)
+
+# A large one: the survivors of a full collection are frozen, out of every walk.
+members[0] = 1000
+session = cycle()
+gc.collect()
+walked = any(o is session for o in gc.get_objects())
+print("large", gc.get_freeze_count() > 0, tenure.frozen, walked)
+
+# A frozen session that departs is cyclic garbage the collector does not see...
+ref = weakref.ref(session)
+del session
+tenure.departed()
+gc.collect()
+print("held", ref() is not None, tenure.frozen)
+
+# ...until a tenth of the fleet has departed: then it is thawed and freed.
+for _ in range(100):
+    tenure.departed()
+print("thawed", gc.get_freeze_count(), tenure.frozen, tenure.thaws)
+members[0] = 50  # and a fleet too small to freeze again
+gc.collect()
+print("freed", ref() is None, gc.get_freeze_count())
+tenure.uninstall()
+print("uninstalled", tenure._collected not in gc.callbacks)
+"""
+
+GROWTH = """
+import gc
+from edgefleet import heap
+tenure = heap.Tenure(lambda: 1000, least=100, churn=0.1, growth=0.5)
+tenure.install()
+gc.collect()
+first = gc.get_freeze_count()
+kept = [[i] for i in range(first)]  # the frozen heap more than doubles
+gc.collect()
+print(first > 0, tenure.thaws, gc.get_freeze_count())
+"""
+
+
+def _probe(code: str) -> list[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
+def test_tenure_freezes_a_large_fleet_and_frees_departed_sessions_on_churn() -> None:
+    small, large, held, thawed, freed, uninstalled = (line.split() for line in _probe(TENURE))
+    assert small == ["small", "0", "False"]
+    assert large == ["large", "True", "True", "False"]  # frozen: no longer walked
+    assert held == ["held", "True", "True"]  # one departure of 1,000 thaws nothing
+    assert thawed == ["thawed", "0", "False", "1"]
+    assert freed == ["freed", "True", "0"]
+    assert uninstalled == ["uninstalled", "True"]
+
+
+def test_tenure_thaws_when_the_frozen_heap_grows_by_half() -> None:
+    grew, thaws, frozen = _probe(GROWTH)[0].split()
+    assert grew == "True"
+    assert thaws == "1"
+    assert frozen == "0"

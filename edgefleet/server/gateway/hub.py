@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from edgefleet.heap import Tenure
 from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.bus.base import BusError, BusMessage, BusTimeout, NoResponders, Subscription
 from edgefleet.server.bus.envelopes import (
@@ -113,6 +114,8 @@ class Hub:
         self._subs: dict[str, Subscription] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        # the sessions of a settled fleet, kept out of full collections (edgefleet.heap)
+        self.tenure = Tenure(lambda: len(self.sessions))
         settings = ctx.settings
         self.ttl = settings.offline_after
         self.flush_interval = min(5.0, max(0.5, settings.heartbeat_interval / 2))
@@ -159,6 +162,7 @@ class Hub:
     # -- life -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.tenure.install()
         if self.remote_bus:
             self.stream_bridge = StreamBridge(self.ctx.bus)
         flush = every(self.flush_interval, self.flush_presence, log, "presence flush")
@@ -169,6 +173,7 @@ class Hub:
         ]
 
     async def stop(self) -> None:
+        self.tenure.uninstall()
         await cancel_all(self._tasks)
         for session in list(self.sessions.values()):
             await session.link.close(1012, "server shutting down")
@@ -212,6 +217,7 @@ class Hub:
         if self.sessions.get(session.device.id) is not session:
             return  # replaced by a newer connection, which owns presence now
         del self.sessions[session.device.id]
+        self.tenure.departed()
         session.fail_pending(f"device disconnected: {reason}")
         await self._unsubscribe(session.device.id)
         try:
