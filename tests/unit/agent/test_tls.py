@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgefleet.agent.tls import AgentTLSContext, client_context, trust_anchors
-from edgefleet.agent.websocket.proxy import open_stream
+from edgefleet.agent.websocket.proxy import LIMIT, open_stream
 from tests.support.tls import hashed_store, self_signed
 
 
@@ -54,6 +54,19 @@ async def test_the_ca_file_alone_is_trusted_and_the_context_is_strict(
     assert context.cert_store_stats()["x509"] == 1  # the CA file, nothing else
     assert await _echo(port, context) == b"ping\n"
     assert await _echo(port, context, host="localhost") == b"ping\n"
+
+
+async def test_the_tls_stream_reads_at_the_readers_limit(server: tuple[int, Path]) -> None:
+    """asyncio's TLS read buffer, zero-filled per connection and held for the
+    WebSocket's whole life, is the reader's limit, not asyncio's 256 KiB (issue 18)."""
+    port, cert = server
+    reader, writer = await open_stream("127.0.0.1", port, client_context(cert))
+    try:
+        assert len(writer.transport._ssl_protocol._ssl_buffer) == LIMIT  # type: ignore[attr-defined]
+        writer.write(b"ping\n")
+        assert await reader.readline() == b"ping\n"
+    finally:
+        writer.close()
 
 
 async def test_a_server_of_another_ca_is_refused(server: tuple[int, Path], tmp_path: Path) -> None:
