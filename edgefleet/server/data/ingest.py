@@ -35,17 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.context import ServerContext
+from edgefleet.server.data.access import JobRef, writable
 from edgefleet.server.data.objects import ObjectStoreError, open_store
 from edgefleet.server.data.records import RecordError
 from edgefleet.server.data.records import check as records_check
-from edgefleet.server.data.tables import DataFile, DataRecordRow, DataStream
+from edgefleet.server.data.rows import Counts, Row, RowWriter
+from edgefleet.server.data.tables import DataFile, DataStream
 from edgefleet.server.db.base import new_id, utcnow
 from edgefleet.server.db.upsert import insert_for
-from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.wire.link import TransportClosed
 from edgefleet.wire.messages import (
     DATA_FILE_STREAM,
@@ -61,54 +61,6 @@ log = logging.getLogger(__name__)
 
 def _when(seconds: float | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
-
-
-async def _full(
-    db: AsyncSession, device_id: str, jobs: dict[str, Job], limit: int
-) -> dict[str, str]:
-    """The jobs for which this device has stored ``limit`` records already, and why."""
-    if not jobs:
-        return {}
-    by_pk = {job.pk: job for job in jobs.values()}
-    totals = await db.execute(
-        select(DataStream.job_pk, func.sum(DataStream.records))
-        .where(DataStream.device_id == device_id, DataStream.job_pk.in_(list(by_pk)))
-        .group_by(DataStream.job_pk)
-    )
-    return {
-        by_pk[job_pk].id: (
-            f"this device stored {int(total)} records for job {by_pk[job_pk].id}, "
-            f"its limit (data_max_records_per_device {limit})"
-        )
-        for job_pk, total in totals.all()
-        if total is not None and int(total) >= limit
-    }
-
-
-async def _jobs_of(
-    db: AsyncSession, session: AgentSession, job_ids: set[str]
-) -> tuple[dict[str, Job], dict[str, str]]:
-    """The jobs this device may write for, and why the others are refused."""
-    jobs = {j.id: j for j in await db.scalars(select(Job).where(Job.id.in_(job_ids)))}
-    linked = set(
-        await db.scalars(
-            select(JobDevice.job_pk).where(
-                JobDevice.device_pk == session.device.pk,
-                JobDevice.job_pk.in_([j.pk for j in jobs.values()]),
-            )
-        )
-    )
-    allowed: dict[str, Job] = {}
-    refused: dict[str, str] = {}
-    for job_id in job_ids:
-        job = jobs.get(job_id)
-        if job is None:
-            refused[job_id] = "the job does not exist on the server (deleted?)"
-        elif job.pk not in linked:
-            refused[job_id] = "the job was never assigned to this device"
-        else:
-            allowed[job_id] = job
-    return allowed, refused
 
 
 class Ingest:
@@ -164,15 +116,14 @@ class Ingest:
         device_id = session.device.id
         limits = self.ctx.settings
         async with self.ctx.session() as db:
-            allowed, refused = await _jobs_of(db, session, {r.job for r in records})
-            for job_id, why in (
-                await _full(db, device_id, allowed, limits.data_max_records_per_device)
-            ).items():
-                refused[job_id] = why
-                del allowed[job_id]
-            now = utcnow()
-            rows: list[dict[str, Any]] = []
-            sizes: dict[tuple[int, str, int], int] = {}
+            allowed, refused = await writable(
+                db, session.device, {r.job for r in records}, limits.data_max_records_per_device
+            )
+            writer = RowWriter(db)
+            received = writer.when(utcnow())
+            rows: list[Row] = []
+            # (job_pk, stream, seq) -> (bytes, time): counted for the rows inserted
+            sizes: dict[tuple[int, str, int], tuple[int, float]] = {}
             rejected: dict[str, str] = {}
             bad: dict[str, list[str]] = {}
             for r in records:
@@ -190,66 +141,20 @@ class Ingest:
                     rejected[where] = str(exc)
                     bad.setdefault(r.job, []).append(f"{where}: {exc}")
                     continue
-                rows.append(
-                    {
-                        "job_pk": job.pk,
-                        "device_id": device_id,
-                        "stream": r.stream,
-                        "seq": r.seq,
-                        "time": _when(r.time),
-                        "received_at": now,
-                        "record_id": r.id,
-                        "payload": payload,
-                    }
-                )
-                sizes[(job.pk, r.stream, r.seq)] = len(payload.encode())
-            counts: dict[tuple[int, str], dict[str, Any]] = {}
-            # Core table (not the ORM class) and unordered RETURNING, so SQLAlchemy
-            # sends the rows in a few multi-row statements instead of one per row.
-            table = DataRecordRow.__table__
-            stmt = (
-                insert_for(db, table)
-                .on_conflict_do_nothing()
-                .returning(table.c.job_pk, table.c.stream, table.c.seq, table.c.time)
-            )
-            inserted = (await db.execute(stmt, rows)).all() if rows else []
-            for job_pk, stream, seq, when in inserted:
-                c = counts.setdefault(
-                    (job_pk, stream),
-                    {"records": 0, "bytes": 0, "last_seq": 0, "first": when, "last": when},
-                )
-                c["records"] += 1
-                c["bytes"] += sizes.get((job_pk, stream, seq), 0)
-                c["last_seq"] = max(c["last_seq"], seq)
-                c["first"], c["last"] = min(c["first"], when), max(c["last"], when)
-            for (job_pk, stream), c in counts.items():
-                stmt = insert_for(db, DataStream).values(
-                    job_pk=job_pk,
-                    device_id=device_id,
-                    stream=stream,
-                    records=c["records"],
-                    bytes=c["bytes"],
-                    last_seq=c["last_seq"],
-                    first_time=c["first"],
-                    last_time=c["last"],
-                )
-                await db.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["job_pk", "device_id", "stream"],
-                        set_={
-                            "records": DataStream.records + stmt.excluded.records,
-                            "bytes": DataStream.bytes + stmt.excluded.bytes,
-                            "last_seq": stmt.excluded.last_seq,
-                            "last_time": stmt.excluded.last_time,
-                        },
-                    )
-                )
+                when = writer.when(datetime.fromtimestamp(r.time, UTC))
+                rows.append((job.pk, device_id, r.stream, r.seq, when, received, r.id, payload))
+                sizes[(job.pk, r.stream, r.seq)] = (len(payload.encode()), r.time)
+            if rows:
+                counts = Counts(device_id)
+                for key in await writer.insert(db, rows):
+                    counts.add(key, *sizes[key])
+                await writer.count(db, counts)
             await db.commit()
         for job_id, reasons in bad.items():
             self._rejected(session, allowed[job_id], reasons)
         return refused, rejected
 
-    def _rejected(self, session: AgentSession, job: Job, reasons: list[str]) -> None:
+    def _rejected(self, session: AgentSession, job: JobRef, reasons: list[str]) -> None:
         log.warning(
             "rejected %d records of job %s from device %s: %s",
             len(reasons),
@@ -274,7 +179,7 @@ class Ingest:
             return
         device_id = session.device.id
         async with self.ctx.session() as db:
-            allowed, _ = await _jobs_of(db, session, {s.job for s in report.streams})
+            allowed, _ = await writable(db, session.device, {s.job for s in report.streams})
             pks = [j.pk for j in allowed.values()]
             before = {
                 (row.job_pk, row.stream): row.evicted
@@ -333,7 +238,7 @@ class Ingest:
             await stream.refuse("a data-file stream needs job, seq, name, size, sha256, time")
             return
         async with self.ctx.session() as db:
-            allowed, refused = await _jobs_of(db, session, {job_id})
+            allowed, refused = await writable(db, session.device, {job_id})
         await stream.accept()
         if job_id in refused:
             await _reply(stream, {"discarded": True, "error": refused[job_id]})
