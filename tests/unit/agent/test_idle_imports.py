@@ -15,6 +15,7 @@ second interpreter starts at its own header line.
 from __future__ import annotations
 
 import base64
+import json
 import signal
 import socket
 import ssl
@@ -186,6 +187,8 @@ def test_the_idle_agent_daemon_loads_no_heavy_or_unused_module(tmp_path: Path) -
     assert b"MALLOC_ARENA_MAX=2" in environ.split(b"\0")
     # ...and no -OO on its command line (cli/handoff.py says why).
     assert b"-OO" not in cmdline, cmdline
+    # ...but -X no_debug_ranges: no column ranges in its code objects (cli/handoff.py).
+    assert cmdline[1:3] == [b"-X", b"no_debug_ranges"], cmdline
 
 
 @pytest.mark.podman
@@ -199,6 +202,17 @@ def test_an_idle_agent_on_podman_speaks_to_the_engine_without_the_docker_sdk(
     assert daemon >= EXPECTED | {"edgefleet.agent.engine.client"}  # the engine was pinged
     bad = _forbidden(daemon)
     assert not bad, f"an idle agent on Podman imported {sorted(bad)}"
+
+
+def test_the_lean_command_line_gives_its_x_options_once() -> None:
+    """A restart after enrolling, or an upgrade, re-uses the lean process's own
+    command line: its -X options are not given twice."""
+    script = "import json, edgefleet.cli.handoff as h; print(json.dumps(h.lean_argv()[1:]))"
+    for flags in ([], ["-X", "no_debug_ranges"]):
+        argv = [sys.executable, *flags, "-c", script]
+        out = subprocess.run(argv, env=base_env(), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == ["-X", "no_debug_ranges", "-c", script]
 
 
 def test_the_lean_process_drops_its_settings_and_keeps_requests_working(tmp_path: Path) -> None:
