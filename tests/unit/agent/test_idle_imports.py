@@ -87,6 +87,8 @@ FORBIDDEN = {
     "tempfile",  # deferred too: device-side builds (agent/builds.py) use them
     "urllib.error",
     "urllib.response",
+    "_bz2",  # deferred too: shutil imports bz2 and lzma only to know they exist
+    "_lzma",
     "edgefleet.server",
     "edgefleet.client",
 }
@@ -316,6 +318,26 @@ def test_builds_reach_tempfile_and_urllib_error_through_the_deferred_stand_ins()
         "print(made, caught, 'urllib.response' in sys.modules)\n"
     )
     assert _with_deferred(script) == ["False", "_Deferred", "True", "URLError", "True"]
+
+
+def test_shutil_and_tarfile_reach_bz2_and_lzma_through_the_deferred_stand_ins() -> None:
+    """shutil imports bz2 and lzma at the top only to list its archive formats;
+    in the lean process they load when a compressed tar is first read or written."""
+    script = (
+        "import io, shutil, tarfile\n"
+        "formats = {name for name, _ in shutil.get_archive_formats()}\n"
+        "print('_bz2' in sys.modules or '_lzma' in sys.modules, {'bztar', 'xztar'} <= formats)\n"
+        "for mode in ('bz2', 'xz'):\n"
+        "    buf = io.BytesIO()\n"
+        "    with tarfile.open(fileobj=buf, mode='w:' + mode) as tar:\n"
+        "        info = tarfile.TarInfo('f')\n"
+        "        info.size = 2\n"
+        "        tar.addfile(info, io.BytesIO(b'hi'))\n"
+        "    buf.seek(0)\n"
+        "    with tarfile.open(fileobj=buf, mode='r:*') as tar:\n"
+        "        print(tar.extractfile('f').read().decode())\n"
+    )
+    assert _with_deferred(script) == ["False", "True", "hi", "hi"]
 
 
 @contextmanager
