@@ -227,7 +227,9 @@ class Buffer(Files):
                         continue
                     mine[rid] = seq
                 fresh.append(Row(0, request.job, request.stream, seq, now, rid, payload))
-                need += len(payload.encode()) + RECORD_OVERHEAD
+                # UTF-8 bytes; ASCII text (the usual) measured without encoding it
+                need += len(payload) if payload.isascii() else len(payload.encode())
+                need += RECORD_OVERHEAD
                 stored.seqs.append(seq)
                 seq += 1
             try:
@@ -237,7 +239,8 @@ class Buffer(Files):
                 continue
             added += need
             entries += fresh
-            ids.update({(*key, rid): n for rid, n in mine.items()})
+            if mine:
+                ids.update({(*key, rid): n for rid, n in mine.items()})
             next_seq[key] = seq
             results.append(stored)
         # A failed write burns these seqs (they may be on disk): never given twice.

@@ -163,3 +163,18 @@ def test_files_count_against_the_quota(tmp_path: Path) -> None:
     buffer.close()
     Buffer(tmp_path / "b.db", 1000).close()
     assert not stray.exists()
+
+
+def test_the_quota_counts_utf8_bytes_ascii_or_not(tmp_path: Path) -> None:
+    """A record's size is its UTF-8 length (ASCII text is measured without
+    encoding it), the same at the write and after a reopen (from buffer.db)."""
+    path = tmp_path / "buffer.db"
+    buffer = Buffer(path, 10**6)
+    payloads = ['{"a":"x"}', '{"a":"é✓\U0001f600"}']
+    write(buffer, "j", "s", *[(None, p) for p in payloads])
+    expected = sum(len(p.encode()) + RECORD_OVERHEAD for p in payloads)
+    assert buffer.used == expected
+    buffer.close()
+    reopened = Buffer(path, 10**6)
+    assert reopened.used == expected
+    reopened.close()
