@@ -42,6 +42,8 @@ __all__ = ["SETTINGS_ENV", "defer", "main"]
 # bz2 and lzma are imported by shutil only to learn that they exist (for its
 # archive formats); tarfile uses them for a compressed build context. Both with
 # their C modules and libbz2/liblzma: ~0.3 MB RSS of the idle agent.
+# locale (with _locale) is imported by subprocess for the encoding of a text
+# mode pipe; the agent's own children are spoken to in bytes.
 DEFERRED = (
     "urllib.request",
     "urllib.error",
@@ -52,6 +54,7 @@ DEFERRED = (
     "tempfile",
     "bz2",
     "lzma",
+    "locale",
 )
 
 

@@ -89,6 +89,7 @@ FORBIDDEN = {
     "urllib.response",
     "_bz2",  # deferred too: shutil imports bz2 and lzma only to know they exist
     "_lzma",
+    "_locale",  # deferred too: subprocess imports locale for text-mode pipes
     "edgefleet.server",
     "edgefleet.client",
 }
@@ -338,6 +339,18 @@ def test_shutil_and_tarfile_reach_bz2_and_lzma_through_the_deferred_stand_ins() 
         "        print(tar.extractfile('f').read().decode())\n"
     )
     assert _with_deferred(script) == ["False", "True", "hi", "hi"]
+
+
+def test_a_text_mode_subprocess_reaches_locale_through_the_deferred_stand_in() -> None:
+    """subprocess imports locale at the top for the encoding of text-mode pipes;
+    in the lean process it loads with the first such pipe."""
+    script = (
+        "import subprocess\n"
+        "print('_locale' in sys.modules)\n"
+        "print(subprocess.run(['echo', 'hi'], capture_output=True, text=True).stdout.strip())\n"
+        "print('_locale' in sys.modules)\n"
+    )
+    assert _with_deferred(script) == ["False", "hi", "True"]
 
 
 @contextmanager
