@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefleet.server.context import ServerContext
+from edgefleet.server.db.among import among
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.db.upsert import insert_for
 from edgefleet.server.devices.tables import Device, Presence
@@ -90,7 +91,7 @@ class Arrivals:
             online = set(
                 await db.scalars(
                     select(Presence.device_pk).where(
-                        Presence.device_pk.in_(pks), Presence.expires_at > now
+                        among(db, Presence.device_pk, pks), Presence.expires_at > now
                     )
                 )
             )
@@ -116,7 +117,7 @@ class Arrivals:
             generations: dict[int, int] = {
                 pk: generation
                 for pk, generation in await db.execute(
-                    select(Device.pk, Device.desired_generation).where(Device.pk.in_(pks))
+                    select(Device.pk, Device.desired_generation).where(among(db, Device.pk, pks))
                 )
             }
             await db.commit()

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from edgefleet.server.auth import secrets
 from edgefleet.server.context import ServerContext
+from edgefleet.server.db.among import among
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.gateway.grouped import Grouped
 from edgefleet.server.projects.tables import Project
@@ -66,7 +67,7 @@ class Credentials:
                     Device.public_key,
                 )
                 .join(Project, Project.pk == Device.project_pk)
-                .where(Device.credential_hash.in_(set(digests)))
+                .where(among(db, Device.credential_hash, set(digests)))
             )
             found = {
                 digest: Known(pk, id_, name, project_pk, project, facts, version, key)

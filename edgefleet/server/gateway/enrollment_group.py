@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.auth import secrets
+from edgefleet.server.db.among import among
 from edgefleet.server.db.base import new_id
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.errors import ApiError, Conflict, Invalid, Unavailable
@@ -246,13 +247,13 @@ async def _names(db: AsyncSession, wanted: Iterable[tuple[int, Request]]) -> dic
     found: dict[int, set[str]] = {}
     queries: list[ColumnElement[bool]] = []
     if exact:  # the (project, name) index answers this one
-        queries.append(Device.name.in_(sorted(exact)))
+        queries.append(among(db, Device.name, sorted(exact)))
     if prefixes:  # a scan of the projects' devices, as one request alone did
         queries.append(or_(*(Device.name.like(f"{prefix}%") for prefix in prefixes)))
     for condition in queries:
         rows = await db.execute(
             select(Device.project_pk, Device.name).where(
-                Device.project_pk.in_(sorted(pks)), condition
+                among(db, Device.project_pk, sorted(pks)), condition
             )
         )
         for pk, name in rows:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.context import RegistryAuth, ServerContext
+from edgefleet.server.db.among import among
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.loans import view as loan_view
@@ -104,7 +105,7 @@ async def desired_for(
                 Device.labels,
                 Device.meta,
                 Device.project_pk,
-            ).where(Device.pk.in_(chunk))
+            ).where(among(db, Device.pk, chunk))
         )
         contexts: dict[int, DeviceContext] = {}
         owners: dict[int, int] = {}  # a guest job (a lent device) gets the guest's view
@@ -117,7 +118,7 @@ async def desired_for(
                 select(JobDevice.device_pk, JobDevice.job_pk)
                 .join(Job, Job.pk == JobDevice.job_pk)
                 .where(
-                    JobDevice.device_pk.in_(chunk),
+                    among(db, JobDevice.device_pk, chunk),
                     JobDevice.assigned.is_(True),
                     JobDevice.eligible.is_(True),
                     Job.state.not_in(INACTIVE),
@@ -193,7 +194,7 @@ async def resend(ctx: ServerContext, device_pks: Iterable[int]) -> int:
         async with ctx.session() as db:
             rows = await db.execute(
                 select(_DEVICES.c.pk, _DEVICES.c.id, _DEVICES.c.desired_generation).where(
-                    _DEVICES.c.pk.in_(pks[start : start + CHUNK])
+                    among(db, _DEVICES.c.pk, pks[start : start + CHUNK])
                 )
             )
             for pk, device_id, generation in rows.all():

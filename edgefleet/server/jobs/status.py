@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.applications.tables import AppVersion
 from edgefleet.server.context import ServerContext
+from edgefleet.server.db.among import among
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.jobs import rollout
 from edgefleet.server.jobs.assign import active
@@ -128,8 +129,8 @@ class StatusSink:
                 JobDevice.version,
                 JobDevice.waiting,
             ).where(
-                JobDevice.job_pk.in_({k[0] for k in keys}),
-                JobDevice.device_pk.in_(sorted({k[1] for k in keys})),
+                among(db, JobDevice.job_pk, {k[0] for k in keys}),
+                among(db, JobDevice.device_pk, sorted({k[1] for k in keys})),
             )
         )
         rows = {(r.job_pk, r.device_pk): r for r in found.all()}  # plain rows, not ORM objects
