@@ -95,9 +95,10 @@ class Arrivals:
                     )
                 )
             )
-            stmt = insert_for(db, Presence).values(
-                [self._presence(pk, now) for pk in dict.fromkeys(pks)]
-            )
+            # Rows as executemany parameters, not a VALUES list: one statement
+            # text whatever the group's size (SQLAlchemy compiled a VALUES list
+            # of each new length again, and psycopg parsed it again).
+            stmt = insert_for(db, Presence)
             await db.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[Presence.device_pk],
@@ -106,7 +107,8 @@ class Arrivals:
                         "connected_at": stmt.excluded.connected_at,
                         "expires_at": stmt.excluded.expires_at,
                     },
-                )
+                ),
+                [self._presence(pk, now) for pk in dict.fromkeys(pks)],
             )
             # By primary key, rows with the same columns in one executemany: a
             # statement per arrival was a database round trip each.
