@@ -40,8 +40,7 @@ from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.context import ServerContext
 from edgefleet.server.data.access import JobRef, writable
 from edgefleet.server.data.objects import ObjectStoreError, open_store
-from edgefleet.server.data.records import RecordError
-from edgefleet.server.data.records import check as records_check
+from edgefleet.server.data.records import RecordError, check_sized
 from edgefleet.server.data.rows import Counts, Row, RowWriter
 from edgefleet.server.data.tables import DataFile, DataStream
 from edgefleet.server.db.base import new_id, utcnow
@@ -120,35 +119,33 @@ class Ingest:
                 db, session.device, {r.job for r in records}, limits.data_max_records_per_device
             )
             writer = RowWriter(db)
-            received = writer.when(utcnow())
+            received = writer.stamp(utcnow())
             rows: list[Row] = []
-            # (job_pk, stream, seq) -> (bytes, time): counted for the rows inserted
-            sizes: dict[tuple[int, str, int], tuple[int, float]] = {}
+            sizes: list[int] = []  # per row: its payload's bytes and its time, for the counters
+            times: list[float] = []
             rejected: dict[str, str] = {}
             bad: dict[str, list[str]] = {}
+            max_bytes, max_depth = limits.data_record_max_bytes, limits.data_record_max_depth
+            when = writer.when
             for r in records:
                 job = allowed.get(r.job)
                 if job is None:
                     continue
                 try:
-                    payload = records_check(
-                        r,
-                        max_bytes=limits.data_record_max_bytes,
-                        max_depth=limits.data_record_max_depth,
-                    )
+                    payload, size = check_sized(r, max_bytes=max_bytes, max_depth=max_depth)
                 except RecordError as exc:
                     where = f"{r.job}/{r.stream[:64]}/{r.seq}"
                     rejected[where] = str(exc)
                     bad.setdefault(r.job, []).append(f"{where}: {exc}")
                     continue
-                when = writer.when(datetime.fromtimestamp(r.time, UTC))
-                rows.append((job.pk, device_id, r.stream, r.seq, when, received, r.id, payload))
-                sizes[(job.pk, r.stream, r.seq)] = (len(payload.encode()), r.time)
+                rows.append(
+                    (job.pk, device_id, r.stream, r.seq, when(r.time), received, r.id, payload)
+                )
+                sizes.append(size)
+                times.append(r.time)
             if rows:
-                counts = Counts(device_id)
-                for key in await writer.insert(db, rows):
-                    counts.add(key, *sizes[key])
-                await writer.count(db, counts)
+                inserted = await writer.insert(db, rows)
+                await writer.count(db, Counts.of(device_id, rows, sizes, times, inserted))
             await db.commit()
         for job_id, reasons in bad.items():
             self._rejected(session, allowed[job_id], reasons)

@@ -85,7 +85,20 @@ def _text(value: str, what: str) -> None:
 
 def canonical(text: str, *, max_bytes: int, max_depth: int) -> str:
     """The record's JSON object re-encoded by the server; raises :class:`RecordError`."""
-    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+    return sized(text, max_bytes=max_bytes, max_depth=max_depth)[0]
+
+
+def sized(text: str, *, max_bytes: int, max_depth: int) -> tuple[str, int]:
+    """:func:`canonical`, and its size in UTF-8 bytes (what ingest counts).
+
+    The byte counts need no encoding where the answer is plain: text of ``n``
+    code points is at most ``4n`` bytes, ASCII text ``n``; and the depth walk
+    is skipped where it cannot exceed ``max_depth`` (``n`` brackets, in
+    strings or not, nest at most ``n`` containers deep).
+    """
+    if len(text) > max_bytes or (
+        len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes
+    ):
         raise RecordError(f"the record is over {max_bytes} bytes, the limit per record")
     try:
         value = _DECODER.decode(text)
@@ -96,20 +109,28 @@ def canonical(text: str, *, max_bytes: int, max_depth: int) -> str:
     if not isinstance(value, dict):
         kind = "an array" if isinstance(value, list) else type(value).__name__
         raise RecordError(f"a record must be a JSON object, not {kind}")
-    if _depth(value, max_depth) > max_depth:
+    if text.count("{") + text.count("[") >= max_depth and _depth(value, max_depth) > max_depth:
         raise RecordError(f"the record nests deeper than {max_depth} levels")
     out = _ENCODER.encode(value)
-    try:
-        size = len(out.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise RecordError("the record contains a lone surrogate (not valid Unicode)") from None
+    if out.isascii():
+        size = len(out)
+    else:
+        try:
+            size = len(out.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise RecordError("the record contains a lone surrogate (not valid Unicode)") from None
     if size > max_bytes:
         raise RecordError(f"the record is over {max_bytes} bytes, the limit per record")
-    return out
+    return out, size
 
 
 def check(record: DataRecord, *, max_bytes: int, max_depth: int) -> str:
     """Every field of one uploaded record; answers the text to store."""
+    return check_sized(record, max_bytes=max_bytes, max_depth=max_depth)[0]
+
+
+def check_sized(record: DataRecord, *, max_bytes: int, max_depth: int) -> tuple[str, int]:
+    """:func:`check`, and the text's size in UTF-8 bytes."""
     if not STREAM_RE.match(record.stream):
         raise RecordError(
             f"stream name {record.stream[:80]!r} is invalid: 1-63 letters, digits, '.', '_' "
@@ -123,7 +144,7 @@ def check(record: DataRecord, *, max_bytes: int, max_depth: int) -> str:
         if not record.id or len(record.id) > MAX_ID_CHARS:
             raise RecordError(f"record id must be 1 to {MAX_ID_CHARS} characters")
         _text(record.id, "the record id")
-    return canonical(record.record, max_bytes=max_bytes, max_depth=max_depth)
+    return sized(record.record, max_bytes=max_bytes, max_depth=max_depth)
 
 
 def decode(payload: str) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.agent_session import DeviceRef
@@ -178,3 +179,17 @@ async def test_records_a_device_may_not_write_are_refused_and_bad_ones_rejected(
     assert [r.seq for r in await _stored(sessions)] == [1]
     assert (await _counter(sessions)).records == 1
     assert (await _counter(sessions, "j-full")).records == 10
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [sqlite.dialect(), postgresql.psycopg.dialect()],  # type: ignore[no-untyped-call]
+)
+def test_a_records_time_is_bound_as_the_column_type_would_bind_it(dialect: Any) -> None:
+    """Rows inserted at the driver level read back like rows SQLAlchemy wrote."""
+    column = DataRecordRow.__table__.c.time.type
+    process: Any = column.dialect_impl(dialect).bind_processor(dialect)
+    _, _, when = rows._binding(dialect)
+    assert process is not None
+    for seconds in [0.0, 1.5, T0, T0 + 0.000001, 1_900_000_000.999999, 253402300799.0]:
+        assert when(seconds) == process(datetime.fromtimestamp(seconds, UTC)), seconds

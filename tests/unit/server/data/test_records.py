@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edgefleet.server.data.records import RecordError, canonical, check, decode, line
+from edgefleet.server.data.records import (
+    RecordError,
+    canonical,
+    check,
+    check_sized,
+    decode,
+    line,
+    sized,
+)
 from edgefleet.wire.messages import DataRecord
 
 LIMITS = {"max_bytes": 1024, "max_depth": 8}
@@ -110,3 +118,15 @@ def test_output_is_re_encoded_from_the_parsed_value() -> None:
     parsed = json.loads(out)
     assert parsed["device"] == "d1" and parsed["seq"] == 2
     assert parsed["record"] == {"device": "d2", "x": 'a\n{"device":"d2"}'}
+
+
+def test_the_size_counted_is_the_stored_texts_utf8_bytes() -> None:
+    """The byte counts skip encoding only where the answer is plain: short or
+    ASCII text; text whose code points are under the limit but whose UTF-8
+    bytes are over it is still refused."""
+    for text in ['{"a": 1}', '{"a": "\\u00e9"}', '{"a": "' + "é" * 300 + '"}']:
+        out, size = sized(text, **LIMITS)
+        assert out == canonical(text, **LIMITS) and size == len(out.encode("utf-8"))
+    assert check_sized(record('{"a": "é€"}'), **LIMITS) == ('{"a":"é€"}', 13)
+    with pytest.raises(RecordError, match="over 1024 bytes"):
+        sized('{"a": "' + "é" * 600 + '"}', **LIMITS)  # 608 code points, 1208 bytes
