@@ -49,6 +49,7 @@ def _no_constants(name: str) -> Any:
 # once here (the same options), as every record of every batch passes both.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_SPACE = " \t\n\r"  # JSON's whitespace (and "", which decode refuses)
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -101,7 +102,15 @@ def sized(text: str, *, max_bytes: int, max_depth: int) -> tuple[str, int]:
     ):
         raise RecordError(f"the record is over {max_bytes} bytes, the limit per record")
     try:
-        value = _DECODER.decode(text)
+        # raw_decode: the scanner alone, without decode's two whitespace regexes;
+        # text it does not fully consume goes through decode (trailing space,
+        # or the very error decode raises).
+        if text[:1] in _SPACE:
+            value = _DECODER.decode(text)
+        else:
+            value, end = _DECODER.raw_decode(text)
+            if end != len(text):
+                value = _DECODER.decode(text)
     except RecursionError:
         raise RecordError(f"the record nests deeper than {max_depth} levels") from None
     except ValueError as exc:
