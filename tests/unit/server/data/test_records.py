@@ -130,3 +130,23 @@ def test_the_size_counted_is_the_stored_texts_utf8_bytes() -> None:
     assert check_sized(record('{"a": "é€"}'), **LIMITS) == ('{"a":"é€"}', 13)
     with pytest.raises(RecordError, match="over 1024 bytes"):
         sized('{"a": "' + "é" * 600 + '"}', **LIMITS)  # 608 code points, 1208 bytes
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ('{"a": 1}', '{"a":1}'),
+        (' \n{"a": 1}\r\n\t', '{"a":1}'),  # JSON whitespace around the object
+        ('{"a": 1}  ', '{"a":1}'),
+        ('{"a": 1}x', None),
+        ('{"a": 1}{}', None),
+        ("", None),
+        ('\x0c{"a": 1}', None),  # not JSON whitespace
+    ],
+)
+def test_text_around_the_object_is_whitespace_or_refused(text: str, stored: str | None) -> None:
+    if stored is not None:
+        assert canonical(text, **LIMITS) == stored
+    else:
+        with pytest.raises(RecordError, match="not valid JSON"):
+            canonical(text, **LIMITS)
