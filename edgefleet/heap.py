@@ -69,10 +69,11 @@ class Tenure:
     The cost of freezing is that a frozen object which later becomes cyclic
     garbage is not freed until it is thawed. Sessions are the bulk of what is
     frozen, so every ``churn`` of the sessions present at the freeze having
-    left (or the frozen heap having grown by ``growth`` since the last thaw,
-    for whatever else freezing kept) thaws everything: the next full
-    collection walks it all once, frees the departed, and freezes the rest
-    again. Below ``least`` sessions nothing is frozen: full collections are
+    left thaws everything: the next full collection walks it all once, frees
+    the departed, and freezes the rest again. For whatever else freezing kept,
+    the frozen objects *per session* are watched: more than ``growth`` above
+    the lowest seen since the last thaw also thaws (a fleet that grows grows
+    its frozen heap in step, and is not thawed for that). Below ``least`` sessions nothing is frozen: full collections are
     cheap there, and freezing would only hold garbage longer."""
 
     def __init__(
@@ -90,7 +91,7 @@ class Tenure:
         self.frozen = False
         self.left = 0
         self.members_at_freeze = 0
-        self.baseline = 0  # frozen objects after the first freeze since a thaw
+        self.baseline = 0.0  # fewest frozen objects per session since the last thaw
         self.freezes = 0
         self.thaws = 0
 
@@ -114,7 +115,7 @@ class Tenure:
         collection freezes the survivors again)."""
         gc.unfreeze()
         self.frozen = False
-        self.baseline = 0
+        self.baseline = 0.0
         self.thaws += 1
 
     def _collected(self, phase: str, info: dict[str, Any]) -> None:
@@ -122,16 +123,17 @@ class Tenure:
         # moves list heads, and a full one has just emptied the young generations.
         if phase != "stop" or info.get("generation") != 2:
             return
-        if self.members() < self.least:
+        members = self.members()
+        if members < self.least:
             return
         gc.freeze()
-        count = gc.get_freeze_count()
-        if not self.baseline:
-            self.baseline = count
+        per_member = gc.get_freeze_count() / members
         if not self.frozen:
             self.left = 0
-            self.members_at_freeze = self.members()
+            self.members_at_freeze = members
         self.frozen = True
         self.freezes += 1
-        if count > (1 + self.growth) * self.baseline:
+        if not self.baseline or per_member < self.baseline:
+            self.baseline = per_member
+        elif per_member > (1 + self.growth) * self.baseline:
             self.thaw()

@@ -104,8 +104,29 @@ def test_tenure_freezes_a_large_fleet_and_frees_departed_sessions_on_churn() -> 
     assert uninstalled == ["uninstalled", "True"]
 
 
-def test_tenure_thaws_when_the_frozen_heap_grows_by_half() -> None:
+def test_tenure_thaws_when_the_frozen_heap_grows_by_half_per_session() -> None:
     grew, thaws, frozen = _probe(GROWTH)[0].split()
     assert grew == "True"
     assert thaws == "1"
     assert frozen == "0"
+
+
+FLEET_GROWS = """
+import gc
+from edgefleet import heap
+members = [1000]
+tenure = heap.Tenure(lambda: members[0], least=100, churn=0.1, growth=0.5)
+tenure.install()
+gc.collect()
+first = gc.get_freeze_count()
+kept = [[i] for i in range(first)]  # the frozen heap doubles...
+members[0] = 2500  # ...with the fleet: each session's share shrank
+gc.collect()
+print(tenure.thaws, gc.get_freeze_count() > first)
+"""
+
+
+def test_tenure_keeps_a_growing_fleet_frozen() -> None:
+    thaws, grew = _probe(FLEET_GROWS)[0].split()
+    assert thaws == "0"
+    assert grew == "True"
