@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Result, Row, insert, select
+from sqlalchemy import Row, Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.labels import parse_selector
@@ -41,12 +41,14 @@ for over a second, every two minutes (issue 16's 10-minute run)."""
 Columns = TypeVarTuple("Columns")
 
 
-async def _rows(result: Result[*Columns]) -> list[Row[*Columns]]:
-    """All of ``result``'s rows, taken :data:`PART` at a time (a row's columns,
-    its JSON among them, are decoded as it is taken), with a turn of the event
-    loop between parts."""
+async def _rows(db: AsyncSession, statement: Select[*Columns]) -> list[Row[*Columns]]:
+    """All of ``statement``'s rows, fetched and decoded :data:`PART` at a time,
+    with a turn of the event loop between parts. Streamed, not buffered: a
+    driver that decodes JSON as it fetches (psycopg) decoded every row's facts
+    in one go, 1.2 s of a 10,000-device PostgreSQL pass with the loop held."""
     rows: list[Row[*Columns]] = []
-    for part in result.partitions(PART):
+    result = await db.stream(statement.execution_options(yield_per=PART))
+    async for part in result.partitions(PART):
         rows.extend(part)
         await asyncio.sleep(0)
     return rows
@@ -89,7 +91,7 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
         listed = select(Device.pk, Device.facts, Device.project_pk).where(
             Device.id.in_(job.target_devices or [])
         )
-        for pk, facts, owner in await _rows(await db.execute(listed.order_by(Device.pk))):
+        for pk, facts, owner in await _rows(db, listed.order_by(Device.pk)):
             if owner == job.project_pk or pk in lent or pk in guest_rows:
                 found.append((pk, facts or {}))
         return found
@@ -97,7 +99,7 @@ async def targets(db: AsyncSession, job: Job) -> list[tuple[int, dict[str, Any]]
     own = select(Device.pk, Device.facts).where(
         Device.project_pk == job.project_pk, device_query.selector_clause(selector)
     )
-    own_rows = await _rows(await db.execute(own.order_by(Device.pk)))
+    own_rows = await _rows(db, own.order_by(Device.pk))
     found = [(pk, facts or {}) for pk, facts in own_rows]
     others = sorted(set(lent) | guest_rows)
     if others:
@@ -157,18 +159,16 @@ async def plan(
     spec = AppSpec.model_validate(job.resolved)
     existing: dict[int, Any] = {}
     if job.pk is not None:
-        rows = await db.execute(
-            select(
-                JobDevice.pk,
-                JobDevice.device_pk,
-                JobDevice.assigned,
-                JobDevice.eligible,
-                JobDevice.state,
-                JobDevice.error,
-                JobDevice.target_version,
-            ).where(JobDevice.job_pk == job.pk)
-        )
-        existing = {row.device_pk: row for row in await _rows(rows)}
+        existing_rows = select(
+            JobDevice.pk,
+            JobDevice.device_pk,
+            JobDevice.assigned,
+            JobDevice.eligible,
+            JobDevice.state,
+            JobDevice.error,
+            JobDevice.target_version,
+        ).where(JobDevice.job_pk == job.pk)
+        existing = {row.device_pk: row for row in await _rows(db, existing_rows)}
     wanted = dict(await targets(db, job)) if active(job) else {}
     result = Plan()
     changed, refused = result.changed, result.refused

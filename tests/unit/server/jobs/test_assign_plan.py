@@ -10,6 +10,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import new_id, utcnow
+from edgefleet.server.db.engine import async_url, create_engine, sessionmaker
+from edgefleet.server.db.registry import metadata
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events.audit import REFUSALS_RECORDED
 from edgefleet.server.events.tables import Event
@@ -144,12 +147,28 @@ async def test_a_new_job_is_held_to_the_reservation_it_will_be_attached_to(world
     assert expected <= set(booked)
 
 
+@pytest.fixture
+async def world_on_both(database_url: str | None, tmp_path: Path) -> AsyncIterator[World]:
+    """A world on SQLite and on PostgreSQL: psycopg decodes JSON as it fetches,
+    so the rows must come streamed (a server-side cursor there), not buffered."""
+    engine = create_engine(async_url(database_url, tmp_path))
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    try:
+        async with sessionmaker(engine)() as db:
+            yield await World(db).setup()
+    finally:
+        await engine.dispose()
+
+
 async def test_planning_a_large_job_gives_the_event_loop_turns(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world_on_both: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The scheduler's periodic pass plans every selector job on the event loop;
     at 10,000 devices one uninterrupted pass stalled every API request behind
-    it. Another task must get a turn at least every PART devices judged."""
+    it. Another task must get a turn at least every PART devices judged, on
+    both stores, with the same decisions, and the session still writes after."""
+    world = world_on_both
     await _fleet(world)
     job = await world.job(selector="site=lab")
     await assign(world.db, job, "1")
@@ -180,3 +199,5 @@ async def test_planning_a_large_job_gives_the_event_loop_turns(
     assert len(planned.changed) == COUNT - len(range(0, COUNT, 7))  # the same decisions
     seen_at.append(judged)
     assert max(b - a for a, b in itertools.pairwise(seen_at)) <= PART
+    await write(world.db, job, planned)  # the streamed reads left the session usable
+    await world.db.commit()
