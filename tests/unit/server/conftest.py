@@ -5,6 +5,7 @@ its schema created from the tables' metadata."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,16 @@ from edgefleet.server.db.registry import metadata
 
 @pytest.fixture
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(async_url(None, tmp_path))
+    async with store_sessions(None, tmp_path) as made:
+        yield made
+
+
+@asynccontextmanager
+async def store_sessions(
+    database_url: str | None, tmp_path: Path
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A fresh schema on SQLite (``None``) or on the given PostgreSQL database."""
+    engine = create_engine(async_url(database_url, tmp_path))
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
     try:

@@ -23,13 +23,12 @@ from edgefleet.server.applications.tables import Application, AppVersion
 from edgefleet.server.data import rows
 from edgefleet.server.data.ingest import Ingest
 from edgefleet.server.data.tables import DataRecordRow, DataStream
-from edgefleet.server.db.engine import async_url, create_engine, sessionmaker
-from edgefleet.server.db.registry import metadata
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.projects.tables import Project
 from edgefleet.server.settings import ServerSettings
 from edgefleet.wire.messages import DataRecord
+from tests.unit.server.conftest import store_sessions
 
 T0 = 1_764_000_000.123456
 
@@ -46,13 +45,8 @@ class Events:
 async def sessions(
     database_url: str | None, tmp_path: Path
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(async_url(database_url, tmp_path))
-    async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    try:
-        yield sessionmaker(engine)
-    finally:
-        await engine.dispose()
+    async with store_sessions(database_url, tmp_path) as made:
+        yield made
 
 
 async def _fleet(sessions: async_sessionmaker[AsyncSession]) -> DeviceRef:

@@ -18,8 +18,6 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import new_id, utcnow
-from edgefleet.server.db.engine import async_url, create_engine, sessionmaker
-from edgefleet.server.db.registry import metadata
 from edgefleet.server.devices.tables import Device
 from edgefleet.server.events.audit import REFUSALS_RECORDED
 from edgefleet.server.events.tables import Event
@@ -29,6 +27,7 @@ from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.reservations.links import attach
 from edgefleet.server.reservations.tables import Reservation, ReservationDevice
+from tests.unit.server.conftest import store_sessions
 from tests.unit.server.jobs.test_assign import ARM, SPEC, X86, World
 
 COUNT = 2_100  # more than one insert batch (1,000) and more refusals than are recorded
@@ -151,14 +150,8 @@ async def test_a_new_job_is_held_to_the_reservation_it_will_be_attached_to(world
 async def world_on_both(database_url: str | None, tmp_path: Path) -> AsyncIterator[World]:
     """A world on SQLite and on PostgreSQL: psycopg decodes JSON as it fetches,
     so the rows must come streamed (a server-side cursor there), not buffered."""
-    engine = create_engine(async_url(database_url, tmp_path))
-    async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    try:
-        async with sessionmaker(engine)() as db:
-            yield await World(db).setup()
-    finally:
-        await engine.dispose()
+    async with store_sessions(database_url, tmp_path) as made, made() as db:
+        yield await World(db).setup()
 
 
 async def test_planning_a_large_job_gives_the_event_loop_turns(
