@@ -78,6 +78,24 @@ def test_deep_nesting_is_refused_before_the_recursion_limit(text: str) -> None:
     assert finding["line"] is not None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "services: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "services: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n",
+    ],
+    ids=["flow-lists", "flow-maps"],
+)
+def test_deep_flow_nesting_is_named_before_the_scanner_reads_ahead(text: str) -> None:
+    # The scanner reads a run of openers ahead of the composer: counted only
+    # there, 100,000 of them took ~0.3 s of CPU, and a loaded server's
+    # low-priority parser answered "took longer than 2 s" instead. A budget of
+    # 50 ms leaves no room for that read-ahead.
+    finding = refused(text, Budget(seconds=0.05))
+    assert finding["message"] == "the document nests deeper than 32 levels"
+    assert finding["line"] == 1 and 11 < int(str(finding["column"])) < 200  # at the 33rd opener
+
+
 def test_nesting_through_aliases_counts_too() -> None:
     text = "a: &a " + "[" * 20 + "x" + "]" * 20 + "\nb: &b " + "[*a, " * 20 + "1" + "]" * 20
     finding = refused(text + "\nservices: {}\n")
