@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import postgres
+from tests.support import postgres, templates
 from tests.support.procs import AgentProc, Proc, ServerProc, kill_process_workloads, stop_all
 
 ARTIFACTS = Path(__file__).parent / ".artifacts"
@@ -70,7 +70,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         yield None
         return
     admin = postgres.ensure_server()
-    url, name = postgres.fresh_database(admin)
+    url, name = templates.postgres_database(admin)  # already migrated: see templates
     yield url
     postgres.drop_database(admin, name)
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from edgefleet.client import Client
-from tests.support import fedhooks
+from tests.support import fedhooks, templates
 
 ADMIN_TOKEN = "eft_test-admin-token-0123456789"
 
@@ -135,12 +135,19 @@ class ServerProc(Proc):
         env: dict[str, str] | None = None,
         name: str = "server",
         fed_transcript: bool = False,
+        migrated: bool = True,
     ) -> None:
         """``fed_transcript``: record every relayed federated message in
-        ``<data-dir>/fed-transcript.jsonl`` (see :mod:`tests.support.fedhooks`)."""
+        ``<data-dir>/fed-transcript.jsonl`` (see :mod:`tests.support.fedhooks`).
+        ``migrated``: without a ``database_url``, a new data dir starts with a
+        copy of a migrated SQLite database (:mod:`tests.support.templates`);
+        False leaves the server to migrate an empty one itself."""
         self.port = port or free_port()
         self.data_dir = workdir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        database = self.data_dir / "edgefleet.db"
+        if migrated and not database_url and not database.exists():
+            templates.sqlite_copy(database)
         env = dict(env or {})
         if fed_transcript:
             env[fedhooks.TRANSCRIPT_ENV] = str(self.data_dir / "fed-transcript.jsonl")
