@@ -9,8 +9,10 @@ once per test process, by the same child the server runs
 first start would have made.
 
 Migrating itself stays tested: ``tests/unit/server/db`` upgrades empty and old
-databases, ``ServerProc(..., migrated=False)`` starts a server on an empty one,
-and the replica tests start several servers on one empty PostgreSQL database.
+databases, ``edgefleet up`` (``tests/e2e/test_up.py``) starts its server on an
+empty one, and the replica test starts several servers on one empty PostgreSQL
+database. A new test about a first start passes ``migrated=False`` to
+``ServerProc``.
 """
 
 from __future__ import annotations
