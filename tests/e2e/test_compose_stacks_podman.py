@@ -23,7 +23,7 @@ import pytest
 from edgefleet.spec.compose import validate
 from tests.conftest import Fleet
 from tests.support.podman import containers, podman
-from tests.support.procs import wait_for
+from tests.support.procs import stop_all, wait_for
 
 pytestmark = pytest.mark.podman
 
@@ -425,6 +425,9 @@ def test_stacks_deploy_unchanged_on_two_agents(engine: Any, fleet: Fleet, group:
             _reachable_through_the_proxy(server, jobs["wordpress"], devices[0])
     finally:
         if any(s.file == "nextcloud.yaml" for s in stacks):
+            # The agents first: alive, they re-deploy what cleanup removes, and
+            # `podman volume rm` then raced them until it timed out (CI, loaded).
+            stop_all(fleet.procs)
             engine.cleanup()
             podman("volume", "rm", "-f", "edgefleet-test-shared-media", check=False)
 
