@@ -57,13 +57,21 @@ def ensure_server() -> str:
     return f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{port}/postgres"
 
 
-def fresh_database(admin_url: str) -> tuple[str, str]:
-    """Create an empty database; returns (url, name)."""
+def fresh_database(admin_url: str, template: str | None = None) -> tuple[str, str]:
+    """Create an empty database, or a copy of ``template``; returns (url, name)."""
     import psycopg
 
     name = f"ef_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    create = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    for attempt in range(20):
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(create)
+            break
+        except psycopg.errors.ObjectInUse:  # the template being copied this instant
+            if attempt == 19:
+                raise
+            time.sleep(0.1)
     return admin_url.rsplit("/", 1)[0] + f"/{name}", name
 
 

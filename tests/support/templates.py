@@ -22,8 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from pathlib import Path
 
 from edgefleet.server.db.engine import async_url
@@ -81,17 +79,4 @@ def _drop_template(admin_url: str, name: str) -> None:
 def postgres_database(admin_url: str) -> tuple[str, str]:
     """A new database at the schema's head; returns (url, name) as
     :func:`tests.support.postgres.fresh_database` does."""
-    import psycopg
-
-    template = _postgres_template(admin_url)
-    name = f"ef_test_{uuid.uuid4().hex[:10]}"
-    for attempt in range(20):
-        try:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-            break
-        except psycopg.errors.ObjectInUse:  # another process copying it this instant
-            if attempt == 19:
-                raise
-            time.sleep(0.1)
-    return admin_url.rsplit("/", 1)[0] + f"/{name}", name
+    return postgres.fresh_database(admin_url, template=_postgres_template(admin_url))
