@@ -103,6 +103,7 @@ class Rollouts:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self._task: asyncio.Task[None] | None = None
+        self._holding = lease.Holding(LEASE, ctx.replica, LEASE_TTL)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="agent-upgrades")
@@ -121,9 +122,9 @@ class Rollouts:
 
     async def tick(self) -> None:
         """One step of every running upgrade, on the one replica holding the lease."""
+        if not await self._holding.hold(self.ctx.session):
+            return
         async with self.ctx.session() as db:
-            if not await lease.acquire(db, LEASE, self.ctx.replica, LEASE_TTL):
-                return
             running = list(
                 await db.scalars(select(AgentUpgrade).where(AgentUpgrade.state == "running"))
             )

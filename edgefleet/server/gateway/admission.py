@@ -92,6 +92,13 @@ SERVED_HEADROOM = 1.5
 LATENCY_WEIGHT = 0.05
 """Each accepted handshake's share in the moving average of handshake times."""
 
+QUIET_AFTER = 10.0
+"""Seconds without a connection asking in after which the loop's lag is read
+every ``QUIET_EVERY`` instead of every 50 ms (see :func:`watch_lag`)."""
+
+QUIET_EVERY = 0.5
+"""Seconds between lag readings while no agent is connecting."""
+
 FLOOR_SHARE = 0.05
 """The rate never falls under this share of the ceiling: even a server on a
 busy machine keeps admitting, and keeps its booked slots within reach."""
@@ -124,6 +131,9 @@ class Admission:
         self._next_slot = self._stamp  # the first free moment not yet promised
         self.admitted = 0
         self.refused = 0
+        # clock() of the last connection asking in; "now" at first, because a
+        # server that just started is the one a reconnect storm is about to hit.
+        self.last_asked = self._stamp
         self._reported = (self._stamp, 0)  # (when, refused then)
         self._said = False  # the first refusal is told at once, however soon after start
 
@@ -152,6 +162,7 @@ class Admission:
     def admit(self) -> int | None:
         """None to let this connection in now, else the whole seconds to wait."""
         now = self.clock()
+        self.last_asked = now
         self._refill(now)
         while self._in_flight and self._in_flight[0] < now - STALE_AFTER:
             self._in_flight.popleft()
@@ -213,11 +224,25 @@ class Admission:
         return max(0.0, self._next_slot - self.clock())
 
 
+def lag_interval(admission: Admission, every: float = 0.05) -> float:
+    """How long :func:`watch_lag` sleeps next: ``every`` while agents are
+    connecting (or were, in the last ``QUIET_AFTER`` s), ``QUIET_EVERY`` when
+    none are. Readings every 50 ms are what lets the rate follow a storm, but
+    on a server nobody connects to they were its most frequent wake-up (20 a
+    second). The first connections of a storm are admitted at the ceiling
+    anyway (the bucket bounds them), and fast readings resume at once."""
+    if admission.in_flight or admission.clock() - admission.last_asked < QUIET_AFTER:
+        return every
+    return max(every, QUIET_EVERY)
+
+
 async def watch_lag(admission: Admission, every: float = 0.05) -> None:
-    """Tell ``admission`` how late the loop wakes a sleeper, every ``every`` s,
-    for as long as the server runs (the hub starts and cancels this task)."""
+    """Tell ``admission`` how late the loop wakes a sleeper, every
+    :func:`lag_interval` s, for as long as the server runs (the hub starts and
+    cancels this task)."""
     loop = asyncio.get_running_loop()
     while True:
+        interval = lag_interval(admission, every)
         start = loop.time()
-        await asyncio.sleep(every)
-        admission.observe_lag(max(0.0, loop.time() - start - every))
+        await asyncio.sleep(interval)
+        admission.observe_lag(max(0.0, loop.time() - start - interval))

@@ -13,6 +13,9 @@ hung replica keeps the work. A lease with a TTL has none of these problems.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -36,6 +39,46 @@ async def acquire(db: AsyncSession, name: str, holder: str, ttl: float) -> bool:
     )
     await db.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+RENEW_SHARE = 3
+"""A held lease is renewed once a ``ttl / RENEW_SHARE`` has passed since its last
+renewal, not on every tick: each renewal is a write transaction, and an idle
+server renewing three leases every second spent a good part of its idle CPU
+(and of SQLite's WAL) on them. Renewing at a third of the TTL still leaves
+two renewals' worth of slack before another replica may take it over."""
+
+
+class Holding:
+    """One lease as this replica's loop sees it: :meth:`hold` answers from
+    memory while a recent renewal still covers the lease, and goes to the
+    database only to take it, or to renew it when due."""
+
+    def __init__(
+        self,
+        name: str,
+        holder: str,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.holder, self.ttl, self.clock = name, holder, ttl, clock
+        self.held = False
+        self._renewed = 0.0
+
+    async def hold(self, session: Callable[[], AbstractAsyncContextManager[AsyncSession]]) -> bool:
+        """True while this replica holds the lease (renewing it when due)."""
+        now = self.clock()
+        if self.held and now - self._renewed < self.ttl / RENEW_SHARE:
+            return True
+        async with session() as db:
+            self.held = await acquire(db, self.name, self.holder, self.ttl)
+        if self.held:
+            self._renewed = now
+        return self.held
+
+    def forget(self) -> None:
+        """After a release: the next :meth:`hold` asks the database again."""
+        self.held = False
 
 
 async def release(db: AsyncSession, name: str, holder: str) -> None:

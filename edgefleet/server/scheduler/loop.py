@@ -33,13 +33,17 @@ from edgefleet.server.jobs import desired
 from edgefleet.server.jobs import service as jobs
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.rollouts import driver as rollouts
-from edgefleet.server.scheduler import lease
+from edgefleet.server.scheduler import lease as lease_module
 from edgefleet.tasks import cancel_all, every
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0
 FULL_PASS_EVERY = 120.0  # fleet changes reconcile at once; this only catches misses
+SLOW_PASS_EVERY = 5.0
+"""Seconds between the checks whose deadlines are coarse (an instance's idle
+timeout, at least 10 s; a device behind for ``RESEND_AFTER``): each is a read
+of the database, and an idle server made five a second before they were spaced."""
 TERMINAL = ("cancelled", "expired")
 
 LEASE = "scheduler"
@@ -54,12 +58,14 @@ class Scheduler:
         self.ctx = ctx
         self.lease = lease or self._database_lease
         self.leader = False
+        self._holding = lease_module.Holding(LEASE, ctx.replica, LEASE_TTL)
         self._resent: dict[int, float] = {}
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.passes = 0
         self._last_full = 0.0  # loop time of the last full reconcile pass
+        self._last_slow = 0.0  # loop time of the last SLOW_PASS_EVERY checks
 
     async def start(self) -> None:
         self.ctx.hub.on_fleet_change(self.fleet_changed)
@@ -74,15 +80,15 @@ class Scheduler:
         if self.leader:
             try:
                 async with self.ctx.session() as db:
-                    await lease.release(db, LEASE, self.ctx.replica)
+                    await lease_module.release(db, LEASE, self.ctx.replica)
+                self._holding.forget()
             except SQLAlchemyError as exc:  # another replica takes over once it expires
                 log.warning(
                     "could not release the scheduler lease (expires in %gs): %s", LEASE_TTL, exc
                 )
 
     async def _database_lease(self) -> bool:
-        async with self.ctx.session() as db:
-            held = await lease.acquire(db, LEASE, self.ctx.replica, LEASE_TTL)
+        held = await self._holding.hold(self.ctx.session)
         if held != self.leader:
             log.info(
                 "replica %s %s the scheduler lease", self.ctx.replica, "took" if held else "lost"
@@ -120,9 +126,11 @@ class Scheduler:
             return
         await self.tick()
         await rollouts.drive(self.ctx)
-        await idle_instances.stop_idle(self.ctx)  # personal instances (issue 21)
-        await self.resend_stale()
         now = asyncio.get_running_loop().time()
+        if now - self._last_slow >= SLOW_PASS_EVERY:
+            self._last_slow = now
+            await idle_instances.stop_idle(self.ctx)  # personal instances (issue 21)
+            await self.resend_stale()
         if now - self._last_full > FULL_PASS_EVERY:
             self._last_full = now
             await self.reconcile_projects(None)

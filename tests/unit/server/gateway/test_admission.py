@@ -12,8 +12,11 @@ import pytest
 from edgefleet.agent.connection import retry_after
 from edgefleet.server.gateway.admission import (
     MAX_RETRY_AFTER,
+    QUIET_AFTER,
+    QUIET_EVERY,
     STALE_AFTER,
     Admission,
+    lag_interval,
     watch_lag,
 )
 
@@ -24,6 +27,22 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_the_lag_is_read_often_only_while_agents_connect() -> None:
+    """Fast readings on a fresh server (a restart's storm comes first) and while
+    agents ask in; slow ones once nobody has for QUIET_AFTER seconds."""
+    clock = Clock()
+    admission = Admission(100, clock=clock)
+    assert lag_interval(admission) == 0.05
+    clock.now += QUIET_AFTER + 1
+    assert lag_interval(admission) == QUIET_EVERY
+    assert admission.admit() is None  # one agent asks in: fast again at once
+    assert lag_interval(admission) == 0.05
+    clock.now += QUIET_AFTER + 1
+    assert lag_interval(admission) == 0.05  # its handshake is still in flight
+    admission.finished()
+    assert lag_interval(admission) == QUIET_EVERY
 
 
 def test_a_burst_is_admitted_then_refusals_book_later_slots() -> None:

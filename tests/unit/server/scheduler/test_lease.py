@@ -153,3 +153,51 @@ async def test_replicas_racing_for_an_expired_lease_elect_exactly_one(
     won = await asyncio.gather(*(acquire(sessions, h, ttl=5) for h in holders))
     assert sum(won) == 1
     assert (await rows(sessions))[NAME][0] == holders[won.index(True)]
+
+
+class Ticks:
+    """A monotonic clock for :class:`lease.Holding`, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_held_lease_is_renewed_at_a_third_of_its_ttl_not_every_tick(
+    sessions: Sessions, clock: Clock
+) -> None:
+    ticks = Ticks()
+    writes: list[str] = []
+
+    def counted() -> AsyncSession:
+        writes.append("session")
+        return sessions()
+
+    mine = lease.Holding(NAME, "replica-a", ttl=9, clock=ticks)
+    assert await mine.hold(counted) and len(writes) == 1
+    first_expiry = (await rows(sessions))[NAME][1]
+    for _ in range(2):  # 1 s ticks within a third of the TTL: answered from memory
+        ticks.now += 1
+        clock.advance(1)
+        assert await mine.hold(counted)
+    assert len(writes) == 1 and (await rows(sessions))[NAME][1] == first_expiry
+    ticks.now += 1.5  # 3.5 s since the renewal: due
+    clock.advance(1.5)
+    assert await mine.hold(counted) and len(writes) == 2
+    assert (await rows(sessions))[NAME][1] == first_expiry + timedelta(seconds=3.5)
+    # Another replica cannot take it meanwhile, and asks the database every time.
+    theirs = lease.Holding(NAME, "replica-b", ttl=9, clock=ticks)
+    assert not await theirs.hold(counted) and not await theirs.hold(counted)
+    assert len(writes) == 4
+
+
+async def test_a_released_lease_is_asked_for_again(sessions: Sessions, clock: Clock) -> None:
+    ticks = Ticks()
+    mine = lease.Holding(NAME, "replica-a", ttl=9, clock=ticks)
+    assert await mine.hold(sessions)
+    await release(sessions, "replica-a")
+    mine.forget()
+    assert await acquire(sessions, "replica-b", ttl=9)  # taken over once released
+    assert not await mine.hold(sessions)
