@@ -35,10 +35,16 @@ def _login(app: typer.Typer) -> None:
     app.command()(login)
 
 
-def _processes(app: typer.Typer) -> None:
-    from edgefleet.cli.processes import register_all
+def _processes(name: str) -> Loader:
+    """One long-running process's verb: ``edgefleet server`` loads neither the
+    agent's verbs (its datasets and local API modules) nor the other way round."""
 
-    register_all(app)
+    def load(app: typer.Typer) -> None:
+        from edgefleet.cli import processes
+
+        getattr(processes, f"register_{name}")(app)
+
+    return load
 
 
 def _devices(app: typer.Typer) -> None:
@@ -80,8 +86,8 @@ _VERBS: dict[str, Loader] = {
     "port-forward": _remote,
     "sim": _sim,
     "login": _login,
-    "server": _processes,
-    "up": _processes,
+    "server": _processes("server"),
+    "up": _processes("up"),
     "devices": _devices,
     "apps": _group("apps"),
     "jobs": _group("jobs"),
@@ -98,7 +104,7 @@ _VERBS: dict[str, Loader] = {
     "users": _group("admin", "users"),
     "tokens": _group("admin", "tokens"),
     "keys": _group("admin", "keys"),
-    "agent": _processes,
+    "agent": _processes("agent"),
     "agent-releases": lambda app: app.add_typer(_agent_releases(), name="agent-releases"),
 }
 

@@ -99,7 +99,7 @@ def register_agent(app: typer.Typer) -> None:
     )
 
 
-def register_all(app: typer.Typer) -> None:
+def register_server(app: typer.Typer) -> None:
     from edgefleet.server.settings import ServerSettings  # not on the agent's path
 
     register(
@@ -109,7 +109,11 @@ def register_all(app: typer.Typer) -> None:
         _run_server,
         help="Run the controller: REST API, portal, agents' gateway and app proxy.",
     )
-    register_agent(app)
+
+
+def register_up(app: typer.Typer) -> None:
+    from edgefleet.server.settings import ServerSettings  # not on the agent's path
+
     register(
         app,
         "up",
