@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.procs import ADMIN_TOKEN, ServerProc, wait_for
+from tests.support.procs import ADMIN_TOKEN, ServerProc
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -86,14 +86,8 @@ class TLSServerProc(ServerProc):
     def trust(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cert))
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready() -> bool:
-            if not self.running:
-                raise AssertionError(f"server exited:\n{self.log()[-3000:]}")
-            answer = httpx.get(f"{self.url}/api/v1/health", timeout=2, verify=self.trust())
-            return answer.status_code == 200
-
-        wait_for(ready, timeout, what="server health")
+    def health(self) -> httpx.Response:
+        return httpx.get(f"{self.url}/api/v1/health", timeout=2, verify=self.trust())
 
     def http(self, token: str | None = ADMIN_TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
