@@ -149,7 +149,10 @@ def test_password_change_needs_the_current_password(fleet: Fleet) -> None:
 # -- edgefleet up ----------------------------------------------------------------------------
 
 
-def _up_once(tmp_path: Path, port: int) -> str:
+def _up_once(tmp_path: Path) -> str:
+    """One ``edgefleet up`` on the shared data dir, on a port of its own: a port
+    reused across restarts can be taken by another test's server meanwhile."""
+    port = free_port()
     env = base_env(XDG_CONFIG_HOME=str(tmp_path / "config"))
     log = tmp_path / f"up-{time.monotonic_ns()}.log"
     with open(log, "wb") as out:
@@ -180,8 +183,8 @@ def _up_once(tmp_path: Path, port: int) -> str:
             up.kill()
 
 
-def _tokens(tmp_path: Path, port: int, token: str) -> list[dict[str, object]]:
-    server = ServerProc(tmp_path, port=port, name="data")
+def _tokens(tmp_path: Path, token: str) -> list[dict[str, object]]:
+    server = ServerProc(tmp_path, name="data")
     server.env.pop("EDGEFLEET_ADMIN_TOKEN", None)
     server.start()
     try:
@@ -193,18 +196,17 @@ def _tokens(tmp_path: Path, port: int, token: str) -> list[dict[str, object]]:
 
 
 def test_up_reuses_its_saved_login(tmp_path: Path) -> None:
-    port = free_port()
-    first = _up_once(tmp_path, port)
-    second = _up_once(tmp_path, port)
+    first = _up_once(tmp_path)
+    second = _up_once(tmp_path)
     assert second == first
     saved = tmp_path / "data" / "up-login.json"
     assert saved.stat().st_mode & 0o077 == 0
-    tokens = _tokens(tmp_path, port, first)
+    tokens = _tokens(tmp_path, first)
     assert [t["name"] for t in tokens if t["revoked_at"] is None] == ["bootstrap"]
 
     # Revoked: the next start mints one, named so, and reuses that one afterwards.
     with httpx.Client(timeout=30) as http:
-        server = ServerProc(tmp_path, port=port, name="data")
+        server = ServerProc(tmp_path, name="data")
         server.env.pop("EDGEFLEET_ADMIN_TOKEN", None)
         server.start()
         try:
@@ -216,10 +218,10 @@ def test_up_reuses_its_saved_login(tmp_path: Path) -> None:
             assert revoked.status_code == 200
         finally:
             server.stop()
-    third = _up_once(tmp_path, port)
-    fourth = _up_once(tmp_path, port)
+    third = _up_once(tmp_path)
+    fourth = _up_once(tmp_path)
     assert third != first and fourth == third
-    live = [t for t in _tokens(tmp_path, port, third) if t["revoked_at"] is None]
+    live = [t for t in _tokens(tmp_path, third) if t["revoked_at"] is None]
     assert len(live) == 1 and "(saved login revoked)" in str(live[0]["name"])
 
 
