@@ -18,17 +18,12 @@ class RouteTemplates:
     """Route object -> its full path pattern (``/api/v1/devices/{device}``).
 
     FastAPI puts the *original* route in ``scope["route"]``, whose own path
-    lacks the prefix it was included under. The full pattern comes from the
-    effective route FastAPI matched (it leaves it in the scope), remembered per
-    route. Only where that is missing is the app's whole route table read: at
-    ~200 routes, building it analysed every endpoint's dependencies again, about
-    half a second of CPU on each server's first request (issue 16: the test
-    suite starts a server ~165 times).
+    lacks the prefix it was included under, so the full pattern is looked up
+    in the app's route table, read once on first use (all routes exist by then).
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._known: dict[int, str] = {}
         self._by_route: dict[int, str] | None = None
 
     def _table(self) -> dict[int, str]:
@@ -43,28 +38,11 @@ class RouteTemplates:
             self._by_route = table
         return self._by_route
 
-    @staticmethod
-    def _matched(scope: Scope, route: Any) -> str | None:
-        """The full pattern of the effective route FastAPI matched, if it says."""
-        fastapi_scope = scope.get("fastapi")
-        context = fastapi_scope.get("effective_route_context") if fastapi_scope else None
-        if context is None:
-            return None
-        own = getattr(context, "starlette_route", None)  # WebSocket and plain routes
-        if route is not getattr(context, "original_route", None) and route is not own:
-            return None
-        path = getattr(own, "path_format", None) or getattr(context, "path_format", None)
-        return path if isinstance(path, str) and path else None
-
     def __call__(self, scope: Scope) -> str:
         route: Any = scope.get("route")
         if route is None:
             return UNMATCHED
-        found = self._known.get(id(route))
-        if found is None:
-            found = self._matched(scope, route) or self._table().get(id(route))
-            if found is not None:
-                self._known[id(route)] = found
+        found = self._table().get(id(route))
         if found is not None:
             return found
         path = getattr(route, "path_format", None) or getattr(route, "path", None)
