@@ -188,18 +188,26 @@ class ServerProc(Proc):
         def ready() -> bool:
             if not self.running:
                 raise AssertionError(f"server exited:\n{self.log()[-3000:]}")
-            answer = self.health()
             # This server's answer, not another's: a test that restarts a server on
             # the port it had can find that port taken meanwhile by another test's
-            # server (a full run failed with a 401 from one). Its replica id is in
-            # its own log once it is ready.
-            replica = answer.json().get("replica") if answer.status_code == 200 else None
-            return bool(replica) and f"ready (replica {replica})" in self.log()
+            # server (a full run failed with a 401 from one).
+            return self.health().status_code == 200 and self.listens()
 
         wait_for(ready, timeout, what="server health")
 
     def health(self) -> httpx.Response:
         return httpx.get(f"{self.url}/api/v1/health", timeout=2)
+
+    def listens(self) -> bool:
+        """Whether this server's own process holds the listening socket of its port."""
+        import psutil
+
+        assert self.process is not None
+        try:
+            sockets = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(s.status == psutil.CONN_LISTEN and s.laddr.port == self.port for s in sockets)
 
     def client(self, token: str = ADMIN_TOKEN) -> Client:
         return Client(self.url, token)
