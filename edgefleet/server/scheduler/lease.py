@@ -1,7 +1,7 @@
 """Leases: background work that must run on exactly one replica.
 
 A row per lease in the shared database; a replica holds it while it keeps
-renewing it (every scheduler tick) and loses it ``ttl`` seconds after it
+renewing it (:class:`Holding`: once a third of its TTL has passed) and loses it ``ttl`` seconds after it
 stops (it died, or lost the database). Acquiring is one conditional UPDATE
 ("mine already, or expired"), atomic on SQLite and PostgreSQL alike.
 
