@@ -182,7 +182,13 @@ class ServerProc(Proc):
     def start(self, wait: bool = True) -> None:
         super().start()
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                # Not left running: a benchmark whose server never became ready
+                # (it has no fleet fixture to stop it) left one serving for an hour.
+                self.stop()
+                raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         def ready() -> bool:
