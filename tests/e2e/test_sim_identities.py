@@ -42,6 +42,14 @@ def _online_ids(server: ServerProc) -> set[str]:
     return {d["id"] for d in page["items"]}
 
 
+def _enrolled_events(server: ServerProc) -> int:
+    with server.http() as http:
+        events = http.get(
+            "/api/v1/events", params={"kind": "device.enrolled", "limit": 1000}
+        ).json()
+    return len([e for e in events["items"] if e["kind"] == "device.enrolled"])
+
+
 def _run_until_online(server: ServerProc, tmp: Path, log: Path) -> set[str]:
     sim = _sim(server, _key(server), tmp, log)
     try:
@@ -87,11 +95,14 @@ def test_sim_keeps_identities_per_server_and_reenrolls_when_rejected(tmp_path: P
         fresh.start()
         fresh_ids = _run_until_online(fresh, tmp, log)
         assert not fresh_ids & first_ids
-        with fresh.http() as http:
-            events = http.get(
-                "/api/v1/events", params={"kind": "device.enrolled", "limit": 1000}
-            ).json()
-        assert len([e for e in events["items"] if e["kind"] == "device.enrolled"]) == N
+        # The event log is written in batches a moment after the fact (a
+        # device can be online before its "enrolled" event is stored).
+        enrolled = wait_for(
+            lambda: (n := _enrolled_events(fresh)) >= N and n,
+            15,
+            what=f"{N} device.enrolled events on the fresh server",
+        )
+        assert enrolled == N
         stored = {
             json.loads(p.read_text())["device_id"]
             for p in (tmp / "edgefleet-sim").glob("*/*/device.json")
