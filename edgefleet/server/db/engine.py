@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from edgefleet.server.db import sqlite_driver
+
 
 class DatabaseUrlError(ValueError):
     pass
@@ -62,7 +64,10 @@ def create_engine(url: str) -> AsyncEngine:
         # keeps its pool slot: with 15 slots, a storm of writers left none for
         # reads (an agent's credential lookup timed out at 10,000 devices).
         # Reads in WAL mode never wait for the writer, so give them room.
-        engine = create_async_engine(url, pool_size=5, max_overflow=35)
+        # Statements make one trip to aiosqlite's thread each (:mod:`.sqlite_driver`).
+        engine = create_async_engine(
+            url, pool_size=5, max_overflow=35, module=sqlite_driver.dbapi()
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -20,6 +20,7 @@ from edgefleet.server.errors import Invalid
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.pagination import Page, PageParams, keyset_rows
 from edgefleet.server.rollouts import pins as rollout_pins
+from edgefleet.server.rollouts.tables import JobRollout
 from edgefleet.wire.status import DeviceJobState
 
 DEVICE_STATES: tuple[str, ...] = get_args(DeviceJobState)
@@ -43,10 +44,16 @@ def parse_states(state: str | None) -> list[str] | None:
 
 
 async def page(
-    db: AsyncSession, job: Job, params: PageParams, states: list[str] | None = None
+    db: AsyncSession,
+    job: Job,
+    params: PageParams,
+    states: list[str] | None = None,
+    *,
+    rollout: JobRollout | None,
 ) -> Page[dict[str, Any]]:
     """The job's devices with their status, oldest row first, as plain dicts in the
-    API's shape (a job on 10,000 devices is read as columns, not objects)."""
+    API's shape (a job on 10,000 devices is read as columns, not objects).
+    ``rollout`` is the job's rollout row, which the caller has already read."""
     query = (
         select(
             JobDevice.pk,
@@ -87,11 +94,12 @@ async def page(
     ]
     # A staged rollout tells the devices it holds back the previous version:
     # that, not the job's new one, is their target.
-    pin = (await rollout_pins.load(db, [job.pk])).by_job.get(job.pk)
-    if pin is not None and pin.version is not None:
+    held = rollout_pins.held_version(rollout)
+    if held is not None:
+        version, moved = held
         for item in items:
-            if item["device"] not in pin.moved:
-                item["target_version"] = pin.version
+            if item["device"] not in moved:
+                item["target_version"] = version
     return Page(items=items, next=found.next)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,11 +37,13 @@ def attach(db: AsyncSession, job_pk: int, reservation: Reservation) -> None:
     db.add(ReservationJob(job_pk=job_pk, reservation_pk=reservation.pk))
 
 
-async def of_job(db: AsyncSession, job_pk: int) -> str | None:
-    """The id of the reservation a job named, if any."""
-    found = await db.scalar(
+def id_of_job(job_pk: Any) -> Any:
+    """The id of the reservation a job named (NULL if none), as a scalar
+    subquery, so a job's view reads it in the same statement as the job's other
+    facts; ``job_pk`` may be a column."""
+    return (
         select(Reservation.id)
         .join(ReservationJob, ReservationJob.reservation_pk == Reservation.pk)
         .where(ReservationJob.job_pk == job_pk)
+        .scalar_subquery()
     )
-    return found

@@ -65,6 +65,14 @@ class Pins:
         return assignment.model_copy(update=update)
 
 
+def held_version(row: JobRollout | None) -> tuple[str, set[str]] | None:
+    """The version a staged rollout keeps the devices it has not moved yet on,
+    and the ids of those it has moved; None when it holds nobody back."""
+    if row is None or row.state not in ACTIVE or not row.from_version or not row.from_resolved:
+        return None
+    return row.from_version, set((row.progress or {}).get("moved", {}))
+
+
 async def load(db: AsyncSession, job_pks: Iterable[int]) -> Pins:
     """The rollouts of these jobs, in one query."""
     pks = sorted(set(job_pks))
@@ -78,10 +86,10 @@ async def load(db: AsyncSession, job_pks: Iterable[int]) -> Pins:
             lock_timeout=float(row.settings.get("lock_timeout", 600.0)),
             locks_overridden_at=row.locks_overridden_at,
         )
-        if row.state in ACTIVE and row.from_version and row.from_resolved:
-            pin.version = row.from_version
+        previous = held_version(row)
+        if previous is not None:
+            pin.version, pin.moved = previous
             pin.spec = AppSpec.model_validate(row.from_resolved)
-            pin.moved = set((row.progress or {}).get("moved", {}))
         held = (row.progress or {}).get("held") or {}
         if held and row.state in (*ACTIVE, *REVERTED):
             pin.inputs = HeldInputs.model_validate(held)

@@ -173,8 +173,9 @@ async def override_locks(
     return row
 
 
-async def view(db: AsyncSession, job: Job) -> RolloutOut | None:
-    row = await get(db, job)
+async def view(db: AsyncSession, job: Job, row: JobRollout | None) -> RolloutOut | None:
+    """The job's rollout as the API shows it; ``row`` is its rollout row (or
+    None), which the job's view reads with everything else about the job."""
     if row is None or not row.settings:
         return None
     settings = RolloutIn.model_validate(row.settings or {})
