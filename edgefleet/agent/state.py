@@ -54,14 +54,44 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
         os.close(dir_fd)
 
 
+def overwrite(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` in place: neither atomic nor durable (a crash mid-write
+    leaves a torn file, which the loaders read as missing). For the simulator's
+    devices only: on ext4 here replacing a file costs ~0.8 ms of kernel time
+    (the rename over an old file starts its data's writeback), rewriting one in
+    place ~16 us, and 10,000 devices on one event loop replace three files each
+    per fan-out (issue 16)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
 class StateDir:
     def __init__(self, root: Path, durable: bool = True) -> None:
         # Only the fleet simulator turns durability off: 10,000 agents fsyncing
-        # on one event loop would measure the disk, not the server.
+        # (or even replacing files) on one event loop would measure the disk,
+        # not the server. Its devices' identities are still replaced atomically.
         self.durable = durable
         self.root = root
+        self._job_dirs: set[str] = set()
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
+
+    def write(self, path: Path, data: bytes) -> None:
+        """A state file, as this state dir keeps them (owner-only)."""
+        if self.durable:
+            atomic_write(path, data, 0o600)
+        else:
+            overwrite(path, data, 0o600)
 
     @property
     def identity_path(self) -> Path:
@@ -88,12 +118,7 @@ class StateDir:
             return None
 
     def save_desired(self, desired: DesiredState) -> None:
-        atomic_write(
-            self.root / "desired.json",
-            desired.model_dump_json().encode(),
-            0o600,
-            durable=self.durable,
-        )
+        self.write(self.root / "desired.json", desired.model_dump_json().encode())
 
     def load_json(self, name: str, default: Any) -> Any:
         try:
@@ -102,11 +127,13 @@ class StateDir:
             return default
 
     def save_json(self, name: str, value: Any) -> None:
-        atomic_write(
-            self.root / name, json.dumps(value, indent=2).encode(), 0o600, durable=self.durable
-        )
+        self.write(self.root / name, json.dumps(value, indent=2).encode())
 
     def job_dir(self, job_id: str) -> Path:
+        """The job's working directory, made on first use (each workload spec
+        asks for it; nothing in the agent removes it)."""
         path = self.root / "jobs" / job_id
-        path.mkdir(parents=True, exist_ok=True)
+        if job_id not in self._job_dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._job_dirs.add(job_id)
         return path

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from edgefleet.agent.state import StateDir, atomic_write
+from edgefleet.agent.state import StateDir
 from edgefleet.wire.schedule import RunRecord
 
 FILE = "schedule-runs.json"
@@ -105,4 +105,4 @@ class RunLog:
 
     def _save(self) -> None:
         data = self._book.model_dump_json().encode()
-        atomic_write(self.path, data, 0o600, durable=self.state.durable)
+        self.state.write(self.path, data)

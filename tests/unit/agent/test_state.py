@@ -60,3 +60,68 @@ def test_an_agents_state_dir_is_durable_by_default(
     calls = _counting_fsync(monkeypatch)
     state.save_identity(IDENTITY)
     assert len(calls) == 2
+
+
+def _replacements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = os.replace
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+DESIRED_LONG = {"jobs": [{"id": f"j{i}", "spec": "x" * 50} for i in range(20)]}
+DESIRED_SHORT = {"jobs": []}
+
+
+def test_a_devices_state_files_are_replaced_atomically_and_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = StateDir(tmp_path / "state")
+    replaced, synced = _replacements(monkeypatch), _counting_fsync(monkeypatch)
+    state.save_json("applied.json", DESIRED_LONG)
+    state.save_json("applied.json", DESIRED_SHORT)
+    assert state.load_json("applied.json", None) == DESIRED_SHORT
+    assert len(replaced) == 2 and len(synced) == 4
+
+
+def test_the_simulators_state_files_are_rewritten_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No rename (~0.8 ms of ext4's time each) and no fsync per file in the
+    simulator; a shorter content leaves no tail of the longer one before it,
+    and a file in a directory not made yet gets its directory."""
+    state = StateDir(tmp_path / "state", durable=False)
+    replaced, synced = _replacements(monkeypatch), _counting_fsync(monkeypatch)
+    state.save_json("applied.json", DESIRED_LONG)
+    state.save_json("applied.json", DESIRED_SHORT)
+    assert state.load_json("applied.json", None) == DESIRED_SHORT
+    nested = state.root / "schedule" / "runs.json"
+    state.write(nested, b"{}")
+    assert nested.read_bytes() == b"{}"
+    assert replaced == [] and synced == []
+    assert stat.S_IMODE((state.root / "applied.json").stat().st_mode) == 0o600
+    # identities stay atomic even here: a torn one would lose the device
+    state.save_identity(IDENTITY)
+    assert replaced == [str(state.identity_path)]
+
+
+def test_a_job_dir_is_made_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = StateDir(tmp_path / "state")
+    made: list[Path] = []
+    real = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    first = state.job_dir("j1")
+    assert first.is_dir() and first in made
+    made.clear()
+    assert state.job_dir("j1") == first
+    assert made == []
