@@ -82,4 +82,7 @@ async def test_the_built_fleet_is_frozen_without_a_full_collection(tmp_path: Pat
         gc.unfreeze()
     assert len(stats.agents) == 40 and stats.failed == 40
     assert len(full) == 1  # settle() at start-up, before any agent existed
+    # connections are tenured like the server's sessions while the fleet runs
+    assert stats.tenure is not None and stats.tenure.members == stats.connected
+    assert stats.tenure._collected not in gc.callbacks  # and no longer once it stopped
     assert frozen > full[0] + 40  # the agents built since were frozen too
