@@ -125,3 +125,15 @@ def test_a_job_dir_is_made_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     made.clear()
     assert state.job_dir("j1") == first
     assert made == []
+
+
+def test_the_simulators_in_place_write_does_not_follow_a_symlink(tmp_path: Path) -> None:
+    """Writing in place must not become a write through a link planted where a
+    state file was (the atomic replace never followed one)."""
+    state = StateDir(tmp_path / "state", durable=False)
+    target = tmp_path / "elsewhere.txt"
+    target.write_bytes(b"untouched")
+    (state.root / "applied.json").symlink_to(target)
+    with pytest.raises(OSError):
+        state.save_json("applied.json", {"generation": 1})
+    assert target.read_bytes() == b"untouched"
