@@ -21,11 +21,11 @@ import httpx
 import pyarrow.parquet as pq
 
 from tests.conftest import Fleet
-from tests.support.procs import ADMIN_TOKEN, AgentProc, wait_for
+from tests.support.procs import ADMIN_TOKEN, AgentProc, wait_for, wait_for_line
 
 
 def workload_url(tmp_path: Path, device: str) -> str:
-    return (tmp_path / f"url-{device}").read_text().strip()
+    return wait_for_line(tmp_path / f"url-{device}", what="the workload's data URL")
 
 
 def url_probe(tmp_path: Path) -> dict[str, Any]:

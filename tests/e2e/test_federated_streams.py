@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import Fleet
-from tests.support.procs import AgentProc, wait_for
+from tests.support.procs import AgentProc, wait_for, wait_for_line
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +58,7 @@ def test_a_stream_dataset_survives_upload_and_computes(fleet: Fleet, tmp_path: P
     rng = random.Random(2)
     kitchen: list[float] = []
     for device in ids:
-        wait_for(lambda d=device: (tmp_path / f"url-{d}").exists(), 60, what="workload started")
-        url = (tmp_path / f"url-{device}").read_text().strip()
+        url = wait_for_line(tmp_path / f"url-{device}", what="workload started")
         lines = []
         for _ in range(20):
             record = {"pm25": round(rng.uniform(1, 80), 3), "room": rng.choice(["kitchen", "bed"])}

@@ -55,6 +55,19 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
 
 
+def wait_for_line(path: Path, timeout: float = 60.0, what: str = "a line") -> str:
+    """The first line a process writes to ``path``, once it is whole: a shell's
+    ``echo ... > path`` creates the file before it writes, so "it exists" is
+    not yet "it holds the line"."""
+
+    def whole() -> str | None:
+        text = path.read_text() if path.exists() else ""
+        return text.split("\n", 1)[0] if "\n" in text else None
+
+    line: str = wait_for(whole, timeout, what=what)
+    return line.strip()
+
+
 class Proc:
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.name = name
