@@ -1,8 +1,11 @@
 """The device's durable buffer of collected records and files: a journal
 (:mod:`edgefleet.agent.data.journal`) that each group of requests is
 appended to and fdatasync'd (one write, one fsync) before any answer, and
-SQLite (WAL) that the records move into in bulk (:meth:`Buffer.move`) before
-anything reads the records table, past ``MOVE_BYTES``, and at open.
+SQLite (WAL) that the records move into in bulk (:meth:`Buffer.move`) past
+``MOVE_BYTES``, at open, and before anything but an upload reads the records
+table. Uploads read buffer.db first (its records are the oldest), then the
+journal's records still in memory: a record the server commits before the
+next move never becomes a row, only a count (``UPLOADED``).
 
 What must survive a power cut is fsync'd before it is relied on: a record
 before its 2xx (the journal), a file's row before its 201 and its deletion
@@ -42,18 +45,26 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgefleet.agent.data import moves
 from edgefleet.agent.data.errors import BufferError, QuotaFull
 from edgefleet.agent.data.files import FILES, Files
 from edgefleet.agent.data.journal import ROTATE_BYTES, Journal, Row, encode
+from edgefleet.agent.data.records import (
+    RECORD_OVERHEAD,
+    UPLOADED,
+    Incoming,
+    Planned,
+    Stored,
+    StreamStats,
+    record_size,
+)
 
 log = logging.getLogger(__name__)
 
-RECORD_OVERHEAD = 64  # bytes counted per record on top of its payload
 RID_RETENTION = 24 * 3600.0
-MOVE_BYTES = 256 * 1024  # journalled payload held in memory before it is moved into SQLite
+MOVE_BYTES = 1024 * 1024  # journalled payload held in memory before it is moved into SQLite
 LIGHT_MARGIN = 32 * 1024 * 1024  # room left under the quota for a group that must not evict
 
 _SCHEMA = """
@@ -79,51 +90,6 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL
 );
 """
-
-
-@dataclass
-class Incoming:
-    """Records of one request, for one job and stream; ``rid`` per record or None."""
-
-    job: str
-    stream: str
-    records: list[tuple[str | None, str]]
-
-
-@dataclass
-class Stored:
-    """What happened to each record of an :class:`Incoming`: its seq, and
-    whether it was already there (same record id)."""
-
-    seqs: list[int] = field(default_factory=list)
-    duplicates: int = 0
-
-
-@dataclass
-class Planned:
-    """A group of requests given seqs and quota but not yet durable
-    (:meth:`Buffer.prepare`): ``data`` is its journal entry (empty when every
-    record was a duplicate or refused)."""
-
-    results: list[Stored | BufferError]
-    entries: list[Row]
-    ids: dict[tuple[str, str, str], int]
-    added: int
-    data: bytes
-
-
-@dataclass
-class StreamStats:
-    job: str
-    stream: str
-    pending: int
-    pending_bytes: int
-    oldest: float | None
-    accepted: int
-    uploaded: int
-    evicted: int
-    rejected: int
-    last_time: float | None
 
 
 class Buffer(Files):
@@ -227,9 +193,7 @@ class Buffer(Files):
                         continue
                     mine[rid] = seq
                 fresh.append(Row(0, request.job, request.stream, seq, now, rid, payload))
-                # UTF-8 bytes; ASCII text (the usual) measured without encoding it
-                need += len(payload) if payload.isascii() else len(payload.encode())
-                need += RECORD_OVERHEAD
+                need += record_size(payload) + RECORD_OVERHEAD
                 stored.seqs.append(seq)
                 seq += 1
             try:
@@ -258,7 +222,7 @@ class Buffer(Files):
         self.pending += len(planned.entries)
         if move and self._unmoved_bytes > MOVE_BYTES:
             try:
-                self.move()
+                self._relieve()
             except (sqlite3.Error, OSError) as exc:  # stored already: the group must not fail
                 log.warning("data buffer: move into buffer.db failed (%s); retried later", exc)
         return planned.results
@@ -292,6 +256,28 @@ class Buffer(Files):
         if self.journal.size > ROTATE_BYTES:
             self._rotate()
 
+    def _relieve(self) -> None:
+        """Past ``MOVE_BYTES``: count the records the server has committed since
+        the last move and drop them from memory; the rest follow into buffer.db
+        only if the uploads are behind (over half of ``MOVE_BYTES`` left), or
+        the journal is due to rotate, which needs all of its records moved."""
+        done = 0
+        for row in self._unmoved:
+            if row.id != UPLOADED:
+                break
+            done += 1
+        if done and self.journal.size <= ROTATE_BYTES:
+            committed = self._unmoved[:done]
+            self._insert(committed)
+            self._unmoved = self._unmoved[done:]
+            for row in committed:
+                self._unmoved_bytes -= record_size(row.payload) + RECORD_OVERHEAD
+                if row.rid is not None:
+                    self._unmoved_ids.pop((row.job, row.stream, row.rid), None)
+            if self._unmoved_bytes <= MOVE_BYTES // 2:
+                return
+        self.move()
+
     def _rotate(self) -> None:
         """Make buffer.db durable (a checkpoint: the WAL fsync'd, copied into the
         database, that fsync'd), then let the journal drop its older files. A
@@ -305,54 +291,11 @@ class Buffer(Files):
         self.journal.rotate()
 
     def _insert(self, entries: list[Row]) -> None:
-        """Insert journalled records, skipping any already moved: a seq below its
-        stream's ``next_seq``, or a record id already stored (a group whose
-        append failed and was retried, both copies found on recovery)."""
-        if not entries:
-            return
-        with self._tx(durable=False) as db:
-            next_seq: dict[tuple[str, str], int] = {}
-            counts: dict[tuple[str, str], tuple[int, float]] = {}
-            rows = []
-            for e in entries:
-                key = (e.job, e.stream)
-                if key not in next_seq:
-                    row = db.execute(
-                        "SELECT next_seq FROM streams WHERE job=? AND stream=?", key
-                    ).fetchone()
-                    next_seq[key] = 1 if row is None else int(row[0])
-                if e.seq < next_seq[key]:
-                    continue
-                if (
-                    e.rid is not None
-                    and db.execute(
-                        "SELECT 1 FROM ids WHERE job=? AND stream=? AND rid=?", (*key, e.rid)
-                    ).fetchone()
-                ):
-                    continue
-                rows.append(
-                    (e.job, e.stream, e.seq, e.time, e.rid, e.payload, len(e.payload.encode()))
-                )
-                if e.rid is not None:  # later entries of this move see it as stored
-                    db.execute(
-                        "INSERT INTO ids (job, stream, rid, seq, time) VALUES (?, ?, ?, ?, ?)",
-                        (*key, e.rid, e.seq, e.time),
-                    )
-                next_seq[key] = e.seq + 1
-                n, _ = counts.get(key, (0, 0.0))
-                counts[key] = (n + 1, e.time)
-            db.executemany(
-                "INSERT INTO records (job, stream, seq, time, rid, payload, size) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            for key, (n, last) in counts.items():
-                db.execute("INSERT OR IGNORE INTO streams (job, stream) VALUES (?, ?)", key)
-                db.execute(
-                    "UPDATE streams SET next_seq=?, accepted=accepted+?, last_time=? "
-                    "WHERE job=? AND stream=?",
-                    (next_seq[key], n, last, *key),
-                )
+        """Move journalled records into buffer.db (:func:`moves.insert`: what is
+        there already skipped, what the server has committed only counted)."""
+        if entries:
+            with self._tx(durable=False) as db:
+                moves.insert(db, entries)
 
     def _make_room(self, need: int) -> None:
         """Refuse (QuotaFull) unless ``need`` more bytes fit, evicting the oldest
@@ -401,8 +344,10 @@ class Buffer(Files):
     # -- uploading ------------------------------------------------------------------------
 
     def batch(self, max_records: int, max_bytes: int) -> list[Row]:
-        """The oldest records, at least one, up to the limits."""
-        self.move()
+        """The oldest records, at least one, up to the limits: from buffer.db
+        (they are older), then straight from the journal's records in memory,
+        which a connected agent's uploads keep up with, so that most records
+        never cost an insert and a delete in SQLite."""
         rows = self.db.execute(
             "SELECT id, job, stream, seq, time, rid, payload, size FROM records "
             "ORDER BY id LIMIT ?",
@@ -413,8 +358,17 @@ class Buffer(Files):
         for r in rows:
             total += r[7] + RECORD_OVERHEAD
             if batch and total > max_bytes:
-                break
+                return batch
             batch.append(Row(*r[:7]))
+        if len(rows) == max_records:  # buffer.db may hold more, older than the journal's
+            return batch
+        for row in self._unmoved:
+            if row.id == UPLOADED:
+                continue
+            total += record_size(row.payload) + RECORD_OVERHEAD
+            if batch and (total > max_bytes or len(batch) >= max_records):
+                break
+            batch.append(row)  # the same object: a move meanwhile gives it its id
         return batch
 
     def acknowledge(self, rows: list[Row], discarded: set[str] | None = None) -> None:
@@ -422,7 +376,13 @@ class Buffer(Files):
         for good): delete them, count them."""
         if not rows:
             return
-        self.move()  # a discarded job's records are deleted from SQLite: all must be there
+        if discarded:
+            self.move()  # a discarded job's records are deleted from SQLite: all must be there
+        # Read from the journal and not moved since: no row to delete.
+        self._uploaded_unmoved([row for row in rows if row.id == 0])
+        rows = [row for row in rows if row.id > 0]
+        if not rows:
+            return
         discarded = discarded or set()
         first, last = rows[0].id, rows[-1].id
         uploaded: dict[tuple[str, str], int] = {}
@@ -461,6 +421,16 @@ class Buffer(Files):
                     size += s
         self.used -= int(size) + RECORD_OVERHEAD * int(count)
         self.pending -= int(count)
+
+    def _uploaded_unmoved(self, rows: list[Row]) -> None:
+        """Committed records still only in the journal: marked, so that the
+        next move counts them (as accepted and uploaded) without a row."""
+        size = 0
+        for row in rows:
+            row.id = UPLOADED
+            size += record_size(row.payload) + RECORD_OVERHEAD
+        self.used -= size
+        self.pending -= len(rows)
 
     # -- upkeep and reporting ---------------------------------------------------------------
 

@@ -51,8 +51,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from edgefleet.agent.data.buffer import Buffer, Incoming, Planned, Stored
+from edgefleet.agent.data.buffer import Buffer
 from edgefleet.agent.data.errors import BufferError
+from edgefleet.agent.data.records import Incoming, Planned, Stored
 from edgefleet.agent.data.syncer import SyncThread
 from edgefleet.agent.http_server import HttpError
 

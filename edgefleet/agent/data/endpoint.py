@@ -36,9 +36,9 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from edgefleet.agent.data.buffer import Incoming, Stored
 from edgefleet.agent.data.compact import compact_encoder
 from edgefleet.agent.data.connection import Encoded, Reply
+from edgefleet.agent.data.records import Incoming, Stored
 from edgefleet.agent.http_server import HttpError, Request, Response, error
 
 MAX_RECORD_BYTES = 256 * 1024

@@ -34,12 +34,13 @@ from typing import Any, TypeVar
 from edgefleet.agent import facts
 from edgefleet.agent.changes.plan import revision_of
 from edgefleet.agent.data import context, networks
-from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
+from edgefleet.agent.data.buffer import Buffer
 from edgefleet.agent.data.commit import RETRY_AFTER, Done, GroupCommit
 from edgefleet.agent.data.endpoint import FastRecords, make_handler
 from edgefleet.agent.data.errors import BufferError
 from edgefleet.agent.data.http import Server
 from edgefleet.agent.data.journal import fsync_dir
+from edgefleet.agent.data.records import Incoming, Stored
 from edgefleet.agent.data.uploader import Uploader
 from edgefleet.agent.http_server import HttpError
 from edgefleet.agent.part import AgentContext, MessageHandler

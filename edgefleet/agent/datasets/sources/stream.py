@@ -4,7 +4,10 @@ through ``EDGEFLEET_DATA_URL``), declared as ``stream:NAME`` or ``stream:JOB/NAM
 The agent's data buffer (``<state-dir>/data/buffer.db``) deletes a record once
 the server has it, so a dataset cannot read the buffer alone. Declaring the
 dataset installs a SQLite trigger in that same database: every record of the
-stream the buffer stores is copied, in the buffer's own transaction, into
+stream the buffer moves into buffer.db (within seconds of its 2xx: at the
+latest the uploader's next backlog report, every 5 s, or the agent's stop
+moves what the journal holds, uploaded or not) is copied, in the buffer's own
+transaction, into
 ``fed_retained`` (never uploaded, never in the buffer's quota, at most the
 dataset's ``retain_rows``, ``--retain`` at declaration, oldest dropped first). Records still buffered at
 declaration are copied too; records uploaded and deleted before it are gone.

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edgefleet.agent.data.buffer import RECORD_OVERHEAD, Buffer, Incoming, Stored
+from edgefleet.agent.data.buffer import Buffer
 from edgefleet.agent.data.errors import QuotaFull
+from edgefleet.agent.data.records import RECORD_OVERHEAD, Incoming, Stored
 
 
 def rec(n: int, rid: str | None = None) -> tuple[str | None, str]:
@@ -54,7 +55,8 @@ def test_a_killed_process_loses_nothing_it_answered_for(tmp_path: Path) -> None:
     script = f"""
 import json, os
 from pathlib import Path
-from edgefleet.agent.data.buffer import Buffer, Incoming
+from edgefleet.agent.data.buffer import Buffer
+from edgefleet.agent.data.records import Incoming
 b = Buffer(Path({str(path)!r}), 10**7)
 for i in range(50):
     b.write([Incoming("j", "s", [(None, json.dumps({{"n": i}}))])])

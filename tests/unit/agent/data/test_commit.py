@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from edgefleet.agent.data import commit as commit_module
-from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
+from edgefleet.agent.data.buffer import Buffer
 from edgefleet.agent.data.commit import GroupCommit
 from edgefleet.agent.data.journal import decode
+from edgefleet.agent.data.records import Incoming, Stored
 from edgefleet.agent.http_server import HttpError
 
 

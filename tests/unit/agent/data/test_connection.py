@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from edgefleet.agent.data import commit as commit_module
-from edgefleet.agent.data.buffer import Stored
 from edgefleet.agent.data.connection import PAUSE_BYTES, encode, unusual
 from edgefleet.agent.data.endpoint import MAX_BODY_BYTES, _answer, _answer_encoded
 from edgefleet.agent.data.http import MAX_HEAD, Server
+from edgefleet.agent.data.records import Stored
 from edgefleet.agent.data.service import DataService, _loopback
 from edgefleet.agent.http_server import error
 from tests.support.agents import agent_context

@@ -1,7 +1,8 @@
 """The records' journal in front of buffer.db: what a killed agent leaves there
 is recovered exactly once (a torn or damaged tail dropped, records already
-moved or uploaded not brought back), and a failed append never hands out a
-seq twice."""
+moved, or uploaded from buffer.db, not brought back; records uploaded
+straight from the journal and not yet counted sent again, for the server to
+drop), and a failed append never hands out a seq twice."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from edgefleet.agent.data import buffer as buffer_module
-from edgefleet.agent.data.buffer import Buffer, Incoming, Stored
+from edgefleet.agent.data.buffer import Buffer
 from edgefleet.agent.data.journal import Journal, Row, decode, encode
+from edgefleet.agent.data.records import Incoming, Stored
 
 
 def rec(n: int, rid: str | None = None) -> tuple[str | None, str]:
@@ -43,7 +45,8 @@ def kill_after(tmp_path: Path, body: str) -> None:
     leave it: no close, nothing moved, no checkpoint."""
     script = (
         "import json, os\nfrom pathlib import Path\n"
-        "from edgefleet.agent.data.buffer import Buffer, Incoming\n"
+        "from edgefleet.agent.data.buffer import Buffer\n"
+        "from edgefleet.agent.data.records import Incoming\n"
         f"b = Buffer(Path({str(tmp_path / 'b.db')!r}), 10**7)\n"
         f"{body}\nprint('done', flush=True)\nos._exit(137)\n"
     )
@@ -107,7 +110,8 @@ def test_records_already_moved_or_uploaded_are_not_brought_back(tmp_path: Path) 
         tmp_path,
         "for i in range(5):\n"
         "    b.write([Incoming('j', 's', [(f'r{i}', json.dumps({'n': i}))])])\n"
-        "rows = b.batch(2, 10**6)\n"  # moves all five into SQLite; the journal file stays
+        "b.move()\n"  # all five into SQLite; the journal file stays
+        "rows = b.batch(2, 10**6)\n"
         "b.acknowledge(rows)\n"  # the server has the first two: deleted here
         "b.write([Incoming('j', 's', [(None, json.dumps({'n': 5}))])])",
     )
@@ -117,6 +121,118 @@ def test_records_already_moved_or_uploaded_are_not_brought_back(tmp_path: Path) 
     assert stats["s"].accepted == 6 and stats["s"].uploaded == 2
     # An uploaded record's id is still known: no second copy.
     assert write(buffer, rec(0, "r0")).duplicates == 1
+    buffer.close()
+
+
+def test_records_uploaded_straight_from_the_journal_are_counted_at_the_move_not_stored(
+    tmp_path: Path,
+) -> None:
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    write(buffer, rec(0, "r0"))
+    write(buffer, rec(1), rec(2))
+    used = buffer.used
+    rows = buffer.batch(2, 10**6)  # read from the journal's records: nothing moved
+    assert [r.id for r in rows] == [0, 0]
+    assert buffer.db.execute("SELECT count(*) FROM records").fetchone() == (0,)
+    buffer.acknowledge(rows)
+    assert buffer.pending == 1 and buffer.used < used
+    # The rest is sent next, and the acknowledged ones never again.
+    assert [r.seq for r in buffer.batch(100, 10**6)] == [3]
+    buffer.move()
+    assert buffer.db.execute("SELECT seq FROM records").fetchall() == [(3,)]
+    stats = {s.stream: s for s in buffer.stats()}
+    assert (stats["s"].accepted, stats["s"].uploaded, stats["s"].pending) == (3, 2, 1)
+    assert write(buffer, rec(0, "r0")).duplicates == 1  # its record id is still known
+    assert write(buffer, rec(4)).seqs == [4]
+    buffer.close()
+    again = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(again) == [(3, 2), (4, 4)]
+    assert again.used == used - 2 * (len(rec(1)[1]) + buffer_module.RECORD_OVERHEAD) + (
+        len(rec(4)[1]) + buffer_module.RECORD_OVERHEAD
+    )
+    again.close()
+
+
+def test_a_batch_read_from_the_journal_and_moved_before_its_ack_is_deleted_by_id(
+    tmp_path: Path,
+) -> None:
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    write(buffer, rec(0), rec(1))
+    rows = buffer.batch(100, 10**6)
+    write(buffer, rec(2))
+    buffer.move()  # e.g. past MOVE_BYTES while the batch was on its way
+    assert [r.id for r in rows] == [1, 2]  # the same rows, now with their ids
+    buffer.acknowledge(rows)
+    assert numbers(buffer) == [(3, 2)]
+    assert buffer.pending == 1
+    stats = {s.stream: s for s in buffer.stats()}
+    assert (stats["s"].accepted, stats["s"].uploaded) == (3, 2)
+    buffer.close()
+
+
+def test_a_batch_carries_buffer_db_records_first_then_the_journals(tmp_path: Path) -> None:
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    write(buffer, rec(0), rec(1))
+    buffer.move()
+    write(buffer, rec(2), rec(3))
+    rows = buffer.batch(3, 10**6)
+    assert [(r.seq, r.id) for r in rows] == [(1, 1), (2, 2), (3, 0)]
+    buffer.acknowledge(rows)
+    assert numbers(buffer) == [(4, 3)]
+    assert buffer.pending == 1
+    assert [r.seq for r in buffer.batch(2, 10**6)] == [4]
+    buffer.close()
+
+
+def test_past_the_move_size_committed_records_become_counts_and_the_rest_stay_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = len(rec(0)[1]) + buffer_module.RECORD_OVERHEAD
+    monkeypatch.setattr(buffer_module, "MOVE_BYTES", one * 4)
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    write(buffer, rec(0, "r0"), rec(1), rec(2))
+    buffer.acknowledge(buffer.batch(3, 10**6))  # the uploads keep up
+    write(buffer, rec(3), rec(4))  # past the move size: a relief, not a move
+    assert buffer.db.execute("SELECT count(*) FROM records").fetchone() == (0,)
+    assert [r.seq for r in buffer.batch(100, 10**6)] == [4, 5]  # still in memory
+    stats = {s.stream: s for s in buffer.stats()}  # stats move the rest
+    assert (stats["s"].accepted, stats["s"].uploaded, stats["s"].pending) == (5, 3, 2)
+    assert write(buffer, rec(0, "r0")).duplicates == 1
+    buffer.close()
+    again = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(again) == [(4, 3), (5, 4)]
+    again.close()
+
+
+def test_uploads_behind_move_the_uncommitted_records_into_buffer_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = len(rec(0)[1]) + buffer_module.RECORD_OVERHEAD
+    monkeypatch.setattr(buffer_module, "MOVE_BYTES", one * 4)
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    write(buffer, rec(0))
+    buffer.acknowledge(buffer.batch(1, 10**6))
+    write(buffer, rec(1), rec(2), rec(3), rec(4))  # 4 waiting: over half the move size
+    assert buffer.db.execute("SELECT seq FROM records").fetchall() == [(2,), (3,), (4,), (5,)]
+    assert numbers(buffer) == [(2, 1), (3, 2), (4, 3), (5, 4)]
+    buffer.close()
+
+
+def test_a_killed_agent_sends_again_what_was_acknowledged_but_never_moved(
+    tmp_path: Path,
+) -> None:
+    """The acknowledgement of records still only in the journal lives in
+    memory: after a kill -9 they come back once and go again, which the
+    server's one copy per seq absorbs; nothing is lost, no seq is reused."""
+    kill_after(
+        tmp_path,
+        "for i in range(3):\n"
+        "    b.write([Incoming('j', 's', [(None, json.dumps({'n': i}))])])\n"
+        "b.acknowledge(b.batch(2, 10**6))\n",
+    )
+    buffer = Buffer(tmp_path / "b.db", 10**7)
+    assert numbers(buffer) == [(1, 0), (2, 1), (3, 2)]
+    assert write(buffer, rec(9)).seqs == [4]
     buffer.close()
 
 
@@ -176,7 +292,8 @@ def test_sigkill_mid_writing_keeps_every_answered_record_once(tmp_path: Path) ->
     and retrying them all by id stores nothing new."""
     script = (
         "import json, sys\nfrom pathlib import Path\n"
-        "from edgefleet.agent.data.buffer import Buffer, Incoming\n"
+        "from edgefleet.agent.data.buffer import Buffer\n"
+        "from edgefleet.agent.data.records import Incoming\n"
         f"b = Buffer(Path({str(tmp_path / 'b.db')!r}), 10**8)\n"
         "n = 0\n"
         "while True:\n"

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import pytest
 
 from edgefleet.agent.data import uploader as uploader_module
-from edgefleet.agent.data.buffer import Buffer, Incoming
+from edgefleet.agent.data.buffer import Buffer
+from edgefleet.agent.data.records import Incoming
 from edgefleet.agent.data.uploader import Uploader
 
 T = TypeVar("T")
