@@ -69,7 +69,6 @@ class Jobs:
             self.health,
             phase=self._set_phase,
             env_hooks=self.env_hooks,
-            workdir=state.job_dir,
         )
         self.executor.lock_dir = self.locks.dir_for  # mounted into the job's containers
         self.executor.progress = self._set_progress  # image builds' steps (agent/builds.py)

@@ -85,7 +85,6 @@ class StateDir:
         # not the server. Its devices' identities are still replaced atomically.
         self.durable = durable
         self.root = root
-        self._job_dirs: set[str] = set()
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
 
@@ -133,12 +132,3 @@ class StateDir:
         # Compact: with ``indent`` the json module falls back to its pure-Python
         # encoder, 6 % of the simulator's CPU in a fan-out (``jq`` reads these).
         self.write(self.root / name, json.dumps(value, separators=(",", ":")).encode())
-
-    def job_dir(self, job_id: str) -> Path:
-        """The job's working directory, made on first use (each workload spec
-        asks for it; nothing in the agent removes it)."""
-        path = self.root / "jobs" / job_id
-        if job_id not in self._job_dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            self._job_dirs.add(job_id)
-        return path

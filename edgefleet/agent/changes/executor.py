@@ -90,7 +90,6 @@ class Executor:
         *,
         phase: Phase,
         env_hooks: list[EnvHook],
-        workdir: Callable[[str], object],
         settle: float = SETTLE_SECONDS,
     ) -> None:
         self.runtimes = runtimes
@@ -102,7 +101,6 @@ class Executor:
         self.file_hooks: list[FileHook] = []
         # The job's update-lock directory, mounted into its containers (agent/changes/locks.py).
         self.lock_dir: Callable[[str], Path] | None = None
-        self.workdir = workdir
         self.settle = settle
         # Compose build: fetch the version's context and build it here (agent/builds.py).
         self.builds: Builds | None = None
@@ -164,7 +162,6 @@ class Executor:
             environment=env,
             networks=networks,
             volumes=volumes,
-            workdir=self.workdir(assignment.job_id),  # type: ignore[arg-type]
             files=[f for hook in self.file_hooks for f in hook(assignment, revision, name)],
             lock_dir=lock_dir,
         )

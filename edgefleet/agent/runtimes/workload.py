@@ -80,7 +80,6 @@ class WorkloadSpec:
     environment: dict[str, str]
     networks: dict[str, list[str]] = field(default_factory=dict)  # runtime network -> aliases
     volumes: dict[str, str] = field(default_factory=dict)  # spec volume name -> runtime volume
-    workdir: Path | None = None
     files: list[WorkloadFile] = field(default_factory=list)  # secrets and configs
     lock_dir: Path | None = None  # the job's update-lock directory (agent/changes/locks.py)
 

@@ -110,23 +110,6 @@ def test_the_simulators_state_files_are_rewritten_in_place(
     assert replaced == [str(state.identity_path)]
 
 
-def test_a_job_dir_is_made_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    state = StateDir(tmp_path / "state")
-    made: list[Path] = []
-    real = Path.mkdir
-
-    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
-        made.append(self)
-        real(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Path, "mkdir", mkdir)
-    first = state.job_dir("j1")
-    assert first.is_dir() and first in made
-    made.clear()
-    assert state.job_dir("j1") == first
-    assert made == []
-
-
 def test_the_simulators_in_place_write_does_not_follow_a_symlink(tmp_path: Path) -> None:
     """Writing in place must not become a write through a link planted where a
     state file was (the atomic replace never followed one)."""

@@ -352,7 +352,6 @@ async def test_the_agent_refuses_before_creating_anything(tmp_path: Path) -> Non
         HealthTracker(),
         phase=lambda job, phase: None,
         env_hooks=[],
-        workdir=lambda job: tmp_path,
     )
     plan = plan_job("j1", assignment, [], [], "d1")
     with pytest.raises(ChangeFailed) as caught:
