@@ -30,7 +30,7 @@ from benchmarks.fleet_load import (
     timed_get,
     under_load,
 )
-from benchmarks.harness import Report
+from benchmarks.harness import Report, sim_state_root
 from tests.support import postgres
 from tests.support.procs import ADMIN_TOKEN, ServerProc, wait_for
 
@@ -72,6 +72,7 @@ def run_size(
     n: int,
     workdir: Path,
     *,
+    sim_root: Path | None = None,
     database_url: str | None = None,
     load_seconds: float = 600,
     steady_seconds: float = 15,
@@ -99,7 +100,7 @@ def run_size(
             ]
             time.sleep(2)
             idle_rss = psutil.Process(server.process.pid).memory_info().rss / 1e6  # type: ignore[union-attr]
-            state = workdir / f"sim-{n}"
+            state = (sim_root or workdir) / f"sim-{n}"
             server_cpu = _cpu_seconds(psutil.Process(server.process.pid))  # type: ignore[union-attr]
             started = time.monotonic()
             sim = subprocess.Popen(
@@ -285,13 +286,15 @@ def run(
     if store not in STORES:
         raise ValueError(f"unknown store {store!r}: one of {', '.join(STORES)}")
     admin = postgres.ensure_server() if store == "postgresql" else None
-    with tempfile.TemporaryDirectory(prefix="ef-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ef-bench-") as tmp, sim_state_root() as sims:
         for n in sizes:
             if admin is None:
-                run_size(report, n, Path(tmp), load_seconds=load_seconds)
+                run_size(report, n, Path(tmp), sim_root=sims, load_seconds=load_seconds)
                 continue
             url, name = postgres.fresh_database(admin)
             try:
-                run_size(report, n, Path(tmp), database_url=url, load_seconds=load_seconds)
+                run_size(
+                    report, n, Path(tmp), sim_root=sims, database_url=url, load_seconds=load_seconds
+                )
             finally:
                 postgres.drop_database(admin, name)

@@ -21,7 +21,7 @@ import httpx
 
 from benchmarks.harness import Report, percentile
 
-SIM_NOTE = "sim runtime (the agent's own code, workloads simulated)"
+SIM_NOTE = "sim runtime (the agent's own code, workloads simulated, state dirs in memory)"
 STALL_MS = 500.0
 
 

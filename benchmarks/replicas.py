@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from benchmarks.harness import Report, median
+from benchmarks.harness import Report, median, sim_state_root
 from tests.support import postgres
 from tests.support.cluster import NatsProc
 from tests.support.procs import ADMIN_TOKEN, AgentProc, ServerProc, wait_for
@@ -31,7 +31,9 @@ def _tier(replicas: list[ServerProc], seconds: float) -> tuple[float, float]:
     ) / 1e6
 
 
-def run_tier(report: Report, count: int, devices: int, workdir: Path) -> None:
+def run_tier(
+    report: Report, count: int, devices: int, workdir: Path, sim_root: Path | None = None
+) -> None:
     admin = postgres.ensure_server()
     url, name = postgres.fresh_database(admin)
     nats = NatsProc(workdir)
@@ -72,7 +74,7 @@ def run_tier(report: Report, count: int, devices: int, workdir: Path) -> None:
                 "--provisioning-key",
                 key,
                 "--state-dir",
-                str(workdir / f"sim-{count}"),
+                str((sim_root or workdir) / f"sim-{count}"),
                 "--supervise-every",
                 "30",
             ]
@@ -189,6 +191,6 @@ def run_tier(report: Report, count: int, devices: int, workdir: Path) -> None:
 
 
 def run(report: Report, devices: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="ef-bench-replicas-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ef-bench-replicas-") as tmp, sim_state_root() as sims:
         for count in (1, 2, 3):
-            run_tier(report, count, devices, Path(tmp))
+            run_tier(report, count, devices, Path(tmp), sims)
