@@ -184,12 +184,18 @@ def test_a_batch_carries_buffer_db_records_first_then_the_journals(tmp_path: Pat
     buffer.close()
 
 
+def four_records_move(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Buffer:
+    """A buffer whose move size is four of these tests' records."""
+    monkeypatch.setattr(
+        buffer_module, "MOVE_BYTES", 4 * (len(rec(0)[1]) + buffer_module.RECORD_OVERHEAD)
+    )
+    return Buffer(tmp_path / "b.db", 10**7)
+
+
 def test_past_the_move_size_committed_records_become_counts_and_the_rest_stay_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    one = len(rec(0)[1]) + buffer_module.RECORD_OVERHEAD
-    monkeypatch.setattr(buffer_module, "MOVE_BYTES", one * 4)
-    buffer = Buffer(tmp_path / "b.db", 10**7)
+    buffer = four_records_move(tmp_path, monkeypatch)
     write(buffer, rec(0, "r0"), rec(1), rec(2))
     buffer.acknowledge(buffer.batch(3, 10**6))  # the uploads keep up
     write(buffer, rec(3), rec(4))  # past the move size: a relief, not a move
@@ -207,9 +213,7 @@ def test_past_the_move_size_committed_records_become_counts_and_the_rest_stay_in
 def test_uploads_behind_move_the_uncommitted_records_into_buffer_db(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    one = len(rec(0)[1]) + buffer_module.RECORD_OVERHEAD
-    monkeypatch.setattr(buffer_module, "MOVE_BYTES", one * 4)
-    buffer = Buffer(tmp_path / "b.db", 10**7)
+    buffer = four_records_move(tmp_path, monkeypatch)
     write(buffer, rec(0))
     buffer.acknowledge(buffer.batch(1, 10**6))
     write(buffer, rec(1), rec(2), rec(3), rec(4))  # 4 waiting: over half the move size
