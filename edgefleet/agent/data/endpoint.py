@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from edgefleet.agent.data.compact import compact_encoder
 from edgefleet.agent.data.connection import Encoded, Reply
-from edgefleet.agent.data.records import Incoming, Stored
+from edgefleet.agent.data.records import Incoming, Stored, record_size
 from edgefleet.agent.http_server import HttpError, Request, Response, error
 
 MAX_RECORD_BYTES = 256 * 1024
@@ -124,8 +124,7 @@ def _checked(record: dict[str, Any], header_id: str | None, number: int, many: b
     naming its problem (``number``: its line, when the body has ``many``)."""
     try:
         text = _compact(record)
-        # The UTF-8 size; ASCII text (the usual) is measured without encoding it.
-        size = len(text) if text.isascii() else len(text.encode())
+        size = record_size(text)  # a lone surrogate fails here: not UTF-8
     except ValueError as exc:  # a number read as infinity; a lone surrogate (not UTF-8)
         where = f"line {number}" if many else "the body"
         raise HttpError(400, f"{where} is not valid JSON: {exc}") from None
