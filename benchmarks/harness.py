@@ -55,9 +55,9 @@ def sim_state_root() -> Iterator[Path]:
     Real devices each write their state to their own disk; here thousands
     share one, the server's. On this ext4 a simulated device's in-place state
     write took 140-300 us during a 5,000-device fan-out against 13 us alone
-    (the devices' inode updates wait on the file system journal the server's
-    WAL fsyncs keep committing), so the simulator measured the shared disk,
-    not the server. The state dirs are not durable anyway (docs/FLEET_SCALE.md)."""
+    (most likely waiting on the file system journal that the server's fsyncs
+    keep committing), so the simulator measured the shared disk, not the
+    server. The state dirs are not durable anyway (docs/FLEET_SCALE.md)."""
     where = MEMORY_FS if MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="ef-bench-sim-", dir=where) as tmp:
         yield Path(tmp)
