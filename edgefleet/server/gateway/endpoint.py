@@ -101,7 +101,7 @@ async def agent_connect(websocket: WebSocket) -> None:
         await websocket.accept()
     finally:  # accepted, or the agent left (or the lookup failed) first: room for the next
         hub.admission.finished()
-    transport = StarletteTransport(websocket)
+    transport = StarletteTransport(websocket, hub.pacer)
     if device is None:
         reason = (
             "this device's credential is not valid: the device was deleted from the server "

@@ -65,6 +65,7 @@ from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.bridge import StreamBridge, device_subject
 from edgefleet.server.gateway.credentials import Credentials
 from edgefleet.server.gateway.enrollments import Enrollments
+from edgefleet.server.gateway.pacer import FramePacer
 from edgefleet.tasks import cancel_all, every
 from edgefleet.wire.commands import CommandArgs, CommandSpec
 from edgefleet.wire.link import TransportClosed
@@ -123,6 +124,7 @@ class Hub:
         self.enrollments = Enrollments(ctx)
         self.arrivals = Arrivals(ctx, self.ttl)
         self.credentials = Credentials(ctx)
+        self.pacer = FramePacer()  # agent frames per loop turn: API requests keep their place
 
     @property
     def remote_bus(self) -> bool:

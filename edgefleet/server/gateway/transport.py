@@ -6,12 +6,16 @@ import contextlib
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from edgefleet.server.gateway.pacer import FramePacer
 from edgefleet.wire.link import TransportClosed
 
 
 class StarletteTransport:
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, pacer: FramePacer | None = None) -> None:
+        """``pacer``: each frame received waits for its slot (agent links, see
+        :mod:`.pacer`); without one, frames are handed over as they come."""
         self.websocket = websocket
+        self.pacer = pacer
         self._closed = False
 
     async def send_text(self, data: str) -> None:
@@ -34,6 +38,8 @@ class StarletteTransport:
         if message["type"] == "websocket.disconnect":
             self._closed = True
             raise TransportClosed(message.get("code", 1006), message.get("reason") or "")
+        if self.pacer is not None:
+            await self.pacer.slot()
         if message.get("text") is not None:
             return str(message["text"])
         if message.get("bytes") is not None:
