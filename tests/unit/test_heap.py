@@ -130,3 +130,29 @@ def test_tenure_keeps_a_growing_fleet_frozen() -> None:
     thaws, grew = _probe(FLEET_GROWS)[0].split()
     assert thaws == "0"
     assert grew == "True"
+
+
+PACE = """
+import gc
+from edgefleet import heap
+tenure = heap.Tenure(lambda: 1000, least=100, churn=0.1, growth=100.0)
+print(tenure.pace(promoted=10))  # nothing frozen yet: CPython's own rule decides
+tenure.install()
+gc.collect()
+kept = [[i] for i in range(5000)]  # promoted to the old generation since the freeze
+gc.collect(1)
+gc.collect(1)
+old = len(gc.get_objects(generation=2))
+print(tenure.pace(promoted=old + 1), old >= 5000)  # below the bound: left alone
+print(tenure.pace(promoted=1000), len(gc.get_objects(generation=2)), tenure.freezes)
+"""
+
+
+def test_tenure_paces_full_collections_by_what_reached_the_old_generation() -> None:
+    unfrozen, below, ran = (line.split() for line in _probe(PACE))
+    assert unfrozen == ["False"]
+    assert below == ["False", "True"]
+    ran_, old_after, freezes = ran
+    assert ran_ == "True"
+    assert int(old_after) < 1000  # collected, and the survivors frozen again
+    assert freezes == "2"
