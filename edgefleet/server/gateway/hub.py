@@ -420,7 +420,8 @@ class Hub:
         the TCP connection open; only silence tells)."""
         while True:
             await asyncio.sleep(self.flush_interval)
-            self.tenure.pace()  # full collections small and often, not large and rare
+            if self.pacer.calm():  # not on top of a burst of agent frames
+                self.tenure.pace()  # full collections small and often, not large and rare
             deadline = time.monotonic() - self.ttl
             for session in list(self.sessions.values()):
                 if session.last_heartbeat < deadline:

@@ -39,6 +39,7 @@ class FramePacer:
         self.deferred = 0
         """Frames that waited for a later turn, since start (a counter for tests
         and diagnostics)."""
+        self._deferred_at_last_look = 0
 
     @property
     def waiting(self) -> int:
@@ -48,6 +49,15 @@ class FramePacer:
     def quiet(self) -> bool:
         """Nothing waits and no turn is scheduled: an idle server costs nothing."""
         return not self._scheduled and not self._waiting
+
+    def calm(self) -> bool:
+        """No frame has waited for a later turn since the last call: agents are
+        not keeping the loop busy. Work that can wait (a full collection, see
+        :meth:`edgefleet.heap.Tenure.pace`) is done in calm stretches, not on
+        top of a fan-out landing or a reconnect storm."""
+        calm = self.deferred == self._deferred_at_last_look
+        self._deferred_at_last_look = self.deferred
+        return calm
 
     async def slot(self) -> None:
         """Return when this turn has room for one more frame (now, unless the

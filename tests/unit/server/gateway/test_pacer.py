@@ -79,6 +79,18 @@ async def test_an_idle_pacer_stops_scheduling_turns() -> None:
     assert pacer.quiet
 
 
+async def test_calm_says_whether_a_frame_waited_since_it_was_last_asked() -> None:
+    pacer = FramePacer(per_turn=2)
+    assert pacer.calm()
+    await asyncio.gather(*(pacer.slot() for _ in range(5)))  # three wait for later turns
+    assert not pacer.calm()
+    assert pacer.calm()  # nothing waited since
+    for _ in range(3):
+        await asyncio.sleep(0)  # the turns that give the slots back
+    await pacer.slot()
+    assert pacer.calm()  # a frame that found room is no burst
+
+
 def test_a_pacer_needs_at_least_one_slot_per_turn() -> None:
     with pytest.raises(ValueError, match="per_turn"):
         FramePacer(per_turn=0)
