@@ -27,7 +27,8 @@ Three changes, all about work the collector does for nothing:
   churns, so the cycles of departed sessions are still freed.
 
 Once frozen, what reaches the old generation is walked in full collections
-that :meth:`Tenure.pace` starts itself every 100,000 such objects, instead of
+that :meth:`Tenure.pace` starts itself every 100,000 such objects (the
+server's hub calls it when agents are not keeping the loop busy), instead of
 CPython's rule (a quarter of the last survivors), which let enough pile up
 for one pause of 0.35-0.9 s every few minutes.
 
