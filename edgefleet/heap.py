@@ -63,8 +63,9 @@ def settle() -> None:
 
 PROMOTED = 100_000
 """Objects in the old generation (what reached it since the last freeze) past
-which :meth:`Tenure.pace` runs a full collection itself (~0.1 s of walking
-here, at about 1 µs an object)."""
+which :meth:`Tenure.pace` runs a full collection itself. Such a collection
+took 110-170 ms on a settled 10,000-device server with SQLite and 200-500 ms
+with PostgreSQL (RESULTS.md, 2026-12-03)."""
 
 
 class Tenure:
@@ -128,8 +129,9 @@ class Tenure:
         CPython starts a full collection once the objects promoted since the
         last one outnumber a quarter of its survivors. With the fleet frozen,
         that came every few minutes as a 0.35-0.9 s pause (a few hundred
-        thousand objects at about 1 µs each) that every request waited out (issue 16, the 10-minute run's one
-        request over 500 ms, at the same second in two runs). Called every few
+        thousand objects at about 1 µs each) that every request waited out
+        (issue 16: the 10-minute run's one request over 500 ms, at the same
+        second in two runs). Called every few
         seconds, this walks at most about ``promoted`` objects at a time, and
         their survivors are frozen too (the collection ends in
         :meth:`_collected`). Counting them is a list of the old generation only:

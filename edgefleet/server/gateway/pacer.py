@@ -4,7 +4,7 @@ keep their place in line.
 The event loop runs every callback that is ready in one turn. When a fan-out
 lands, 10,000 agents report within seconds: every frame that arrives wakes its
 link's task, and one turn decoded and handled thousands of them back to back
-(100-300 ms a turn). An API request needs several turns (each database
+(250-600 ms a turn, measured). An API request needs several turns (each database
 statement goes to the database thread and comes back on a later one), and
 waited out every one of them: ``GET /jobs/{id}`` took 0.6-1 s while the fan-out
 landed (issue 16).
