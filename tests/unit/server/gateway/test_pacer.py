@@ -94,3 +94,26 @@ async def test_calm_says_whether_a_frame_waited_since_it_was_last_asked() -> Non
 def test_a_pacer_needs_at_least_one_slot_per_turn() -> None:
     with pytest.raises(ValueError, match="per_turn"):
         FramePacer(per_turn=0)
+
+
+class Frames:
+    """What the agent transport asks of Starlette's WebSocket: frames, one per receive."""
+
+    async def receive(self) -> dict[str, str]:
+        return {"type": "websocket.receive", "text": "frame"}
+
+
+async def test_an_agent_transport_hands_over_each_frame_only_in_its_slot() -> None:
+    from typing import cast
+
+    from starlette.websockets import WebSocket
+
+    from edgefleet.server.gateway.transport import StarletteTransport
+
+    pacer = FramePacer(per_turn=1)
+    links = [StarletteTransport(cast(WebSocket, Frames()), pacer) for _ in range(3)]
+    frames = await asyncio.gather(*(link.receive() for link in links))
+    assert frames == ["frame"] * 3
+    assert pacer.deferred == 2  # one slot a turn: two frames waited for later turns
+    unpaced = StarletteTransport(cast(WebSocket, Frames()))  # the CLI's and browsers'
+    assert await unpaced.receive() == "frame" and pacer.deferred == 2
