@@ -26,11 +26,12 @@ Three changes, all about work the collector does for nothing:
   collection are frozen too, and given back to the collector when the fleet
   churns, so the cycles of departed sessions are still freed.
 
-Once frozen, what reaches the old generation is walked in full collections
-that :meth:`Tenure.pace` starts itself every 100,000 such objects (the
-server's hub calls it when agents are not keeping the loop busy), instead of
-CPython's rule (a quarter of the last survivors), which let enough pile up
-for one pause of 0.35-0.9 s every few minutes.
+Once the fleet is frozen, the server's hub decides when full collections run
+(:meth:`Tenure.pace`, every few seconds): after 100,000 objects have reached
+the old generation, when agents have not kept the loop busy for a while, or
+after 400,000 whatever the load. CPython's own rule (a quarter of the last
+survivors) let enough pile up for one pause of 0.35-0.9 s every few minutes,
+and started them in the middle of a fan-out landing as readily as anywhere.
 
 Cycles are still collected; nothing here turns the collector off.
 """
@@ -63,9 +64,17 @@ def settle() -> None:
 
 PROMOTED = 100_000
 """Objects in the old generation (what reached it since the last freeze) past
-which :meth:`Tenure.pace` runs a full collection itself. Such a collection
-took 110-170 ms on a settled 10,000-device server with SQLite and 200-500 ms
-with PostgreSQL (RESULTS.md, 2026-12-03)."""
+which :meth:`Tenure.pace` runs a full collection in a calm moment. Such a
+collection took 110-170 ms on a settled 10,000-device server with SQLite and
+200-500 ms with PostgreSQL (RESULTS.md, 2026-12-03)."""
+
+CEILING = 400_000
+"""Objects in the old generation past which :meth:`Tenure.pace` runs a full
+collection however busy the moment: what waits for calm is bounded (their
+garbage is memory), at the price of one longer pause when busy stretches are
+long."""
+
+_NEVER = 1 << 30  # a generation threshold no count reaches
 
 
 class Tenure:
@@ -96,8 +105,12 @@ class Tenure:
         least: int = 500,
         churn: float = 0.1,
         growth: float = 0.5,
+        paced: bool = False,
     ) -> None:
         self.members = members
+        self.self_paced = paced  # while frozen, only pace() starts full collections
+        oldest = gc.get_threshold()[2]
+        self._oldest_threshold = oldest if oldest != _NEVER else 10  # CPython's default
         self.least = least
         self.churn = churn
         self.growth = growth
@@ -107,6 +120,7 @@ class Tenure:
         self.baseline = 0.0  # fewest frozen objects per session since the last thaw
         self.freezes = 0
         self.thaws = 0
+        self.paced = 0  # full collections :meth:`pace` ran (``/metrics``)
 
     def install(self) -> None:
         if self._collected not in gc.callbacks:
@@ -115,6 +129,7 @@ class Tenure:
     def uninstall(self) -> None:
         if self._collected in gc.callbacks:
             gc.callbacks.remove(self._collected)
+        self._collect_oldest_as_cpython_would()
 
     def departed(self) -> None:
         """One session ended: its objects may now be cyclic garbage."""
@@ -122,23 +137,29 @@ class Tenure:
         if self.frozen and self.left > max(1, self.churn * self.members_at_freeze):
             self.thaw()
 
-    def pace(self, promoted: int = PROMOTED) -> bool:
+    def pace(self, promoted: int = PROMOTED, *, calm: bool = True, ceiling: int = CEILING) -> bool:
         """Run a full collection now if more than ``promoted`` objects reached
-        the old generation since the last freeze; True if it ran.
+        the old generation since the last freeze and the moment is ``calm``, or
+        more than ``ceiling`` whatever the moment; True if it ran.
 
         CPython starts a full collection once the objects promoted since the
         last one outnumber a quarter of its survivors. With the fleet frozen,
         that came every few minutes as a 0.35-0.9 s pause (a few hundred
         thousand objects at about 1 µs each) that every request waited out
         (issue 16: the 10-minute run's one request over 500 ms, at the same
-        second in two runs). Called every few
-        seconds, this walks at most about ``promoted`` objects at a time, and
-        their survivors are frozen too (the collection ends in
-        :meth:`_collected`). Counting them is a list of the old generation only:
-        frozen objects are not in it."""
-        if not self.frozen or len(gc.get_objects(generation=2)) <= promoted:
+        second in two runs), and at any moment, a fan-out landing included.
+        Called every few seconds, this walks about ``promoted`` objects at a
+        time, and their survivors are frozen too (the collection ends in
+        :meth:`_collected`). With ``paced=True`` CPython's rule is off while
+        the fleet is frozen, so these are the only full collections. Counting
+        is a list of the old generation only: frozen objects are not in it."""
+        if not self.frozen:
+            return False
+        old = len(gc.get_objects(generation=2))
+        if old <= promoted or (old <= ceiling and not calm):
             return False
         gc.collect(2)
+        self.paced += 1
         return True
 
     def thaw(self) -> None:
@@ -147,8 +168,14 @@ class Tenure:
         collection freezes the survivors again)."""
         gc.unfreeze()
         self.frozen = False
+        self._collect_oldest_as_cpython_would()  # the thawed heap is its to walk
         self.baseline = 0.0
         self.thaws += 1
+
+    def _collect_oldest_as_cpython_would(self) -> None:
+        young, middle, oldest = gc.get_threshold()
+        if oldest == _NEVER:
+            gc.set_threshold(young, middle, self._oldest_threshold)
 
     def _collected(self, phase: str, info: dict[str, Any]) -> None:
         # Runs inside the collector, right after a collection: gc.freeze only
@@ -159,6 +186,9 @@ class Tenure:
         if members < self.least:
             return
         gc.freeze()
+        if self.self_paced:
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, _NEVER)
         per_member = gc.get_freeze_count() / members
         if not self.frozen:
             self.left = 0

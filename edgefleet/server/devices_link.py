@@ -15,6 +15,7 @@ which imports nothing of the server.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,17 @@ from edgefleet.server.agent_session import AgentSession
 from edgefleet.wire.commands import CommandArgs, CommandSpec
 from edgefleet.wire.messages import CommandResult, DesiredState, Hello, Message
 from edgefleet.wire.mux import Stream
+
+
+@dataclass(frozen=True)
+class LinkCounts:
+    """What this replica's side of the link has done, for ``/metrics``."""
+
+    agents: int = 0  # connected now
+    frames: int = 0  # received from agents, since start
+    frames_deferred: int = 0  # of those, held for a later loop turn (gateway.pacer)
+    collections_paced: int = 0  # full collections started in calm moments (heap.Tenure)
+
 
 M = TypeVar("M", bound=Message)
 A = TypeVar("A", bound=CommandArgs)
@@ -52,6 +64,10 @@ class DeviceLink(Protocol):
     @property
     def remote_bus(self) -> bool:
         """Whether other replicas may hold devices (the bus is not in-process)."""
+        ...
+
+    def counts(self) -> LinkCounts:
+        """Counters read at scrape time (plain ints on the hot path until then)."""
         ...
 
     # -- reaching devices -------------------------------------------------------------

@@ -65,6 +65,11 @@ def test_metrics_show_the_fleet_and_only_to_scrapers(
     samples, families = scrape(server.url)
     assert value(samples, "edgefleet_devices", project="default", online="false") == 0.0
     assert value(samples, "edgefleet_agents_connected") == 1.0
+    # the agent's frames (its hello, heartbeats, status) came through the
+    # pacer; one agent never fills a loop turn, so none of them waited
+    assert (value(samples, "edgefleet_agent_frames_total") or 0) >= 1.0
+    assert value(samples, "edgefleet_agent_frames_deferred_total") == 0.0
+    assert value(samples, "edgefleet_gc_collections_paced_total") == 0.0
     assert total(samples, "edgefleet_jobs") == 0.0
     # the hub subscribes on the bus at start; an enrolled agent's presence crosses it
     assert value(samples, "edgefleet_bus_subscriptions") >= 1.0
@@ -81,6 +86,9 @@ def test_metrics_show_the_fleet_and_only_to_scrapers(
         "edgefleet_data_records_stored",
         "edgefleet_bus_messages",
         "edgefleet_bus_subscriptions",
+        "edgefleet_agent_frames",
+        "edgefleet_agent_frames_deferred",
+        "edgefleet_gc_collections_paced",
         "process_resident_memory_bytes",
         "process_cpu_seconds",
     ):

@@ -144,7 +144,7 @@ gc.collect(1)
 gc.collect(1)
 old = len(gc.get_objects(generation=2))
 print(tenure.pace(promoted=old + 1), old >= 5000)  # below the bound: left alone
-print(tenure.pace(promoted=1000), len(gc.get_objects(generation=2)), tenure.freezes)
+print(tenure.pace(promoted=1000), len(gc.get_objects(generation=2)), tenure.freezes, tenure.paced)
 """
 
 
@@ -152,7 +152,45 @@ def test_tenure_paces_full_collections_by_what_reached_the_old_generation() -> N
     unfrozen, below, ran = (line.split() for line in _probe(PACE))
     assert unfrozen == ["False"]
     assert below == ["False", "True"]
-    ran_, old_after, freezes = ran
+    ran_, old_after, freezes, paced = ran
     assert ran_ == "True"
     assert int(old_after) < 1000  # collected, and the survivors frozen again
     assert freezes == "2"
+    assert paced == "1"  # counted once (/metrics), the calls that did nothing not at all
+
+
+SELF_PACED = """
+import gc
+from edgefleet import heap
+tenure = heap.Tenure(lambda: 1000, least=100, churn=0.1, growth=100.0, paced=True)
+tenure.install()
+default = gc.get_threshold()[2]
+gc.collect()
+print("frozen", tenure.frozen, default, gc.get_threshold()[2] > 1_000_000)
+kept = [[i] for i in range(100_000)]  # far more than a quarter of the survivors
+for _ in range(40):
+    gc.collect(1)  # 40 middle collections: CPython would have run a full one by now
+print("own rule off", len(gc.get_objects(generation=2)) >= 100_000, tenure.freezes)
+print("busy", tenure.pace(promoted=1000, calm=False, ceiling=1_000_000))
+print("ceiling", tenure.pace(promoted=1000, calm=False, ceiling=50_000), tenure.freezes)
+tenure.thaw()
+print("thawed", gc.get_threshold()[2] == default)
+gc.collect()
+tenure.uninstall()
+print("uninstalled", gc.get_threshold()[2] == default)
+"""
+
+
+def test_a_self_paced_tenure_owns_full_collections_while_the_fleet_is_frozen() -> None:
+    """The hub's tenure: CPython's rule is off while the fleet is frozen, so a
+    full collection never starts on top of a fan-out landing unless the
+    objects waiting for a calm moment pass the ceiling."""
+    frozen, own_rule_off, busy, ceiling, thawed, uninstalled = (
+        line.split() for line in _probe(SELF_PACED)
+    )
+    assert frozen[:2] == ["frozen", "True"] and frozen[3] == "True"
+    assert own_rule_off == ["own", "rule", "off", "True", "1"]
+    assert busy == ["busy", "False"]  # not calm, below the ceiling: waits
+    assert ceiling == ["ceiling", "True", "2"]  # past the ceiling: collected, refrozen
+    assert thawed == ["thawed", "True"]  # thawed: CPython's rule walks the heap again
+    assert uninstalled == ["uninstalled", "True"]

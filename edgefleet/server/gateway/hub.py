@@ -53,6 +53,7 @@ from edgefleet.server.devices_link import (
     DesiredSource,
     FleetHook,
     FrameHandler,
+    LinkCounts,
     M,
     MessageHandler,
     SessionHook,
@@ -116,7 +117,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         # the sessions of a settled fleet, kept out of full collections (edgefleet.heap)
-        self.tenure = Tenure(lambda: len(self.sessions))
+        self.tenure = Tenure(lambda: len(self.sessions), paced=True)  # by _reap_loop
         settings = ctx.settings
         self.ttl = settings.offline_after
         self.flush_interval = min(5.0, max(0.5, settings.heartbeat_interval / 2))
@@ -129,6 +130,14 @@ class Hub:
     @property
     def remote_bus(self) -> bool:
         return self.ctx.settings.bus != "memory"
+
+    def counts(self) -> LinkCounts:
+        return LinkCounts(
+            agents=len(self.sessions),
+            frames=self.pacer.frames,
+            frames_deferred=self.pacer.deferred,
+            collections_paced=self.tenure.paced,
+        )
 
     # -- plugging in (DeviceLink) -----------------------------------------------------
 
@@ -257,6 +266,7 @@ class Hub:
         if it is offline (nothing is queued: desired state is re-sent on connect)."""
         session = self.sessions.get(device_id)
         if session is not None:
+            self.pacer.sent += 1  # a burst of these (a fan-out): replies are coming
             try:
                 await session.send(message)
             except TransportClosed:  # it is going away; the reconnect re-sends state
@@ -420,8 +430,9 @@ class Hub:
         the TCP connection open; only silence tells)."""
         while True:
             await asyncio.sleep(self.flush_interval)
-            if self.pacer.calm():  # not on top of a burst of agent frames
-                self.tenure.pace()  # full collections small and often, not large and rare
+            # full collections small and often, not large and rare, and not on
+            # top of a fan-out landing or a reconnect storm unless they must
+            self.tenure.pace(calm=self.pacer.calm())
             deadline = time.monotonic() - self.ttl
             for session in list(self.sessions.values()):
                 if session.last_heartbeat < deadline:

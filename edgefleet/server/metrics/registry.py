@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edgefleet import __version__
+from edgefleet.server.devices_link import LinkCounts
 from edgefleet.server.metrics.fleet import FleetCounts
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -85,6 +86,37 @@ class _Fleet(Collector):
         yield from (devices, ready, jobs, job_devices, records, alerts)
 
 
+class _Hub(Collector):
+    """Yields the hub's counters as last read (they live on the hub, which
+    keeps them as plain ints on its hot path; the scrape reads them)."""
+
+    def __init__(self) -> None:
+        self.counts = LinkCounts()
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        yield GaugeMetricFamily(
+            "edgefleet_agents_connected", "Agents connected to this replica.", value=counts.agents
+        )
+        yield CounterMetricFamily(
+            "edgefleet_agent_frames",
+            "Frames received from agents on this replica.",
+            value=counts.frames,
+        )
+        yield CounterMetricFamily(
+            "edgefleet_agent_frames_deferred",
+            "Agent frames held for a later event-loop turn, so that API requests "
+            "kept their place (a fan-out landing, a reconnect storm, a flooding agent).",
+            value=counts.frames_deferred,
+        )
+        yield CounterMetricFamily(
+            "edgefleet_gc_collections_paced",
+            "Full garbage collections the hub started in a calm moment "
+            "(rather than CPython at any moment).",
+            value=counts.collections_paced,
+        )
+
+
 class ServerMetrics:
     """Everything ``GET /metrics`` shows for one replica."""
 
@@ -121,9 +153,6 @@ class ServerMetrics:
             "How late the event loop woke the last sampling sleep, in seconds.",
             registry=r,
         )
-        self.agents = Gauge(
-            "edgefleet_agents_connected", "Agents connected to this replica.", registry=r
-        )
         self.bus_messages = Counter(
             "edgefleet_bus_messages",
             "Messages through the bus on this replica: published, received, requested.",
@@ -141,12 +170,14 @@ class ServerMetrics:
         )
         self.fleet = _Fleet()
         r.register(self.fleet)
+        self.hub = _Hub()
+        r.register(self.hub)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method_label(method), route, status_class(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def render(self, fleet: FleetCounts, agents: int) -> bytes:
+    def render(self, fleet: FleetCounts, hub: LinkCounts) -> bytes:
         self.fleet.counts = fleet
-        self.agents.set(agents)
+        self.hub.counts = hub
         return generate_latest(self.registry)

@@ -50,7 +50,7 @@ async def metrics(request: Request, ctx: Ctx, db: Db) -> Response:
     await _allow_scrape(request, ctx, db)
     state = request.app.state
     fleet = await state.metrics_fleet.get(ctx.sessions)
-    body = state.metrics.render(fleet, agents=len(ctx.hub.sessions))
+    body = state.metrics.render(fleet, ctx.hub.counts())
     return Response(body, media_type=CONTENT_TYPE)
 
 

@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from edgefleet.server.db.base import utcnow
 from edgefleet.server.devices.tables import Device, Presence
+from edgefleet.server.devices_link import LinkCounts
 from edgefleet.server.metrics.fleet import FleetCache, FleetCounts, ProjectDevices
 from edgefleet.server.metrics.middleware import HttpMetrics, RouteTemplates
 from edgefleet.server.metrics.registry import ServerMetrics, method_label, status_class
@@ -48,7 +49,11 @@ def test_exposition_of_fleet_counts() -> None:
         data_records=1234,
         alerts_firing={"north": 2},
     )
-    samples, types = parse(metrics.render(counts, agents=7).decode())
+    samples, types = parse(
+        metrics.render(
+            counts, LinkCounts(agents=7, frames=90, frames_deferred=12, collections_paced=3)
+        ).decode()
+    )
     assert samples[("edgefleet_alerts_firing", (("project", "north"),))] == 2
     assert samples[("edgefleet_devices", (("online", "true"), ("project", "north")))] == 3
     assert samples[("edgefleet_devices", (("online", "false"), ("project", "north")))] == 2
@@ -58,6 +63,11 @@ def test_exposition_of_fleet_counts() -> None:
     assert samples[("edgefleet_job_devices", (("state", "running"),))] == 4
     assert samples[("edgefleet_data_records_stored_total", ())] == 1234
     assert samples[("edgefleet_agents_connected", ())] == 7
+    assert samples[("edgefleet_agent_frames_total", ())] == 90
+    assert samples[("edgefleet_agent_frames_deferred_total", ())] == 12
+    assert samples[("edgefleet_gc_collections_paced_total", ())] == 3
+    assert types["edgefleet_agents_connected"] == "gauge"
+    assert types["edgefleet_agent_frames_deferred"] == "counter"
     assert samples[("edgefleet_server_info", (("replica", "replica-a"), ("version", _v())))] == 1
     assert types["edgefleet_devices"] == "gauge"
     assert types["edgefleet_data_records_stored"] == "counter"
@@ -112,7 +122,7 @@ def _app(metrics: ServerMetrics) -> FastAPI:
 
 
 def _scrape(metrics: ServerMetrics) -> Samples:
-    return parse(metrics.render(FleetCounts(), agents=0).decode())[0]
+    return parse(metrics.render(FleetCounts(), LinkCounts()).decode())[0]
 
 
 async def test_requests_by_template_websockets_and_lag() -> None:
@@ -230,7 +240,7 @@ async def test_bus_traffic_counted_on_a_real_memory_bus() -> None:
     with pytest.raises(BusError):  # nobody answers: counted as an error
         await bus.request("ef.nobody", b"c", timeout=0.2)
     await asyncio.sleep(0.05)
-    samples, types = parse(metrics.render(FleetCounts(), agents=0).decode())
+    samples, types = parse(metrics.render(FleetCounts(), LinkCounts()).decode())
     await subscription.unsubscribe()
     await bus.close()
     assert got == [b"a", b"b"]
@@ -240,5 +250,5 @@ async def test_bus_traffic_counted_on_a_real_memory_bus() -> None:
     assert samples[("edgefleet_bus_errors_total", (("operation", "request"),))] >= 1
     assert samples[("edgefleet_bus_subscriptions", ())] == 1
     assert types["edgefleet_bus_messages"] == "counter"
-    after, _ = parse(metrics.render(FleetCounts(), agents=0).decode())
+    after, _ = parse(metrics.render(FleetCounts(), LinkCounts()).decode())
     assert after[("edgefleet_bus_subscriptions", ())] == 0

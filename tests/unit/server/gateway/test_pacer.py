@@ -48,6 +48,7 @@ async def test_a_crowd_is_let_through_a_bounded_number_per_turn_in_the_order_it_
     assert max(per_turn.values()) <= 2 * pacer.per_turn, per_turn
     assert len(per_turn) >= 200 // (2 * pacer.per_turn)
     assert pacer.deferred >= 200 - pacer.per_turn
+    assert pacer.frames == 200
 
 
 async def test_a_lone_link_asking_once_per_turn_never_waits() -> None:
@@ -56,6 +57,7 @@ async def test_a_lone_link_asking_once_per_turn_never_waits() -> None:
         await pacer.slot()
         await asyncio.sleep(0)  # the link's next frame comes in a later turn
     assert pacer.deferred == 0
+    assert pacer.frames == 50
 
 
 async def test_a_link_that_left_while_waiting_is_skipped_and_takes_no_slot() -> None:
@@ -79,16 +81,43 @@ async def test_an_idle_pacer_stops_scheduling_turns() -> None:
     assert pacer.quiet
 
 
-async def test_calm_says_whether_a_frame_waited_since_it_was_last_asked() -> None:
-    pacer = FramePacer(per_turn=2)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_calm_comes_back_only_a_hold_after_frames_last_waited() -> None:
+    clock = Clock()
+    pacer = FramePacer(per_turn=2, hold=20.0, clock=clock)
     assert pacer.calm()
     await asyncio.gather(*(pacer.slot() for _ in range(5)))  # three wait for later turns
     assert not pacer.calm()
-    assert pacer.calm()  # nothing waited since
+    clock.now += 19.0
+    assert not pacer.calm()  # nothing waited since, but the hold is not over
+    clock.now += 1.0
+    assert pacer.calm()
     for _ in range(3):
         await asyncio.sleep(0)  # the turns that give the slots back
     await pacer.slot()
     assert pacer.calm()  # a frame that found room is no burst
+
+
+async def test_a_burst_of_messages_sent_to_agents_is_busy_before_any_reply() -> None:
+    """A fan-out's desired states went out; the reports have not made anything
+    wait yet, but they are coming."""
+    clock = Clock()
+    pacer = FramePacer(per_turn=2, hold=20.0, clock=clock)
+    pacer.sent += 2  # a couple of commands: no burst
+    assert pacer.calm()
+    pacer.sent += 3
+    assert not pacer.calm()
+    clock.now += 10.0
+    assert not pacer.calm()
+    clock.now += 10.0
+    assert pacer.calm()
 
 
 def test_a_pacer_needs_at_least_one_slot_per_turn() -> None:
