@@ -29,7 +29,7 @@ Three changes, all about work the collector does for nothing:
 Once the fleet is frozen, the server's hub decides when full collections run
 (:meth:`Tenure.pace`, every few seconds): after 100,000 objects have reached
 the old generation, when agents have not kept the loop busy for a while, or
-after 400,000 whatever the load. CPython's own rule (a quarter of the last
+after 1,000,000 whatever the load. CPython's own rule (a quarter of the last
 survivors) let enough pile up for one pause of 0.35-0.9 s every few minutes,
 and started them in the middle of a fan-out landing as readily as anywhere.
 
@@ -68,11 +68,14 @@ which :meth:`Tenure.pace` runs a full collection in a calm moment. Such a
 collection took 110-170 ms on a settled 10,000-device server with SQLite and
 200-500 ms with PostgreSQL (RESULTS.md, 2026-12-03)."""
 
-CEILING = 400_000
+CEILING = 1_000_000
 """Objects in the old generation past which :meth:`Tenure.pace` runs a full
-collection however busy the moment: what waits for calm is bounded (their
-garbage is memory), at the price of one longer pause when busy stretches are
-long."""
+collection however busy the moment: what waits for calm is bounded (what of it
+is garbage is memory). At 400,000 a fan-out to 10,000 devices on PostgreSQL
+passed it in its landing, whose in-flight work (replies parked on grouped
+commits, each agent's pending read) is promoted while it lasts, and paused
+510 ms there (2026-12-03); once it has landed, that work is gone and a calm
+collection walks only what stayed."""
 
 _NEVER = 1 << 30  # a generation threshold no count reaches
 
