@@ -120,6 +120,7 @@ class Tenure:
         self.frozen = False
         self.left = 0
         self.members_at_freeze = 0
+        self.members_at_collection = 0  # sessions at the last full collection
         self.baseline = 0.0  # fewest frozen objects per session since the last thaw
         self.freezes = 0
         self.thaws = 0
@@ -142,8 +143,10 @@ class Tenure:
 
     def pace(self, promoted: int = PROMOTED, *, calm: bool = True, ceiling: int = CEILING) -> bool:
         """Run a full collection now if more than ``promoted`` objects reached
-        the old generation since the last freeze and the moment is ``calm``, or
-        more than ``ceiling`` whatever the moment; True if it ran.
+        the old generation since the last one and the moment suits: it is
+        ``calm``, or the fleet has grown by ``least`` sessions since (they are
+        frozen as they come, in steps of about ``promoted`` objects), or more
+        than ``ceiling`` objects wait. True if it ran.
 
         CPython starts a full collection once the objects promoted since the
         last one outnumber a quarter of its survivors. With the fleet frozen,
@@ -151,15 +154,22 @@ class Tenure:
         thousand objects at about 1 µs each) that every request waited out
         (issue 16: the 10-minute run's one request over 500 ms, at the same
         second in two runs), and at any moment, a fan-out landing included.
+        While a fleet connects, its first one came only after some 5,000
+        sessions, 0.8-1.5 s in one pause in the middle of their enrollment.
         Called every few seconds, this walks about ``promoted`` objects at a
-        time, and their survivors are frozen too (the collection ends in
+        time, and their survivors are frozen (the collection ends in
         :meth:`_collected`). With ``paced=True`` CPython's rule is off while
-        the fleet is frozen, so these are the only full collections. Counting
-        is a list of the old generation only: frozen objects are not in it."""
-        if not self.frozen:
+        the fleet is frozen, so these are the only full collections then.
+        Counting is a list of the old generation only: frozen objects are not
+        in it. Below ``least`` sessions, CPython's rule alone decides."""
+        members = self.members()
+        if members < self.least:
             return False
         old = len(gc.get_objects(generation=2))
-        if old <= promoted or (old <= ceiling and not calm):
+        if old <= promoted:
+            return False
+        growing = members - self.members_at_collection >= self.least
+        if not (calm or growing) and old <= ceiling:
             return False
         gc.collect(2)
         self.paced += 1
@@ -185,7 +195,7 @@ class Tenure:
         # moves list heads, and a full one has just emptied the young generations.
         if phase != "stop" or info.get("generation") != 2:
             return
-        members = self.members()
+        members = self.members_at_collection = self.members()
         if members < self.least:
             return
         gc.freeze()

@@ -135,11 +135,16 @@ def test_tenure_keeps_a_growing_fleet_frozen() -> None:
 PACE = """
 import gc
 from edgefleet import heap
-tenure = heap.Tenure(lambda: 1000, least=100, churn=0.1, growth=100.0)
-print(tenure.pace(promoted=10))  # nothing frozen yet: CPython's own rule decides
+members = [50]
+tenure = heap.Tenure(lambda: members[0], least=100, churn=0.1, growth=100.0)
 tenure.install()
+kept = [[i] for i in range(5000)]
+gc.collect(1)
+gc.collect(1)
+print(tenure.pace(promoted=10))  # a small fleet: CPython's own rule decides
+members[0] = 1000
 gc.collect()
-kept = [[i] for i in range(5000)]  # promoted to the old generation since the freeze
+kept += [[i] for i in range(5000)]  # promoted to the old generation since the freeze
 gc.collect(1)
 gc.collect(1)
 old = len(gc.get_objects(generation=2))
@@ -149,14 +154,42 @@ print(tenure.pace(promoted=1000), len(gc.get_objects(generation=2)), tenure.free
 
 
 def test_tenure_paces_full_collections_by_what_reached_the_old_generation() -> None:
-    unfrozen, below, ran = (line.split() for line in _probe(PACE))
-    assert unfrozen == ["False"]
+    small, below, ran = (line.split() for line in _probe(PACE))
+    assert small == ["False"]
     assert below == ["False", "True"]
     ran_, old_after, freezes, paced = ran
     assert ran_ == "True"
     assert int(old_after) < 1000  # collected, and the survivors frozen again
     assert freezes == "2"
     assert paced == "1"  # counted once (/metrics), the calls that did nothing not at all
+
+
+GROWING = """
+import gc
+from edgefleet import heap
+members = [1000]
+tenure = heap.Tenure(lambda: members[0], least=100, churn=0.1, growth=100.0, paced=True)
+tenure.install()
+gc.collect()  # the fleet frozen at 1,000 sessions
+kept = [[i] for i in range(5000)]
+gc.collect(1)
+gc.collect(1)
+print("same fleet", tenure.pace(promoted=1000, calm=False), tenure.freezes)
+members[0] = 1050
+print("a few more", tenure.pace(promoted=1000, calm=False), tenure.freezes)
+members[0] = 1100
+print("grown", tenure.pace(promoted=1000, calm=False), tenure.freezes, tenure.members_at_collection)
+"""
+
+
+def test_a_growing_fleet_is_frozen_in_steps_however_busy() -> None:
+    """While agents connect (busy, never calm), their sessions are walked and
+    frozen every ``promoted`` objects once ``least`` more sessions came, rather
+    than in one pause of seconds when CPython's rule finally fires."""
+    same, few, grown = (line.split() for line in _probe(GROWING))
+    assert same == ["same", "fleet", "False", "1"]  # busy, not grown: waits for calm
+    assert few == ["a", "few", "more", "False", "1"]  # 50 more of least=100: still waits
+    assert grown == ["grown", "True", "2", "1100"]
 
 
 SELF_PACED = """
