@@ -26,10 +26,11 @@ Three changes, all about work the collector does for nothing:
   collection are frozen too, and given back to the collector when the fleet
   churns, so the cycles of departed sessions are still freed.
 
-Once the fleet is frozen, the server's hub decides when full collections run
-(:meth:`Tenure.pace`, every few seconds): after 100,000 objects have reached
-the old generation, when agents have not kept the loop busy for a while, or
-after 1,000,000 whatever the load. CPython's own rule (a quarter of the last
+Once the fleet is large, the server's hub decides when full collections run
+(:meth:`Tenure.pace`, every second): after 100,000 objects have reached the
+old generation, when agents have not kept the loop busy for a while or while
+the fleet is still connecting (it is frozen as it comes), or after 1,000,000
+whatever the load. CPython's own rule (a quarter of the last
 survivors) let enough pile up for one pause of 0.35-0.9 s every few minutes,
 and started them in the middle of a fan-out landing as readily as anywhere.
 
@@ -121,6 +122,7 @@ class Tenure:
         self.left = 0
         self.members_at_freeze = 0
         self.members_at_collection = 0  # sessions at the last full collection
+        self._members_at_last_look = 0  # sessions at the last pace()
         self.baseline = 0.0  # fewest frozen objects per session since the last thaw
         self.freezes = 0
         self.thaws = 0
@@ -144,8 +146,9 @@ class Tenure:
     def pace(self, promoted: int = PROMOTED, *, calm: bool = True, ceiling: int = CEILING) -> bool:
         """Run a full collection now if more than ``promoted`` objects reached
         the old generation since the last one and the moment suits: it is
-        ``calm``, or the fleet has grown by ``least`` sessions since (they are
-        frozen as they come, in steps of about ``promoted`` objects), or more
+        ``calm``, or the fleet has grown by ``least`` sessions since and is
+        still growing (they are frozen as they come, in steps of about
+        ``promoted`` objects), or more
         than ``ceiling`` objects wait. True if it ran.
 
         CPython starts a full collection once the objects promoted since the
@@ -163,12 +166,17 @@ class Tenure:
         Counting is a list of the old generation only: frozen objects are not
         in it. Below ``least`` sessions, CPython's rule alone decides."""
         members = self.members()
+        arriving = members > self._members_at_last_look
+        self._members_at_last_look = members
         if members < self.least:
             return False
         old = len(gc.get_objects(generation=2))
         if old <= promoted:
             return False
-        growing = members - self.members_at_collection >= self.least
+        # sessions still arriving, and enough of them since the last one: not
+        # a fleet that has settled (a fan-out pushed right after the last
+        # stragglers connected is no moment to walk them)
+        growing = arriving and members - self.members_at_collection >= self.least
         if not (calm or growing) and old <= ceiling:
             return False
         gc.collect(2)

@@ -179,17 +179,28 @@ members[0] = 1050
 print("a few more", tenure.pace(promoted=1000, calm=False), tenure.freezes)
 members[0] = 1100
 print("grown", tenure.pace(promoted=1000, calm=False), tenure.freezes, tenure.members_at_collection)
+members[0] = 1300
+tenure.pace(promoted=10**9, calm=False)  # they came while little reached the old generation
+more = [[i] for i in range(5000)]
+gc.collect(1)
+gc.collect(1)
+print("settled", tenure.pace(promoted=1000, calm=False), tenure.freezes)
+members[0] = 1301
+print("arriving", tenure.pace(promoted=1000, calm=False), tenure.freezes)
 """
 
 
 def test_a_growing_fleet_is_frozen_in_steps_however_busy() -> None:
     """While agents connect (busy, never calm), their sessions are walked and
     frozen every ``promoted`` objects once ``least`` more sessions came, rather
-    than in one pause of seconds when CPython's rule finally fires."""
-    same, few, grown = (line.split() for line in _probe(GROWING))
+    than in one pause of seconds when CPython's rule finally fires; a fleet
+    that has stopped growing waits for calm (a fan-out pushed right after)."""
+    same, few, grown, settled, arriving = (line.split() for line in _probe(GROWING))
     assert same == ["same", "fleet", "False", "1"]  # busy, not grown: waits for calm
     assert few == ["a", "few", "more", "False", "1"]  # 50 more of least=100: still waits
     assert grown == ["grown", "True", "2", "1100"]
+    assert settled == ["settled", "False", "2"]  # 200 more since, but none since the last look
+    assert arriving == ["arriving", "True", "3"]
 
 
 SELF_PACED = """
