@@ -161,7 +161,7 @@ class Tenure:
         second in two runs), and at any moment, a fan-out landing included.
         While a fleet connects, its first one came only after some 5,000
         sessions, 0.8-1.5 s in one pause in the middle of their enrollment.
-        Called every few seconds, this walks about ``promoted`` objects at a
+        Called every second (the hub), this walks about ``promoted`` objects at a
         time, and their survivors are frozen (the collection ends in
         :meth:`_collected`). With ``paced=True`` CPython's rule is off while
         the fleet is frozen, so these are the only full collections then.

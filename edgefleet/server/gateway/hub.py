@@ -123,7 +123,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         # the sessions of a settled fleet, kept out of full collections (edgefleet.heap)
-        self.tenure = Tenure(lambda: len(self.sessions), paced=True)  # by _reap_loop
+        self.tenure = Tenure(lambda: len(self.sessions), paced=True)  # by _pace
         settings = ctx.settings
         self.ttl = settings.offline_after
         self.flush_interval = min(5.0, max(0.5, settings.heartbeat_interval / 2))
