@@ -171,10 +171,17 @@ from edgefleet import heap
 members = [1000]
 tenure = heap.Tenure(lambda: members[0], least=100, churn=0.1, growth=100.0, paced=True)
 tenure.install()
+
+
+def promote(n):  # n new objects, moved to the old generation
+    made = [[i] for i in range(n)]
+    gc.collect(1)
+    gc.collect(1)
+    return made
+
+
 gc.collect()  # the fleet frozen at 1,000 sessions
-kept = [[i] for i in range(5000)]
-gc.collect(1)
-gc.collect(1)
+kept = promote(5000)
 print("same fleet", tenure.pace(promoted=1000, calm=False), tenure.freezes)
 members[0] = 1050
 print("a few more", tenure.pace(promoted=1000, calm=False), tenure.freezes)
@@ -182,9 +189,7 @@ members[0] = 1100
 print("grown", tenure.pace(promoted=1000, calm=False), tenure.freezes, tenure.members_at_collection)
 members[0] = 1300
 tenure.pace(promoted=10**9, calm=False)  # they came while little reached the old generation
-more = [[i] for i in range(5000)]
-gc.collect(1)
-gc.collect(1)
+more = promote(5000)
 print("settled", tenure.pace(promoted=1000, calm=False), tenure.freezes)
 members[0] = 1301
 print("arriving", tenure.pace(promoted=1000, calm=False), tenure.freezes)
