@@ -169,3 +169,38 @@ async def test_streams_an_agent_opens_go_to_the_acceptor_of_their_kind(
     await hub.accept_stream(session, unknown)
     with pytest.raises(StreamRefused, match="does not accept 'nope' streams"):
         await unknown.wait_accepted(1)
+
+
+async def test_a_fan_out_pushed_through_the_hub_holds_its_paced_collections(
+    hub: Hub, held: tuple[AgentSession, MemoryTransport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub owns full collections once its fleet is frozen, and asks the
+    tenure for one only as calm as its pacer says: desired states delivered in
+    a burst (a fan-out) make the next look busy, before any report came back."""
+    _session, transport = held
+    asked: list[bool] = []
+
+    def pace(*, calm: bool) -> bool:
+        asked.append(calm)
+        return False
+
+    monkeypatch.setattr(hub.tenure, "pace", pace)
+    assert hub.tenure.self_paced
+    await hub._pace()  # nothing sent yet: calm
+    for generation in range(hub.pacer.per_turn + 1):
+        assert await hub.deliver(DEVICE.id, DesiredState(generation=generation))
+    await hub._pace()
+    assert asked == [True, False]
+    assert hub.counts().agents == 1
+    for _ in range(hub.pacer.per_turn + 1):
+        await transport.next_message()
+
+
+async def test_the_hub_looks_for_a_paced_collection_while_it_runs(hub: Hub) -> None:
+    await hub.start()
+    try:
+        names = {task.get_name() for task in hub._tasks}
+        assert "paced-collection" in names
+        assert not any(task.done() for task in hub._tasks)
+    finally:
+        await hub.stop()
