@@ -30,9 +30,9 @@ Once the fleet is large, the server's hub decides when full collections run
 (:meth:`Tenure.pace`, every second): after 100,000 objects have reached the
 old generation, when agents have not kept the loop busy for a while or while
 the fleet is still connecting (it is frozen as it comes), or after 1,000,000
-whatever the load. CPython's own rule (a quarter of the last
-survivors) let enough pile up for one pause of 0.35-0.9 s every few minutes,
-and started them in the middle of a fan-out landing as readily as anywhere.
+whatever the load. CPython's own rule (a quarter of the last survivors) let
+enough pile up for one pause of 0.35-0.9 s every few minutes, and started them
+in the middle of a fan-out landing as readily as anywhere.
 
 Cycles are still collected; nothing here turns the collector off.
 """
@@ -150,8 +150,8 @@ class Tenure:
         the old generation since the last one and the moment suits: it is
         ``calm``, or the fleet has grown by ``least`` sessions since and is
         still growing (they are frozen as they come, in steps of about
-        ``promoted`` objects), or more
-        than ``ceiling`` objects wait. True if it ran.
+        ``promoted`` objects), or more than ``ceiling`` objects wait. True if
+        it ran.
 
         CPython starts a full collection once the objects promoted since the
         last one outnumber a quarter of its survivors. With the fleet frozen,
@@ -161,8 +161,8 @@ class Tenure:
         second in two runs), and at any moment, a fan-out landing included.
         While a fleet connects, its first one came only after some 5,000
         sessions, 0.8-1.5 s in one pause in the middle of their enrollment.
-        Called every second (the hub), this walks about ``promoted`` objects at a
-        time, and their survivors are frozen (the collection ends in
+        Called every second (by the hub), this walks about ``promoted`` objects
+        at a time, and their survivors are frozen (the collection ends in
         :meth:`_collected`). With ``paced=True`` CPython's rule is off while
         the fleet is frozen, so these are the only full collections then.
         Counting is a list of the old generation only: frozen objects are not

@@ -33,7 +33,7 @@ class LinkCounts:
     agents: int = 0  # connected now
     frames: int = 0  # received from agents, since start
     frames_deferred: int = 0  # of those, held for a later loop turn (gateway.pacer)
-    collections_paced: int = 0  # full collections started in calm moments (heap.Tenure)
+    collections_paced: int = 0  # full collections the hub started itself (heap.Tenure.pace)
 
 
 M = TypeVar("M", bound=Message)

@@ -111,8 +111,8 @@ class _Hub(Collector):
         )
         yield CounterMetricFamily(
             "edgefleet_gc_collections_paced",
-            "Full garbage collections the hub started in a calm moment "
-            "(rather than CPython at any moment).",
+            "Full garbage collections the hub started itself: when agents were calm, "
+            "while they were still connecting, or past the ceiling of waiting objects.",
             value=counts.collections_paced,
         )
 
