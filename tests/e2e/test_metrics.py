@@ -5,10 +5,11 @@ fleet as it is; a scrape needs the scrape token or an admin token."""
 from __future__ import annotations
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Fleet
 from tests.support.procs import ADMIN_TOKEN, wait_for
+from tests.support.scrape import Samples, total, value
+from tests.support.scrape import scrape as scrape_as
 
 SCRAPE_TOKEN = "scrape-0123456789abcdef"
 COMPOSE = {
@@ -20,31 +21,9 @@ COMPOSE = {
     }
 }
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
 
 def scrape(url: str, token: str | None = SCRAPE_TOKEN) -> tuple[Samples, set[str]]:
-    """Every sample by (name, sorted labels), and the family names that had HELP and TYPE."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    samples: Samples = {}
-    families: set[str] = set()
-    for family in text_string_to_metric_families(response.text):
-        if family.documentation and family.type != "unknown":
-            families.add(family.name)
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples, families
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
-
-
-def total(samples: Samples, name: str) -> float:
-    return sum(v for (n, _labels), v in samples.items() if n == name)
+    return scrape_as(url, token)
 
 
 def test_metrics_show_the_fleet_and_only_to_scrapers(
@@ -70,6 +49,10 @@ def test_metrics_show_the_fleet_and_only_to_scrapers(
     assert (value(samples, "edgefleet_agent_frames_total") or 0) >= 1.0
     assert value(samples, "edgefleet_agent_frames_deferred_total") == 0.0
     assert value(samples, "edgefleet_gc_collections_paced_total") == 0.0
+    # one agent on an idle server: let in at once (its enrollment's first start
+    # connects too, hence at least one), never told to come back
+    assert (value(samples, "edgefleet_agent_connections_admitted_total") or 0) >= 1.0
+    assert value(samples, "edgefleet_agent_connections_refused_total") == 0.0
     assert total(samples, "edgefleet_jobs") == 0.0
     # the hub subscribes on the bus at start; an enrolled agent's presence crosses it
     assert value(samples, "edgefleet_bus_subscriptions") >= 1.0

@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.conftest import Fleet
-from tests.support.procs import ServerProc, wait_for
+from tests.support.procs import ADMIN_TOKEN, ServerProc, wait_for
+from tests.support.scrape import scrape, value
 
 N = 300
 RATE = 40  # connections admitted per second: a 300-agent storm must wait
@@ -104,3 +105,7 @@ def test_over_the_rate_a_connection_is_told_when_to_come_back(fleet: Fleet) -> N
     assert closes[0][0] == 4401  # admitted (the bucket holds one), credential checked
     waits = [int(reason.removeprefix("retry-after=")) for code, reason in closes if code == 4503]
     assert waits and all(w >= 1 for w in waits), waits
+    # an operator sees the refusals on /metrics, one per connection turned away
+    samples, _ = scrape(server.url, token=ADMIN_TOKEN)
+    assert value(samples, "edgefleet_agent_connections_refused_total") == len(waits)
+    assert value(samples, "edgefleet_agent_connections_admitted_total") == 3 - len(waits)

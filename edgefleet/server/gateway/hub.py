@@ -3,7 +3,8 @@
 Any code that wants to talk to a device calls the hub (``deliver``,
 ``command``, ``open_stream``, ``kick``). If this replica holds the device's
 connection the hub uses it directly; otherwise it goes through the bus to the
-replica that does (subject ``ef.device.<id>``, subscribed by the holder).
+replica that does (subject ``ef.device.<id>``, subscribed by the holder:
+:mod:`.inbox`).
 With the in-process bus there is no other replica, so a device that is not
 held here is offline, and no per-device subscriptions are made at all.
 
@@ -25,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -34,18 +35,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.heap import Tenure
 from edgefleet.server.agent_session import AgentSession
-from edgefleet.server.bus.base import BusError, BusMessage, BusTimeout, NoResponders, Subscription
+from edgefleet.server.bus.base import BusError, BusTimeout, NoResponders
 from edgefleet.server.bus.envelopes import (
-    CommandAnswered,
     CommandFailed,
     Deliver,
     EnvelopeError,
     Kick,
-    OpenStream,
     RunCommand,
     Superseded,
     read_command_reply,
-    read_device,
 )
 from edgefleet.server.context import ServerContext
 from edgefleet.server.devices.tables import Device
@@ -66,6 +64,7 @@ from edgefleet.server.gateway.arrivals import Arrivals
 from edgefleet.server.gateway.bridge import StreamBridge, device_subject
 from edgefleet.server.gateway.credentials import Credentials
 from edgefleet.server.gateway.enrollments import Enrollments
+from edgefleet.server.gateway.inbox import ReplicaInbox
 from edgefleet.server.gateway.pacer import FramePacer
 from edgefleet.tasks import cancel_all, every
 from edgefleet.wire.commands import CommandArgs, CommandSpec
@@ -119,9 +118,8 @@ class Hub:
         self.stream_acceptors: dict[str, StreamAcceptor] = {}  # agent-opened, by header kind
         # typed binary frames (federated messages, protocol 3+): the computations relay's
         self.frame_handler: FrameHandler | None = None
-        self._subs: dict[str, Subscription] = {}
+        self.inbox = ReplicaInbox(self)  # what other replicas ask of devices held here
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[Any]] = set()
         # the sessions of a settled fleet, kept out of full collections (edgefleet.heap)
         self.tenure = Tenure(lambda: len(self.sessions), paced=True)  # by _pace
         settings = ctx.settings
@@ -143,6 +141,8 @@ class Hub:
             frames=self.pacer.frames,
             frames_deferred=self.pacer.deferred,
             collections_paced=self.tenure.paced,
+            connections_admitted=self.admission.admitted,
+            connections_refused=self.admission.refused,
         )
 
     # -- plugging in (DeviceLink) -----------------------------------------------------
@@ -196,8 +196,7 @@ class Hub:
         await cancel_all(self._tasks)
         for session in list(self.sessions.values()):
             await session.link.close(1012, "server shutting down")
-        for device_id in list(self._subs):
-            await self._unsubscribe(device_id)
+        await self.inbox.close_all()
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -215,7 +214,7 @@ class Hub:
         if previous is not None and previous is not session:
             await previous.link.close(4000, "replaced by a newer connection")
         if self.remote_bus:  # reachable from other replicas before the generation is read
-            await self._subscribe(session)
+            await self.inbox.open(session)
         # Written with the other arrivals of the moment (one commit for a storm).
         arrived = await self.arrivals.arrive(session.device.pk, dict(device_changes or {}))
         if self.remote_bus:
@@ -238,7 +237,7 @@ class Hub:
         del self.sessions[session.device.id]
         self.tenure.departed()
         session.fail_pending(f"device disconnected: {reason}")
-        await self._unsubscribe(session.device.id)
+        await self.inbox.close(session.device.id)
         try:
             await presence.clear(self.ctx.sessions, self.ctx.replica, session.device.pk)
         except SQLAlchemyError:  # its presence expires on its own (offline_after)
@@ -364,63 +363,6 @@ class Hub:
                 await self.ctx.bus.publish(device_subject(device_id), Kick(reason=reason).encode())
             except BusError as exc:  # its credential is gone: it cannot reconnect anyway
                 log.warning("could not tell the replica holding %s to drop it: %s", device_id, exc)
-
-    # -- cross-replica ----------------------------------------------------------------
-
-    async def _subscribe(self, session: AgentSession) -> None:
-        device_id = session.device.id
-        await self._unsubscribe(device_id)
-
-        async def handle(message: BusMessage) -> None:
-            await self._on_bus(session, message)
-
-        self._subs[device_id] = await self.ctx.bus.subscribe(device_subject(device_id), handle)
-
-    async def _unsubscribe(self, device_id: str) -> None:
-        sub = self._subs.pop(device_id, None)
-        if sub is None:
-            return
-        try:
-            await sub.unsubscribe()
-        except BusError as exc:  # the bus connection is gone, and its subscriptions with it
-            log.warning("unsubscribing from device %s: %s", device_id, exc)
-
-    async def _on_bus(self, session: AgentSession, message: BusMessage) -> None:
-        if self.sessions.get(session.device.id) is not session:
-            return
-        try:
-            envelope = read_device(message.data)
-        except EnvelopeError as exc:
-            log.warning("dropped a message for device %s: %s", session.device.id, exc)
-            return
-        if isinstance(envelope, Deliver):
-            await self.deliver(session.device.id, envelope.message)
-        elif isinstance(envelope, RunCommand) and message.reply:
-            self._spawn(self._answer_command(session, envelope, message.reply))
-        elif isinstance(envelope, Kick):
-            await self.kick(session.device.id, envelope.reason)
-        elif isinstance(envelope, Superseded) and envelope.session != session.id:
-            await session.link.close(4000, "the device connected to another replica")
-        elif isinstance(envelope, OpenStream) and self.stream_bridge is not None:
-            self._spawn(self.stream_bridge.accept(session, envelope, message.reply))
-
-    async def _answer_command(
-        self, session: AgentSession, envelope: RunCommand, reply_to: str
-    ) -> None:
-        answer: CommandAnswered | CommandFailed
-        try:
-            result = await session.command(envelope.name, envelope.args, envelope.timeout)
-            answer = CommandAnswered(result=result)
-        except TimeoutError:
-            answer = CommandFailed(error="device did not answer in time")
-        except ConnectionError as exc:
-            answer = CommandFailed(error=str(exc))
-        await self.ctx.bus.publish(reply_to, answer.encode())
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # -- presence ---------------------------------------------------------------------
 

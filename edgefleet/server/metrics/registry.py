@@ -115,6 +115,17 @@ class _Hub(Collector):
             "while they were still connecting, or past the ceiling of waiting objects.",
             value=counts.collections_paced,
         )
+        yield CounterMetricFamily(
+            "edgefleet_agent_connections_admitted",
+            "Agent connections let in by this replica's admission rate.",
+            value=counts.connections_admitted,
+        )
+        yield CounterMetricFamily(
+            "edgefleet_agent_connections_refused",
+            "Agent connections told to come back later (close 4503 with a retry-after): "
+            "a reconnect storm, or a replica whose event loop lags.",
+            value=counts.connections_refused,
+        )
 
 
 class ServerMetrics:

@@ -51,7 +51,15 @@ def test_exposition_of_fleet_counts() -> None:
     )
     samples, types = parse(
         metrics.render(
-            counts, LinkCounts(agents=7, frames=90, frames_deferred=12, collections_paced=3)
+            counts,
+            LinkCounts(
+                agents=7,
+                frames=90,
+                frames_deferred=12,
+                collections_paced=3,
+                connections_admitted=40,
+                connections_refused=25,
+            ),
         ).decode()
     )
     assert samples[("edgefleet_alerts_firing", (("project", "north"),))] == 2
@@ -66,6 +74,9 @@ def test_exposition_of_fleet_counts() -> None:
     assert samples[("edgefleet_agent_frames_total", ())] == 90
     assert samples[("edgefleet_agent_frames_deferred_total", ())] == 12
     assert samples[("edgefleet_gc_collections_paced_total", ())] == 3
+    assert samples[("edgefleet_agent_connections_admitted_total", ())] == 40
+    assert samples[("edgefleet_agent_connections_refused_total", ())] == 25
+    assert types["edgefleet_agent_connections_refused"] == "counter"
     assert types["edgefleet_agents_connected"] == "gauge"
     assert types["edgefleet_agent_frames_deferred"] == "counter"
     assert samples[("edgefleet_server_info", (("replica", "replica-a"), ("version", _v())))] == 1
