@@ -133,6 +133,32 @@ def test_tenure_keeps_a_growing_fleet_frozen() -> None:
     assert grew == "True"
 
 
+CHURN_OF_THE_LARGEST = """
+import gc
+from edgefleet import heap
+members = [200]
+tenure = heap.Tenure(lambda: members[0], least=100, churn=0.1, growth=100.0)
+tenure.install()
+gc.collect()  # frozen first at 200 sessions, as a connecting fleet is
+members[0] = 2000
+gc.collect()  # and again at 2,000
+for _ in range(100):  # five times a tenth of the first step, a twentieth of the fleet
+    tenure.departed()
+print(tenure.frozen, tenure.thaws)
+for _ in range(101):  # past a tenth of the largest
+    tenure.departed()
+print(tenure.frozen, tenure.thaws)
+"""
+
+
+def test_churn_is_counted_against_the_largest_fleet_frozen() -> None:
+    """A reconnect storm's retried connections do not thaw a fleet frozen in
+    steps; a tenth of the whole fleet leaving still does."""
+    kept, thawed = (line.split() for line in _probe(CHURN_OF_THE_LARGEST))
+    assert kept == ["True", "0"]
+    assert thawed == ["False", "1"]
+
+
 PACE = """
 import gc
 from edgefleet import heap
