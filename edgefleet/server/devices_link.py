@@ -34,6 +34,7 @@ class LinkCounts:
     frames: int = 0  # received from agents, since start
     frames_deferred: int = 0  # of those, held for a later loop turn (gateway.pacer)
     collections_paced: int = 0  # full collections the hub started itself (heap.Tenure.pace)
+    thaws: int = 0  # the frozen fleet given back to the collector (heap.Tenure.thaw)
     connections_admitted: int = 0  # agent handshakes let in by gateway.admission, since start
     connections_refused: int = 0  # told to come back later (close 4503), since start
 

@@ -49,6 +49,7 @@ def test_metrics_show_the_fleet_and_only_to_scrapers(
     assert (value(samples, "edgefleet_agent_frames_total") or 0) >= 1.0
     assert value(samples, "edgefleet_agent_frames_deferred_total") == 0.0
     assert value(samples, "edgefleet_gc_collections_paced_total") == 0.0
+    assert value(samples, "edgefleet_gc_thaws_total") == 0.0  # nothing frozen to thaw
     # one agent on an idle server: let in at once (its enrollment's first start
     # connects too, hence at least one), never told to come back
     assert (value(samples, "edgefleet_agent_connections_admitted_total") or 0) >= 1.0

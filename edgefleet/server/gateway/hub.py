@@ -141,6 +141,7 @@ class Hub:
             frames=self.pacer.frames,
             frames_deferred=self.pacer.deferred,
             collections_paced=self.tenure.paced,
+            thaws=self.tenure.thaws,
             connections_admitted=self.admission.admitted,
             connections_refused=self.admission.refused,
         )

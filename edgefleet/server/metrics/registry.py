@@ -116,6 +116,12 @@ class _Hub(Collector):
             value=counts.collections_paced,
         )
         yield CounterMetricFamily(
+            "edgefleet_gc_thaws",
+            "Times the frozen sessions were given back to the collector (sessions left, "
+            "or the frozen heap grew): the next full collection walks the whole heap once.",
+            value=counts.thaws,
+        )
+        yield CounterMetricFamily(
             "edgefleet_agent_connections_admitted",
             "Agent connections let in by this replica's admission rate.",
             value=counts.connections_admitted,

@@ -57,6 +57,7 @@ def test_exposition_of_fleet_counts() -> None:
                 frames=90,
                 frames_deferred=12,
                 collections_paced=3,
+                thaws=2,
                 connections_admitted=40,
                 connections_refused=25,
             ),
@@ -74,6 +75,7 @@ def test_exposition_of_fleet_counts() -> None:
     assert samples[("edgefleet_agent_frames_total", ())] == 90
     assert samples[("edgefleet_agent_frames_deferred_total", ())] == 12
     assert samples[("edgefleet_gc_collections_paced_total", ())] == 3
+    assert samples[("edgefleet_gc_thaws_total", ())] == 2
     assert samples[("edgefleet_agent_connections_admitted_total", ())] == 40
     assert samples[("edgefleet_agent_connections_refused_total", ())] == 25
     assert types["edgefleet_agent_connections_refused"] == "counter"

@@ -204,3 +204,12 @@ async def test_the_hub_looks_for_a_paced_collection_while_it_runs(hub: Hub) -> N
         assert not any(task.done() for task in hub._tasks)
     finally:
         await hub.stop()
+
+
+def test_the_hub_counts_what_its_tenure_and_admission_did(hub: Hub) -> None:
+    """``/metrics`` reads these from the hub: each comes from its own part."""
+    hub.tenure.paced, hub.tenure.thaws = 4, 2
+    hub.admission.admitted, hub.admission.refused = 30, 7
+    counts = hub.counts()
+    assert (counts.collections_paced, counts.thaws) == (4, 2)
+    assert (counts.connections_admitted, counts.connections_refused) == (30, 7)
