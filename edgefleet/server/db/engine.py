@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from edgefleet.server.db import sqlite_driver
+from edgefleet.server.db import liveness, sqlite_driver
 
 
 class DatabaseUrlError(ValueError):
@@ -70,7 +70,11 @@ def create_engine(url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pool_pre_ping: a closed connection is seen on its socket instead of
+    # with a round trip per transaction (:mod:`.liveness`).
+    engine = create_async_engine(url, pool_size=10, max_overflow=20)
+    liveness.watch(engine)
+    return engine
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -43,8 +43,8 @@ async def show_job(
     db: Db,
     devices: bool = Query(True, description="include per-device status"),
 ) -> Response:
-    found = await service.find(db, caller, job)
-    body = await service.output_json(db, found, caller, with_devices=devices)
+    found, about = await service.find_shown(db, caller, job)
+    body = await service.output_json(db, found, caller, with_devices=devices, about=about)
     return Response(content=body, media_type="application/json")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from edgefleet.server import redact
@@ -43,6 +43,16 @@ async def find(db: AsyncSession, caller: Caller, ref: str) -> Job:
     if job is None or not caller.can(job.project_pk, Permission.READ):
         raise NotFound(f"job {ref!r} not found")
     return job
+
+
+async def find_shown(db: AsyncSession, caller: Caller, ref: str) -> tuple[Job, Any]:
+    """The job and what its view shows beside it (:func:`_about`), in the
+    statement that finds it: ``GET /jobs/{id}`` is what a rollout display
+    polls while its fan-out lands."""
+    row = (await db.execute(_about(Job.id == ref))).first()
+    if row is None or not caller.can(row.Job.project_pk, Permission.READ):
+        raise NotFound(f"job {ref!r} not found")
+    return row.Job, row
 
 
 async def _resolve_devices(db: AsyncSession, project: Project, refs: list[str]) -> list[str]:
@@ -249,12 +259,13 @@ async def output(
     return JobOut.model_validate(json.loads(body))
 
 
-def _about(job: Job) -> Any:
-    """Everything the job's view shows beside the job itself and its devices,
-    in one statement: at 10,000 devices each statement of a request waits a
-    turn of a busy event loop (issue 16), so the view reads what it can at once."""
+def _about(which: ColumnElement[bool]) -> Any:
+    """Everything the job's view shows beside its devices, in one statement:
+    at 10,000 devices each statement of a request waits a turn of a busy
+    event loop (issue 16), so the view reads what it can at once."""
     return (
         select(
+            Job,
             Application.name.label("application"),
             Application.id.label("application_id"),
             AppVersion.version.label("version"),
@@ -270,19 +281,20 @@ def _about(job: Job) -> Any:
         .outerjoin(AppVersion, AppVersion.pk == Job.version_pk)
         .outerjoin(JobSchedule, JobSchedule.job_pk == Job.pk)
         .outerjoin(JobRollout, JobRollout.job_pk == Job.pk)
-        .where(Job.pk == job.pk)
+        .where(which)
     )
 
 
 async def output_json(
-    db: AsyncSession, job: Job, caller: Caller, *, with_devices: bool = True
+    db: AsyncSession, job: Job, caller: Caller, *, with_devices: bool = True, about: Any = None
 ) -> bytes:
     """The job as JSON, built for size: a job on 10,000 devices is 10,000 rows,
     so they are read as plain columns and written straight to JSON (their
     ``services`` are stored already in the API's shape), and the counts come
     from a GROUP BY rather than from the rows. Environment values are masked
     for callers below operator in the job's project (:mod:`..redact`)."""
-    about = (await db.execute(_about(job))).one()
+    if about is None:  # not read with the job (:func:`find_shown`)
+        about = (await db.execute(_about(Job.pk == job.pk))).one()
     grouped = await db.execute(
         select(JobDevice.state, func.count())
         .where(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.auth.caller import Caller
 from edgefleet.server.db.base import new_id, utcnow
+from edgefleet.server.errors import NotFound
 from edgefleet.server.jobs import service
 from edgefleet.server.jobs.tables import Job, JobDevice
 from edgefleet.server.reservations.links import attach
@@ -113,3 +114,35 @@ async def test_reservation_schedule_and_rollout_come_in_the_same_statement(world
     assert not any("job_rollouts" in s and "job_schedules" not in s for s in statements), (
         "the rollout row is read with the job's other facts, not again"
     )
+
+
+async def test_finding_the_job_to_show_reads_its_facts_with_it(world: World) -> None:
+    """``GET /jobs/{id}``: the statement that finds the job is the facts one,
+    so the view is three statements with the lookup, not four."""
+    job = await world.job(selector="site=lab")
+    await _with_devices(world, job, 2)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = world.db.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        found, about = await service.find_shown(world.db, ADMIN, job.id)
+        body = await service.output_json(world.db, found, ADMIN, about=about)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    view = json.loads(body)
+    assert found is job and view["id"] == job.id and view["application"] == "web"
+    assert view["counts"] == {"running": 2}
+    assert len(statements) == 3, statements  # job with its facts, counts, first page
+
+
+async def test_a_job_of_a_project_the_caller_cannot_read_is_not_found(world: World) -> None:
+    job = await world.job(selector="site=lab")
+    stranger = Caller(user_pk=99, user_id="u_x", name="x", is_admin=False)
+    with pytest.raises(NotFound):
+        await service.find_shown(world.db, stranger, job.id)
+    with pytest.raises(NotFound):
+        await service.find_shown(world.db, ADMIN, "j_missing")
