@@ -215,7 +215,7 @@ def test_up_reuses_its_saved_login(tmp_path: Path) -> None:
                 f"{server.url}/api/v1/tokens/{own['id']}",
                 headers={"Authorization": f"Bearer {first}"},
             )
-            assert revoked.status_code == 200
+            assert revoked.status_code == 200, revoked.text
         finally:
             server.stop()
     third = _up_once(tmp_path)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -87,6 +86,7 @@ class Watched:
     registered_at: float = field(default_factory=time.monotonic)
     baseline: Fingerprint | None = None
     reason: str | None = None
+    acted: bool = False  # it committed a rights change itself: see StreamGuard._made_it
 
 
 def verdict(
@@ -101,7 +101,12 @@ def verdict(
     Alive while one of its credentials is (a request with several cookies used
     one of them); that credential's user must keep the memberships the stream
     saw at its first check, and none may have changed between its opening and
-    that check."""
+    that check. A request that committed a rights change itself is not
+    closed: it acted knowing (``DELETE /tokens/{id}`` of its own token answers
+    200, where a check landing before its answer turned it into a 401); the
+    change holds for every request after it."""
+    if watched.acted:
+        return None
     reasons = []
     alive: TokenState | None = None
     for digest in watched.digests:
@@ -203,13 +208,12 @@ class StreamGuard:
         self._wake.set()
 
     def _made_it(self, task: asyncio.Task[Any] | None) -> None:
-        """The request that committed a change acted knowing it: judge it from now
-        on (a project's creator, made its owner, is not closed by that)."""
-        now = time.monotonic()
+        """The request that committed a change acted knowing it, and is not
+        closed for it (a project's creator, made its owner; a token revoking
+        itself): see :func:`verdict`."""
         for watched in self.watched:
             if task is not None and watched.task is task:
-                watched.registered_at = math.nextafter(now, math.inf)
-                watched.baseline = None
+                watched.acted = True
 
     async def _on_message(self, message: BusMessage) -> None:
         try:

@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 def closed_by_server(dbapi_connection: Any) -> bool:
     """True if this idle psycopg connection has been closed (or has something
     unasked to read, which an idle connection never should)."""
+    import psycopg  # loaded already: only psycopg's connections come here
+
     raw = dbapi_connection.driver_connection
     if raw.closed or raw.broken:
         return True
     try:
         fd = raw.pgconn.socket
-    except Exception:  # psycopg: "the connection is lost"
+    except psycopg.OperationalError:  # "the connection is lost"
         return True
     # poll, not select: a server holding 10,000 agent sockets opens its pool's
     # connections on descriptors past select's limit of 1,024
