@@ -270,3 +270,32 @@ def test_a_self_paced_tenure_owns_full_collections_while_the_fleet_is_frozen() -
     assert ceiling == ["ceiling", "True", "2"]  # past the ceiling: collected, refrozen
     assert thawed == ["thawed", "True"]  # thawed: CPython's rule walks the heap again
     assert uninstalled == ["uninstalled", "True"]
+
+
+SWEEP = """
+import gc
+from edgefleet import heap
+heap.settle()
+gc.collect()
+sessions = [[i] for i in range(50_000)]  # what a fleet's sessions hold, old by now
+gc.collect()
+for i in range(len(sessions)):  # each "message" ends an old pending read, starts a young one
+    sessions[i] = [i]
+young = len(gc.get_objects(generation=0))
+print(young, gc.get_count()[0])
+print(heap.sweep_young(), len(gc.get_objects(generation=0)))
+print(*(heap.sweep_young(middle=3) for _ in range(10)))
+"""
+
+
+def test_sweeping_collects_young_objects_that_cpythons_count_never_saw() -> None:
+    """50,000 old objects replaced by young ones: CPython's count (allocations
+    minus deallocations) stays near zero, so no young collection comes while
+    the young generation holds them all; a sweep walks them now."""
+    out = _probe(SWEEP)
+    young, counted = (int(v) for v in out[0].split())
+    assert young >= 50_000 and counted < 1_000
+    generation, left = (int(v) for v in out[1].split())
+    assert generation == 0 and left < 1_000
+    # the middle generation after every `middle` + 1 sweeps, as CPython's rule
+    assert out[2].split() == ["0", "0", "0", "1", "0", "0", "0", "0", "1", "0"]

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from edgefleet.heap import Tenure
+from edgefleet.heap import SWEEP_EVERY, Tenure, sweep_young
 from edgefleet.server.agent_session import AgentSession
 from edgefleet.server.bus.base import BusError, BusTimeout, NoResponders
 from edgefleet.server.bus.envelopes import (
@@ -185,9 +185,11 @@ class Hub:
             self.stream_bridge = StreamBridge(self.ctx.bus)
         flush = every(self.flush_interval, self.flush_presence, log, "presence flush")
         pace = every(PACE_EVERY, self._pace, log, "paced collection")
+        sweep = every(SWEEP_EVERY, self._sweep, log, "young collection")
         self._tasks = [
             asyncio.create_task(flush, name="presence-flush"),
             asyncio.create_task(pace, name="paced-collection"),
+            asyncio.create_task(sweep, name="young-collection"),
             asyncio.create_task(self._reap_loop(), name="session-reaper"),
             asyncio.create_task(watch_lag(self.admission), name="admission-lag"),
         ]
@@ -380,6 +382,12 @@ class Hub:
         # full collections small and often, not large and rare, and not on top
         # of a fan-out landing unless they must (edgefleet.heap.Tenure.pace)
         self.tenure.pace(calm=self.pacer.calm())
+
+    async def _sweep(self) -> None:
+        # a large fleet's sessions replace young objects for old ones, which
+        # CPython's count does not see (edgefleet.heap.sweep_young)
+        if len(self.sessions) >= self.tenure.least:
+            sweep_young()
 
     async def _reap_loop(self) -> None:
         """Close sessions whose agent stopped heartbeating (a cut network leaves
