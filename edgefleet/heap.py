@@ -72,8 +72,9 @@ def sweep_young(middle: int = MIDDLE) -> int:
     devices on PostgreSQL, a census of the young generations found 40,000
     coroutines and 10,000 futures, frames and generators among 140,000
     objects (2026-12-04). Run every :data:`SWEEP_EVERY` seconds, this walks
-    what a tenth of a second made; the middle generation follows after
-    ``middle`` of them, as by CPython's rule. Full collections are
+    what a tenth of a second made; the middle generation is collected once
+    more than ``middle`` young collections ran since its last (every fifth
+    sweep at 3), as by CPython's rule. Full collections are
     :meth:`Tenure.pace`'s to start, never this."""
     generation = 1 if gc.get_count()[1] > middle else 0
     gc.collect(generation)
