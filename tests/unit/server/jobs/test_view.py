@@ -35,8 +35,9 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Wor
         yield await World(db).setup()
 
 
-async def _view(world: World, job: Job) -> tuple[dict[str, Any], list[str]]:
-    """The job's JSON view and the statements it took."""
+async def _view(world: World, job: Job, *, found: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The job's JSON view and the statements it took; ``found``: the job is
+    looked up first, as ``GET /jobs/{id}`` does, and that lookup counted."""
     statements: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -45,7 +46,12 @@ async def _view(world: World, job: Job) -> tuple[dict[str, Any], list[str]]:
     engine = world.db.bind.sync_engine  # type: ignore[union-attr]
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        body = await service.output_json(world.db, job, ADMIN)
+        if found:
+            shown, about = await service.find_shown(world.db, ADMIN, job.id)
+            assert shown is job
+            body = await service.output_json(world.db, shown, ADMIN, about=about)
+        else:
+            body = await service.output_json(world.db, job, ADMIN)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     return json.loads(body), statements
@@ -121,20 +127,8 @@ async def test_finding_the_job_to_show_reads_its_facts_with_it(world: World) -> 
     so the view is three statements with the lookup, not four."""
     job = await world.job(selector="site=lab")
     await _with_devices(world, job, 2)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    engine = world.db.bind.sync_engine  # type: ignore[union-attr]
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        found, about = await service.find_shown(world.db, ADMIN, job.id)
-        body = await service.output_json(world.db, found, ADMIN, about=about)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    view = json.loads(body)
-    assert found is job and view["id"] == job.id and view["application"] == "web"
+    view, statements = await _view(world, job, found=True)
+    assert view["id"] == job.id and view["application"] == "web"
     assert view["counts"] == {"running": 2}
     assert len(statements) == 3, statements  # job with its facts, counts, first page
 
