@@ -4,10 +4,7 @@ event loop), with the user's roles in every project it is a member of."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.auth import service
@@ -15,6 +12,7 @@ from edgefleet.server.auth.roles import Role
 from edgefleet.server.db.base import new_id
 from edgefleet.server.errors import Unauthorized
 from edgefleet.server.projects.tables import Membership, Project
+from tests.support.statements import recorded
 
 
 async def test_a_token_is_its_user_with_every_membership_in_one_statement(
@@ -32,21 +30,12 @@ async def test_a_token_is_its_user_with_every_membership_in_one_statement(
         _, member_secret = await service.create_token(db, member, name="t", expires_at=None)
         _, loner_secret = await service.create_token(db, loner, name="t", expires_at=None)
 
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
     async with sessions() as db:
-        engine = db.bind.sync_engine  # type: ignore[union-attr]
-        event.listen(engine, "before_cursor_execute", seen)
-        try:
+        with recorded(db.bind.sync_engine) as statements:  # type: ignore[union-attr]
             caller = await service.authenticate(db, member_secret)
-            reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-            assert len(reads) == 1, statements
-            alone = await service.authenticate(db, loner_secret)
-        finally:
-            event.remove(engine, "before_cursor_execute", seen)
+        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert len(reads) == 1, statements
+        alone = await service.authenticate(db, loner_secret)
     assert caller.name == "ada"
     assert caller.roles == {projects[0].pk: Role.DEVELOPER, projects[2].pk: Role.VIEWER}
     assert alone.name == "bob" and alone.roles == {}

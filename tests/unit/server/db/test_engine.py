@@ -43,10 +43,9 @@ async def test_a_pooled_connection_postgresql_closed_is_replaced_at_checkout(
     admin = postgres.ensure_server()
     url, name = postgres.fresh_database(admin)
     engine = create_engine(async_url(url, tmp_path))
-    if crowded:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < 2048:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2048), hard))
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if crowded and limit[0] < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit[1], 2048), limit[1]))
     held = [open(os.devnull) for _ in range(1100)] if crowded else []  # noqa: SIM115
     try:
         async with engine.connect() as connection:
@@ -68,6 +67,7 @@ async def test_a_pooled_connection_postgresql_closed_is_replaced_at_checkout(
     finally:
         for file in held:
             file.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, limit)
         await engine.dispose()
         postgres.drop_database(admin, name)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.db.base import new_id, utcnow
@@ -27,6 +27,7 @@ from edgefleet.server.jobs.eligibility import facts_key
 from edgefleet.server.jobs.tables import Job
 from edgefleet.server.reservations.links import attach
 from edgefleet.server.reservations.tables import Reservation, ReservationDevice
+from tests.support.statements import recorded
 from tests.unit.server.conftest import store_sessions
 from tests.unit.server.jobs.test_assign import ARM, SPEC, X86, World
 
@@ -77,19 +78,11 @@ async def test_a_new_job_planned_before_its_insert_gets_what_assign_gives(world:
     expected = await assign(world.db, twin, "1")
     await world.db.flush()
 
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement.split()[0].upper())
-
-    engine = world.db.bind.sync_engine  # type: ignore[union-attr]
     job = _unsaved(world)
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with recorded(world.db.bind.sync_engine) as statements:  # type: ignore[union-attr]
         planned = await plan(world.db, job, "1")
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    assert statements and set(statements) == {"SELECT"}  # reads only: no lock taken
+    verbs = {statement.split()[0].upper() for statement in statements}
+    assert statements and verbs == {"SELECT"}  # reads only: no lock taken
     assert job.pk is None and job not in world.db  # nothing added behind the caller's back
 
     world.db.add(job)

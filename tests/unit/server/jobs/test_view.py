@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from edgefleet.server.auth.caller import Caller
@@ -24,6 +23,7 @@ from edgefleet.server.reservations.tables import Reservation
 from edgefleet.server.rollouts.machine import Rollout, to_json
 from edgefleet.server.rollouts.tables import JobRollout
 from edgefleet.server.schedules.tables import JobSchedule
+from tests.support.statements import recorded
 from tests.unit.server.jobs.test_assign import ARM, World
 
 ADMIN = Caller(user_pk=1, user_id="u_admin", name="admin", is_admin=True)
@@ -38,22 +38,13 @@ async def world(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Wor
 async def _view(world: World, job: Job, *, found: bool = False) -> tuple[dict[str, Any], list[str]]:
     """The job's JSON view and the statements it took; ``found``: the job is
     looked up first, as ``GET /jobs/{id}`` does, and that lookup counted."""
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    engine = world.db.bind.sync_engine  # type: ignore[union-attr]
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with recorded(world.db.bind.sync_engine) as statements:  # type: ignore[union-attr]
         if found:
             shown, about = await service.find_shown(world.db, ADMIN, job.id)
             assert shown is job
             body = await service.output_json(world.db, shown, ADMIN, about=about)
         else:
             body = await service.output_json(world.db, job, ADMIN)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     return json.loads(body), statements
 
 
