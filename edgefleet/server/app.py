@@ -47,10 +47,10 @@ from edgefleet.server.devices.routes import router as devices_router
 from edgefleet.server.devices.summary import router as summary_router
 from edgefleet.server.errors import install_handlers
 from edgefleet.server.events.routes import router as events_router
-from edgefleet.server.gateway.endpoint import DirectAgentLine
 from edgefleet.server.gateway.endpoint import router as agent_ws_router
 from edgefleet.server.gateway.enroll import DirectEnroll
 from edgefleet.server.gateway.enroll import router as enroll_router
+from edgefleet.server.gateway.lane import FleetApp
 from edgefleet.server.keys.routes import router as keys_router
 from edgefleet.server.limits import BodyLimit
 from edgefleet.server.metrics.bus import CountedBus
@@ -246,7 +246,7 @@ def create_app(
             await bus.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = FleetApp(
         title="edgefleet",
         version=__version__,
         description="Run containerized applications on fleets of edge devices behind NAT.",
@@ -301,13 +301,13 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         exempt=("/proxy/", f"{API}/agent/data", "/portal/static", f"{API}/build-contexts"),
     )
-    app.add_middleware(DirectAgentLine)  # agents' WebSocket: not through the routing stack
     from edgefleet.server.proxy.paths import ProxyPaths
 
     app.add_middleware(ProxyPaths)  # /proxy/…: not through the routing stack either
     apps_domain = settings.resolved_apps_domain()
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)
+        app.apps_domain = apps_domain  # the agents' lane leaves an app's host to the router
     app.add_middleware(FreshStreams, guard=guard)  # outside the host router: sees app hosts too
     from edgefleet.server.metrics.routes import install as install_metrics
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from edgefleet.server.db import liveness, sqlite_driver
+from edgefleet.server.db import liveness
 
 
 class DatabaseUrlError(ValueError):
@@ -64,7 +64,11 @@ def create_engine(url: str) -> AsyncEngine:
         # keeps its pool slot: with 15 slots, a storm of writers left none for
         # reads (an agent's credential lookup timed out at 10,000 devices).
         # Reads in WAL mode never wait for the writer, so give them room.
-        # Statements make one trip to aiosqlite's thread each (:mod:`.sqlite_driver`).
+        # Statements make one trip to aiosqlite's thread each (:mod:`.sqlite_driver`),
+        # imported here: a server on PostgreSQL never loads SQLite's driver and
+        # dialect (~1 MB resident, issue 16).
+        from edgefleet.server.db import sqlite_driver
+
         engine = create_async_engine(
             url, pool_size=5, max_overflow=35, module=sqlite_driver.dbapi()
         )

@@ -16,7 +16,6 @@ import logging
 
 from fastapi import APIRouter, WebSocket
 from sqlalchemy import select, update
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edgefleet.server.agent_session import AgentSession, DeviceRef
 from edgefleet.server.context import ServerContext
@@ -56,30 +55,6 @@ BUSY_CODE = 4503  # over the admission rate; the reason reads "retry-after=<seco
 AGENT_PATH = "/api/v1/agent/connect"
 
 
-class DirectAgentLine:
-    """ASGI middleware: an agent's WebSocket goes straight to :func:`agent_connect`.
-
-    A request keeps its whole chain of calls alive for as long as it lasts, and
-    an agent's lasts for months. Through FastAPI's routing that chain is about
-    25 coroutines deep with three exit stacks and their closures (~10 KB per
-    connected device, issue 16); from here it is a few. The route stays
-    registered (OpenAPI) and is named in the scope as routing would, so the
-    metrics label the connection by it. Installed inside the host router, so a
-    path on an app's own host stays the app's, and outside the body limit (a
-    WebSocket has no body to limit)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.route = next(r for r in router.routes if getattr(r, "path", "") == AGENT_PATH)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == AGENT_PATH:
-            scope["route"] = self.route
-            await agent_connect(WebSocket(scope, receive, send))
-        else:
-            await self.app(scope, receive, send)
-
-
 def _credential(websocket: WebSocket) -> str | None:
     scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -101,103 +76,137 @@ async def agent_connect(websocket: WebSocket) -> None:
         await websocket.accept()
     finally:  # accepted, or the agent left (or the lookup failed) first: room for the next
         hub.admission.finished()
-    transport = StarletteTransport(websocket, hub.pacer)
-    if device is None:
-        reason = (
-            "this device's credential is not valid: the device was deleted from the server "
-            "or never enrolled there; enroll again with a provisioning key"
-        )
-        with contextlib.suppress(TransportClosed):
-            await transport.send_text(encode(Revoked(reason=reason)))
-        await transport.close(REVOKED_CODE, "credential revoked")
-        return
+    # Counted here, not by the metrics middleware: the agents' lane (lane.py) skips it.
+    opened = websocket.app.state.metrics.websockets.labels(AGENT_PATH)
+    opened.inc()
     try:
-        first = await asyncio.wait_for(transport.receive(), HELLO_TIMEOUT)
-        hello = decode(first)
-        if not isinstance(hello, Hello):
-            raise ProtocolError("expected hello")
-    except (TimeoutError, TransportClosed, ProtocolError) as exc:
-        log.info("agent %s failed the handshake: %s", device.id, exc)
-        await transport.close(4002, "handshake failed")
-        return
-    if hello.protocol < MIN_PROTOCOL_VERSION:
-        # A newer agent speaks our version too (it accepts the welcome's
-        # `protocol`); only one older than we still understand is turned away.
-        log.info("agent %s speaks protocol %s, too old", device.id, hello.protocol)
-        await transport.close(
-            4002,
-            f"protocol {hello.protocol} not supported: this server speaks "
-            f"{MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION}",
+        transport = StarletteTransport(websocket, hub.pacer)
+        if device is None:
+            reason = (
+                "this device's credential is not valid: the device was deleted from the server "
+                "or never enrolled there; enroll again with a provisioning key"
+            )
+            with contextlib.suppress(TransportClosed):
+                await transport.send_text(encode(Revoked(reason=reason)))
+            await transport.close(REVOKED_CODE, "credential revoked")
+            return
+        try:
+            first = await asyncio.wait_for(transport.receive(), HELLO_TIMEOUT)
+            hello = decode(first)
+            if not isinstance(hello, Hello):
+                raise ProtocolError("expected hello")
+        except (TimeoutError, TransportClosed, ProtocolError) as exc:
+            log.info("agent %s failed the handshake: %s", device.id, exc)
+            await transport.close(4002, "handshake failed")
+            return
+        if hello.protocol < MIN_PROTOCOL_VERSION:
+            # A newer agent speaks our version too (it accepts the welcome's
+            # `protocol`); only one older than we still understand is turned away.
+            log.info("agent %s speaks protocol %s, too old", device.id, hello.protocol)
+            await transport.close(
+                4002,
+                f"protocol {hello.protocol} not supported: this server speaks "
+                f"{MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION}",
+            )
+            return
+
+        changes = _hello_changes(device, hello)
+        ref = DeviceRef(pk=device.pk, id=device.id, name=device.name, project_pk=device.project_pk)
+        audit.policy_changed(ctx.events, ref, device.facts, changes.get("facts"))
+
+        handlers = _Handlers(ctx, hub)
+        link = Link(
+            transport,
+            odd=True,
+            on_message=handlers.on_message,
+            on_stream=handlers.on_stream,
+            on_frame=handlers.on_frame,
         )
-        return
-
-    changes = _hello_changes(device, hello)
-    ref = DeviceRef(pk=device.pk, id=device.id, name=device.name, project_pk=device.project_pk)
-    audit.policy_changed(ctx.events, ref, device.facts, changes.get("facts"))
-
-    async def on_message(message: Message) -> None:
-        await _on_message(ctx, hub, session, message)
-
-    async def on_stream(stream: Stream) -> None:
-        await hub.accept_stream(session, stream)
-
-    async def on_frame(data: bytes) -> None:  # typed binary frames: federated messages
-        handler = hub.frame_handler
-        if handler is not None and session.protocol >= FED_BINARY_PROTOCOL:
-            await handler(session, data)
-
-    link = Link(transport, odd=True, on_message=on_message, on_stream=on_stream, on_frame=on_frame)
-    session = AgentSession(ref, link)
-    session.protocol = min(hello.protocol, PROTOCOL_VERSION)
-    session.applied_generation = hello.applied_generation
-    session.runtime_healthy = hello.runtime_healthy
-    await session.send(
-        Welcome(
-            device_id=device.id,
-            name=device.name,
-            project=device.project,
-            heartbeat_interval=ctx.settings.heartbeat_interval,
-            server_time=utcnow(),
-            replica=ctx.replica,
-            # the version both speak; none for a protocol-1 agent (it knows no such field)
-            protocol=min(hello.protocol, PROTOCOL_VERSION) if hello.protocol >= 2 else None,
+        session = handlers.session = AgentSession(ref, link)
+        session.protocol = min(hello.protocol, PROTOCOL_VERSION)
+        session.applied_generation = hello.applied_generation
+        session.runtime_healthy = hello.runtime_healthy
+        await session.send(
+            Welcome(
+                device_id=device.id,
+                name=device.name,
+                project=device.project,
+                heartbeat_interval=ctx.settings.heartbeat_interval,
+                server_time=utcnow(),
+                replica=ctx.replica,
+                # the version both speak; none for a protocol-1 agent (it knows no such field)
+                protocol=min(hello.protocol, PROTOCOL_VERSION) if hello.protocol >= 2 else None,
+            )
         )
-    )
-    # Read by attach once the session is reachable: a change committed from now
-    # on is pushed to this session; one committed before shows here. Skipping
-    # the snapshot when the agent already applied the latest generation makes
-    # a reconnect storm of 10,000 devices cheap.
-    generation = await hub.attach(session, hello, device_changes=changes)
-    new_facts = changes.get("facts")
-    if isinstance(new_facts, dict) and facts_key(device.facts or {}) != facts_key(new_facts):
-        # New capabilities (a camera plugged in, a runtime installed): selector
-        # jobs may now take this device, or rule it out.
-        await hub.fleet_changed(device.project_pk)
-    if generation != hello.applied_generation:
-        async with ctx.session() as db:
-            await session.send(await hub.desired_state(db, device.pk))
-        del db
-    # This frame lives as long as the connection: keep only the session. The
-    # device row, its facts, the hello and the closed database session (tens of
-    # KB of Python objects) would otherwise stay in memory for every connected agent.
-    del device, hello, first, changes, new_facts
-    _spend_handshake(websocket)
-    try:
-        await link.run()
+        # Read by attach once the session is reachable: a change committed from now
+        # on is pushed to this session; one committed before shows here. Skipping
+        # the snapshot when the agent already applied the latest generation makes
+        # a reconnect storm of 10,000 devices cheap.
+        generation = await hub.attach(session, hello, device_changes=changes)
+        new_facts = changes.get("facts")
+        if isinstance(new_facts, dict) and facts_key(device.facts or {}) != facts_key(new_facts):
+            # New capabilities (a camera plugged in, a runtime installed): selector
+            # jobs may now take this device, or rule it out.
+            await hub.fleet_changed(device.project_pk)
+        if generation != hello.applied_generation:
+            async with ctx.session() as db:
+                await session.send(await hub.desired_state(db, device.pk))
+            del db
+        # This frame lives as long as the connection: keep only the session. The
+        # device row, its facts, the hello and the closed database session (tens of
+        # KB of Python objects) would otherwise stay in memory for every connected agent.
+        del device, hello, first, changes, new_facts, handlers
+        _spend_handshake(websocket)
+        try:
+            await link.run()
+        finally:
+            reason = f"connection closed ({link.close_code})"
+            await hub.detach(session, reason)
     finally:
-        reason = f"connection closed ({link.close_code})"
-        await hub.detach(session, reason)
+        opened.dec()
+
+
+class _Handlers:
+    """What a connected agent's link calls: one small object where three
+    closures and their cells took ~0.5 KB more per connected device (issue 16)."""
+
+    __slots__ = ("ctx", "hub", "session")
+
+    def __init__(self, ctx: ServerContext, hub: Hub) -> None:
+        self.ctx = ctx
+        self.hub = hub
+        self.session: AgentSession  # set once the session exists, before the link runs
+
+    async def on_message(self, message: Message) -> None:
+        await _on_message(self.ctx, self.hub, self.session, message)
+
+    async def on_stream(self, stream: Stream) -> None:
+        await self.hub.accept_stream(self.session, stream)
+
+    async def on_frame(self, data: bytes) -> None:  # typed binary frames: federated messages
+        handler = self.hub.frame_handler
+        if handler is not None and self.session.protocol >= FED_BINARY_PROTOCOL:
+            await handler(self.session, data)
+
+
+SPENT_SCOPE_KEYS = ("asgi", "extensions", "subprotocols", "state", "raw_path")
+"""Scope entries only a handshake reads (uvicorn's own log lines after it read
+the client, path and query string, which stay)."""
 
 
 def _spend_handshake(websocket: WebSocket) -> None:
     """Empty the upgrade request's headers, in place (the scope's list is the
-    one Starlette's and uvicorn's objects hold): the credential was read from
-    them and nothing reads them again, yet they would stay in memory as long
-    as the agent stays connected (~1 KB per connected device, issue 16), the
+    one Starlette's and uvicorn's objects hold), and drop the scope's other
+    handshake-only entries: the credential was read from the headers and
+    nothing reads any of them again, yet they would stay in memory as long as
+    the agent stays connected (~1.5 KB per connected device, issue 16), the
     device credential among them."""
-    headers = websocket.scope.get("headers")
+    scope = websocket.scope
+    headers = scope.get("headers")
     if isinstance(headers, list):
         headers.clear()
+    for key in SPENT_SCOPE_KEYS:
+        scope.pop(key, None)
 
 
 async def _turn_away(websocket: WebSocket, wait: int) -> None:

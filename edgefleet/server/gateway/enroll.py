@@ -8,7 +8,7 @@ routing each one was matched against every route registered before it and
 passed through its exception, exit-stack and dependency layers: more of the
 server's CPU per enrollment than the enrollment itself (issue 16).
 :class:`DirectEnroll` hands a well-formed request straight to the same
-function instead, as ``DirectAgentLine`` does for the agents' WebSocket; a
+function instead (the agents' WebSocket skips even more: ``lane.py``); a
 body that is not a valid :class:`EnrollIn` goes on to the routing, so every
 refusal of malformed input is FastAPI's own, unchanged.
 """

@@ -56,15 +56,16 @@ def parse_host(host: str, domain: str) -> Route | None:
     return Route(match["job"], match["device"], match["service"], int(match["port"]), "/", "")
 
 
-def _host(scope: Scope) -> str:
-    """The Host header (the last, as a dict of the headers would give). Read in a
-    function of its own so no copy of the headers stays in the router's frame,
+def app_route(scope: Scope, domain: str) -> Route | None:
+    """The app a request's Host header names (the last Host, as a dict of the
+    headers would give), or ``None`` for a host of the server's own. Read in a
+    function of its own so no copy of the headers stays in a caller's frame,
     which lives as long as the request: months for an agent's WebSocket (issue 16)."""
     host = ""
     for key, value in scope.get("headers", []):
         if key.lower() == b"host":
             host = value.decode("latin-1")
-    return host
+    return parse_host(host, domain)
 
 
 class HostRouter:
@@ -78,7 +79,7 @@ class HostRouter:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        route = parse_host(_host(scope), self.domain)
+        route = app_route(scope, self.domain)
         if route is None:
             await self.app(scope, receive, send)
             return

@@ -22,6 +22,8 @@ NEVER_AT_START = {
     "or the alert webhooks' (alerts/runner.py, made when a message is due)",
     "jinja2": "the portal's first page (portal/web.py templates())",
     "sqlalchemy.dialects.postgresql": "a PostgreSQL database (db/base.py JsonType, db/upsert.py)",
+    "aiosqlite": "a SQLite database's engine (db/engine.py create_engine)",
+    "sqlite3": "a SQLite database's engine (db/engine.py create_engine)",
     "rich": "httpx's command-line client (kept out by server/footprint.py)",
     "pygments": "httpx's command-line client (kept out by server/footprint.py)",
     "pydantic.v1": "FastAPI's pydantic-1 check of route parameters (server/footprint.py)",

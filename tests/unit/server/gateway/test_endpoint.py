@@ -1,23 +1,22 @@
-"""DirectAgentLine: only the agents' WebSocket skips the routing stack."""
+"""The agents' lane (gateway/lane.py): an agent's WebSocket is served before
+the middleware stack, and nothing else is; the handshake's headers are spent."""
 
 from __future__ import annotations
 
-import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from starlette.types import Receive, Scope, Send
+import pytest
+from starlette.types import Message
 
-from edgefleet.server.gateway.endpoint import AGENT_PATH, DirectAgentLine, agent_connect
+from edgefleet.server.app import create_app
+from edgefleet.server.gateway.endpoint import AGENT_PATH
+from edgefleet.server.gateway.lane import FleetApp
+from edgefleet.server.settings import ServerSettings
 
-
-class Inner:
-    """The rest of the app: records what reached it."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.seen.append((scope["type"], scope["path"]))
+APP_HOST = b"j1-d1-web-80.apps.example"
 
 
 async def _nothing() -> dict[str, Any]:
@@ -28,24 +27,100 @@ async def _drop(message: Any) -> None:
     return None
 
 
-def test_other_requests_go_through_the_app_unchanged() -> None:
-    inner = Inner()
-    line = DirectAgentLine(inner)
-    scopes = [
-        {"type": "http", "path": AGENT_PATH},  # a plain GET there is the router's 404/405
-        {"type": "websocket", "path": "/api/v1/devices/d1/exec"},
-        {"type": "websocket", "path": AGENT_PATH + "/"},
+def test_the_lane_takes_an_agents_websocket_and_nothing_else() -> None:
+    app = FleetApp()
+    own = [(b"host", b"fleet.example:8080")]
+    assert app.takes({"type": "websocket", "path": AGENT_PATH, "headers": own})
+    others = [
+        {"type": "http", "path": AGENT_PATH, "headers": own},  # a plain GET: the router's 404/405
+        {"type": "websocket", "path": "/api/v1/devices/d1/exec", "headers": own},
+        {"type": "websocket", "path": AGENT_PATH + "/", "headers": own},
         {"type": "lifespan", "path": ""},
     ]
-    for scope in scopes:
-        asyncio.run(line(dict(scope), _nothing, _drop))
-    assert inner.seen == [(s["type"], s["path"]) for s in scopes]
+    assert not [scope for scope in others if app.takes(scope)]
+    # with app hosts: the path on an app's own host is the app's (the host router's)
+    app.apps_domain = "apps.example"
+    assert not app.takes(
+        {"type": "websocket", "path": AGENT_PATH, "headers": [(b"host", APP_HOST)]}
+    )
+    assert app.takes({"type": "websocket", "path": AGENT_PATH, "headers": own})
 
 
-def test_the_route_it_names_is_the_registered_agent_endpoint() -> None:
-    line = DirectAgentLine(Inner())
-    assert getattr(line.route, "path", None) == AGENT_PATH
-    assert getattr(line.route, "endpoint", None) is agent_connect
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FleetApp]:
+    app = create_app(ServerSettings(data_dir=tmp_path, apps_domain="apps.example"))
+    assert isinstance(app, FleetApp)
+    async with app.router.lifespan_context(app):  # database, hub
+        yield app
+
+
+def _scope(app: FleetApp, host: bytes, credential: bytes) -> dict[str, Any]:
+    return {
+        "type": "websocket",
+        "path": AGENT_PATH,
+        "raw_path": AGENT_PATH.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", host), (b"authorization", b"Bearer " + credential)],
+        "client": ("127.0.0.1", 5000),
+        "server": ("fleet.example", 8080),
+        "scheme": "ws",
+        "subprotocols": [],
+        "state": {},
+    }
+
+
+async def test_an_agents_connection_holds_no_middleware_frames(app: FleetApp) -> None:
+    """Issue 16: the frames suspended under an agent's connection are the
+    lane's entry and the endpoint, not the eleven of the middleware stack
+    (~3.5 KB per connected device). An unknown credential is answered as
+    before (Revoked, close 4401), and the open-WebSocket gauge counts it."""
+    sent: list[Message] = []
+    callers: list[str] = []
+    gauge = app.state.metrics.websockets.labels(AGENT_PATH)
+
+    async def connect() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            frame = sys._getframe(1)
+            while (
+                frame is not None
+                and frame.f_code.co_name != "test_an_agents_connection_holds_no_middleware_frames"
+            ):
+                callers.append(frame.f_code.co_qualname)
+                frame = frame.f_back
+        if message["type"] == "websocket.send":
+            sent.append({**message, "open": gauge._value.get()})
+        else:
+            sent.append(message)
+
+    await app(_scope(app, b"fleet.example:8080", b"efd_not-a-device"), connect, send)
+    endpoint = callers[callers.index("agent_connect") :]
+    assert endpoint[:2] == ["agent_connect", "FleetApp.__call__"], callers
+    middleware = ("Middleware", "Starlette", "FastAPI", "Fresh", "HostRouter", "ProxyPaths")
+    assert not [name for name in endpoint if any(m in name for m in middleware)], callers
+    kinds = [m["type"] for m in sent]
+    assert kinds == ["websocket.accept", "websocket.send", "websocket.close"], sent
+    assert '"revoked"' in sent[1]["text"] and sent[1]["open"] == 1.0
+    assert sent[2]["code"] == 4401
+    assert gauge._value.get() == 0.0  # closed: no longer counted
+
+
+async def test_on_an_apps_host_the_path_is_the_apps(app: FleetApp) -> None:
+    """The lane leaves an app's host to the host router, which proxies it:
+    no agent handshake happens there, whatever the credential."""
+    sent: list[Message] = []
+
+    async def connect() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(_scope(app, APP_HOST, b"efd_not-a-device"), connect, send)
+    assert sent and not [m for m in sent if m["type"] == "websocket.send"], sent
 
 
 def test_a_spent_handshake_keeps_no_headers_where_the_connection_holds_them() -> None:

@@ -8,14 +8,23 @@ import asyncio
 
 from starlette.types import Receive, Scope, Send
 
-from edgefleet.server.proxy.hosts import HostRouter, _host
+from edgefleet.server.proxy.hosts import HostRouter, app_route
 
 
-def test_host_is_the_last_host_header_whatever_its_case() -> None:
-    scope = {"headers": [(b"HOST", b"first.example"), (b"x-other", b"y"), (b"host", b"b.ex")]}
-    assert _host(scope) == "b.ex"
-    assert _host({"headers": []}) == ""
-    assert _host({}) == ""
+def test_the_app_is_named_by_the_last_host_header_whatever_its_case() -> None:
+    app_host = b"j1-d1-web-80.apps.example"
+    scope = {"headers": [(b"HOST", b"first.example"), (b"x-other", b"y"), (b"host", app_host)]}
+    route = app_route(scope, "apps.example")
+    assert route is not None and (route.job, route.device, route.service, route.port) == (
+        "j1",
+        "d1",
+        "web",
+        80,
+    )
+    last_is_ours = {"headers": [(b"Host", app_host), (b"host", b"fleet.example")]}
+    assert app_route(last_is_ours, "apps.example") is None
+    assert app_route({"headers": []}, "apps.example") is None
+    assert app_route({}, "apps.example") is None
 
 
 def test_a_request_passed_on_keeps_no_copy_of_its_headers_in_the_router() -> None:
