@@ -389,6 +389,38 @@ async def test_a_link_at_rest_holds_no_deque(ends: tuple[End, End]) -> None:
     assert deques == []
 
 
+async def test_a_link_at_rest_keeps_no_writer_task(ends: tuple[End, End]) -> None:
+    """Issue 16: the writer runs while something is queued, and only then; at
+    rest (a server's links nearly always) no task waits for work. Whatever is
+    queued later still goes out, in order, and a stalled network keeps the
+    writer until its queue is sent."""
+    server, agent = ends
+
+    def writers() -> list[asyncio.Task[Any]]:
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if t.get_coro().__qualname__ == "Link._write_loop"  # type: ignore[union-attr]
+        ]
+
+    for round_ in range(3):
+        await server.link.send(Heartbeat(applied_generation=round_))
+        assert await asyncio.wait_for(agent.messages.get(), WAIT) == Heartbeat(
+            applied_generation=round_
+        )
+        await until(lambda: server.link._writer is None, "the writer to end")
+        assert writers() == []
+    server.pipe.gate.clear()  # a stalled network: the writer waits with its queue
+    for n in (7, 8):
+        await server.link.send(Heartbeat(applied_generation=n))
+    await asyncio.sleep(0.02)
+    assert len(writers()) == 1 and server.link._writer is not None
+    server.pipe.gate.set()
+    got = [await asyncio.wait_for(agent.messages.get(), WAIT) for _ in range(2)]
+    assert got == [Heartbeat(applied_generation=7), Heartbeat(applied_generation=8)]
+    await until(lambda: not writers(), "the writer to end")
+
+
 async def test_a_link_waiting_for_the_next_frame_holds_no_previous_one(
     ends: tuple[End, End],
 ) -> None:
