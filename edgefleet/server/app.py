@@ -308,6 +308,8 @@ def create_app(
     if apps_domain:
         app.add_middleware(HostRouter, domain=apps_domain)
         app.apps_domain = apps_domain  # the agents' lane leaves an app's host to the router
+    if settings.forwarded_allow_ips.strip():
+        app.believe_proxies(settings.forwarded_allow_ips)  # whose X-Forwarded-* to believe
     app.add_middleware(FreshStreams, guard=guard)  # outside the host router: sees app hosts too
     from edgefleet.server.metrics.routes import install as install_metrics
 

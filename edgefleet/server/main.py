@@ -61,8 +61,7 @@ def uvicorn_config(
         ws_max_size=settings.max_websocket_message_bytes,  # larger: closed with 1009
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
-        forwarded_allow_ips=settings.forwarded_allow_ips,  # whose X-Forwarded-* to believe
+        proxy_headers=False,  # the app believes --forwarded-allow-ips itself (gateway/lane.py)
         timeout_graceful_shutdown=5,
         **extra,  # type: ignore[arg-type]
     )

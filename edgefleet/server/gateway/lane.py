@@ -17,6 +17,11 @@ does anything for this path:
   so the lane first asks :func:`~edgefleet.server.proxy.hosts.app_route`.
 
 The route stays registered, so OpenAPI lists it.
+
+uvicorn would wrap the app in its proxy-header middleware (the client's
+address and scheme from a trusted proxy's ``X-Forwarded-*``), one more frame
+held per connection; :class:`FleetApp` runs that same middleware first
+instead, for every request, and uvicorn is told not to wrap it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from edgefleet.server.gateway.endpoint import AGENT_PATH, agent_connect
 from edgefleet.server.proxy.hosts import app_route
@@ -34,6 +40,14 @@ class FleetApp(FastAPI):
 
     apps_domain: str | None = None
     """Where apps get their own hosts (``--apps-domain``); ``None``: no app hosts."""
+    forwarded: ProxyHeadersMiddleware | None = None
+    """uvicorn's rewrite of the client's address and scheme from a trusted
+    proxy's headers (``--forwarded-allow-ips``), run before anything else."""
+
+    def believe_proxies(self, allow_ips: str) -> None:
+        """Take the client's address and scheme from the ``X-Forwarded-*``
+        headers of these proxies (uvicorn's ``forwarded_allow_ips`` syntax)."""
+        self.forwarded = ProxyHeadersMiddleware(_rewritten, trusted_hosts=allow_ips)
 
     def takes(self, scope: Scope) -> bool:
         """Whether the lane serves this connection: an agent's WebSocket, not
@@ -43,8 +57,15 @@ class FleetApp(FastAPI):
         return self.apps_domain is None or app_route(scope, self.apps_domain) is None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.forwarded is not None:
+            await self.forwarded(scope, receive, send)  # rewrites the scope, then returns
         if self.takes(scope):
             scope["app"] = self  # as Starlette would: the endpoint reads app.state
             await agent_connect(WebSocket(scope, receive, send))
         else:
             await super().__call__(scope, receive, send)
+
+
+async def _rewritten(scope: Scope, receive: Receive, send: Send) -> None:
+    """What the proxy-header middleware passes the rewritten scope to: nothing
+    (:meth:`FleetApp.__call__` goes on with it)."""

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from starlette.requests import Request
 from starlette.types import Message
 
 from edgefleet.server.app import create_app
@@ -44,6 +46,32 @@ def test_the_lane_takes_an_agents_websocket_and_nothing_else() -> None:
         {"type": "websocket", "path": AGENT_PATH, "headers": [(b"host", APP_HOST)]}
     )
     assert app.takes({"type": "websocket", "path": AGENT_PATH, "headers": own})
+
+
+@pytest.mark.parametrize(
+    ("peer", "believed"),
+    [("127.0.0.1", "203.0.113.9"), ("10.0.0.1", "10.0.0.1")],  # a trusted proxy; anyone else
+)
+async def test_a_trusted_proxys_forwarded_headers_are_believed_and_no_one_elses(
+    peer: str, believed: str
+) -> None:
+    """The app runs uvicorn's proxy-header rewrite itself (uvicorn no longer
+    wraps it, a frame fewer per connection): the client and scheme come from
+    ``X-Forwarded-*`` only when the peer is a proxy it was told to believe."""
+    app = FleetApp()
+    app.believe_proxies("127.0.0.1")
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, Any]:
+        assert request.client is not None
+        return {"client": request.client.host, "scheme": request.url.scheme}
+
+    transport = httpx.ASGITransport(app, client=(peer, 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fleet.example") as client:
+        forwarded = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+        answer = (await client.get("/whoami", headers=forwarded)).json()
+    scheme = "https" if believed != peer else "http"
+    assert answer == {"client": believed, "scheme": scheme}
 
 
 @pytest.fixture
@@ -101,6 +129,7 @@ async def test_an_agents_connection_holds_no_middleware_frames(app: FleetApp) ->
     assert endpoint[:2] == ["agent_connect", "FleetApp.__call__"], callers
     middleware = ("Middleware", "Starlette", "FastAPI", "Fresh", "HostRouter", "ProxyPaths")
     assert not [name for name in endpoint if any(m in name for m in middleware)], callers
+    assert app.forwarded is not None  # believed proxies (the default): rewritten, not held
     kinds = [m["type"] for m in sent]
     assert kinds == ["websocket.accept", "websocket.send", "websocket.close"], sent
     assert '"revoked"' in sent[1]["text"] and sent[1]["open"] == 1.0
