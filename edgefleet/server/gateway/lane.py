@@ -26,8 +26,10 @@ instead, for every request, and uvicorn is told not to wrap it.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -40,14 +42,15 @@ class FleetApp(FastAPI):
 
     apps_domain: str | None = None
     """Where apps get their own hosts (``--apps-domain``); ``None``: no app hosts."""
-    forwarded: ProxyHeadersMiddleware | None = None
+    forwarded: ASGIApp | None = None
     """uvicorn's rewrite of the client's address and scheme from a trusted
     proxy's headers (``--forwarded-allow-ips``), run before anything else."""
 
     def believe_proxies(self, allow_ips: str) -> None:
         """Take the client's address and scheme from the ``X-Forwarded-*``
         headers of these proxies (uvicorn's ``forwarded_allow_ips`` syntax)."""
-        self.forwarded = ProxyHeadersMiddleware(_rewritten, trusted_hosts=allow_ips)
+        middleware = ProxyHeadersMiddleware(cast(Any, _rewritten), trusted_hosts=allow_ips)
+        self.forwarded = cast(ASGIApp, middleware)  # uvicorn's ASGI types are Starlette's
 
     def takes(self, scope: Scope) -> bool:
         """Whether the lane serves this connection: an agent's WebSocket, not
