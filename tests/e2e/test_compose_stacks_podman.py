@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,18 @@ def sh(container: Inspect, script: str) -> tuple[int, str]:
 
 def reaches(container: Inspect, host: str, port: int) -> bool:
     return sh(container, f"echo | nc -w 2 {host} {port}")[0] == 0
+
+
+def reaches_soon(container: Inspect, host: str, port: int, seconds: float = 20) -> bool:
+    """aardvark-dns reloads its records (and for a moment refuses queries)
+    while other tests' containers come and go on the shared engine: ask again
+    until it answers, bounded."""
+    deadline = time.monotonic() + seconds
+    while not reaches(container, host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def started(container: Inspect) -> datetime:
@@ -363,7 +376,7 @@ def check_stack(stack: Stack, server: Any, job_id: str, devices: list[str]) -> N
         for name in stack.healthy:
             assert status[device]["services"][name]["health"] == "healthy", (where, name)
         for source, host, port in stack.reach:
-            assert reaches(found[source], host, port), (
+            assert reaches_soon(found[source], host, port), (
                 f"{where}: {source} -> {host}:{port}",
                 sh(found[source], f"nslookup {host}; echo | nc -w 2 {host} {port}; echo rc=$?"),
             )
