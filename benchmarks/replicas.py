@@ -106,7 +106,10 @@ def run_tier(
                 "devices held per replica",
                 str(dict(sorted(spread.items()))),
                 "",
+                "",
+                "the simulator lists the replicas to device i starting at the i-th",
             )
+            elsewhere = devices - spread.get("r1", 0)
             time.sleep(10)
             cpu, rss = _tier(replicas, 20)
             report.add("replicas", size, "server tier CPU (sum)", cpu, "% of one core")
@@ -127,7 +130,16 @@ def run_tier(
                 0.25,
                 "fan-out",
             )
-            report.add("replicas", size, "fan-out until all running", time.monotonic() - t0, "s")
+            report.add(
+                "replicas",
+                size,
+                "fan-out until all running",
+                time.monotonic() - t0,
+                "s",
+                "",
+                f"job posted on r1; {elsewhere:,} of {devices:,} devices held by other "
+                "replicas (delivered across the bus)",
+            )
         if count >= 2:
             # cross-replica vs same-replica exec, with one real agent held by replica 1
             with httpx.Client(

@@ -166,17 +166,26 @@ class SimFleet:
 
 def device_settings(fleet: SimFleet) -> Iterator[AgentSettings]:
     """Each virtual device's settings, in order. Built by copying one validated
-    settings object per label set (only the name and the state dir differ,
-    neither checked by a validator): validating each device's, the environment
-    read each time, was ~0.1 ms of the simulator's one event loop per device."""
-    templates: dict[tuple[str, ...], AgentSettings] = {}
+    settings object per label set and server order (only the name and the
+    state dir differ, neither checked by a validator): validating each
+    device's, the environment read each time, was ~0.1 ms of the simulator's
+    one event loop per device.
+
+    Given several servers (replicas), device ``i`` lists them starting at the
+    ``i``-th, round the list: an agent connects to its first server while it
+    answers, so the fleet spreads over the replicas evenly, as agents
+    configured with different first servers would, instead of all holding
+    on to the first one (issue 16: the replica benchmark)."""
+    templates: dict[tuple[tuple[str, ...], int], AgentSettings] = {}
+    count = len(fleet.servers)
     for i, labels in enumerate(spread_labels(fleet.labels, fleet.devices)):
         name = f"{fleet.name_prefix}-{i:05d}"
         label = tuple(f"{k}={v}" for k, v in labels.items())
-        template = templates.get(label)
+        first = i % count if count else 0
+        template = templates.get((label, first))
         if template is None:
-            template = templates[label] = AgentSettings(
-                server=fleet.servers,
+            template = templates[(label, first)] = AgentSettings(
+                server=fleet.servers[first:] + fleet.servers[:first],
                 provisioning_key=fleet.key,
                 state_dir=fleet.state_dir / name,
                 name=name,

@@ -6,6 +6,7 @@ copy shares may leak from one device to another."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def test_each_device_gets_what_its_own_validated_settings_would_be(
         assert settings.model_dump() == alone.model_dump()
     assert built[0].reconnect_max_delay == 7
     assert len({s.state_dir for s in built}) == 5
+
+
+def test_devices_spread_their_first_server_over_the_replicas(tmp_path: Path) -> None:
+    """With several servers, each device lists every one, starting at a
+    different one in turn: the simulated fleet spreads over the replicas."""
+    servers = ["http://r1:8400", "http://r2:8400", "http://r3:8400"]
+    fleet = dataclasses.replace(_fleet(tmp_path, 7), servers=servers)
+    built = list(device_settings(fleet))
+    firsts = [s.server[0] for s in built]
+    assert firsts == [servers[i % 3] for i in range(7)]
+    assert all(sorted(s.server) == servers for s in built)  # each can still move to any
+    assert built[4].server == ["http://r2:8400", "http://r3:8400", "http://r1:8400"]
 
 
 async def test_the_built_fleet_is_frozen_without_a_full_collection(tmp_path: Path) -> None:
