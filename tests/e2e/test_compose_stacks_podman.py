@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,11 +46,10 @@ def reaches_soon(container: Inspect, host: str, port: int, seconds: float = 20) 
     """aardvark-dns reloads its records (and for a moment refuses queries)
     while other tests' containers come and go on the shared engine: ask again
     until it answers, bounded."""
-    deadline = time.monotonic() + seconds
-    while not reaches(container, host, port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
+    try:
+        wait_for(lambda: reaches(container, host, port), seconds, interval=0.5)
+    except AssertionError:
+        return False
     return True
 
 
